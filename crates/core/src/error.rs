@@ -1,0 +1,109 @@
+//! Parse error codes and the domain error.
+//!
+//! Every client-visible failure carries a [`Code`]; the HTTP edge maps a code to a status
+//! once (`101 → 404`, `1 → 500`, every other code → `400`).
+
+use std::borrow::Cow;
+
+/// Parse's numbered error codes (parse-protocol.md §9) that Parlor produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    OtherCause = -1,
+    InternalServerError = 1,
+    ConnectionFailed = 100,
+    ObjectNotFound = 101,
+    InvalidQuery = 102,
+    InvalidClassName = 103,
+    MissingObjectId = 104,
+    InvalidKeyName = 105,
+    InvalidPointer = 106,
+    InvalidJson = 107,
+    CommandUnavailable = 108,
+    IncorrectType = 111,
+    ObjectTooLarge = 116,
+    OperationForbidden = 119,
+    InvalidNestedKey = 121,
+    InvalidAcl = 123,
+    Timeout = 124,
+    InvalidEmailAddress = 125,
+    ClassNameMissing = 135,
+    ChangedImmutableField = 136,
+    DuplicateValue = 137,
+    InvalidRoleName = 139,
+    ScriptFailed = 141,
+    ValidationError = 142,
+    DuplicateRequest = 159,
+    InvalidValue = 162,
+    UsernameMissing = 200,
+    PasswordMissing = 201,
+    UsernameTaken = 202,
+    EmailTaken = 203,
+    SessionMissing = 206,
+    InvalidSessionToken = 209,
+    InvalidSchemaOperation = 255,
+}
+
+impl Code {
+    /// The numeric code sent on the wire.
+    pub fn as_i32(self) -> i32 {
+        self as i32
+    }
+
+    /// The HTTP status Parse Server answers with for this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Code::ObjectNotFound => 404,
+            Code::InternalServerError => 500,
+            Code::ConnectionFailed => 429,
+            _ => 400,
+        }
+    }
+}
+
+/// A failure with a Parse code and a message safe to show a client.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message} (code {})", code.as_i32())]
+pub struct Error {
+    pub code: Code,
+    pub message: Cow<'static, str>,
+}
+
+impl Error {
+    pub fn new(code: Code, message: impl Into<Cow<'static, str>>) -> Error {
+        Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `101 Object not found.`: missing, unreadable and unwritable objects all look alike.
+    pub fn object_not_found() -> Error {
+        Error::new(Code::ObjectNotFound, "Object not found.")
+    }
+
+    pub fn invalid_query(message: impl Into<Cow<'static, str>>) -> Error {
+        Error::new(Code::InvalidQuery, message)
+    }
+
+    pub fn invalid_json(message: impl Into<Cow<'static, str>>) -> Error {
+        Error::new(Code::InvalidJson, message)
+    }
+
+    pub fn incorrect_type(message: impl Into<Cow<'static, str>>) -> Error {
+        Error::new(Code::IncorrectType, message)
+    }
+
+    pub fn invalid_key_name(message: impl Into<Cow<'static, str>>) -> Error {
+        Error::new(Code::InvalidKeyName, message)
+    }
+
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Error {
+        Error::new(Code::OperationForbidden, message)
+    }
+
+    pub fn internal() -> Error {
+        Error::new(Code::InternalServerError, "Internal server error.")
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

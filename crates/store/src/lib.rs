@@ -1,0 +1,97 @@
+//! `parlor_store`: persistence of classes and objects behind one trait.
+//!
+//! The operation layer decides *what* to read and write (with the access rules already
+//! folded into each [`Filter`] as `Readable`/`Writable` conditions); a store decides *how*:
+//! SQL, transactions, indexes. Each backend keeps its dialect in its own module
+//! ([`sqlite`] now; PostgreSQL is a second implementation of the same trait).
+//!
+//! **Invariant:** every query runs in the database, with filters, order, skip, limit and
+//! count translated to SQL; no backend filters rows in Rust.
+//! **Invariant:** one call to [`Store::write`] is one transaction: all of it or none of it.
+
+pub mod error;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parlor_core::object::Object;
+use parlor_core::ops::FieldUpdate;
+use parlor_core::query::{Filter, FindQuery};
+use parlor_core::schema::ClassSchema;
+
+pub use error::{StoreError, StoreResult};
+
+/// One write inside a transaction.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Inserts `object` (its id and timestamps already set, its fields already in final form).
+    /// `relations` holds the relation ops of the create (`FieldOp::Relation` updates).
+    Create {
+        schema: Arc<ClassSchema>,
+        object: Object,
+        relations: Vec<FieldUpdate>,
+    },
+    /// Applies `updates` to the object with this id, if it satisfies `guard` (the caller's
+    /// write rights); otherwise fails with [`StoreError::ObjectNotFound`]. The ops are applied
+    /// to the state read inside the transaction, so concurrent updates compose. An update of
+    /// the field `ACL` (a `Set` of ACL JSON, or `Delete`) rewrites the object's ACL.
+    Update {
+        schema: Arc<ClassSchema>,
+        object_id: String,
+        guard: Filter,
+        updates: Vec<FieldUpdate>,
+        updated_at: String,
+    },
+    /// Deletes the object with this id if it satisfies `guard`, else `ObjectNotFound`.
+    Delete {
+        schema: Arc<ClassSchema>,
+        object_id: String,
+        guard: Filter,
+    },
+}
+
+/// What a write did, with the states the live-query hub and triggers need.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOutcome {
+    Created(Object),
+    Updated { before: Object, after: Object },
+    Deleted(Object),
+}
+
+/// Persistence of classes (tables), their schemas and their objects.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Every stored class schema (the schema cache is filled from this at start-up).
+    async fn load_schemas(&self) -> StoreResult<Vec<ClassSchema>>;
+
+    /// Creates the class's table, its indexes and its schema row.
+    async fn create_class(&self, schema: &ClassSchema) -> StoreResult<()>;
+
+    /// Stores `schema` as the class's new definition and brings the table in line with it:
+    /// adds columns for new fields, drops the columns (and join tables) of removed fields,
+    /// creates and drops indexes.
+    async fn update_class(&self, before: &ClassSchema, after: &ClassSchema) -> StoreResult<()>;
+
+    /// Drops the class's table, join tables and schema row.
+    async fn drop_class(&self, class_name: &str) -> StoreResult<()>;
+
+    /// Deletes every object of the class, keeping the schema.
+    async fn purge_class(&self, class_name: &str) -> StoreResult<()>;
+
+    /// Runs a find.
+    async fn find(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<Vec<Object>>;
+
+    /// Counts the objects matching `filter`.
+    async fn count(&self, schema: &ClassSchema, filter: &Filter) -> StoreResult<u64>;
+
+    /// Applies the writes in one transaction: all succeed, or none is kept and the first
+    /// failure is returned.
+    async fn write(&self, writes: Vec<Write>) -> StoreResult<Vec<WriteOutcome>>;
+
+    /// The database's plan for a find, for tests and diagnostics.
+    async fn explain(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<String>;
+
+    /// Finishes pending writes and closes connections.
+    async fn close(&self);
+}

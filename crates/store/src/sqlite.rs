@@ -1,0 +1,1 @@
+//! SQLite implementation. (Being written.)
