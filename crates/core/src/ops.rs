@@ -248,10 +248,10 @@ fn same_item(left: &Value, right: &Value) -> bool {
 }
 
 fn add_numbers(left: &serde_json::Number, right: &serde_json::Number) -> Value {
-    if let (Some(a), Some(b)) = (left.as_i64(), right.as_i64()) {
-        if let Some(sum) = a.checked_add(b) {
-            return Value::from(sum);
-        }
+    if let (Some(a), Some(b)) = (left.as_i64(), right.as_i64())
+        && let Some(sum) = a.checked_add(b)
+    {
+        return Value::from(sum);
     }
     let sum = left.as_f64().unwrap_or(0.0) + right.as_f64().unwrap_or(0.0);
     serde_json::Number::from_f64(sum)

@@ -1,1 +1,325 @@
 //! Parse regular expressions (`$regex` + `$options`, PCRE-style `\Q…\E`) → the `regex` crate's syntax.
+//!
+//! Parse passes `$regex` to the database as PCRE. We translate it once, here, into a source
+//! string in the `regex` crate's syntax ([`Pattern::source`]); the in-memory matcher uses the
+//! compiled [`Pattern::regex`] and the SQLite store hands the very same source to `REGEXP`
+//! (which is the `regex` crate too), so both evaluators agree.
+//!
+//! The translation:
+//! - `\Q…\E` quotes literally (an unterminated `\Q` quotes to the end of the pattern, and a
+//!   stray `\E` is ignored, as in PCRE). The JS SDK's `startsWith`/`endsWith`/`contains` always
+//!   send it.
+//! - `$options` letters `i m x s` become one leading inline group, `(?imsx)`; any other letter
+//!   is `102 "Bad $options value for query: <opts>"`.
+//! - Everything else is passed through; what the `regex` crate rejects (look-around,
+//!   back-references, …) is `102`.
+//!
+//! Compiled regexes are bounded ([`REGEX_SIZE_LIMIT`], [`REGEX_DFA_SIZE_LIMIT`]), so a
+//! hostile pattern is refused instead of exhausting memory.
+
+use regex::{Regex, RegexBuilder};
+
+use crate::error::{Error, Result};
+use crate::query::ast::Pattern;
+
+/// The largest compiled program we accept for one pattern, in bytes.
+pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
+/// The lazy-DFA cache of one compiled pattern, in bytes.
+pub const REGEX_DFA_SIZE_LIMIT: usize = 1024 * 1024;
+
+/// Translates `$regex` + `$options` and compiles the result.
+///
+/// Errors are `102`: an option letter outside `imsx`, or a pattern the `regex` crate refuses
+/// (bad syntax, unsupported PCRE feature, too big once compiled).
+pub fn compile(pattern: &str, options: &str) -> Result<Pattern> {
+    let source = translate(pattern, options)?;
+    let regex = build(&source).map_err(|error| {
+        Error::invalid_query(format!(
+            "Invalid regular expression: {}",
+            short_reason(&error)
+        ))
+    })?;
+    Ok(Pattern { source, regex })
+}
+
+/// The `regex`-crate source for `$regex` + `$options`, without compiling it.
+pub fn translate(pattern: &str, options: &str) -> Result<String> {
+    let flags = option_flags(options)?;
+    let body = expand_quotes(pattern);
+    if flags.is_empty() {
+        return Ok(body);
+    }
+    Ok(format!("(?{flags}){body}"))
+}
+
+/// Expands PCRE `\Q…\E` literal quoting into escaped characters.
+///
+/// Quoted whitespace becomes `\x{…}` so that it stays literal under the `x` flag.
+pub fn expand_quotes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars().peekable();
+    let mut quoting = false;
+    while let Some(c) = chars.next() {
+        if quoting {
+            if c == '\\' && chars.peek() == Some(&'E') {
+                chars.next();
+                quoting = false;
+            } else {
+                push_literal(&mut out, c);
+            }
+            continue;
+        }
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('Q') => quoting = true,
+            // PCRE ignores an `\E` that ends no quote.
+            Some('E') => {}
+            Some(next) => {
+                out.push('\\');
+                out.push(next);
+            }
+            // A trailing backslash: left for the regex crate to refuse.
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// The regex source for one `$text` term: the term as a whole word, case-insensitively.
+///
+/// Both evaluators use exactly this string, so they agree on what a "word" is.
+pub fn text_term_pattern(term: &str) -> String {
+    format!(r"(?i)\b{}\b", regex::escape(term))
+}
+
+/// Compiles a source with Parlor's size limits; every regex built from client input goes
+/// through here.
+pub fn build(source: &str) -> std::result::Result<Regex, regex::Error> {
+    RegexBuilder::new(source)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+        .build()
+}
+
+/// `imsx` letters in a canonical order; anything else is refused.
+fn option_flags(options: &str) -> Result<String> {
+    let mut flags = String::new();
+    for letter in ['i', 'm', 's', 'x'] {
+        if options.contains(letter) {
+            flags.push(letter);
+        }
+    }
+    if options.chars().any(|c| !matches!(c, 'i' | 'm' | 's' | 'x')) {
+        return Err(Error::invalid_query(format!(
+            "Bad $options value for query: {options}"
+        )));
+    }
+    Ok(flags)
+}
+
+fn push_literal(out: &mut String, c: char) {
+    if c.is_whitespace() {
+        out.push_str(&format!("\\x{{{:x}}}", u32::from(c)));
+    } else {
+        let mut buffer = [0u8; 4];
+        out.push_str(&regex::escape(c.encode_utf8(&mut buffer)));
+    }
+}
+
+/// The first line of a regex error: the full message quotes the whole pattern, which may be huge.
+fn short_reason(error: &regex::Error) -> String {
+    match error {
+        regex::Error::CompiledTooBig(_) => "pattern too large".to_owned(),
+        regex::Error::Syntax(text) => text
+            .lines()
+            .rev()
+            .find(|line| line.starts_with("error:"))
+            .unwrap_or("syntax error")
+            .to_owned(),
+        _ => "unsupported pattern".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Code;
+
+    /// `Ok(source, [(subject, expected match)])` or `Err(code)`.
+    enum Expect<'a> {
+        Source(&'a str, &'a [(&'a str, bool)]),
+        Fails(Code),
+    }
+
+    fn check(pattern: &str, options: &str, expect: Expect<'_>) {
+        let res = compile(pattern, options);
+        match (res, expect) {
+            (Ok(compiled), Expect::Source(source, subjects)) => {
+                assert_eq!(compiled.source, source, "pattern {pattern:?}");
+                for (subject, expected) in subjects {
+                    assert_eq!(
+                        compiled.regex.is_match(subject),
+                        *expected,
+                        "pattern {pattern:?} options {options:?} on {subject:?}"
+                    );
+                }
+            }
+            (Err(error), Expect::Fails(code)) => assert_eq!(error.code, code, "{error}"),
+            (Ok(compiled), Expect::Fails(code)) => {
+                panic!(
+                    "{pattern:?} compiled to {:?}, expected {code:?}",
+                    compiled.source
+                )
+            }
+            (Err(error), Expect::Source(source, _)) => {
+                panic!("{pattern:?} failed with {error}, expected {source:?}")
+            }
+        }
+    }
+
+    #[test]
+    fn plain_patterns_pass_through() {
+        check(
+            "^ab+c$",
+            "",
+            Expect::Source("^ab+c$", &[("abbc", true), ("ac", false)]),
+        );
+        check(
+            r"a\.b",
+            "",
+            Expect::Source(r"a\.b", &[("a.b", true), ("axb", false)]),
+        );
+        check(
+            r"\\Q",
+            "",
+            Expect::Source(r"\\Q", &[(r"\Q", true), ("Q", false)]),
+        );
+        check("", "", Expect::Source("", &[("", true), ("x", true)]));
+    }
+
+    #[test]
+    fn quoting_as_the_js_sdk_sends_it() {
+        // startsWith("a.b"), endsWith("a.b"), contains("a.b").
+        check(
+            r"^\Qa.b\E",
+            "",
+            Expect::Source(r"^a\.b", &[("a.bc", true), ("axb", false), ("xa.b", false)]),
+        );
+        check(
+            r"\Qa.b\E$",
+            "",
+            Expect::Source(r"a\.b$", &[("xa.b", true), ("a.bx", false)]),
+        );
+        check(
+            r"\Q(x)*\E",
+            "",
+            Expect::Source(r"\(x\)\*", &[("1(x)*2", true), ("xx", false)]),
+        );
+        // The SDK's escaping of an embedded `\E`: `\Q` + s.replace('\E', '\E\\E\Q') + `\E`.
+        check(
+            r"\Qa\E\\E\Qb\E",
+            "",
+            Expect::Source(r"a\\Eb", &[(r"a\Eb", true)]),
+        );
+    }
+
+    #[test]
+    fn quoting_edge_cases() {
+        // Unterminated: quotes to the end.
+        check(
+            r"^\Q[a",
+            "",
+            Expect::Source(r"^\[a", &[("[a", true), ("a", false)]),
+        );
+        // A stray `\E` is ignored.
+        check(r"a\Eb", "", Expect::Source("ab", &[("ab", true)]));
+        // A backslash inside a quote is literal.
+        check(
+            r"\Q\d\E",
+            "",
+            Expect::Source(r"\\d", &[(r"\d", true), ("1", false)]),
+        );
+        // Quoted whitespace survives the `x` flag; unquoted whitespace does not.
+        check(
+            r"\Qa b\E c",
+            "x",
+            Expect::Source(r"(?x)a\x{20}b c", &[("a bc", true), ("abc", false)]),
+        );
+        check(r"\Q\E", "", Expect::Source("", &[("", true)]));
+        check(r"\Qé☃\E", "", Expect::Source("é☃", &[("xé☃", true)]));
+        check(
+            r"[\Q]\E]",
+            "",
+            Expect::Source(r"[\]]", &[("]", true), ("[", false)]),
+        );
+    }
+
+    #[test]
+    fn options_become_inline_flags() {
+        check("^ab", "i", Expect::Source("(?i)^ab", &[("ABC", true)]));
+        check("^b", "m", Expect::Source("(?m)^b", &[("a\nb", true)]));
+        check("a.b", "s", Expect::Source("(?s)a.b", &[("a\nb", true)]));
+        check(
+            "a b",
+            "x",
+            Expect::Source("(?x)a b", &[("ab", true), ("a b", false)]),
+        );
+        check("a", "xsmi", Expect::Source("(?imsx)a", &[("A", true)]));
+        check("a", "ii", Expect::Source("(?i)a", &[("A", true)]));
+        check("a.b", "", Expect::Source("a.b", &[("a\nb", false)]));
+    }
+
+    #[test]
+    fn errors_are_102() {
+        check("a", "z", Expect::Fails(Code::InvalidQuery));
+        check("a", "i g", Expect::Fails(Code::InvalidQuery));
+        check("a", "I", Expect::Fails(Code::InvalidQuery));
+        check("(", "", Expect::Fails(Code::InvalidQuery));
+        check(r"a\", "", Expect::Fails(Code::InvalidQuery));
+        check(r"(?=a)", "", Expect::Fails(Code::InvalidQuery));
+        check(r"(a)\1", "", Expect::Fails(Code::InvalidQuery));
+        check(r"\p{Nope}", "", Expect::Fails(Code::InvalidQuery));
+    }
+
+    #[test]
+    fn hostile_patterns_are_refused_not_compiled() {
+        check(r"\w{1000}{1000}", "", Expect::Fails(Code::InvalidQuery));
+        check(
+            r"(((a{100}){100}){100})",
+            "",
+            Expect::Fails(Code::InvalidQuery),
+        );
+        let deep = format!("{}a{}", "(".repeat(10_000), ")".repeat(10_000));
+        check(&deep, "", Expect::Fails(Code::InvalidQuery));
+        let long = format!(r"\Q{}\E", "é".repeat(200_000));
+        check(&long, "i", Expect::Fails(Code::InvalidQuery));
+        // The message does not echo the whole pattern.
+        let res = compile(&format!("{}(", "a".repeat(100_000)), "");
+        assert!(res.is_err_and(|error| error.message.len() < 200));
+    }
+
+    #[test]
+    fn text_terms_are_whole_words() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("rust", "I like Rust a lot", true),
+            ("rust", "rusty", false),
+            ("a.b", "see a.b here", true),
+            ("a.b", "see axb here", false),
+            ("c++", "c++ rocks", false), // `\b` after `+` needs a word character next.
+            ("naïve", "so NAÏVE", true),
+        ];
+        for (term, subject, expected) in cases {
+            let source = text_term_pattern(term);
+            let regex = build(&source);
+            assert!(
+                regex.is_ok_and(|regex| regex.is_match(subject) == *expected),
+                "{term:?} on {subject:?}"
+            );
+        }
+        assert_eq!(text_term_pattern("a.b"), r"(?i)\ba\.b\b");
+    }
+}
