@@ -1,1 +1,171 @@
-//! placeholder
+//! `parlor_server`: the Parlor binary's library: configuration, start-up, the operation
+//! layer and the HTTP edge.
+//!
+//! # Layout
+//! - [`config`]: flags, environment, `parlor.toml` → [`config::Config`].
+//! - [`operation`]: the one layer that applies access rules and schema checks; every
+//!   surface (REST now; GraphQL, LiveQuery and cloud code later) calls it.
+//! - [`http`]: the Parse REST wire protocol on axum; nothing else knows about HTTP.
+//! - [`template`]: the AI chat template's classes, loaded on first start.
+//! - [`schema_doc`]: the live schema as JSON, a Mermaid ER diagram or a data dictionary.
+//!
+//! [`run`] is the single entry point: the binary and the tests both call it with a bound
+//! listener and a shutdown future.
+
+pub mod config;
+pub mod http;
+pub mod operation;
+pub mod schema_doc;
+pub mod template;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use parlor_store::Store;
+use parlor_store::sqlite::{SqliteOptions, SqliteStore};
+use rand::RngExt;
+use regex::Regex;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, data_dir};
+use crate::http::{AppState, HttpConfig};
+use crate::operation::{OperationConfig, Operations, SchemaCache};
+
+/// Opens the store named by a database URL.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let database = config.database.as_str();
+    if database.starts_with("sqlite:") {
+        let store = SqliteStore::open_with(
+            database,
+            SqliteOptions {
+                readers: config.database_readers,
+                ..SqliteOptions::default()
+            },
+        )
+        .await
+        .with_context(|| format!("opening {database}"))?;
+        return Ok(Arc::new(store));
+    }
+    bail!("unsupported database URL {database}: use sqlite://path/to/file.db")
+}
+
+/// Opens the store, loads the schema cache and creates the template's classes on first start.
+pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Result<Operations> {
+    let store = open_store(config).await?;
+    let schemas = store.load_schemas().await.context("loading schemas")?;
+    let operation_config = OperationConfig {
+        max_limit: config.max_limit,
+        allow_client_class_creation: config.allow_client_class_creation,
+        allow_custom_object_id: config.allow_custom_object_id,
+        server_url,
+    };
+    let operations = Operations::new(store, SchemaCache::new(schemas), operation_config);
+    operations
+        .bootstrap(&template::chat_template()?)
+        .await
+        .map_err(|error| anyhow::anyhow!("creating the chat template's classes: {error}"))?;
+    Ok(operations)
+}
+
+/// The master key: configured, or kept in the data folder (generated and printed once).
+pub fn master_key(config: &Config) -> anyhow::Result<String> {
+    if let Some(key) = &config.master_key {
+        return Ok(key.clone());
+    }
+    let generate = || -> String {
+        let mut rng = rand::rng();
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        (0..40)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect()
+    };
+    let Some(dir) = data_dir(&config.database) else {
+        let key = generate();
+        println!("Master key (in-memory database, not kept): {key}");
+        return Ok(key);
+    };
+    let path = dir.join("master.key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_owned();
+        if !existing.is_empty() {
+            return Ok(existing);
+        }
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key = generate();
+    write_private(&path, &key)?;
+    println!(
+        "Generated a master key (shown once; kept in {}): {key}",
+        path.display()
+    );
+    Ok(key)
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; in-flight requests finish, then
+/// the store flushes and closes.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let address = listener.local_addr()?;
+    let server_url = config
+        .public_url
+        .clone()
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| format!("http://{address}{}", config.mount_path));
+    let master_key = master_key(&config)?;
+    let operations = open_operations(&config, server_url.clone()).await?;
+    let idempotency_paths = config
+        .idempotency_paths
+        .iter()
+        .map(|pattern| {
+            Regex::new(&format!("^(?:{pattern})"))
+                .with_context(|| format!("idempotency path {pattern}"))
+        })
+        .collect::<anyhow::Result<Vec<Regex>>>()?;
+    let http_config = HttpConfig {
+        app_id: config.app_id.clone(),
+        master_key,
+        master_key_ips: config.master_key_ips.clone(),
+        client_keys: config.client_keys.clone(),
+        mount_path: config.mount_path.clone(),
+        max_body_bytes: config.max_body_bytes,
+        idempotency_paths,
+        idempotency_ttl_seconds: config.idempotency_ttl,
+    };
+    let store = operations.store.clone();
+    let state = AppState {
+        operations,
+        config: Arc::new(http_config),
+    };
+    let app = http::router(state);
+    println!(
+        "Parlor {} listening on {server_url}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("Data: {}", config.database);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving HTTP")?;
+    store.close().await;
+    println!("Parlor stopped");
+    Ok(())
+}

@@ -1,1 +1,81 @@
-fn main() {}
+//! The `parlor` binary: `parlor serve` runs the server, `parlor schema` prints the live schema.
+
+use clap::{Parser, Subcommand};
+use parlor_server::config::{DEFAULT_DATABASE, ServeOptions};
+use parlor_server::schema_doc::{SchemaFormat, render};
+use tokio::net::TcpListener;
+
+/// Parlor: a Parse-compatible backend for generative-AI chat products.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the server (REST API at http://<host>:<port><mount-path>).
+    Serve(ServeOptions),
+    /// Prints the live schema (the chat template's classes are created first if the database is new).
+    Schema {
+        /// Database URL.
+        #[arg(long, env = "PARLOR_DATABASE", default_value = DEFAULT_DATABASE)]
+        database: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "json")]
+        format: SchemaFormat,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PARLOR_LOG")
+                .unwrap_or_else(|_| "warn,parlor_server=info".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve(options) => {
+            let config = options.resolve()?;
+            let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
+            parlor_server::run(config, listener, shutdown_signal()).await
+        }
+        Command::Schema { database, format } => {
+            let options = ServeOptions {
+                database: Some(database),
+                ..ServeOptions::default()
+            };
+            let config = options.resolve()?;
+            let operations = parlor_server::open_operations(&config, String::new()).await?;
+            let schemas = operations.schemas.all();
+            let refs: Vec<_> = schemas.iter().map(|schema| schema.as_ref()).collect();
+            println!("{}", render(&refs, format));
+            operations.store.close().await;
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

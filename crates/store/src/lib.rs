@@ -10,6 +10,7 @@
 //! **Invariant:** one call to [`Store::write`] is one transaction: all of it or none of it.
 
 pub mod error;
+mod sql;
 pub mod sqlite;
 
 use std::sync::Arc;

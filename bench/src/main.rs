@@ -1,0 +1,557 @@
+//! `parlor-bench`: starts `parlor serve` on a fresh SQLite database as a separate process, seeds
+//! it through the REST API (100,000 messages, 10,000 of them in one session), then measures
+//! request rate and latency of four scenarios with a fixed number of keep-alive connections.
+//!
+//! stdout: one JSON object per line (`start`, `memory`, `seed`, one per scenario run, `summary`);
+//! stderr: progress for humans.
+
+mod load;
+mod report;
+mod seed;
+mod server;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use reqwest::{Client, Method};
+use serde_json::{Value, json};
+
+use load::{Keys, Target};
+use seed::{SeedOptions, api, encode, pointer, text, truncate};
+use server::{
+    Server, StartOptions, cpu_seconds, loadavg, machine_busy_seconds, machine_info, memory, round1,
+    round2,
+};
+
+/// Load-test harness for Parlor (see bench/README.md).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The `parlor` binary to start [default: target/release/parlor].
+    #[arg(long, env = "PARLOR_BIN")]
+    parlor_bin: Option<PathBuf>,
+    /// Measure a server that is already running at this URL (e.g. http://127.0.0.1:1337/parse)
+    /// instead of starting one; its database should be empty.
+    #[arg(long, env = "PARLOR_BENCH_URL")]
+    url: Option<String>,
+    /// With --url: the PID of that server, for its memory and CPU figures.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// A name for the server under test, copied into every line.
+    #[arg(long, default_value = "parlor")]
+    label: String,
+    #[arg(long, default_value = "bench")]
+    app_id: String,
+    #[arg(long, default_value = "bench-master")]
+    master_key: String,
+    /// Extra arguments for `parlor serve` (repeat the flag for each).
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    server_args: Vec<String>,
+    /// Keep the temporary database folder after the run.
+    #[arg(long)]
+    keep_db: bool,
+
+    /// Scenarios to run, in order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "create_message,query_history,get_by_id,health"
+    )]
+    scenarios: Vec<String>,
+    /// Concurrent connections (a comma list runs each in turn).
+    #[arg(long, value_delimiter = ',', default_value = "50")]
+    connections: Vec<usize>,
+    /// Print a markdown table from the `summary` lines of a results file (one per server) and exit.
+    #[arg(long)]
+    report: Option<PathBuf>,
+
+    /// Seconds measured per scenario run.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of unmeasured load before each measured run.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Repetitions of the whole scenario list.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Worker threads of the load generator's runtime.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+
+    /// Messages in the queried session.
+    #[arg(long, default_value_t = 10_000)]
+    seed_history: usize,
+    /// Messages in all (history session included).
+    #[arg(long, default_value_t = 100_000)]
+    seed_total: usize,
+    /// Sessions holding the seeded messages (a further one receives the created messages).
+    #[arg(long, default_value_t = 100)]
+    seed_sessions: usize,
+    /// Requests per `POST /batch`.
+    #[arg(long, default_value_t = 500)]
+    seed_batch: usize,
+    /// Batches in flight at once.
+    #[arg(long, default_value_t = 4)]
+    seed_parallel: usize,
+}
+
+/// Parse Server 9.10 on PostgreSQL 15, 2 cores, 50 connections (shared/peer-bench/RESULTS.md):
+/// (scenario, req/s low, req/s high, p99 ms low, p99 ms high).
+pub const PARSE_REFERENCE: &[(&str, f64, f64, f64, f64)] = &[
+    ("create_message", 589.0, 697.0, 136.0, 168.0),
+    ("query_history", 575.0, 581.0, 143.0, 144.0),
+    ("get_by_id", 778.0, 873.0, 108.0, 118.0),
+    ("health", 2740.0, 2745.0, 33.0, 35.0),
+];
+const GOAL_FACTOR: f64 = 10.0;
+const GOAL_P99_MS: f64 = 50.0;
+
+fn emit(value: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{value}");
+    let _ = out.flush();
+}
+
+fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn default_bin() -> PathBuf {
+    let local = PathBuf::from("target/release/parlor");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/release/parlor"
+    ))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(path) = &cli.report {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        print!("{}", report::markdown(&text));
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads.max(1))
+        .enable_all()
+        .build()
+        .context("building the runtime")?;
+    runtime.block_on(run(cli))
+}
+
+/// Waits until `GET <base>/health` answers 2xx.
+async fn wait_healthy(
+    client: &Client,
+    base: &str,
+    server: Option<&mut Server>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut server = server;
+    loop {
+        if let Ok(response) = client.get(format!("{base}/health")).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        if let Some(server) = server.as_deref_mut()
+            && let Some(status) = server.exited()
+        {
+            bail!(
+                "the server exited ({status}) before answering /health; its log:\n{}",
+                server.log_tail(40)
+            );
+        }
+        if Instant::now() >= deadline {
+            let log = server.map(|s| s.log_tail(40)).unwrap_or_default();
+            bail!("no answer from {base}/health after {timeout:?}\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct Scenario {
+    name: String,
+    target: Arc<Target>,
+}
+
+fn build_scenarios(cli: &Cli, base: &str, seeded: &seed::Seeded) -> anyhow::Result<Vec<Scenario>> {
+    let mut scenarios = Vec::new();
+    for name in &cli.scenarios {
+        let target = match name.as_str() {
+            "create_message" => {
+                let mut body = json!({
+                    "content": format!("bench message: {}", text(160)),
+                    "role": "user",
+                    "session": pointer("ChatSession", &seeded.write_session),
+                });
+                if let Some(id) = &seeded.user_id {
+                    body["sender"] = pointer("_User", id);
+                    body["ACL"] = json!({ id.as_str(): { "read": true, "write": true } });
+                }
+                let body: &'static str = Box::leak(body.to_string().into_boxed_str());
+                Target::Fixed {
+                    method: Method::POST,
+                    url: format!("{base}/classes/Message"),
+                    body: Some(body),
+                    master: true,
+                }
+            }
+            "query_history" => {
+                let filter = json!({ "session": pointer("ChatSession", &seeded.history_session) })
+                    .to_string();
+                let url = format!(
+                    "{base}/classes/Message?where={}&order=-createdAt&limit=50",
+                    encode(&filter)
+                );
+                Target::Fixed {
+                    method: Method::GET,
+                    url,
+                    body: None,
+                    master: true,
+                }
+            }
+            "get_by_id" => {
+                if seeded.message_ids.is_empty() {
+                    bail!("get_by_id needs seeded messages");
+                }
+                Target::RandomId {
+                    prefix: format!("{base}/classes/Message/"),
+                    ids: Arc::new(seeded.message_ids.clone()),
+                }
+            }
+            "health" => Target::Fixed {
+                method: Method::GET,
+                url: format!("{base}/health"),
+                body: None,
+                master: false,
+            },
+            other => bail!(
+                "unknown scenario {other} (known: create_message, query_history, get_by_id, health)"
+            ),
+        };
+        scenarios.push(Scenario {
+            name: name.clone(),
+            target: Arc::new(target),
+        });
+    }
+    Ok(scenarios)
+}
+
+/// One request by hand, checked, so that a broken scenario is reported rather than measured.
+async fn sanity(client: &Client, keys: &Keys, name: &str, target: &Target) -> Result<(), String> {
+    let (method, url, body) = match target {
+        Target::Fixed {
+            method, url, body, ..
+        } => (
+            method.clone(),
+            url.clone(),
+            body.map(|b| serde_json::from_str::<Value>(b).unwrap_or(Value::Null)),
+        ),
+        Target::RandomId { prefix, ids } => {
+            (Method::GET, format!("{prefix}{}", ids[ids.len() / 2]), None)
+        }
+    };
+    let (status, value) = api(client, keys, method, &url, body.as_ref())
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let shown = || truncate(&value.to_string(), 300);
+    if !(200..300).contains(&status) {
+        return Err(format!("status {status}: {}", shown()));
+    }
+    match name {
+        "create_message" if value.get("objectId").and_then(Value::as_str).is_none() => {
+            Err(format!("no objectId: {}", shown()))
+        }
+        "query_history" => {
+            let results = value
+                .get("results")
+                .and_then(Value::as_array)
+                .ok_or_else(|| format!("no results: {}", shown()))?;
+            if results.len() != 50 {
+                return Err(format!("expected 50 results, got {}", results.len()));
+            }
+            let dates: Vec<&str> = results
+                .iter()
+                .filter_map(|r| r.get("createdAt").and_then(Value::as_str))
+                .collect();
+            if dates.len() != 50 || dates.windows(2).any(|w| w[0] < w[1]) {
+                return Err("results not ordered by -createdAt".to_owned());
+            }
+            Ok(())
+        }
+        "get_by_id" if value.get("objectId").and_then(Value::as_str).is_none() => {
+            Err(format!("no objectId: {}", shown()))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let started = now();
+    let load_before = loadavg();
+    let machine = machine_info();
+    let max_connections = cli.connections.iter().copied().max().unwrap_or(50);
+    let client = Client::builder()
+        .pool_max_idle_per_host(max_connections.max(64))
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(60))
+        .no_proxy()
+        .http1_only()
+        .build()
+        .context("building the HTTP client")?;
+    let keys = Keys {
+        app_id: cli.app_id.clone(),
+        master_key: cli.master_key.clone(),
+    };
+
+    let mut server = None;
+    let (base, pid, database, bin) = match &cli.url {
+        Some(url) => (
+            url.trim_end_matches('/').to_owned(),
+            cli.server_pid,
+            Value::Null,
+            Value::Null,
+        ),
+        None => {
+            let bin = cli.parlor_bin.clone().unwrap_or_else(default_bin);
+            eprintln!("[bench] starting {}", bin.display());
+            let started = Server::start(&StartOptions {
+                bin: &bin,
+                app_id: &cli.app_id,
+                master_key: &cli.master_key,
+                keep_db: cli.keep_db,
+                extra_args: &cli.server_args,
+            })?;
+            let info = (
+                started.base_url.clone(),
+                Some(started.pid),
+                json!(started.database),
+                json!(bin.display().to_string()),
+            );
+            server = Some(started);
+            info
+        }
+    };
+    let self_pid = std::process::id();
+    emit(&json!({
+        "event": "start", "date": started, "label": cli.label, "server_url": base, "server_pid": pid,
+        "server_bin": bin, "database": database, "machine": machine, "loadavg": load_before,
+        "load_generator": { "threads": cli.threads, "pid": self_pid },
+    }));
+    let ready = Instant::now();
+    wait_healthy(&client, &base, server.as_mut(), Duration::from_secs(60)).await?;
+    eprintln!(
+        "[bench] {base} healthy after {:.1} s",
+        ready.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mem = |phase: &str| {
+        let value = json!({ "event": "memory", "phase": phase, "pid": pid, "at": now(), "memory": pid.map(memory) });
+        emit(&value);
+        value
+    };
+    let mem_idle = mem("idle");
+
+    eprintln!(
+        "[bench] seeding {} messages ({} in the history session) ...",
+        cli.seed_total, cli.seed_history
+    );
+    let options = SeedOptions {
+        history: cli.seed_history,
+        total: cli.seed_total,
+        sessions: cli.seed_sessions.max(1),
+        batch: cli.seed_batch,
+        parallel: cli.seed_parallel,
+    };
+    let seeded = match seed::seed(&client, &keys, &base, &options).await {
+        Ok(seeded) => seeded,
+        Err(error) => {
+            let log = server.as_ref().map(|s| s.log_tail(20)).unwrap_or_default();
+            bail!("seeding failed: {error:#}\n{log}");
+        }
+    };
+    emit(&seeded.report);
+    eprintln!("[bench] seeded: {}", seeded.report);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mem_seeded = mem("after_seed");
+
+    let scenarios = build_scenarios(&cli, &base, &seeded)?;
+    let mut broken: Vec<(String, String)> = Vec::new();
+    for scenario in &scenarios {
+        if let Err(error) = sanity(&client, &keys, &scenario.name, &scenario.target).await {
+            eprintln!(
+                "[bench] {} fails its check, not measured: {error}",
+                scenario.name
+            );
+            emit(
+                &json!({ "scenario": scenario.name, "label": cli.label, "skipped": true, "error": error }),
+            );
+            broken.push((scenario.name.clone(), error));
+        }
+    }
+
+    let duration = Duration::from_secs_f64(cli.duration);
+    let warmup = Duration::from_secs_f64(cli.warmup);
+    let mut results: Vec<Value> = Vec::new();
+    for run in 1..=cli.runs {
+        for &connections in &cli.connections {
+            for scenario in &scenarios {
+                if broken.iter().any(|(name, _)| name == &scenario.name) {
+                    continue;
+                }
+                eprintln!(
+                    "[bench] run {run}: {} with {connections} connections for {:.0} s ...",
+                    scenario.name, cli.duration
+                );
+                if !warmup.is_zero() {
+                    load::run(
+                        &client,
+                        &keys,
+                        scenario.target.clone(),
+                        connections,
+                        warmup,
+                        false,
+                    )
+                    .await;
+                }
+                let server_cpu = pid.and_then(cpu_seconds);
+                let bench_cpu = cpu_seconds(self_pid);
+                let busy = machine_busy_seconds();
+                let mut line = load::run(
+                    &client,
+                    &keys,
+                    scenario.target.clone(),
+                    connections,
+                    duration,
+                    true,
+                )
+                .await;
+                let elapsed = line["duration_s"].as_f64().unwrap_or(cli.duration);
+                let requests = line["requests"].as_f64().unwrap_or(0.0);
+                let delta = |before: Option<f64>, after: Option<f64>| match (before, after) {
+                    (Some(b), Some(a)) => Some(a - b),
+                    _ => None,
+                };
+                let server_cpu = delta(server_cpu, pid.and_then(cpu_seconds));
+                let bench_cpu = delta(bench_cpu, cpu_seconds(self_pid));
+                let busy = delta(busy, machine_busy_seconds());
+                let fields = json!({
+                    "scenario": scenario.name, "run": run, "label": cli.label, "at": now(),
+                    "cpu": {
+                        "server_cores": server_cpu.map(|s| round2(s / elapsed)),
+                        "load_generator_cores": bench_cpu.map(|s| round2(s / elapsed)),
+                        "machine_busy_cores": busy.map(|s| round2(s / elapsed)),
+                        "server_us_per_request": server_cpu.filter(|_| requests > 0.0).map(|s| round1(s * 1e6 / requests)),
+                    },
+                    "server_memory": pid.map(memory),
+                    "loadavg": loadavg(),
+                });
+                if let (Value::Object(line), Value::Object(fields)) = (&mut line, fields) {
+                    for (key, value) in fields {
+                        line.insert(key, value);
+                    }
+                }
+                let order = ["scenario", "run", "label", "connections"];
+                let mut ordered = serde_json::Map::new();
+                if let Value::Object(map) = &line {
+                    for key in order {
+                        if let Some(value) = map.get(key) {
+                            ordered.insert(key.to_owned(), value.clone());
+                        }
+                    }
+                    for (key, value) in map {
+                        if !ordered.contains_key(key) {
+                            ordered.insert(key.clone(), value.clone());
+                        }
+                    }
+                }
+                let line = Value::Object(ordered);
+                emit(&line);
+                eprintln!(
+                    "[bench]   {:.0} req/s, p50 {} ms, p99 {} ms, errors {}",
+                    line["rps"].as_f64().unwrap_or(0.0),
+                    line["latency_ms"]["p50"],
+                    line["latency_ms"]["p99"],
+                    line["errors"]
+                );
+                results.push(line);
+            }
+        }
+    }
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mem_end = mem("end");
+    if let Some(server) = server.as_mut() {
+        if let Some(status) = server.exited() {
+            eprintln!(
+                "[bench] the server exited during the run ({status}); log:\n{}",
+                server.log_tail(20)
+            );
+        }
+        server.stop(Duration::from_secs(10));
+    }
+
+    let table: Vec<Value> = results
+        .iter()
+        .map(|line| {
+            let name = line["scenario"].as_str().unwrap_or_default();
+            let rps = line["rps_ok"].as_f64().unwrap_or(0.0);
+            let p99 = line["latency_ms"]["p99"].as_f64();
+            let reference = PARSE_REFERENCE.iter().find(|(n, ..)| *n == name);
+            let mut row = json!({
+                "scenario": name, "run": line["run"], "connections": line["connections"],
+                "rps": line["rps"], "rps_ok": rps, "p50_ms": line["latency_ms"]["p50"], "p99_ms": p99,
+                "max_ms": line["latency_ms"]["max"], "errors": line["errors"],
+                "server_us_per_request": line["cpu"]["server_us_per_request"],
+            });
+            if let Some(&(_, lo, hi, p99_lo, p99_hi)) = reference.filter(|_| line["connections"] == 50) {
+                row["parse_reference"] = json!({ "rps": [lo, hi], "p99_ms": [p99_lo, p99_hi] });
+                row["x_parse_best"] = json!(round1(rps / hi));
+                row["meets_goal"] =
+                    json!(rps >= GOAL_FACTOR * hi && p99.is_some_and(|p| p < GOAL_P99_MS) && line["errors"].as_u64() == Some(0));
+            }
+            row
+        })
+        .collect();
+    let peak = mem_end["memory"]["peak_rss_mb"].clone();
+    emit(&json!({
+        "event": "summary",
+        "date": started,
+        "finished": now(),
+        "label": cli.label,
+        "server_url": base,
+        "machine": machine_info(),
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
+        "settings": {
+            "connections": cli.connections, "duration_s": cli.duration, "warmup_s": cli.warmup, "runs": cli.runs,
+            "load_generator_threads": cli.threads,
+            "seed": { "history": cli.seed_history, "total": cli.seed_total, "sessions": cli.seed_sessions, "batch": cli.seed_batch, "parallel": cli.seed_parallel },
+        },
+        "seed": seeded.report,
+        "memory_mb": {
+            "idle_rss": mem_idle["memory"]["rss_mb"],
+            "after_seed_rss": mem_seeded["memory"]["rss_mb"],
+            "end_rss": mem_end["memory"]["rss_mb"],
+            "peak_rss": peak,
+        },
+        "results": table,
+        "skipped": broken.iter().map(|(name, error)| json!({ "scenario": name, "error": error })).collect::<Vec<_>>(),
+        "goal": format!("≥ {GOAL_FACTOR}× Parse Server's best req/s and p99 < {GOAL_P99_MS} ms at 50 connections, no errors"),
+    }));
+    if let Some(server) = &server
+        && cli.keep_db
+    {
+        eprintln!("[bench] database kept in {}", server.dir_path.display());
+    }
+    Ok(())
+}

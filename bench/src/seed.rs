@@ -1,0 +1,335 @@
+//! Seeding through the public REST API with the master key: one user, the chat sessions, and
+//! the messages through `POST /batch` with `"transaction": true`, several batches in flight.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use reqwest::{Client, Method};
+use serde_json::{Value, json};
+
+use crate::load::{Keys, Rng};
+use crate::server::round1;
+
+/// A JSON request with the master key; returns the status and the decoded body.
+pub async fn api(
+    client: &Client,
+    keys: &Keys,
+    method: Method,
+    url: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut request = client
+        .request(method.clone(), url)
+        .header("X-Parse-Application-Id", &keys.app_id)
+        .header("X-Parse-Master-Key", &keys.master_key);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("{method} {url}"))?;
+    let status = response.status().as_u16();
+    let text = response
+        .text()
+        .await
+        .with_context(|| format!("{method} {url}: reading the body"))?;
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, value))
+}
+
+/// Like [`api`], but a non-2xx answer is an error.
+pub async fn api_ok(
+    client: &Client,
+    keys: &Keys,
+    method: Method,
+    url: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<Value> {
+    let (status, value) = api(client, keys, method.clone(), url, body).await?;
+    if !(200..300).contains(&status) {
+        bail!(
+            "{method} {url} -> {status} {}",
+            truncate(&value.to_string(), 400)
+        );
+    }
+    Ok(value)
+}
+
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+pub fn pointer(class_name: &str, object_id: &str) -> Value {
+    json!({ "__type": "Pointer", "className": class_name, "objectId": object_id })
+}
+
+/// Percent-encodes a query-string value.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 2);
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+pub struct SeedOptions {
+    pub history: usize,
+    pub total: usize,
+    pub sessions: usize,
+    pub batch: usize,
+    pub parallel: usize,
+}
+
+pub struct Seeded {
+    /// The session holding `history` messages (queried by the history scenario).
+    pub history_session: String,
+    /// A session that receives the messages of the create scenario.
+    pub write_session: String,
+    pub user_id: Option<String>,
+    /// Every seeded message id.
+    pub message_ids: Vec<String>,
+    pub report: Value,
+}
+
+const LOREM: &str = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua ";
+
+pub fn text(len: usize) -> String {
+    LOREM.repeat(len / LOREM.len() + 1)[..len].to_owned()
+}
+
+/// `POST /batch` with `transaction: true`; returns the objectIds of the created objects.
+async fn batch_create(
+    client: &Client,
+    keys: &Keys,
+    base: &str,
+    mount: &str,
+    class_name: &str,
+    bodies: Vec<Value>,
+) -> anyhow::Result<Vec<String>> {
+    let requests: Vec<Value> = bodies
+        .into_iter()
+        .map(|body| json!({ "method": "POST", "path": format!("{mount}/classes/{class_name}"), "body": body }))
+        .collect();
+    let count = requests.len();
+    let result = api_ok(
+        client,
+        keys,
+        Method::POST,
+        &format!("{base}/batch"),
+        Some(&json!({ "requests": requests, "transaction": true })),
+    )
+    .await?;
+    let items = result.as_array().context("batch answer is not an array")?;
+    if items.len() != count {
+        bail!("batch answered {} items for {count} requests", items.len());
+    }
+    items
+        .iter()
+        .map(|item| {
+            item.pointer("/success/objectId")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .with_context(|| format!("batch item failed: {}", truncate(&item.to_string(), 300)))
+        })
+        .collect()
+}
+
+pub async fn seed(
+    client: &Client,
+    keys: &Keys,
+    base: &str,
+    options: &SeedOptions,
+) -> anyhow::Result<Seeded> {
+    let started = Instant::now();
+    let mount = reqwest::Url::parse(base)?
+        .path()
+        .trim_end_matches('/')
+        .to_owned();
+
+    // One user: owner and participant of every session, sender of every message.
+    let username = format!("bench_{}", std::process::id());
+    let user_id = match api(
+        client,
+        keys,
+        Method::POST,
+        &format!("{base}/users"),
+        Some(&json!({ "username": username, "password": "bench-pass-1" })),
+    )
+    .await
+    {
+        Ok((status, value)) if (200..300).contains(&status) => value
+            .get("objectId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        Ok((status, value)) => {
+            eprintln!(
+                "[seed] sign-up failed ({status} {}); sessions get no participants",
+                truncate(&value.to_string(), 200)
+            );
+            None
+        }
+        Err(error) => {
+            eprintln!("[seed] sign-up failed ({error:#}); sessions get no participants");
+            None
+        }
+    };
+    let acl = user_id
+        .as_ref()
+        .map(|id| json!({ id.as_str(): { "read": true, "write": true } }));
+
+    // Sessions bench-0 .. bench-(n-1) plus bench-write.
+    let mut session_bodies = Vec::new();
+    for i in 0..=options.sessions {
+        let title = if i == options.sessions {
+            "bench-write".to_owned()
+        } else {
+            format!("bench-{i}")
+        };
+        let mut body = json!({ "title": title, "participants": [] });
+        if let Some(id) = &user_id {
+            body["participants"] = json!([pointer("_User", id)]);
+            body["owner"] = pointer("_User", id);
+            body["ACL"] = acl.clone().unwrap_or(Value::Null);
+        }
+        session_bodies.push(body);
+    }
+    let session_ids = batch_create(client, keys, base, &mount, "ChatSession", session_bodies)
+        .await
+        .context("creating the chat sessions")?;
+    let history_session = session_ids[0].clone();
+    let write_session = session_ids[options.sessions].clone();
+
+    // Messages: `history` in bench-0, the rest spread evenly over the others, in a shuffled order
+    // so that the history session's rows are interleaved with the others'.
+    let others = options.sessions.saturating_sub(1);
+    let rest = options.total.saturating_sub(options.history);
+    let mut jobs: Vec<(usize, usize)> = (0..options.history).map(|k| (0, k)).collect();
+    for s in 1..options.sessions {
+        let count = rest / others + usize::from(s - 1 < rest % others);
+        jobs.extend((0..count).map(|k| (s, k)));
+    }
+    let mut rng = Rng::new(42);
+    for i in (1..jobs.len()).rev() {
+        let j = rng.below(i + 1);
+        jobs.swap(i, j);
+    }
+    let filler = text(120);
+    let chunks: Vec<Vec<Value>> = jobs
+        .chunks(options.batch.max(1))
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|&(s, k)| {
+                    let mut body = json!({
+                        "content": format!("seed message {k}: {filler}"),
+                        "role": if k % 2 == 1 { "assistant" } else { "user" },
+                        "session": pointer("ChatSession", &session_ids[s]),
+                    });
+                    if let Some(id) = &user_id {
+                        body["sender"] = pointer("_User", id);
+                        body["ACL"] = acl.clone().unwrap_or(Value::Null);
+                    }
+                    body
+                })
+                .collect()
+        })
+        .collect();
+    let chunk_count = chunks.len();
+    let queue = Arc::new(Mutex::new(
+        chunks.into_iter().enumerate().collect::<Vec<_>>(),
+    ));
+    queue
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .reverse();
+    let ids: Arc<Mutex<Vec<Option<Vec<String>>>>> = Arc::new(Mutex::new(vec![None; chunk_count]));
+    let messages_started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..options.parallel.max(1) {
+        let (client, keys, base, mount, queue, ids) = (
+            client.clone(),
+            keys.clone(),
+            base.to_owned(),
+            mount.clone(),
+            queue.clone(),
+            ids.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop();
+                let Some((index, bodies)) = next else {
+                    return anyhow::Ok(());
+                };
+                let created =
+                    batch_create(&client, &keys, &base, &mount, "Message", bodies).await?;
+                let mut ids = ids.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                ids[index] = Some(created);
+                let done = ids.iter().filter(|c| c.is_some()).count();
+                if done % 20 == 0 || done == chunk_count {
+                    eprintln!("[seed] {done}/{chunk_count} batches");
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await
+            .context("seed task panicked")?
+            .context("seeding messages")?;
+    }
+    let messages_seconds = messages_started.elapsed().as_secs_f64();
+    let message_ids: Vec<String> = ids
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .drain(..)
+        .flatten()
+        .flatten()
+        .collect();
+
+    // Check the counts the scenarios rely on.
+    let count = |filter: Value| {
+        let url = format!(
+            "{base}/classes/Message?where={}&count=1&limit=0",
+            encode(&filter.to_string())
+        );
+        async move {
+            api_ok(client, keys, Method::GET, &url, None)
+                .await
+                .ok()
+                .and_then(|v| v.get("count").and_then(Value::as_u64))
+        }
+    };
+    let history_count = count(json!({ "session": pointer("ChatSession", &history_session) })).await;
+    let total_count = count(json!({ "createdAt": { "$exists": true } })).await;
+    let report = json!({
+        "event": "seed",
+        "sessions": session_ids.len(),
+        "messages_seeded": message_ids.len(),
+        "messages_seconds": round1(messages_seconds),
+        "messages_per_s": round1(message_ids.len() as f64 / messages_seconds),
+        "batch_size": options.batch,
+        "batches_in_flight": options.parallel,
+        "history_session_messages": history_count,
+        "total_messages": total_count,
+        "total_seconds": round1(started.elapsed().as_secs_f64()),
+    });
+    Ok(Seeded {
+        history_session,
+        write_session,
+        user_id,
+        message_ids,
+        report,
+    })
+}

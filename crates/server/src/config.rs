@@ -1,0 +1,267 @@
+//! Configuration: command-line flags, `PARLOR_*` environment variables and an optional
+//! `parlor.toml`, in that order of precedence, then defaults.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+
+/// `parlor serve` options. Every flag also reads a `PARLOR_*` environment variable, and
+/// every key can be set in `parlor.toml` (same names, with `_` for `-`).
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ServeOptions {
+    /// Configuration file [default: ./parlor.toml when it exists].
+    #[arg(long, env = "PARLOR_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, env = "PARLOR_HOST")]
+    pub host: Option<String>,
+
+    /// Port to listen on; 0 picks a free one [default: 1337].
+    #[arg(long, env = "PARLOR_PORT")]
+    pub port: Option<u16>,
+
+    /// Path the API is mounted at [default: /parse].
+    #[arg(long, env = "PARLOR_MOUNT_PATH")]
+    pub mount_path: Option<String>,
+
+    /// Public URL of the API, used in `Location` headers [default: http://<host>:<port><mount-path>].
+    #[arg(long, env = "PARLOR_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Database URL; the file and its folder are created if missing [default: sqlite://./parlor-data/parlor.db].
+    #[arg(long, env = "PARLOR_DATABASE")]
+    pub database: Option<String>,
+
+    /// Application id that clients must send [default: parlor].
+    #[arg(long, env = "PARLOR_APP_ID")]
+    pub app_id: Option<String>,
+
+    /// Master key [default: generated on first start, printed once and kept in the data folder].
+    #[arg(long, env = "PARLOR_MASTER_KEY")]
+    pub master_key: Option<String>,
+
+    /// Addresses or ranges (comma list, e.g. 10.0.0.0/8) allowed to use the master key [default: 127.0.0.1,::1].
+    #[arg(long, env = "PARLOR_MASTER_KEY_IPS", value_delimiter = ',')]
+    pub master_key_ips: Option<Vec<String>>,
+
+    /// REST API key; when any client key is set, clients must send one of them.
+    #[arg(long, env = "PARLOR_REST_API_KEY")]
+    pub rest_api_key: Option<String>,
+
+    /// JavaScript key (see --rest-api-key).
+    #[arg(long, env = "PARLOR_JAVASCRIPT_KEY")]
+    pub javascript_key: Option<String>,
+
+    /// Client key for the Android, iOS and Flutter SDKs (see --rest-api-key).
+    #[arg(long, env = "PARLOR_CLIENT_KEY")]
+    pub client_key: Option<String>,
+
+    /// Largest request body accepted, in bytes [default: 20971520 (20 MB)].
+    #[arg(long, env = "PARLOR_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+
+    /// Largest `limit` a query may use; bigger ones are clamped [default: none].
+    #[arg(long, env = "PARLOR_MAX_LIMIT")]
+    pub max_limit: Option<u64>,
+
+    /// Let clients create classes by writing to them (otherwise only the master key can) [default: false].
+    #[arg(long, env = "PARLOR_ALLOW_CLIENT_CLASS_CREATION")]
+    pub allow_client_class_creation: Option<bool>,
+
+    /// Let clients choose objectIds on create [default: false].
+    #[arg(long, env = "PARLOR_ALLOW_CUSTOM_OBJECT_ID")]
+    pub allow_custom_object_id: Option<bool>,
+
+    /// Paths (regexes below the mount path, comma list, e.g. `classes/.*,functions/.*`) where a
+    /// repeated `X-Parse-Request-Id` is refused [default: none: idempotency off].
+    #[arg(long, env = "PARLOR_IDEMPOTENCY_PATHS", value_delimiter = ',')]
+    pub idempotency_paths: Option<Vec<String>>,
+
+    /// How long a request id is remembered, in seconds [default: 300].
+    #[arg(long, env = "PARLOR_IDEMPOTENCY_TTL")]
+    pub idempotency_ttl: Option<u64>,
+
+    /// Read connections of the SQLite pool [default: 4].
+    #[arg(long, env = "PARLOR_DATABASE_READERS")]
+    pub database_readers: Option<u32>,
+}
+
+/// The resolved configuration of a server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub mount_path: String,
+    pub public_url: Option<String>,
+    pub database: String,
+    pub app_id: String,
+    /// `None`: generate or load one from the data folder at start-up.
+    pub master_key: Option<String>,
+    pub master_key_ips: Vec<String>,
+    pub client_keys: Vec<String>,
+    pub max_body_bytes: usize,
+    pub max_limit: Option<u64>,
+    pub allow_client_class_creation: bool,
+    pub allow_custom_object_id: bool,
+    pub idempotency_paths: Vec<String>,
+    pub idempotency_ttl: u64,
+    pub database_readers: u32,
+}
+
+pub const DEFAULT_DATABASE: &str = "sqlite://./parlor-data/parlor.db";
+
+impl ServeOptions {
+    /// Fills what flags and environment left unset from the config file, then defaults.
+    pub fn resolve(self) -> anyhow::Result<Config> {
+        let file = match &self.config {
+            Some(path) => Some(read_file(path)?),
+            None if Path::new("parlor.toml").exists() => Some(read_file(Path::new("parlor.toml"))?),
+            None => None,
+        };
+        let options = match file {
+            Some(file) => self.or(file),
+            None => self,
+        };
+        let mount_path = normalize_mount(options.mount_path.as_deref().unwrap_or("/parse"))?;
+        let client_keys = [
+            &options.rest_api_key,
+            &options.javascript_key,
+            &options.client_key,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|key| !key.is_empty())
+        .cloned()
+        .collect();
+        Ok(Config {
+            host: options.host.unwrap_or_else(|| "127.0.0.1".to_owned()),
+            port: options.port.unwrap_or(1337),
+            mount_path,
+            public_url: options.public_url,
+            database: options
+                .database
+                .unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
+            app_id: options.app_id.unwrap_or_else(|| "parlor".to_owned()),
+            master_key: options.master_key.filter(|key| !key.is_empty()),
+            master_key_ips: options
+                .master_key_ips
+                .unwrap_or_else(|| vec!["127.0.0.1".to_owned(), "::1".to_owned()]),
+            client_keys,
+            max_body_bytes: options.max_body_bytes.unwrap_or(20 * 1024 * 1024),
+            max_limit: options.max_limit,
+            allow_client_class_creation: options.allow_client_class_creation.unwrap_or(false),
+            allow_custom_object_id: options.allow_custom_object_id.unwrap_or(false),
+            idempotency_paths: options.idempotency_paths.unwrap_or_default(),
+            idempotency_ttl: options.idempotency_ttl.unwrap_or(300),
+            database_readers: options.database_readers.unwrap_or(4).max(1),
+        })
+    }
+
+    /// `self`'s values, with `other`'s where `self` has none.
+    fn or(self, other: ServeOptions) -> ServeOptions {
+        ServeOptions {
+            config: self.config,
+            host: self.host.or(other.host),
+            port: self.port.or(other.port),
+            mount_path: self.mount_path.or(other.mount_path),
+            public_url: self.public_url.or(other.public_url),
+            database: self.database.or(other.database),
+            app_id: self.app_id.or(other.app_id),
+            master_key: self.master_key.or(other.master_key),
+            master_key_ips: self.master_key_ips.or(other.master_key_ips),
+            rest_api_key: self.rest_api_key.or(other.rest_api_key),
+            javascript_key: self.javascript_key.or(other.javascript_key),
+            client_key: self.client_key.or(other.client_key),
+            max_body_bytes: self.max_body_bytes.or(other.max_body_bytes),
+            max_limit: self.max_limit.or(other.max_limit),
+            allow_client_class_creation: self
+                .allow_client_class_creation
+                .or(other.allow_client_class_creation),
+            allow_custom_object_id: self.allow_custom_object_id.or(other.allow_custom_object_id),
+            idempotency_paths: self.idempotency_paths.or(other.idempotency_paths),
+            idempotency_ttl: self.idempotency_ttl.or(other.idempotency_ttl),
+            database_readers: self.database_readers.or(other.database_readers),
+        }
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<ServeOptions> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// `/parse`, `parse/`, `/` → `/parse`, `/parse`, `` (root mount).
+fn normalize_mount(mount: &str) -> anyhow::Result<String> {
+    let trimmed = mount.trim().trim_matches('/');
+    if trimmed
+        .chars()
+        .any(|c| c.is_whitespace() || c == '?' || c == '#')
+    {
+        bail!("invalid mount path: {mount}");
+    }
+    Ok(if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    })
+}
+
+/// The folder holding a SQLite database file (where the master key is kept too).
+pub fn data_dir(database: &str) -> Option<PathBuf> {
+    let path = database
+        .strip_prefix("sqlite://")
+        .or_else(|| database.strip_prefix("sqlite:"))?;
+    if path.starts_with(":memory:") || path.starts_with("memory") {
+        return None;
+    }
+    let path = path.split('?').next().unwrap_or(path);
+    Some(
+        Path::new(path)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_defaults_fill_the_rest() {
+        let flags = ServeOptions {
+            port: Some(9000),
+            ..ServeOptions::default()
+        };
+        let file = ServeOptions {
+            port: Some(1),
+            app_id: Some("from-file".into()),
+            ..ServeOptions::default()
+        };
+        let merged = flags.or(file);
+        assert_eq!(merged.port, Some(9000));
+        assert_eq!(merged.app_id.as_deref(), Some("from-file"));
+    }
+
+    #[test]
+    fn mount_paths_are_normalised() {
+        assert_eq!(normalize_mount("parse/").ok().as_deref(), Some("/parse"));
+        assert_eq!(normalize_mount("/").ok().as_deref(), Some(""));
+        assert!(normalize_mount("/a b").is_err());
+    }
+
+    #[test]
+    fn data_dir_is_the_database_folder() {
+        assert_eq!(
+            data_dir("sqlite://./parlor-data/parlor.db"),
+            Some(PathBuf::from("./parlor-data"))
+        );
+        assert_eq!(data_dir("sqlite::memory:"), None);
+    }
+}

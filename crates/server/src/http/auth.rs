@@ -1,0 +1,188 @@
+//! Authentication at the edge (§1.2): application id, client keys, master key (from allowed
+//! addresses only) and session token → [`Auth`].
+
+use std::net::IpAddr;
+
+use parlor_core::query::{Filter, FindQuery, Operand};
+use parlor_core::value::now_iso;
+use parlor_core::{Code, Error};
+use serde_json::Value;
+
+use super::envelope::Credentials;
+use super::error::{ApiError, ApiResult};
+use super::state::AppState;
+use crate::operation::Auth;
+use crate::operation::write::equals;
+
+/// Whether `ip` may use the master key: listed, or inside a listed `addr/prefix` range.
+pub fn ip_allowed(allowed: &[String], ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    allowed.iter().any(|entry| {
+        let (address, prefix) = match entry.split_once('/') {
+            Some((address, prefix)) => (address, prefix.parse::<u32>().ok()),
+            None => (entry.as_str(), None),
+        };
+        let Ok(address) = address.parse::<IpAddr>() else {
+            return false;
+        };
+        match (address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let bits = prefix.unwrap_or(32).min(32);
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - bits)
+                };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let bits = prefix.unwrap_or(128).min(128);
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - bits)
+                };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Resolves the caller of a request.
+pub async fn authenticate(
+    state: &AppState,
+    credentials: &Credentials,
+    peer: IpAddr,
+) -> ApiResult<Auth> {
+    let config = &state.config;
+    if credentials.app_id.as_deref() != Some(config.app_id.as_str()) {
+        return Err(ApiError::Unauthorized);
+    }
+    let master = credentials.master_key.as_deref() == Some(config.master_key.as_str());
+    if master {
+        if !ip_allowed(&config.master_key_ips, peer) {
+            return Err(ApiError::Unauthorized);
+        }
+    } else if !config.client_keys.is_empty()
+        && !credentials
+            .client_keys
+            .iter()
+            .any(|sent| config.client_keys.contains(sent))
+    {
+        return Err(ApiError::Unauthorized);
+    }
+    let mut auth = Auth {
+        master,
+        installation_id: credentials.installation_id.clone(),
+        ..Auth::default()
+    };
+    if let Some(token) = &credentials.session_token {
+        let user_id = resolve_session(state, token).await?;
+        auth.user_id = Some(user_id);
+        auth.session_token = Some(token.clone());
+    }
+    Ok(auth)
+}
+
+/// The user of a session token; unknown and expired tokens are `209`, on every route.
+async fn resolve_session(state: &AppState, token: &str) -> ApiResult<String> {
+    let invalid = || {
+        ApiError::Parse(Error::new(
+            Code::InvalidSessionToken,
+            "Invalid session token",
+        ))
+    };
+    let Some(sessions) = state.operations.schemas.get("_Session") else {
+        return Err(invalid());
+    };
+    let filter: Filter = equals(&sessions, "sessionToken", Operand::String(token.to_owned()));
+    let query = FindQuery {
+        limit: Some(1),
+        ..FindQuery::filter(filter)
+    };
+    let found = state
+        .operations
+        .store
+        .find(&sessions, &query)
+        .await
+        .map_err(crate::operation::OpError::from)?;
+    let Some(session) = found.into_iter().next() else {
+        return Err(invalid());
+    };
+    let expires_at = session
+        .fields
+        .get("expiresAt")
+        .and_then(parlor_core::value::as_date);
+    if expires_at.is_some_and(|expires_at| expires_at <= now_iso()) {
+        return Err(ApiError::Parse(Error::new(
+            Code::InvalidSessionToken,
+            "Session token is expired.",
+        )));
+    }
+    session
+        .fields
+        .get("user")
+        .and_then(parlor_core::value::as_pointer)
+        .map(|(_, user_id)| user_id.to_owned())
+        .ok_or_else(invalid)
+}
+
+/// `X-Parse-Cloud-Context` must be a JSON object when present.
+pub fn check_cloud_context(headers: &axum::http::HeaderMap) -> ApiResult<()> {
+    let Some(raw) = headers.get("x-parse-cloud-context") else {
+        return Ok(());
+    };
+    let parsed: Option<Value> = raw
+        .to_str()
+        .ok()
+        .and_then(|text| serde_json::from_str(text).ok());
+    match parsed {
+        Some(Value::Object(_)) => Ok(()),
+        _ => Err(ApiError::Parse(Error::invalid_json(
+            "Invalid object for context.",
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_ranges() {
+        let allowed = vec![
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+            "10.1.0.0/16".to_owned(),
+        ];
+        assert!(ip_allowed(
+            &allowed,
+            "127.0.0.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+        ));
+        assert!(ip_allowed(
+            &allowed,
+            "::ffff:127.0.0.1"
+                .parse()
+                .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+        ));
+        assert!(ip_allowed(
+            &allowed,
+            "10.1.200.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+        ));
+        assert!(!ip_allowed(
+            &allowed,
+            "10.2.0.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+        ));
+        assert!(!ip_allowed(
+            &allowed,
+            "192.168.1.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+        ));
+    }
+}

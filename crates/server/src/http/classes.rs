@@ -1,0 +1,101 @@
+//! `/classes/:className[/:objectId]`: the object API (§2, §3).
+
+use parlor_core::Error;
+use serde_json::{Map, Value, json};
+
+use super::envelope::ApiRequest;
+use super::error::ApiResult;
+use super::params::{find_request, get_request};
+use super::routes::ApiResponse;
+use crate::operation::{Auth, Operations, WriteResponse};
+
+/// A write's body must be a JSON object.
+pub fn body_object(request: &ApiRequest) -> ApiResult<Map<String, Value>> {
+    match &request.body {
+        Value::Object(map) => Ok(map.clone()),
+        Value::Null => Ok(Map::new()),
+        _ => Err(Error::invalid_json("The body must be a JSON object.").into()),
+    }
+}
+
+impl From<WriteResponse> for ApiResponse {
+    fn from(response: WriteResponse) -> ApiResponse {
+        ApiResponse {
+            status: response.status,
+            body: response.body,
+            location: response.location,
+        }
+    }
+}
+
+/// `GET /classes/:className`
+pub async fn find_objects(
+    operations: &Operations,
+    auth: &Auth,
+    class_name: &str,
+    request: &ApiRequest,
+) -> ApiResult<ApiResponse> {
+    let find = find_request(&request.params)?;
+    let response = operations.find(auth, class_name, find).await?;
+    let mut body = json!({ "results": response.results });
+    if let Some(count) = response.count {
+        body["count"] = count.into();
+    }
+    if let Some(redirected) = response.redirected_class_name {
+        body["className"] = redirected.into();
+    }
+    Ok(ApiResponse::ok(body))
+}
+
+/// `GET /classes/:className/:objectId`
+pub async fn get_object(
+    operations: &Operations,
+    auth: &Auth,
+    class_name: &str,
+    object_id: &str,
+    request: &ApiRequest,
+) -> ApiResult<ApiResponse> {
+    let get = get_request(&request.params)?;
+    Ok(ApiResponse::ok(
+        operations.get(auth, class_name, object_id, get).await?,
+    ))
+}
+
+/// `POST /classes/:className`
+pub async fn create_object(
+    operations: &Operations,
+    auth: &Auth,
+    class_name: &str,
+    request: &ApiRequest,
+) -> ApiResult<ApiResponse> {
+    let body = body_object(request)?;
+    let planned = operations.plan_create(auth, class_name, &body).await?;
+    Ok(operations.commit_one(planned).await?.into())
+}
+
+/// `PUT /classes/:className/:objectId`
+pub async fn update_object(
+    operations: &Operations,
+    auth: &Auth,
+    class_name: &str,
+    object_id: &str,
+    request: &ApiRequest,
+) -> ApiResult<ApiResponse> {
+    let body = body_object(request)?;
+    let planned = operations
+        .plan_update(auth, class_name, object_id, &body)
+        .await?;
+    Ok(operations.commit_one(planned).await?.into())
+}
+
+/// `DELETE /classes/:className/:objectId`
+pub async fn delete_object(
+    operations: &Operations,
+    auth: &Auth,
+    class_name: &str,
+    object_id: &str,
+) -> ApiResult<ApiResponse> {
+    let planned = operations.plan_delete(auth, class_name, object_id).await?;
+    operations.commit_one(planned).await?;
+    Ok(ApiResponse::ok(json!({})))
+}

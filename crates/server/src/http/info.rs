@@ -1,0 +1,39 @@
+//! `/health` and `/serverInfo` (§13).
+
+use serde_json::json;
+
+use super::error::{ApiError, ApiResult};
+use super::routes::ApiResponse;
+use crate::operation::Auth;
+
+/// The Parse Server version Parlor answers as: dashboards and SDKs read it.
+pub const PARSE_SERVER_VERSION: &str = "7.4.0";
+
+/// `GET /health`: no application id needed.
+pub fn health() -> ApiResponse {
+    ApiResponse::ok(json!({"status": "ok"}))
+}
+
+/// `GET /serverInfo` (master key).
+pub fn server_info(auth: &Auth) -> ApiResult<ApiResponse> {
+    if !auth.master {
+        return Err(ApiError::MasterKeyRequired);
+    }
+    Ok(ApiResponse::ok(json!({
+        "parseServerVersion": PARSE_SERVER_VERSION,
+        "parlorVersion": env!("CARGO_PKG_VERSION"),
+        "features": {
+            "globalConfig": {"create": false, "read": false, "update": false, "delete": false},
+            "hooks": {"create": false, "read": false, "update": false, "delete": false},
+            "cloudCode": {"jobs": false},
+            "logs": {"level": false, "size": false, "order": false, "until": false, "from": false},
+            "push": {"immediatePush": false, "scheduledPush": false, "storedPushData": false, "pushAudiences": false, "localization": false},
+            "schemas": {
+                "addField": true, "removeField": true, "addClass": true, "removeClass": true,
+                "clearAllDataFromClass": true, "exportClass": false,
+                "editClassLevelPermissions": true, "editPointerPermissions": true
+            },
+            "settings": {"securityCheck": false}
+        }
+    })))
+}

@@ -1,0 +1,193 @@
+//! The HTTP edge: the only part of Parlor that knows about HTTP and Parse's wire format.
+//!
+//! One entry handler takes every request below the mount path apart ([`envelope`]),
+//! authenticates it ([`auth`]), and hands it to the route table ([`routes`]), whose
+//! handlers call the operation layer. `/batch` goes through the same route table.
+//!
+//! Layer order (outermost first): CORS answers preflights before anything else runs; the
+//! panic catcher turns a bug into a Parse code-1 answer instead of a dropped connection.
+
+pub mod auth;
+pub mod batch;
+pub mod classes;
+pub mod envelope;
+pub mod error;
+pub mod info;
+pub mod params;
+pub mod routes;
+pub mod schemas;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use self::error::ApiError;
+use self::routes::{ApiResponse, Route};
+pub use self::state::{AppState, HttpConfig};
+
+const ALLOWED_HEADERS: [&str; 15] = [
+    "x-parse-master-key",
+    "x-parse-rest-api-key",
+    "x-parse-javascript-key",
+    "x-parse-application-id",
+    "x-parse-client-version",
+    "x-parse-session-token",
+    "x-requested-with",
+    "x-parse-revocable-session",
+    "x-parse-request-id",
+    "content-type",
+    "pragma",
+    "cache-control",
+    "x-parse-client-key",
+    "x-parse-installation-id",
+    "x-parse-cloud-context",
+];
+
+/// The application: every route below the mount path, plus `/health` at the root.
+pub fn router(state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([
+            Method::GET,
+            Method::PUT,
+            Method::POST,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(ALLOWED_HEADERS.map(HeaderName::from_static))
+        .max_age(Duration::from_secs(86_400));
+    Router::new()
+        .fallback(handle_request)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal("handler panicked".into()).into_response()
+        }))
+        .layer(axum::middleware::map_response(expose_headers))
+        .layer(cors)
+}
+
+/// Written by hand rather than by the CORS layer: the JS SDK splits this list on `", "`
+/// and rejects the comma-only form.
+async fn expose_headers(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        HeaderName::from_static("access-control-expose-headers"),
+        HeaderValue::from_static("X-Parse-Job-Status-Id, X-Parse-Push-Status-Id"),
+    );
+    response
+}
+
+/// The one entry point for API requests.
+async fn handle_request(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    match answer(&state, peer, request).await {
+        Ok(response) => into_http(response),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn answer(
+    state: &AppState,
+    peer: SocketAddr,
+    request: Request,
+) -> Result<ApiResponse, ApiError> {
+    let (parts, body) = request.into_parts();
+    let mount = state.config.mount_path.as_str();
+    let full_path = parts.uri.path();
+    let path = match full_path.strip_prefix(mount) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            rest.trim_end_matches('/').to_owned()
+        }
+        _ if full_path.trim_end_matches('/') == "/health" => "/health".to_owned(),
+        _ => {
+            return Err(ApiError::NotRouted {
+                method: parts.method.to_string(),
+                path: full_path.to_owned(),
+            });
+        }
+    };
+    if parts.method == Method::OPTIONS {
+        return Ok(ApiResponse::ok(serde_json::Value::Null));
+    }
+    if parts.method == Method::GET && path == "/health" {
+        return Ok(info::health());
+    }
+    let limit = state.config.max_body_bytes;
+    let bytes = read_body(body, limit).await?;
+    let json_body = envelope::parse_body(&bytes)?;
+    let (request, credentials) = envelope::open(
+        parts.method.clone(),
+        path,
+        parts.uri.query(),
+        &parts.headers,
+        json_body,
+    )?;
+    let auth = auth::authenticate(state, &credentials, peer.ip()).await?;
+    auth::check_cloud_context(&parts.headers)?;
+    if let Some(request_id) = &credentials.request_id {
+        check_idempotency(state, &request, request_id).await?;
+    }
+    routes::dispatch(state, &auth, request).await
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })
+}
+
+async fn check_idempotency(
+    state: &AppState,
+    request: &envelope::ApiRequest,
+    request_id: &str,
+) -> Result<(), ApiError> {
+    let config = &state.config;
+    if config.idempotency_paths.is_empty() {
+        return Ok(());
+    }
+    let is_write = Route::resolve(&request.method, &request.path)
+        .is_some_and(|route| route.is_idempotent_write());
+    let relative = request.path.trim_start_matches('/');
+    if !is_write
+        || !config
+            .idempotency_paths
+            .iter()
+            .any(|pattern| pattern.is_match(relative))
+    {
+        return Ok(());
+    }
+    state
+        .operations
+        .claim_request_id(request_id, config.idempotency_ttl_seconds)
+        .await?;
+    Ok(())
+}
+
+fn into_http(response: ApiResponse) -> Response {
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
+    if response.body.is_null() {
+        return status.into_response();
+    }
+    let mut http = (status, axum::Json(response.body)).into_response();
+    http.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    if let Some(location) = response
+        .location
+        .and_then(|location| HeaderValue::from_str(&location).ok())
+    {
+        http.headers_mut().insert(header::LOCATION, location);
+    }
+    http
+}

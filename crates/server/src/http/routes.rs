@@ -1,0 +1,207 @@
+//! The route table: one matcher for every API path, used by the HTTP entry point and by
+//! `/batch` alike, so a sub-request goes exactly where the same request would.
+
+use axum::http::Method;
+use serde_json::Value;
+
+use super::envelope::ApiRequest;
+use super::error::{ApiError, ApiResult};
+use super::state::AppState;
+use super::{batch, classes, info, schemas};
+use crate::operation::Auth;
+
+/// A handler's answer before it becomes an HTTP response.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: Value,
+    pub location: Option<String>,
+}
+
+impl ApiResponse {
+    pub fn ok(body: Value) -> ApiResponse {
+        ApiResponse {
+            status: 200,
+            body,
+            location: None,
+        }
+    }
+}
+
+/// Every API route, with its path parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    Health,
+    ServerInfo,
+    FindObjects {
+        class_name: String,
+    },
+    CreateObject {
+        class_name: String,
+    },
+    GetObject {
+        class_name: String,
+        object_id: String,
+    },
+    UpdateObject {
+        class_name: String,
+        object_id: String,
+    },
+    DeleteObject {
+        class_name: String,
+        object_id: String,
+    },
+    Batch,
+    AllSchemas,
+    GetSchema {
+        class_name: String,
+    },
+    CreateSchema {
+        class_name: Option<String>,
+    },
+    UpdateSchema {
+        class_name: String,
+    },
+    DeleteSchema {
+        class_name: String,
+    },
+    PurgeClass {
+        class_name: String,
+    },
+    TrackEvent,
+}
+
+impl Route {
+    /// Matches a method and a path below the mount path.
+    pub fn resolve(method: &Method, path: &str) -> Option<Route> {
+        let segments: Vec<String> = path
+            .split('/')
+            .filter(|segment| !segment.is_empty())
+            .map(|segment| percent_decode(segment))
+            .collect();
+        let mut segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        // `/users…` ≡ `/classes/_User…`, and likewise for the other system classes (§13).
+        let alias = match segments.first() {
+            Some(&"users") => Some("_User"),
+            Some(&"roles") => Some("_Role"),
+            Some(&"installations") => Some("_Installation"),
+            _ => None,
+        };
+        if let Some(class_name) = alias {
+            segments.splice(0..1, ["classes", class_name]);
+        }
+        let owned = |text: &str| text.to_owned();
+        Some(match (method.as_str(), segments.as_slice()) {
+            ("GET", ["health"]) => Route::Health,
+            ("GET", ["serverInfo"]) => Route::ServerInfo,
+            ("GET", ["classes", class_name]) => Route::FindObjects {
+                class_name: owned(class_name),
+            },
+            ("POST", ["classes", class_name]) => Route::CreateObject {
+                class_name: owned(class_name),
+            },
+            ("GET", ["classes", class_name, object_id]) => Route::GetObject {
+                class_name: owned(class_name),
+                object_id: owned(object_id),
+            },
+            ("PUT", ["classes", class_name, object_id]) => Route::UpdateObject {
+                class_name: owned(class_name),
+                object_id: owned(object_id),
+            },
+            ("DELETE", ["classes", class_name, object_id]) => Route::DeleteObject {
+                class_name: owned(class_name),
+                object_id: owned(object_id),
+            },
+            ("POST", ["batch"]) => Route::Batch,
+            ("GET", ["schemas"]) => Route::AllSchemas,
+            ("POST", ["schemas"]) => Route::CreateSchema { class_name: None },
+            ("GET", ["schemas", class_name]) => Route::GetSchema {
+                class_name: owned(class_name),
+            },
+            ("POST", ["schemas", class_name]) => Route::CreateSchema {
+                class_name: Some(owned(class_name)),
+            },
+            ("PUT", ["schemas", class_name]) => Route::UpdateSchema {
+                class_name: owned(class_name),
+            },
+            ("DELETE", ["schemas", class_name]) => Route::DeleteSchema {
+                class_name: owned(class_name),
+            },
+            ("DELETE", ["purge", class_name]) => Route::PurgeClass {
+                class_name: owned(class_name),
+            },
+            ("POST", ["events", _]) => Route::TrackEvent,
+            _ => return None,
+        })
+    }
+
+    /// Whether the route writes, for `X-Parse-Request-Id` idempotency.
+    pub fn is_idempotent_write(&self) -> bool {
+        matches!(
+            self,
+            Route::CreateObject { .. } | Route::UpdateObject { .. }
+        )
+    }
+}
+
+fn percent_decode(segment: &str) -> String {
+    form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_else(|| segment.to_owned())
+}
+
+/// Runs a request that already passed authentication.
+pub async fn dispatch(
+    state: &AppState,
+    auth: &Auth,
+    request: ApiRequest,
+) -> ApiResult<ApiResponse> {
+    let Some(route) = Route::resolve(&request.method, &request.path) else {
+        return Err(ApiError::NotRouted {
+            method: request.method.to_string(),
+            path: request.path.clone(),
+        });
+    };
+    let operations = &state.operations;
+    match route {
+        Route::Health => Ok(info::health()),
+        Route::ServerInfo => info::server_info(auth),
+        Route::FindObjects { class_name } => {
+            classes::find_objects(operations, auth, &class_name, &request).await
+        }
+        Route::CreateObject { class_name } => {
+            classes::create_object(operations, auth, &class_name, &request).await
+        }
+        Route::GetObject {
+            class_name,
+            object_id,
+        } => classes::get_object(operations, auth, &class_name, &object_id, &request).await,
+        Route::UpdateObject {
+            class_name,
+            object_id,
+        } => classes::update_object(operations, auth, &class_name, &object_id, &request).await,
+        Route::DeleteObject {
+            class_name,
+            object_id,
+        } => classes::delete_object(operations, auth, &class_name, &object_id).await,
+        Route::Batch => batch::run_batch(state, auth, &request).await,
+        Route::AllSchemas => Ok(ApiResponse::ok(operations.all_schemas(auth)?)),
+        Route::GetSchema { class_name } => {
+            Ok(ApiResponse::ok(operations.get_schema(auth, &class_name)?))
+        }
+        Route::CreateSchema { class_name } => {
+            schemas::create_schema(operations, auth, class_name.as_deref(), &request).await
+        }
+        Route::UpdateSchema { class_name } => {
+            schemas::update_schema(operations, auth, &class_name, &request).await
+        }
+        Route::DeleteSchema { class_name } => Ok(ApiResponse::ok(
+            operations.delete_schema(auth, &class_name).await?,
+        )),
+        Route::PurgeClass { class_name } => Ok(ApiResponse::ok(
+            operations.purge_class(auth, &class_name).await?,
+        )),
+        Route::TrackEvent => Ok(ApiResponse::ok(serde_json::json!({}))),
+    }
+}

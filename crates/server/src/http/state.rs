@@ -1,0 +1,31 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use regex::Regex;
+
+use crate::operation::Operations;
+
+/// Settings the HTTP edge needs on every request.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub app_id: String,
+    pub master_key: String,
+    /// Addresses (or `addr/prefix` ranges) allowed to use the master key.
+    pub master_key_ips: Vec<String>,
+    /// Configured client keys (REST, JavaScript, client); empty: none needed.
+    pub client_keys: Vec<String>,
+    /// `/parse`, or empty for a root mount.
+    pub mount_path: String,
+    pub max_body_bytes: usize,
+    /// Paths (below the mount, without the leading slash) where `X-Parse-Request-Id` is enforced.
+    pub idempotency_paths: Vec<Regex>,
+    pub idempotency_ttl_seconds: u64,
+}
+
+/// The one state object handlers receive.
+#[derive(Clone)]
+pub struct AppState {
+    pub operations: Operations,
+    pub config: Arc<HttpConfig>,
+}

@@ -1,0 +1,60 @@
+//! The operation layer: the one place where a request's rules are applied.
+//!
+//! REST handlers (and later GraphQL, LiveQuery and cloud code) call these operations with an
+//! [`Auth`]; the operations check class-level permissions, fold ACLs into the store's
+//! filters, validate writes against the schema, and call the store. No handler checks
+//! access by itself.
+//!
+//! - [`access`]: CLP and ACL evaluation → allow, deny, or extra filter conditions.
+//! - [`schema`]: the schema cache, schema-on-write and the schemas API.
+//! - [`read`]: find, get, count, `include`, `keys`.
+//! - [`write`]: create, update, delete, batches of writes in one transaction.
+
+pub mod access;
+pub mod auth;
+pub mod error;
+pub mod idempotency;
+pub mod read;
+pub mod schema;
+pub mod write;
+
+use std::sync::Arc;
+
+use parlor_store::Store;
+
+pub use auth::Auth;
+pub use error::{OpError, OpResult};
+pub use read::{FindRequest, FindResponse, GetRequest};
+pub use schema::SchemaCache;
+pub use write::{PlannedWrite, WriteResponse};
+
+/// Settings that change how operations behave.
+#[derive(Debug, Clone)]
+pub struct OperationConfig {
+    /// Clamp for `limit`; `None`: no maximum (Parse Server's default).
+    pub max_limit: Option<u64>,
+    /// Whether non-master clients may create classes by writing to them.
+    pub allow_client_class_creation: bool,
+    /// Whether clients may choose an `objectId` on create.
+    pub allow_custom_object_id: bool,
+    /// The public URL prefix (`http://host:port/parse`), for `Location` headers and file URLs.
+    pub server_url: String,
+}
+
+/// The operations, with the store and schema cache they share.
+#[derive(Clone)]
+pub struct Operations {
+    pub store: Arc<dyn Store>,
+    pub schemas: SchemaCache,
+    pub config: Arc<OperationConfig>,
+}
+
+impl Operations {
+    pub fn new(store: Arc<dyn Store>, schemas: SchemaCache, config: OperationConfig) -> Operations {
+        Operations {
+            store,
+            schemas,
+            config: Arc::new(config),
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! Reads: find, get and count, with `include`, `keys`, `excludeKeys` and protectedFields.
+//!
+//! A read is one store query whose filter carries the caller's CLP pointer permissions and
+//! ACL, so `count`, `skip` and `limit` only see readable rows; `include` runs one more
+//! query per class and path level under the same rules.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use parlor_core::object::Object;
+use parlor_core::query::parse::parse_order;
+use parlor_core::query::{Cond, FieldRef, Filter, FindQuery, Operand, QueryContext, parse_where};
+use parlor_core::schema::{ClassSchema, FieldType};
+use parlor_core::value::as_pointer;
+use parlor_core::{Code, Error};
+use serde_json::{Map, Value};
+
+use super::access::{
+    ClassOperation, ProtectedFields, check_class_permission, read_filter, read_operation,
+};
+use super::{Auth, OpError, OpResult, Operations};
+
+/// The results of a find before the default limit: Parse's is 100.
+pub const DEFAULT_LIMIT: u64 = 100;
+
+/// A find, as the REST (and later GraphQL) edge hands it over.
+#[derive(Debug, Clone, Default)]
+pub struct FindRequest {
+    /// The `where` object (`{}` when absent).
+    pub where_json: Value,
+    pub order: Option<String>,
+    pub skip: u64,
+    /// `None`: the default limit.
+    pub limit: Option<u64>,
+    pub count: bool,
+    pub keys: Option<Vec<String>>,
+    pub exclude_keys: Vec<String>,
+    pub include: Vec<String>,
+    pub include_all: bool,
+    /// With `$relatedTo`: answer with the relation's target class (the JS SDK's `relation.query()`).
+    pub redirect_class_name_for_key: Option<String>,
+}
+
+/// A get by id's options.
+#[derive(Debug, Clone, Default)]
+pub struct GetRequest {
+    pub keys: Option<Vec<String>>,
+    pub exclude_keys: Vec<String>,
+    pub include: Vec<String>,
+    pub include_all: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindResponse {
+    pub results: Vec<Value>,
+    pub count: Option<u64>,
+    /// The class the results belong to when `redirectClassNameForKey` redirected the query.
+    pub redirected_class_name: Option<String>,
+}
+
+/// Resolves subqueries (`$inQuery`, `$select`) with the caller's rights on their classes.
+struct CallerQueryContext<'a> {
+    operations: &'a Operations,
+    auth: &'a Auth,
+}
+
+impl QueryContext for CallerQueryContext<'_> {
+    fn schema(&self, class_name: &str) -> Option<Arc<ClassSchema>> {
+        self.operations.schemas.get(class_name)
+    }
+
+    fn restrict_subquery(&self, class_name: &str) -> Result<Filter, Error> {
+        let Some(schema) = self.operations.schemas.get(class_name) else {
+            return Ok(Filter::False);
+        };
+        let clp = check_class_permission(&schema, ClassOperation::Find, self.auth)?;
+        Ok(clp.and(read_filter(self.auth)))
+    }
+}
+
+/// Which pointers to expand below one level, and which keys to keep there.
+#[derive(Debug, Default)]
+struct IncludeTree {
+    children: BTreeMap<String, IncludeTree>,
+    /// Keys selected inside this level by dotted `keys` (`author.name`).
+    keys: Option<BTreeSet<String>>,
+    /// `*`: every pointer field of this level.
+    all: bool,
+}
+
+impl IncludeTree {
+    fn build(include: &[String], include_all: bool, keys: Option<&[String]>) -> IncludeTree {
+        let mut tree = IncludeTree {
+            all: include_all,
+            ..IncludeTree::default()
+        };
+        for path in include {
+            let mut node = &mut tree;
+            for segment in path.split('.').filter(|segment| !segment.is_empty()) {
+                if segment == "*" {
+                    node.all = true;
+                    break;
+                }
+                node = node.children.entry(segment.to_owned()).or_default();
+            }
+        }
+        for key in keys.unwrap_or_default() {
+            let segments: Vec<&str> = key.split('.').collect();
+            if segments.len() < 2 {
+                continue;
+            }
+            let mut node = &mut tree;
+            for segment in &segments[..segments.len() - 1] {
+                node = node.children.entry((*segment).to_owned()).or_default();
+            }
+            if let Some(last) = segments.last() {
+                node.keys
+                    .get_or_insert_with(BTreeSet::new)
+                    .insert((*last).to_owned());
+            }
+        }
+        tree
+    }
+}
+
+impl Operations {
+    /// `GET /classes/:className` (and the SDK's `query.find()`).
+    pub async fn find(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        request: FindRequest,
+    ) -> OpResult<FindResponse> {
+        let schema = match &request.redirect_class_name_for_key {
+            Some(key) => self.redirected_schema(class_name, key)?,
+            None => self.schemas.get(class_name),
+        };
+        let Some(schema) = schema else {
+            // Parse answers an empty result for a class that does not exist yet.
+            return Ok(FindResponse {
+                results: Vec::new(),
+                count: request.count.then_some(0),
+                redirected_class_name: None,
+            });
+        };
+        let limit = match (request.limit, self.config.max_limit) {
+            (None, max) => DEFAULT_LIMIT.min(max.unwrap_or(u64::MAX)),
+            (Some(limit), Some(max)) => limit.min(max),
+            (Some(limit), None) => limit,
+        };
+        let mut clp_filter = Filter::True;
+        if request.count {
+            clp_filter = check_class_permission(&schema, ClassOperation::Count, auth)?;
+        }
+        if limit > 0 || !request.count {
+            let operation = read_operation(&request.where_json, false);
+            clp_filter = clp_filter.and(check_class_permission(&schema, operation, auth)?);
+        }
+        let protected = ProtectedFields::for_reader(&schema, auth);
+        if let Some(protected) = &protected {
+            refuse_queries_on_hidden(&schema, &request.where_json, &protected.always_hidden())?;
+        }
+        let context = CallerQueryContext {
+            operations: self,
+            auth,
+        };
+        let filter = parse_where(&request.where_json, &schema, &context)?
+            .and(clp_filter)
+            .and(read_filter(auth));
+        let order = match &request.order {
+            Some(order) => parse_order(order, &schema)?,
+            None => Vec::new(),
+        };
+        let store_keys = request.keys.as_ref().map(|keys| top_level_keys(keys));
+        let count = if request.count {
+            Some(self.store.count(&schema, &filter).await?)
+        } else {
+            None
+        };
+        let objects = if limit == 0 {
+            Vec::new()
+        } else {
+            let query = FindQuery {
+                filter,
+                order,
+                skip: request.skip,
+                limit: Some(limit),
+                keys: store_keys,
+            };
+            self.store.find(&schema, &query).await?
+        };
+        let tree = IncludeTree::build(
+            &request.include,
+            request.include_all,
+            request.keys.as_deref(),
+        );
+        let results = self
+            .render(
+                auth,
+                &schema,
+                objects,
+                &tree,
+                request.keys.as_deref(),
+                &request.exclude_keys,
+            )
+            .await?;
+        let redirected_class_name = (request.redirect_class_name_for_key.is_some()
+            && schema.class_name != class_name)
+            .then(|| schema.class_name.clone());
+        Ok(FindResponse {
+            results: results.into_iter().map(Value::Object).collect(),
+            count,
+            redirected_class_name,
+        })
+    }
+
+    /// `GET /classes/:className/:objectId`.
+    pub async fn get(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        object_id: &str,
+        request: GetRequest,
+    ) -> OpResult<Value> {
+        let schema = self
+            .schemas
+            .get(class_name)
+            .ok_or_else(Error::object_not_found)?;
+        let clp_filter = check_class_permission(&schema, ClassOperation::Get, auth)?;
+        let filter = id_filter(object_id).and(clp_filter).and(read_filter(auth));
+        let store_keys = request.keys.as_ref().map(|keys| top_level_keys(keys));
+        let query = FindQuery {
+            filter,
+            order: Vec::new(),
+            skip: 0,
+            limit: Some(1),
+            keys: store_keys,
+        };
+        let objects = self.store.find(&schema, &query).await?;
+        if objects.is_empty() {
+            return Err(Error::object_not_found().into());
+        }
+        let tree = IncludeTree::build(
+            &request.include,
+            request.include_all,
+            request.keys.as_deref(),
+        );
+        let mut results = self
+            .render(
+                auth,
+                &schema,
+                objects,
+                &tree,
+                request.keys.as_deref(),
+                &request.exclude_keys,
+            )
+            .await?;
+        Ok(Value::Object(results.pop().unwrap_or_default()))
+    }
+
+    fn redirected_schema(&self, class_name: &str, key: &str) -> OpResult<Option<Arc<ClassSchema>>> {
+        let Some(schema) = self.schemas.get(class_name) else {
+            return Ok(None);
+        };
+        match schema.field_type(key) {
+            Some(FieldType::Relation(target)) => Ok(self.schemas.get(target)),
+            _ => Ok(Some(schema)),
+        }
+    }
+
+    /// Turns stored objects into response JSON: protectedFields, `keys`, `excludeKeys`,
+    /// then `include` expansion (boxed: it recurses through the include tree).
+    fn render<'a>(
+        &'a self,
+        auth: &'a Auth,
+        schema: &'a ClassSchema,
+        objects: Vec<Object>,
+        tree: &'a IncludeTree,
+        keys: Option<&'a [String]>,
+        exclude_keys: &'a [String],
+    ) -> futures::future::BoxFuture<'a, OpResult<Vec<Map<String, Value>>>> {
+        Box::pin(async move {
+            let protected = ProtectedFields::for_reader(schema, auth);
+            let mut rendered: Vec<Map<String, Value>> = objects
+                .iter()
+                .map(|object| {
+                    let mut json = object.to_json();
+                    if let Some(protected) = &protected {
+                        for field in protected.hidden_in(object) {
+                            json.remove(&field);
+                        }
+                    }
+                    strip_secrets(schema, auth, &mut json);
+                    if let Some(keys) = keys {
+                        let wanted = top_level_keys(keys);
+                        json.retain(|key, _| {
+                            matches!(key.as_str(), "objectId" | "createdAt" | "updatedAt" | "ACL")
+                                || wanted.contains(key)
+                        });
+                    }
+                    for key in exclude_keys {
+                        json.remove(key);
+                    }
+                    json
+                })
+                .collect();
+            self.expand_includes(auth, schema, &mut rendered, tree)
+                .await?;
+            Ok(rendered)
+        })
+    }
+
+    async fn expand_includes(
+        &self,
+        auth: &Auth,
+        schema: &ClassSchema,
+        objects: &mut [Map<String, Value>],
+        tree: &IncludeTree,
+    ) -> OpResult<()> {
+        let mut fields: BTreeMap<String, &IncludeTree> =
+            tree.children.iter().map(|(k, v)| (k.clone(), v)).collect();
+        let empty = IncludeTree::default();
+        if tree.all {
+            for (name, field) in &schema.fields {
+                if matches!(field.field_type, FieldType::Pointer(_)) {
+                    fields.entry(name.clone()).or_insert(&empty);
+                }
+            }
+        }
+        for (field, subtree) in fields {
+            // Every pointer at this field, grouped by class.
+            let mut ids_by_class: HashMap<String, BTreeSet<String>> = HashMap::new();
+            for object in objects.iter() {
+                for (class_name, object_id) in pointers_in(object.get(&field)) {
+                    ids_by_class
+                        .entry(class_name)
+                        .or_default()
+                        .insert(object_id);
+                }
+            }
+            let mut found: HashMap<(String, String), Map<String, Value>> = HashMap::new();
+            for (class_name, ids) in ids_by_class {
+                for included in self.fetch_included(auth, &class_name, ids, subtree).await? {
+                    let id = included
+                        .get("objectId")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    found.insert((class_name.clone(), id), included);
+                }
+            }
+            for object in objects.iter_mut() {
+                replace_pointers(object, &field, &found);
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads included objects the caller may read; unreadable ones are simply absent.
+    async fn fetch_included(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        ids: BTreeSet<String>,
+        subtree: &IncludeTree,
+    ) -> OpResult<Vec<Map<String, Value>>> {
+        let Some(schema) = self.schemas.get(class_name) else {
+            return Ok(Vec::new());
+        };
+        let Ok(clp_filter) = check_class_permission(&schema, ClassOperation::Find, auth) else {
+            return Ok(Vec::new());
+        };
+        let ids: Vec<Operand> = ids.into_iter().map(Operand::String).collect();
+        let filter = Filter::Cond {
+            field: object_id_field(),
+            cond: Cond::In(ids),
+        }
+        .and(clp_filter)
+        .and(read_filter(auth));
+        let keys: Option<Vec<String>> = subtree
+            .keys
+            .as_ref()
+            .map(|keys| keys.iter().cloned().collect());
+        let query = FindQuery {
+            filter,
+            order: Vec::new(),
+            skip: 0,
+            limit: None,
+            keys: keys.clone(),
+        };
+        let objects = self.store.find(&schema, &query).await?;
+        let mut rendered = self
+            .render(auth, &schema, objects, subtree, keys.as_deref(), &[])
+            .await?;
+        for object in &mut rendered {
+            object.insert("__type".into(), "Object".into());
+            object.insert("className".into(), class_name.into());
+        }
+        Ok(rendered)
+    }
+}
+
+fn object_id_field() -> FieldRef {
+    FieldRef {
+        field: "objectId".to_owned(),
+        path: Vec::new(),
+        field_type: Some(FieldType::String),
+    }
+}
+
+fn id_filter(object_id: &str) -> Filter {
+    Filter::Cond {
+        field: object_id_field(),
+        cond: Cond::Eq(Operand::String(object_id.to_owned())),
+    }
+}
+
+/// The first segment of each key (`author.name` → `author`).
+fn top_level_keys(keys: &[String]) -> Vec<String> {
+    let mut top: Vec<String> = keys
+        .iter()
+        .filter_map(|key| key.split('.').next())
+        .filter(|key| !key.is_empty())
+        .map(str::to_owned)
+        .collect();
+    top.sort();
+    top.dedup();
+    top
+}
+
+fn pointers_in(value: Option<&Value>) -> Vec<(String, String)> {
+    let pointer = |value: &Value| {
+        let map = value.as_object()?;
+        (map.get("__type")?.as_str()? == "Pointer").then_some(())?;
+        as_pointer(value).map(|(class_name, id)| (class_name.to_owned(), id.to_owned()))
+    };
+    match value {
+        Some(Value::Array(items)) => items.iter().filter_map(pointer).collect(),
+        Some(value) => pointer(value).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Replaces the pointers of `field` by the included objects; a pointer whose target was
+/// not found (missing or unreadable) disappears.
+fn replace_pointers(
+    object: &mut Map<String, Value>,
+    field: &str,
+    found: &HashMap<(String, String), Map<String, Value>>,
+) {
+    let lookup = |value: &Value| -> Option<Value> {
+        let (class_name, id) = as_pointer(value)?;
+        found
+            .get(&(class_name.to_owned(), id.to_owned()))
+            .cloned()
+            .map(Value::Object)
+    };
+    match object.get(field) {
+        Some(Value::Array(items)) => {
+            let items: Vec<Value> = items
+                .iter()
+                .filter_map(|item| {
+                    if as_pointer(item).is_some() {
+                        lookup(item)
+                    } else {
+                        Some(item.clone())
+                    }
+                })
+                .collect();
+            object.insert(field.to_owned(), Value::Array(items));
+        }
+        Some(value) if as_pointer(value).is_some() => match lookup(value) {
+            Some(included) => {
+                object.insert(field.to_owned(), included);
+            }
+            None => {
+                object.remove(field);
+            }
+        },
+        _ => {}
+    }
+}
+
+/// Fields no client may ever read back.
+fn strip_secrets(schema: &ClassSchema, auth: &Auth, json: &mut Map<String, Value>) {
+    if schema.class_name == "_User" {
+        json.remove("password");
+        let is_self = auth.user_id.as_deref() == json.get("objectId").and_then(Value::as_str);
+        if !auth.master && !is_self {
+            json.remove("authData");
+        }
+        json.remove("sessionToken");
+    }
+}
+
+/// A non-master `where` may not test a field that protectedFields hide from the caller:
+/// that would reveal its value one query at a time.
+fn refuse_queries_on_hidden(
+    schema: &ClassSchema,
+    where_json: &Value,
+    hidden: &BTreeSet<String>,
+) -> OpResult<()> {
+    if hidden.is_empty() {
+        return Ok(());
+    }
+    let Some(map) = where_json.as_object() else {
+        return Ok(());
+    };
+    for (key, value) in map {
+        if matches!(key.as_str(), "$or" | "$and" | "$nor") {
+            for branch in value.as_array().into_iter().flatten() {
+                refuse_queries_on_hidden(schema, branch, hidden)?;
+            }
+            continue;
+        }
+        let field = key.split('.').next().unwrap_or_default();
+        if hidden.contains(field) {
+            return Err(OpError::parse(
+                Code::OperationForbidden,
+                format!(
+                    "This user is not allowed to query {field} on class {}",
+                    schema.class_name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,515 @@
+//! The schema cache, schema-on-write and the schemas API (§8.2).
+//!
+//! Schemas are read on every request, so they live in memory behind a short `std` lock;
+//! changes are serialised by an async mutex and written to the store before the cache is
+//! updated, so the cache never shows a class or field the database lacks.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use parlor_core::query::Filter;
+use parlor_core::schema::{
+    ClassSchema, FieldSchema, FieldType, SYSTEM_CLASSES, is_default_field, is_valid_class_name,
+    is_valid_field_name, parse_field, validate_clp,
+};
+use parlor_core::value::infer_type;
+use parlor_core::{Code, Error};
+use serde_json::{Map, Value, json};
+
+use super::access::{ClassOperation, check_class_permission};
+use super::{Auth, OpError, OpResult, Operations};
+
+/// Class schemas by name, shared by every request.
+#[derive(Clone, Default)]
+pub struct SchemaCache {
+    classes: Arc<RwLock<HashMap<String, Arc<ClassSchema>>>>,
+    /// Serialises schema changes, so two requests adding the same field do not race.
+    changes: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl SchemaCache {
+    pub fn new(schemas: Vec<ClassSchema>) -> SchemaCache {
+        let cache = SchemaCache::default();
+        for schema in schemas {
+            cache.put(schema);
+        }
+        cache
+    }
+
+    pub fn get(&self, class_name: &str) -> Option<Arc<ClassSchema>> {
+        self.classes.read().ok()?.get(class_name).cloned()
+    }
+
+    /// Every class, sorted by name.
+    pub fn all(&self) -> Vec<Arc<ClassSchema>> {
+        let mut all: Vec<Arc<ClassSchema>> = self
+            .classes
+            .read()
+            .map(|classes| classes.values().cloned().collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| a.class_name.cmp(&b.class_name));
+        all
+    }
+
+    fn put(&self, schema: ClassSchema) -> Arc<ClassSchema> {
+        let schema = Arc::new(schema);
+        if let Ok(mut classes) = self.classes.write() {
+            classes.insert(schema.class_name.clone(), schema.clone());
+        }
+        schema
+    }
+
+    fn remove(&self, class_name: &str) {
+        if let Ok(mut classes) = self.classes.write() {
+            classes.remove(class_name);
+        }
+    }
+}
+
+/// Classes that exist in every deployment, created at start-up.
+pub const BUILT_IN_CLASSES: [&str; 4] = ["_User", "_Role", "_Session", "_Installation"];
+
+fn mismatch(class_name: &str, field: &str, expected: &FieldType, got: &FieldType) -> OpError {
+    OpError::parse(
+        Code::IncorrectType,
+        format!(
+            "schema mismatch for {class_name}.{field}; expected {} but got {}",
+            expected.describe(),
+            got.describe()
+        ),
+    )
+}
+
+fn invalid_class_name(class_name: &str) -> OpError {
+    OpError::parse(
+        Code::InvalidClassName,
+        format!(
+            "Invalid classname: {class_name}, classnames can only have alphanumeric characters and _, and must start with an alpha character "
+        ),
+    )
+}
+
+/// Whether a stored field type accepts a value of `got`'s type.
+fn accepts(expected: &FieldType, got: &FieldType) -> bool {
+    expected == got
+}
+
+impl Operations {
+    /// Creates the built-in classes and the template's classes that do not exist yet.
+    /// `template` has the `/schemas` response shape: `{"results":[schema,…]}` or an array.
+    pub async fn bootstrap(&self, template: &Value) -> OpResult<()> {
+        for class_name in BUILT_IN_CLASSES {
+            if self.schemas.get(class_name).is_none() {
+                self.create_class(ClassSchema::new(class_name)).await?;
+            }
+        }
+        let schemas = template
+            .get("results")
+            .unwrap_or(template)
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for raw in schemas {
+            let class_name = raw
+                .get("className")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let mut wanted = ClassSchema::from_json(&raw)?;
+            match self.schemas.get(&class_name) {
+                None => {
+                    self.create_class(wanted).await?;
+                }
+                Some(existing) if BUILT_IN_CLASSES.contains(&class_name.as_str()) => {
+                    // A template extends a built-in class: add its fields once, keep the rest.
+                    let missing: Vec<(String, FieldSchema)> = wanted
+                        .fields
+                        .iter()
+                        .filter(|(name, _)| !existing.fields.contains_key(*name))
+                        .map(|(name, field)| (name.clone(), field.clone()))
+                        .collect();
+                    let has_template_clp = raw.get("classLevelPermissions").is_some();
+                    if missing.is_empty() && !has_template_clp {
+                        continue;
+                    }
+                    let _guard = self.schemas.changes.lock().await;
+                    let mut after = (*existing).clone();
+                    after.fields.extend(missing);
+                    if has_template_clp
+                        && existing.class_level_permissions
+                            == parlor_core::schema::default_clp(&class_name)
+                    {
+                        after.class_level_permissions =
+                            std::mem::take(&mut wanted.class_level_permissions);
+                    }
+                    if after != *existing {
+                        self.store.update_class(&existing, &after).await?;
+                        self.schemas.put(after);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_class(&self, schema: ClassSchema) -> OpResult<Arc<ClassSchema>> {
+        let _guard = self.schemas.changes.lock().await;
+        if let Some(existing) = self.schemas.get(&schema.class_name) {
+            return Ok(existing);
+        }
+        self.store.create_class(&schema).await?;
+        Ok(self.schemas.put(schema))
+    }
+
+    /// The class a write goes to, creating it when the caller may (master, or client class
+    /// creation enabled; system classes always).
+    pub async fn class_for_write(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+    ) -> OpResult<Arc<ClassSchema>> {
+        if let Some(schema) = self.schemas.get(class_name) {
+            return Ok(schema);
+        }
+        if !is_valid_class_name(class_name) {
+            return Err(invalid_class_name(class_name));
+        }
+        let system = SYSTEM_CLASSES.contains(&class_name);
+        if !(auth.master || system || self.config.allow_client_class_creation) {
+            return Err(OpError::parse(
+                Code::OperationForbidden,
+                format!("This user is not allowed to access non-existent class: {class_name}"),
+            ));
+        }
+        self.create_class(ClassSchema::new(class_name)).await
+    }
+
+    /// Makes sure every `(field, type)` exists in the class with a compatible type, adding
+    /// new fields (schema-on-write) when the caller's `addField` permission allows it.
+    pub async fn ensure_fields(
+        &self,
+        auth: &Auth,
+        schema: Arc<ClassSchema>,
+        wanted: &[(String, FieldType)],
+    ) -> OpResult<Arc<ClassSchema>> {
+        let mut missing = false;
+        for (field, field_type) in wanted {
+            match schema.field_type(field) {
+                Some(existing) if !accepts(existing, field_type) => {
+                    return Err(mismatch(&schema.class_name, field, existing, field_type));
+                }
+                Some(_) => {}
+                None => missing = true,
+            }
+        }
+        if !missing {
+            return Ok(schema);
+        }
+        if check_class_permission(&schema, ClassOperation::AddField, auth)? != Filter::True {
+            return Err(OpError::parse(
+                Code::OperationForbidden,
+                format!(
+                    "Permission denied for action addField on class {}.",
+                    schema.class_name
+                ),
+            ));
+        }
+        let _guard = self.schemas.changes.lock().await;
+        // Another request may have changed the class while this one waited.
+        let before = self.schemas.get(&schema.class_name).unwrap_or(schema);
+        let mut after = (*before).clone();
+        for (field, field_type) in wanted {
+            match after.field_type(field) {
+                Some(existing) if !accepts(existing, field_type) => {
+                    return Err(mismatch(&after.class_name, field, existing, field_type));
+                }
+                Some(_) => {}
+                None => {
+                    check_new_field(&after, field, field_type)?;
+                    after
+                        .fields
+                        .insert(field.clone(), FieldSchema::of(field_type.clone()));
+                }
+            }
+        }
+        if after == *before {
+            return Ok(before);
+        }
+        self.store.update_class(&before, &after).await?;
+        Ok(self.schemas.put(after))
+    }
+
+    /// `GET /schemas`.
+    pub fn all_schemas(&self, auth: &Auth) -> OpResult<Value> {
+        require_master(auth)?;
+        let results: Vec<Value> = self
+            .schemas
+            .all()
+            .iter()
+            .map(|schema| schema.to_json())
+            .collect();
+        Ok(json!({ "results": results }))
+    }
+
+    /// `GET /schemas/:className`.
+    pub fn get_schema(&self, auth: &Auth, class_name: &str) -> OpResult<Value> {
+        require_master(auth)?;
+        self.schemas
+            .get(class_name)
+            .map(|schema| schema.to_json())
+            .ok_or_else(|| class_missing(class_name))
+    }
+
+    /// `POST /schemas[/:className]`.
+    pub async fn create_schema(
+        &self,
+        auth: &Auth,
+        path_class: Option<&str>,
+        body: &Value,
+    ) -> OpResult<Value> {
+        require_master(auth)?;
+        let body_class = body.get("className").and_then(Value::as_str);
+        let class_name = match (path_class, body_class) {
+            (Some(path), Some(body)) if path != body => {
+                return Err(OpError::parse(
+                    Code::InvalidClassName,
+                    format!("Class name mismatch between {body} and {path}."),
+                ));
+            }
+            (Some(name), _) | (None, Some(name)) => name.to_owned(),
+            (None, None) => {
+                return Err(OpError::parse(
+                    Code::ClassNameMissing,
+                    "POST /schemas needs a class name.",
+                ));
+            }
+        };
+        if !is_valid_class_name(&class_name) {
+            return Err(invalid_class_name(&class_name));
+        }
+        if self.schemas.get(&class_name).is_some() {
+            return Err(OpError::parse(
+                Code::InvalidClassName,
+                format!("Class {class_name} already exists."),
+            ));
+        }
+        let mut schema = ClassSchema::new(&class_name);
+        apply_schema_changes(&mut schema, body)?;
+        let created = self.create_class(schema).await?;
+        Ok(created.to_json())
+    }
+
+    /// `PUT /schemas/:className`.
+    pub async fn update_schema(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        body: &Value,
+    ) -> OpResult<Value> {
+        require_master(auth)?;
+        let _guard = self.schemas.changes.lock().await;
+        let before = self
+            .schemas
+            .get(class_name)
+            .ok_or_else(|| class_missing(class_name))?;
+        let mut after = (*before).clone();
+        apply_schema_changes(&mut after, body)?;
+        self.store.update_class(&before, &after).await?;
+        Ok(self.schemas.put(after).to_json())
+    }
+
+    /// `DELETE /schemas/:className`: only an empty class can be dropped.
+    pub async fn delete_schema(&self, auth: &Auth, class_name: &str) -> OpResult<Value> {
+        require_master(auth)?;
+        let _guard = self.schemas.changes.lock().await;
+        let Some(schema) = self.schemas.get(class_name) else {
+            return Ok(json!({}));
+        };
+        if BUILT_IN_CLASSES.contains(&class_name) {
+            return Err(OpError::parse(
+                Code::InvalidSchemaOperation,
+                format!("Class {class_name} is a system class and cannot be dropped."),
+            ));
+        }
+        let count = self.store.count(&schema, &Filter::True).await?;
+        if count > 0 {
+            return Err(OpError::parse(
+                Code::InvalidSchemaOperation,
+                format!(
+                    "Class {class_name} is not empty, contains {count} objects, cannot drop schema."
+                ),
+            ));
+        }
+        self.store.drop_class(class_name).await?;
+        self.schemas.remove(class_name);
+        Ok(json!({}))
+    }
+
+    /// `DELETE /purge/:className`: deletes every object, keeps the class.
+    pub async fn purge_class(&self, auth: &Auth, class_name: &str) -> OpResult<Value> {
+        require_master(auth)?;
+        if self.schemas.get(class_name).is_some() {
+            self.store.purge_class(class_name).await?;
+        }
+        Ok(json!({}))
+    }
+}
+
+pub(super) fn require_master(auth: &Auth) -> OpResult<()> {
+    if auth.master {
+        Ok(())
+    } else {
+        Err(OpError::MasterKeyRequired)
+    }
+}
+
+fn class_missing(class_name: &str) -> OpError {
+    OpError::parse(
+        Code::InvalidClassName,
+        format!("Class {class_name} does not exist."),
+    )
+}
+
+fn check_new_field(schema: &ClassSchema, field: &str, field_type: &FieldType) -> Result<(), Error> {
+    if !is_valid_field_name(field) {
+        return Err(Error::invalid_key_name(format!(
+            "invalid field name: {field}"
+        )));
+    }
+    if *field_type == FieldType::GeoPoint
+        && schema
+            .fields
+            .iter()
+            .any(|(name, existing)| name != field && existing.field_type == FieldType::GeoPoint)
+    {
+        return Err(Error::incorrect_type(format!(
+            "currently, only one GeoPoint field may exist in an object. Adding {field} when another already exists."
+        )));
+    }
+    Ok(())
+}
+
+/// Applies a schemas-API body (`fields`, `classLevelPermissions`, `indexes`) to `schema`.
+fn apply_schema_changes(schema: &mut ClassSchema, body: &Value) -> Result<(), Error> {
+    let class_name = schema.class_name.clone();
+    if let Some(fields) = body.get("fields") {
+        let fields = fields
+            .as_object()
+            .ok_or_else(|| Error::invalid_json("fields must be an object"))?;
+        for (name, definition) in fields {
+            let deleting = definition.get("__op").and_then(Value::as_str) == Some("Delete");
+            if is_default_field(&class_name, name) {
+                let verb = if deleting { "changed" } else { "added" };
+                let message = if schema.fields.contains_key(name) && !deleting {
+                    format!("field {name} cannot be changed")
+                } else {
+                    format!("field {name} cannot be {verb}")
+                };
+                return Err(Error::new(Code::ChangedImmutableField, message));
+            }
+            if deleting {
+                if schema.fields.remove(name).is_none() {
+                    return Err(Error::new(
+                        Code::InvalidSchemaOperation,
+                        format!("Field {name} does not exist, cannot delete."),
+                    ));
+                }
+                continue;
+            }
+            if schema.fields.contains_key(name) {
+                return Err(Error::new(
+                    Code::InvalidSchemaOperation,
+                    format!("Field {name} exists, cannot update."),
+                ));
+            }
+            if !is_valid_field_name(name) {
+                return Err(Error::invalid_key_name(format!(
+                    "invalid field name: {name}"
+                )));
+            }
+            let field = parse_field(definition)?;
+            if let Some(default_value) = &field.default_value {
+                let got = infer_type(default_value);
+                if got.as_ref() != Some(&field.field_type) {
+                    let got = got
+                        .map(|t| t.describe())
+                        .unwrap_or_else(|| "invalid value".to_owned());
+                    return Err(Error::incorrect_type(format!(
+                        "schema mismatch for {class_name}.{name} default value; expected {} but got {got}",
+                        field.field_type.describe()
+                    )));
+                }
+            }
+            check_new_field(schema, name, &field.field_type)?;
+            schema.fields.insert(name.clone(), field);
+        }
+    }
+    if let Some(clp) = body.get("classLevelPermissions") {
+        if !clp.is_null() {
+            let clp = clp
+                .as_object()
+                .ok_or_else(|| Error::invalid_json("classLevelPermissions must be an object"))?;
+            let mut validated = validate_clp(clp)?;
+            // An operation absent from a written CLP means nobody but master (§8.1).
+            if !validated.contains_key("protectedFields") {
+                validated.insert("protectedFields".into(), json!({"*": []}));
+            }
+            schema.class_level_permissions = validated;
+        }
+    }
+    if let Some(indexes) = body.get("indexes") {
+        let indexes = indexes
+            .as_object()
+            .ok_or_else(|| Error::invalid_json("indexes must be an object"))?;
+        apply_index_changes(schema, indexes)?;
+    }
+    Ok(())
+}
+
+fn apply_index_changes(
+    schema: &mut ClassSchema,
+    indexes: &Map<String, Value>,
+) -> Result<(), Error> {
+    for (name, definition) in indexes {
+        if definition.get("__op").and_then(Value::as_str) == Some("Delete") {
+            if schema.indexes.remove(name).is_none() {
+                return Err(Error::new(
+                    Code::InvalidSchemaOperation,
+                    format!("Index {name} does not exist, cannot delete."),
+                ));
+            }
+            continue;
+        }
+        if schema.indexes.contains_key(name) {
+            return Err(Error::new(
+                Code::InvalidSchemaOperation,
+                format!("Index {name} exists, cannot update."),
+            ));
+        }
+        let keys = definition
+            .as_object()
+            .filter(|keys| !keys.is_empty())
+            .ok_or_else(|| Error::invalid_json(format!("Index {name} must name its fields")))?;
+        for (field, direction) in keys {
+            if !schema.fields.contains_key(field) {
+                return Err(Error::new(
+                    Code::InvalidSchemaOperation,
+                    format!("Field {field} does not exist, cannot add index."),
+                ));
+            }
+            if !matches!(direction.as_i64(), Some(1) | Some(-1)) {
+                return Err(Error::invalid_json(format!(
+                    "Index {name}: direction of {field} must be 1 or -1"
+                )));
+            }
+        }
+        if !is_valid_field_name(name) && name != "_id_" {
+            return Err(Error::invalid_key_name(format!(
+                "invalid index name: {name}"
+            )));
+        }
+        schema.indexes.insert(name.clone(), definition.clone());
+    }
+    Ok(())
+}

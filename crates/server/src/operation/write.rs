@@ -1,0 +1,455 @@
+//! Writes: create, update and delete, planned (validated, schema extended, access guard
+//! attached) and then committed, one or many in a single store transaction.
+//!
+//! Planning and committing are separate so that a batch with `transaction: true` plans
+//! every sub-request first and commits them all at once: all or nothing.
+
+use std::sync::Arc;
+
+use parlor_core::object::{Acl, Object};
+use parlor_core::ops::{FieldOp, FieldUpdate, apply_at_path, parse_op};
+use parlor_core::query::{Cond, FieldRef, Filter, Operand};
+use parlor_core::schema::{ClassSchema, FieldType, is_valid_field_name};
+use parlor_core::value::{infer_type, now_iso};
+use parlor_core::{Code, Error};
+use parlor_store::{Write, WriteOutcome};
+use rand::RngExt;
+use serde_json::{Map, Value};
+
+use super::access::{ClassOperation, check_class_permission, write_filter};
+use super::{Auth, OpError, OpResult, Operations};
+
+/// A validated write, ready to commit.
+#[derive(Debug, Clone)]
+pub struct PlannedWrite {
+    write: Write,
+    /// Body keys whose resulting values the response echoes (`Increment`, `Add`, …).
+    echoed: Vec<FieldUpdate>,
+    /// Values the response carries whatever happens (defaults applied on create).
+    extra: Map<String, Value>,
+}
+
+/// What a committed write answers, and what it did.
+#[derive(Debug, Clone)]
+pub struct WriteResponse {
+    /// 201 for a create, 200 otherwise.
+    pub status: u16,
+    pub body: Value,
+    /// `Location` of a created object.
+    pub location: Option<String>,
+    pub outcome: WriteOutcome,
+}
+
+const OBJECT_ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A new random objectId: 10 characters of `[A-Za-z0-9]`.
+pub fn new_object_id() -> String {
+    let mut rng = rand::rng();
+    (0..10)
+        .map(|_| OBJECT_ID_ALPHABET[rng.random_range(0..OBJECT_ID_ALPHABET.len())] as char)
+        .collect()
+}
+
+/// The body of a write, split into ops per field, with the ACL and objectId taken out.
+struct ParsedBody {
+    updates: Vec<FieldUpdate>,
+    acl: Option<Option<Acl>>,
+    object_id: Option<String>,
+}
+
+fn parse_body(
+    body: &Map<String, Value>,
+    creating: bool,
+    allow_custom_id: bool,
+) -> Result<ParsedBody, Error> {
+    let mut parsed = ParsedBody {
+        updates: Vec::new(),
+        acl: None,
+        object_id: None,
+    };
+    for (key, raw) in body {
+        match key.as_str() {
+            "createdAt" | "updatedAt" | "className" => continue,
+            "objectId" | "id" if creating => {
+                if !allow_custom_id {
+                    return Err(Error::invalid_key_name(format!(
+                        "{key} is an invalid field name."
+                    )));
+                }
+                match raw.as_str() {
+                    Some(id) if !id.is_empty() && is_valid_field_name(&format!("x{id}")) => {
+                        parsed.object_id = Some(id.to_owned());
+                    }
+                    _ => {
+                        return Err(Error::new(
+                            Code::MissingObjectId,
+                            "objectId must not be empty, null or undefined",
+                        ));
+                    }
+                }
+                continue;
+            }
+            "objectId" => continue,
+            "ACL" => {
+                let is_delete = raw.get("__op").and_then(Value::as_str) == Some("Delete");
+                parsed.acl = Some(if raw.is_null() || is_delete {
+                    None
+                } else {
+                    Some(Acl::from_json(raw)?)
+                });
+                continue;
+            }
+            _ => {}
+        }
+        let mut segments = key.split('.');
+        let field = segments.next().unwrap_or_default();
+        let path: Vec<String> = segments.map(str::to_owned).collect();
+        if !is_valid_field_name(field)
+            || path
+                .iter()
+                .any(|segment| segment.is_empty() || segment.contains('$'))
+        {
+            return Err(Error::invalid_key_name(format!(
+                "Invalid field name: {key}."
+            )));
+        }
+        let op = parse_op(raw)?;
+        if !path.is_empty() && matches!(op, FieldOp::Relation { .. }) {
+            return Err(Error::invalid_key_name(format!(
+                "Invalid field name: {key}."
+            )));
+        }
+        parsed.updates.push(FieldUpdate {
+            field: field.to_owned(),
+            path,
+            op,
+        });
+    }
+    Ok(parsed)
+}
+
+/// The field types a write implies, for schema-on-write and type checks.
+fn implied_types(updates: &[FieldUpdate]) -> Vec<(String, FieldType)> {
+    updates
+        .iter()
+        .filter_map(|update| {
+            let field_type = if !update.path.is_empty() {
+                Some(FieldType::Object)
+            } else {
+                match &update.op {
+                    FieldOp::Set(value) => match infer_type(value) {
+                        // The Relation marker is read-only: writing it back changes nothing.
+                        Some(FieldType::Relation(_)) => None,
+                        other => other,
+                    },
+                    FieldOp::Increment(_) => Some(FieldType::Number),
+                    FieldOp::Add(_) | FieldOp::AddUnique(_) | FieldOp::Remove(_) => {
+                        Some(FieldType::Array)
+                    }
+                    FieldOp::Relation { target_class, .. } => {
+                        Some(FieldType::Relation(target_class.clone()))
+                    }
+                    FieldOp::Delete => None,
+                }
+            };
+            field_type.map(|field_type| (update.field.clone(), field_type))
+        })
+        .collect()
+}
+
+/// Fields of `_User` that only the server manages. Passwords are refused outright until
+/// sign-up (with hashing) exists: a plain password must never be stored.
+fn check_user_fields(class_name: &str, auth: &Auth, updates: &[FieldUpdate]) -> Result<(), Error> {
+    if class_name != "_User" {
+        return Ok(());
+    }
+    for update in updates {
+        match update.field.as_str() {
+            "password" => {
+                return Err(Error::forbidden(
+                    "Passwords can only be set through sign-up, which this server does not offer yet.",
+                ));
+            }
+            "emailVerified" if !auth.master => {
+                return Err(Error::forbidden(
+                    "Clients aren't allowed to manually update email verification.",
+                ));
+            }
+            "sessionToken" => {
+                return Err(Error::invalid_key_name("Invalid field name: sessionToken."));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn is_relation_marker(update: &FieldUpdate) -> bool {
+    matches!(&update.op, FieldOp::Set(value) if matches!(infer_type(value), Some(FieldType::Relation(_))))
+}
+
+fn required_error(field: &str) -> OpError {
+    OpError::parse(Code::ValidationError, format!("{field} is required"))
+}
+
+fn is_blank(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => true,
+        Some(Value::String(text)) => text.is_empty(),
+        _ => false,
+    }
+}
+
+impl Operations {
+    /// Plans `POST /classes/:className`.
+    pub async fn plan_create(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        body: &Map<String, Value>,
+    ) -> OpResult<PlannedWrite> {
+        let schema = self.class_for_write(auth, class_name).await?;
+        if check_class_permission(&schema, ClassOperation::Create, auth)? != Filter::True {
+            return Err(Error::forbidden(format!(
+                "Permission denied for action create on class {class_name}."
+            ))
+            .into());
+        }
+        let parsed = parse_body(body, true, self.config.allow_custom_object_id)?;
+        check_user_fields(class_name, auth, &parsed.updates)?;
+        let schema = self
+            .ensure_fields(auth, schema, &implied_types(&parsed.updates))
+            .await?;
+        let mut fields = Map::new();
+        let mut relations = Vec::new();
+        for update in &parsed.updates {
+            if is_relation_marker(update) {
+                continue;
+            }
+            if matches!(update.op, FieldOp::Relation { .. }) {
+                relations.push(update.clone());
+                continue;
+            }
+            let current = fields.get(&update.field);
+            match apply_at_path(current, &update.path, &update.op)? {
+                Some(Value::Null) | None => fields.remove(&update.field),
+                Some(value) => fields.insert(update.field.clone(), value),
+            };
+        }
+        let mut extra = Map::new();
+        for (name, field) in &schema.fields {
+            if let Some(default_value) = &field.default_value {
+                if !fields.contains_key(name) {
+                    fields.insert(name.clone(), default_value.clone());
+                    extra.insert(name.clone(), default_value.clone());
+                }
+            }
+        }
+        for (name, field) in &schema.fields {
+            if field.required && is_blank(fields.get(name)) {
+                return Err(required_error(name));
+            }
+        }
+        let now = now_iso();
+        let object = Object {
+            object_id: parsed.object_id.unwrap_or_else(new_object_id),
+            created_at: now.clone(),
+            updated_at: now,
+            acl: parsed.acl.flatten(),
+            fields,
+        };
+        let echoed = parsed
+            .updates
+            .iter()
+            .filter(|update| update.echoes_result())
+            .cloned()
+            .collect();
+        Ok(PlannedWrite {
+            write: Write::Create {
+                schema,
+                object,
+                relations,
+            },
+            echoed,
+            extra,
+        })
+    }
+
+    /// Plans `PUT /classes/:className/:objectId`.
+    pub async fn plan_update(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        object_id: &str,
+        body: &Map<String, Value>,
+    ) -> OpResult<PlannedWrite> {
+        let schema = self
+            .schemas
+            .get(class_name)
+            .ok_or_else(Error::object_not_found)?;
+        let clp_filter = check_class_permission(&schema, ClassOperation::Update, auth)?;
+        let parsed = parse_body(body, false, false)?;
+        check_user_fields(class_name, auth, &parsed.updates)?;
+        let schema = self
+            .ensure_fields(auth, schema, &implied_types(&parsed.updates))
+            .await?;
+        let mut updates: Vec<FieldUpdate> = parsed
+            .updates
+            .into_iter()
+            .filter(|update| !is_relation_marker(update))
+            .collect();
+        for update in &updates {
+            let required = schema
+                .field(&update.field)
+                .is_some_and(|field| field.required);
+            let clears = match &update.op {
+                FieldOp::Delete => update.path.is_empty(),
+                FieldOp::Set(value) => update.path.is_empty() && is_blank(Some(value)),
+                _ => false,
+            };
+            if required && clears {
+                return Err(required_error(&update.field));
+            }
+        }
+        if let Some(acl) = parsed.acl {
+            let op = match acl {
+                Some(acl) => FieldOp::Set(acl.to_json()),
+                None => FieldOp::Delete,
+            };
+            updates.push(FieldUpdate {
+                field: "ACL".to_owned(),
+                path: Vec::new(),
+                op,
+            });
+        }
+        let echoed = updates
+            .iter()
+            .filter(|update| update.echoes_result())
+            .cloned()
+            .collect();
+        let guard = clp_filter.and(write_filter(auth));
+        let write = Write::Update {
+            schema,
+            object_id: object_id.to_owned(),
+            guard,
+            updates,
+            updated_at: now_iso(),
+        };
+        Ok(PlannedWrite {
+            write,
+            echoed,
+            extra: Map::new(),
+        })
+    }
+
+    /// Plans `DELETE /classes/:className/:objectId`.
+    pub async fn plan_delete(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        object_id: &str,
+    ) -> OpResult<PlannedWrite> {
+        let schema = self
+            .schemas
+            .get(class_name)
+            .ok_or_else(Error::object_not_found)?;
+        let clp_filter = check_class_permission(&schema, ClassOperation::Delete, auth)?;
+        let guard = clp_filter.and(write_filter(auth));
+        let write = Write::Delete {
+            schema,
+            object_id: object_id.to_owned(),
+            guard,
+        };
+        Ok(PlannedWrite {
+            write,
+            echoed: Vec::new(),
+            extra: Map::new(),
+        })
+    }
+
+    /// Commits planned writes in one transaction and builds each one's response.
+    pub async fn commit(&self, planned: Vec<PlannedWrite>) -> OpResult<Vec<WriteResponse>> {
+        let writes: Vec<Write> = planned.iter().map(|plan| plan.write.clone()).collect();
+        let outcomes = self.store.write(writes).await?;
+        Ok(planned
+            .into_iter()
+            .zip(outcomes)
+            .map(|(plan, outcome)| self.respond(plan, outcome))
+            .collect())
+    }
+
+    /// Plans and commits one write.
+    pub async fn commit_one(&self, planned: PlannedWrite) -> OpResult<WriteResponse> {
+        self.commit(vec![planned])
+            .await?
+            .pop()
+            .ok_or_else(|| OpError::Parse(Error::internal()))
+    }
+
+    fn respond(&self, plan: PlannedWrite, outcome: WriteOutcome) -> WriteResponse {
+        let mut body = Map::new();
+        let (status, location, state) = match &outcome {
+            WriteOutcome::Created(object) => {
+                body.insert("objectId".into(), object.object_id.clone().into());
+                body.insert("createdAt".into(), object.created_at.clone().into());
+                let class_name = match &plan.write {
+                    Write::Create { schema, .. } => schema.class_name.clone(),
+                    _ => String::new(),
+                };
+                (
+                    201,
+                    Some(self.object_url(&class_name, &object.object_id)),
+                    Some(object),
+                )
+            }
+            WriteOutcome::Updated { after, .. } => {
+                body.insert("updatedAt".into(), after.updated_at.clone().into());
+                (200, None, Some(after))
+            }
+            WriteOutcome::Deleted(_) => (200, None, None),
+        };
+        if let Some(state) = state {
+            for update in &plan.echoed {
+                let mut value = state.fields.get(&update.field);
+                for segment in &update.path {
+                    value = value.and_then(|inner| inner.get(segment));
+                }
+                let key = std::iter::once(update.field.as_str())
+                    .chain(update.path.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(".");
+                body.insert(key, value.cloned().unwrap_or(Value::Null));
+            }
+        }
+        body.extend(plan.extra);
+        WriteResponse {
+            status,
+            body: Value::Object(body),
+            location,
+            outcome,
+        }
+    }
+
+    /// The URL of an object, as `Location` gives it.
+    pub fn object_url(&self, class_name: &str, object_id: &str) -> String {
+        match class_name {
+            "_User" => format!("{}/users/{object_id}", self.config.server_url),
+            _ => format!(
+                "{}/classes/{class_name}/{object_id}",
+                self.config.server_url
+            ),
+        }
+    }
+}
+
+/// `field = value` as a filter, for lookups the server makes itself.
+pub fn equals(schema: &Arc<ClassSchema>, field: &str, value: Operand) -> Filter {
+    Filter::Cond {
+        field: FieldRef {
+            field: field.to_owned(),
+            path: Vec::new(),
+            field_type: schema.field_type(field).cloned(),
+        },
+        cond: Cond::Eq(value),
+    }
+}

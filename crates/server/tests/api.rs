@@ -1,0 +1,30 @@
+//! The one integration-test binary of the server: real HTTP on `127.0.0.1:0`, a fresh
+//! database per test. Grouped by surface, one file per group under `tests/api/`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+#[path = "api/envelope.rs"]
+mod envelope;
+
+#[path = "api/objects.rs"]
+mod objects;
+
+#[path = "api/acl.rs"]
+mod acl;
+
+#[path = "api/queries.rs"]
+mod queries;
+
+#[path = "api/batch.rs"]
+mod batch;
+
+#[path = "api/schemas.rs"]
+mod schemas;
+
+#[path = "api/bad_input.rs"]
+mod bad_input;
+
+#[path = "api/lifecycle.rs"]
+mod lifecycle;

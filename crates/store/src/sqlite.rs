@@ -1,1 +1,0 @@
-//! SQLite implementation. (Being written.)

@@ -1,0 +1,422 @@
+//! Tables, columns and indexes of classes, and the `_SCHEMA` table.
+//!
+//! Layout: one table per class named after it, with `objectId` (primary key), `createdAt`,
+//! `updatedAt`, `_rperm`, `_wperm` and a column per field (see [`super::rows`]). A relation
+//! lives in its own join table `"_Join:<field>:<class>"`.
+//!
+//! Indexes always end in `(…, createdAt, objectId)` where ordering matters: a find's ORDER BY
+//! ends with `objectId` as tie-breaker, and an index that already holds it serves the whole
+//! ORDER BY, so the chat-history query (`Message` by `session`, newest first) is an index
+//! range scan with no sort step. These functions run on the writer's connection, inside the
+//! writer's transaction.
+
+use parlor_core::Error;
+use parlor_core::schema::{ClassSchema, FieldType};
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, Row, SqliteConnection};
+
+use crate::error::{StoreError, StoreResult};
+use crate::sql::quote_ident;
+use crate::sqlite::rows::{column_decl, field_columns, is_default_field};
+use crate::sqlite::translate::join_table;
+
+/// Tables a job created or dropped, applied to the store's table list once the job is
+/// committed.
+#[derive(Debug, Default)]
+pub(crate) struct TableChanges {
+    pub(crate) created: Vec<String>,
+    pub(crate) dropped: Vec<String>,
+}
+
+/// Fields that get a unique index in system classes, so that concurrent sign-ups cannot
+/// both take a name.
+const SYSTEM_UNIQUE: [(&str, &str); 4] = [
+    ("_User", "username"),
+    ("_User", "email"),
+    ("_Role", "name"),
+    ("_Session", "sessionToken"),
+];
+
+/// The key of a `schema.indexes` entry that makes the index unique (`$` cannot start a field
+/// name, so it never collides with one).
+pub const UNIQUE_INDEX_KEY: &str = "$unique";
+
+async fn execute(conn: &mut SqliteConnection, sql: String) -> StoreResult<()> {
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
+    Ok(())
+}
+
+/// Creates `_SCHEMA` if missing.
+pub(crate) async fn create_schema_table(conn: &mut SqliteConnection) -> StoreResult<()> {
+    execute(
+        conn,
+        "CREATE TABLE IF NOT EXISTS \"_SCHEMA\" (\"className\" TEXT PRIMARY KEY, \"schema\" TEXT)"
+            .to_owned(),
+    )
+    .await
+}
+
+/// Every table in the database.
+pub(crate) async fn table_names(conn: &mut SqliteConnection) -> StoreResult<Vec<String>> {
+    let rows = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|row| row.try_get::<String, _>(0).map_err(StoreError::from))
+        .collect()
+}
+
+pub(crate) async fn create_class(
+    conn: &mut SqliteConnection,
+    schema: &ClassSchema,
+    changes: &mut TableChanges,
+) -> StoreResult<()> {
+    let class_name = &schema.class_name;
+    let mut sql = format!(
+        "CREATE TABLE {} (\"objectId\" TEXT PRIMARY KEY, \"createdAt\" TEXT, \"updatedAt\" TEXT, \
+         \"_rperm\" TEXT, \"_wperm\" TEXT",
+        quote_ident(class_name)
+    );
+    for (name, field_type) in field_columns(schema) {
+        if let Some(decl) = column_decl(field_type) {
+            sql.push_str(&format!(", {} {decl}", quote_ident(name)));
+        }
+    }
+    sql.push(')');
+    execute(conn, sql).await?;
+    changes.created.push(class_name.clone());
+    execute(
+        conn,
+        format!(
+            "CREATE INDEX {} ON {} (\"createdAt\", \"objectId\")",
+            quote_ident(&format!("{class_name}$created")),
+            quote_ident(class_name)
+        ),
+    )
+    .await?;
+    for (name, field) in &schema.fields {
+        add_field_extras(conn, class_name, name, &field.field_type, changes).await?;
+    }
+    for (index_name, spec) in &schema.indexes {
+        create_index(conn, schema, index_name, spec).await?;
+    }
+    save_schema(conn, schema).await
+}
+
+/// The indexes and join table a field brings besides its column.
+async fn add_field_extras(
+    conn: &mut SqliteConnection,
+    class_name: &str,
+    name: &str,
+    field_type: &FieldType,
+    changes: &mut TableChanges,
+) -> StoreResult<()> {
+    match field_type {
+        FieldType::Pointer(_) => {
+            execute(
+                conn,
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {} ({}, \"createdAt\", \"objectId\")",
+                    quote_ident(&pointer_index(class_name, name)),
+                    quote_ident(class_name),
+                    quote_ident(name)
+                ),
+            )
+            .await?;
+        }
+        FieldType::Relation(_) => ensure_join_table(conn, name, class_name, changes).await?,
+        _ => {}
+    }
+    if SYSTEM_UNIQUE.contains(&(class_name, name)) {
+        execute(
+            conn,
+            format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})",
+                quote_ident(&unique_index(class_name, name)),
+                quote_ident(class_name),
+                quote_ident(name)
+            ),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn pointer_index(class_name: &str, field: &str) -> String {
+    format!("{class_name}$ptr${field}")
+}
+
+fn unique_index(class_name: &str, field: &str) -> String {
+    format!("{class_name}$unique${field}")
+}
+
+fn schema_index(class_name: &str, index_name: &str) -> String {
+    format!("{class_name}$idx${index_name}")
+}
+
+/// Creates the join table of relation `field` on `class_name` if it is missing.
+pub(crate) async fn ensure_join_table(
+    conn: &mut SqliteConnection,
+    field: &str,
+    class_name: &str,
+    changes: &mut TableChanges,
+) -> StoreResult<()> {
+    let table = join_table(field, class_name);
+    execute(
+        conn,
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\"owningId\" TEXT NOT NULL, \"relatedId\" TEXT NOT NULL, \
+             PRIMARY KEY (\"owningId\", \"relatedId\")) WITHOUT ROWID",
+            quote_ident(&table)
+        ),
+    )
+    .await?;
+    execute(
+        conn,
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {} (\"relatedId\")",
+            quote_ident(&format!("{table}$related")),
+            quote_ident(&table)
+        ),
+    )
+    .await?;
+    changes.created.push(table);
+    Ok(())
+}
+
+/// Creates one `schema.indexes` entry (`{field: 1 | -1, "$unique"?: true}`); `_id_` and
+/// entries naming no column of the class are skipped.
+async fn create_index(
+    conn: &mut SqliteConnection,
+    schema: &ClassSchema,
+    index_name: &str,
+    spec: &Value,
+) -> StoreResult<()> {
+    let Some(columns) = index_columns(schema, index_name, spec) else {
+        return Ok(());
+    };
+    let unique = spec.get(UNIQUE_INDEX_KEY) == Some(&Value::Bool(true));
+    execute(
+        conn,
+        format!(
+            "CREATE {}INDEX IF NOT EXISTS {} ON {} ({columns})",
+            if unique { "UNIQUE " } else { "" },
+            quote_ident(&schema_index(&schema.class_name, index_name)),
+            quote_ident(&schema.class_name)
+        ),
+    )
+    .await
+}
+
+fn index_columns(schema: &ClassSchema, index_name: &str, spec: &Value) -> Option<String> {
+    if index_name == "_id_" {
+        return None;
+    }
+    let is_column = |field: &str| {
+        matches!(field, "objectId" | "createdAt" | "updatedAt")
+            || field_columns(schema).any(|(name, _)| name == field)
+    };
+    let columns: Vec<String> = spec
+        .as_object()?
+        .iter()
+        .filter(|(field, _)| field.as_str() != UNIQUE_INDEX_KEY)
+        .map(|(field, direction)| {
+            if !is_column(field) {
+                return None;
+            }
+            let descending = direction.as_f64() == Some(-1.0);
+            Some(format!(
+                "{} {}",
+                quote_ident(field),
+                if descending { "DESC" } else { "ASC" }
+            ))
+        })
+        .collect::<Option<_>>()?;
+    (!columns.is_empty()).then(|| columns.join(", "))
+}
+
+pub(crate) async fn update_class(
+    conn: &mut SqliteConnection,
+    before: &ClassSchema,
+    after: &ClassSchema,
+    changes: &mut TableChanges,
+) -> StoreResult<()> {
+    let class_name = &after.class_name;
+    if before.class_name != *class_name {
+        return Err(StoreError::Invalid(Error::invalid_query(
+            "cannot rename a class",
+        )));
+    }
+    let type_of = |schema: &ClassSchema, name: &str| schema.field_type(name).cloned();
+    let removed: Vec<(&String, &FieldType)> = before
+        .fields
+        .iter()
+        .filter(|(name, field)| {
+            !is_default_field(name) && type_of(after, name).as_ref() != Some(&field.field_type)
+        })
+        .map(|(name, field)| (name, &field.field_type))
+        .collect();
+    let added: Vec<(&String, &FieldType)> = after
+        .fields
+        .iter()
+        .filter(|(name, field)| {
+            !is_default_field(name) && type_of(before, name).as_ref() != Some(&field.field_type)
+        })
+        .map(|(name, field)| (name, &field.field_type))
+        .collect();
+
+    // Indexes first: SQLite refuses to drop a column an index uses.
+    for (index_name, spec) in &before.indexes {
+        if after.indexes.get(index_name) != Some(spec) || index_uses_any(spec, &removed) {
+            execute(
+                conn,
+                format!(
+                    "DROP INDEX IF EXISTS {}",
+                    quote_ident(&schema_index(class_name, index_name))
+                ),
+            )
+            .await?;
+        }
+    }
+    for (name, field_type) in &removed {
+        for index in [
+            pointer_index(class_name, name),
+            unique_index(class_name, name),
+        ] {
+            execute(
+                conn,
+                format!("DROP INDEX IF EXISTS {}", quote_ident(&index)),
+            )
+            .await?;
+        }
+        match field_type {
+            FieldType::Relation(_) => {
+                let table = join_table(name, class_name);
+                execute(
+                    conn,
+                    format!("DROP TABLE IF EXISTS {}", quote_ident(&table)),
+                )
+                .await?;
+                changes.dropped.push(table);
+            }
+            field_type if column_decl(field_type).is_some() => {
+                execute(
+                    conn,
+                    format!(
+                        "ALTER TABLE {} DROP COLUMN {}",
+                        quote_ident(class_name),
+                        quote_ident(name)
+                    ),
+                )
+                .await?;
+            }
+            _ => {}
+        }
+    }
+    for (name, field_type) in &added {
+        if let Some(decl) = column_decl(field_type) {
+            execute(
+                conn,
+                format!(
+                    "ALTER TABLE {} ADD COLUMN {} {decl}",
+                    quote_ident(class_name),
+                    quote_ident(name)
+                ),
+            )
+            .await?;
+        }
+        add_field_extras(conn, class_name, name, field_type, changes).await?;
+    }
+    for (index_name, spec) in &after.indexes {
+        if before.indexes.get(index_name) != Some(spec) || index_uses_any(spec, &removed) {
+            create_index(conn, after, index_name, spec).await?;
+        }
+    }
+    save_schema(conn, after).await
+}
+
+fn index_uses_any(spec: &Value, fields: &[(&String, &FieldType)]) -> bool {
+    spec.as_object().is_some_and(|spec| {
+        fields
+            .iter()
+            .any(|(name, _)| spec.contains_key(name.as_str()))
+    })
+}
+
+async fn save_schema(conn: &mut SqliteConnection, schema: &ClassSchema) -> StoreResult<()> {
+    sqlx::query("INSERT OR REPLACE INTO \"_SCHEMA\" (\"className\", \"schema\") VALUES (?, ?)")
+        .bind(&schema.class_name)
+        .bind(schema.to_json().to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The join tables owned by `class_name` (`_Join:<field>:<class_name>`).
+async fn join_tables_of(conn: &mut SqliteConnection, class_name: &str) -> StoreResult<Vec<String>> {
+    let suffix = format!(":{class_name}");
+    Ok(table_names(conn)
+        .await?
+        .into_iter()
+        .filter(|name| {
+            name.strip_prefix("_Join:")
+                .and_then(|rest| rest.strip_suffix(&suffix))
+                .is_some_and(|field| !field.contains(':'))
+        })
+        .collect())
+}
+
+pub(crate) async fn drop_class(
+    conn: &mut SqliteConnection,
+    class_name: &str,
+    changes: &mut TableChanges,
+) -> StoreResult<()> {
+    for table in join_tables_of(conn, class_name).await? {
+        execute(
+            conn,
+            format!("DROP TABLE IF EXISTS {}", quote_ident(&table)),
+        )
+        .await?;
+        changes.dropped.push(table);
+    }
+    execute(
+        conn,
+        format!("DROP TABLE IF EXISTS {}", quote_ident(class_name)),
+    )
+    .await?;
+    changes.dropped.push(class_name.to_owned());
+    sqlx::query("DELETE FROM \"_SCHEMA\" WHERE \"className\" = ?")
+        .bind(class_name)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn purge_class(conn: &mut SqliteConnection, class_name: &str) -> StoreResult<()> {
+    for table in join_tables_of(conn, class_name).await? {
+        execute(conn, format!("DELETE FROM {}", quote_ident(&table))).await?;
+    }
+    let exists = table_names(conn)
+        .await?
+        .iter()
+        .any(|name| name == class_name);
+    if exists {
+        execute(conn, format!("DELETE FROM {}", quote_ident(class_name))).await?;
+    }
+    Ok(())
+}
+
+/// Every stored schema.
+pub(crate) async fn load_schemas(conn: &mut SqliteConnection) -> StoreResult<Vec<ClassSchema>> {
+    let rows = sqlx::query("SELECT \"schema\" FROM \"_SCHEMA\" ORDER BY \"className\"")
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let text: String = row.try_get(0)?;
+            let json: Value = serde_json::from_str(&text)
+                .map_err(|error| StoreError::Database(sqlx::Error::Decode(Box::new(error))))?;
+            ClassSchema::from_json(&json).map_err(StoreError::Invalid)
+        })
+        .collect()
+}

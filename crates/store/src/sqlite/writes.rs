@@ -1,0 +1,326 @@
+//! One [`Write`] executed on the writer's connection, inside the writer's transaction.
+//!
+//! Updates read the current row inside the transaction and apply the field ops to it
+//! (`parlor_core::ops`), so concurrent increments and array ops compose; the writer runs
+//! one job at a time, so the read and the write cannot interleave with another job.
+
+use std::collections::BTreeSet;
+
+use parlor_core::Error;
+use parlor_core::object::{Acl, Object};
+use parlor_core::ops::{self, FieldOp, FieldUpdate};
+use parlor_core::query::Filter;
+use parlor_core::schema::{ClassSchema, FieldType};
+use serde_json::Value;
+use sqlx::SqliteConnection;
+
+use crate::error::{StoreError, StoreResult};
+use crate::sql::{Bind, SqlBuilder, quote_ident};
+use crate::sqlite::ddl::{TableChanges, ensure_join_table};
+use crate::sqlite::rows::{encode_acl, encode_value, field_columns, is_default_field};
+use crate::sqlite::translate::join_table;
+use crate::sqlite::{bound, select};
+use crate::{Write, WriteOutcome};
+
+/// What the writes of a job may consult: which tables exist (for guards with subqueries).
+pub(crate) struct WriteContext<'a> {
+    pub(crate) table_exists: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
+pub(crate) async fn execute(
+    conn: &mut SqliteConnection,
+    write: &Write,
+    context: &WriteContext<'_>,
+    changes: &mut TableChanges,
+) -> StoreResult<WriteOutcome> {
+    match write {
+        Write::Create {
+            schema,
+            object,
+            relations,
+        } => create(conn, schema, object, relations, context, changes).await,
+        Write::Update {
+            schema,
+            object_id,
+            guard,
+            updates,
+            updated_at,
+        } => {
+            update(
+                conn, schema, object_id, guard, updates, updated_at, context, changes,
+            )
+            .await
+        }
+        Write::Delete {
+            schema,
+            object_id,
+            guard,
+        } => delete(conn, schema, object_id, guard, context).await,
+    }
+}
+
+fn invalid(message: String) -> StoreError {
+    StoreError::Invalid(Error::invalid_key_name(message))
+}
+
+/// Maps a unique-index violation to [`StoreError::DuplicateValue`].
+fn on_duplicate(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(database_error) if database_error.is_unique_violation() => {
+            StoreError::DuplicateValue
+        }
+        _ => StoreError::Database(error),
+    }
+}
+
+async fn create(
+    conn: &mut SqliteConnection,
+    schema: &ClassSchema,
+    object: &Object,
+    relations: &[FieldUpdate],
+    context: &WriteContext<'_>,
+    changes: &mut TableChanges,
+) -> StoreResult<WriteOutcome> {
+    let mut columns: Vec<&str> = vec!["objectId", "createdAt", "updatedAt", "_rperm", "_wperm"];
+    let (readers, writers) = encode_acl(object.acl.as_ref());
+    let mut values = vec![
+        Bind::Text(object.object_id.clone()),
+        Bind::Text(object.created_at.clone()),
+        Bind::Text(object.updated_at.clone()),
+        readers,
+        writers,
+    ];
+    for (name, value) in &object.fields {
+        if is_default_field(name) {
+            continue;
+        }
+        match schema.field_type(name) {
+            Some(FieldType::Relation(_)) => continue,
+            Some(field_type) => {
+                columns.push(name);
+                values.push(encode_value(name, field_type, value)?);
+            }
+            None => {
+                return Err(invalid(format!(
+                    "unknown field {name} in {}",
+                    schema.class_name
+                )));
+            }
+        }
+    }
+    let mut out = SqlBuilder::new();
+    out.push("INSERT INTO ");
+    out.ident(&schema.class_name);
+    out.push(" (");
+    out.push(
+        &columns
+            .iter()
+            .map(|column| quote_ident(column))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    out.push(") VALUES (");
+    out.param_list(values);
+    out.push(")");
+    bound(out).execute(&mut *conn).await.map_err(on_duplicate)?;
+    for relation in relations {
+        apply_relation(conn, schema, &object.object_id, relation, context, changes).await?;
+    }
+    let mut created = object.clone();
+    add_relation_markers(schema, &mut created);
+    Ok(WriteOutcome::Created(created))
+}
+
+/// Reads include a `{"__type":"Relation"}` marker per relation field; so do write results.
+fn add_relation_markers(schema: &ClassSchema, object: &mut Object) {
+    for (name, field) in &schema.fields {
+        if let FieldType::Relation(target) = &field.field_type {
+            object.fields.insert(
+                name.clone(),
+                serde_json::json!({"__type": "Relation", "className": target}),
+            );
+        }
+    }
+}
+
+/// Inserts or deletes the join rows of a relation op; other ops are refused.
+async fn apply_relation(
+    conn: &mut SqliteConnection,
+    schema: &ClassSchema,
+    object_id: &str,
+    update: &FieldUpdate,
+    context: &WriteContext<'_>,
+    changes: &mut TableChanges,
+) -> StoreResult<()> {
+    let FieldOp::Relation { add, remove, .. } = &update.op else {
+        return Err(invalid(format!("{} is not a relation op", update.field)));
+    };
+    if !matches!(
+        schema.field_type(&update.field),
+        Some(FieldType::Relation(_))
+    ) {
+        return Err(invalid(format!(
+            "{} is not a relation of {}",
+            update.field, schema.class_name
+        )));
+    }
+    let table = join_table(&update.field, &schema.class_name);
+    if !(context.table_exists)(&table) {
+        ensure_join_table(conn, &update.field, &schema.class_name, changes).await?;
+    }
+    let table = quote_ident(&table);
+    for related_id in add {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT OR IGNORE INTO {table} (\"owningId\", \"relatedId\") VALUES (?, ?)"
+        )))
+        .bind(object_id)
+        .bind(related_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for related_id in remove {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE \"owningId\" = ? AND \"relatedId\" = ?"
+        )))
+        .bind(object_id)
+        .bind(related_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The object with this id if it passes `guard`, else `ObjectNotFound`.
+async fn current(
+    conn: &mut SqliteConnection,
+    schema: &ClassSchema,
+    object_id: &str,
+    guard: &Filter,
+    context: &WriteContext<'_>,
+) -> StoreResult<Object> {
+    if !(context.table_exists)(&schema.class_name) {
+        return Err(StoreError::ObjectNotFound);
+    }
+    let (out, projection) = select::by_id(schema, object_id, guard, context.table_exists);
+    let row = bound(out).fetch_optional(&mut *conn).await?;
+    match row {
+        Some(row) => projection.decode(&row),
+        None => Err(StoreError::ObjectNotFound),
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the fields of Write::Update, plus the connection"
+)]
+async fn update(
+    conn: &mut SqliteConnection,
+    schema: &ClassSchema,
+    object_id: &str,
+    guard: &Filter,
+    updates: &[FieldUpdate],
+    updated_at: &str,
+    context: &WriteContext<'_>,
+    changes: &mut TableChanges,
+) -> StoreResult<WriteOutcome> {
+    let before = current(conn, schema, object_id, guard, context).await?;
+    let mut after = before.clone();
+    after.updated_at = updated_at.to_owned();
+    let mut touched: BTreeSet<&str> = BTreeSet::new();
+    let mut acl_touched = false;
+    for update in updates {
+        if let FieldOp::Relation { .. } = update.op {
+            apply_relation(conn, schema, object_id, update, context, changes).await?;
+            continue;
+        }
+        if update.field == "ACL" {
+            after.acl = match &update.op {
+                FieldOp::Set(Value::Null) | FieldOp::Delete => None,
+                FieldOp::Set(acl) => Some(Acl::from_json(acl)?),
+                _ => return Err(invalid("ACL can only be set or deleted".to_owned())),
+            };
+            acl_touched = true;
+            continue;
+        }
+        match schema.field_type(&update.field) {
+            Some(FieldType::Relation(_) | FieldType::Acl) | None => {
+                return Err(invalid(format!(
+                    "cannot write {} in {}",
+                    update.field, schema.class_name
+                )));
+            }
+            Some(_) if is_default_field(&update.field) => {
+                return Err(invalid(format!("{} cannot be written", update.field)));
+            }
+            Some(_) => {}
+        }
+        let new_value =
+            ops::apply_at_path(after.fields.get(&update.field), &update.path, &update.op)?;
+        match new_value {
+            Some(value) if !value.is_null() => after.fields.insert(update.field.clone(), value),
+            _ => after.fields.remove(&update.field),
+        };
+        touched.insert(&update.field);
+    }
+
+    let mut out = SqlBuilder::new();
+    out.push("UPDATE ");
+    out.ident(&schema.class_name);
+    out.push(" SET \"updatedAt\" = ");
+    out.text(updated_at);
+    if acl_touched {
+        let (readers, writers) = encode_acl(after.acl.as_ref());
+        out.push(", \"_rperm\" = ");
+        out.param(readers);
+        out.push(", \"_wperm\" = ");
+        out.param(writers);
+    }
+    for (name, field_type) in field_columns(schema) {
+        if !touched.contains(name) {
+            continue;
+        }
+        let value = after.fields.get(name).unwrap_or(&Value::Null);
+        out.push(", ");
+        out.ident(name);
+        out.push(" = ");
+        out.param(encode_value(name, field_type, value)?);
+    }
+    out.push(" WHERE \"objectId\" = ");
+    out.text(object_id);
+    bound(out).execute(&mut *conn).await.map_err(on_duplicate)?;
+    Ok(WriteOutcome::Updated { before, after })
+}
+
+async fn delete(
+    conn: &mut SqliteConnection,
+    schema: &ClassSchema,
+    object_id: &str,
+    guard: &Filter,
+    context: &WriteContext<'_>,
+) -> StoreResult<WriteOutcome> {
+    let before = current(conn, schema, object_id, guard, context).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {} WHERE \"objectId\" = ?",
+        quote_ident(&schema.class_name)
+    )))
+    .bind(object_id)
+    .execute(&mut *conn)
+    .await?;
+    for (name, field) in &schema.fields {
+        let FieldType::Relation(_) = field.field_type else {
+            continue;
+        };
+        let table = join_table(name, &schema.class_name);
+        if !(context.table_exists)(&table) {
+            continue;
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {} WHERE \"owningId\" = ?",
+            quote_ident(&table)
+        )))
+        .bind(object_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(WriteOutcome::Deleted(before))
+}

@@ -1,0 +1,1328 @@
+//! The SQLite store against its contract: storage round trips, every filter node, order and
+//! paging, writes and their transactions, DDL, hostile values, and the chat-history plan.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use parlor_core::object::{Acl, Object};
+use parlor_core::ops::{FieldOp, FieldUpdate};
+use parlor_core::query::{Cond, FieldRef, Filter, FindQuery, Operand, Pattern, SortKey, SubQuery};
+use parlor_core::schema::{ClassSchema, FieldSchema, FieldType};
+use parlor_store::sqlite::SqliteStore;
+use parlor_store::{Store, StoreError, Write, WriteOutcome};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+async fn open() -> (TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/nested/dir/parlor.db", dir.path().display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    (dir, store)
+}
+
+fn class(name: &str, fields: &[(&str, FieldType)]) -> ClassSchema {
+    let mut schema = ClassSchema::new(name);
+    for (field, field_type) in fields {
+        schema
+            .fields
+            .insert((*field).to_owned(), FieldSchema::of(field_type.clone()));
+    }
+    schema
+}
+
+/// An object whose creation time orders like its position `n`.
+fn object(id: &str, n: u32, fields: Value) -> Object {
+    let created_at = format!("2024-01-01T00:00:{:02}.000Z", n % 60);
+    Object {
+        object_id: id.to_owned(),
+        created_at: created_at.clone(),
+        updated_at: created_at,
+        acl: None,
+        fields: fields.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+fn field_ref(schema: &ClassSchema, dotted: &str) -> FieldRef {
+    let mut parts = dotted.split('.');
+    let field = parts.next().unwrap().to_owned();
+    FieldRef {
+        field_type: schema.field_type(&field).cloned(),
+        field,
+        path: parts.map(str::to_owned).collect(),
+    }
+}
+
+fn cond(schema: &ClassSchema, dotted: &str, cond: Cond) -> Filter {
+    Filter::Cond {
+        field: field_ref(schema, dotted),
+        cond,
+    }
+}
+
+fn pattern(source: &str) -> Pattern {
+    Pattern {
+        source: source.to_owned(),
+        regex: parlor_core::query::regex::build(source).unwrap(),
+    }
+}
+
+fn s(text: &str) -> Operand {
+    Operand::String(text.to_owned())
+}
+
+fn n(number: f64) -> Operand {
+    Operand::Number(number)
+}
+
+fn date(iso: &str) -> Operand {
+    Operand::Date(iso.to_owned())
+}
+
+fn ptr(class_name: &str, object_id: &str) -> Operand {
+    Operand::Pointer {
+        class_name: class_name.to_owned(),
+        object_id: object_id.to_owned(),
+    }
+}
+
+fn user(id: &str) -> Value {
+    json!({"__type": "Pointer", "className": "_User", "objectId": id})
+}
+
+fn iso(text: &str) -> Value {
+    json!({"__type": "Date", "iso": text})
+}
+
+async fn insert(store: &SqliteStore, schema: &ClassSchema, objects: Vec<Object>) {
+    let schema = Arc::new(schema.clone());
+    let writes = objects
+        .into_iter()
+        .map(|object| Write::Create {
+            schema: Arc::clone(&schema),
+            object,
+            relations: Vec::new(),
+        })
+        .collect();
+    store.write(writes).await.unwrap();
+}
+
+async fn ids(store: &SqliteStore, schema: &ClassSchema, filter: Filter) -> Vec<String> {
+    let mut ids: Vec<String> = store
+        .find(schema, &FindQuery::filter(filter))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|object| object.object_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn get(store: &SqliteStore, schema: &ClassSchema, id: &str) -> Option<Object> {
+    let filter = cond(schema, "objectId", Cond::Eq(s(id)));
+    store
+        .find(schema, &FindQuery::filter(filter))
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+}
+
+fn update(schema: &ClassSchema, id: &str, updates: Vec<FieldUpdate>) -> Write {
+    Write::Update {
+        schema: Arc::new(schema.clone()),
+        object_id: id.to_owned(),
+        guard: Filter::True,
+        updates,
+        updated_at: "2024-06-01T00:00:00.000Z".to_owned(),
+    }
+}
+
+fn set(field: &str, op: FieldOp) -> FieldUpdate {
+    FieldUpdate {
+        field: field.to_owned(),
+        path: Vec::new(),
+        op,
+    }
+}
+
+fn thing_schema() -> ClassSchema {
+    class(
+        "Thing",
+        &[
+            ("name", FieldType::String),
+            ("score", FieldType::Number),
+            ("flag", FieldType::Boolean),
+            ("when", FieldType::Date),
+            ("owner", FieldType::Pointer("_User".into())),
+            ("tags", FieldType::Array),
+            ("meta", FieldType::Object),
+            ("file", FieldType::File),
+            ("geo", FieldType::GeoPoint),
+            ("blob", FieldType::Bytes),
+            ("area", FieldType::Polygon),
+            ("members", FieldType::Relation("_User".into())),
+        ],
+    )
+}
+
+/// Five things with overlapping values, some fields absent.
+async fn things() -> (TempDir, SqliteStore, ClassSchema) {
+    let (dir, store) = open().await;
+    let schema = thing_schema();
+    store.create_class(&schema).await.unwrap();
+    insert(
+        &store,
+        &schema,
+        vec![
+            object(
+                "a",
+                1,
+                json!({"name": "alpha", "score": 1, "flag": true, "when": iso("2024-03-01T00:00:00.000Z"),
+                       "owner": user("u1"), "tags": ["x", "y", 3, user("u1")],
+                       "meta": {"k": "v", "n": 5, "d": iso("2024-03-01T00:00:00.000Z"), "arr": ["p", 1]}}),
+            ),
+            object(
+                "b",
+                2,
+                json!({"name": "beta", "score": 2.5, "flag": false, "when": iso("2024-04-01T00:00:00.000Z"),
+                       "owner": user("u2"), "tags": ["y"], "meta": {"k": "w", "n": 7.5}}),
+            ),
+            object(
+                "c",
+                3,
+                json!({"name": "gamma ray", "score": -3, "tags": [], "meta": {"k": 1}}),
+            ),
+            object("d", 4, json!({"name": "Delta", "tags": [["x"], {"o": 1}]})),
+            object("e", 5, json!({})),
+        ],
+    )
+    .await;
+    (dir, store, schema)
+}
+
+/// Every field type is stored and read back in its Parse form.
+#[tokio::test]
+async fn round_trip_of_every_field_type() {
+    let (_dir, store) = open().await;
+    let schema = thing_schema();
+    store.create_class(&schema).await.unwrap();
+    let fields = json!({
+        "name": "text", "score": 5.0, "flag": true, "when": iso("2024-05-01T12:34:56.789Z"),
+        "owner": user("u1"), "tags": [1, "two", {"three": 3}, user("u2")],
+        "meta": {"nested": {"deep": [1, 2.5]}, "z": null},
+        "file": {"__type": "File", "name": "f.png", "url": "http://x/f.png"},
+        "geo": {"__type": "GeoPoint", "latitude": 40.0, "longitude": -30.5},
+        "blob": {"__type": "Bytes", "base64": "AAEC"},
+        "area": {"__type": "Polygon", "coordinates": [[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]]},
+    });
+    let mut original = object("obj1", 1, fields);
+    original.acl =
+        Some(Acl::from_json(&json!({"*": {"read": true}, "u1": {"write": true}})).unwrap());
+    insert(&store, &schema, vec![original.clone()]).await;
+    let stored = get(&store, &schema, "obj1").await.unwrap();
+    assert_eq!(stored.acl, original.acl);
+    assert_eq!(stored.created_at, original.created_at);
+    // 5.0 is stored in a NUMERIC column and reads back as the integer 5.
+    assert_eq!(stored.fields["score"], json!(5));
+    assert_eq!(
+        stored.fields["members"],
+        json!({"__type": "Relation", "className": "_User"})
+    );
+    for key in [
+        "name", "flag", "when", "owner", "tags", "meta", "file", "geo", "blob", "area",
+    ] {
+        assert_eq!(stored.fields[key], original.fields[key], "{key}");
+    }
+    // Dates inside Objects are normalised like Date columns, so they compare as instants.
+    let offset = object(
+        "obj3",
+        3,
+        json!({"meta": {"at": iso("2024-05-01T14:34:56.789+02:00")}}),
+    );
+    insert(&store, &schema, vec![offset]).await;
+    let at = FieldRef {
+        field: "meta".into(),
+        path: vec!["at".into()],
+        field_type: Some(FieldType::Object),
+    };
+    let by_date = Filter::Cond {
+        field: at,
+        cond: Cond::Eq(date("2024-05-01T12:34:56.789Z")),
+    };
+    assert_eq!(ids(&store, &schema, by_date).await, vec!["obj3"]);
+    let fractional = object("obj2", 2, json!({"score": 2.25}));
+    insert(&store, &schema, vec![fractional]).await;
+    assert_eq!(
+        get(&store, &schema, "obj2").await.unwrap().fields["score"],
+        json!(2.25)
+    );
+    assert!(
+        !get(&store, &schema, "obj2")
+            .await
+            .unwrap()
+            .fields
+            .contains_key("name")
+    );
+}
+
+/// Every filter node, with positive and negative cases, absent fields and kind mismatches.
+#[tokio::test]
+async fn filters_match_like_the_matcher() {
+    let (_dir, store, schema) = things().await;
+    let sc = &schema;
+    let cases: Vec<(Filter, Vec<&str>)> = vec![
+        (Filter::True, vec!["a", "b", "c", "d", "e"]),
+        (Filter::False, vec![]),
+        (Filter::And(vec![]), vec!["a", "b", "c", "d", "e"]),
+        (Filter::Or(vec![]), vec![]),
+        // Eq on each kind.
+        (cond(sc, "name", Cond::Eq(s("alpha"))), vec!["a"]),
+        (cond(sc, "name", Cond::Eq(n(1.0))), vec![]),
+        (cond(sc, "score", Cond::Eq(n(1.0))), vec!["a"]),
+        (cond(sc, "score", Cond::Eq(n(2.5))), vec!["b"]),
+        (cond(sc, "score", Cond::Eq(s("1"))), vec![]),
+        (cond(sc, "flag", Cond::Eq(Operand::Bool(false))), vec!["b"]),
+        (
+            cond(sc, "when", Cond::Eq(date("2024-03-01T00:00:00.000Z"))),
+            vec!["a"],
+        ),
+        (
+            cond(sc, "when", Cond::Eq(s("2024-03-01T00:00:00.000Z"))),
+            vec![],
+        ),
+        (cond(sc, "owner", Cond::Eq(ptr("_User", "u1"))), vec!["a"]),
+        (cond(sc, "owner", Cond::Eq(ptr("Other", "u1"))), vec![]),
+        (cond(sc, "owner", Cond::Eq(s("u1"))), vec![]),
+        (cond(sc, "name", Cond::Eq(Operand::Null)), vec!["e"]),
+        (
+            cond(sc, "nope", Cond::Eq(Operand::Null)),
+            vec!["a", "b", "c", "d", "e"],
+        ),
+        (cond(sc, "nope", Cond::Eq(s("x"))), vec![]),
+        (
+            cond(sc, "createdAt", Cond::Eq(date("2024-01-01T00:00:02.000Z"))),
+            vec!["b"],
+        ),
+        // Arrays: containment, pointers in arrays, whole equality for array operands.
+        (cond(sc, "tags", Cond::Eq(s("y"))), vec!["a", "b"]),
+        (cond(sc, "tags", Cond::Eq(n(3.0))), vec!["a"]),
+        (cond(sc, "tags", Cond::Eq(ptr("_User", "u1"))), vec!["a"]),
+        (
+            cond(sc, "tags", Cond::Eq(Operand::Json(json!(["y"])))),
+            vec!["b"],
+        ),
+        (
+            cond(sc, "tags", Cond::Eq(Operand::Json(json!({"o": 1})))),
+            vec!["d"],
+        ),
+        (
+            cond(sc, "tags", Cond::Eq(Operand::Json(json!([])))),
+            vec!["c"],
+        ),
+        // Objects and dotted paths.
+        (
+            cond(sc, "meta", Cond::Eq(Operand::Json(json!({"k": 1})))),
+            vec!["c"],
+        ),
+        (cond(sc, "meta.k", Cond::Eq(s("v"))), vec!["a"]),
+        (cond(sc, "meta.k", Cond::Eq(n(1.0))), vec!["c"]),
+        (cond(sc, "meta.n", Cond::Gt(n(6.0))), vec!["b"]),
+        (
+            cond(sc, "meta.d", Cond::Eq(date("2024-03-01T00:00:00.000Z"))),
+            vec!["a"],
+        ),
+        (
+            cond(sc, "meta.d", Cond::Lt(date("2025-01-01T00:00:00.000Z"))),
+            vec!["a"],
+        ),
+        (cond(sc, "meta.arr", Cond::Eq(s("p"))), vec!["a"]),
+        (cond(sc, "meta.k", Cond::Exists(true)), vec!["a", "b", "c"]),
+        (cond(sc, "meta.k", Cond::Exists(false)), vec!["d", "e"]),
+        (cond(sc, "name.k", Cond::Exists(true)), vec![]),
+        // Ne / In / Nin.
+        (
+            cond(sc, "name", Cond::Ne(s("alpha"))),
+            vec!["b", "c", "d", "e"],
+        ),
+        (cond(sc, "tags", Cond::Ne(s("y"))), vec!["c", "d", "e"]),
+        (
+            cond(sc, "name", Cond::Ne(Operand::Null)),
+            vec!["a", "b", "c", "d"],
+        ),
+        (
+            cond(sc, "score", Cond::In(vec![n(1.0), n(-3.0), s("x")])),
+            vec!["a", "c"],
+        ),
+        (cond(sc, "score", Cond::In(vec![])), vec![]),
+        (
+            cond(sc, "score", Cond::In(vec![Operand::Null, n(1.0)])),
+            vec!["a", "d", "e"],
+        ),
+        (
+            cond(sc, "score", Cond::Nin(vec![n(1.0), n(-3.0)])),
+            vec!["b", "d", "e"],
+        ),
+        (
+            cond(sc, "tags", Cond::In(vec![s("x"), s("nope")])),
+            vec!["a"],
+        ),
+        (
+            cond(sc, "tags", Cond::Nin(vec![s("x")])),
+            vec!["b", "c", "d", "e"],
+        ),
+        // Ranges: same kind only.
+        (cond(sc, "score", Cond::Gt(n(1.0))), vec!["b"]),
+        (cond(sc, "score", Cond::Gte(n(1.0))), vec!["a", "b"]),
+        (cond(sc, "score", Cond::Lt(n(0.0))), vec!["c"]),
+        (cond(sc, "score", Cond::Lte(n(2.5))), vec!["a", "b", "c"]),
+        (cond(sc, "score", Cond::Lt(s("z"))), vec![]),
+        (cond(sc, "name", Cond::Lt(s("b"))), vec!["a", "d"]),
+        (cond(sc, "name", Cond::Gte(s("b"))), vec!["b", "c"]),
+        (
+            cond(sc, "when", Cond::Gt(date("2024-03-15T00:00:00.000Z"))),
+            vec!["b"],
+        ),
+        (cond(sc, "tags", Cond::Gt(s("a"))), vec![]),
+        (cond(sc, "flag", Cond::Gt(Operand::Bool(false))), vec![]),
+        // All / AllMatch / ContainedBy.
+        (cond(sc, "tags", Cond::All(vec![s("x"), s("y")])), vec!["a"]),
+        (cond(sc, "tags", Cond::All(vec![s("y")])), vec!["a", "b"]),
+        (cond(sc, "tags", Cond::All(vec![])), vec![]),
+        (cond(sc, "name", Cond::All(vec![s("alpha")])), vec![]),
+        (
+            cond(
+                sc,
+                "tags",
+                Cond::AllMatch(vec![pattern("^x"), pattern("^y")]),
+            ),
+            vec!["a"],
+        ),
+        (
+            cond(sc, "tags", Cond::ContainedBy(vec![s("y"), s("z")])),
+            vec!["b", "c"],
+        ),
+        (
+            cond(
+                sc,
+                "tags",
+                Cond::ContainedBy(vec![s("x"), s("y"), n(3.0), ptr("_User", "u1")]),
+            ),
+            vec!["a", "b", "c"],
+        ),
+        (
+            cond(sc, "meta.arr", Cond::ContainedBy(vec![s("p"), n(1.0)])),
+            vec!["a"],
+        ),
+        // Exists.
+        (cond(sc, "score", Cond::Exists(true)), vec!["a", "b", "c"]),
+        (cond(sc, "score", Cond::Exists(false)), vec!["d", "e"]),
+        (
+            cond(sc, "nope", Cond::Exists(false)),
+            vec!["a", "b", "c", "d", "e"],
+        ),
+        // Regex and text.
+        (
+            cond(sc, "name", Cond::Regex(pattern("^[a-c]"))),
+            vec!["a", "b"],
+        ),
+        (cond(sc, "name", Cond::Regex(pattern("(?i)^d"))), vec!["d"]),
+        (cond(sc, "owner", Cond::Regex(pattern("u"))), vec![]),
+        (cond(sc, "meta.k", Cond::Regex(pattern("^w$"))), vec!["b"]),
+        (cond(sc, "name", Cond::Text(vec!["RAY".into()])), vec!["c"]),
+        (cond(sc, "name", Cond::Text(vec!["ra".into()])), vec![]),
+        (cond(sc, "name", Cond::Text(vec![])), vec![]),
+        // Boolean combinations.
+        (
+            Filter::Or(vec![
+                cond(sc, "name", Cond::Eq(s("alpha"))),
+                cond(sc, "score", Cond::Lt(n(0.0))),
+            ]),
+            vec!["a", "c"],
+        ),
+        (
+            Filter::Nor(vec![
+                cond(sc, "name", Cond::Eq(s("alpha"))),
+                cond(sc, "score", Cond::Lt(n(0.0))),
+            ]),
+            vec!["b", "d", "e"],
+        ),
+        (
+            Filter::And(vec![
+                cond(sc, "tags", Cond::Eq(s("y"))),
+                cond(sc, "flag", Cond::Eq(Operand::Bool(true))),
+            ]),
+            vec!["a"],
+        ),
+        // Negation of an absent-valued comparison is true.
+        (
+            Filter::Nor(vec![cond(sc, "score", Cond::Gt(n(0.0)))]),
+            vec!["c", "d", "e"],
+        ),
+    ];
+    for (filter, expected) in cases {
+        assert_eq!(
+            ids(&store, sc, filter.clone()).await,
+            expected,
+            "{filter:?}"
+        );
+    }
+}
+
+/// Order on several keys, descending, skip, limit, keys and count.
+#[tokio::test]
+async fn order_paging_keys_and_count() {
+    let (_dir, store) = open().await;
+    let schema = class(
+        "Row",
+        &[
+            ("group", FieldType::Number),
+            ("label", FieldType::String),
+            ("meta", FieldType::Object),
+        ],
+    );
+    store.create_class(&schema).await.unwrap();
+    let rows = (0..10)
+        .map(|i| {
+            object(
+                &format!("r{i}"),
+                i,
+                json!({"group": i % 3, "label": format!("L{}", 9 - i), "meta": {"rank": 10 - i}}),
+            )
+        })
+        .collect();
+    insert(&store, &schema, rows).await;
+    let order = |keys: &[(&str, bool)]| -> Vec<SortKey> {
+        keys.iter()
+            .map(|(key, descending)| SortKey {
+                field: field_ref(&schema, key),
+                descending: *descending,
+            })
+            .collect()
+    };
+    let run = |query: FindQuery| {
+        let store = &store;
+        let schema = &schema;
+        async move {
+            store
+                .find(schema, &query)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|object| object.object_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut query = FindQuery::filter(Filter::True);
+    assert_eq!(
+        run(query.clone()).await,
+        (0..10).map(|i| format!("r{i}")).collect::<Vec<_>>()
+    );
+    query.order = order(&[("group", true), ("label", false)]);
+    assert_eq!(
+        run(query.clone()).await,
+        vec!["r8", "r5", "r2", "r7", "r4", "r1", "r9", "r6", "r3", "r0"]
+    );
+    query.order = order(&[("meta.rank", false)]);
+    assert_eq!(run(query.clone()).await.first().unwrap(), "r9");
+    query.order = order(&[("group", false)]);
+    query.skip = 2;
+    query.limit = Some(3);
+    assert_eq!(run(query.clone()).await, vec!["r6", "r9", "r1"]);
+    query.limit = None;
+    assert_eq!(run(query.clone()).await.len(), 8);
+    query.limit = Some(0);
+    assert!(run(query.clone()).await.is_empty());
+    // Keys: only the listed fields come back, plus the defaults.
+    let mut keyed = FindQuery::filter(Filter::True);
+    keyed.keys = Some(vec!["label".into()]);
+    keyed.limit = Some(1);
+    let found = store.find(&schema, &keyed).await.unwrap();
+    assert_eq!(found[0].fields.keys().collect::<Vec<_>>(), vec!["label"]);
+    assert_eq!(found[0].created_at, "2024-01-01T00:00:00.000Z");
+    let filter = cond(&schema, "group", Cond::Eq(n(1.0)));
+    assert_eq!(store.count(&schema, &filter).await.unwrap(), 3);
+    assert_eq!(store.count(&schema, &Filter::True).await.unwrap(), 10);
+    let missing = class("Missing", &[]);
+    assert_eq!(store.count(&missing, &Filter::True).await.unwrap(), 0);
+    assert!(
+        store
+            .find(&missing, &FindQuery::filter(Filter::True))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Readable/Writable follow `_rperm`/`_wperm`; no ACL means public.
+#[tokio::test]
+async fn readable_and_writable() {
+    let (_dir, store) = open().await;
+    let schema = class("Doc", &[]);
+    store.create_class(&schema).await.unwrap();
+    let with_acl = |id: &str, n: u32, acl: Option<Value>| {
+        let mut object = object(id, n, json!({}));
+        object.acl = acl.map(|acl| Acl::from_json(&acl).unwrap());
+        object
+    };
+    insert(
+        &store,
+        &schema,
+        vec![
+            with_acl("public", 1, None),
+            with_acl(
+                "readall",
+                2,
+                Some(json!({"*": {"read": true}, "u1": {"write": true}})),
+            ),
+            with_acl(
+                "u1only",
+                3,
+                Some(json!({"u1": {"read": true, "write": true}})),
+            ),
+            with_acl("role", 4, Some(json!({"role:admin": {"read": true}}))),
+            with_acl("nobody", 5, Some(json!({}))),
+        ],
+    )
+    .await;
+    let group = |entries: &[&str]| entries.iter().map(|e| (*e).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&store, &schema, Filter::Readable(group(&["*"]))).await,
+        vec!["public", "readall"]
+    );
+    assert_eq!(
+        ids(&store, &schema, Filter::Readable(group(&["*", "u1"]))).await,
+        vec!["public", "readall", "u1only"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            &schema,
+            Filter::Readable(group(&["*", "role:admin"]))
+        )
+        .await,
+        vec!["public", "readall", "role"]
+    );
+    assert_eq!(
+        ids(&store, &schema, Filter::Readable(vec![])).await,
+        vec!["public"]
+    );
+    assert_eq!(
+        ids(&store, &schema, Filter::Writable(group(&["*", "u1"]))).await,
+        vec!["public", "readall", "u1only"]
+    );
+    assert_eq!(
+        ids(&store, &schema, Filter::Writable(group(&["*"]))).await,
+        vec!["public"]
+    );
+}
+
+/// `$relatedTo` reads the join table written by relation ops on create and update.
+#[tokio::test]
+async fn related_to_follows_join_rows() {
+    let (_dir, store) = open().await;
+    let users = class("_User", &[]);
+    let role = class("_Role", &[]);
+    store.create_class(&users).await.unwrap();
+    store.create_class(&role).await.unwrap();
+    insert(
+        &store,
+        &users,
+        (1..=3)
+            .map(|i| object(&format!("u{i}"), i, json!({})))
+            .collect(),
+    )
+    .await;
+    let relation = |add: &[&str], remove: &[&str]| FieldUpdate {
+        field: "users".into(),
+        path: Vec::new(),
+        op: FieldOp::Relation {
+            target_class: "_User".into(),
+            add: add.iter().map(|s| (*s).to_owned()).collect(),
+            remove: remove.iter().map(|s| (*s).to_owned()).collect(),
+        },
+    };
+    store
+        .write(vec![Write::Create {
+            schema: Arc::new(role.clone()),
+            object: object("r1", 1, json!({"name": "admin"})),
+            relations: vec![relation(&["u1", "u2"], &[])],
+        }])
+        .await
+        .unwrap();
+    let related = |owner_id: &str| Filter::RelatedTo {
+        owner_class: "_Role".into(),
+        owner_id: owner_id.into(),
+        key: "users".into(),
+    };
+    assert_eq!(ids(&store, &users, related("r1")).await, vec!["u1", "u2"]);
+    store
+        .write(vec![update(&role, "r1", vec![relation(&["u3"], &["u1"])])])
+        .await
+        .unwrap();
+    assert_eq!(ids(&store, &users, related("r1")).await, vec!["u2", "u3"]);
+    assert!(ids(&store, &users, related("nope")).await.is_empty());
+    let missing_relation = Filter::RelatedTo {
+        owner_class: "_Role".into(),
+        owner_id: "r1".into(),
+        key: "nothing".into(),
+    };
+    assert!(ids(&store, &users, missing_relation).await.is_empty());
+    // Deleting the owner deletes its join rows.
+    store
+        .write(vec![Write::Delete {
+            schema: Arc::new(role.clone()),
+            object_id: "r1".into(),
+            guard: Filter::True,
+        }])
+        .await
+        .unwrap();
+    assert!(ids(&store, &users, related("r1")).await.is_empty());
+}
+
+/// `$inQuery`/`$notInQuery` and `$select`/`$dontSelect` run the subquery in SQL.
+#[tokio::test]
+async fn in_query_and_select() {
+    let (_dir, store) = open().await;
+    let sessions = class(
+        "ChatSession",
+        &[
+            ("archived", FieldType::Boolean),
+            ("title", FieldType::String),
+        ],
+    );
+    let messages = class(
+        "Message",
+        &[
+            ("session", FieldType::Pointer("ChatSession".into())),
+            ("sessions", FieldType::Array),
+            ("text", FieldType::String),
+        ],
+    );
+    store.create_class(&sessions).await.unwrap();
+    store.create_class(&messages).await.unwrap();
+    insert(
+        &store,
+        &sessions,
+        vec![
+            object("s1", 1, json!({"archived": false, "title": "hello"})),
+            object("s2", 2, json!({"archived": true, "title": "bye"})),
+            object("s3", 3, json!({"archived": false})),
+        ],
+    )
+    .await;
+    let session =
+        |id: &str| json!({"__type": "Pointer", "className": "ChatSession", "objectId": id});
+    insert(
+        &store,
+        &messages,
+        vec![
+            object("m1", 1, json!({"session": session("s1"), "text": "hello", "sessions": [session("s2")]})),
+            object("m2", 2, json!({"session": session("s2"), "text": "bye", "sessions": [session("s1"), session("s3")]})),
+            object("m3", 3, json!({"text": "none"})),
+        ],
+    )
+    .await;
+    let active = SubQuery {
+        class_name: "ChatSession".into(),
+        filter: cond(&sessions, "archived", Cond::Eq(Operand::Bool(false))),
+    };
+    let in_query = |field: &str, negate: bool| Filter::InQuery {
+        field: field_ref(&messages, field),
+        query: Box::new(active.clone()),
+        negate,
+    };
+    assert_eq!(
+        ids(&store, &messages, in_query("session", false)).await,
+        vec!["m1"]
+    );
+    assert_eq!(
+        ids(&store, &messages, in_query("session", true)).await,
+        vec!["m2", "m3"]
+    );
+    assert_eq!(
+        ids(&store, &messages, in_query("sessions", false)).await,
+        vec!["m2"]
+    );
+    let missing_class = Filter::InQuery {
+        field: field_ref(&messages, "session"),
+        query: Box::new(SubQuery {
+            class_name: "Nowhere".into(),
+            filter: Filter::True,
+        }),
+        negate: false,
+    };
+    assert!(ids(&store, &messages, missing_class).await.is_empty());
+    let select = |negate: bool| Filter::Select {
+        field: field_ref(&messages, "text"),
+        query: Box::new(SubQuery {
+            class_name: "ChatSession".into(),
+            filter: Filter::True,
+        }),
+        key: field_ref(&sessions, "title"),
+        negate,
+    };
+    assert_eq!(
+        ids(&store, &messages, select(false)).await,
+        vec!["m1", "m2"]
+    );
+    // s3 has no title: NULL keys do not make `$dontSelect` unknown.
+    assert_eq!(ids(&store, &messages, select(true)).await, vec!["m3"]);
+}
+
+/// Every field op is applied to the state read inside the transaction.
+#[tokio::test]
+async fn updates_apply_each_op() {
+    let (_dir, store) = open().await;
+    let schema = class(
+        "Counter",
+        &[
+            ("n", FieldType::Number),
+            ("list", FieldType::Array),
+            ("meta", FieldType::Object),
+            ("s", FieldType::String),
+        ],
+    );
+    store.create_class(&schema).await.unwrap();
+    insert(
+        &store,
+        &schema,
+        vec![object("c", 1, json!({"n": 1, "list": ["a"], "s": "x"}))],
+    )
+    .await;
+    let outcome = store
+        .write(vec![update(
+            &schema,
+            "c",
+            vec![
+                set("n", FieldOp::Increment(2.into())),
+                set("list", FieldOp::Add(vec![json!("b"), json!("a")])),
+                set("s", FieldOp::Delete),
+                FieldUpdate {
+                    field: "meta".into(),
+                    path: vec!["tokens".into()],
+                    op: FieldOp::Increment(5.into()),
+                },
+                set("ACL", FieldOp::Set(json!({"u1": {"read": true}}))),
+            ],
+        )])
+        .await
+        .unwrap();
+    let WriteOutcome::Updated { before, after } = &outcome[0] else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(before.fields["n"], json!(1));
+    assert_eq!(after.fields["n"], json!(3));
+    assert_eq!(after.updated_at, "2024-06-01T00:00:00.000Z");
+    let stored = get(&store, &schema, "c").await.unwrap();
+    assert_eq!(&stored, after);
+    assert_eq!(stored.fields["list"], json!(["a", "b", "a"]));
+    assert_eq!(stored.fields["meta"], json!({"tokens": 5}));
+    assert!(!stored.fields.contains_key("s"));
+    assert_eq!(stored.acl.unwrap().readers(), vec!["u1".to_owned()]);
+    store
+        .write(vec![update(
+            &schema,
+            "c",
+            vec![
+                set("list", FieldOp::AddUnique(vec![json!("a"), json!("c")])),
+                set(
+                    "n",
+                    FieldOp::Increment(serde_json::Number::from_f64(0.5).unwrap()),
+                ),
+                set("ACL", FieldOp::Delete),
+            ],
+        )])
+        .await
+        .unwrap();
+    let stored = get(&store, &schema, "c").await.unwrap();
+    assert_eq!(stored.fields["list"], json!(["a", "b", "a", "c"]));
+    assert_eq!(stored.fields["n"], json!(3.5));
+    assert_eq!(stored.acl, None);
+    store
+        .write(vec![update(
+            &schema,
+            "c",
+            vec![set("list", FieldOp::Remove(vec![json!("a")]))],
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&store, &schema, "c").await.unwrap().fields["list"],
+        json!(["b", "c"])
+    );
+    // An op that does not fit the stored value is the client's fault.
+    let error = store
+        .write(vec![update(
+            &schema,
+            "c",
+            vec![set("list", FieldOp::Increment(1.into()))],
+        )])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
+}
+
+/// Fifty concurrent increments and add-uniques lose nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_updates_compose() {
+    let (_dir, store) = open().await;
+    let store = Arc::new(store);
+    let schema = class(
+        "Counter",
+        &[("n", FieldType::Number), ("seen", FieldType::Array)],
+    );
+    store.create_class(&schema).await.unwrap();
+    insert(&store, &schema, vec![object("c", 1, json!({}))]).await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = Arc::clone(&store);
+        let schema = schema.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .write(vec![update(
+                    &schema,
+                    "c",
+                    vec![
+                        set("n", FieldOp::Increment(1.into())),
+                        set("seen", FieldOp::AddUnique(vec![json!(i % 10)])),
+                    ],
+                )])
+                .await
+                .unwrap();
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stored = get(&store, &schema, "c").await.unwrap();
+    assert_eq!(stored.fields["n"], json!(50));
+    let mut seen: Vec<i64> = stored.fields["seen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, (0..10).collect::<Vec<_>>());
+}
+
+/// A failing job in a commit group leaves the others; a failing write undoes its job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jobs_are_isolated_and_atomic() {
+    let (_dir, store) = open().await;
+    let store = Arc::new(store);
+    let schema = class("Item", &[("n", FieldType::Number)]);
+    store.create_class(&schema).await.unwrap();
+    insert(&store, &schema, vec![object("taken", 0, json!({}))]).await;
+    let mut tasks = Vec::new();
+    for i in 0..40u32 {
+        let store = Arc::clone(&store);
+        let schema = Arc::new(schema.clone());
+        tasks.push(tokio::spawn(async move {
+            // Every fourth job collides with an existing id.
+            let id = if i % 4 == 0 {
+                "taken".to_owned()
+            } else {
+                format!("i{i}")
+            };
+            let result = store
+                .write(vec![Write::Create {
+                    schema,
+                    object: object(&id, i, json!({"n": i})),
+                    relations: Vec::new(),
+                }])
+                .await;
+            (i, result)
+        }));
+    }
+    for task in tasks {
+        let (i, result) = task.await.unwrap();
+        if i % 4 == 0 {
+            assert!(
+                matches!(result, Err(StoreError::DuplicateValue)),
+                "{result:?}"
+            );
+        } else {
+            assert!(result.is_ok(), "{result:?}");
+        }
+    }
+    assert_eq!(store.count(&schema, &Filter::True).await.unwrap(), 31);
+    // The second write fails, so the first is not kept either.
+    let arc = Arc::new(schema.clone());
+    let result = store
+        .write(vec![
+            Write::Create {
+                schema: Arc::clone(&arc),
+                object: object("fresh", 1, json!({})),
+                relations: Vec::new(),
+            },
+            update(
+                &schema,
+                "missing",
+                vec![set("n", FieldOp::Increment(1.into()))],
+            ),
+        ])
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::ObjectNotFound)),
+        "{result:?}"
+    );
+    assert!(get(&store, &schema, "fresh").await.is_none());
+}
+
+/// Update and delete with a failing guard are "not found" and change nothing.
+#[tokio::test]
+async fn guards_protect_updates_and_deletes() {
+    let (_dir, store) = open().await;
+    let schema = class("Note", &[("n", FieldType::Number)]);
+    store.create_class(&schema).await.unwrap();
+    let mut note = object("note", 1, json!({"n": 1}));
+    note.acl = Some(Acl::from_json(&json!({"owner": {"read": true, "write": true}})).unwrap());
+    insert(&store, &schema, vec![note]).await;
+    let guard = Filter::Writable(vec!["*".into(), "stranger".into()]);
+    let result = store
+        .write(vec![Write::Update {
+            schema: Arc::new(schema.clone()),
+            object_id: "note".into(),
+            guard: guard.clone(),
+            updates: vec![set("n", FieldOp::Increment(1.into()))],
+            updated_at: "2024-06-01T00:00:00.000Z".into(),
+        }])
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::ObjectNotFound)),
+        "{result:?}"
+    );
+    let result = store
+        .write(vec![Write::Delete {
+            schema: Arc::new(schema.clone()),
+            object_id: "note".into(),
+            guard,
+        }])
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::ObjectNotFound)),
+        "{result:?}"
+    );
+    assert_eq!(
+        get(&store, &schema, "note").await.unwrap().fields["n"],
+        json!(1)
+    );
+    let outcome = store
+        .write(vec![Write::Delete {
+            schema: Arc::new(schema.clone()),
+            object_id: "note".into(),
+            guard: Filter::Writable(vec!["owner".into()]),
+        }])
+        .await
+        .unwrap();
+    assert!(matches!(&outcome[0], WriteOutcome::Deleted(before) if before.object_id == "note"));
+    assert!(get(&store, &schema, "note").await.is_none());
+}
+
+/// Unique indexes (declared with `$unique`) refuse duplicates, on create and on update.
+#[tokio::test]
+async fn unique_index_violation_is_duplicate_value() {
+    let (_dir, store) = open().await;
+    let mut schema = class("Account", &[("handle", FieldType::String)]);
+    schema.indexes.insert(
+        "handle_unique".into(),
+        json!({"handle": 1, "$unique": true}),
+    );
+    store.create_class(&schema).await.unwrap();
+    insert(
+        &store,
+        &schema,
+        vec![
+            object("a1", 1, json!({"handle": "bob"})),
+            object("a2", 2, json!({"handle": "amy"})),
+        ],
+    )
+    .await;
+    let result = store
+        .write(vec![Write::Create {
+            schema: Arc::new(schema.clone()),
+            object: object("a3", 3, json!({"handle": "bob"})),
+            relations: Vec::new(),
+        }])
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::DuplicateValue)),
+        "{result:?}"
+    );
+    let result = store
+        .write(vec![update(
+            &schema,
+            "a2",
+            vec![set("handle", FieldOp::Set(json!("bob")))],
+        )])
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::DuplicateValue)),
+        "{result:?}"
+    );
+    // _User's username is unique without being declared.
+    let users = class("_User", &[]);
+    store.create_class(&users).await.unwrap();
+    insert(
+        &store,
+        &users,
+        vec![object("u1", 1, json!({"username": "x"}))],
+    )
+    .await;
+    let result = store
+        .write(vec![Write::Create {
+            schema: Arc::new(users.clone()),
+            object: object("u2", 2, json!({"username": "x"})),
+            relations: Vec::new(),
+        }])
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::DuplicateValue)),
+        "{result:?}"
+    );
+}
+
+/// Adding a field, writing it, removing it (and its column), dropping the class.
+#[tokio::test]
+async fn ddl_follows_schema_changes() {
+    let (dir, store) = open().await;
+    let before = class("Evolving", &[("old", FieldType::String)]);
+    store.create_class(&before).await.unwrap();
+    insert(&store, &before, vec![object("e1", 1, json!({"old": "x"}))]).await;
+    let mut after = class(
+        "Evolving",
+        &[
+            ("added", FieldType::Number),
+            ("link", FieldType::Pointer("_User".into())),
+            ("rel", FieldType::Relation("_User".into())),
+        ],
+    );
+    after
+        .indexes
+        .insert("by_added".into(), json!({"added": -1}));
+    store.update_class(&before, &after).await.unwrap();
+    store
+        .write(vec![update(
+            &after,
+            "e1",
+            vec![set("added", FieldOp::Set(json!(7)))],
+        )])
+        .await
+        .unwrap();
+    let stored = get(&store, &after, "e1").await.unwrap();
+    assert_eq!(stored.fields["added"], json!(7));
+    assert!(!stored.fields.contains_key("old"));
+    assert_eq!(
+        stored.fields["rel"],
+        json!({"__type": "Relation", "className": "_User"})
+    );
+    let schemas = store.load_schemas().await.unwrap();
+    assert_eq!(
+        schemas.iter().find(|s| s.class_name == "Evolving").unwrap(),
+        &after
+    );
+    // The column is gone: the old schema can no longer be read.
+    assert!(
+        store
+            .find(&before, &FindQuery::filter(Filter::True))
+            .await
+            .is_err()
+    );
+    store.purge_class("Evolving").await.unwrap();
+    assert_eq!(store.count(&after, &Filter::True).await.unwrap(), 0);
+    store.drop_class("Evolving").await.unwrap();
+    assert!(
+        store
+            .load_schemas()
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.class_name != "Evolving")
+    );
+    assert!(
+        store
+            .find(&after, &FindQuery::filter(Filter::True))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.close().await;
+    // Reopening finds the schemas again.
+    let url = format!("sqlite://{}/nested/dir/parlor.db", dir.path().display());
+    let reopened = SqliteStore::open(&url).await.unwrap();
+    assert!(reopened.load_schemas().await.unwrap().is_empty());
+    reopened.close().await;
+}
+
+/// SQL metacharacters in values, keys and sub-keys are data, never syntax.
+#[tokio::test]
+async fn hostile_values_match_literally() {
+    let (_dir, store) = open().await;
+    let schema = class(
+        "Hostile",
+        &[
+            ("text", FieldType::String),
+            ("tags", FieldType::Array),
+            ("meta", FieldType::Object),
+        ],
+    );
+    store.create_class(&schema).await.unwrap();
+    let nasty = [
+        "it's",
+        "a\"b",
+        "x'; DROP TABLE \"Hostile\";--",
+        "100%",
+        "under_score",
+        "back\\slash",
+        "nul\0byte",
+        "$.\"key\"",
+        "[0]",
+        "emoji 🎉",
+    ];
+    let objects = nasty
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let mut meta = serde_json::Map::new();
+            meta.insert((*value).to_owned(), json!(value));
+            object(
+                &format!("h{i}"),
+                i as u32,
+                json!({"text": value, "tags": [value], "meta": Value::Object(meta)}),
+            )
+        })
+        .collect();
+    insert(&store, &schema, objects).await;
+    for (i, value) in nasty.iter().enumerate() {
+        let expected = vec![format!("h{i}")];
+        assert_eq!(
+            ids(&store, &schema, cond(&schema, "text", Cond::Eq(s(value)))).await,
+            expected,
+            "{value}"
+        );
+        assert_eq!(
+            ids(&store, &schema, cond(&schema, "tags", Cond::Eq(s(value)))).await,
+            expected,
+            "{value}"
+        );
+        let path = FieldRef {
+            field: "meta".into(),
+            path: vec![(*value).to_owned()],
+            field_type: Some(FieldType::Object),
+        };
+        let by_key = Filter::Cond {
+            field: path.clone(),
+            cond: Cond::Eq(s(value)),
+        };
+        assert_eq!(ids(&store, &schema, by_key).await, expected, "key {value}");
+        let exists = Filter::Cond {
+            field: path,
+            cond: Cond::Exists(true),
+        };
+        assert_eq!(ids(&store, &schema, exists).await, expected, "key {value}");
+        let regex = cond(
+            &schema,
+            "text",
+            Cond::Regex(pattern(&format!(
+                "^{}$",
+                parlor_core::query::regex::expand_quotes(&format!("\\Q{value}\\E"))
+            ))),
+        );
+        assert_eq!(ids(&store, &schema, regex).await, expected, "regex {value}");
+        let whole = Operand::Json(json!({*value: value}));
+        assert_eq!(
+            ids(&store, &schema, cond(&schema, "meta", Cond::Eq(whole))).await,
+            expected,
+            "json {value}"
+        );
+    }
+    assert_eq!(
+        store.count(&schema, &Filter::True).await.unwrap(),
+        nasty.len() as u64
+    );
+    // Hostile ACL entries, object ids, relation owners and sort sub-keys are data too.
+    let readable = Filter::Readable(vec!["'; --".into(), "\"".into()]);
+    assert_eq!(ids(&store, &schema, readable).await.len(), nasty.len());
+    for value in nasty {
+        let by_id = cond(&schema, "objectId", Cond::Eq(s(value)));
+        assert!(ids(&store, &schema, by_id).await.is_empty());
+        let related = Filter::RelatedTo {
+            owner_class: value.to_owned(),
+            owner_id: value.to_owned(),
+            key: value.to_owned(),
+        };
+        assert!(ids(&store, &schema, related).await.is_empty());
+        let query = FindQuery {
+            order: vec![SortKey {
+                field: FieldRef {
+                    field: "meta".into(),
+                    path: vec![value.to_owned()],
+                    field_type: Some(FieldType::Object),
+                },
+                descending: true,
+            }],
+            ..FindQuery::filter(Filter::True)
+        };
+        let found = store.find(&schema, &query).await.unwrap();
+        let index = nasty.iter().position(|other| other == &value).unwrap();
+        // The one object with that key sorts first when descending (absent values are NULL).
+        assert_eq!(found[0].object_id, format!("h{index}"), "sort by {value}");
+    }
+    assert_eq!(
+        store.count(&schema, &Filter::True).await.unwrap(),
+        nasty.len() as u64
+    );
+}
+
+/// The chat-history query is an index range scan with no sort step.
+#[tokio::test]
+async fn chat_history_uses_the_pointer_index() {
+    let (_dir, store) = open().await;
+    let schema = class(
+        "Message",
+        &[
+            ("session", FieldType::Pointer("ChatSession".into())),
+            ("text", FieldType::String),
+        ],
+    );
+    store.create_class(&schema).await.unwrap();
+    let query = FindQuery {
+        filter: cond(&schema, "session", Cond::Eq(ptr("ChatSession", "s1")))
+            .and(Filter::Readable(vec!["*".into(), "u1".into()])),
+        order: vec![SortKey {
+            field: field_ref(&schema, "createdAt"),
+            descending: true,
+        }],
+        skip: 0,
+        limit: Some(50),
+        keys: None,
+    };
+    let plan = store.explain(&schema, &query).await.unwrap();
+    assert!(plan.contains("USING INDEX"), "{plan}");
+    assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    // And it returns the newest first.
+    insert(
+        &store,
+        &schema,
+        (0..60)
+            .map(|i| object(&format!("m{i:02}"), i, json!({"session": {"__type": "Pointer", "className": "ChatSession", "objectId": if i % 2 == 0 { "s1" } else { "s2" }}})))
+            .collect(),
+    )
+    .await;
+    let found = store.find(&schema, &query).await.unwrap();
+    assert_eq!(found.len(), 30);
+    assert_eq!(found[0].object_id, "m58");
+}
+
+/// `sqlite::memory:` works with its single shared connection.
+#[tokio::test]
+async fn in_memory_database() {
+    let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+    let schema = class("Thing", &[("n", FieldType::Number)]);
+    store.create_class(&schema).await.unwrap();
+    insert(&store, &schema, vec![object("t", 1, json!({"n": 1}))]).await;
+    assert_eq!(store.count(&schema, &Filter::True).await.unwrap(), 1);
+    store.close().await;
+}
