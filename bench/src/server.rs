@@ -44,6 +44,11 @@ impl Server {
                 options.bin.display()
             );
         }
+        // The server runs in the temporary folder, so a relative path must be resolved first.
+        let bin = options
+            .bin
+            .canonicalize()
+            .with_context(|| format!("resolving {}", options.bin.display()))?;
         let dir = tempfile::Builder::new()
             .prefix("parlor-bench-")
             .tempdir()
@@ -54,7 +59,7 @@ impl Server {
         let log_path = dir_path.join("server.log");
         let log = File::create(&log_path).context("creating the server log")?;
         let port = free_port()?;
-        let mut command = Command::new(options.bin);
+        let mut command = Command::new(&bin);
         command
             .arg("serve")
             .args(["--host", "127.0.0.1"])
@@ -69,7 +74,7 @@ impl Server {
             .stderr(log);
         let child = command
             .spawn()
-            .with_context(|| format!("starting {}", options.bin.display()))?;
+            .with_context(|| format!("starting {}", bin.display()))?;
         let pid = child.id();
         let dir = if options.keep_db {
             let _ = dir.keep();

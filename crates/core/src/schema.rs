@@ -337,8 +337,19 @@ pub fn is_default_field(class_name: &str, field: &str) -> bool {
 /// The CLP of a new class: everyone may do everything, nothing is protected.
 pub fn default_clp(class_name: &str) -> Map<String, Value> {
     let mut clp = Map::new();
+    // Installations hold device tokens: only the master key may list or delete them.
+    let master_only: &[&str] = if class_name == "_Installation" {
+        &["find", "count", "delete"]
+    } else {
+        &[]
+    };
     for operation in CLP_OPERATIONS {
-        clp.insert(operation.to_owned(), json!({"*": true}));
+        let perms = if master_only.contains(&operation) {
+            json!({})
+        } else {
+            json!({"*": true})
+        };
+        clp.insert(operation.to_owned(), perms);
     }
     let protected = if class_name == "_User" {
         json!({"*": ["email"]})

@@ -16,7 +16,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs the server (REST API at http://<host>:<port><mount-path>).
-    Serve(ServeOptions),
+    Serve(Box<ServeOptions>),
     /// Prints the live schema (the chat template's classes are created first if the database is new).
     Schema {
         /// Database URL.

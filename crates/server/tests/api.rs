@@ -26,5 +26,8 @@ mod schemas;
 #[path = "api/bad_input.rs"]
 mod bad_input;
 
+#[path = "api/sessions.rs"]
+mod sessions;
+
 #[path = "api/lifecycle.rs"]
 mod lifecycle;

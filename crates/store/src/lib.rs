@@ -93,6 +93,12 @@ pub trait Store: Send + Sync + 'static {
     /// The database's plan for a find, for tests and diagnostics.
     async fn explain(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<String>;
 
+    /// Whether the backend reserves this class name for itself (e.g. SQLite's `sqlite_…`
+    /// tables); such classes cannot be created.
+    fn reserves_class_name(&self, _class_name: &str) -> bool {
+        false
+    }
+
     /// Finishes pending writes and closes connections.
     async fn close(&self);
 }

@@ -54,10 +54,10 @@ fn parse_items(state: &AppState, body: &Value) -> ApiResult<Vec<Result<BatchItem
             };
             let body = item.get("body").cloned().unwrap_or(Value::Null);
             let mut params = Map::new();
-            if method == Method::GET {
-                if let Value::Object(map) = &body {
-                    params.extend(map.clone());
-                }
+            if method == Method::GET
+                && let Value::Object(map) = &body
+            {
+                params.extend(map.clone());
             }
             let (relative, query) = relative.split_once('?').unwrap_or((relative, ""));
             for (key, value) in form_urlencoded::parse(query.as_bytes()) {
@@ -90,7 +90,12 @@ pub async fn run_batch(
         .and_then(Value::as_bool)
         .unwrap_or(false);
     if transaction {
-        return run_transaction(state, auth, items).await;
+        return run_transaction(state, auth, items)
+            .await
+            .map_err(|error| match error {
+                ApiError::Parse(error) => ApiError::Transaction(error),
+                other => other,
+            });
     }
     let mut results = Vec::with_capacity(items.len());
     for item in items {

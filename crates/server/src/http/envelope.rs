@@ -102,11 +102,11 @@ pub fn open(
             .iter()
             .filter_map(|field| map.remove(*field).map(|value| ((*field).to_owned(), value)))
             .collect();
-        if method == Method::POST {
-            if let Some(overridden) = envelope.get("_method").and_then(Value::as_str) {
-                method = Method::from_bytes(overridden.to_ascii_uppercase().as_bytes())
-                    .unwrap_or(Method::POST);
-            }
+        if method == Method::POST
+            && let Some(overridden) = envelope.get("_method").and_then(Value::as_str)
+        {
+            method = Method::from_bytes(overridden.to_ascii_uppercase().as_bytes())
+                .unwrap_or(Method::POST);
         }
         let text = |field: &str| {
             envelope
@@ -125,10 +125,10 @@ pub fn open(
         }
     }
     let mut params = parse_query(query.unwrap_or_default());
-    if method == Method::GET || method == Method::DELETE {
-        if let Value::Object(map) = std::mem::take(&mut body) {
-            params.extend(map);
-        }
+    if (method == Method::GET || method == Method::DELETE)
+        && let Value::Object(map) = std::mem::take(&mut body)
+    {
+        params.extend(map);
     }
     Ok((
         ApiRequest {

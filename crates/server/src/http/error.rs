@@ -26,6 +26,9 @@ pub enum ApiError {
     TooLarge {
         limit: usize,
     },
+    /// A batch with `transaction: true` failed: `400` with the first failing item's error,
+    /// whatever its code (§4).
+    Transaction(Error),
     /// A server-side failure; the detail is logged, never sent.
     Internal(String),
 }
@@ -43,6 +46,11 @@ impl ApiError {
                     json!({"code": error.code.as_i32(), "error": error.message}),
                 )
             }
+            ApiError::Transaction(error) if error.code != Code::InternalServerError => (
+                StatusCode::BAD_REQUEST,
+                json!({"code": error.code.as_i32(), "error": error.message}),
+            ),
+            ApiError::Transaction(_) => internal_body(),
             ApiError::Unauthorized => (StatusCode::FORBIDDEN, json!({"error": "unauthorized"})),
             ApiError::MasterKeyRequired => (
                 StatusCode::FORBIDDEN,

@@ -77,7 +77,7 @@ impl Route {
         let segments: Vec<String> = path
             .split('/')
             .filter(|segment| !segment.is_empty())
-            .map(|segment| percent_decode(segment))
+            .map(percent_decode)
             .collect();
         let mut segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         // `/users…` ≡ `/classes/_User…`, and likewise for the other system classes (§13).

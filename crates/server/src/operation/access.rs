@@ -59,6 +59,9 @@ pub fn check_class_permission(
     if auth.master {
         return Ok(Filter::True);
     }
+    if schema.class_name == "_Session" {
+        return own_sessions(schema, operation, auth);
+    }
     let clp = &schema.class_level_permissions;
     let empty = serde_json::Map::new();
     let perms = clp
@@ -116,6 +119,27 @@ pub fn check_class_permission(
         return Ok(Filter::False);
     };
     Ok(points_to_user(schema, &pointer_fields, user_id))
+}
+
+/// Sessions carry no ACL: a caller sees and changes only its own (§5.7), and a caller
+/// without a user has no sessions at all.
+fn own_sessions(
+    schema: &ClassSchema,
+    operation: ClassOperation,
+    auth: &Auth,
+) -> Result<Filter, Error> {
+    let Some(user_id) = &auth.user_id else {
+        return Err(Error::new(
+            Code::InvalidSessionToken,
+            "Invalid session token",
+        ));
+    };
+    if operation == ClassOperation::AddField {
+        return Err(Error::forbidden(
+            "Permission denied for action addField on class _Session.",
+        ));
+    }
+    Ok(points_to_user(schema, &["user"], user_id))
 }
 
 /// Objects whose pointer (or array-of-pointers) fields name the user.

@@ -158,8 +158,34 @@ impl Operations {
         if let Some(existing) = self.schemas.get(&schema.class_name) {
             return Ok(existing);
         }
+        self.check_class_name_free(&schema.class_name)?;
         self.store.create_class(&schema).await?;
         Ok(self.schemas.put(schema))
+    }
+
+    /// Class names that the database would confuse are refused up front: names equal but
+    /// for letter case (SQL identifiers ignore case), and names the backend reserves.
+    fn check_class_name_free(&self, class_name: &str) -> OpResult<()> {
+        if self.store.reserves_class_name(class_name) {
+            return Err(OpError::parse(
+                Code::InvalidClassName,
+                format!("Invalid class name: {class_name} is reserved by the database."),
+            ));
+        }
+        let clash = self.schemas.all().into_iter().find(|existing| {
+            existing.class_name != class_name
+                && existing.class_name.eq_ignore_ascii_case(class_name)
+        });
+        if let Some(existing) = clash {
+            return Err(OpError::parse(
+                Code::InvalidClassName,
+                format!(
+                    "Class {class_name} conflicts with class {}: class names must differ in more than letter case.",
+                    existing.class_name
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The class a write goes to, creating it when the caller may (master, or client class
@@ -295,7 +321,7 @@ impl Operations {
             ));
         }
         let mut schema = ClassSchema::new(&class_name);
-        apply_schema_changes(&mut schema, body)?;
+        apply_schema_changes(&mut schema, body, true)?;
         let created = self.create_class(schema).await?;
         Ok(created.to_json())
     }
@@ -314,7 +340,7 @@ impl Operations {
             .get(class_name)
             .ok_or_else(|| class_missing(class_name))?;
         let mut after = (*before).clone();
-        apply_schema_changes(&mut after, body)?;
+        apply_schema_changes(&mut after, body, false)?;
         self.store.update_class(&before, &after).await?;
         Ok(self.schemas.put(after).to_json())
     }
@@ -377,6 +403,19 @@ fn check_new_field(schema: &ClassSchema, field: &str, field_type: &FieldType) ->
             "invalid field name: {field}"
         )));
     }
+    // SQL column names ignore letter case, so `name` and `Name` cannot both be columns.
+    if let Some(existing) = schema
+        .fields
+        .keys()
+        .find(|existing| *existing != field && existing.eq_ignore_ascii_case(field))
+    {
+        return Err(Error::new(
+            Code::InvalidSchemaOperation,
+            format!(
+                "Field {field} conflicts with field {existing}: field names must differ in more than letter case."
+            ),
+        ));
+    }
     if *field_type == FieldType::GeoPoint
         && schema
             .fields
@@ -391,7 +430,11 @@ fn check_new_field(schema: &ClassSchema, field: &str, field_type: &FieldType) ->
 }
 
 /// Applies a schemas-API body (`fields`, `classLevelPermissions`, `indexes`) to `schema`.
-fn apply_schema_changes(schema: &mut ClassSchema, body: &Value) -> Result<(), Error> {
+fn apply_schema_changes(
+    schema: &mut ClassSchema,
+    body: &Value,
+    creating: bool,
+) -> Result<(), Error> {
     let class_name = schema.class_name.clone();
     if let Some(fields) = body.get("fields") {
         let fields = fields
@@ -400,13 +443,11 @@ fn apply_schema_changes(schema: &mut ClassSchema, body: &Value) -> Result<(), Er
         for (name, definition) in fields {
             let deleting = definition.get("__op").and_then(Value::as_str) == Some("Delete");
             if is_default_field(&class_name, name) {
-                let verb = if deleting { "changed" } else { "added" };
-                let message = if schema.fields.contains_key(name) && !deleting {
-                    format!("field {name} cannot be changed")
-                } else {
-                    format!("field {name} cannot be {verb}")
-                };
-                return Err(Error::new(Code::ChangedImmutableField, message));
+                let verb = if creating { "added" } else { "changed" };
+                return Err(Error::new(
+                    Code::ChangedImmutableField,
+                    format!("field {name} cannot be {verb}"),
+                ));
             }
             if deleting {
                 if schema.fields.remove(name).is_none() {
@@ -445,18 +486,18 @@ fn apply_schema_changes(schema: &mut ClassSchema, body: &Value) -> Result<(), Er
             schema.fields.insert(name.clone(), field);
         }
     }
-    if let Some(clp) = body.get("classLevelPermissions") {
-        if !clp.is_null() {
-            let clp = clp
-                .as_object()
-                .ok_or_else(|| Error::invalid_json("classLevelPermissions must be an object"))?;
-            let mut validated = validate_clp(clp)?;
-            // An operation absent from a written CLP means nobody but master (§8.1).
-            if !validated.contains_key("protectedFields") {
-                validated.insert("protectedFields".into(), json!({"*": []}));
-            }
-            schema.class_level_permissions = validated;
+    if let Some(clp) = body.get("classLevelPermissions")
+        && !clp.is_null()
+    {
+        let clp = clp
+            .as_object()
+            .ok_or_else(|| Error::invalid_json("classLevelPermissions must be an object"))?;
+        let mut validated = validate_clp(clp)?;
+        // An operation absent from a written CLP means nobody but master (§8.1).
+        if !validated.contains_key("protectedFields") {
+            validated.insert("protectedFields".into(), json!({"*": []}));
         }
+        schema.class_level_permissions = validated;
     }
     if let Some(indexes) = body.get("indexes") {
         let indexes = indexes

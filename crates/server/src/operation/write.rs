@@ -238,11 +238,11 @@ impl Operations {
         }
         let mut extra = Map::new();
         for (name, field) in &schema.fields {
-            if let Some(default_value) = &field.default_value {
-                if !fields.contains_key(name) {
-                    fields.insert(name.clone(), default_value.clone());
-                    extra.insert(name.clone(), default_value.clone());
-                }
+            if let Some(default_value) = &field.default_value
+                && !fields.contains_key(name)
+            {
+                fields.insert(name.clone(), default_value.clone());
+                extra.insert(name.clone(), default_value.clone());
             }
         }
         for (name, field) in &schema.fields {

@@ -904,3 +904,39 @@ async fn analytics_events_are_accepted() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, json!({}));
 }
+
+/// §1.2: the `Content-Type` is ignored: a JSON body sent as form data or with no type at all
+/// is still read as JSON.
+#[tokio::test]
+async fn content_type_is_ignored() {
+    let server = TestServer::new().await;
+    server.create("Item", json!({"title": "seed"})).await;
+    for content_type in [
+        Some("application/x-www-form-urlencoded"),
+        Some("application/octet-stream"),
+        None,
+    ] {
+        let reply = server
+            .send_raw(
+                Method::POST,
+                "/classes/Item",
+                Some(br#"{"title":"typed"}"#.to_vec()),
+                content_type,
+                &PUBLIC_HEADERS,
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "{content_type:?}: {:?}",
+            reply.body
+        );
+    }
+    assert_eq!(
+        server
+            .find("Item", &[("where", json!({"title": "typed"}))])
+            .await
+            .len(),
+        3
+    );
+}

@@ -1015,3 +1015,120 @@ async fn field_names_differing_in_case_are_distinct() {
         1
     );
 }
+
+/// §2.2 and §16: a `null` value is stored as null (on create and on update), reads back as
+/// `null`, and counts as existing for `$exists` (Mongo's rule, which Parlor follows).
+#[tokio::test]
+async fn null_is_stored_as_null() {
+    let server = TestServer::new().await;
+    let created = server.create("Item", json!({"v": null, "w": 1})).await;
+    let object = server.get("Item", &created).await;
+    assert_eq!(object.get("v"), Some(&Value::Null), "{object}");
+
+    let updated = server.create("Item", json!({"v": "x", "w": 2})).await;
+    let reply = server
+        .public(
+            Method::PUT,
+            &format!("/classes/Item/{updated}"),
+            Some(json!({"v": null})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let object = server.get("Item", &updated).await;
+    assert_eq!(object.get("v"), Some(&Value::Null), "{object}");
+
+    server.create("Item", json!({"w": 3})).await;
+    let existing = server
+        .find(
+            "Item",
+            &[
+                ("where", json!({"v": {"$exists": true}})),
+                ("order", json!("w")),
+            ],
+        )
+        .await;
+    assert_eq!(values(&existing, "w"), vec![json!(1), json!(2)]);
+    let missing = server
+        .find("Item", &[("where", json!({"v": {"$exists": false}}))])
+        .await;
+    assert_eq!(values(&missing, "w"), vec![json!(3)]);
+}
+
+/// §2.7: a `Batch` of relation ops adds and removes members in one write; writing the
+/// read-only Relation marker back changes nothing.
+#[tokio::test]
+async fn relation_batch_op_and_marker() {
+    let server = TestServer::new().await;
+    let a = server.create("Player", json!({"name": "a"})).await;
+    let b = server.create("Player", json!({"name": "b"})).await;
+    let team = server
+        .create(
+            "Team",
+            json!({"members": {"__op": "AddRelation", "objects": [pointer("Player", &a)]}}),
+        )
+        .await;
+    let reply = server
+        .public(
+            Method::PUT,
+            &format!("/classes/Team/{team}"),
+            Some(json!({"members": {"__op": "Batch", "ops": [
+                {"__op": "AddRelation", "objects": [pointer("Player", &b)]},
+                {"__op": "RemoveRelation", "objects": [pointer("Player", &a)]},
+            ]}})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let related = json!({"$relatedTo": {"object": pointer("Team", &team), "key": "members"}});
+    assert_eq!(
+        ids(&server.find("Player", &[("where", related.clone())]).await),
+        vec![b.clone()]
+    );
+
+    let marker = server
+        .public(
+            Method::PUT,
+            &format!("/classes/Team/{team}"),
+            Some(json!({"members": {"__type": "Relation", "className": "Player"}})),
+        )
+        .await;
+    assert_eq!(marker.status, StatusCode::OK, "{:?}", marker.body);
+    assert_eq!(
+        ids(&server.find("Player", &[("where", related)]).await),
+        vec![b]
+    );
+    assert_eq!(
+        server.get("Team", &team).await["members"],
+        json!({"__type": "Relation", "className": "Player"})
+    );
+}
+
+/// §2.6: `_Installation` find and delete without the master key → 119; master may.
+#[tokio::test]
+async fn installation_find_and_delete_need_master() {
+    let server = TestServer::new().await;
+    let id = server
+        .create("_Installation", json!({"installationId": "3f0d1c2e-0000-4000-8000-000000000000", "deviceType": "android"}))
+        .await;
+    let find = server
+        .public(Method::GET, "/classes/_Installation", None)
+        .await;
+    assert_parse_error(&find, 400, 119, None);
+    let delete = server
+        .public(
+            Method::DELETE,
+            &format!("/classes/_Installation/{id}"),
+            None,
+        )
+        .await;
+    assert_parse_error(&delete, 400, 119, None);
+    assert_eq!(server.count("_Installation").await, 1);
+    assert_eq!(server.find("_Installation", &[]).await.len(), 1);
+    let master = server
+        .master(
+            Method::DELETE,
+            &format!("/classes/_Installation/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(master.status, StatusCode::OK);
+}

@@ -1283,3 +1283,36 @@ async fn full_text_search() {
     )
     .await;
 }
+
+/// `includeAll=true` expands every pointer one level, like `include=*` (§3.1); a malformed
+/// `$relatedTo` → `102 "improper usage of $relatedTo"`.
+#[tokio::test]
+async fn include_all_and_bad_related_to() {
+    let server = TestServer::new().await;
+    let ann = server.create("Author", json!({"name": "Ann"})).await;
+    server
+        .create(
+            "Post",
+            json!({"title": "p", "author": pointer("Author", &ann)}),
+        )
+        .await;
+    let all = server.find("Post", &[("includeAll", json!(true))]).await;
+    assert_eq!(all[0]["author"]["name"], "Ann");
+    assert_eq!(all[0]["author"]["__type"], "Object");
+    refused(
+        &server,
+        "Post",
+        json!({"$relatedTo": {"key": "members"}}),
+        102,
+        Some("improper usage of $relatedTo"),
+    )
+    .await;
+    refused(
+        &server,
+        "Post",
+        json!({"$relatedTo": "x"}),
+        102,
+        Some("improper usage of $relatedTo"),
+    )
+    .await;
+}

@@ -949,3 +949,78 @@ async fn protected_fields_are_hidden_from_the_public() {
         1
     );
 }
+
+/// `PUT /schemas` adds and deletes indexes; the schema lists them; adding an existing one
+/// or deleting a missing one → 255; an index on a missing field is refused.
+#[tokio::test]
+async fn schema_indexes() {
+    let server = TestServer::new().await;
+    server.create("Item", json!({"a": 1, "b": "x"})).await;
+    let reply = server
+        .master(
+            Method::PUT,
+            "/schemas/Item",
+            Some(json!({"indexes": {"by_a": {"a": 1}, "by_ab": {"a": -1, "b": 1}}})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["indexes"]["by_a"], json!({"a": 1}));
+    assert_eq!(reply.body["indexes"]["by_ab"], json!({"a": -1, "b": 1}));
+    let again = server
+        .master(
+            Method::PUT,
+            "/schemas/Item",
+            Some(json!({"indexes": {"by_a": {"a": 1}}})),
+        )
+        .await;
+    assert_parse_error(&again, 400, 255, None);
+    let missing = server
+        .master(
+            Method::PUT,
+            "/schemas/Item",
+            Some(json!({"indexes": {"gone": {"__op": "Delete"}}})),
+        )
+        .await;
+    assert_parse_error(&missing, 400, 255, None);
+    let no_field = server
+        .master(
+            Method::PUT,
+            "/schemas/Item",
+            Some(json!({"indexes": {"by_z": {"z": 1}}})),
+        )
+        .await;
+    assert!(
+        no_field.status == StatusCode::BAD_REQUEST && no_field.body["code"].is_i64(),
+        "{:?}",
+        no_field.body
+    );
+    let deleted = server
+        .master(
+            Method::PUT,
+            "/schemas/Item",
+            Some(json!({"indexes": {"by_a": {"__op": "Delete"}}})),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
+    assert!(
+        deleted.body["indexes"].get("by_a").is_none(),
+        "{:?}",
+        deleted.body
+    );
+    // Queries still work with the remaining index, and a field in an index can be deleted.
+    assert_eq!(
+        server
+            .find("Item", &[("where", json!({"a": 1}))])
+            .await
+            .len(),
+        1
+    );
+    let drop_field = server
+        .master(
+            Method::PUT,
+            "/schemas/Item",
+            Some(json!({"fields": {"b": {"__op": "Delete"}}})),
+        )
+        .await;
+    assert_eq!(drop_field.status, StatusCode::OK, "{:?}", drop_field.body);
+}

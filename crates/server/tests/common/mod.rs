@@ -74,10 +74,9 @@ impl TestServer {
                 .get(format!("{}/parse/health", server.base))
                 .send()
                 .await
+                && response.status() == StatusCode::OK
             {
-                if response.status() == StatusCode::OK {
-                    return server;
-                }
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -269,6 +269,12 @@ impl Store for SqliteStore {
         Ok(lines.join("\n"))
     }
 
+    fn reserves_class_name(&self, class_name: &str) -> bool {
+        class_name
+            .get(..7)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("sqlite_"))
+    }
+
     async fn close(&self) {
         let (reply, done) = oneshot::channel();
         if self.jobs.send(Job::Close { reply }).await.is_ok() {
