@@ -1,5 +1,7 @@
 //! The `parlor` binary: `parlor serve` runs the server, `parlor schema` prints the live schema.
 
+use std::io::Write;
+
 use clap::{Parser, Subcommand};
 use parlor_server::config::{DEFAULT_DATABASE, ServeOptions};
 use parlor_server::schema_doc::{SchemaFormat, render};
@@ -51,7 +53,9 @@ async fn main() -> anyhow::Result<()> {
             let operations = parlor_server::open_operations(&config, String::new()).await?;
             let schemas = operations.schemas.all();
             let refs: Vec<_> = schemas.iter().map(|schema| schema.as_ref()).collect();
-            println!("{}", render(&refs, format));
+            // A closed pipe (`parlor schema | head`) is not an error worth a panic.
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{}", render(&refs, format));
             operations.store.close().await;
             Ok(())
         }
