@@ -31,3 +31,6 @@ mod sessions;
 
 #[path = "api/lifecycle.rs"]
 mod lifecycle;
+
+#[path = "api/cli.rs"]
+mod cli;

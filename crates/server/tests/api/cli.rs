@@ -1,0 +1,227 @@
+//! The `parlor` binary's commands, run as a user runs them.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn parlor(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_parlor"))
+        .args(args)
+        .output()
+        .expect("run parlor");
+    assert!(
+        output.status.success(),
+        "parlor {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+fn fresh_database() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/data/parlor.db", dir.path().display());
+    (dir, url)
+}
+
+/// `parlor schema --format json` prints the live schema of a new database: the chat
+/// template's classes with their fixed field names, in the `/schemas` response shape.
+#[test]
+fn schema_json_lists_the_chat_template() {
+    let (_dir, database) = fresh_database();
+    let output = parlor(&["schema", "--database", &database, "--format", "json"]);
+    let schema: Value = serde_json::from_str(&output).expect("JSON");
+    let classes: Vec<&str> = schema["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["className"].as_str().unwrap())
+        .collect();
+    for class_name in [
+        "ChatSession",
+        "Context",
+        "Message",
+        "Persona",
+        "_Role",
+        "_Session",
+        "_User",
+    ] {
+        assert!(
+            classes.contains(&class_name),
+            "{class_name} missing from {classes:?}"
+        );
+    }
+    let message = schema["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["className"] == "Message")
+        .unwrap();
+    assert_eq!(
+        message["fields"]["session"],
+        serde_json::json!({"type": "Pointer", "targetClass": "ChatSession", "required": true})
+    );
+    assert_eq!(
+        message["fields"]["content"],
+        serde_json::json!({"type": "String", "required": true})
+    );
+    let session = schema["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["className"] == "ChatSession")
+        .unwrap();
+    assert_eq!(session["fields"]["participants"]["type"], "Array");
+    assert_eq!(
+        session["classLevelPermissions"]["create"],
+        serde_json::json!({"requiresAuthentication": true})
+    );
+}
+
+/// The Mermaid form is an ER diagram whose relationships follow the pointers; the Markdown
+/// form is a data dictionary with one table per class.
+#[test]
+fn schema_mermaid_and_markdown() {
+    let (_dir, database) = fresh_database();
+    let mermaid = parlor(&["schema", "--database", &database, "--format", "mermaid"]);
+    assert!(mermaid.starts_with("erDiagram\n"));
+    assert!(
+        mermaid.contains("    Message }o--|| ChatSession : session\n"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("    ChatSession }o--o| User_ : owner\n"),
+        "{mermaid}"
+    );
+    let markdown = parlor(&["schema", "--database", &database, "--format", "markdown"]);
+    assert!(markdown.contains("\n## Message\n"));
+    assert!(
+        markdown.contains("| content | String | yes |  |\n"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| session | Pointer<ChatSession> | yes |  |\n"),
+        "{markdown}"
+    );
+}
+
+/// `parlor serve --help` documents every setting with its environment variable.
+#[test]
+fn serve_help_documents_every_flag() {
+    let help = parlor(&["serve", "--help"]);
+    for flag in [
+        "--host",
+        "--port",
+        "--mount-path",
+        "--database",
+        "--app-id",
+        "--master-key",
+        "--master-key-ips",
+        "--rest-api-key",
+        "--javascript-key",
+        "--client-key",
+        "--max-body-bytes",
+        "--max-limit",
+        "--idempotency-paths",
+        "--config",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    assert!(help.contains("PARLOR_DATABASE"));
+    assert!(help.contains("sqlite://./parlor-data/parlor.db"));
+}
+
+/// Starts `parlor serve` on a free port; returns the child and the URL it printed.
+fn start_server(
+    database: &str,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+    String,
+    Vec<String>,
+) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parlor"))
+        .args(["serve", "--port", "0", "--database", database])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn parlor");
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).expect("read") > 0,
+            "server exited early: {lines:?}"
+        );
+        lines.push(line.trim_end().to_owned());
+        if let Some(url) = line
+            .trim_end()
+            .strip_prefix("Parlor ")
+            .and_then(|rest| rest.split(" listening on ").nth(1))
+        {
+            return (child, reader, url.to_owned(), lines);
+        }
+    }
+}
+
+/// The master key is generated, printed and kept on first start only; SIGTERM stops the
+/// server cleanly (exit code 0, "Parlor stopped") and the data survives a restart.
+#[tokio::test]
+async fn first_start_generates_a_master_key_and_sigterm_stops_cleanly() {
+    use std::io::Read;
+    let (dir, database) = fresh_database();
+    let (mut child, mut reader, url, lines) = start_server(&database);
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/parse"),
+        "{url}"
+    );
+    let key_path = dir.path().join("data/master.key");
+    let key = std::fs::read_to_string(&key_path).expect("master.key kept in the data folder");
+    assert_eq!(key.len(), 40);
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("Generated a master key") && line.ends_with(&key)),
+        "{lines:?}"
+    );
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{url}/classes/Note"))
+        .header("X-Parse-Application-Id", "parlor")
+        .header("X-Parse-Master-Key", &key)
+        .body(r#"{"text":"kept"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("Parlor stopped"), "{rest}");
+
+    let (mut child, _reader, url, lines) = start_server(&database);
+    assert!(
+        !lines.iter().any(|line| line.contains("Generated")),
+        "{lines:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&key_path).unwrap(), key);
+    let found: Value = client
+        .get(format!("{url}/classes/Note"))
+        .header("X-Parse-Application-Id", "parlor")
+        .header("X-Parse-Master-Key", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["results"][0]["text"], "kept");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
