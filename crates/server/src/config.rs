@@ -253,16 +253,30 @@ mod tests {
     fn a_config_file_fills_what_flags_leave_unset() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("parlor.toml");
-        std::fs::write(&path, "app_id = \"from-file\"\nport = 4000\nmaster_key_ips = [\"10.0.0.0/8\"]\n").expect("write");
-        let flags = ServeOptions { config: Some(path.clone()), port: Some(5000), ..ServeOptions::default() };
+        std::fs::write(
+            &path,
+            "app_id = \"from-file\"\nport = 4000\nmaster_key_ips = [\"10.0.0.0/8\"]\n",
+        )
+        .expect("write");
+        let flags = ServeOptions {
+            config: Some(path.clone()),
+            port: Some(5000),
+            ..ServeOptions::default()
+        };
         let config = flags.resolve().expect("resolve");
         assert_eq!(config.app_id, "from-file");
         assert_eq!(config.port, 5000);
         assert_eq!(config.master_key_ips, vec!["10.0.0.0/8".to_owned()]);
         assert_eq!(config.mount_path, "/parse");
         std::fs::write(&path, "no_such_setting = 1\n").expect("write");
-        let flags = ServeOptions { config: Some(path), ..ServeOptions::default() };
-        assert!(flags.resolve().is_err(), "unknown keys are refused, not ignored");
+        let flags = ServeOptions {
+            config: Some(path),
+            ..ServeOptions::default()
+        };
+        assert!(
+            flags.resolve().is_err(),
+            "unknown keys are refused, not ignored"
+        );
     }
 
     #[test]

@@ -102,10 +102,13 @@ fn array_strategy() -> impl Strategy<Value = Value> {
     prop::collection::vec(item_strategy(), 0..4).prop_map(Value::Array)
 }
 
+/// Object values, whose members are explicitly null often (a null member exists for
+/// `Exists`, a missing one does not).
 fn object_value_strategy() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         4 => item_strategy(),
         1 => array_strategy(),
+        2 => Just(Value::Null),
     ];
     let nested = prop::collection::btree_map(
         prop::sample::select(OBJECT_KEYS.to_vec()).prop_map(str::to_owned),
@@ -138,9 +141,16 @@ fn acl_strategy() -> impl Strategy<Value = Option<Acl>> {
     )
 }
 
-/// The fields of one object; each is absent a third of the time.
+/// The fields of one object; each is absent a quarter of the time and an explicit null
+/// (stored in `_nulls`) a fifth of the time.
 fn fields_strategy() -> impl Strategy<Value = Map<String, Value>> {
-    let sometimes = |strategy: BoxedStrategy<Value>| prop::option::weighted(0.67, strategy);
+    let sometimes = |strategy: BoxedStrategy<Value>| {
+        prop_oneof![
+            5 => Just(None),
+            4 => Just(Some(Value::Null)),
+            11 => strategy.prop_map(Some),
+        ]
+    };
     (
         sometimes(string_strategy().prop_map(Value::from).boxed()),
         sometimes(number_strategy().boxed()),
@@ -264,7 +274,7 @@ fn cond_strategy() -> impl Strategy<Value = Cond> {
         1 => prop::collection::vec(prop::sample::select(PATTERNS.to_vec()), 0..3)
             .prop_map(|sources| Cond::AllMatch(sources.into_iter().map(pattern).collect())),
         2 => operands().prop_map(Cond::ContainedBy),
-        2 => any::<bool>().prop_map(Cond::Exists),
+        3 => any::<bool>().prop_map(Cond::Exists),
         2 => prop::sample::select(PATTERNS.to_vec()).prop_map(|source| Cond::Regex(pattern(source))),
         1 => prop::collection::vec(prop::sample::select(TERMS.to_vec()), 0..3)
             .prop_map(|terms| Cond::Text(terms.into_iter().map(str::to_owned).collect())),

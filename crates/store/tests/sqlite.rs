@@ -1326,3 +1326,204 @@ async fn in_memory_database() {
     assert_eq!(store.count(&schema, &Filter::True).await.unwrap(), 1);
     store.close().await;
 }
+
+/// §2.2: a top-level null is stored as an explicit null (`_nulls`), read back as `null`,
+/// and exists for `$exists`; a Delete unsets it; any value or op result replaces it.
+#[tokio::test]
+async fn explicit_nulls_are_stored_and_exist() {
+    let (_dir, store) = open().await;
+    let schema = class(
+        "Nullable",
+        &[
+            ("s", FieldType::String),
+            ("n", FieldType::Number),
+            ("o", FieldType::Object),
+            ("p", FieldType::Pointer("_User".into())),
+            ("w", FieldType::Number),
+        ],
+    );
+    store.create_class(&schema).await.unwrap();
+    insert(
+        &store,
+        &schema,
+        vec![
+            object(
+                "a",
+                1,
+                json!({"s": null, "n": null, "o": {"x": null}, "w": 1}),
+            ),
+            object("b", 2, json!({"s": "x", "o": {}, "p": null, "w": 2})),
+            object("c", 3, json!({"w": 3})),
+        ],
+    )
+    .await;
+    let a = get(&store, &schema, "a").await.unwrap();
+    assert_eq!(
+        Value::Object(a.fields.clone()),
+        json!({"s": null, "n": null, "o": {"x": null}, "w": 1})
+    );
+    let b = get(&store, &schema, "b").await.unwrap();
+    assert_eq!(b.fields.get("p"), Some(&Value::Null));
+    assert!(
+        !get(&store, &schema, "c")
+            .await
+            .unwrap()
+            .fields
+            .contains_key("s")
+    );
+
+    let sc = &schema;
+    let cases = vec![
+        (cond(sc, "s", Cond::Exists(true)), vec!["a", "b"]),
+        (cond(sc, "s", Cond::Exists(false)), vec!["c"]),
+        (cond(sc, "p", Cond::Exists(true)), vec!["b"]),
+        (cond(sc, "o.x", Cond::Exists(true)), vec!["a"]),
+        (cond(sc, "o.x", Cond::Exists(false)), vec!["b", "c"]),
+        (
+            cond(sc, "objectId", Cond::Exists(true)),
+            vec!["a", "b", "c"],
+        ),
+        // Every other condition reads the null as absent.
+        (cond(sc, "s", Cond::Eq(Operand::Null)), vec!["a", "c"]),
+        (cond(sc, "s", Cond::Ne(Operand::Null)), vec!["b"]),
+        (cond(sc, "s", Cond::Ne(s("x"))), vec!["a", "c"]),
+        (cond(sc, "s", Cond::Nin(vec![s("x")])), vec!["a", "c"]),
+        (cond(sc, "n", Cond::Lt(n(5.0))), vec![]),
+        (
+            cond(sc, "o.x", Cond::Eq(Operand::Null)),
+            vec!["a", "b", "c"],
+        ),
+        (
+            Filter::Nor(vec![cond(sc, "s", Cond::Exists(true))]),
+            vec!["c"],
+        ),
+    ];
+    for (filter, expected) in cases {
+        assert_eq!(
+            ids(&store, &schema, filter.clone()).await,
+            expected,
+            "{filter:?}"
+        );
+    }
+
+    // Keys: a null field that is not selected does not appear.
+    let mut query = FindQuery::filter(cond(sc, "objectId", Cond::Eq(s("a"))));
+    query.keys = Some(vec!["w".to_owned()]);
+    let found = store.find(&schema, &query).await.unwrap();
+    assert_eq!(Value::Object(found[0].fields.clone()), json!({"w": 1}));
+    query.keys = Some(vec!["s".to_owned()]);
+    let found = store.find(&schema, &query).await.unwrap();
+    assert_eq!(Value::Object(found[0].fields.clone()), json!({"s": null}));
+
+    // Updates: Set(null) adds the name, a value / op result / Delete takes it away.
+    let outcome = store
+        .write(vec![update(
+            &schema,
+            "b",
+            vec![
+                set("s", FieldOp::Set(Value::Null)),
+                set("p", FieldOp::Set(user("u1"))),
+            ],
+        )])
+        .await
+        .unwrap();
+    let WriteOutcome::Updated { after, .. } = &outcome[0] else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(after.fields.get("s"), Some(&Value::Null));
+    assert_eq!(&get(&store, &schema, "b").await.unwrap(), after);
+    store
+        .write(vec![update(
+            &schema,
+            "a",
+            vec![
+                set("s", FieldOp::Set(json!("now"))),
+                set("n", FieldOp::Increment(2.into())),
+                set("w", FieldOp::Set(Value::Null)),
+                FieldUpdate {
+                    field: "o".into(),
+                    path: vec!["y".into()],
+                    op: FieldOp::Set(Value::Null),
+                },
+            ],
+        )])
+        .await
+        .unwrap();
+    let a = get(&store, &schema, "a").await.unwrap();
+    assert_eq!(
+        Value::Object(a.fields),
+        json!({"s": "now", "n": 2, "o": {"x": null, "y": null}, "w": null})
+    );
+    store
+        .write(vec![update(&schema, "a", vec![set("w", FieldOp::Delete)])])
+        .await
+        .unwrap();
+    let a = get(&store, &schema, "a").await.unwrap();
+    assert!(!a.fields.contains_key("w"), "{:?}", a.fields);
+    assert_eq!(
+        ids(&store, &schema, cond(sc, "w", Cond::Exists(false))).await,
+        vec!["a"]
+    );
+    assert_eq!(
+        ids(&store, &schema, cond(sc, "s", Cond::Exists(true))).await,
+        vec!["a", "b"]
+    );
+    assert_eq!(
+        ids(&store, &schema, cond(sc, "n", Cond::Exists(true))).await,
+        vec!["a"]
+    );
+
+    // A field removed from the schema and added again does not come back as null.
+    let mut without = schema.clone();
+    without.fields.remove("s");
+    store.update_class(&schema, &without).await.unwrap();
+    store.update_class(&without, &schema).await.unwrap();
+    let b = get(&store, &schema, "b").await.unwrap();
+    assert!(!b.fields.contains_key("s"), "{:?}", b.fields);
+    assert_eq!(
+        ids(&store, &schema, cond(sc, "s", Cond::Exists(true))).await,
+        Vec::<String>::new()
+    );
+}
+
+/// A database written before `_nulls` existed gets the column when the store opens.
+#[tokio::test]
+async fn tables_without_nulls_column_are_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/old.db", dir.path().display());
+    let schema = class("Old", &[("s", FieldType::String)]);
+    {
+        let store = SqliteStore::open(&url).await.unwrap();
+        store.create_class(&schema).await.unwrap();
+        insert(&store, &schema, vec![object("a", 1, json!({"s": "x"}))]).await;
+        store.close().await;
+    }
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("ALTER TABLE \"Old\" DROP COLUMN \"_nulls\"")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    let store = SqliteStore::open(&url).await.unwrap();
+    assert_eq!(
+        Value::Object(get(&store, &schema, "a").await.unwrap().fields),
+        json!({"s": "x"})
+    );
+    insert(&store, &schema, vec![object("b", 2, json!({"s": null}))]).await;
+    assert_eq!(
+        get(&store, &schema, "b").await.unwrap().fields.get("s"),
+        Some(&Value::Null)
+    );
+    assert_eq!(
+        ids(&store, &schema, cond(&schema, "s", Cond::Exists(true))).await,
+        vec!["a", "b"]
+    );
+    store.close().await;
+    // Opening again finds nothing left to upgrade.
+    let store = SqliteStore::open(&url).await.unwrap();
+    assert_eq!(get(&store, &schema, "b").await.unwrap().fields.len(), 1);
+    store.close().await;
+}

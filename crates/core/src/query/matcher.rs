@@ -5,12 +5,15 @@
 //!
 //! # The value of a field
 //! `v` is the object's value at the [`FieldRef`]:
-//! - a field the schema does not have (`field_type` is `None`) is absent on every object;
+//! - a field the schema does not have (`field_type` is `None`) is *missing* on every object;
 //! - otherwise the top-level value, with `objectId` as a string and `createdAt`/`updatedAt` as
-//!   `{"__type":"Date"}` values ([`Object::get`]);
+//!   `{"__type":"Date"}` values ([`Object::get`]); a field the object lacks is *missing*;
 //! - a `path` descends through JSON objects, and only on Object fields: a path on a field of
-//!   any other type, or a non-object met on the way, gives absent;
-//! - missing and JSON `null` are the same: *absent*.
+//!   any other type, or a non-object (including `null`) met before the last key, gives
+//!   *missing*, and so does a last key the object lacks;
+//! - v is *absent* when it is missing or JSON `null`. Missing and `null` differ only for
+//!   `Exists`: an explicit `null` (a top-level field stored as null, or a `null` member at
+//!   the end of a path) exists. Every other condition sees only present or absent.
 //!
 //! # Kinds
 //! A JSON number is a Number (compared as `f64`), a string a String, a boolean a Bool,
@@ -36,7 +39,8 @@
 //!   item that is a string.
 //! - `ContainedBy(list)`: v is an array and each of its items equals some operand (an empty
 //!   array: true). Absent or not an array: false.
-//! - `Exists(true)`: v is present; `Exists(false)`: v is absent.
+//! - `Exists(true)`: v is not missing (an explicit `null` exists: Mongo's rule, which Parse
+//!   follows); `Exists(false)`: v is missing.
 //! - `Regex(p)`: v is a string and `p.regex` matches it (arrays: false).
 //! - `Text(terms)`: v is a string, the list is not empty, and for every term the regex
 //!   [`text_term_pattern`]`(term)` matches v.
@@ -75,8 +79,11 @@ pub fn matches(filter: &Filter, object: &Object) -> bool {
     }
 }
 
-/// Whether a field value (`None`: absent) satisfies a condition.
-pub fn matches_cond(cond: &Cond, value: Option<&Value>) -> bool {
+/// Whether a field value satisfies a condition: `None` is a missing value, `Some(Null)` an
+/// explicit null, which only `Exists` tells apart from missing.
+pub fn matches_cond(cond: &Cond, stored: Option<&Value>) -> bool {
+    // Every condition but `Exists` reads an explicit null as absent.
+    let value = stored.filter(|value| !value.is_null());
     match cond {
         Cond::Eq(operand) => equals(value, operand),
         Cond::Ne(operand) => !equals(value, operand),
@@ -110,7 +117,7 @@ pub fn matches_cond(cond: &Cond, value: Option<&Value>) -> bool {
                 .all(|item| operands.iter().any(|operand| item_equals(item, operand))),
             _ => false,
         },
-        Cond::Exists(exists) => value.is_some() == *exists,
+        Cond::Exists(exists) => stored.is_some() == *exists,
         Cond::Regex(pattern) => value.is_some_and(|value| is_match(pattern, value)),
         Cond::Text(terms) => match value {
             Some(Value::String(text)) => {
@@ -125,20 +132,19 @@ pub fn matches_cond(cond: &Cond, value: Option<&Value>) -> bool {
     }
 }
 
-/// The value at a field reference; `None` when absent (missing or null).
+/// The value at a field reference: `None` when missing, `Some(Null)` for an explicit null.
 fn field_value<'o>(object: &'o Object, field: &FieldRef) -> Option<Cow<'o, Value>> {
     let field_type = field.field_type.as_ref()?;
     if !field.path.is_empty() && *field_type != FieldType::Object {
         return None;
     }
-    let value = match field.field.as_str() {
+    match field.field.as_str() {
         "objectId" | "createdAt" | "updatedAt" | "ACL" => {
             let root = object.get(&field.field)?;
             descend(&root, &field.path).cloned().map(Cow::Owned)
         }
         name => descend(object.fields.get(name)?, &field.path).map(Cow::Borrowed),
-    };
-    value.filter(|value| !value.is_null())
+    }
 }
 
 fn descend<'v>(root: &'v Value, path: &[String]) -> Option<&'v Value> {
@@ -615,13 +621,14 @@ mod tests {
 
     #[test]
     fn exists() {
+        // An explicit null exists (Mongo's rule); only a missing field does not.
         check(
             r#"{"text":{"$exists":true}}"#,
             &[
                 (json!({"text": "a"}), true),
                 (json!({"text": ""}), true),
                 (json!({"text": false}), true),
-                (json!({"text": null}), false),
+                (json!({"text": null}), true),
                 (json!({}), false),
             ],
         );
@@ -629,9 +636,33 @@ mod tests {
             r#"{"text":{"$exists":false}}"#,
             &[
                 (json!({"text": "a"}), false),
-                (json!({"text": null}), true),
+                (json!({"text": null}), false),
                 (json!({}), true),
             ],
+        );
+        // Dotted paths: a null member exists, a missing one does not, and a null met on the
+        // way leaves the rest of the path missing.
+        check(
+            r#"{"meta.x":{"$exists":true}}"#,
+            &[
+                (json!({"meta": {"x": null}}), true),
+                (json!({"meta": {"x": 0}}), true),
+                (json!({"meta": {}}), false),
+                (json!({"meta": null}), false),
+                (json!({"meta": {"x": null, "y": 1}}), true),
+                (json!({}), false),
+            ],
+        );
+        check(
+            r#"{"meta.x.y":{"$exists":false}}"#,
+            &[
+                (json!({"meta": {"x": null}}), true),
+                (json!({"meta": {"x": {"y": null}}}), false),
+            ],
+        );
+        check(
+            r#"{"meta":{"$exists":true}}"#,
+            &[(json!({"meta": null}), true), (json!({}), false)],
         );
         // A field the schema does not have is absent, even when the object carries it.
         check(
@@ -639,6 +670,50 @@ mod tests {
             &[(json!({"nope": 1}), true)],
         );
         check(r#"{"nope":1}"#, &[(json!({"nope": 1}), false)]);
+    }
+
+    /// Apart from `Exists`, an explicit null reads as a missing value.
+    #[test]
+    fn explicit_null_is_absent_except_for_exists() {
+        let null = json!({"text": null, "n": null, "tags": null, "meta": null});
+        let missing = json!({});
+        for (where_text, expected) in [
+            (r#"{"text":null}"#, true),
+            (r#"{"text":{"$ne":null}}"#, false),
+            (r#"{"text":{"$in":[null]}}"#, true),
+            (r#"{"text":{"$nin":[null]}}"#, false),
+            (r#"{"text":{"$ne":"a"}}"#, true),
+            (r#"{"text":{"$nin":["a"]}}"#, true),
+            (r#"{"text":"a"}"#, false),
+            (r#"{"text":{"$in":["a"]}}"#, false),
+            (r#"{"n":{"$lt":2}}"#, false),
+            (r#"{"n":{"$gte":0}}"#, false),
+            (r#"{"text":{"$regex":""}}"#, false),
+            (r#"{"tags":{"$all":[null]}}"#, false),
+            (r#"{"tags":{"$containedBy":[]}}"#, false),
+            (r#"{"meta":{"$in":[{"a":1}]}}"#, false),
+            (r#"{"meta.a":null}"#, true),
+        ] {
+            check(
+                where_text,
+                &[(null.clone(), expected), (missing.clone(), expected)],
+            );
+        }
+        // Null items inside arrays keep their rules.
+        check(
+            r#"{"tags":null}"#,
+            &[
+                (json!({"tags": [null]}), false),
+                (json!({"tags": null}), true),
+            ],
+        );
+        check(
+            r#"{"tags":{"$exists":true}}"#,
+            &[
+                (json!({"tags": [null]}), true),
+                (json!({"tags": null}), true),
+            ],
+        );
     }
 
     #[test]
@@ -715,7 +790,16 @@ mod tests {
         check(
             r#"{"meta.a":{"$exists":false}}"#,
             &[
+                (json!({"meta": {"a": null}}), false),
+                (json!({"meta": {"a": 0}}), false),
+                (json!({"meta": {}}), true),
+            ],
+        );
+        check(
+            r#"{"meta.a":null}"#,
+            &[
                 (json!({"meta": {"a": null}}), true),
+                (json!({"meta": {}}), true),
                 (json!({"meta": {"a": 0}}), false),
             ],
         );

@@ -231,7 +231,12 @@ impl Operations {
                 continue;
             }
             let current = fields.get(&update.field);
+            // An explicit null is kept for a field the schema knows (it reads back as null and
+            // `$exists`); for an unknown field it carries no type, so nothing is stored.
             match apply_at_path(current, &update.path, &update.op)? {
+                Some(Value::Null) if schema.fields.contains_key(&update.field) => {
+                    fields.insert(update.field.clone(), Value::Null)
+                }
                 Some(Value::Null) | None => fields.remove(&update.field),
                 Some(value) => fields.insert(update.field.clone(), value),
             };
@@ -239,7 +244,7 @@ impl Operations {
         let mut extra = Map::new();
         for (name, field) in &schema.fields {
             if let Some(default_value) = &field.default_value
-                && !fields.contains_key(name)
+                && fields.get(name).is_none_or(Value::is_null)
             {
                 fields.insert(name.clone(), default_value.clone());
                 extra.insert(name.clone(), default_value.clone());
@@ -293,10 +298,16 @@ impl Operations {
         let schema = self
             .ensure_fields(auth, schema, &implied_types(&parsed.updates))
             .await?;
+        // Unsetting a field the class does not have (null or Delete) changes nothing.
+        let unsets_unknown = |update: &FieldUpdate| {
+            update.path.is_empty()
+                && !schema.fields.contains_key(&update.field)
+                && matches!(&update.op, FieldOp::Delete | FieldOp::Set(Value::Null))
+        };
         let mut updates: Vec<FieldUpdate> = parsed
             .updates
             .into_iter()
-            .filter(|update| !is_relation_marker(update))
+            .filter(|update| !is_relation_marker(update) && !unsets_unknown(update))
             .collect();
         for update in &updates {
             let required = schema

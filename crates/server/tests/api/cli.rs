@@ -140,19 +140,25 @@ fn start_server(
     Vec<String>,
 ) {
     use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parlor"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parlor"));
+    command
         .args(["serve", "--port", "0", "--database", database])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn parlor");
-    let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        .stdout(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("spawn parlor");
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no stdout");
+    };
+    let mut reader = std::io::BufReader::new(stdout);
     let mut lines = Vec::new();
     loop {
         let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).expect("read") > 0,
-            "server exited early: {lines:?}"
-        );
+        if reader.read_line(&mut line).expect("read") == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server exited early: {lines:?}");
+        }
         lines.push(line.trim_end().to_owned());
         if let Some(url) = line
             .trim_end()

@@ -1040,6 +1040,14 @@ async fn field_names_differing_only_in_case_are_refused() {
 #[tokio::test]
 async fn null_is_stored_as_null() {
     let server = TestServer::new().await;
+    let defined = server
+        .master(
+            Method::POST,
+            "/schemas/Item",
+            Some(json!({"fields": {"v": {"type": "String"}, "w": {"type": "Number"}}})),
+        )
+        .await;
+    assert_eq!(defined.status, StatusCode::OK, "{:?}", defined.body);
     let created = server.create("Item", json!({"v": null, "w": 1})).await;
     let object = server.get("Item", &created).await;
     assert_eq!(object.get("v"), Some(&Value::Null), "{object}");
@@ -1071,6 +1079,13 @@ async fn null_is_stored_as_null() {
         .find("Item", &[("where", json!({"v": {"$exists": false}}))])
         .await;
     assert_eq!(values(&missing, "w"), vec![json!(3)]);
+
+    // A null for a field no schema knows says nothing about its type: it is not stored and
+    // adds no field.
+    let untyped = server.create("Item", json!({"u": null, "w": 4})).await;
+    assert!(server.get("Item", &untyped).await.get("u").is_none());
+    let schema = server.master(Method::GET, "/schemas/Item", None).await.body;
+    assert!(schema["fields"].get("u").is_none(), "{schema}");
 }
 
 /// §2.7: a `Batch` of relation ops adds and removes members in one write; writing the

@@ -1,8 +1,10 @@
 //! Tables, columns and indexes of classes, and the `_SCHEMA` table.
 //!
 //! Layout: one table per class named after it, with `objectId` (primary key), `createdAt`,
-//! `updatedAt`, `_rperm`, `_wperm` and a column per field (see [`super::rows`]). A relation
-//! lives in its own join table `"_Join:<field>:<class>"`.
+//! `updatedAt`, `_rperm`, `_wperm`, `_nulls` (the fields stored as an explicit null) and a
+//! column per field (see [`super::rows`]). A relation lives in its own join table
+//! `"_Join:<field>:<class>"`. Tables from builds before `_nulls` get it when the store opens
+//! ([`upgrade_class_tables`]).
 //!
 //! Indexes always end in `(…, createdAt, objectId)` where ordering matters: a find's ORDER BY
 //! ends with `objectId` as tie-breaker, and an index that already holds it serves the whole
@@ -17,7 +19,7 @@ use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 
 use crate::error::{StoreError, StoreResult};
 use crate::sql::quote_ident;
-use crate::sqlite::rows::{column_decl, field_columns, is_default_field};
+use crate::sqlite::rows::{NULLS_COLUMN, column_decl, field_columns, is_default_field};
 use crate::sqlite::translate::join_table;
 
 /// Tables a job created or dropped, applied to the store's table list once the job is
@@ -56,6 +58,32 @@ pub(crate) async fn create_schema_table(conn: &mut SqliteConnection) -> StoreRes
     .await
 }
 
+/// Adds [`NULLS_COLUMN`] to the class tables that lack it (written by earlier builds):
+/// their rows have no explicit nulls, which is what a NULL `_nulls` says.
+pub(crate) async fn upgrade_class_tables(conn: &mut SqliteConnection) -> StoreResult<()> {
+    let rows = sqlx::query(
+        "SELECT s.\"className\" FROM \"_SCHEMA\" AS s \
+         WHERE EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = s.\"className\") \
+         AND NOT EXISTS (SELECT 1 FROM pragma_table_info(s.\"className\") WHERE name = ?)",
+    )
+    .bind(NULLS_COLUMN)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in rows {
+        let class_name: String = row.try_get(0)?;
+        execute(
+            conn,
+            format!(
+                "ALTER TABLE {} ADD COLUMN {} TEXT",
+                quote_ident(&class_name),
+                quote_ident(NULLS_COLUMN)
+            ),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Every table in the database.
 pub(crate) async fn table_names(conn: &mut SqliteConnection) -> StoreResult<Vec<String>> {
     let rows = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -74,8 +102,9 @@ pub(crate) async fn create_class(
     let class_name = &schema.class_name;
     let mut sql = format!(
         "CREATE TABLE {} (\"objectId\" TEXT PRIMARY KEY, \"createdAt\" TEXT, \"updatedAt\" TEXT, \
-         \"_rperm\" TEXT, \"_wperm\" TEXT",
-        quote_ident(class_name)
+         \"_rperm\" TEXT, \"_wperm\" TEXT, {} TEXT",
+        quote_ident(class_name),
+        quote_ident(NULLS_COLUMN)
     );
     for (name, field_type) in field_columns(schema) {
         if let Some(decl) = column_decl(field_type) {
@@ -309,6 +338,7 @@ pub(crate) async fn update_class(
                     ),
                 )
                 .await?;
+                forget_nulls(conn, class_name, name).await?;
             }
             _ => {}
         }
@@ -333,6 +363,26 @@ pub(crate) async fn update_class(
         }
     }
     save_schema(conn, after).await
+}
+
+/// Takes `name` out of every row's [`NULLS_COLUMN`], so that a field removed from the
+/// schema and added again does not come back as null.
+async fn forget_nulls(
+    conn: &mut SqliteConnection,
+    class_name: &str,
+    name: &str,
+) -> StoreResult<()> {
+    let nulls = quote_ident(NULLS_COLUMN);
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {table} SET {nulls} = (SELECT CASE WHEN COUNT(*) = 0 THEN NULL \
+         ELSE json_group_array(je.value) END FROM json_each({nulls}) AS je WHERE je.value <> ?1) \
+         WHERE EXISTS (SELECT 1 FROM json_each({nulls}) AS je WHERE je.value = ?1)",
+        table = quote_ident(class_name),
+    )))
+    .bind(name)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 fn index_uses_any(spec: &Value, fields: &[(&String, &FieldType)]) -> bool {

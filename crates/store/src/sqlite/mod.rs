@@ -123,6 +123,7 @@ impl SqliteStore {
         let committed: HashSet<String> = {
             let mut conn = writer_pool.acquire().await?;
             ddl::create_schema_table(&mut conn).await?;
+            ddl::upgrade_class_tables(&mut conn).await?;
             ddl::table_names(&mut conn).await?.into_iter().collect()
         };
         let tables = Arc::new(RwLock::new(committed.clone()));

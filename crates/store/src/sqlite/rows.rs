@@ -4,6 +4,13 @@
 //! native SQL values, dates are normalised ISO text (which sorts as the instant), pointers
 //! are the bare target id, and everything else is the canonical `serde_json` text of the
 //! value (keys sorted), so that equality on JSON values is equality of text.
+//!
+//! A typed column cannot tell an explicit `null` from an absent field (both are SQL NULL), so
+//! each class table also has [`NULLS_COLUMN`]: a JSON array of the top-level fields that are
+//! explicitly null (SQL NULL when there are none). A null *inside* an Object or Array value
+//! is part of that value's JSON text and needs no entry.
+
+use std::collections::BTreeSet;
 
 use parlor_core::object::{Acl, Object};
 use parlor_core::schema::{ClassSchema, FieldType};
@@ -15,9 +22,18 @@ use sqlx::{Row, TypeInfo, ValueRef};
 use crate::error::{StoreError, StoreResult};
 use crate::sql::Bind;
 
+/// The column listing the top-level fields stored as an explicit `null`.
+pub(crate) const NULLS_COLUMN: &str = "_nulls";
+
 /// The columns every class table has, before its field columns, in select order.
-pub(crate) const DEFAULT_COLUMNS: [&str; 5] =
-    ["objectId", "createdAt", "updatedAt", "_rperm", "_wperm"];
+pub(crate) const DEFAULT_COLUMNS: [&str; 6] = [
+    "objectId",
+    "createdAt",
+    "updatedAt",
+    "_rperm",
+    "_wperm",
+    NULLS_COLUMN,
+];
 
 /// The SQL declaration of a field's column; `None` for types without a column
 /// (Relation lives in a join table, ACL in `_rperm`/`_wperm`).
@@ -71,7 +87,7 @@ pub(crate) fn canonical_json(value: &Value) -> String {
 }
 
 /// The bound value that stores `value` in a column of `field_type`.
-/// `Null` stores SQL NULL, which reads back as an absent field.
+/// `Null` stores SQL NULL; whether that is an explicit null is [`encode_nulls`]'s business.
 pub(crate) fn encode_value(name: &str, field_type: &FieldType, value: &Value) -> StoreResult<Bind> {
     if value.is_null() {
         return Ok(Bind::Null);
@@ -143,6 +159,19 @@ pub(crate) fn encode_acl(acl: Option<&Acl>) -> (Bind, Bind) {
     }
 }
 
+/// [`NULLS_COLUMN`] for the fields of `fields` that are explicitly null and have a column.
+pub(crate) fn encode_nulls(schema: &ClassSchema, fields: &Map<String, Value>) -> Bind {
+    let names: BTreeSet<&str> = field_columns(schema)
+        .map(|(name, _)| name)
+        .filter(|name| fields.get(*name).is_some_and(Value::is_null))
+        .collect();
+    if names.is_empty() {
+        Bind::Null
+    } else {
+        Bind::Text(canonical_json(&Value::from_iter(names)))
+    }
+}
+
 /// What a select returns, in column order after the default columns.
 pub(crate) struct Projection<'s> {
     /// Field columns selected, with their types.
@@ -178,11 +207,18 @@ impl<'s> Projection<'s> {
         let updated_at: Option<String> = row.try_get(2)?;
         let readers: Option<String> = row.try_get(3)?;
         let writers: Option<String> = row.try_get(4)?;
+        let nulls: Option<String> = row.try_get(5)?;
         let acl = decode_acl(readers.as_deref(), writers.as_deref())?;
+        let nulls: Vec<String> = match nulls {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(&text).map_err(corrupt)?,
+        };
         let mut fields = Map::new();
         for (index, (name, field_type)) in self.columns.iter().enumerate() {
             if let Some(value) = decode_column(row, DEFAULT_COLUMNS.len() + index, field_type)? {
                 fields.insert((*name).to_owned(), value);
+            } else if nulls.iter().any(|null| null == name) {
+                fields.insert((*name).to_owned(), Value::Null);
             }
         }
         for (name, target) in &self.relations {

@@ -19,7 +19,9 @@ use parlor_core::schema::FieldType;
 use serde_json::Value;
 
 use crate::sql::{Bind, SqlBuilder, quote_ident};
-use crate::sqlite::rows::{canonical_json, column_decl, is_json_column};
+use crate::sqlite::rows::{
+    NULLS_COLUMN, canonical_json, column_decl, is_default_field, is_json_column,
+};
 
 /// The name of the join table of relation `field` on `class_name`.
 pub(crate) fn join_table(field: &str, class_name: &str) -> String {
@@ -42,7 +44,13 @@ enum Source {
     /// The field does not exist (or has no column): absent on every object.
     Absent,
     /// A top-level column, `alias."name"`, of a known schema type.
-    Column { expr: String, field_type: FieldType },
+    Column {
+        expr: String,
+        field_type: FieldType,
+        /// For fields that can be stored as an explicit null: the row's `_nulls` column
+        /// and the field's name, as `Exists` must tell that null from absent.
+        nulls: Option<(String, String)>,
+    },
     /// A value inside a JSON column at a path, typed only at run time.
     Json { column: String, path: Vec<String> },
 }
@@ -280,7 +288,9 @@ impl<'a> Translator<'a> {
             } else {
                 "0"
             }),
-            Source::Column { expr, field_type } => {
+            Source::Column {
+                expr, field_type, ..
+            } => {
                 if matches!(op, Operand::Null) {
                     self.push(expr);
                     self.push(" IS NULL");
@@ -429,7 +439,9 @@ impl<'a> Translator<'a> {
         };
         match source {
             Source::Absent => self.push("0"),
-            Source::Column { expr, field_type } => {
+            Source::Column {
+                expr, field_type, ..
+            } => {
                 let same_kind = matches!(
                     (field_type, op),
                     (FieldType::Number, Operand::Number(_))
@@ -478,19 +490,48 @@ impl<'a> Translator<'a> {
     fn exists(&mut self, source: &Source, exists: bool) {
         match source {
             Source::Absent => self.push(if exists { "0" } else { "1" }),
-            Source::Column { expr, .. } => {
+            Source::Column {
+                expr, nulls: None, ..
+            } => {
                 self.push(expr);
                 self.push(if exists { " IS NOT NULL" } else { " IS NULL" });
             }
-            Source::Json { column, path } => {
-                let here = JsonLoc::Path { column, path };
+            Source::Column {
+                expr,
+                nulls: Some((nulls, name)),
+                ..
+            } => {
                 if exists {
-                    self.not(|t| t.json_absent(&here));
+                    self.column_present(expr, nulls, name);
                 } else {
-                    self.json_absent(&here);
+                    self.not(|t| t.column_present(expr, nulls, name));
                 }
             }
+            // `json_type` is NULL for a missing path and 'null' for an explicit JSON null.
+            Source::Json { column, path } => {
+                self.push("json_type(");
+                self.push(column);
+                self.push(", ");
+                self.out.text(&json_path(path));
+                self.push(if exists { ") IS NOT NULL" } else { ") IS NULL" });
+            }
         }
+    }
+
+    /// The column holds a value, or the field is listed in `_nulls` as an explicit null.
+    fn column_present(&mut self, expr: &str, nulls: &str, name: &str) {
+        self.push("(");
+        self.push(expr);
+        self.push(" IS NOT NULL OR EXISTS (SELECT 1 FROM json_each(");
+        self.push(nulls);
+        let item_alias = self.out.alias("je");
+        self.push(") AS ");
+        self.push(&item_alias);
+        self.push(" WHERE ");
+        self.push(&item_alias);
+        self.push(".value = ");
+        self.out.text(name);
+        self.push("))");
     }
 
     /// The value is a string matching every pattern.
@@ -499,6 +540,7 @@ impl<'a> Translator<'a> {
             Source::Column {
                 expr,
                 field_type: FieldType::String,
+                ..
             } => self.all(patterns, |t, pattern| {
                 t.push(expr);
                 t.push(" REGEXP ");
@@ -531,6 +573,7 @@ impl<'a> Translator<'a> {
             Source::Column {
                 expr,
                 field_type: FieldType::Array,
+                ..
             } => {
                 self.push("(");
                 self.push(expr);
@@ -761,6 +804,7 @@ impl<'a> Translator<'a> {
             Source::Column {
                 expr,
                 field_type: FieldType::Pointer(target),
+                ..
             } => {
                 if *target != query.class_name {
                     self.push("0");
@@ -773,6 +817,7 @@ impl<'a> Translator<'a> {
             Source::Column {
                 expr,
                 field_type: FieldType::Array,
+                ..
             } => {
                 let array = ArrayLoc {
                     column: expr,
@@ -831,7 +876,9 @@ impl<'a> Translator<'a> {
             return;
         }
         match source {
-            Source::Column { expr, field_type } if scalar_kind(field_type) == Some(key_kind) => {
+            Source::Column {
+                expr, field_type, ..
+            } if scalar_kind(field_type) == Some(key_kind) => {
                 self.push(expr);
             }
             Source::Json { column, path } => {
@@ -896,9 +943,16 @@ fn source(field: &FieldRef, alias: &str) -> Source {
     }
     let expr = format!("{alias}.{}", quote_ident(&field.field));
     if field.path.is_empty() {
+        let nulls = (!is_default_field(&field.field)).then(|| {
+            (
+                format!("{alias}.{}", quote_ident(NULLS_COLUMN)),
+                field.field.clone(),
+            )
+        });
         return Source::Column {
             expr,
             field_type: field_type.clone(),
+            nulls,
         };
     }
     if *field_type != FieldType::Object {

@@ -17,7 +17,10 @@ use sqlx::SqliteConnection;
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Bind, SqlBuilder, quote_ident};
 use crate::sqlite::ddl::{TableChanges, ensure_join_table};
-use crate::sqlite::rows::{encode_acl, encode_value, field_columns, is_default_field};
+use crate::sqlite::rows::{
+    DEFAULT_COLUMNS, NULLS_COLUMN, encode_acl, encode_nulls, encode_value, field_columns,
+    is_default_field,
+};
 use crate::sqlite::translate::join_table;
 use crate::sqlite::{bound, select};
 use crate::{Write, WriteOutcome};
@@ -81,7 +84,7 @@ async fn create(
     context: &WriteContext<'_>,
     changes: &mut TableChanges,
 ) -> StoreResult<WriteOutcome> {
-    let mut columns: Vec<&str> = vec!["objectId", "createdAt", "updatedAt", "_rperm", "_wperm"];
+    let mut columns: Vec<&str> = DEFAULT_COLUMNS.to_vec();
     let (readers, writers) = encode_acl(object.acl.as_ref());
     let mut values = vec![
         Bind::Text(object.object_id.clone()),
@@ -89,6 +92,7 @@ async fn create(
         Bind::Text(object.updated_at.clone()),
         readers,
         writers,
+        encode_nulls(schema, &object.fields),
     ];
     for (name, value) in &object.fields {
         if is_default_field(name) {
@@ -96,6 +100,8 @@ async fn create(
         }
         match schema.field_type(name) {
             Some(FieldType::Relation(_)) => continue,
+            // An explicit null lives in `_nulls` alone.
+            Some(_) if value.is_null() => continue,
             Some(field_type) => {
                 columns.push(name);
                 values.push(encode_value(name, field_type, value)?);
@@ -254,11 +260,13 @@ async fn update(
             }
             Some(_) => {}
         }
+        // `Some(Null)` (a Set of null) keeps the field as an explicit null; `None` (Delete)
+        // unsets it.
         let new_value =
             ops::apply_at_path(after.fields.get(&update.field), &update.path, &update.op)?;
         match new_value {
-            Some(value) if !value.is_null() => after.fields.insert(update.field.clone(), value),
-            _ => after.fields.remove(&update.field),
+            Some(value) => after.fields.insert(update.field.clone(), value),
+            None => after.fields.remove(&update.field),
         };
         touched.insert(&update.field);
     }
@@ -274,6 +282,12 @@ async fn update(
         out.param(readers);
         out.push(", \"_wperm\" = ");
         out.param(writers);
+    }
+    if !touched.is_empty() {
+        out.push(", ");
+        out.ident(NULLS_COLUMN);
+        out.push(" = ");
+        out.param(encode_nulls(schema, &after.fields));
     }
     for (name, field_type) in field_columns(schema) {
         if !touched.contains(name) {
