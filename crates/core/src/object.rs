@@ -22,10 +22,15 @@ pub struct Object {
 impl Object {
     /// The REST shape: fields, `objectId`, `createdAt`, `updatedAt` and `ACL` when set.
     pub fn to_json(&self) -> Map<String, Value> {
-        let mut map = self.fields.clone();
-        map.insert("objectId".into(), self.object_id.clone().into());
-        map.insert("createdAt".into(), self.created_at.clone().into());
-        map.insert("updatedAt".into(), self.updated_at.clone().into());
+        self.clone().into_json()
+    }
+
+    /// [`Object::to_json`] without copying the fields: reads render many objects.
+    pub fn into_json(self) -> Map<String, Value> {
+        let mut map = self.fields;
+        map.insert("objectId".into(), self.object_id.into());
+        map.insert("createdAt".into(), self.created_at.into());
+        map.insert("updatedAt".into(), self.updated_at.into());
         if let Some(acl) = &self.acl {
             map.insert("ACL".into(), acl.to_json());
         }

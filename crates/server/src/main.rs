@@ -8,6 +8,11 @@ use parlor_server::schema_doc::{SchemaFormat, render};
 use tokio::net::TcpListener;
 
 /// Parlor: a Parse-compatible backend for generative-AI chat products.
+/// Requests allocate many small JSON values across threads, where glibc's allocator spends
+/// a quarter of a read's CPU time (measured with perf on the history query).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {

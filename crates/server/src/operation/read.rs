@@ -281,18 +281,19 @@ impl Operations {
     ) -> futures::future::BoxFuture<'a, OpResult<Vec<Map<String, Value>>>> {
         Box::pin(async move {
             let protected = ProtectedFields::for_reader(schema, auth);
+            let wanted = keys.map(top_level_keys);
             let mut rendered: Vec<Map<String, Value>> = objects
-                .iter()
+                .into_iter()
                 .map(|object| {
-                    let mut json = object.to_json();
-                    if let Some(protected) = &protected {
-                        for field in protected.hidden_in(object) {
-                            json.remove(&field);
-                        }
+                    let hidden = protected
+                        .as_ref()
+                        .map(|protected| protected.hidden_in(&object));
+                    let mut json = object.into_json();
+                    for field in hidden.into_iter().flatten() {
+                        json.remove(&field);
                     }
                     strip_secrets(schema, auth, &mut json);
-                    if let Some(keys) = keys {
-                        let wanted = top_level_keys(keys);
+                    if let Some(wanted) = &wanted {
                         json.retain(|key, _| {
                             matches!(key.as_str(), "objectId" | "createdAt" | "updatedAt" | "ACL")
                                 || wanted.contains(key)
