@@ -1499,13 +1499,11 @@ async fn tables_without_nulls_column_are_upgraded() {
         store.close().await;
     }
     {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query("ALTER TABLE \"Old\" DROP COLUMN \"_nulls\"")
-            .execute(&mut conn)
-            .await
+        let path = url.strip_prefix("sqlite://").unwrap();
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch("ALTER TABLE \"Old\" DROP COLUMN \"_nulls\"")
             .unwrap();
-        conn.close().await.unwrap();
+        conn.close().unwrap();
     }
     let store = SqliteStore::open(&url).await.unwrap();
     assert_eq!(

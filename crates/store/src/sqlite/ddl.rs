@@ -10,12 +10,12 @@
 //! ends with `objectId` as tie-breaker, and an index that already holds it serves the whole
 //! ORDER BY, so the chat-history query (`Message` by `session`, newest first) is an index
 //! range scan with no sort step. These functions run on the writer's connection, inside the
-//! writer's transaction.
+//! writer's transaction (except [`load_schemas`], which runs on a reader).
 
 use parlor_core::Error;
 use parlor_core::schema::{ClassSchema, FieldType};
+use rusqlite::Connection;
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 
 use crate::error::{StoreError, StoreResult};
 use crate::sql::quote_ident;
@@ -43,34 +43,33 @@ const SYSTEM_UNIQUE: [(&str, &str); 4] = [
 /// name, so it never collides with one).
 pub const UNIQUE_INDEX_KEY: &str = "$unique";
 
-async fn execute(conn: &mut SqliteConnection, sql: String) -> StoreResult<()> {
-    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
+/// Runs DDL text (not worth caching: each statement runs once).
+fn execute(conn: &Connection, sql: String) -> StoreResult<()> {
+    conn.execute_batch(&sql)?;
     Ok(())
 }
 
 /// Creates `_SCHEMA` if missing.
-pub(crate) async fn create_schema_table(conn: &mut SqliteConnection) -> StoreResult<()> {
+pub(crate) fn create_schema_table(conn: &Connection) -> StoreResult<()> {
     execute(
         conn,
         "CREATE TABLE IF NOT EXISTS \"_SCHEMA\" (\"className\" TEXT PRIMARY KEY, \"schema\" TEXT)"
             .to_owned(),
     )
-    .await
 }
 
 /// Adds [`NULLS_COLUMN`] to the class tables that lack it (written by earlier builds):
 /// their rows have no explicit nulls, which is what a NULL `_nulls` says.
-pub(crate) async fn upgrade_class_tables(conn: &mut SqliteConnection) -> StoreResult<()> {
-    let rows = sqlx::query(
-        "SELECT s.\"className\" FROM \"_SCHEMA\" AS s \
-         WHERE EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = s.\"className\") \
-         AND NOT EXISTS (SELECT 1 FROM pragma_table_info(s.\"className\") WHERE name = ?)",
-    )
-    .bind(NULLS_COLUMN)
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in rows {
-        let class_name: String = row.try_get(0)?;
+pub(crate) fn upgrade_class_tables(conn: &Connection) -> StoreResult<()> {
+    let class_names: Vec<String> = conn
+        .prepare(
+            "SELECT s.\"className\" FROM \"_SCHEMA\" AS s \
+             WHERE EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = s.\"className\") \
+             AND NOT EXISTS (SELECT 1 FROM pragma_table_info(s.\"className\") WHERE name = ?)",
+        )?
+        .query_map([NULLS_COLUMN], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for class_name in class_names {
         execute(
             conn,
             format!(
@@ -78,24 +77,23 @@ pub(crate) async fn upgrade_class_tables(conn: &mut SqliteConnection) -> StoreRe
                 quote_ident(&class_name),
                 quote_ident(NULLS_COLUMN)
             ),
-        )
-        .await?;
+        )?;
     }
     Ok(())
 }
 
 /// Every table in the database.
-pub(crate) async fn table_names(conn: &mut SqliteConnection) -> StoreResult<Vec<String>> {
-    let rows = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .fetch_all(conn)
-        .await?;
-    rows.iter()
-        .map(|row| row.try_get::<String, _>(0).map_err(StoreError::from))
-        .collect()
+pub(crate) fn table_names(conn: &Connection) -> StoreResult<Vec<String>> {
+    let mut statement =
+        conn.prepare_cached("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+    let names = statement
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(names)
 }
 
-pub(crate) async fn create_class(
-    conn: &mut SqliteConnection,
+pub(crate) fn create_class(
+    conn: &Connection,
     schema: &ClassSchema,
     changes: &mut TableChanges,
 ) -> StoreResult<()> {
@@ -112,7 +110,7 @@ pub(crate) async fn create_class(
         }
     }
     sql.push(')');
-    execute(conn, sql).await?;
+    execute(conn, sql)?;
     changes.created.push(class_name.clone());
     execute(
         conn,
@@ -121,20 +119,19 @@ pub(crate) async fn create_class(
             quote_ident(&format!("{class_name}$created")),
             quote_ident(class_name)
         ),
-    )
-    .await?;
+    )?;
     for (name, field) in &schema.fields {
-        add_field_extras(conn, class_name, name, &field.field_type, changes).await?;
+        add_field_extras(conn, class_name, name, &field.field_type, changes)?;
     }
     for (index_name, spec) in &schema.indexes {
-        create_index(conn, schema, index_name, spec).await?;
+        create_index(conn, schema, index_name, spec)?;
     }
-    save_schema(conn, schema).await
+    save_schema(conn, schema)
 }
 
 /// The indexes and join table a field brings besides its column.
-async fn add_field_extras(
-    conn: &mut SqliteConnection,
+fn add_field_extras(
+    conn: &Connection,
     class_name: &str,
     name: &str,
     field_type: &FieldType,
@@ -150,10 +147,9 @@ async fn add_field_extras(
                     quote_ident(class_name),
                     quote_ident(name)
                 ),
-            )
-            .await?;
+            )?;
         }
-        FieldType::Relation(_) => ensure_join_table(conn, name, class_name, changes).await?,
+        FieldType::Relation(_) => ensure_join_table(conn, name, class_name, changes)?,
         _ => {}
     }
     if SYSTEM_UNIQUE.contains(&(class_name, name)) {
@@ -165,8 +161,7 @@ async fn add_field_extras(
                 quote_ident(class_name),
                 quote_ident(name)
             ),
-        )
-        .await?;
+        )?;
     }
     Ok(())
 }
@@ -184,8 +179,8 @@ fn schema_index(class_name: &str, index_name: &str) -> String {
 }
 
 /// Creates the join table of relation `field` on `class_name` if it is missing.
-pub(crate) async fn ensure_join_table(
-    conn: &mut SqliteConnection,
+pub(crate) fn ensure_join_table(
+    conn: &Connection,
     field: &str,
     class_name: &str,
     changes: &mut TableChanges,
@@ -198,8 +193,7 @@ pub(crate) async fn ensure_join_table(
              PRIMARY KEY (\"owningId\", \"relatedId\")) WITHOUT ROWID",
             quote_ident(&table)
         ),
-    )
-    .await?;
+    )?;
     execute(
         conn,
         format!(
@@ -207,16 +201,15 @@ pub(crate) async fn ensure_join_table(
             quote_ident(&format!("{table}$related")),
             quote_ident(&table)
         ),
-    )
-    .await?;
+    )?;
     changes.created.push(table);
     Ok(())
 }
 
 /// Creates one `schema.indexes` entry (`{field: 1 | -1, "$unique"?: true}`); `_id_` and
 /// entries naming no column of the class are skipped.
-async fn create_index(
-    conn: &mut SqliteConnection,
+fn create_index(
+    conn: &Connection,
     schema: &ClassSchema,
     index_name: &str,
     spec: &Value,
@@ -234,7 +227,6 @@ async fn create_index(
             quote_ident(&schema.class_name)
         ),
     )
-    .await
 }
 
 fn index_columns(schema: &ClassSchema, index_name: &str, spec: &Value) -> Option<String> {
@@ -264,8 +256,8 @@ fn index_columns(schema: &ClassSchema, index_name: &str, spec: &Value) -> Option
     (!columns.is_empty()).then(|| columns.join(", "))
 }
 
-pub(crate) async fn update_class(
-    conn: &mut SqliteConnection,
+pub(crate) fn update_class(
+    conn: &Connection,
     before: &ClassSchema,
     after: &ClassSchema,
     changes: &mut TableChanges,
@@ -303,8 +295,7 @@ pub(crate) async fn update_class(
                     "DROP INDEX IF EXISTS {}",
                     quote_ident(&schema_index(class_name, index_name))
                 ),
-            )
-            .await?;
+            )?;
         }
     }
     for (name, field_type) in &removed {
@@ -315,8 +306,7 @@ pub(crate) async fn update_class(
             execute(
                 conn,
                 format!("DROP INDEX IF EXISTS {}", quote_ident(&index)),
-            )
-            .await?;
+            )?;
         }
         match field_type {
             FieldType::Relation(_) => {
@@ -324,8 +314,7 @@ pub(crate) async fn update_class(
                 execute(
                     conn,
                     format!("DROP TABLE IF EXISTS {}", quote_ident(&table)),
-                )
-                .await?;
+                )?;
                 changes.dropped.push(table);
             }
             field_type if column_decl(field_type).is_some() => {
@@ -336,9 +325,8 @@ pub(crate) async fn update_class(
                         quote_ident(class_name),
                         quote_ident(name)
                     ),
-                )
-                .await?;
-                forget_nulls(conn, class_name, name).await?;
+                )?;
+                forget_nulls(conn, class_name, name)?;
             }
             _ => {}
         }
@@ -352,36 +340,31 @@ pub(crate) async fn update_class(
                     quote_ident(class_name),
                     quote_ident(name)
                 ),
-            )
-            .await?;
+            )?;
         }
-        add_field_extras(conn, class_name, name, field_type, changes).await?;
+        add_field_extras(conn, class_name, name, field_type, changes)?;
     }
     for (index_name, spec) in &after.indexes {
         if before.indexes.get(index_name) != Some(spec) || index_uses_any(spec, &removed) {
-            create_index(conn, after, index_name, spec).await?;
+            create_index(conn, after, index_name, spec)?;
         }
     }
-    save_schema(conn, after).await
+    save_schema(conn, after)
 }
 
 /// Takes `name` out of every row's [`NULLS_COLUMN`], so that a field removed from the
 /// schema and added again does not come back as null.
-async fn forget_nulls(
-    conn: &mut SqliteConnection,
-    class_name: &str,
-    name: &str,
-) -> StoreResult<()> {
+fn forget_nulls(conn: &Connection, class_name: &str, name: &str) -> StoreResult<()> {
     let nulls = quote_ident(NULLS_COLUMN);
-    sqlx::query(AssertSqlSafe(format!(
-        "UPDATE {table} SET {nulls} = (SELECT CASE WHEN COUNT(*) = 0 THEN NULL \
-         ELSE json_group_array(je.value) END FROM json_each({nulls}) AS je WHERE je.value <> ?1) \
-         WHERE EXISTS (SELECT 1 FROM json_each({nulls}) AS je WHERE je.value = ?1)",
-        table = quote_ident(class_name),
-    )))
-    .bind(name)
-    .execute(conn)
-    .await?;
+    conn.execute(
+        &format!(
+            "UPDATE {table} SET {nulls} = (SELECT CASE WHEN COUNT(*) = 0 THEN NULL \
+             ELSE json_group_array(je.value) END FROM json_each({nulls}) AS je WHERE je.value <> ?1) \
+             WHERE EXISTS (SELECT 1 FROM json_each({nulls}) AS je WHERE je.value = ?1)",
+            table = quote_ident(class_name),
+        ),
+        [name],
+    )?;
     Ok(())
 }
 
@@ -393,20 +376,18 @@ fn index_uses_any(spec: &Value, fields: &[(&String, &FieldType)]) -> bool {
     })
 }
 
-async fn save_schema(conn: &mut SqliteConnection, schema: &ClassSchema) -> StoreResult<()> {
-    sqlx::query("INSERT OR REPLACE INTO \"_SCHEMA\" (\"className\", \"schema\") VALUES (?, ?)")
-        .bind(&schema.class_name)
-        .bind(schema.to_json().to_string())
-        .execute(conn)
-        .await?;
+fn save_schema(conn: &Connection, schema: &ClassSchema) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO \"_SCHEMA\" (\"className\", \"schema\") VALUES (?, ?)",
+    )?
+    .execute((&schema.class_name, schema.to_json().to_string()))?;
     Ok(())
 }
 
 /// The join tables owned by `class_name` (`_Join:<field>:<class_name>`).
-async fn join_tables_of(conn: &mut SqliteConnection, class_name: &str) -> StoreResult<Vec<String>> {
+fn join_tables_of(conn: &Connection, class_name: &str) -> StoreResult<Vec<String>> {
     let suffix = format!(":{class_name}");
-    Ok(table_names(conn)
-        .await?
+    Ok(table_names(conn)?
         .into_iter()
         .filter(|name| {
             name.strip_prefix("_Join:")
@@ -416,56 +397,51 @@ async fn join_tables_of(conn: &mut SqliteConnection, class_name: &str) -> StoreR
         .collect())
 }
 
-pub(crate) async fn drop_class(
-    conn: &mut SqliteConnection,
+pub(crate) fn drop_class(
+    conn: &Connection,
     class_name: &str,
     changes: &mut TableChanges,
 ) -> StoreResult<()> {
-    for table in join_tables_of(conn, class_name).await? {
+    for table in join_tables_of(conn, class_name)? {
         execute(
             conn,
             format!("DROP TABLE IF EXISTS {}", quote_ident(&table)),
-        )
-        .await?;
+        )?;
         changes.dropped.push(table);
     }
     execute(
         conn,
         format!("DROP TABLE IF EXISTS {}", quote_ident(class_name)),
-    )
-    .await?;
+    )?;
     changes.dropped.push(class_name.to_owned());
-    sqlx::query("DELETE FROM \"_SCHEMA\" WHERE \"className\" = ?")
-        .bind(class_name)
-        .execute(conn)
-        .await?;
+    conn.prepare_cached("DELETE FROM \"_SCHEMA\" WHERE \"className\" = ?")?
+        .execute([class_name])?;
     Ok(())
 }
 
-pub(crate) async fn purge_class(conn: &mut SqliteConnection, class_name: &str) -> StoreResult<()> {
-    for table in join_tables_of(conn, class_name).await? {
-        execute(conn, format!("DELETE FROM {}", quote_ident(&table))).await?;
+pub(crate) fn purge_class(conn: &Connection, class_name: &str) -> StoreResult<()> {
+    for table in join_tables_of(conn, class_name)? {
+        execute(conn, format!("DELETE FROM {}", quote_ident(&table)))?;
     }
-    let exists = table_names(conn)
-        .await?
-        .iter()
-        .any(|name| name == class_name);
+    let exists = table_names(conn)?.iter().any(|name| name == class_name);
     if exists {
-        execute(conn, format!("DELETE FROM {}", quote_ident(class_name))).await?;
+        execute(conn, format!("DELETE FROM {}", quote_ident(class_name)))?;
     }
     Ok(())
 }
 
 /// Every stored schema.
-pub(crate) async fn load_schemas(conn: &mut SqliteConnection) -> StoreResult<Vec<ClassSchema>> {
-    let rows = sqlx::query("SELECT \"schema\" FROM \"_SCHEMA\" ORDER BY \"className\"")
-        .fetch_all(conn)
-        .await?;
-    rows.iter()
-        .map(|row| {
-            let text: String = row.try_get(0)?;
-            let json: Value = serde_json::from_str(&text)
-                .map_err(|error| StoreError::Database(sqlx::Error::Decode(Box::new(error))))?;
+pub(crate) fn load_schemas(conn: &Connection) -> StoreResult<Vec<ClassSchema>> {
+    let mut statement =
+        conn.prepare_cached("SELECT \"schema\" FROM \"_SCHEMA\" ORDER BY \"className\"")?;
+    let texts: Vec<String> = statement
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    texts
+        .iter()
+        .map(|text| {
+            let json: Value = serde_json::from_str(text)
+                .map_err(|error| StoreError::Database(Box::new(error)))?;
             ClassSchema::from_json(&json).map_err(StoreError::Invalid)
         })
         .collect()

@@ -5,13 +5,21 @@
 //! - `translate`: filters and orders → SQL with bound parameters (the dialect).
 //! - `select`: whole read statements (projection, WHERE, ORDER BY, LIMIT).
 //! - `writes`: creates, updates and deletes inside a transaction.
-//! - `writer`: the single writer task and its group commit.
+//! - `writer`: the single writer thread and its group commit.
+//!
+//! Execution is synchronous `rusqlite` on dedicated OS threads: statements come from each
+//! connection's prepared-statement cache and rows are decoded straight from the statement,
+//! so a read costs SQLite's work plus one hand-off to a thread and one back (a
+//! `tokio::sync::oneshot`). The async methods only enqueue a job and await its answer; they
+//! never block the runtime.
 //!
 //! Connections: WAL, `synchronous=NORMAL`, a busy timeout, foreign keys off, and a `REGEXP`
-//! function backed by the `regex` crate (the matcher's engine). Reads use a pool of read-only
-//! connections; one writer connection, owned by the writer task, does every write and DDL.
-//! An in-memory database has a single connection shared by the writer and the readers,
-//! since each connection to `:memory:` would otherwise be a database of its own.
+//! function backed by the `regex` crate (the matcher's engine, with its size limits). Reads
+//! run on `SqliteOptions::readers` threads, each owning a read-only connection and pulling
+//! from one shared queue; one writer thread owns the only writable connection and does every
+//! write and DDL. An in-memory database has a single connection, the writer's, which also
+//! serves the reads, since each connection to `:memory:` would otherwise be a database of its
+//! own.
 
 mod ddl;
 mod rows;
@@ -21,33 +29,32 @@ mod writer;
 mod writes;
 
 use std::collections::HashSet;
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use parlor_core::object::Object;
 use parlor_core::query::{Filter, FindQuery};
 use parlor_core::schema::ClassSchema;
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
-use sqlx::{AssertSqlSafe, Row, Sqlite};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags, ToSql, params_from_iter};
+use tokio::sync::oneshot;
 
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Bind, SqlBuilder};
 use crate::{Store, Write, WriteOutcome};
 
 pub use ddl::UNIQUE_INDEX_KEY;
+use rows::Projection;
 use writer::{Ddl, Job, Writer};
 
 /// Tuning of a [`SqliteStore`].
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
-    /// Read-only connections for finds and counts (file databases only).
+    /// Reader threads, each with a read-only connection (file databases only).
     pub readers: u32,
     /// The most jobs committed together in one transaction.
     pub max_group: usize,
@@ -65,19 +72,63 @@ impl Default for SqliteOptions {
     }
 }
 
+/// A read to run on a reader's connection; it answers through a channel it captured.
+pub(crate) type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// Prepared statements each connection keeps: the shapes of the app's queries and writes.
+const STATEMENT_CACHE: usize = 256;
+
 /// A [`Store`] on one SQLite database.
 pub struct SqliteStore {
-    readers: SqlitePool,
-    /// The writer task's queue; every write and schema change goes through it.
-    jobs: mpsc::Sender<Job>,
-    writer_task: Mutex<Option<JoinHandle<()>>>,
+    /// Where jobs are sent; `None` once the store is closed, so that late calls fail
+    /// instead of waiting for threads that are gone.
+    queues: RwLock<Option<Queues>>,
+    /// The writer thread, then the reader threads; joined by [`Store::close`].
+    threads: Mutex<Vec<JoinHandle<()>>>,
     /// The tables that exist, as of the last commit: subqueries and relations over missing
     /// tables are empty rather than errors, and a find on a class without a table is empty.
     tables: Arc<RwLock<HashSet<String>>>,
 }
 
-/// The jobs waiting for the writer, beyond which callers wait to enqueue.
-const QUEUE_DEPTH: usize = 4096;
+/// The job queues. Both are unbounded: every job has a caller awaiting its answer, so the
+/// queues hold at most one job per request in flight.
+struct Queues {
+    /// The writer's queue; every write and schema change goes through it.
+    writer: flume::Sender<Job>,
+    /// The readers' shared queue; `None` for an in-memory database, whose reads go to the
+    /// writer.
+    readers: Option<flume::Sender<ReadJob>>,
+}
+
+/// Where the database lives.
+enum Location {
+    Memory,
+    File(PathBuf),
+}
+
+impl Location {
+    /// `sqlite://path`, `sqlite:path` (query parameters are ignored) or an in-memory URL.
+    fn parse(url: &str) -> StoreResult<Location> {
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| StoreError::database(format!("not a SQLite URL: {url}")))?;
+        if rest.contains(":memory:") || rest.contains("mode=memory") {
+            return Ok(Location::Memory);
+        }
+        let path = rest.split('?').next().unwrap_or_default();
+        if path.is_empty() {
+            return Err(StoreError::database(format!(
+                "no file in SQLite URL: {url}"
+            )));
+        }
+        Ok(Location::File(PathBuf::from(path)))
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::database("the store is closed")
+}
 
 impl SqliteStore {
     /// Opens `sqlite://path/to/file.db` (creating the folders and the file if missing) or
@@ -88,58 +139,86 @@ impl SqliteStore {
 
     /// [`SqliteStore::open`] with explicit tuning.
     pub async fn open_with(url: &str, options: SqliteOptions) -> StoreResult<SqliteStore> {
-        let base = SqliteConnectOptions::from_str(url)?
-            .busy_timeout(options.busy_timeout)
-            .foreign_keys(false)
-            .with_regexp();
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let (writer_pool, readers) = if in_memory {
-            let pool = single_connection_pool().connect_with(base).await?;
-            (pool.clone(), pool)
-        } else {
-            if let Some(parent) = base.get_filename().parent()
-                && !parent.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
+        let location = Location::parse(url)?;
+        let tables = Arc::new(RwLock::new(HashSet::new()));
+        let (writer_queue, writer_jobs) = flume::unbounded();
+        let (ready, writer_ready) = oneshot::channel();
+        let writer_thread = {
+            let path = match &location {
+                Location::Memory => None,
+                Location::File(path) => Some(path.clone()),
+            };
+            let busy_timeout = options.busy_timeout;
+            let max_group = options.max_group.max(1);
+            let shared = Arc::clone(&tables);
+            spawn("parlor-sqlite-writer", move || {
+                let conn = match open_writer(path, busy_timeout, &shared) {
+                    Ok((conn, committed)) => {
+                        let _ = ready.send(Ok(()));
+                        (conn, committed)
+                    }
+                    Err(error) => {
+                        let _ = ready.send(Err(error));
+                        return;
+                    }
+                };
+                Writer {
+                    conn: conn.0,
+                    jobs: writer_jobs,
+                    max_group,
+                    committed: conn.1,
+                    shared,
+                }
+                .run();
+            })?
+        };
+        let mut threads = vec![writer_thread];
+        writer_ready.await.unwrap_or_else(|_| Err(closed()))?;
+        let readers = match location {
+            Location::Memory => None,
+            Location::File(path) => {
+                // The writer has created the file and switched it to WAL, so read-only
+                // connections can open it now.
+                let (reader_queue, reader_jobs) = flume::unbounded::<ReadJob>();
+                for index in 0..options.readers.max(1) {
+                    let (ready, reader_ready) = oneshot::channel();
+                    let path = path.clone();
+                    let jobs = reader_jobs.clone();
+                    let busy_timeout = options.busy_timeout;
+                    threads.push(spawn(
+                        &format!("parlor-sqlite-reader-{index}"),
+                        move || {
+                            let conn = match open_reader(&path, busy_timeout) {
+                                Ok(conn) => {
+                                    let _ = ready.send(Ok(()));
+                                    conn
+                                }
+                                Err(error) => {
+                                    let _ = ready.send(Err(error));
+                                    return;
+                                }
+                            };
+                            while let Ok(job) = jobs.recv() {
+                                // A panicking read loses its answer (its caller gets an error),
+                                // not the thread.
+                                let run = std::panic::AssertUnwindSafe(|| job(&conn));
+                                if std::panic::catch_unwind(run).is_err() {
+                                    tracing::error!("a read panicked");
+                                }
+                            }
+                        },
+                    )?);
+                    reader_ready.await.unwrap_or_else(|_| Err(closed()))?;
+                }
+                Some(reader_queue)
             }
-            let writer_options = base
-                .clone()
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
-            let writer_pool = single_connection_pool()
-                .connect_with(writer_options)
-                .await?;
-            // The writer has created the file and switched it to WAL, so read-only
-            // connections can open it now.
-            let readers = SqlitePoolOptions::new()
-                .max_connections(options.readers.max(1))
-                .min_connections(1)
-                .test_before_acquire(false)
-                .connect_with(base.read_only(true))
-                .await?;
-            (writer_pool, readers)
         };
-        let committed: HashSet<String> = {
-            let mut conn = writer_pool.acquire().await?;
-            ddl::create_schema_table(&mut conn).await?;
-            ddl::upgrade_class_tables(&mut conn).await?;
-            ddl::table_names(&mut conn).await?.into_iter().collect()
-        };
-        let tables = Arc::new(RwLock::new(committed.clone()));
-        let (jobs, receiver) = mpsc::channel(QUEUE_DEPTH);
-        let writer = Writer {
-            pool: writer_pool,
-            jobs: receiver,
-            max_group: options.max_group.max(1),
-            committed,
-            shared: Arc::clone(&tables),
-        };
-        let writer_task = tokio::spawn(writer.run());
         Ok(SqliteStore {
-            readers,
-            jobs,
-            writer_task: Mutex::new(Some(writer_task)),
+            queues: RwLock::new(Some(Queues {
+                writer: writer_queue,
+                readers,
+            })),
+            threads: Mutex::new(threads),
             tables,
         })
     }
@@ -161,17 +240,43 @@ impl SqliteStore {
         }
     }
 
+    /// Runs `work` on a reader's connection and awaits its result.
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (reply, answer) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = reply.send(work(conn));
+        });
+        {
+            let queues = self.queues.read().map_err(|_| closed())?;
+            let queues = queues.as_ref().ok_or_else(closed)?;
+            let sent = match &queues.readers {
+                Some(readers) => readers.send(job).is_ok(),
+                None => queues.writer.send(Job::Read(job)).is_ok(),
+            };
+            if !sent {
+                return Err(closed());
+            }
+        }
+        answer.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// Sends a job to the writer and awaits its answer.
     async fn send<T>(
         &self,
         job: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Job,
     ) -> StoreResult<T> {
         let (reply, answer) = oneshot::channel();
-        if self.jobs.send(job(reply)).await.is_err() {
-            return Err(StoreError::Database(sqlx::Error::PoolClosed));
+        {
+            let queues = self.queues.read().map_err(|_| closed())?;
+            let queues = queues.as_ref().ok_or_else(closed)?;
+            if queues.writer.send(job(reply)).is_err() {
+                return Err(closed());
+            }
         }
-        answer
-            .await
-            .unwrap_or(Err(StoreError::Database(sqlx::Error::PoolClosed)))
+        answer.await.unwrap_or_else(|_| Err(closed()))
     }
 
     async fn ddl(&self, ddl: Ddl) -> StoreResult<()> {
@@ -179,36 +284,136 @@ impl SqliteStore {
     }
 }
 
-/// A pool that keeps exactly one connection open for the life of the store (an in-memory
-/// database lives only as long as its connection).
-fn single_connection_pool() -> SqlitePoolOptions {
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .min_connections(1)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .test_before_acquire(false)
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> StoreResult<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(body)
+        .map_err(|error| StoreError::Database(Box::new(error)))
 }
 
-/// A prepared query with the builder's values bound in order.
-pub(crate) fn bound(out: SqlBuilder) -> sqlx::query::Query<'static, Sqlite, SqliteArguments> {
-    let mut query = sqlx::query(AssertSqlSafe(out.sql));
-    for value in out.binds {
-        query = match value {
-            Bind::Null => query.bind(None::<String>),
-            Bind::Integer(integer) => query.bind(integer),
-            Bind::Real(real) => query.bind(real),
-            Bind::Text(text) => query.bind(text),
-        };
+/// Settings every connection gets.
+fn configure(conn: &Connection, busy_timeout: Duration) -> StoreResult<()> {
+    conn.busy_timeout(busy_timeout)?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    add_regexp(conn)?;
+    Ok(())
+}
+
+/// Opens the writer's connection (creating the file and its folders), prepares the
+/// database, and publishes its tables; returns the connection and the tables.
+fn open_writer(
+    path: Option<PathBuf>,
+    busy_timeout: Duration,
+    shared: &RwLock<HashSet<String>>,
+) -> StoreResult<(Connection, HashSet<String>)> {
+    let conn = match path {
+        None => Connection::open_in_memory()?,
+        Some(path) => {
+            if let Some(parent) = path.parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent)
+                    .map_err(|error| StoreError::Database(Box::new(error)))?;
+            }
+            let conn = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn
+        }
+    };
+    configure(&conn, busy_timeout)?;
+    ddl::create_schema_table(&conn)?;
+    ddl::upgrade_class_tables(&conn)?;
+    let committed: HashSet<String> = ddl::table_names(&conn)?.into_iter().collect();
+    if let Ok(mut tables) = shared.write() {
+        tables.clone_from(&committed);
     }
-    query
+    Ok((conn, committed))
+}
+
+fn open_reader(path: &std::path::Path, busy_timeout: Duration) -> StoreResult<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&conn, busy_timeout)?;
+    Ok(conn)
+}
+
+/// Registers `regexp(pattern, text)`, which SQLite calls for `text REGEXP pattern`.
+///
+/// Patterns compile with the matcher's size-limited builder, once per statement execution
+/// (the compiled regex is the pattern argument's auxiliary data, kept while the bound
+/// pattern stays the same). A NULL text gives NULL, like other SQL operators.
+fn add_regexp(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "regexp",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let regex = ctx.get_or_create_aux(
+                0,
+                |pattern| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                    Ok(parlor_core::query::regex::build(pattern.as_str()?)?)
+                },
+            )?;
+            let utf8 = |bytes| {
+                std::str::from_utf8(bytes)
+                    .map_err(|error| rusqlite::Error::UserFunctionError(Box::new(error)))
+            };
+            let matched = match ctx.get_raw(1) {
+                ValueRef::Null => return Ok(None),
+                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => regex.is_match(utf8(bytes)?),
+                ValueRef::Integer(integer) => regex.is_match(&integer.to_string()),
+                ValueRef::Real(real) => regex.is_match(&real.to_string()),
+            };
+            Ok(Some(matched))
+        },
+    )
+}
+
+impl ToSql for Bind {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Bind::Null => ValueRef::Null,
+            Bind::Integer(integer) => ValueRef::Integer(*integer),
+            Bind::Real(real) => ValueRef::Real(*real),
+            Bind::Text(text) => ValueRef::Text(text.as_bytes()),
+        }))
+    }
+}
+
+/// Runs a statement that returns no rows, from the statement cache.
+pub(crate) fn execute(conn: &Connection, out: &SqlBuilder) -> rusqlite::Result<usize> {
+    conn.prepare_cached(&out.sql)?
+        .execute(params_from_iter(&out.binds))
+}
+
+/// Runs a select of `projection` and decodes every row.
+pub(crate) fn select_objects(
+    conn: &Connection,
+    out: &SqlBuilder,
+    projection: &Projection,
+) -> StoreResult<Vec<Object>> {
+    let mut statement = conn.prepare_cached(&out.sql)?;
+    let mut rows = statement.query(params_from_iter(&out.binds))?;
+    let mut objects = Vec::new();
+    while let Some(row) = rows.next()? {
+        objects.push(projection.decode(row)?);
+    }
+    Ok(objects)
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn load_schemas(&self) -> StoreResult<Vec<ClassSchema>> {
-        let mut conn = self.readers.acquire().await?;
-        ddl::load_schemas(&mut conn).await
+        self.read(ddl::load_schemas).await
     }
 
     async fn create_class(&self, schema: &ClassSchema) -> StoreResult<()> {
@@ -237,8 +442,8 @@ impl Store for SqliteStore {
         }
         let (out, projection) =
             self.with_tables(|table_exists| select::find(schema, query, table_exists));
-        let rows = bound(out).fetch_all(&self.readers).await?;
-        rows.iter().map(|row| projection.decode(row)).collect()
+        self.read(move |conn| select_objects(conn, &out, &projection))
+            .await
     }
 
     async fn count(&self, schema: &ClassSchema, filter: &Filter) -> StoreResult<u64> {
@@ -246,8 +451,14 @@ impl Store for SqliteStore {
             return Ok(0);
         }
         let out = self.with_tables(|table_exists| select::count(schema, filter, table_exists));
-        let row = bound(out).fetch_one(&self.readers).await?;
-        let count: i64 = row.try_get(0)?;
+        let count = self
+            .read(move |conn| {
+                let mut statement = conn.prepare_cached(&out.sql)?;
+                let count: i64 =
+                    statement.query_row(params_from_iter(&out.binds), |row| row.get(0))?;
+                Ok(count)
+            })
+            .await?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
@@ -262,12 +473,14 @@ impl Store for SqliteStore {
         let (mut out, _) =
             self.with_tables(|table_exists| select::find(schema, query, table_exists));
         out.sql.insert_str(0, "EXPLAIN QUERY PLAN ");
-        let rows = bound(out).fetch_all(&self.readers).await?;
-        let lines = rows
-            .iter()
-            .map(|row| row.try_get::<String, _>(3))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(lines.join("\n"))
+        self.read(move |conn| {
+            let mut statement = conn.prepare(&out.sql)?;
+            let lines = statement
+                .query_map(params_from_iter(&out.binds), |row| row.get::<_, String>(3))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(lines.join("\n"))
+        })
+        .await
     }
 
     fn reserves_class_name(&self, class_name: &str) -> bool {
@@ -277,18 +490,106 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        let (reply, done) = oneshot::channel();
-        if self.jobs.send(Job::Close { reply }).await.is_ok() {
-            let _ = done.await;
-        }
-        let task = self
-            .writer_task
-            .lock()
+        // Later calls fail from here on. The readers go first: they drain their queue and
+        // stop once its last sender (this one) is dropped. Then the writer finishes what is
+        // queued before `Close` and closes the last connection, which checkpoints the WAL
+        // into the database file (a read-only connection could not).
+        let queues = self
+            .queues
+            .write()
             .ok()
-            .and_then(|mut task| task.take());
-        if let Some(task) = task {
-            let _ = task.await;
+            .and_then(|mut queues| queues.take());
+        let mut threads = self
+            .threads
+            .lock()
+            .map(|mut threads| std::mem::take(&mut *threads))
+            .unwrap_or_default();
+        // The writer is the first thread spawned.
+        let writer = (!threads.is_empty()).then(|| threads.remove(0));
+        if let Some(queues) = queues {
+            drop(queues.readers);
+            join(threads).await;
+            let (reply, done) = oneshot::channel();
+            if queues.writer.send(Job::Close { reply }).is_ok() {
+                let _ = done.await;
+            }
+        } else {
+            join(threads).await;
         }
-        self.readers.close().await;
+        join(writer.into_iter().collect()).await;
+    }
+}
+
+/// Waits for threads without blocking the runtime.
+async fn join(threads: Vec<JoinHandle<()>>) {
+    if threads.is_empty() {
+        return;
+    }
+    let joined = tokio::task::spawn_blocking(move || {
+        for thread in threads {
+            if thread.join().is_err() {
+                tracing::error!("a SQLite thread panicked");
+            }
+        }
+    })
+    .await;
+    if joined.is_err() {
+        tracing::error!("joining the SQLite threads failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection() -> Connection {
+        let conn = Connection::open_in_memory().expect("in-memory database");
+        configure(&conn, Duration::from_secs(1)).expect("configured");
+        conn
+    }
+
+    /// `REGEXP` matches with the `regex` crate, gives NULL for a NULL text, and refuses a
+    /// pattern that does not compile instead of matching nothing.
+    #[test]
+    fn regexp_function() {
+        let conn = connection();
+        let matches = |text: Option<&str>, pattern: &str| -> rusqlite::Result<Option<bool>> {
+            conn.query_row("SELECT ?1 REGEXP ?2", (text, pattern), |row| row.get(0))
+        };
+        assert_eq!(matches(Some("hello"), "^h.l").ok(), Some(Some(true)));
+        assert_eq!(matches(Some("hello"), "(?i)^H").ok(), Some(Some(true)));
+        assert_eq!(matches(Some("hello"), "x").ok(), Some(Some(false)));
+        assert_eq!(matches(None, "x").ok(), Some(None));
+        assert!(matches(Some("hello"), "(").is_err());
+    }
+
+    /// The compiled pattern is reused across the rows of one statement.
+    #[test]
+    fn regexp_over_rows() {
+        let conn = connection();
+        let count: i64 = conn
+            .query_row(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
+                 SELECT COUNT(*) FROM n WHERE CAST(i AS TEXT) REGEXP ?1",
+                ["^1"],
+                |row| row.get(0),
+            )
+            .expect("query");
+        assert_eq!(count, 112);
+    }
+
+    /// `close` leaves the database checkpointed (no WAL file), and calls after it fail
+    /// instead of waiting for threads that are gone.
+    #[tokio::test]
+    async fn close_checkpoints_and_later_calls_fail() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/closed.db", dir.path().display());
+        let store = SqliteStore::open(&url).await.expect("open");
+        assert!(store.load_schemas().await.expect("schemas").is_empty());
+        store.close().await;
+        assert!(!dir.path().join("closed.db-wal").exists());
+        assert!(store.load_schemas().await.is_err());
+        assert!(store.drop_class("Nothing").await.is_err());
+        store.close().await;
     }
 }

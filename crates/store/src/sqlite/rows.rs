@@ -15,9 +15,9 @@ use std::collections::BTreeSet;
 use parlor_core::object::{Acl, Object};
 use parlor_core::schema::{ClassSchema, FieldType};
 use parlor_core::{Error, value};
+use rusqlite::Row;
+use rusqlite::types::ValueRef;
 use serde_json::{Map, Value};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, TypeInfo, ValueRef};
 
 use crate::error::{StoreError, StoreResult};
 use crate::sql::Bind;
@@ -173,67 +173,79 @@ pub(crate) fn encode_nulls(schema: &ClassSchema, fields: &Map<String, Value>) ->
 }
 
 /// What a select returns, in column order after the default columns.
-pub(crate) struct Projection<'s> {
+///
+/// It owns its names and types (rather than borrowing the schema) so that a read can be
+/// sent, with its statement, to a reader thread.
+pub(crate) struct Projection {
     /// Field columns selected, with their types.
-    pub(crate) columns: Vec<(&'s str, &'s FieldType)>,
-    /// Relation fields whose `{"__type":"Relation"}` marker is added to every object.
-    pub(crate) relations: Vec<(&'s str, &'s str)>,
+    pub(crate) columns: Vec<(String, FieldType)>,
+    /// The `{"__type":"Relation"}` marker of each selected relation field, added to every
+    /// object.
+    pub(crate) relations: Vec<(String, Value)>,
 }
 
-impl<'s> Projection<'s> {
+impl Projection {
     /// Every field, or only `keys` (plus the default fields) when given.
-    pub(crate) fn new(schema: &'s ClassSchema, keys: Option<&[String]>) -> Projection<'s> {
+    pub(crate) fn new(schema: &ClassSchema, keys: Option<&[String]>) -> Projection {
         let wanted = |name: &str| keys.is_none_or(|keys| keys.iter().any(|key| key == name));
         let columns = field_columns(schema)
             .filter(|(name, _)| wanted(name))
+            .map(|(name, field_type)| (name.to_owned(), field_type.clone()))
             .collect();
         let relations = schema
             .fields
             .iter()
             .filter_map(|(name, field)| match &field.field_type {
-                FieldType::Relation(target) if wanted(name) => {
-                    Some((name.as_str(), target.as_str()))
-                }
+                FieldType::Relation(target) if wanted(name) => Some((
+                    name.clone(),
+                    serde_json::json!({"__type": "Relation", "className": target}),
+                )),
                 _ => None,
             })
             .collect();
         Projection { columns, relations }
     }
 
-    /// Decodes one row selected with this projection.
-    pub(crate) fn decode(&self, row: &SqliteRow) -> StoreResult<Object> {
-        let object_id: String = row.try_get(0)?;
-        let created_at: Option<String> = row.try_get(1)?;
-        let updated_at: Option<String> = row.try_get(2)?;
-        let readers: Option<String> = row.try_get(3)?;
-        let writers: Option<String> = row.try_get(4)?;
-        let nulls: Option<String> = row.try_get(5)?;
-        let acl = decode_acl(readers.as_deref(), writers.as_deref())?;
-        let nulls: Vec<String> = match nulls {
+    /// Decodes one row selected with this projection, reading each column in place.
+    pub(crate) fn decode(&self, row: &Row<'_>) -> StoreResult<Object> {
+        let object_id = text(row, 0)?.unwrap_or_default().to_owned();
+        let created_at = text(row, 1)?.unwrap_or_default().to_owned();
+        let updated_at = text(row, 2)?.unwrap_or_default().to_owned();
+        let acl = decode_acl(text(row, 3)?, text(row, 4)?)?;
+        let nulls: Vec<String> = match text(row, 5)? {
             None => Vec::new(),
-            Some(text) => serde_json::from_str(&text).map_err(corrupt)?,
+            Some(text) => serde_json::from_str(text).map_err(corrupt)?,
         };
         let mut fields = Map::new();
         for (index, (name, field_type)) in self.columns.iter().enumerate() {
             if let Some(value) = decode_column(row, DEFAULT_COLUMNS.len() + index, field_type)? {
-                fields.insert((*name).to_owned(), value);
+                fields.insert(name.clone(), value);
             } else if nulls.iter().any(|null| null == name) {
-                fields.insert((*name).to_owned(), Value::Null);
+                fields.insert(name.clone(), Value::Null);
             }
         }
-        for (name, target) in &self.relations {
-            fields.insert(
-                (*name).to_owned(),
-                serde_json::json!({"__type": "Relation", "className": target}),
-            );
+        for (name, marker) in &self.relations {
+            fields.insert(name.clone(), marker.clone());
         }
         Ok(Object {
             object_id,
-            created_at: created_at.unwrap_or_default(),
-            updated_at: updated_at.unwrap_or_default(),
+            created_at,
+            updated_at,
             acl,
             fields,
         })
+    }
+}
+
+/// A TEXT (or NULL) column, borrowed from the statement.
+fn text<'r>(row: &'r Row<'_>, index: usize) -> StoreResult<Option<&'r str>> {
+    match row.get_ref(index)? {
+        ValueRef::Null => Ok(None),
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes).map(Some).map_err(corrupt),
+        other => Err(corrupt(format!(
+            "column {index} holds {}, expected TEXT",
+            other.data_type()
+        ))),
     }
 }
 
@@ -251,47 +263,66 @@ fn decode_acl(readers: Option<&str>, writers: Option<&str>) -> StoreResult<Optio
 }
 
 fn decode_column(
-    row: &SqliteRow,
+    row: &Row<'_>,
     index: usize,
     field_type: &FieldType,
 ) -> StoreResult<Option<Value>> {
-    let raw = row.try_get_raw(index)?;
-    if raw.is_null() {
+    let raw = row.get_ref(index)?;
+    if let ValueRef::Null = raw {
         return Ok(None);
     }
+    let as_text = |raw| column_text(raw, field_type);
     // NUMERIC columns keep integral values as INTEGER and the rest as REAL; the storage
     // class decides the JSON number's form.
-    let storage_class = raw.type_info().name().to_owned();
     let value = match field_type {
-        FieldType::Number => match storage_class.as_str() {
-            "INTEGER" => Value::from(row.try_get::<i64, _>(index)?),
-            "REAL" => serde_json::Number::from_f64(row.try_get::<f64, _>(index)?)
+        FieldType::Number => match raw {
+            ValueRef::Integer(integer) => Value::from(integer),
+            ValueRef::Real(real) => serde_json::Number::from_f64(real)
                 .map(Value::Number)
                 .unwrap_or(Value::Null),
-            _ => return Err(corrupt(format!("Number column holds {storage_class}"))),
+            other => {
+                return Err(corrupt(format!(
+                    "Number column holds {}",
+                    other.data_type()
+                )));
+            }
         },
-        FieldType::Boolean => Value::Bool(row.try_get::<i64, _>(index)? != 0),
-        FieldType::String => Value::String(row.try_get::<String, _>(index)?),
-        FieldType::Date => value::date_value(&row.try_get::<String, _>(index)?),
-        FieldType::Pointer(target) => {
-            value::pointer_value(target, &row.try_get::<String, _>(index)?)
-        }
+        FieldType::Boolean => match raw {
+            ValueRef::Integer(integer) => Value::Bool(integer != 0),
+            other => {
+                return Err(corrupt(format!(
+                    "Boolean column holds {}",
+                    other.data_type()
+                )));
+            }
+        },
+        FieldType::String => Value::String(as_text(raw)?.to_owned()),
+        FieldType::Date => value::date_value(as_text(raw)?),
+        FieldType::Pointer(target) => value::pointer_value(target, as_text(raw)?),
         FieldType::Object
         | FieldType::Array
         | FieldType::File
         | FieldType::GeoPoint
         | FieldType::Bytes
-        | FieldType::Polygon => {
-            serde_json::from_str(&row.try_get::<String, _>(index)?).map_err(corrupt)?
-        }
+        | FieldType::Polygon => serde_json::from_str(as_text(raw)?).map_err(corrupt)?,
         FieldType::Relation(_) | FieldType::Acl => return Ok(None),
     };
     Ok(Some(value))
 }
 
+/// The text of a column that should hold TEXT.
+fn column_text<'r>(raw: ValueRef<'r>, field_type: &FieldType) -> StoreResult<&'r str> {
+    match raw {
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes).map_err(corrupt),
+        other => Err(corrupt(format!(
+            "{} column holds {}",
+            field_type.describe(),
+            other.data_type()
+        ))),
+    }
+}
+
 /// A stored value that does not decode: the database was written by something else.
 fn corrupt(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Database(sqlx::Error::Decode(
-        format!("corrupt stored value: {error}").into(),
-    ))
+    StoreError::database(format!("corrupt stored value: {error}"))
 }

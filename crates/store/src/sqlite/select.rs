@@ -8,10 +8,10 @@ use crate::sqlite::rows::{DEFAULT_COLUMNS, Projection};
 use crate::sqlite::translate::Translator;
 
 /// `SELECT <projection> FROM "class" AS t0`, leaving the builder ready for a WHERE.
-fn select_from(out: &mut SqlBuilder, class_name: &str, projection: &Projection<'_>) -> String {
+fn select_from(out: &mut SqlBuilder, class_name: &str, projection: &Projection) -> String {
     let alias = out.alias("t");
     out.push("SELECT ");
-    let field_columns = projection.columns.iter().map(|(name, _)| *name);
+    let field_columns = projection.columns.iter().map(|(name, _)| name.as_str());
     for (index, column) in DEFAULT_COLUMNS.into_iter().chain(field_columns).enumerate() {
         if index > 0 {
             out.push(", ");
@@ -26,11 +26,11 @@ fn select_from(out: &mut SqlBuilder, class_name: &str, projection: &Projection<'
 }
 
 /// The statement of a find, and the projection that decodes its rows.
-pub(crate) fn find<'s>(
-    schema: &'s ClassSchema,
+pub(crate) fn find(
+    schema: &ClassSchema,
     query: &FindQuery,
     table_exists: &dyn Fn(&str) -> bool,
-) -> (SqlBuilder, Projection<'s>) {
+) -> (SqlBuilder, Projection) {
     let projection = Projection::new(schema, query.keys.as_deref());
     let mut out = SqlBuilder::new();
     let alias = select_from(&mut out, &schema.class_name, &projection);
@@ -74,12 +74,12 @@ pub(crate) fn count(
 }
 
 /// The whole object with this id, if it satisfies `guard`.
-pub(crate) fn by_id<'s>(
-    schema: &'s ClassSchema,
+pub(crate) fn by_id(
+    schema: &ClassSchema,
     object_id: &str,
     guard: &Filter,
     table_exists: &dyn Fn(&str) -> bool,
-) -> (SqlBuilder, Projection<'s>) {
+) -> (SqlBuilder, Projection) {
     let projection = Projection::new(schema, None);
     let mut out = SqlBuilder::new();
     let alias = select_from(&mut out, &schema.class_name, &projection);

@@ -1,4 +1,4 @@
-//! The writer task: the only connection that writes, with group commit.
+//! The writer thread: the only connection that writes, with group commit.
 //!
 //! SQLite commits about 7k single transactions per second but inserts tens of thousands of
 //! rows per second inside one, so the writer takes a job, drains whatever else is already
@@ -7,16 +7,19 @@
 //! the others commit.
 //! Every job is answered only after the commit, so a caller never sees a write that could
 //! still be lost. DDL goes through the same queue, serialised with writes.
+//!
+//! The writer is an OS thread with a synchronous connection: a statement costs the SQLite
+//! call and nothing else (no hop to a driver thread per statement).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use parlor_core::schema::ClassSchema;
-use sqlx::SqliteConnection;
-use sqlx::sqlite::SqlitePool;
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::Connection;
+use tokio::sync::oneshot;
 
 use crate::error::{StoreError, StoreResult};
+use crate::sqlite::ReadJob;
 use crate::sqlite::ddl::{self, TableChanges};
 use crate::sqlite::writes::{self, WriteContext};
 use crate::{Write, WriteOutcome};
@@ -33,8 +36,7 @@ pub(crate) enum Ddl {
     Purge(String),
 }
 
-/// A unit of work for the writer; each is all-or-nothing.
-#[derive(Debug)]
+/// A unit of work for the writer; each write or DDL job is all-or-nothing.
 pub(crate) enum Job {
     Write {
         writes: Vec<Write>,
@@ -44,7 +46,10 @@ pub(crate) enum Job {
         ddl: Ddl,
         reply: oneshot::Sender<StoreResult<()>>,
     },
-    /// Finishes the jobs queued before it, closes the connection and stops the task.
+    /// A read, for an in-memory database, whose only connection is the writer's. It runs
+    /// outside any transaction, as soon as the writer takes it from the queue.
+    Read(ReadJob),
+    /// Finishes the jobs queued before it, closes the connection and stops the thread.
     Close { reply: oneshot::Sender<()> },
 }
 
@@ -54,10 +59,10 @@ enum Output {
     Done,
 }
 
-/// The state of the writer task.
+/// The state of the writer thread.
 pub(crate) struct Writer {
-    pub(crate) pool: SqlitePool,
-    pub(crate) jobs: mpsc::Receiver<Job>,
+    pub(crate) conn: Connection,
+    pub(crate) jobs: flume::Receiver<Job>,
     pub(crate) max_group: usize,
     /// Tables as of the last commit; the writer is the only one changing them, so its copy
     /// is authoritative and needs no lock.
@@ -68,52 +73,52 @@ pub(crate) struct Writer {
 
 /// A failure that hits every job of a group, given to each of them.
 fn group_error(what: &str, error: &dyn std::fmt::Display) -> StoreError {
-    StoreError::Database(sqlx::Error::Protocol(format!("{what}: {error}")))
+    StoreError::database(format!("{what}: {error}"))
+}
+
+/// Runs `;`-separated transaction-control statements, each from the statement cache.
+fn control(conn: &Connection, statements: &str) -> rusqlite::Result<()> {
+    for statement in statements.split("; ") {
+        conn.prepare_cached(statement)?.execute([])?;
+    }
+    Ok(())
 }
 
 impl Writer {
-    pub(crate) async fn run(mut self) {
-        while let Some(first) = self.jobs.recv().await {
-            let mut group = vec![first];
-            while group.len() < self.max_group {
-                match self.jobs.try_recv() {
-                    Ok(job) => group.push(job),
-                    Err(_) => break,
+    /// Serves jobs until a `Close` job or until every sender is gone; the connection is
+    /// closed when this returns, before a `Close` is answered.
+    pub(crate) fn run(mut self) {
+        let mut close_replies = Vec::new();
+        while let Ok(first) = self.jobs.recv() {
+            let mut group = Vec::new();
+            let mut pending = Some(first);
+            while let Some(job) = pending.take() {
+                match job {
+                    Job::Read(read) => read(&self.conn),
+                    Job::Close { reply } => close_replies.push(reply),
+                    job => group.push(job),
+                }
+                if group.len() < self.max_group {
+                    pending = self.jobs.try_recv().ok();
                 }
             }
-            let mut close_replies = Vec::new();
-            let work: Vec<Job> = group
-                .into_iter()
-                .filter_map(|job| match job {
-                    Job::Close { reply } => {
-                        close_replies.push(reply);
-                        None
-                    }
-                    job => Some(job),
-                })
-                .collect();
-            if !work.is_empty() {
-                self.run_group(work).await;
+            if !group.is_empty() {
+                self.run_group(group);
             }
             if !close_replies.is_empty() {
-                self.pool.close().await;
-                for reply in close_replies {
-                    let _ = reply.send(());
-                }
-                return;
+                break;
             }
         }
-        self.pool.close().await;
+        if let Err((_, error)) = self.conn.close() {
+            tracing::error!(%error, "closing the writer connection failed");
+        }
+        for reply in close_replies {
+            let _ = reply.send(());
+        }
     }
 
-    async fn run_group(&mut self, jobs: Vec<Job>) {
-        let results = match self.pool.acquire().await {
-            Ok(mut conn) => self.run_in_transaction(&mut conn, &jobs).await,
-            Err(error) => jobs
-                .iter()
-                .map(|_| Err(group_error("no writer connection", &error)))
-                .collect(),
-        };
+    fn run_group(&mut self, jobs: Vec<Job>) {
+        let results = self.run_in_transaction(&jobs);
         for (job, result) in jobs.into_iter().zip(results) {
             // A caller that gave up waiting has dropped its receiver; nothing to tell it.
             match job {
@@ -126,28 +131,22 @@ impl Writer {
                 Job::Ddl { reply, .. } => {
                     let _ = reply.send(result.map(|_| ()));
                 }
-                Job::Close { .. } => {}
+                Job::Read(_) | Job::Close { .. } => {}
             }
         }
     }
 
     /// Runs the jobs in one transaction, each under a savepoint when there are several.
-    /// Savepoint and commit statements are sent together with their neighbours (one round
-    /// trip to the connection's thread instead of two or three), which matters at thousands
-    /// of jobs per second.
-    async fn run_in_transaction(
-        &mut self,
-        conn: &mut SqliteConnection,
-        jobs: &[Job],
-    ) -> Vec<StoreResult<Output>> {
+    fn run_in_transaction(&mut self, jobs: &[Job]) -> Vec<StoreResult<Output>> {
+        let conn = &self.conn;
         let several = jobs.len() > 1;
         let begin = if several {
             "BEGIN IMMEDIATE; SAVEPOINT job"
         } else {
             "BEGIN IMMEDIATE"
         };
-        if let Err(error) = sqlx::raw_sql(begin).execute(&mut *conn).await {
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+        if let Err(error) = control(conn, begin) {
+            let _ = conn.execute_batch("ROLLBACK");
             return jobs
                 .iter()
                 .map(|_| Err(group_error("begin failed", &error)))
@@ -168,7 +167,7 @@ impl Writer {
                         .copied()
                         .unwrap_or_else(|| committed.contains(name))
                 };
-                run_job(conn, job, &table_exists, &mut changes).await
+                run_job(conn, job, &table_exists, &mut changes)
             };
             let last = index + 1 == jobs.len();
             let end = match (several, result.is_ok(), last) {
@@ -179,7 +178,7 @@ impl Writer {
                 (true, true, true) => "RELEASE job; COMMIT",
                 (true, false, true) => "ROLLBACK TO job; RELEASE job; COMMIT",
             };
-            if let Err(error) = sqlx::raw_sql(end).execute(&mut *conn).await {
+            if let Err(error) = control(conn, end) {
                 // A failed commit, or an error (disk full, I/O) that rolled back the whole
                 // transaction and took the savepoint with it: nothing of this group is kept.
                 broken = Some(error.to_string());
@@ -197,7 +196,9 @@ impl Writer {
         }
         if let Some(reason) = broken {
             tracing::error!(jobs = jobs.len(), %reason, "write group rolled back");
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
             return jobs
                 .iter()
                 .map(|_| Err(group_error("transaction failed", &reason)))
@@ -219,8 +220,8 @@ impl Writer {
     }
 }
 
-async fn run_job(
-    conn: &mut SqliteConnection,
+fn run_job(
+    conn: &Connection,
     job: &Job,
     table_exists: &(dyn Fn(&str) -> bool + Sync),
     changes: &mut TableChanges,
@@ -230,21 +231,21 @@ async fn run_job(
             let context = WriteContext { table_exists };
             let mut outcomes = Vec::with_capacity(writes.len());
             for write in writes {
-                outcomes.push(writes::execute(conn, write, &context, changes).await?);
+                outcomes.push(writes::execute(conn, write, &context, changes)?);
             }
             Ok(Output::Outcomes(outcomes))
         }
         Job::Ddl { ddl, .. } => {
             match ddl {
-                Ddl::Create(schema) => ddl::create_class(conn, schema, changes).await?,
+                Ddl::Create(schema) => ddl::create_class(conn, schema, changes)?,
                 Ddl::Update { before, after } => {
-                    ddl::update_class(conn, before, after, changes).await?;
+                    ddl::update_class(conn, before, after, changes)?;
                 }
-                Ddl::Drop(class_name) => ddl::drop_class(conn, class_name, changes).await?,
-                Ddl::Purge(class_name) => ddl::purge_class(conn, class_name).await?,
+                Ddl::Drop(class_name) => ddl::drop_class(conn, class_name, changes)?,
+                Ddl::Purge(class_name) => ddl::purge_class(conn, class_name)?,
             }
             Ok(Output::Done)
         }
-        Job::Close { .. } => Ok(Output::Done),
+        Job::Read(_) | Job::Close { .. } => Ok(Output::Done),
     }
 }

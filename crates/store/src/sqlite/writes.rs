@@ -11,8 +11,8 @@ use parlor_core::object::{Acl, Object};
 use parlor_core::ops::{self, FieldOp, FieldUpdate};
 use parlor_core::query::Filter;
 use parlor_core::schema::{ClassSchema, FieldType};
+use rusqlite::Connection;
 use serde_json::Value;
-use sqlx::SqliteConnection;
 
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Bind, SqlBuilder, quote_ident};
@@ -22,7 +22,7 @@ use crate::sqlite::rows::{
     is_default_field,
 };
 use crate::sqlite::translate::join_table;
-use crate::sqlite::{bound, select};
+use crate::sqlite::{execute as run, select, select_objects};
 use crate::{Write, WriteOutcome};
 
 /// What the writes of a job may consult: which tables exist (for guards with subqueries).
@@ -30,8 +30,8 @@ pub(crate) struct WriteContext<'a> {
     pub(crate) table_exists: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
-pub(crate) async fn execute(
-    conn: &mut SqliteConnection,
+pub(crate) fn execute(
+    conn: &Connection,
     write: &Write,
     context: &WriteContext<'_>,
     changes: &mut TableChanges,
@@ -41,24 +41,21 @@ pub(crate) async fn execute(
             schema,
             object,
             relations,
-        } => create(conn, schema, object, relations, context, changes).await,
+        } => create(conn, schema, object, relations, context, changes),
         Write::Update {
             schema,
             object_id,
             guard,
             updates,
             updated_at,
-        } => {
-            update(
-                conn, schema, object_id, guard, updates, updated_at, context, changes,
-            )
-            .await
-        }
+        } => update(
+            conn, schema, object_id, guard, updates, updated_at, context, changes,
+        ),
         Write::Delete {
             schema,
             object_id,
             guard,
-        } => delete(conn, schema, object_id, guard, context).await,
+        } => delete(conn, schema, object_id, guard, context),
     }
 }
 
@@ -66,18 +63,25 @@ fn invalid(message: String) -> StoreError {
     StoreError::Invalid(Error::invalid_key_name(message))
 }
 
-/// Maps a unique-index violation to [`StoreError::DuplicateValue`].
-fn on_duplicate(error: sqlx::Error) -> StoreError {
+/// Maps a unique-index (or primary-key) violation to [`StoreError::DuplicateValue`].
+fn on_duplicate(error: rusqlite::Error) -> StoreError {
     match &error {
-        sqlx::Error::Database(database_error) if database_error.is_unique_violation() => {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.code == rusqlite::ErrorCode::ConstraintViolation
+                && matches!(
+                    failure.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                ) =>
+        {
             StoreError::DuplicateValue
         }
-        _ => StoreError::Database(error),
+        _ => StoreError::from(error),
     }
 }
 
-async fn create(
-    conn: &mut SqliteConnection,
+fn create(
+    conn: &Connection,
     schema: &ClassSchema,
     object: &Object,
     relations: &[FieldUpdate],
@@ -128,9 +132,9 @@ async fn create(
     out.push(") VALUES (");
     out.param_list(values);
     out.push(")");
-    bound(out).execute(&mut *conn).await.map_err(on_duplicate)?;
+    run(conn, &out).map_err(on_duplicate)?;
     for relation in relations {
-        apply_relation(conn, schema, &object.object_id, relation, context, changes).await?;
+        apply_relation(conn, schema, &object.object_id, relation, context, changes)?;
     }
     let mut created = object.clone();
     add_relation_markers(schema, &mut created);
@@ -150,8 +154,8 @@ fn add_relation_markers(schema: &ClassSchema, object: &mut Object) {
 }
 
 /// Inserts or deletes the join rows of a relation op; other ops are refused.
-async fn apply_relation(
-    conn: &mut SqliteConnection,
+fn apply_relation(
+    conn: &Connection,
     schema: &ClassSchema,
     object_id: &str,
     update: &FieldUpdate,
@@ -172,33 +176,31 @@ async fn apply_relation(
     }
     let table = join_table(&update.field, &schema.class_name);
     if !(context.table_exists)(&table) {
-        ensure_join_table(conn, &update.field, &schema.class_name, changes).await?;
+        ensure_join_table(conn, &update.field, &schema.class_name, changes)?;
     }
     let table = quote_ident(&table);
-    for related_id in add {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+    if !add.is_empty() {
+        let mut insert = conn.prepare_cached(&format!(
             "INSERT OR IGNORE INTO {table} (\"owningId\", \"relatedId\") VALUES (?, ?)"
-        )))
-        .bind(object_id)
-        .bind(related_id)
-        .execute(&mut *conn)
-        .await?;
+        ))?;
+        for related_id in add {
+            insert.execute([object_id, related_id.as_str()])?;
+        }
     }
-    for related_id in remove {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+    if !remove.is_empty() {
+        let mut delete = conn.prepare_cached(&format!(
             "DELETE FROM {table} WHERE \"owningId\" = ? AND \"relatedId\" = ?"
-        )))
-        .bind(object_id)
-        .bind(related_id)
-        .execute(&mut *conn)
-        .await?;
+        ))?;
+        for related_id in remove {
+            delete.execute([object_id, related_id.as_str()])?;
+        }
     }
     Ok(())
 }
 
 /// The object with this id if it passes `guard`, else `ObjectNotFound`.
-async fn current(
-    conn: &mut SqliteConnection,
+fn current(
+    conn: &Connection,
     schema: &ClassSchema,
     object_id: &str,
     guard: &Filter,
@@ -208,19 +210,17 @@ async fn current(
         return Err(StoreError::ObjectNotFound);
     }
     let (out, projection) = select::by_id(schema, object_id, guard, context.table_exists);
-    let row = bound(out).fetch_optional(&mut *conn).await?;
-    match row {
-        Some(row) => projection.decode(&row),
-        None => Err(StoreError::ObjectNotFound),
-    }
+    select_objects(conn, &out, &projection)?
+        .pop()
+        .ok_or(StoreError::ObjectNotFound)
 }
 
 #[expect(
     clippy::too_many_arguments,
     reason = "the fields of Write::Update, plus the connection"
 )]
-async fn update(
-    conn: &mut SqliteConnection,
+fn update(
+    conn: &Connection,
     schema: &ClassSchema,
     object_id: &str,
     guard: &Filter,
@@ -229,14 +229,14 @@ async fn update(
     context: &WriteContext<'_>,
     changes: &mut TableChanges,
 ) -> StoreResult<WriteOutcome> {
-    let before = current(conn, schema, object_id, guard, context).await?;
+    let before = current(conn, schema, object_id, guard, context)?;
     let mut after = before.clone();
     after.updated_at = updated_at.to_owned();
     let mut touched: BTreeSet<&str> = BTreeSet::new();
     let mut acl_touched = false;
     for update in updates {
         if let FieldOp::Relation { .. } = update.op {
-            apply_relation(conn, schema, object_id, update, context, changes).await?;
+            apply_relation(conn, schema, object_id, update, context, changes)?;
             continue;
         }
         if update.field == "ACL" {
@@ -301,25 +301,23 @@ async fn update(
     }
     out.push(" WHERE \"objectId\" = ");
     out.text(object_id);
-    bound(out).execute(&mut *conn).await.map_err(on_duplicate)?;
+    run(conn, &out).map_err(on_duplicate)?;
     Ok(WriteOutcome::Updated { before, after })
 }
 
-async fn delete(
-    conn: &mut SqliteConnection,
+fn delete(
+    conn: &Connection,
     schema: &ClassSchema,
     object_id: &str,
     guard: &Filter,
     context: &WriteContext<'_>,
 ) -> StoreResult<WriteOutcome> {
-    let before = current(conn, schema, object_id, guard, context).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    let before = current(conn, schema, object_id, guard, context)?;
+    conn.prepare_cached(&format!(
         "DELETE FROM {} WHERE \"objectId\" = ?",
         quote_ident(&schema.class_name)
-    )))
-    .bind(object_id)
-    .execute(&mut *conn)
-    .await?;
+    ))?
+    .execute([object_id])?;
     for (name, field) in &schema.fields {
         let FieldType::Relation(_) = field.field_type else {
             continue;
@@ -328,13 +326,11 @@ async fn delete(
         if !(context.table_exists)(&table) {
             continue;
         }
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        conn.prepare_cached(&format!(
             "DELETE FROM {} WHERE \"owningId\" = ?",
             quote_ident(&table)
-        )))
-        .bind(object_id)
-        .execute(&mut *conn)
-        .await?;
+        ))?
+        .execute([object_id])?;
     }
     Ok(WriteOutcome::Deleted(before))
 }
