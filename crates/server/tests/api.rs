@@ -34,3 +34,6 @@ mod lifecycle;
 
 #[path = "api/cli.rs"]
 mod cli;
+
+#[path = "api/template.rs"]
+mod template;

@@ -9,6 +9,7 @@
 //! - [`schema`]: the schema cache, schema-on-write and the schemas API.
 //! - [`read`]: find, get, count, `include`, `keys`.
 //! - [`write`]: create, update, delete, batches of writes in one transaction.
+//! - [`template_rules`]: values the chat template fills on write (a Message's `timestamp`).
 
 pub mod access;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod idempotency;
 pub mod read;
 pub mod schema;
+pub mod template_rules;
 pub mod write;
 
 use std::sync::Arc;

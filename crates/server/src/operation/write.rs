@@ -17,7 +17,7 @@ use rand::RngExt;
 use serde_json::{Map, Value};
 
 use super::access::{ClassOperation, check_class_permission, write_filter};
-use super::{Auth, OpError, OpResult, Operations};
+use super::{Auth, OpError, OpResult, Operations, template_rules};
 
 /// A validated write, ready to commit.
 #[derive(Debug, Clone)]
@@ -256,13 +256,14 @@ impl Operations {
             }
         }
         let now = now_iso();
-        let object = Object {
+        let mut object = Object {
             object_id: parsed.object_id.unwrap_or_else(new_object_id),
             created_at: now.clone(),
             updated_at: now,
             acl: parsed.acl.flatten(),
             fields,
         };
+        extra.extend(template_rules::on_create(&schema, &mut object));
         let echoed = parsed
             .updates
             .iter()
