@@ -31,10 +31,9 @@ async function ensureTemplateOnExternalServer() {
 useServer(async (ctx) => {
   if (ctx.external) await ensureTemplateOnExternalServer();
   const suffix = randomBytes(4).toString('hex');
-  // Sign-up arrives with the users issue: the master key creates the user record directly.
   user = new Parse.User();
-  user.set({ username: `chat_${suffix}`, email: `chat_${suffix}@example.test` });
-  await user.save(null, MASTER);
+  user.set({ username: `chat_${suffix}`, password: `pw-${suffix}`, email: `chat_${suffix}@example.test` });
+  await user.signUp();
   session = new Parse.Object('ChatSession');
   session.set({ title: 'Trip', channel: 'web', participants: [user], owner: user });
   await session.save(null, MASTER);

@@ -38,8 +38,12 @@ pub enum Code {
     PasswordMissing = 201,
     UsernameTaken = 202,
     EmailTaken = 203,
+    EmailMissing = 204,
+    EmailNotFound = 205,
     SessionMissing = 206,
     InvalidSessionToken = 209,
+    AccountAlreadyLinked = 208,
+    UnsupportedService = 252,
     InvalidSchemaOperation = 255,
 }
 

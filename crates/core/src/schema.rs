@@ -190,6 +190,7 @@ impl ClassSchema {
         let fields: Map<String, Value> = self
             .fields
             .iter()
+            .filter(|(name, _)| !is_internal_field(name))
             .map(|(name, field)| (name.clone(), field.to_json()))
             .collect();
         let mut schema = json!({
@@ -294,6 +295,11 @@ fn system_fields(class_name: &str) -> Vec<(&'static str, FieldType)> {
             ("email", FieldType::String),
             ("emailVerified", FieldType::Boolean),
             ("authData", FieldType::Object),
+            // Server-only fields: never returned, never queryable (their names are not valid
+            // client field names).
+            ("_hashed_password", FieldType::String),
+            ("_failed_login_count", FieldType::Number),
+            ("_account_lockout_expires_at", FieldType::Date),
         ],
         "_Role" => vec![
             ("name", FieldType::String),
@@ -324,6 +330,20 @@ fn system_fields(class_name: &str) -> Vec<(&'static str, FieldType)> {
         ],
         _ => Vec::new(),
     }
+}
+
+/// Server-only fields (`_hashed_password`, …): kept in the schema so the store has columns
+/// for them, but never shown to clients.
+pub fn is_internal_field(name: &str) -> bool {
+    name.starts_with('_')
+}
+
+/// The fields a class gets from being a system class.
+pub fn system_field_names(class_name: &str) -> Vec<&'static str> {
+    system_fields(class_name)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// Fields of a class that clients cannot add, delete or retype through the schemas API.

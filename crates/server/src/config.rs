@@ -86,6 +86,22 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_IDEMPOTENCY_TTL")]
     pub idempotency_ttl: Option<u64>,
 
+    /// How long a session lasts, in seconds [default: 31536000 (1 year)].
+    #[arg(long, env = "PARLOR_SESSION_LENGTH")]
+    pub session_length: Option<u64>,
+
+    /// Failed log-ins in a row that lock an account; 0 turns the lockout off [default: 5].
+    #[arg(long, env = "PARLOR_ACCOUNT_LOCKOUT_THRESHOLD")]
+    pub account_lockout_threshold: Option<u32>,
+
+    /// How long a locked account stays locked, in minutes [default: 5].
+    #[arg(long, env = "PARLOR_ACCOUNT_LOCKOUT_DURATION")]
+    pub account_lockout_duration: Option<u64>,
+
+    /// Log-in attempts allowed per client address per minute; 0: no limit [default: 60].
+    #[arg(long, env = "PARLOR_LOGIN_RATE_LIMIT")]
+    pub login_rate_limit: Option<u32>,
+
     /// Read connections of the SQLite pool [default: 4].
     #[arg(long, env = "PARLOR_DATABASE_READERS")]
     pub database_readers: Option<u32>,
@@ -111,6 +127,10 @@ pub struct Config {
     pub idempotency_paths: Vec<String>,
     pub idempotency_ttl: u64,
     pub database_readers: u32,
+    pub session_length: u64,
+    pub account_lockout_threshold: u32,
+    pub account_lockout_duration: u64,
+    pub login_rate_limit: u32,
 }
 
 pub const DEFAULT_DATABASE: &str = "sqlite://./parlor-data/parlor.db";
@@ -159,6 +179,10 @@ impl ServeOptions {
             idempotency_paths: options.idempotency_paths.unwrap_or_default(),
             idempotency_ttl: options.idempotency_ttl.unwrap_or(300),
             database_readers: options.database_readers.unwrap_or(4).max(1),
+            session_length: options.session_length.unwrap_or(31_536_000).max(1),
+            account_lockout_threshold: options.account_lockout_threshold.unwrap_or(5),
+            account_lockout_duration: options.account_lockout_duration.unwrap_or(5),
+            login_rate_limit: options.login_rate_limit.unwrap_or(60),
         })
     }
 
@@ -186,6 +210,14 @@ impl ServeOptions {
             idempotency_paths: self.idempotency_paths.or(other.idempotency_paths),
             idempotency_ttl: self.idempotency_ttl.or(other.idempotency_ttl),
             database_readers: self.database_readers.or(other.database_readers),
+            session_length: self.session_length.or(other.session_length),
+            account_lockout_threshold: self
+                .account_lockout_threshold
+                .or(other.account_lockout_threshold),
+            account_lockout_duration: self
+                .account_lockout_duration
+                .or(other.account_lockout_duration),
+            login_rate_limit: self.login_rate_limit.or(other.login_rate_limit),
         }
     }
 }

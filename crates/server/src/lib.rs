@@ -32,7 +32,9 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, data_dir};
 use crate::http::{AppState, HttpConfig};
+use crate::operation::users::AccountConfig;
 use crate::operation::{OperationConfig, Operations, SchemaCache};
+use std::time::Duration;
 
 /// Opens the store named by a database URL.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
@@ -61,6 +63,14 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
         allow_client_class_creation: config.allow_client_class_creation,
         allow_custom_object_id: config.allow_custom_object_id,
         server_url,
+        accounts: AccountConfig {
+            session_length: Duration::from_secs(config.session_length),
+            lockout_threshold: config.account_lockout_threshold,
+            lockout_duration: Duration::from_secs(
+                config.account_lockout_duration.saturating_mul(60),
+            ),
+            login_attempts_per_minute: config.login_rate_limit,
+        },
     };
     let operations = Operations::new(store, SchemaCache::new(schemas), operation_config);
     operations

@@ -90,6 +90,12 @@ pub trait Store: Send + Sync + 'static {
     /// failure is returned.
     async fn write(&self, writes: Vec<Write>) -> StoreResult<Vec<WriteOutcome>>;
 
+    /// A number that changes once a write or schema change touching `class_name` has
+    /// committed, before the caller of that write is answered, and never otherwise. Caches
+    /// of a class's contents (the server's role cache) note it when they load and reload
+    /// when it has moved. It counts what this store instance commits (this process).
+    fn class_generation(&self, class_name: &str) -> u64;
+
     /// The database's plan for a find, for tests and diagnostics.
     async fn explain(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<String>;
 

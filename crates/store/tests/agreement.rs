@@ -14,7 +14,10 @@ use parlor_store::{Store, Write};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-const STRINGS: [&str; 7] = ["", "a", "b", "ab", "A", "x y", "é"];
+const STRINGS: [&str; 9] = ["", "a", "b", "ab", "A", "Ab", "x y", "é", "É"];
+/// Operands of `EqIgnoreCase`: case variants of [`STRINGS`], and non-ASCII letters that
+/// only a Unicode-aware folding would equate.
+const CASE_STRINGS: [&str; 8] = ["", "a", "A", "AB", "aB", "X Y", "é", "É"];
 const NUMBERS: [f64; 6] = [-1.0, 0.0, 1.0, 1.5, 2.0, 10.0];
 const DATES: [&str; 3] = [
     "2024-01-01T00:00:00.000Z",
@@ -278,6 +281,8 @@ fn cond_strategy() -> impl Strategy<Value = Cond> {
         2 => prop::sample::select(PATTERNS.to_vec()).prop_map(|source| Cond::Regex(pattern(source))),
         1 => prop::collection::vec(prop::sample::select(TERMS.to_vec()), 0..3)
             .prop_map(|terms| Cond::Text(terms.into_iter().map(str::to_owned).collect())),
+        2 => prop::sample::select(CASE_STRINGS.to_vec())
+            .prop_map(|text| Cond::EqIgnoreCase(text.to_owned())),
     ]
 }
 

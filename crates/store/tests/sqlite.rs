@@ -1525,3 +1525,505 @@ async fn tables_without_nulls_column_are_upgraded() {
     assert_eq!(get(&store, &schema, "b").await.unwrap().fields.len(), 1);
     store.close().await;
 }
+
+/// Roles `r1` (users u1, u2), `r2` (users u2; roles r1) and `r3` (no members), over the
+/// system `_User` and `_Role` schemas.
+async fn roles() -> (TempDir, SqliteStore, ClassSchema) {
+    let (dir, store) = open().await;
+    let users = ClassSchema::new("_User");
+    let roles = ClassSchema::new("_Role");
+    store.create_class(&users).await.unwrap();
+    store.create_class(&roles).await.unwrap();
+    insert(
+        &store,
+        &users,
+        (1..=3)
+            .map(|i| object(&format!("u{i}"), i, json!({"username": format!("user{i}")})))
+            .collect(),
+    )
+    .await;
+    let relation = |field: &str, target: &str, add: &[&str]| FieldUpdate {
+        field: field.into(),
+        path: Vec::new(),
+        op: FieldOp::Relation {
+            target_class: target.into(),
+            add: add.iter().map(|id| (*id).to_owned()).collect(),
+            remove: Vec::new(),
+        },
+    };
+    let shared = Arc::new(roles.clone());
+    let create = |id: &str, n: u32, relations: Vec<FieldUpdate>| Write::Create {
+        schema: Arc::clone(&shared),
+        object: object(id, n, json!({"name": id})),
+        relations,
+    };
+    store
+        .write(vec![
+            create("r1", 1, vec![relation("users", "_User", &["u1", "u2"])]),
+            create(
+                "r2",
+                2,
+                vec![
+                    relation("users", "_User", &["u2"]),
+                    relation("roles", "_Role", &["r1"]),
+                ],
+            ),
+            create("r3", 3, Vec::new()),
+        ])
+        .await
+        .unwrap();
+    (dir, store, roles)
+}
+
+/// A condition on a Relation field tests membership in its join table: `Eq`/`In` of
+/// pointers, `Ne`/`Nin` as their negation; a pointer of another class, a non-pointer and a
+/// relation without a join table hold nothing. It composes with other conditions, counts, and
+/// works inside a subquery.
+#[tokio::test]
+async fn relation_membership_conditions() {
+    let (_dir, store, roles) = roles().await;
+    let users = cond(&roles, "users", Cond::Eq(ptr("_User", "u1")));
+    assert!(!users.is_matchable());
+    let cases: Vec<(Filter, Vec<&str>)> = vec![
+        (users, vec!["r1"]),
+        (
+            cond(&roles, "users", Cond::Eq(ptr("_User", "u2"))),
+            vec!["r1", "r2"],
+        ),
+        (cond(&roles, "users", Cond::Eq(ptr("_User", "u3"))), vec![]),
+        (
+            cond(
+                &roles,
+                "users",
+                Cond::In(vec![ptr("_User", "u1"), ptr("_User", "u3")]),
+            ),
+            vec!["r1"],
+        ),
+        (
+            cond(
+                &roles,
+                "users",
+                Cond::In(vec![ptr("_User", "u1"), ptr("_User", "u2")]),
+            ),
+            vec!["r1", "r2"],
+        ),
+        (cond(&roles, "users", Cond::In(vec![])), vec![]),
+        (
+            cond(&roles, "users", Cond::Ne(ptr("_User", "u2"))),
+            vec!["r3"],
+        ),
+        (
+            cond(
+                &roles,
+                "users",
+                Cond::Nin(vec![ptr("_User", "u1"), s("u2")]),
+            ),
+            vec!["r2", "r3"],
+        ),
+        (
+            cond(&roles, "users", Cond::Nin(vec![])),
+            vec!["r1", "r2", "r3"],
+        ),
+        // The pointer's class must be the relation's target.
+        (cond(&roles, "users", Cond::Eq(ptr("_Role", "u1"))), vec![]),
+        (
+            cond(&roles, "users", Cond::Ne(ptr("_Role", "u1"))),
+            vec!["r1", "r2", "r3"],
+        ),
+        (cond(&roles, "users", Cond::Eq(s("u1"))), vec![]),
+        (cond(&roles, "users", Cond::Eq(Operand::Null)), vec![]),
+        (
+            cond(&roles, "roles", Cond::Eq(ptr("_Role", "r1"))),
+            vec!["r2"],
+        ),
+        (
+            cond(&roles, "roles", Cond::Eq(ptr("_Role", "r1"))).and(cond(
+                &roles,
+                "users",
+                Cond::Eq(ptr("_User", "u2")),
+            )),
+            vec!["r2"],
+        ),
+        (
+            Filter::Or(vec![
+                cond(&roles, "users", Cond::Eq(ptr("_User", "u1"))),
+                cond(&roles, "name", Cond::Eq(s("r3"))),
+            ]),
+            vec!["r1", "r3"],
+        ),
+        (
+            Filter::Nor(vec![cond(&roles, "users", Cond::Eq(ptr("_User", "u1")))]),
+            vec!["r2", "r3"],
+        ),
+    ];
+    for (filter, expected) in cases {
+        assert_eq!(
+            ids(&store, &roles, filter.clone()).await,
+            expected,
+            "{filter:?}"
+        );
+    }
+    // A Relation field whose join table does not exist: no members.
+    let ghost = Filter::Cond {
+        field: FieldRef {
+            field: "ghost".into(),
+            path: Vec::new(),
+            field_type: Some(FieldType::Relation("_User".into())),
+        },
+        cond: Cond::Eq(ptr("_User", "u1")),
+    };
+    assert!(ids(&store, &roles, ghost).await.is_empty());
+    let not_ghost = Filter::Cond {
+        field: FieldRef {
+            field: "ghost".into(),
+            path: Vec::new(),
+            field_type: Some(FieldType::Relation("_User".into())),
+        },
+        cond: Cond::Ne(ptr("_User", "u1")),
+    };
+    assert_eq!(ids(&store, &roles, not_ghost).await, vec!["r1", "r2", "r3"]);
+    assert_eq!(
+        store
+            .count(&roles, &cond(&roles, "users", Cond::Eq(ptr("_User", "u2"))))
+            .await
+            .unwrap(),
+        2
+    );
+    // Inside a subquery the relation belongs to the subquery's class: the users named like
+    // a role that holds u2.
+    let users = ClassSchema::new("_User");
+    insert(
+        &store,
+        &users,
+        vec![object("u9", 9, json!({"username": "r2"}))],
+    )
+    .await;
+    let named_like_roles_of = |user_id: &str, negate: bool| Filter::Select {
+        field: field_ref(&users, "username"),
+        query: Box::new(SubQuery {
+            class_name: "_Role".into(),
+            filter: cond(&roles, "users", Cond::Eq(ptr("_User", user_id))),
+        }),
+        key: field_ref(&roles, "name"),
+        negate,
+    };
+    assert_eq!(
+        ids(&store, &users, named_like_roles_of("u2", false)).await,
+        vec!["u9"]
+    );
+    assert!(
+        ids(&store, &users, named_like_roles_of("u1", false))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        ids(&store, &users, named_like_roles_of("u2", true)).await,
+        vec!["u1", "u2", "u3"]
+    );
+    // The membership test reads the join table by its `relatedId` index.
+    let plan = store
+        .explain(
+            &roles,
+            &FindQuery::filter(cond(&roles, "users", Cond::Eq(ptr("_User", "u1")))),
+        )
+        .await
+        .unwrap();
+    assert!(plan.contains("_Join:users:_Role$related"), "{plan}");
+    store.close().await;
+}
+
+/// `EqIgnoreCase` folds ASCII case only, on String columns and strings inside Object
+/// fields; anything else is false.
+#[tokio::test]
+async fn equality_ignoring_case() {
+    let (_dir, store, schema) = things().await;
+    let cases: Vec<(Filter, Vec<&str>)> = vec![
+        (
+            cond(&schema, "name", Cond::EqIgnoreCase("ALPHA".into())),
+            vec!["a"],
+        ),
+        (
+            cond(&schema, "name", Cond::EqIgnoreCase("delta".into())),
+            vec!["d"],
+        ),
+        (
+            cond(&schema, "name", Cond::EqIgnoreCase("GAMMA RAY".into())),
+            vec!["c"],
+        ),
+        (
+            cond(&schema, "name", Cond::EqIgnoreCase("alph".into())),
+            vec![],
+        ),
+        (
+            cond(&schema, "meta.k", Cond::EqIgnoreCase("V".into())),
+            vec!["a"],
+        ),
+        (
+            cond(&schema, "meta.n", Cond::EqIgnoreCase("5".into())),
+            vec![],
+        ),
+        (
+            cond(&schema, "score", Cond::EqIgnoreCase("1".into())),
+            vec![],
+        ),
+        (
+            cond(&schema, "owner", Cond::EqIgnoreCase("U1".into())),
+            vec![],
+        ),
+        (
+            cond(&schema, "tags", Cond::EqIgnoreCase("X".into())),
+            vec![],
+        ),
+        (
+            cond(&schema, "objectId", Cond::EqIgnoreCase("B".into())),
+            vec!["b"],
+        ),
+        (
+            cond(&schema, "missing", Cond::EqIgnoreCase("".into())),
+            vec![],
+        ),
+    ];
+    for (filter, expected) in cases {
+        assert_eq!(
+            ids(&store, &schema, filter.clone()).await,
+            expected,
+            "{filter:?}"
+        );
+    }
+    store.close().await;
+}
+
+/// `_User.username` and `_User.email` are unique regardless of ASCII case (`NOCASE`
+/// indexes), and a case-insensitive lookup on them is an index search. `_Role.name` stays
+/// case-sensitive.
+#[tokio::test]
+async fn user_names_and_emails_are_unique_ignoring_case() {
+    let (_dir, store) = open().await;
+    let users = ClassSchema::new("_User");
+    let roles = ClassSchema::new("_Role");
+    store.create_class(&users).await.unwrap();
+    store.create_class(&roles).await.unwrap();
+    insert(
+        &store,
+        &users,
+        vec![object(
+            "u1",
+            1,
+            json!({"username": "Bob", "email": "Bob@Example.com"}),
+        )],
+    )
+    .await;
+    let create = |schema: &ClassSchema, id: &str, fields: Value| Write::Create {
+        schema: Arc::new(schema.clone()),
+        object: object(id, 2, fields),
+        relations: Vec::new(),
+    };
+    for fields in [
+        json!({"username": "BOB"}),
+        json!({"username": "bob", "email": "other@example.com"}),
+        json!({"username": "robert", "email": "bob@EXAMPLE.COM"}),
+    ] {
+        let result = store
+            .write(vec![create(&users, "u2", fields.clone())])
+            .await;
+        assert!(
+            matches!(result, Err(StoreError::DuplicateValue)),
+            "{fields}: {result:?}"
+        );
+    }
+    // NOCASE folds ASCII only.
+    insert(
+        &store,
+        &users,
+        vec![
+            object("u3", 3, json!({"username": "é"})),
+            object("u4", 4, json!({"username": "É"})),
+        ],
+    )
+    .await;
+    assert_eq!(
+        ids(
+            &store,
+            &users,
+            cond(&users, "username", Cond::EqIgnoreCase("bOB".into()))
+        )
+        .await,
+        vec!["u1"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            &users,
+            cond(&users, "username", Cond::EqIgnoreCase("é".into()))
+        )
+        .await,
+        vec!["u3"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            &users,
+            cond(
+                &users,
+                "email",
+                Cond::EqIgnoreCase("BOB@example.COM".into())
+            )
+        )
+        .await,
+        vec!["u1"]
+    );
+    for field in ["email", "username"] {
+        let query = FindQuery {
+            limit: Some(1),
+            ..FindQuery::filter(cond(&users, field, Cond::EqIgnoreCase("x@y.z".into())))
+        };
+        let plan = store.explain(&users, &query).await.unwrap();
+        assert!(
+            plan.contains(&format!("USING INDEX _User$unique${field}")),
+            "{field}: {plan}"
+        );
+    }
+    // Role names differ by case.
+    store
+        .write(vec![
+            create(&roles, "r1", json!({"name": "Mods"})),
+            create(&roles, "r2", json!({"name": "mods"})),
+        ])
+        .await
+        .unwrap();
+    let result = store
+        .write(vec![create(&roles, "r3", json!({"name": "Mods"}))])
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::DuplicateValue)),
+        "{result:?}"
+    );
+    store.close().await;
+}
+
+/// A database from a build whose `_User.username`/`email` unique indexes were
+/// case-sensitive gets `NOCASE` ones when the store opens, except where rows already differ
+/// only in case: that index stays as it was, and the store still opens.
+#[tokio::test]
+async fn case_sensitive_unique_indexes_are_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/old.db", dir.path().display());
+    let path = url.strip_prefix("sqlite://").unwrap().to_owned();
+    let users = ClassSchema::new("_User");
+    {
+        let store = SqliteStore::open(&url).await.unwrap();
+        store.create_class(&users).await.unwrap();
+        store.close().await;
+    }
+    let index_sql = |field: &str| -> String {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.query_row(
+            "SELECT sql FROM sqlite_master WHERE name = ?",
+            [format!("_User$unique${field}")],
+            |row| row.get(0),
+        )
+        .unwrap()
+    };
+    assert!(index_sql("username").contains("COLLATE NOCASE"));
+    {
+        // What earlier builds created, and rows that only a case-sensitive index allows.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP INDEX \"_User$unique$username\";
+             DROP INDEX \"_User$unique$email\";
+             CREATE UNIQUE INDEX \"_User$unique$username\" ON \"_User\" (\"username\");
+             CREATE UNIQUE INDEX \"_User$unique$email\" ON \"_User\" (\"email\");
+             INSERT INTO \"_User\" (\"objectId\", \"username\", \"email\") VALUES
+               ('u1', 'amy', 'amy@example.com'), ('u2', 'bob', 'AMY@example.com');",
+        )
+        .unwrap();
+        conn.close().unwrap();
+    }
+    assert!(!index_sql("username").contains("NOCASE"));
+    let store = SqliteStore::open(&url).await.unwrap();
+    assert!(index_sql("username").contains("COLLATE NOCASE"));
+    assert!(!index_sql("email").contains("NOCASE"));
+    let create = |id: &str, fields: Value| Write::Create {
+        schema: Arc::new(users.clone()),
+        object: object(id, 3, fields),
+        relations: Vec::new(),
+    };
+    let result = store
+        .write(vec![create("u3", json!({"username": "AMY"}))])
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::DuplicateValue)),
+        "{result:?}"
+    );
+    // The email index is still there, case-sensitive.
+    let result = store
+        .write(vec![create(
+            "u3",
+            json!({"username": "cy", "email": "amy@example.com"}),
+        )])
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::DuplicateValue)),
+        "{result:?}"
+    );
+    store
+        .write(vec![create(
+            "u3",
+            json!({"username": "cy", "email": "Amy@example.com"}),
+        )])
+        .await
+        .unwrap();
+    store.close().await;
+    // Once the duplicates are gone, the next open upgrades the email index too.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DELETE FROM \"_User\" WHERE \"objectId\" IN ('u2', 'u3')")
+            .unwrap();
+        conn.close().unwrap();
+    }
+    let store = SqliteStore::open(&url).await.unwrap();
+    assert!(index_sql("email").contains("COLLATE NOCASE"));
+    store.close().await;
+}
+
+/// `class_generation` moves once a write or schema change of the class has committed (by the
+/// time its caller is answered), and not for reads, failed writes or other classes.
+#[tokio::test]
+async fn class_generation_follows_committed_changes() {
+    let (_dir, store, roles) = roles().await;
+    let users = ClassSchema::new("_User");
+    let generation = store.class_generation("_Role");
+    assert!(generation > 0);
+    ids(&store, &roles, Filter::True).await;
+    insert(&store, &users, vec![object("u8", 8, json!({}))]).await;
+    assert_eq!(store.class_generation("_Role"), generation);
+    let remove_u1 = FieldUpdate {
+        field: "users".into(),
+        path: Vec::new(),
+        op: FieldOp::Relation {
+            target_class: "_User".into(),
+            add: Vec::new(),
+            remove: vec!["u1".into()],
+        },
+    };
+    store
+        .write(vec![update(&roles, "r1", vec![remove_u1])])
+        .await
+        .unwrap();
+    let after_update = store.class_generation("_Role");
+    assert_ne!(after_update, generation);
+    // A failed write (a duplicate name) changes nothing.
+    let result = store
+        .write(vec![Write::Create {
+            schema: Arc::new(roles.clone()),
+            object: object("r9", 9, json!({"name": "r1"})),
+            relations: Vec::new(),
+        }])
+        .await;
+    assert!(matches!(result, Err(StoreError::DuplicateValue)), "{result:?}");
+    assert_eq!(store.class_generation("_Role"), after_update);
+    store.purge_class("_Role").await.unwrap();
+    assert_ne!(store.class_generation("_Role"), after_update);
+    assert_eq!(store.class_generation("Nothing"), 0);
+    store.close().await;
+}

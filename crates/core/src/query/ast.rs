@@ -21,6 +21,13 @@ pub struct FieldRef {
     pub field_type: Option<FieldType>,
 }
 
+impl FieldRef {
+    /// Whether this names a Relation field itself (whose "value" lives in a join table).
+    pub fn is_relation(&self) -> bool {
+        matches!(self.field_type, Some(FieldType::Relation(_)))
+    }
+}
+
 /// A comparable value, normalised from its Parse JSON form.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operand {
@@ -57,6 +64,10 @@ impl PartialEq for Pattern {
 pub enum Cond {
     /// Equality; on an Array field, "the array contains the value" (or, for an array
     /// operand, the whole array is equal). `Eq(Null)` matches null and missing.
+    ///
+    /// On a Relation field, `Eq`, `Ne`, `In` and `Nin` test membership instead: `Eq(Pointer)`
+    /// holds when the object's relation contains that pointer (its class must be the
+    /// relation's target). Only the database can answer that ([`Filter::is_matchable`]).
     Eq(Operand),
     /// Negation of `Eq`: also matches a missing field.
     Ne(Operand),
@@ -82,6 +93,10 @@ pub enum Cond {
     /// Full-text search: the string field contains every term, as a whole word, case-insensitively
     /// (see [`crate::query::parse`] for how a search is split into terms).
     Text(Vec<String>),
+    /// The field is a string equal to the operand when ASCII letters are folded to one case
+    /// (other characters compare exactly). The parser never produces it: it is for the
+    /// server's own lookups (unique username and email, log-in by email).
+    EqIgnoreCase(String),
 }
 
 /// A `where` clause.
@@ -180,8 +195,9 @@ impl Filter {
         }
     }
 
-    /// Whether the in-memory matcher can evaluate this filter: subqueries and relations
-    /// need the database, so live queries refuse them.
+    /// Whether the in-memory matcher can evaluate this filter: subqueries, relations (also
+    /// any condition on a Relation field) and full-text search need the database, so live
+    /// queries refuse them.
     pub fn is_matchable(&self) -> bool {
         match self {
             Filter::And(items) | Filter::Or(items) | Filter::Nor(items) => {
@@ -192,6 +208,7 @@ impl Filter {
                 cond: Cond::Text(_),
                 ..
             } => false,
+            Filter::Cond { field, .. } => !field.is_relation(),
             _ => true,
         }
     }

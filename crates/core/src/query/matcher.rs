@@ -44,11 +44,15 @@
 //! - `Regex(p)`: v is a string and `p.regex` matches it (arrays: false).
 //! - `Text(terms)`: v is a string, the list is not empty, and for every term the regex
 //!   [`text_term_pattern`]`(term)` matches v.
+//! - `EqIgnoreCase(s)`: v is a string (not an array) equal to `s` with ASCII letters folded
+//!   to one case (`str::eq_ignore_ascii_case`, which is SQLite's `NOCASE`); other characters
+//!   compare exactly.
 //! - `Readable(group)`: the object has no ACL, or the ACL lets an entry of `group` read;
 //!   `Writable(group)`: likewise for write.
 //! - `And`: all (empty: true); `Or`: any (empty: false); `Nor`: none (empty: true);
 //!   `True`, `False`.
-//! - `RelatedTo`, `InQuery`, `Select`: false; they need the database
+//! - `RelatedTo`, `InQuery`, `Select`, and any condition on a Relation field (relation
+//!   membership, `{"users": Pointer}`): false; they need the database
 //!   ([`Filter::is_matchable`] says so).
 
 use std::borrow::Cow;
@@ -69,6 +73,7 @@ pub fn matches(filter: &Filter, object: &Object) -> bool {
         Filter::And(items) => items.iter().all(|item| matches(item, object)),
         Filter::Or(items) => items.iter().any(|item| matches(item, object)),
         Filter::Nor(items) => !items.iter().any(|item| matches(item, object)),
+        Filter::Cond { field, .. } if field.is_relation() => false,
         Filter::Cond { field, cond } => {
             let value = field_value(object, field);
             matches_cond(cond, value.as_deref())
@@ -119,6 +124,9 @@ pub fn matches_cond(cond: &Cond, stored: Option<&Value>) -> bool {
         },
         Cond::Exists(exists) => stored.is_some() == *exists,
         Cond::Regex(pattern) => value.is_some_and(|value| is_match(pattern, value)),
+        Cond::EqIgnoreCase(operand) => value
+            .and_then(Value::as_str)
+            .is_some_and(|text| text.eq_ignore_ascii_case(operand)),
         Cond::Text(terms) => match value {
             Some(Value::String(text)) => {
                 !terms.is_empty()
@@ -928,6 +936,80 @@ mod tests {
         for (idx, (filter, object, expected)) in cases.iter().enumerate() {
             assert_eq!(matches(filter, object), *expected, "case {idx}: {filter:?}");
         }
+    }
+
+    /// `EqIgnoreCase` folds ASCII letters only, sees strings only (not arrays, not other
+    /// kinds), and is matchable.
+    #[test]
+    fn equality_ignoring_ascii_case() {
+        let field = |name: &str, field_type: FieldType| FieldRef {
+            field: name.to_owned(),
+            path: Vec::new(),
+            field_type: Some(field_type),
+        };
+        let text = |operand: &str| Filter::Cond {
+            field: field("text", FieldType::String),
+            cond: Cond::EqIgnoreCase(operand.to_owned()),
+        };
+        let cases: Vec<(Filter, Value, bool)> = vec![
+            (
+                text("Bob@Example.COM"),
+                json!({"text": "bob@example.com"}),
+                true,
+            ),
+            (text("bob"), json!({"text": "BOB"}), true),
+            (text("bob"), json!({"text": "bobby"}), false),
+            (text("é"), json!({"text": "É"}), false),
+            (text("é"), json!({"text": "é"}), true),
+            (text("Straße"), json!({"text": "STRASSE"}), false),
+            (text("a"), json!({"text": ["A"]}), false),
+            (text(""), json!({"text": ""}), true),
+            (text(""), json!({}), false),
+            (text(""), json!({"text": null}), false),
+            (text("1"), json!({"text": 1}), false),
+        ];
+        for (idx, (filter, json, expected)) in cases.iter().enumerate() {
+            assert!(filter.is_matchable());
+            assert_eq!(
+                matches(filter, &object(json)),
+                *expected,
+                "case {idx}: {filter:?}"
+            );
+        }
+    }
+
+    /// A condition on a Relation field (membership) needs the join table: the matcher says
+    /// false for every form, negations included, and the filter is not matchable.
+    #[test]
+    fn relation_conditions_need_the_database() {
+        let likes = FieldRef {
+            field: "likes".to_owned(),
+            path: Vec::new(),
+            field_type: Some(FieldType::Relation("_User".into())),
+        };
+        let user = Operand::Pointer {
+            class_name: "_User".to_owned(),
+            object_id: "u1".to_owned(),
+        };
+        let stored = object(&json!({"likes": [pointer("_User", "u1")]}));
+        for cond in [
+            Cond::Eq(user.clone()),
+            Cond::Ne(user.clone()),
+            Cond::In(vec![user.clone()]),
+            Cond::Nin(vec![user.clone()]),
+            Cond::Exists(false),
+        ] {
+            let filter = Filter::Cond {
+                field: likes.clone(),
+                cond,
+            };
+            assert!(!filter.is_matchable(), "{filter:?}");
+            assert!(!Filter::Or(vec![Filter::True, filter.clone()]).is_matchable());
+            assert!(!matches(&filter, &stored), "{filter:?}");
+        }
+        let parsed = parse(r#"{"likes":{"__type":"Pointer","className":"_User","objectId":"u1"}}"#)
+            .unwrap_or(Filter::True);
+        assert!(!parsed.is_matchable(), "{parsed:?}");
     }
 
     #[test]

@@ -924,6 +924,7 @@ mod tests {
             Cond::Exists(exists) => format!("exists {exists}"),
             Cond::Regex(pattern) => format!("~ /{}/", pattern.source),
             Cond::Text(terms) => format!("text {terms:?}"),
+            Cond::EqIgnoreCase(text) => format!("=i {text:?}"),
         }
     }
 

@@ -3,16 +3,13 @@
 
 use std::net::IpAddr;
 
-use parlor_core::query::{Filter, FindQuery, Operand};
-use parlor_core::value::now_iso;
-use parlor_core::{Code, Error};
+use parlor_core::Error;
 use serde_json::Value;
 
 use super::envelope::Credentials;
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
 use crate::operation::Auth;
-use crate::operation::write::equals;
 
 /// Whether `ip` may use the master key: listed, or inside a listed `addr/prefix` range.
 pub fn ip_allowed(allowed: &[String], ip: IpAddr) -> bool {
@@ -84,54 +81,13 @@ pub async fn authenticate(
         ..Auth::default()
     };
     if let Some(token) = &credentials.session_token {
-        let user_id = resolve_session(state, token).await?;
+        let user_id = state.operations.resolve_session(token).await?;
+        // The ACL group holds `role:<name>` for each role the user holds (§6).
+        auth.roles = state.operations.roles_of(&user_id).await?;
         auth.user_id = Some(user_id);
         auth.session_token = Some(token.clone());
     }
     Ok(auth)
-}
-
-/// The user of a session token; unknown and expired tokens are `209`, on every route.
-async fn resolve_session(state: &AppState, token: &str) -> ApiResult<String> {
-    let invalid = || {
-        ApiError::Parse(Error::new(
-            Code::InvalidSessionToken,
-            "Invalid session token",
-        ))
-    };
-    let Some(sessions) = state.operations.schemas.get("_Session") else {
-        return Err(invalid());
-    };
-    let filter: Filter = equals(&sessions, "sessionToken", Operand::String(token.to_owned()));
-    let query = FindQuery {
-        limit: Some(1),
-        ..FindQuery::filter(filter)
-    };
-    let found = state
-        .operations
-        .store
-        .find(&sessions, &query)
-        .await
-        .map_err(crate::operation::OpError::from)?;
-    let Some(session) = found.into_iter().next() else {
-        return Err(invalid());
-    };
-    let expires_at = session
-        .fields
-        .get("expiresAt")
-        .and_then(parlor_core::value::as_date);
-    if expires_at.is_some_and(|expires_at| expires_at <= now_iso()) {
-        return Err(ApiError::Parse(Error::new(
-            Code::InvalidSessionToken,
-            "Session token is expired.",
-        )));
-    }
-    session
-        .fields
-        .get("user")
-        .and_then(parlor_core::value::as_pointer)
-        .map(|(_, user_id)| user_id.to_owned())
-        .ok_or_else(invalid)
 }
 
 /// `X-Parse-Cloud-Context` must be a JSON object when present.

@@ -22,7 +22,11 @@ struct BatchItem {
     request: ApiRequest,
 }
 
-fn parse_items(state: &AppState, body: &Value) -> ApiResult<Vec<Result<BatchItem, ApiError>>> {
+fn parse_items(
+    state: &AppState,
+    body: &Value,
+    client_ip: std::net::IpAddr,
+) -> ApiResult<Vec<Result<BatchItem, ApiError>>> {
     let requests = body
         .get("requests")
         .and_then(Value::as_array)
@@ -71,6 +75,7 @@ fn parse_items(state: &AppState, body: &Value) -> ApiResult<Vec<Result<BatchItem
                     path: relative.trim_end_matches('/').to_owned(),
                     params,
                     body,
+                    client_ip,
                 },
             })
         })
@@ -83,7 +88,7 @@ pub async fn run_batch(
     auth: &Auth,
     request: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
-    let items = parse_items(state, &request.body)?;
+    let items = parse_items(state, &request.body, request.client_ip)?;
     let transaction = request
         .body
         .get("transaction")

@@ -22,6 +22,8 @@ pub struct ApiRequest {
     pub params: Map<String, Value>,
     /// The JSON body (`Null` when there is none).
     pub body: Value,
+    /// The client's address (log-in limits count per address).
+    pub client_ip: std::net::IpAddr,
 }
 
 /// Credentials a request presents.
@@ -76,6 +78,7 @@ pub fn open(
     query: Option<&str>,
     headers: &HeaderMap,
     mut body: Value,
+    client_ip: std::net::IpAddr,
 ) -> Result<(ApiRequest, Credentials), ApiError> {
     let mut credentials = Credentials {
         app_id: header(headers, "x-parse-application-id"),
@@ -136,6 +139,7 @@ pub fn open(
             path,
             params,
             body,
+            client_ip,
         },
         credentials,
     ))

@@ -17,6 +17,7 @@ pub mod params;
 pub mod routes;
 pub mod schemas;
 pub mod state;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -131,6 +132,7 @@ async fn answer(
         parts.uri.query(),
         &parts.headers,
         json_body,
+        peer.ip(),
     )?;
     let auth = auth::authenticate(state, &credentials, peer.ip()).await?;
     auth::check_cloud_context(&parts.headers)?;

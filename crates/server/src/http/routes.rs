@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::envelope::ApiRequest;
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
-use super::{batch, classes, info, schemas};
+use super::{batch, classes, info, schemas, users};
 use crate::operation::Auth;
 
 /// A handler's answer before it becomes an HTTP response.
@@ -31,6 +31,21 @@ impl ApiResponse {
 /// Every API route, with its path parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Route {
+    SignUp,
+    LogIn,
+    LogOut,
+    CurrentUser,
+    UpdateUser {
+        user_id: String,
+    },
+    DeleteUser {
+        user_id: String,
+    },
+    CurrentSession,
+    CreateSession,
+    LogInAs,
+    VerifyPassword,
+    UpgradeToRevocableSession,
     Health,
     ServerInfo,
     FindObjects {
@@ -81,8 +96,40 @@ impl Route {
             .collect();
         let mut segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         // `/users…` ≡ `/classes/_User…`, and likewise for the other system classes (§13).
+        // Routes with user and session semantics come first; the rest of `/users…` and
+        // `/sessions…` are the plain object routes of their classes.
+        let special = match (method.as_str(), segments.as_slice()) {
+            ("POST", ["users"]) | ("POST", ["classes", "_User"]) => Some(Route::SignUp),
+            ("GET", ["users", "me"]) => Some(Route::CurrentUser),
+            ("PUT", ["users", user_id]) | ("PUT", ["classes", "_User", user_id]) => {
+                Some(Route::UpdateUser {
+                    user_id: (*user_id).to_owned(),
+                })
+            }
+            ("DELETE", ["users", user_id]) | ("DELETE", ["classes", "_User", user_id]) => {
+                Some(Route::DeleteUser {
+                    user_id: (*user_id).to_owned(),
+                })
+            }
+            ("GET", ["login"]) | ("POST", ["login"]) => Some(Route::LogIn),
+            ("POST", ["logout"]) => Some(Route::LogOut),
+            ("GET", ["sessions", "me"]) => Some(Route::CurrentSession),
+            ("POST", ["sessions"]) | ("POST", ["classes", "_Session"]) => {
+                Some(Route::CreateSession)
+            }
+            ("POST", ["loginAs"]) => Some(Route::LogInAs),
+            ("GET", ["verifyPassword"]) | ("POST", ["verifyPassword"]) => {
+                Some(Route::VerifyPassword)
+            }
+            ("POST", ["upgradeToRevocableSession"]) => Some(Route::UpgradeToRevocableSession),
+            _ => None,
+        };
+        if special.is_some() {
+            return special;
+        }
         let alias = match segments.first() {
             Some(&"users") => Some("_User"),
+            Some(&"sessions") => Some("_Session"),
             Some(&"roles") => Some("_Role"),
             Some(&"installations") => Some("_Installation"),
             _ => None,
@@ -139,7 +186,10 @@ impl Route {
     pub fn is_idempotent_write(&self) -> bool {
         matches!(
             self,
-            Route::CreateObject { .. } | Route::UpdateObject { .. }
+            Route::CreateObject { .. }
+                | Route::UpdateObject { .. }
+                | Route::SignUp
+                | Route::UpdateUser { .. }
         )
     }
 }
@@ -165,6 +215,21 @@ pub async fn dispatch(
     };
     let operations = &state.operations;
     match route {
+        Route::SignUp => users::sign_up(operations, auth, &request).await,
+        Route::LogIn => users::log_in(operations, auth, &request).await,
+        Route::LogOut => Ok(ApiResponse::ok(operations.log_out(auth).await?)),
+        Route::CurrentUser => Ok(ApiResponse::ok(operations.current_user(auth).await?)),
+        Route::UpdateUser { user_id } => {
+            users::update_user(operations, auth, &user_id, &request).await
+        }
+        Route::DeleteUser { user_id } => Ok(ApiResponse::ok(
+            operations.delete_user(auth, &user_id).await?,
+        )),
+        Route::CurrentSession => Ok(ApiResponse::ok(operations.current_session(auth).await?)),
+        Route::CreateSession => users::create_session(operations, auth, &request).await,
+        Route::LogInAs => users::log_in_as(operations, auth, &request).await,
+        Route::VerifyPassword => users::verify_password(operations, &request).await,
+        Route::UpgradeToRevocableSession => users::upgrade_session(operations, auth).await,
         Route::Health => Ok(info::health()),
         Route::ServerInfo => info::server_info(auth),
         Route::FindObjects { class_name } => {

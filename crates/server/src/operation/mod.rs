@@ -9,15 +9,22 @@
 //! - [`schema`]: the schema cache, schema-on-write and the schemas API.
 //! - [`read`]: find, get, count, `include`, `keys`.
 //! - [`write`]: create, update, delete, batches of writes in one transaction.
+//! - [`users`]: sign-up, log-in, sessions, password changes; [`password`] hashes,
+//!   [`auth_data`] checks third-party and anonymous log-ins.
+//! - [`roles`]: the roles a user holds (hierarchy, cache) and the rules of role writes.
 //! - [`template_rules`]: values the chat template fills on write (a Message's `timestamp`).
 
 pub mod access;
 pub mod auth;
+pub mod auth_data;
 pub mod error;
 pub mod idempotency;
+pub mod password;
 pub mod read;
+pub mod roles;
 pub mod schema;
 pub mod template_rules;
+pub mod users;
 pub mod write;
 
 use std::sync::Arc;
@@ -41,6 +48,8 @@ pub struct OperationConfig {
     pub allow_custom_object_id: bool,
     /// The public URL prefix (`http://host:port/parse`), for `Location` headers and file URLs.
     pub server_url: String,
+    /// Sessions, lockout and log-in limits.
+    pub accounts: users::AccountConfig,
 }
 
 /// The operations, with the store and schema cache they share.
@@ -49,6 +58,12 @@ pub struct Operations {
     pub store: Arc<dyn Store>,
     pub schemas: SchemaCache,
     pub config: Arc<OperationConfig>,
+    /// Log-in attempts per client address, shared by every request.
+    pub login_limiter: Arc<users::LoginLimiter>,
+    /// The `authData` providers sign-up and log-in accept.
+    pub auth_providers: Arc<auth_data::AuthProviders>,
+    /// The roles each user holds, shared by every request ([`roles`]).
+    pub roles: Arc<roles::RoleCache>,
 }
 
 impl Operations {
@@ -57,6 +72,9 @@ impl Operations {
             store,
             schemas,
             config: Arc::new(config),
+            login_limiter: Arc::default(),
+            auth_providers: Arc::default(),
+            roles: Arc::default(),
         }
     }
 }

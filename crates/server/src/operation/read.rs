@@ -258,6 +258,20 @@ impl Operations {
         Ok(Value::Object(results.pop().unwrap_or_default()))
     }
 
+    /// One object as `auth` reads it (protectedFields, secrets removed), without includes.
+    pub(super) async fn render_one(
+        &self,
+        auth: &Auth,
+        schema: &ClassSchema,
+        object: Object,
+    ) -> OpResult<Map<String, Value>> {
+        let tree = IncludeTree::default();
+        let mut rendered = self
+            .render(auth, schema, vec![object], &tree, None, &[])
+            .await?;
+        Ok(rendered.pop().unwrap_or_default())
+    }
+
     fn redirected_schema(&self, class_name: &str, key: &str) -> OpResult<Option<Arc<ClassSchema>>> {
         let Some(schema) = self.schemas.get(class_name) else {
             return Ok(None);
@@ -484,6 +498,8 @@ fn replace_pointers(
 
 /// Fields no client may ever read back.
 fn strip_secrets(schema: &ClassSchema, auth: &Auth, json: &mut Map<String, Value>) {
+    // Server-only fields (`_hashed_password`, lockout counters, …) never leave the server.
+    json.retain(|key, _| !parlor_core::schema::is_internal_field(key));
     if schema.class_name == "_User" {
         json.remove("password");
         let is_self = auth.user_id.as_deref() == json.get("objectId").and_then(Value::as_str);

@@ -27,6 +27,30 @@ pub struct PlannedWrite {
     echoed: Vec<FieldUpdate>,
     /// Values the response carries whatever happens (defaults applied on create).
     extra: Map<String, Value>,
+    /// A `_User` write that sets a new password (its sessions must end).
+    password_changed: bool,
+}
+
+impl PlannedWrite {
+    /// The object a planned create will insert.
+    pub fn created_object_mut(&mut self) -> Option<&mut Object> {
+        match &mut self.write {
+            Write::Create { object, .. } => Some(object),
+            _ => None,
+        }
+    }
+
+    pub fn password_changed(&self) -> bool {
+        self.password_changed
+    }
+
+    pub fn class_name(&self) -> &str {
+        match &self.write {
+            Write::Create { schema, .. }
+            | Write::Update { schema, .. }
+            | Write::Delete { schema, .. } => &schema.class_name,
+        }
+    }
 }
 
 /// What a committed write answers, and what it did.
@@ -157,8 +181,8 @@ fn implied_types(updates: &[FieldUpdate]) -> Vec<(String, FieldType)> {
         .collect()
 }
 
-/// Fields of `_User` that only the server manages. Passwords are refused outright until
-/// sign-up (with hashing) exists: a plain password must never be stored.
+/// Fields of `_User` that only the server manages: a client never sets `emailVerified` or a
+/// session token, and a password is replaced by its hash before anything is stored.
 fn check_user_fields(class_name: &str, auth: &Auth, updates: &[FieldUpdate]) -> Result<(), Error> {
     if class_name != "_User" {
         return Ok(());
@@ -166,9 +190,11 @@ fn check_user_fields(class_name: &str, auth: &Auth, updates: &[FieldUpdate]) -> 
     for update in updates {
         match update.field.as_str() {
             "password" => {
-                return Err(Error::forbidden(
-                    "Passwords can only be set through sign-up, which this server does not offer yet.",
-                ));
+                let valid = update.path.is_empty()
+                    && matches!(&update.op, FieldOp::Set(Value::String(password)) if !password.is_empty());
+                if !valid {
+                    return Err(Error::new(Code::PasswordMissing, "password is required."));
+                }
             }
             "emailVerified" if !auth.master => {
                 return Err(Error::forbidden(
@@ -182,6 +208,23 @@ fn check_user_fields(class_name: &str, auth: &Auth, updates: &[FieldUpdate]) -> 
         }
     }
     Ok(())
+}
+
+/// Replaces a `password` update by the update of its argon2id hash; says whether there was one.
+async fn hash_password_update(updates: &mut [FieldUpdate]) -> Result<bool, Error> {
+    let Some(update) = updates.iter_mut().find(|update| update.field == "password") else {
+        return Ok(false);
+    };
+    let FieldOp::Set(Value::String(password)) = &update.op else {
+        return Err(Error::new(Code::PasswordMissing, "password is required."));
+    };
+    let hashed = super::password::hash(password.clone()).await?;
+    *update = FieldUpdate {
+        field: "_hashed_password".to_owned(),
+        path: Vec::new(),
+        op: FieldOp::Set(Value::String(hashed)),
+    };
+    Ok(true)
 }
 
 fn is_relation_marker(update: &FieldUpdate) -> bool {
@@ -215,8 +258,10 @@ impl Operations {
             ))
             .into());
         }
-        let parsed = parse_body(body, true, self.config.allow_custom_object_id)?;
+        let mut parsed = parse_body(body, true, self.config.allow_custom_object_id)?;
         check_user_fields(class_name, auth, &parsed.updates)?;
+        let password_changed =
+            class_name == "_User" && hash_password_update(&mut parsed.updates).await?;
         let schema = self
             .ensure_fields(auth, schema, &implied_types(&parsed.updates))
             .await?;
@@ -278,6 +323,7 @@ impl Operations {
             },
             echoed,
             extra,
+            password_changed,
         })
     }
 
@@ -294,8 +340,10 @@ impl Operations {
             .get(class_name)
             .ok_or_else(Error::object_not_found)?;
         let clp_filter = check_class_permission(&schema, ClassOperation::Update, auth)?;
-        let parsed = parse_body(body, false, false)?;
+        let mut parsed = parse_body(body, false, false)?;
         check_user_fields(class_name, auth, &parsed.updates)?;
+        let password_changed =
+            class_name == "_User" && hash_password_update(&mut parsed.updates).await?;
         let schema = self
             .ensure_fields(auth, schema, &implied_types(&parsed.updates))
             .await?;
@@ -351,6 +399,7 @@ impl Operations {
             write,
             echoed,
             extra: Map::new(),
+            password_changed,
         })
     }
 
@@ -376,6 +425,7 @@ impl Operations {
             write,
             echoed: Vec::new(),
             extra: Map::new(),
+            password_changed: false,
         })
     }
 

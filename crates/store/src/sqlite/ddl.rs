@@ -4,7 +4,8 @@
 //! `updatedAt`, `_rperm`, `_wperm`, `_nulls` (the fields stored as an explicit null) and a
 //! column per field (see [`super::rows`]). A relation lives in its own join table
 //! `"_Join:<field>:<class>"`. Tables from builds before `_nulls` get it when the store opens
-//! ([`upgrade_class_tables`]).
+//! ([`upgrade_class_tables`]), and case-sensitive `_User.username`/`email` unique indexes
+//! become `NOCASE` ones ([`upgrade_unique_indexes`]).
 //!
 //! Indexes always end in `(…, createdAt, objectId)` where ordering matters: a find's ORDER BY
 //! ends with `objectId` as tie-breaker, and an index that already holds it serves the whole
@@ -39,6 +40,11 @@ const SYSTEM_UNIQUE: [(&str, &str); 4] = [
     ("_Session", "sessionToken"),
 ];
 
+/// System unique fields that Parse treats as case-insensitive: their unique indexes use
+/// SQLite's `NOCASE` collation (ASCII case folding), so `Bob` and `bob` cannot both sign up,
+/// and a `Cond::EqIgnoreCase` lookup on them is an index search.
+const CASE_INSENSITIVE_UNIQUE: [(&str, &str); 2] = [("_User", "username"), ("_User", "email")];
+
 /// The key of a `schema.indexes` entry that makes the index unique (`$` cannot start a field
 /// name, so it never collides with one).
 pub const UNIQUE_INDEX_KEY: &str = "$unique";
@@ -58,26 +64,54 @@ pub(crate) fn create_schema_table(conn: &Connection) -> StoreResult<()> {
     )
 }
 
-/// Adds [`NULLS_COLUMN`] to the class tables that lack it (written by earlier builds):
-/// their rows have no explicit nulls, which is what a NULL `_nulls` says.
+/// Brings tables written by earlier builds up to their schema: adds [`NULLS_COLUMN`] (their
+/// rows have no explicit nulls, which is what a NULL `_nulls` says) and a column for every
+/// schema field that lacks one (e.g. a system field added in a later release; its rows hold
+/// nothing there yet).
 pub(crate) fn upgrade_class_tables(conn: &Connection) -> StoreResult<()> {
-    let class_names: Vec<String> = conn
+    let classes: Vec<(String, String)> = conn
         .prepare(
-            "SELECT s.\"className\" FROM \"_SCHEMA\" AS s \
-             WHERE EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = s.\"className\") \
-             AND NOT EXISTS (SELECT 1 FROM pragma_table_info(s.\"className\") WHERE name = ?)",
+            "SELECT s.\"className\", s.\"schema\" FROM \"_SCHEMA\" AS s \
+             WHERE EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = s.\"className\")",
         )?
-        .query_map([NULLS_COLUMN], |row| row.get(0))?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    for class_name in class_names {
-        execute(
-            conn,
-            format!(
-                "ALTER TABLE {} ADD COLUMN {} TEXT",
-                quote_ident(&class_name),
-                quote_ident(NULLS_COLUMN)
-            ),
-        )?;
+    for (class_name, schema_text) in classes {
+        let existing: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info(?)")?
+            .query_map([&class_name], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let has = |column: &str| {
+            existing
+                .iter()
+                .any(|name| name.eq_ignore_ascii_case(column))
+        };
+        let mut missing: Vec<(String, &'static str)> = Vec::new();
+        if !has(NULLS_COLUMN) {
+            missing.push((NULLS_COLUMN.to_owned(), "TEXT"));
+        }
+        let schema = serde_json::from_str(&schema_text)
+            .ok()
+            .and_then(|value| ClassSchema::from_json(&value).ok());
+        if let Some(schema) = &schema {
+            for (name, field_type) in field_columns(schema) {
+                if let Some(declaration) = column_decl(field_type)
+                    && !has(name)
+                {
+                    missing.push((name.to_owned(), declaration));
+                }
+            }
+        }
+        for (column, declaration) in missing {
+            execute(
+                conn,
+                format!(
+                    "ALTER TABLE {} ADD COLUMN {} {declaration}",
+                    quote_ident(&class_name),
+                    quote_ident(&column)
+                ),
+            )?;
+        }
     }
     Ok(())
 }
@@ -153,17 +187,76 @@ fn add_field_extras(
         _ => {}
     }
     if SYSTEM_UNIQUE.contains(&(class_name, name)) {
-        execute(
-            conn,
-            format!(
-                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})",
-                quote_ident(&unique_index(class_name, name)),
-                quote_ident(class_name),
-                quote_ident(name)
-            ),
-        )?;
+        execute(conn, create_unique_index(class_name, name))?;
     }
     Ok(())
+}
+
+/// `CREATE UNIQUE INDEX` of a system unique field, `NOCASE` for the case-insensitive ones.
+fn create_unique_index(class_name: &str, name: &str) -> String {
+    let collation = if CASE_INSENSITIVE_UNIQUE.contains(&(class_name, name)) {
+        " COLLATE NOCASE"
+    } else {
+        ""
+    };
+    format!(
+        "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({}{collation})",
+        quote_ident(&unique_index(class_name, name)),
+        quote_ident(class_name),
+        quote_ident(name)
+    )
+}
+
+/// Replaces the case-sensitive unique indexes of [`CASE_INSENSITIVE_UNIQUE`] fields that
+/// earlier builds created by `NOCASE` ones. When the rows already hold values that differ
+/// only in case, the new index cannot be built: the old one is kept (uniqueness stays
+/// case-sensitive for that field) and a warning says which field to clean up.
+pub(crate) fn upgrade_unique_indexes(conn: &Connection) -> StoreResult<()> {
+    for (class_name, name) in CASE_INSENSITIVE_UNIQUE {
+        let index = unique_index(class_name, name);
+        let definition: Option<String> = conn
+            .prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?")?
+            .query_map([&index], |row| row.get(0))?
+            .next()
+            .transpose()?;
+        let Some(definition) = definition else {
+            continue;
+        };
+        if definition.to_ascii_uppercase().contains("COLLATE NOCASE") {
+            continue;
+        }
+        execute(conn, "SAVEPOINT \"nocase_index\"".to_owned())?;
+        let replaced = execute(conn, format!("DROP INDEX {}", quote_ident(&index)))
+            .and_then(|()| execute(conn, create_unique_index(class_name, name)));
+        match replaced {
+            Ok(()) => execute(conn, "RELEASE \"nocase_index\"".to_owned())?,
+            Err(error) => {
+                execute(
+                    conn,
+                    "ROLLBACK TO \"nocase_index\"; RELEASE \"nocase_index\"".to_owned(),
+                )?;
+                if !is_constraint_violation(&error) {
+                    return Err(error);
+                }
+                tracing::warn!(
+                    "{class_name}.{name} holds values that differ only in case; its unique index \
+                     stays case-sensitive until they are made distinct"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_constraint_violation(error: &StoreError) -> bool {
+    let StoreError::Database(inner) = error else {
+        return false;
+    };
+    matches!(
+        inner.downcast_ref::<rusqlite::Error>(),
+        Some(rusqlite::Error::SqliteFailure(failure, _))
+            if failure.code == rusqlite::ErrorCode::ConstraintViolation
+    )
 }
 
 fn pointer_index(class_name: &str, field: &str) -> String {

@@ -28,7 +28,7 @@ mod translate;
 mod writer;
 mod writes;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -88,6 +88,9 @@ pub struct SqliteStore {
     /// The tables that exist, as of the last commit: subqueries and relations over missing
     /// tables are empty rather than errors, and a find on a class without a table is empty.
     tables: Arc<RwLock<HashSet<String>>>,
+    /// [`Store::class_generation`]: per class, how many committed jobs touched it. The
+    /// writer bumps it after each commit, before answering the jobs.
+    generations: Arc<RwLock<HashMap<String, u64>>>,
 }
 
 /// The job queues. Both are unbounded: every job has a caller awaiting its answer, so the
@@ -141,6 +144,7 @@ impl SqliteStore {
     pub async fn open_with(url: &str, options: SqliteOptions) -> StoreResult<SqliteStore> {
         let location = Location::parse(url)?;
         let tables = Arc::new(RwLock::new(HashSet::new()));
+        let generations = Arc::new(RwLock::new(HashMap::new()));
         let (writer_queue, writer_jobs) = flume::unbounded();
         let (ready, writer_ready) = oneshot::channel();
         let writer_thread = {
@@ -151,6 +155,7 @@ impl SqliteStore {
             let busy_timeout = options.busy_timeout;
             let max_group = options.max_group.max(1);
             let shared = Arc::clone(&tables);
+            let generations = Arc::clone(&generations);
             spawn("parlor-sqlite-writer", move || {
                 let conn = match open_writer(path, busy_timeout, &shared) {
                     Ok((conn, committed)) => {
@@ -168,6 +173,7 @@ impl SqliteStore {
                     max_group,
                     committed: conn.1,
                     shared,
+                    generations,
                 }
                 .run();
             })?
@@ -220,6 +226,7 @@ impl SqliteStore {
             })),
             threads: Mutex::new(threads),
             tables,
+            generations,
         })
     }
 
@@ -330,6 +337,7 @@ fn open_writer(
     configure(&conn, busy_timeout)?;
     ddl::create_schema_table(&conn)?;
     ddl::upgrade_class_tables(&conn)?;
+    ddl::upgrade_unique_indexes(&conn)?;
     let committed: HashSet<String> = ddl::table_names(&conn)?.into_iter().collect();
     if let Ok(mut tables) = shared.write() {
         tables.clone_from(&committed);
@@ -467,6 +475,14 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         self.send(|reply| Job::Write { writes, reply }).await
+    }
+
+    fn class_generation(&self, class_name: &str) -> u64 {
+        self.generations
+            .read()
+            .map(|generations| generations.get(class_name).copied().unwrap_or(0))
+            // A poisoned lock: a number that matches no cached one.
+            .unwrap_or(u64::MAX)
     }
 
     async fn explain(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<String> {

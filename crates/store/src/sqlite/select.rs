@@ -36,7 +36,7 @@ pub(crate) fn find(
     let alias = select_from(&mut out, &schema.class_name, &projection);
     out.push(" WHERE ");
     let mut translator = Translator::new(out, table_exists);
-    translator.filter(&query.filter, &alias);
+    translator.filter(&query.filter, &schema.class_name, &alias);
     translator.order(&query.order, &alias);
     let mut out = translator.out;
     // SQLite reads a negative LIMIT as "no limit", which is the only way to give an
@@ -69,7 +69,7 @@ pub(crate) fn count(
     out.push(&alias);
     out.push(" WHERE ");
     let mut translator = Translator::new(out, table_exists);
-    translator.filter(filter, &alias);
+    translator.filter(filter, &schema.class_name, &alias);
     translator.out
 }
 
@@ -89,6 +89,6 @@ pub(crate) fn by_id(
     out.text(object_id);
     out.push(" AND ");
     let mut translator = Translator::new(out, table_exists);
-    translator.filter(guard, &alias);
+    translator.filter(guard, &schema.class_name, &alias);
     (translator.out, projection)
 }

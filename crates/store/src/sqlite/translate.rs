@@ -81,14 +81,17 @@ impl<'a> Translator<'a> {
         Translator { out, table_exists }
     }
 
-    /// Appends the predicate of `filter` over the table aliased `alias`.
-    pub(crate) fn filter(&mut self, filter: &Filter, alias: &str) {
+    /// Appends the predicate of `filter` over the table of `class_name` aliased `alias`.
+    pub(crate) fn filter(&mut self, filter: &Filter, class_name: &str, alias: &str) {
         match filter {
             Filter::True => self.push("1"),
             Filter::False => self.push("0"),
-            Filter::And(items) => self.join(items, " AND ", "1", alias),
-            Filter::Or(items) => self.join(items, " OR ", "0", alias),
-            Filter::Nor(items) => self.not(|t| t.join(items, " OR ", "0", alias)),
+            Filter::And(items) => self.join(items, " AND ", "1", class_name, alias),
+            Filter::Or(items) => self.join(items, " OR ", "0", class_name, alias),
+            Filter::Nor(items) => self.not(|t| t.join(items, " OR ", "0", class_name, alias)),
+            Filter::Cond { field, cond } if field.is_relation() && field.path.is_empty() => {
+                self.relation_cond(field, cond, class_name, alias);
+            }
             Filter::Cond { field, cond } => {
                 let source = source(field, alias);
                 self.cond(&source, cond);
@@ -186,7 +189,14 @@ impl<'a> Translator<'a> {
         self.push("), 0)");
     }
 
-    fn join(&mut self, items: &[Filter], separator: &str, empty: &str, alias: &str) {
+    fn join(
+        &mut self,
+        items: &[Filter],
+        separator: &str,
+        empty: &str,
+        class_name: &str,
+        alias: &str,
+    ) {
         if items.is_empty() {
             self.push(empty);
             return;
@@ -196,7 +206,7 @@ impl<'a> Translator<'a> {
             if index > 0 {
                 self.push(separator);
             }
-            self.filter(item, alias);
+            self.filter(item, class_name, alias);
         }
         self.push(")");
     }
@@ -270,6 +280,7 @@ impl<'a> Translator<'a> {
                 t.push(")");
             }),
             Cond::Exists(exists) => self.exists(source, *exists),
+            Cond::EqIgnoreCase(text) => self.eq_ignore_case(source, text),
             Cond::Regex(pattern) => self.regex(source, std::slice::from_ref(&pattern.source)),
             Cond::Text(terms) => {
                 let patterns: Vec<String> =
@@ -749,6 +760,99 @@ impl<'a> Translator<'a> {
         self.push(")");
     }
 
+    /// A string equal to `text` under SQLite's `NOCASE`, which folds ASCII letters only, as
+    /// `str::eq_ignore_ascii_case` does. On a String column this is `col = ? COLLATE NOCASE`,
+    /// which a `NOCASE` index on the column serves.
+    fn eq_ignore_case(&mut self, source: &Source, text: &str) {
+        match source {
+            Source::Column {
+                expr,
+                field_type: FieldType::String,
+                ..
+            } => {
+                self.push(expr);
+                self.push(" = ");
+                self.out.text(text);
+                self.push(" COLLATE NOCASE");
+            }
+            Source::Json { column, path } => {
+                let here = JsonLoc::Path { column, path };
+                self.push("(");
+                self.json_type_is(&here, &["text"]);
+                self.push(" AND ");
+                self.json_value(&here);
+                self.push(" = ");
+                self.out.text(text);
+                self.push(" COLLATE NOCASE)");
+            }
+            _ => self.push("0"),
+        }
+    }
+
+    /// A condition on a Relation field of `class_name`: `Eq`/`In` of pointers are membership
+    /// in the field's join table, `Ne`/`Nin` their negation. A pointer to another class than
+    /// the relation's target, any other operand, and a missing join table hold nothing.
+    /// Other conditions read the field as absent (it has no column).
+    fn relation_cond(&mut self, field: &FieldRef, cond: &Cond, class_name: &str, alias: &str) {
+        let Some(FieldType::Relation(target)) = &field.field_type else {
+            self.cond(&Source::Absent, cond);
+            return;
+        };
+        let member_ids = |operands: &[Operand]| -> Vec<String> {
+            operands
+                .iter()
+                .filter_map(|operand| match operand {
+                    Operand::Pointer {
+                        class_name,
+                        object_id,
+                    } if class_name == target => Some(object_id.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let table = join_table(&field.field, class_name);
+        let (ids, negate) = match cond {
+            Cond::Eq(operand) => (member_ids(std::slice::from_ref(operand)), false),
+            Cond::Ne(operand) => (member_ids(std::slice::from_ref(operand)), true),
+            Cond::In(operands) => (member_ids(operands), false),
+            Cond::Nin(operands) => (member_ids(operands), true),
+            _ => {
+                self.cond(&Source::Absent, cond);
+                return;
+            }
+        };
+        if ids.is_empty() || !(self.table_exists)(&table) {
+            self.push(if negate { "1" } else { "0" });
+            return;
+        }
+        if negate {
+            self.push("NOT ");
+        }
+        // `objectId IN (SELECT owningId …)` rather than a correlated EXISTS: the join table's
+        // `relatedId` index finds the few owners, whose rows are then looked up by key,
+        // instead of probing the join table once per row of the class. Neither column is
+        // ever NULL, so the IN is exactly true or false.
+        let join_alias = self.out.alias("j");
+        self.out.column(alias, "objectId");
+        self.push(" IN (SELECT ");
+        self.out.column(&join_alias, "owningId");
+        self.push(" FROM ");
+        self.out.ident(&table);
+        self.push(" AS ");
+        self.push(&join_alias);
+        self.push(" WHERE ");
+        self.out.column(&join_alias, "relatedId");
+        if let [id] = ids.as_slice() {
+            self.push(" = ");
+            self.out.text(id);
+        } else {
+            self.push(" IN (");
+            self.out.param_list(ids.into_iter().map(Bind::Text));
+            self.push(")");
+        }
+        self.push(")");
+    }
+
     fn related_to(&mut self, owner_class: &str, owner_id: &str, key: &str, alias: &str) {
         let table = join_table(key, owner_class);
         if !(self.table_exists)(&table) {
@@ -781,7 +885,7 @@ impl<'a> Translator<'a> {
         self.push(" AS ");
         self.push(&sub_alias);
         self.push(" WHERE (");
-        self.filter(&query.filter, &sub_alias);
+        self.filter(&query.filter, &query.class_name, &sub_alias);
         self.push(")");
         if require_value {
             // `x IN (…)` over a set holding NULL is NULL rather than false when x is not

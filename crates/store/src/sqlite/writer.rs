@@ -69,6 +69,8 @@ pub(crate) struct Writer {
     pub(crate) committed: HashSet<String>,
     /// The copy readers consult, refreshed after each commit that changed tables.
     pub(crate) shared: Arc<RwLock<HashSet<String>>>,
+    /// Per class, the number of committed jobs that touched it (`Store::class_generation`).
+    pub(crate) generations: Arc<RwLock<HashMap<String, u64>>>,
 }
 
 /// A failure that hits every job of a group, given to each of them.
@@ -204,6 +206,18 @@ impl Writer {
                 .map(|_| Err(group_error("transaction failed", &reason)))
                 .collect();
         }
+        // Committed: the classes of the jobs that succeeded have moved on, and their callers
+        // are answered only after this.
+        if let Ok(mut generations) = self.generations.write() {
+            for (job, result) in jobs.iter().zip(&results) {
+                if result.is_ok() {
+                    for class_name in touched_classes(job) {
+                        let generation = generations.entry(class_name.to_owned()).or_insert(0);
+                        *generation = generation.wrapping_add(1);
+                    }
+                }
+            }
+        }
         if !overlay.is_empty() {
             for (table, exists) in overlay {
                 if exists {
@@ -217,6 +231,26 @@ impl Writer {
             }
         }
         results
+    }
+}
+
+/// The classes whose rows or tables a job changes.
+fn touched_classes(job: &Job) -> Vec<&str> {
+    match job {
+        Job::Write { writes, .. } => writes
+            .iter()
+            .map(|write| match write {
+                Write::Create { schema, .. }
+                | Write::Update { schema, .. }
+                | Write::Delete { schema, .. } => schema.class_name.as_str(),
+            })
+            .collect(),
+        Job::Ddl { ddl, .. } => vec![match ddl {
+            Ddl::Create(schema) => schema.class_name.as_str(),
+            Ddl::Update { after, .. } => after.class_name.as_str(),
+            Ddl::Drop(class_name) | Ddl::Purge(class_name) => class_name.as_str(),
+        }],
+        Job::Read(_) | Job::Close { .. } => Vec::new(),
     }
 }
 
