@@ -1,11 +1,15 @@
 //! Password hashing: argon2id for new hashes (OWASP's parameters: 19 MiB, 2 passes, 1 lane),
 //! bcrypt verification for hashes imported from Parse Server. Both are CPU-heavy, so they run
-//! on tokio's blocking pool, never on the async workers.
+//! on tokio's blocking pool, never on the async workers, and at most half the cores hash at
+//! once: a burst of log-ins waits its turn instead of starving every other request.
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use std::sync::OnceLock;
+
 use parlor_core::Error;
+use tokio::sync::Semaphore;
 
 /// The outcome of checking a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,8 +24,18 @@ pub enum Verified {
 /// for a user that does not exist takes about as long as one with a wrong password.
 pub const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ZGVjb3ktc2FsdC1wYXJsb3I$4T7jFGNnOT1CX7hz7dFFfmRxx2Ruv1pJ8aWT3G+OcH4";
 
+/// Permits to hash: half the cores, at least one.
+fn hashing_permits() -> &'static Semaphore {
+    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+        Semaphore::new((cores / 2).max(1))
+    })
+}
+
 /// Hashes a password with argon2id.
 pub async fn hash(password: String) -> Result<String, Error> {
+    let _permit = hashing_permits().acquire().await.map_err(|_| Error::internal())?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
@@ -34,6 +48,9 @@ pub async fn hash(password: String) -> Result<String, Error> {
 
 /// Checks a password against a stored hash (argon2 PHC string, or bcrypt `$2a$`/`$2b$`/`$2y$`).
 pub async fn verify(password: String, stored: String) -> Verified {
+    let Ok(_permit) = hashing_permits().acquire().await else {
+        return Verified::No;
+    };
     tokio::task::spawn_blocking(move || verify_blocking(&password, &stored))
         .await
         .unwrap_or(Verified::No)
