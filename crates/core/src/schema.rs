@@ -300,6 +300,9 @@ fn system_fields(class_name: &str) -> Vec<(&'static str, FieldType)> {
             ("_hashed_password", FieldType::String),
             ("_failed_login_count", FieldType::Number),
             ("_account_lockout_expires_at", FieldType::Date),
+            ("_perishable_token", FieldType::String),
+            ("_perishable_token_expires_at", FieldType::Date),
+            ("_email_verify_token", FieldType::String),
         ],
         "_Role" => vec![
             ("name", FieldType::String),

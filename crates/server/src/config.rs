@@ -102,6 +102,15 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_LOGIN_RATE_LIMIT")]
     pub login_rate_limit: Option<u32>,
 
+    /// SMTP relay for account mail, `smtp://[user:password@]host[:port]` (no TLS: use a local
+    /// relay) [default: none: mail is written to the log].
+    #[arg(long, env = "PARLOR_SMTP_URL")]
+    pub smtp_url: Option<String>,
+
+    /// Sender address of account mail [default: noreply@localhost].
+    #[arg(long, env = "PARLOR_MAIL_FROM")]
+    pub mail_from: Option<String>,
+
     /// Read connections of the SQLite pool [default: 4].
     #[arg(long, env = "PARLOR_DATABASE_READERS")]
     pub database_readers: Option<u32>,
@@ -131,6 +140,8 @@ pub struct Config {
     pub account_lockout_threshold: u32,
     pub account_lockout_duration: u64,
     pub login_rate_limit: u32,
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
 }
 
 pub const DEFAULT_DATABASE: &str = "sqlite://./parlor-data/parlor.db";
@@ -183,6 +194,10 @@ impl ServeOptions {
             account_lockout_threshold: options.account_lockout_threshold.unwrap_or(5),
             account_lockout_duration: options.account_lockout_duration.unwrap_or(5),
             login_rate_limit: options.login_rate_limit.unwrap_or(60),
+            smtp_url: options.smtp_url.filter(|url| !url.is_empty()),
+            mail_from: options
+                .mail_from
+                .unwrap_or_else(|| "noreply@localhost".to_owned()),
         })
     }
 
@@ -218,6 +233,8 @@ impl ServeOptions {
                 .account_lockout_duration
                 .or(other.account_lockout_duration),
             login_rate_limit: self.login_rate_limit.or(other.login_rate_limit),
+            smtp_url: self.smtp_url.or(other.smtp_url),
+            mail_from: self.mail_from.or(other.mail_from),
         }
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod http;
+pub mod mail;
 pub mod operation;
 pub mod schema_doc;
 pub mod template;
@@ -63,6 +64,7 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
         allow_client_class_creation: config.allow_client_class_creation,
         allow_custom_object_id: config.allow_custom_object_id,
         server_url,
+        app_id: config.app_id.clone(),
         accounts: AccountConfig {
             session_length: Duration::from_secs(config.session_length),
             lockout_threshold: config.account_lockout_threshold,
@@ -72,7 +74,12 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
             login_attempts_per_minute: config.login_rate_limit,
         },
     };
-    let operations = Operations::new(store, SchemaCache::new(schemas), operation_config);
+    let mut operations = Operations::new(store, SchemaCache::new(schemas), operation_config);
+    if let Some(url) = &config.smtp_url {
+        let mailer = mail::SmtpMailer::from_url(url, &config.mail_from)
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        operations = operations.with_mailer(Arc::new(mailer));
+    }
     operations
         .bootstrap(&template::chat_template()?)
         .await

@@ -37,3 +37,12 @@ mod cli;
 
 #[path = "api/template.rs"]
 mod template;
+
+#[path = "api/roles.rs"]
+mod roles;
+
+#[path = "api/account_mail.rs"]
+mod account_mail;
+
+#[path = "api/users.rs"]
+mod users;

@@ -2020,7 +2020,10 @@ async fn class_generation_follows_committed_changes() {
             relations: Vec::new(),
         }])
         .await;
-    assert!(matches!(result, Err(StoreError::DuplicateValue)), "{result:?}");
+    assert!(
+        matches!(result, Err(StoreError::DuplicateValue)),
+        "{result:?}"
+    );
     assert_eq!(store.class_generation("_Role"), after_update);
     store.purge_class("_Role").await.unwrap();
     assert_ne!(store.class_generation("_Role"), after_update);

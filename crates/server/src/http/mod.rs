@@ -124,6 +124,10 @@ async fn answer(
         return Ok(info::health());
     }
     let limit = state.config.max_body_bytes;
+    if let Some(link) = path.strip_prefix("/apps/") {
+        let bytes = read_body(body, limit).await?;
+        return account_link(state, &parts.method, link, parts.uri.query(), &bytes).await;
+    }
     let bytes = read_body(body, limit).await?;
     let json_body = envelope::parse_body(&bytes)?;
     let (request, credentials) = envelope::open(
@@ -140,6 +144,58 @@ async fn answer(
         check_idempotency(state, &request, request_id).await?;
     }
     routes::dispatch(state, &auth, request).await
+}
+
+/// The links of account mail (`/apps/<appId>/request_password_reset`, `…/verify_email`): they
+/// carry their own one-time token instead of an application id, since a mail client opens them.
+async fn account_link(
+    state: &AppState,
+    method: &Method,
+    link: &str,
+    query: Option<&str>,
+    bytes: &[u8],
+) -> Result<ApiResponse, ApiError> {
+    let not_routed = || ApiError::NotRouted {
+        method: method.to_string(),
+        path: format!("/apps/{link}"),
+    };
+    let (app_id, page) = link.split_once('/').ok_or_else(not_routed)?;
+    if app_id != state.config.app_id {
+        return Err(not_routed());
+    }
+    // Fields from the query string, then from a JSON or form body.
+    let mut fields: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .map(|(key, value)| (key.into_owned(), value.into_owned()))
+            .collect();
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(map)) => {
+            fields.extend(
+                map.into_iter()
+                    .filter_map(|(key, value)| value.as_str().map(|text| (key, text.to_owned()))),
+            );
+        }
+        _ => fields.extend(
+            form_urlencoded::parse(bytes)
+                .map(|(key, value)| (key.into_owned(), value.into_owned())),
+        ),
+    }
+    let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or_default();
+    let operations = &state.operations;
+    let answer = match (method.as_str(), page.trim_end_matches('/')) {
+        ("POST", "request_password_reset") => {
+            operations
+                .reset_password(field("token"), field("username"), field("new_password"))
+                .await?
+        }
+        ("GET", "verify_email") | ("POST", "verify_email") => {
+            operations
+                .verify_email(field("token"), field("username"))
+                .await?
+        }
+        _ => return Err(not_routed()),
+    };
+    Ok(ApiResponse::ok(answer))
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {

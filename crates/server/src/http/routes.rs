@@ -46,6 +46,8 @@ pub enum Route {
     LogInAs,
     VerifyPassword,
     UpgradeToRevocableSession,
+    RequestPasswordReset,
+    VerificationEmailRequest,
     Health,
     ServerInfo,
     FindObjects {
@@ -122,6 +124,8 @@ impl Route {
                 Some(Route::VerifyPassword)
             }
             ("POST", ["upgradeToRevocableSession"]) => Some(Route::UpgradeToRevocableSession),
+            ("POST", ["requestPasswordReset"]) => Some(Route::RequestPasswordReset),
+            ("POST", ["verificationEmailRequest"]) => Some(Route::VerificationEmailRequest),
             _ => None,
         };
         if special.is_some() {
@@ -230,6 +234,16 @@ pub async fn dispatch(
         Route::LogInAs => users::log_in_as(operations, auth, &request).await,
         Route::VerifyPassword => users::verify_password(operations, &request).await,
         Route::UpgradeToRevocableSession => users::upgrade_session(operations, auth).await,
+        Route::RequestPasswordReset => Ok(ApiResponse::ok(
+            operations
+                .request_password_reset(&classes::body_object(&request)?)
+                .await?,
+        )),
+        Route::VerificationEmailRequest => Ok(ApiResponse::ok(
+            operations
+                .request_verification_email(&classes::body_object(&request)?)
+                .await?,
+        )),
         Route::Health => Ok(info::health()),
         Route::ServerInfo => info::server_info(auth),
         Route::FindObjects { class_name } => {

@@ -15,6 +15,7 @@
 //! - [`template_rules`]: values the chat template fills on write (a Message's `timestamp`).
 
 pub mod access;
+pub mod account_email;
 pub mod auth;
 pub mod auth_data;
 pub mod error;
@@ -50,6 +51,8 @@ pub struct OperationConfig {
     pub server_url: String,
     /// Sessions, lockout and log-in limits.
     pub accounts: users::AccountConfig,
+    /// The application id, which account links (`/apps/<id>/…`) carry.
+    pub app_id: String,
 }
 
 /// The operations, with the store and schema cache they share.
@@ -64,6 +67,8 @@ pub struct Operations {
     pub auth_providers: Arc<auth_data::AuthProviders>,
     /// The roles each user holds, shared by every request ([`roles`]).
     pub roles: Arc<roles::RoleCache>,
+    /// Where password-reset and verification mails go.
+    pub mailer: Arc<dyn crate::mail::Mailer>,
 }
 
 impl Operations {
@@ -75,6 +80,13 @@ impl Operations {
             login_limiter: Arc::default(),
             auth_providers: Arc::default(),
             roles: Arc::default(),
+            mailer: Arc::new(crate::mail::LogMailer),
         }
+    }
+
+    /// Sends account mail through `mailer` instead of the log.
+    pub fn with_mailer(mut self, mailer: Arc<dyn crate::mail::Mailer>) -> Operations {
+        self.mailer = mailer;
+        self
     }
 }

@@ -28,14 +28,19 @@ pub const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ZGVjb3ktc2FsdC1wYXJ
 fn hashing_permits() -> &'static Semaphore {
     static PERMITS: OnceLock<Semaphore> = OnceLock::new();
     PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2);
         Semaphore::new((cores / 2).max(1))
     })
 }
 
 /// Hashes a password with argon2id.
 pub async fn hash(password: String) -> Result<String, Error> {
-    let _permit = hashing_permits().acquire().await.map_err(|_| Error::internal())?;
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .map_err(|_| Error::internal())?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())

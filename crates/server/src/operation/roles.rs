@@ -95,7 +95,10 @@ impl RoleCache {
     /// Forgets every user's roles.
     pub fn clear(&self) {
         // Under the write lock, so that no insert checks the generation in between.
-        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.generation.fetch_add(1, Ordering::SeqCst);
         entries.clear();
     }
@@ -161,7 +164,10 @@ impl Operations {
             let mut new_ids: Vec<String> = Vec::new();
             for role in found {
                 if seen.len() >= MAX_ROLES {
-                    tracing::warn!(user_id, "a user holds more than {MAX_ROLES} roles; the rest are ignored");
+                    tracing::warn!(
+                        user_id,
+                        "a user holds more than {MAX_ROLES} roles; the rest are ignored"
+                    );
                     break;
                 }
                 if !seen.insert(role.object_id.clone()) {
@@ -311,11 +317,17 @@ mod tests {
         ));
         assert_eq!(
             check(false, json!({"name": "Other"})),
-            refused(136, "A role's name can only be set before it has been saved.")
+            refused(
+                136,
+                "A role's name can only be set before it has been saved."
+            )
         );
         assert_eq!(
             check(false, json!({"name": {"__op": "Delete"}})),
-            refused(136, "A role's name can only be set before it has been saved.")
+            refused(
+                136,
+                "A role's name can only be set before it has been saved."
+            )
         );
         assert_eq!(
             check(false, json!({"ACL": {"__op": "Delete"}})),

@@ -152,6 +152,14 @@ impl Operations {
         Ok((plan, token))
     }
 
+    /// Plans deleting every session of the user.
+    pub(super) async fn plan_end_user_sessions(
+        &self,
+        user_id: &str,
+    ) -> OpResult<Vec<PlannedWrite>> {
+        self.plan_end_sessions(user_id, None).await
+    }
+
     /// Plans deleting the user's sessions (all, or those of one installation).
     async fn plan_end_sessions(
         &self,

@@ -260,6 +260,9 @@ impl Operations {
         }
         let mut parsed = parse_body(body, true, self.config.allow_custom_object_id)?;
         check_user_fields(class_name, auth, &parsed.updates)?;
+        if class_name == "_Role" {
+            super::roles::check_role_write(true, body)?;
+        }
         let password_changed =
             class_name == "_User" && hash_password_update(&mut parsed.updates).await?;
         let schema = self
@@ -342,6 +345,9 @@ impl Operations {
         let clp_filter = check_class_permission(&schema, ClassOperation::Update, auth)?;
         let mut parsed = parse_body(body, false, false)?;
         check_user_fields(class_name, auth, &parsed.updates)?;
+        if class_name == "_Role" {
+            super::roles::check_role_write(false, body)?;
+        }
         let password_changed =
             class_name == "_User" && hash_password_update(&mut parsed.updates).await?;
         let schema = self

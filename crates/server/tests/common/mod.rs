@@ -30,6 +30,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub body: Value,
     pub headers: reqwest::header::HeaderMap,
+    /// The body as the server sent it, for assertions on the raw text.
+    pub text: String,
 }
 
 impl TestServer {
@@ -113,6 +115,7 @@ impl TestServer {
             status,
             body,
             headers,
+            text,
         }
     }
 
@@ -242,6 +245,7 @@ impl TestServer {
             status,
             body,
             headers,
+            text,
         }
     }
 
