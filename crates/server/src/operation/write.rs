@@ -210,6 +210,23 @@ fn check_user_fields(class_name: &str, auth: &Auth, updates: &[FieldUpdate]) -> 
     Ok(())
 }
 
+/// A session belongs to the server: clients may not attach an ACL or move it to another
+/// user, installation or token (§5.7).
+fn check_session_fields(class_name: &str, auth: &Auth, updates: &[FieldUpdate], sets_acl: bool) -> Result<(), Error> {
+    if class_name != "_Session" || auth.master {
+        return Ok(());
+    }
+    if sets_acl {
+        return Err(Error::invalid_key_name("Cannot set ACL on a Session."));
+    }
+    for update in updates {
+        if matches!(update.field.as_str(), "user" | "installationId" | "sessionToken" | "createdWith" | "expiresAt") {
+            return Err(Error::invalid_key_name(format!("Cannot modify {} of a Session.", update.field)));
+        }
+    }
+    Ok(())
+}
+
 /// Replaces a `password` update by the update of its argon2id hash; says whether there was one.
 async fn hash_password_update(updates: &mut [FieldUpdate]) -> Result<bool, Error> {
     let Some(update) = updates.iter_mut().find(|update| update.field == "password") else {
@@ -260,6 +277,7 @@ impl Operations {
         }
         let mut parsed = parse_body(body, true, self.config.allow_custom_object_id)?;
         check_user_fields(class_name, auth, &parsed.updates)?;
+        check_session_fields(class_name, auth, &parsed.updates, parsed.acl.is_some())?;
         if class_name == "_Role" {
             super::roles::check_role_write(true, body)?;
         }
@@ -345,6 +363,7 @@ impl Operations {
         let clp_filter = check_class_permission(&schema, ClassOperation::Update, auth)?;
         let mut parsed = parse_body(body, false, false)?;
         check_user_fields(class_name, auth, &parsed.updates)?;
+        check_session_fields(class_name, auth, &parsed.updates, parsed.acl.is_some())?;
         if class_name == "_Role" {
             super::roles::check_role_write(false, body)?;
         }

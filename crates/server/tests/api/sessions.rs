@@ -244,3 +244,33 @@ async fn sessions_are_not_readable_by_others() {
         own.body
     );
 }
+
+/// A user may not move its session to another user or token, nor attach an ACL (`105`);
+/// the session stays as it was.
+#[tokio::test]
+async fn sessions_cannot_be_moved_or_given_an_acl() {
+    let server = TestServer::new().await;
+    let (_, token) = login(&server, "henry", 24).await;
+    let (other, _) = login(&server, "irene", 24).await;
+    let me = as_user(&server, &token, Method::GET, "/sessions/me", None).await;
+    let session_id = me.body["objectId"].as_str().unwrap().to_owned();
+    for body in [
+        json!({"user": pointer("_User", &other)}),
+        json!({"sessionToken": "r:00000000000000000000000000000000"}),
+        json!({"ACL": {"*": {"read": true}}}),
+    ] {
+        let reply = as_user(
+            &server,
+            &token,
+            Method::PUT,
+            &format!("/sessions/{session_id}"),
+            Some(body.clone()),
+        )
+        .await;
+        assert_parse_error(&reply, 400, 105, None);
+    }
+    let after = as_user(&server, &token, Method::GET, "/sessions/me", None).await;
+    assert_eq!(after.body["sessionToken"], token.as_str());
+    assert_eq!(after.body["user"], me.body["user"]);
+    assert!(after.body.get("ACL").is_none());
+}
