@@ -138,6 +138,11 @@ async fn answer(
         json_body,
         peer.ip(),
     )?;
+    let mut credentials = credentials;
+    if matches!(Route::resolve(&request.method, &request.path), Some(Route::LogIn)) {
+        // A stale token must not stop a log-in (§1.2 step 5).
+        credentials.session_token = None;
+    }
     let auth = auth::authenticate(state, &credentials, peer.ip()).await?;
     auth::check_cloud_context(&parts.headers)?;
     if let Some(request_id) = &credentials.request_id {
