@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, Method, RequestBuilder};
@@ -24,6 +25,15 @@ pub enum Target {
         prefix: String,
         ids: Arc<Vec<String>>,
     },
+    /// `POST <url>` with the body `<before><n><after>`, `n` a counter shared by every worker (and
+    /// every run of the scenario), so each request carries a value never sent before (sign-up's
+    /// fresh username). Application id only, no master key.
+    Unique {
+        url: String,
+        before: String,
+        after: String,
+        counter: AtomicU64,
+    },
 }
 
 /// Headers sent with every request (application id) or with the master key.
@@ -34,6 +44,22 @@ pub struct Keys {
 }
 
 impl Target {
+    /// The next body of a [`Target::Unique`] (`None` for the other kinds).
+    pub fn next_body(&self) -> Option<String> {
+        match self {
+            Target::Unique {
+                before,
+                after,
+                counter,
+                ..
+            } => {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                Some(format!("{before}{n}{after}"))
+            }
+            _ => None,
+        }
+    }
+
     fn request(&self, client: &Client, keys: &Keys, rng: &mut Rng) -> RequestBuilder {
         match self {
             Target::Fixed {
@@ -62,6 +88,11 @@ impl Target {
                     .header("X-Parse-Application-Id", &keys.app_id)
                     .header("X-Parse-Master-Key", &keys.master_key)
             }
+            Target::Unique { url, .. } => client
+                .post(url)
+                .header("X-Parse-Application-Id", &keys.app_id)
+                .header("Content-Type", "application/json")
+                .body(self.next_body().unwrap_or_default()),
         }
     }
 }

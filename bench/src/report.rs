@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::PARSE_REFERENCE;
+use crate::reference;
 
 fn fmt_num(value: &Value) -> String {
     match value.as_f64() {
@@ -34,7 +34,7 @@ pub fn markdown(text: &str) -> String {
     if labels.len() == 2 {
         out.push_str(&format!(" {} ÷ {} |", labels[0], labels[1]));
     }
-    out.push_str(" Parse 9.10 reference (RESULTS.md) |\n|---|---|");
+    out.push_str(" Parse 9.10 reference (RESULTS.md; log-in: the issue) |\n|---|---|");
     for _ in 0..labels.len() + usize::from(labels.len() == 2) + 1 {
         out.push_str("---|");
     }
@@ -99,10 +99,19 @@ pub fn markdown(text: &str) -> String {
                 _ => out.push_str(" – |"),
             }
         }
-        match PARSE_REFERENCE.iter().find(|(name, ..)| *name == scenario) {
-            Some((_, lo, hi, p99_lo, p99_hi)) if connections == 50 => {
-                out.push_str(&format!(" {lo:.0}–{hi:.0} (p99 {p99_lo:.0}–{p99_hi:.0}) |"))
+        match reference(&scenario) {
+            Some(reference) if connections == 50 => {
+                let (lo, hi) = reference.rps;
+                let p99 = match reference.p99_ms {
+                    Some((p99_lo, p99_hi)) => format!("p99 {p99_lo:.0}–{p99_hi:.0}"),
+                    None => "p99 unknown".to_owned(),
+                };
+                out.push_str(&format!(
+                    " {lo:.0}–{hi:.0} ({p99}); goal ≥ {:.0} req/s |",
+                    reference.goal_factor * hi
+                ))
             }
+            _ if scenario == "history_during_log_ins" => out.push_str(" – (goal: p99 < 50 ms) |"),
             _ => out.push_str(" – |"),
         }
         out.push('\n');

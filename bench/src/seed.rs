@@ -19,10 +19,24 @@ pub async fn api(
     url: &str,
     body: Option<&Value>,
 ) -> anyhow::Result<(u16, Value)> {
+    api_as(client, keys, true, method, url, body).await
+}
+
+/// A JSON request, with the master key if `master`; returns the status and the decoded body.
+pub async fn api_as(
+    client: &Client,
+    keys: &Keys,
+    master: bool,
+    method: Method,
+    url: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(u16, Value)> {
     let mut request = client
         .request(method.clone(), url)
-        .header("X-Parse-Application-Id", &keys.app_id)
-        .header("X-Parse-Master-Key", &keys.master_key);
+        .header("X-Parse-Application-Id", &keys.app_id);
+    if master {
+        request = request.header("X-Parse-Master-Key", &keys.master_key);
+    }
     if let Some(body) = body {
         request = request.json(body);
     }
@@ -99,6 +113,9 @@ pub struct Seeded {
     /// A session that receives the messages of the create scenario.
     pub write_session: String,
     pub user_id: Option<String>,
+    /// The seeded user's credentials (log-in scenarios); the user exists only if `user_id` is set.
+    pub username: String,
+    pub password: String,
     /// Every seeded message id.
     pub message_ids: Vec<String>,
     pub report: Value,
@@ -161,12 +178,13 @@ pub async fn seed(
 
     // One user: owner and participant of every session, sender of every message.
     let username = format!("bench_{}", std::process::id());
+    let password = "bench-pass-1".to_owned();
     let user_id = match api(
         client,
         keys,
         Method::POST,
         &format!("{base}/users"),
-        Some(&json!({ "username": username, "password": "bench-pass-1" })),
+        Some(&json!({ "username": username, "password": password })),
     )
     .await
     {
@@ -329,6 +347,8 @@ pub async fn seed(
         history_session,
         write_session,
         user_id,
+        username,
+        password,
         message_ids,
         report,
     })
