@@ -46,3 +46,6 @@ mod account_mail;
 
 #[path = "api/users.rs"]
 mod users;
+
+#[path = "api/matrix.rs"]
+mod matrix;

@@ -139,7 +139,10 @@ async fn answer(
         peer.ip(),
     )?;
     let mut credentials = credentials;
-    if matches!(Route::resolve(&request.method, &request.path), Some(Route::LogIn)) {
+    if matches!(
+        Route::resolve(&request.method, &request.path),
+        Some(Route::LogIn)
+    ) {
         // A stale token must not stop a log-in (§1.2 step 5).
         credentials.session_token = None;
     }

@@ -158,7 +158,27 @@ impl Operations {
         }
         let protected = ProtectedFields::for_reader(&schema, auth);
         if let Some(protected) = &protected {
-            refuse_queries_on_hidden(&schema, &request.where_json, &protected.always_hidden())?;
+            let hidden = protected.always_hidden();
+            refuse_queries_on_hidden(&schema, &request.where_json, &hidden)?;
+            // Sorting by a hidden field would leak its order: refuse it like a query on it.
+            let sorted_fields = request.order.iter().flat_map(|order| order.split(','));
+            for key in sorted_fields {
+                let field = key
+                    .trim()
+                    .trim_start_matches('-')
+                    .split('.')
+                    .next()
+                    .unwrap_or_default();
+                if hidden.contains(field) {
+                    return Err(OpError::parse(
+                        Code::OperationForbidden,
+                        format!(
+                            "This user is not allowed to query {field} on class {}",
+                            schema.class_name
+                        ),
+                    ));
+                }
+            }
         }
         let context = CallerQueryContext {
             operations: self,

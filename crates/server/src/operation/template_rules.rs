@@ -1,10 +1,38 @@
-//! Built-in rules of the AI chat template (parse-protocol.md §14) that shape objects as they
-//! are written. Access rules of the template live in its CLPs; this module only fills values.
+//! Built-in rules of the AI chat template (parse-protocol.md §14, issue 3 "The chat
+//! template's rules"), applied to the template classes by name when they are written.
+//!
+//! The template's CLPs say who may touch a class at all; these rules say what a write may
+//! contain and set the values and ACLs the server owns:
+//!
+//! - `_User.role` is set or changed only by the master key or an admin (`role: "admin"`).
+//! - `ChatSession`: the creator becomes `owner` and a participant; the ACL is owner
+//!   read+write, each participant read; listed `personas` must be readable by the owner.
+//!   When `participants` change, the session's ACL and those of its Messages and Context
+//!   objects follow, in the same transaction ([`Operations::template_follow_ups`]).
+//! - `Message`: created only by a participant of its session, with `sender` = the caller
+//!   and `role: "user"`; ACL: read for the session's members, write for the sender only;
+//!   `session`, `sender`, `role` and `ACL` cannot be changed afterwards.
+//! - `Context`: created only by a participant of its session; ACL read+write for the
+//!   session's members; `session`, `sessionId` and `ACL` cannot be changed afterwards.
+//! - `Persona`: `owner` defaults to the creator; the default ACL is public read, owner write.
+//!
+//! The master key (the server, the operator) bypasses every rule here. A refusal is `119`;
+//! a session that does not exist and one the caller cannot read are refused alike.
 
-use parlor_core::object::Object;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use parlor_core::object::{Acl, Object, Permission};
+use parlor_core::ops::{FieldOp, FieldUpdate, apply_at_path};
+use parlor_core::query::{Cond, FieldRef, Filter, FindQuery, Operand};
 use parlor_core::schema::{ClassSchema, FieldType};
-use parlor_core::value::date_value;
-use serde_json::{Map, Value};
+use parlor_core::value::{as_pointer, date_value};
+use parlor_core::{Code, Error};
+use parlor_store::Write;
+use serde_json::{Map, Value, json};
+
+use super::access::{ClassOperation, check_class_permission, read_filter, write_filter};
+use super::{Auth, OpError, OpResult, Operations};
 
 /// Fills template values on a new object; what it fills is also returned, for the response.
 pub fn on_create(schema: &ClassSchema, object: &mut Object) -> Map<String, Value> {
@@ -23,4 +51,701 @@ pub fn on_create(schema: &ClassSchema, object: &mut Object) -> Map<String, Value
         filled.insert("timestamp".to_owned(), timestamp);
     }
     filled
+}
+
+fn forbidden(message: impl Into<std::borrow::Cow<'static, str>>) -> OpError {
+    Error::forbidden(message).into()
+}
+
+fn not_a_participant() -> OpError {
+    forbidden("Permission denied: the caller is not a participant of this session.")
+}
+
+fn pointer(class_name: &str, object_id: &str) -> Value {
+    json!({"__type": "Pointer", "className": class_name, "objectId": object_id})
+}
+
+/// The objectId of a pointer to `class_name` (`None` for anything else, null included).
+fn pointer_id<'a>(value: Option<&'a Value>, class_name: &str) -> Option<&'a str> {
+    let (target, object_id) = as_pointer(value?)?;
+    (target == class_name).then_some(object_id)
+}
+
+fn is_unset(value: Option<&Value>) -> bool {
+    value.is_none_or(Value::is_null)
+}
+
+/// The user ids of a `participants` value a client wrote: an array of `_User` pointers.
+fn participant_ids(value: Option<&Value>) -> OpResult<Vec<String>> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(participants_type_error()),
+    };
+    let mut ids: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let id = pointer_id(Some(item), "_User").ok_or_else(participants_type_error)?;
+        if !ids.iter().any(|known| known == id) {
+            ids.push(id.to_owned());
+        }
+    }
+    Ok(ids)
+}
+
+fn participants_type_error() -> OpError {
+    OpError::parse(
+        Code::IncorrectType,
+        "participants must be an array of _User pointers",
+    )
+}
+
+/// Who belongs to a session: its owner and its participants.
+#[derive(Debug, Clone, Default)]
+struct Members {
+    owner: Option<String>,
+    participants: Vec<String>,
+}
+
+impl Members {
+    /// The members of a stored session (items that are not `_User` pointers are ignored).
+    fn of(session: &Object) -> Members {
+        let participants = match session.fields.get("participants") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|item| pointer_id(Some(item), "_User"))
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        };
+        Members {
+            owner: pointer_id(session.fields.get("owner"), "_User").map(str::to_owned),
+            participants,
+        }
+    }
+
+    fn includes(&self, user_id: &str) -> bool {
+        self.owner.as_deref() == Some(user_id) || self.participants.iter().any(|p| p == user_id)
+    }
+
+    /// The owner and the participants, each once.
+    fn everyone(&self) -> BTreeSet<&str> {
+        self.owner
+            .iter()
+            .chain(&self.participants)
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// A ChatSession's ACL: owner read+write, each participant read.
+    fn session_acl(&self) -> Acl {
+        let mut acl = self.acl(false);
+        if let Some(owner) = &self.owner {
+            acl.entries.insert(
+                owner.clone(),
+                Permission {
+                    read: true,
+                    write: true,
+                },
+            );
+        }
+        acl
+    }
+
+    /// A Message's ACL: read for every member, write for its sender only.
+    fn message_acl(&self, sender: Option<&str>) -> Acl {
+        let mut acl = self.acl(false);
+        if let Some(sender) = sender {
+            acl.entries.entry(sender.to_owned()).or_default().write = true;
+        }
+        acl
+    }
+
+    /// A Context's ACL: read+write for every member.
+    fn context_acl(&self) -> Acl {
+        self.acl(true)
+    }
+
+    fn acl(&self, write: bool) -> Acl {
+        let mut acl = Acl::default();
+        for member in self.everyone() {
+            acl.entries
+                .insert(member.to_owned(), Permission { read: true, write });
+        }
+        acl
+    }
+}
+
+fn field_ref(schema: &ClassSchema, field: &str) -> FieldRef {
+    FieldRef {
+        field: field.to_owned(),
+        path: Vec::new(),
+        field_type: match field {
+            "objectId" => Some(FieldType::String),
+            _ => schema.field_type(field).cloned(),
+        },
+    }
+}
+
+fn equals(schema: &ClassSchema, field: &str, value: Operand) -> Filter {
+    Filter::Cond {
+        field: field_ref(schema, field),
+        cond: Cond::Eq(value),
+    }
+}
+
+fn id_is(schema: &ClassSchema, object_id: &str) -> Filter {
+    equals(schema, "objectId", Operand::String(object_id.to_owned()))
+}
+
+fn touches(updates: &[FieldUpdate], field: &str) -> bool {
+    updates.iter().any(|update| update.field == field)
+}
+
+impl Operations {
+    /// The template's rules for a create (called by `plan_create` once the object is
+    /// built); what it fills is returned for the response.
+    pub(super) async fn template_create(
+        &self,
+        auth: &Auth,
+        schema: &ClassSchema,
+        body: &Map<String, Value>,
+        object: &mut Object,
+    ) -> OpResult<Map<String, Value>> {
+        if auth.master {
+            return Ok(Map::new());
+        }
+        let rules = Rules { ops: self };
+        match schema.class_name.as_str() {
+            "_User" => {
+                if body.contains_key("role") {
+                    rules.check_role_change(auth).await?;
+                }
+                Ok(Map::new())
+            }
+            "ChatSession" => rules.create_session(auth, object).await,
+            "Message" => rules.create_message(auth, object).await,
+            "Context" => rules.create_context(auth, object).await,
+            "Persona" => create_persona(auth, object),
+            _ => Ok(Map::new()),
+        }
+    }
+
+    /// The template's rules for an update (called by `plan_update` with the planned field
+    /// updates, which it may rewrite: a ChatSession's participants and ACL).
+    pub(super) async fn template_update(
+        &self,
+        auth: &Auth,
+        schema: &ClassSchema,
+        object_id: &str,
+        updates: &mut Vec<FieldUpdate>,
+    ) -> OpResult<()> {
+        if auth.master {
+            return Ok(());
+        }
+        let rules = Rules { ops: self };
+        match schema.class_name.as_str() {
+            "_User" if touches(updates, "role") => rules.check_role_change(auth).await,
+            "ChatSession" => rules.update_session(auth, schema, object_id, updates).await,
+            "Message" => {
+                rules
+                    .keep_fields(
+                        auth,
+                        schema,
+                        object_id,
+                        updates,
+                        &["session", "sender", "role", "ACL"],
+                    )
+                    .await
+            }
+            "Context" => {
+                rules
+                    .keep_fields(
+                        auth,
+                        schema,
+                        object_id,
+                        updates,
+                        &["session", "sessionId", "ACL"],
+                    )
+                    .await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds to `writes` what the template's rules make follow in the same transaction: when
+    /// a ChatSession's participants were set together with its ACL (what
+    /// [`Operations::template_update`] plans), the ACLs of its Messages and Context objects.
+    pub(super) async fn template_follow_ups(&self, mut writes: Vec<Write>) -> OpResult<Vec<Write>> {
+        let rules = Rules { ops: self };
+        let mut follow_ups = Vec::new();
+        for write in &writes {
+            let Write::Update {
+                schema,
+                object_id,
+                updates,
+                updated_at,
+                ..
+            } = write
+            else {
+                continue;
+            };
+            let sets = |field: &str| {
+                updates.iter().find_map(|update| match &update.op {
+                    FieldOp::Set(value) if update.field == field && update.path.is_empty() => {
+                        Some(value)
+                    }
+                    _ => None,
+                })
+            };
+            if schema.class_name != "ChatSession" || sets("ACL").is_none() {
+                continue;
+            }
+            let Some(participants) = sets("participants") else {
+                continue;
+            };
+            let Some(session) = rules.load_one(schema, id_is(schema, object_id)).await? else {
+                continue;
+            };
+            let members = Members {
+                participants: participant_ids(Some(participants)).unwrap_or_default(),
+                ..Members::of(&session)
+            };
+            follow_ups.extend(
+                rules
+                    .follow_ups_for(object_id, &members, updated_at)
+                    .await?,
+            );
+        }
+        writes.extend(follow_ups);
+        Ok(writes)
+    }
+}
+
+/// The rules' helpers, apart from [`Operations`]' own methods.
+struct Rules<'a> {
+    ops: &'a Operations,
+}
+
+impl Rules<'_> {
+    fn template_schema(&self, class_name: &str) -> OpResult<Arc<ClassSchema>> {
+        self.ops
+            .schemas
+            .get(class_name)
+            .ok_or_else(|| OpError::Parse(Error::internal()))
+    }
+
+    /// The first object of `schema` matching `filter`, read by the server itself.
+    async fn load_one(&self, schema: &ClassSchema, filter: Filter) -> OpResult<Option<Object>> {
+        let query = FindQuery {
+            limit: Some(1),
+            ..FindQuery::filter(filter)
+        };
+        Ok(self.ops.store.find(schema, &query).await?.pop())
+    }
+
+    /// Whether the caller is an admin: a user whose own `_User.role` is `"admin"`.
+    async fn caller_is_admin(&self, auth: &Auth) -> OpResult<bool> {
+        let Some(user_id) = &auth.user_id else {
+            return Ok(false);
+        };
+        let users = self.template_schema("_User")?;
+        let user = self.load_one(&users, id_is(&users, user_id)).await?;
+        Ok(user.is_some_and(|user| user.fields.get("role") == Some(&json!("admin"))))
+    }
+
+    async fn check_role_change(&self, auth: &Auth) -> OpResult<()> {
+        if self.caller_is_admin(auth).await? {
+            return Ok(());
+        }
+        Err(forbidden(
+            "Only an admin or the master key may set the role of a user.",
+        ))
+    }
+
+    /// The members of the session `session_id` if the caller may read it and belongs to
+    /// it; otherwise `119`, the same whether the session exists or not.
+    async fn members_for(&self, auth: &Auth, session_id: &str) -> OpResult<Members> {
+        let user_id = auth.user_id.as_deref().ok_or_else(not_a_participant)?;
+        let sessions = self.template_schema("ChatSession")?;
+        let clp = check_class_permission(&sessions, ClassOperation::Get, auth)
+            .map_err(|_| not_a_participant())?;
+        let filter = id_is(&sessions, session_id).and(clp).and(read_filter(auth));
+        let session = self
+            .load_one(&sessions, filter)
+            .await?
+            .ok_or_else(not_a_participant)?;
+        let members = Members::of(&session);
+        if members.includes(user_id) {
+            Ok(members)
+        } else {
+            Err(not_a_participant())
+        }
+    }
+
+    /// The credentials of a session's owner, for "personas its owner can read".
+    async fn owner_auth(&self, auth: &Auth, owner: Option<&str>) -> OpResult<Auth> {
+        match owner {
+            Some(owner) if auth.user_id.as_deref() != Some(owner) => Ok(Auth {
+                user_id: Some(owner.to_owned()),
+                roles: self.ops.roles_of(owner).await?,
+                ..Auth::default()
+            }),
+            _ => Ok(auth.clone()),
+        }
+    }
+
+    /// Every item must be a pointer to a Persona that `reader` may find.
+    async fn check_personas(&self, reader: &Auth, items: &[Value]) -> OpResult<()> {
+        let refused = || forbidden("A session can only list personas its owner can read.");
+        let mut ids = BTreeSet::new();
+        for item in items {
+            ids.insert(pointer_id(Some(item), "Persona").ok_or_else(refused)?);
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let personas = self.template_schema("Persona")?;
+        let clp = check_class_permission(&personas, ClassOperation::Find, reader)
+            .map_err(|_| refused())?;
+        let filter = Filter::Cond {
+            field: field_ref(&personas, "objectId"),
+            cond: Cond::In(
+                ids.iter()
+                    .map(|id| Operand::String((*id).to_owned()))
+                    .collect(),
+            ),
+        }
+        .and(clp)
+        .and(read_filter(reader));
+        let query = FindQuery {
+            keys: Some(Vec::new()),
+            ..FindQuery::filter(filter)
+        };
+        let readable = self.ops.store.find(&personas, &query).await?.len();
+        if readable == ids.len() {
+            Ok(())
+        } else {
+            Err(refused())
+        }
+    }
+
+    async fn create_session(
+        &self,
+        auth: &Auth,
+        object: &mut Object,
+    ) -> OpResult<Map<String, Value>> {
+        let user_id = auth
+            .user_id
+            .clone()
+            .ok_or_else(|| forbidden("Creating a ChatSession needs a logged-in user."))?;
+        let owner = object.fields.get("owner");
+        if !is_unset(owner) && pointer_id(owner, "_User") != Some(user_id.as_str()) {
+            return Err(forbidden("The owner of a new ChatSession is its creator."));
+        }
+        let mut participants = participant_ids(object.fields.get("participants"))?;
+        if !participants.contains(&user_id) {
+            participants.push(user_id.clone());
+        }
+        if let Some(Value::Array(personas)) = object.fields.get("personas") {
+            self.check_personas(auth, personas).await?;
+        }
+        let members = Members {
+            owner: Some(user_id.clone()),
+            participants,
+        };
+        let mut filled = Map::new();
+        filled.insert("owner".into(), pointer("_User", &user_id));
+        filled.insert(
+            "participants".into(),
+            members
+                .participants
+                .iter()
+                .map(|id| pointer("_User", id))
+                .collect(),
+        );
+        let acl = members.session_acl();
+        filled.insert("ACL".into(), acl.to_json());
+        object.acl = Some(acl);
+        for (key, value) in &filled {
+            if key != "ACL" {
+                object.fields.insert(key.clone(), value.clone());
+            }
+        }
+        Ok(filled)
+    }
+
+    async fn create_message(
+        &self,
+        auth: &Auth,
+        object: &mut Object,
+    ) -> OpResult<Map<String, Value>> {
+        let user_id = auth.user_id.clone().ok_or_else(not_a_participant)?;
+        let session_id = pointer_id(object.fields.get("session"), "ChatSession")
+            .ok_or_else(not_a_participant)?
+            .to_owned();
+        let members = self.members_for(auth, &session_id).await?;
+        let sender = object.fields.get("sender");
+        if !is_unset(sender) && pointer_id(sender, "_User") != Some(user_id.as_str()) {
+            return Err(forbidden("The sender of a Message must be the caller."));
+        }
+        let role = object.fields.get("role");
+        if !is_unset(role) && role != Some(&json!("user")) {
+            return Err(forbidden(
+                "Only the server may create assistant or system messages.",
+            ));
+        }
+        let mut filled = Map::new();
+        let sender = pointer("_User", &user_id);
+        object.fields.insert("sender".into(), sender.clone());
+        filled.insert("sender".into(), sender);
+        let acl = members.message_acl(Some(&user_id));
+        filled.insert("ACL".into(), acl.to_json());
+        object.acl = Some(acl);
+        Ok(filled)
+    }
+
+    async fn create_context(
+        &self,
+        auth: &Auth,
+        object: &mut Object,
+    ) -> OpResult<Map<String, Value>> {
+        let session_id = pointer_id(object.fields.get("session"), "ChatSession");
+        let given_id = object.fields.get("sessionId").and_then(Value::as_str);
+        if let (Some(session_id), Some(given_id)) = (session_id, given_id)
+            && session_id != given_id
+        {
+            return Err(OpError::parse(
+                Code::ValidationError,
+                "sessionId must be the objectId of session",
+            ));
+        }
+        let session_id = session_id
+            .or(given_id)
+            .ok_or_else(not_a_participant)?
+            .to_owned();
+        let members = self.members_for(auth, &session_id).await?;
+        let mut filled = Map::new();
+        if is_unset(object.fields.get("session")) {
+            let session = pointer("ChatSession", &session_id);
+            object.fields.insert("session".into(), session.clone());
+            filled.insert("session".into(), session);
+        }
+        let acl = members.context_acl();
+        filled.insert("ACL".into(), acl.to_json());
+        object.acl = Some(acl);
+        Ok(filled)
+    }
+
+    /// The object as it stands if the caller may update it; `None` lets the write's own
+    /// guard answer `101`, so no rule here reveals an object the caller cannot write.
+    async fn writable(
+        &self,
+        auth: &Auth,
+        schema: &ClassSchema,
+        object_id: &str,
+    ) -> OpResult<Option<Object>> {
+        let Ok(clp) = check_class_permission(schema, ClassOperation::Update, auth) else {
+            return Ok(None);
+        };
+        let filter = id_is(schema, object_id).and(clp).and(write_filter(auth));
+        self.load_one(schema, filter).await
+    }
+
+    /// Refuses (`119`) an update that would change one of `fields`.
+    async fn keep_fields(
+        &self,
+        auth: &Auth,
+        schema: &ClassSchema,
+        object_id: &str,
+        updates: &[FieldUpdate],
+        fields: &[&str],
+    ) -> OpResult<()> {
+        if !fields.iter().any(|field| touches(updates, field)) {
+            return Ok(());
+        }
+        let Some(current) = self.writable(auth, schema, object_id).await? else {
+            return Ok(());
+        };
+        for update in updates {
+            if !fields.contains(&update.field.as_str()) {
+                continue;
+            }
+            let before = current.get(&update.field);
+            let after = apply_at_path(before.as_ref(), &update.path, &update.op)?;
+            if after.filter(|value| !value.is_null()) != before.filter(|value| !value.is_null()) {
+                return Err(forbidden(format!(
+                    "{} of a {} cannot be changed.",
+                    update.field, schema.class_name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn update_session(
+        &self,
+        auth: &Auth,
+        schema: &ClassSchema,
+        object_id: &str,
+        updates: &mut Vec<FieldUpdate>,
+    ) -> OpResult<()> {
+        let relevant = ["owner", "participants", "personas", "ACL"];
+        if !relevant.iter().any(|field| touches(updates, field)) {
+            return Ok(());
+        }
+        let Some(current) = self.writable(auth, schema, object_id).await? else {
+            return Ok(());
+        };
+        let mut members = Members::of(&current);
+        // The owner stays the owner.
+        let mut owner_value = current.fields.get("owner").cloned();
+        for update in updates.iter().filter(|update| update.field == "owner") {
+            owner_value = apply_at_path(owner_value.as_ref(), &update.path, &update.op)?;
+        }
+        if pointer_id(owner_value.as_ref(), "_User") != members.owner.as_deref() {
+            return Err(forbidden("The owner of a ChatSession cannot be changed."));
+        }
+        // Added personas must be readable by the owner.
+        let added: Vec<Value> = updates
+            .iter()
+            .filter(|update| update.field == "personas")
+            .flat_map(|update| match &update.op {
+                FieldOp::Set(Value::Array(items))
+                | FieldOp::Add(items)
+                | FieldOp::AddUnique(items) => items.clone(),
+                FieldOp::Set(value) if !value.is_null() => vec![value.clone()],
+                _ => Vec::new(),
+            })
+            .collect();
+        if !added.is_empty() {
+            let reader = self.owner_auth(auth, members.owner.as_deref()).await?;
+            self.check_personas(&reader, &added).await?;
+        }
+        // Participants: the ops become one Set of the resulting list, so that the list and
+        // the ACLs computed from it agree; the client's ACL gives way to the computed one.
+        let participants_changed = touches(updates, "participants");
+        if participants_changed {
+            let mut value = current.fields.get("participants").cloned();
+            for update in updates
+                .iter()
+                .filter(|update| update.field == "participants")
+            {
+                value = apply_at_path(value.as_ref(), &update.path, &update.op)?;
+            }
+            members.participants = participant_ids(value.as_ref())?;
+        }
+        if participants_changed || touches(updates, "ACL") {
+            updates.retain(|update| update.field != "participants" && update.field != "ACL");
+            if participants_changed {
+                updates.push(FieldUpdate {
+                    field: "participants".to_owned(),
+                    path: Vec::new(),
+                    op: FieldOp::Set(
+                        members
+                            .participants
+                            .iter()
+                            .map(|id| pointer("_User", id))
+                            .collect(),
+                    ),
+                });
+            }
+            updates.push(FieldUpdate {
+                field: "ACL".to_owned(),
+                path: Vec::new(),
+                op: FieldOp::Set(members.session_acl().to_json()),
+            });
+        }
+        Ok(())
+    }
+
+    async fn follow_ups_for(
+        &self,
+        session_id: &str,
+        members: &Members,
+        updated_at: &str,
+    ) -> OpResult<Vec<Write>> {
+        let session = Operand::Pointer {
+            class_name: "ChatSession".to_owned(),
+            object_id: session_id.to_owned(),
+        };
+        let set_acl = |schema: &Arc<ClassSchema>, object_id: String, acl: Acl| Write::Update {
+            schema: schema.clone(),
+            object_id,
+            guard: Filter::True,
+            updates: vec![FieldUpdate {
+                field: "ACL".to_owned(),
+                path: Vec::new(),
+                op: FieldOp::Set(acl.to_json()),
+            }],
+            updated_at: updated_at.to_owned(),
+        };
+        let mut writes = Vec::new();
+        if let Some(messages) = self.ops.schemas.get("Message") {
+            let query = FindQuery {
+                keys: Some(vec!["sender".to_owned()]),
+                ..FindQuery::filter(equals(&messages, "session", session.clone()))
+            };
+            for message in self.ops.store.find(&messages, &query).await? {
+                let sender = pointer_id(message.fields.get("sender"), "_User");
+                let acl = members.message_acl(sender);
+                writes.push(set_acl(&messages, message.object_id, acl));
+            }
+        }
+        if let Some(contexts) = self.ops.schemas.get("Context") {
+            let filter = Filter::Or(vec![
+                equals(&contexts, "session", session),
+                equals(
+                    &contexts,
+                    "sessionId",
+                    Operand::String(session_id.to_owned()),
+                ),
+            ]);
+            let query = FindQuery {
+                keys: Some(Vec::new()),
+                ..FindQuery::filter(filter)
+            };
+            for context in self.ops.store.find(&contexts, &query).await? {
+                writes.push(set_acl(&contexts, context.object_id, members.context_acl()));
+            }
+        }
+        Ok(writes)
+    }
+}
+
+/// A Persona made by a user: `owner` is the creator (another owner is refused); without an
+/// ACL of its own it is public read, owner write.
+fn create_persona(auth: &Auth, object: &mut Object) -> OpResult<Map<String, Value>> {
+    let mut filled = Map::new();
+    if let Some(user_id) = &auth.user_id {
+        let owner = object.fields.get("owner");
+        if is_unset(owner) {
+            let owner = pointer("_User", user_id);
+            object.fields.insert("owner".into(), owner.clone());
+            filled.insert("owner".into(), owner);
+        } else if pointer_id(owner, "_User") != Some(user_id.as_str()) {
+            return Err(forbidden("The owner of a new Persona is its creator."));
+        }
+    }
+    if object.acl.is_none() {
+        let mut acl = Acl::default();
+        acl.entries.insert(
+            "*".to_owned(),
+            Permission {
+                read: true,
+                write: false,
+            },
+        );
+        if let Some(owner) = pointer_id(object.fields.get("owner"), "_User") {
+            acl.entries.insert(
+                owner.to_owned(),
+                Permission {
+                    read: true,
+                    write: true,
+                },
+            );
+        }
+        filled.insert("ACL".into(), acl.to_json());
+        object.acl = Some(acl);
+    }
+    Ok(filled)
 }

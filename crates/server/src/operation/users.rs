@@ -414,7 +414,15 @@ impl Operations {
                 )
                 .await?;
             let user_id = user.object_id.clone();
-            self.commit(vec![session]).await?;
+            let mut plans = match auth.installation_id.as_deref() {
+                Some(installation_id) => {
+                    self.plan_end_sessions(&user_id, Some(installation_id))
+                        .await?
+                }
+                None => Vec::new(),
+            };
+            plans.push(session);
+            self.commit(plans).await?;
             let mut rendered = self.render_self(&users, user, &user_id).await?;
             rendered.insert("sessionToken".into(), token.into());
             return Ok(WriteResponse {
@@ -546,7 +554,15 @@ impl Operations {
             return Err(invalid_login());
         }
         let user_id = user.object_id.clone();
-        let mut plans = self.plan_end_sessions(&user_id, installation_id).await?;
+        // A new log-in from the same installation replaces that installation's session; other
+        // devices (and clients that send no installation id) keep theirs (§5.3).
+        let mut plans = match installation_id {
+            Some(installation_id) => {
+                self.plan_end_sessions(&user_id, Some(installation_id))
+                    .await?
+            }
+            None => Vec::new(),
+        };
         let mut resets = Vec::new();
         if user
             .fields

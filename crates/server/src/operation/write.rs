@@ -212,7 +212,12 @@ fn check_user_fields(class_name: &str, auth: &Auth, updates: &[FieldUpdate]) -> 
 
 /// A session belongs to the server: clients may not attach an ACL or move it to another
 /// user, installation or token (§5.7).
-fn check_session_fields(class_name: &str, auth: &Auth, updates: &[FieldUpdate], sets_acl: bool) -> Result<(), Error> {
+fn check_session_fields(
+    class_name: &str,
+    auth: &Auth,
+    updates: &[FieldUpdate],
+    sets_acl: bool,
+) -> Result<(), Error> {
     if class_name != "_Session" || auth.master {
         return Ok(());
     }
@@ -220,8 +225,14 @@ fn check_session_fields(class_name: &str, auth: &Auth, updates: &[FieldUpdate], 
         return Err(Error::invalid_key_name("Cannot set ACL on a Session."));
     }
     for update in updates {
-        if matches!(update.field.as_str(), "user" | "installationId" | "sessionToken" | "createdWith" | "expiresAt") {
-            return Err(Error::invalid_key_name(format!("Cannot modify {} of a Session.", update.field)));
+        if matches!(
+            update.field.as_str(),
+            "user" | "installationId" | "sessionToken" | "createdWith" | "expiresAt"
+        ) {
+            return Err(Error::invalid_key_name(format!(
+                "Cannot modify {} of a Session.",
+                update.field
+            )));
         }
     }
     Ok(())
@@ -330,6 +341,10 @@ impl Operations {
             fields,
         };
         extra.extend(template_rules::on_create(&schema, &mut object));
+        extra.extend(
+            self.template_create(auth, &schema, body, &mut object)
+                .await?,
+        );
         let echoed = parsed
             .updates
             .iter()
@@ -412,6 +427,8 @@ impl Operations {
             .filter(|update| update.echoes_result())
             .cloned()
             .collect();
+        self.template_update(auth, &schema, object_id, &mut updates)
+            .await?;
         let guard = clp_filter.and(write_filter(auth));
         let write = Write::Update {
             schema,
@@ -457,6 +474,7 @@ impl Operations {
     /// Commits planned writes in one transaction and builds each one's response.
     pub async fn commit(&self, planned: Vec<PlannedWrite>) -> OpResult<Vec<WriteResponse>> {
         let writes: Vec<Write> = planned.iter().map(|plan| plan.write.clone()).collect();
+        let writes = self.template_follow_ups(writes).await?;
         let outcomes = self.store.write(writes).await?;
         Ok(planned
             .into_iter()

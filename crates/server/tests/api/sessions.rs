@@ -145,9 +145,12 @@ async fn user_acls_follow_the_session() {
 #[tokio::test]
 async fn requires_authentication_admits_sessions() {
     let server = TestServer::new().await;
-    let (_, token) = login(&server, "carol", 24).await;
+    let (carol, token) = login(&server, "carol", 24).await;
     let session = server
-        .create("ChatSession", json!({"participants": []}))
+        .create(
+            "ChatSession",
+            json!({"participants": [pointer("_User", &carol)]}),
+        )
         .await;
     let body = json!({"content": "hi", "session": pointer("ChatSession", &session)});
     let public = server

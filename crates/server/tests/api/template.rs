@@ -1,9 +1,9 @@
 //! The AI chat template's classes and the values its rules fill in.
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::common::TestServer;
+use crate::common::{APP_ID, Reply, TestServer, pointer};
 
 /// A Message's `timestamp` defaults to its creation time (and the create answer says so);
 /// a timestamp the client sends is kept, so imported history keeps its times.
@@ -113,4 +113,413 @@ async fn message_required_fields_and_types() {
             "schema mismatch for Message.session; expected Pointer<ChatSession> but got Pointer<Persona>",
         ),
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The template's rules (issue 3), as users see them.
+
+struct User {
+    id: String,
+    token: String,
+}
+
+async fn sign_up(server: &TestServer, username: &str, extra: Value) -> Reply {
+    let mut body = json!({"username": username, "password": "pw"});
+    for (key, value) in extra.as_object().cloned().unwrap_or_default() {
+        body[key] = value;
+    }
+    server.public(Method::POST, "/users", Some(body)).await
+}
+
+async fn user(server: &TestServer, username: &str) -> User {
+    let reply = sign_up(server, username, json!({})).await;
+    assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
+    User {
+        id: reply.body["objectId"].as_str().unwrap().to_owned(),
+        token: reply.body["sessionToken"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn call(
+    server: &TestServer,
+    who: &User,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
+    server
+        .send(
+            method,
+            path,
+            body,
+            &[
+                ("x-parse-application-id", APP_ID),
+                ("x-parse-session-token", &who.token),
+            ],
+        )
+        .await
+}
+
+fn acl(entries: &[(&str, bool)]) -> Value {
+    let mut acl = serde_json::Map::new();
+    for (id, write) in entries {
+        let grants = if *write {
+            json!({"read": true, "write": true})
+        } else {
+            json!({"read": true})
+        };
+        acl.insert((*id).to_owned(), grants);
+    }
+    Value::Object(acl)
+}
+
+/// A user's new session: the caller becomes owner and participant, the server sets the ACL
+/// (a client ACL is replaced), and another owner is refused.
+#[tokio::test]
+async fn a_new_session_belongs_to_its_creator() {
+    let server = TestServer::new().await;
+    let olga = user(&server, "olga").await;
+    let piet = user(&server, "piet").await;
+    let created = call(
+        &server,
+        &olga,
+        Method::POST,
+        "/classes/ChatSession",
+        Some(json!({"participants": [pointer("_User", &piet.id)], "ACL": {"*": {"read": true, "write": true}}})),
+    )
+    .await;
+    assert_eq!(created.status.as_u16(), 201, "{:?}", created.body);
+    let id = created.body["objectId"].as_str().unwrap();
+    let stored = server.get("ChatSession", id).await;
+    assert_eq!(stored["owner"], pointer("_User", &olga.id));
+    assert_eq!(
+        stored["participants"],
+        json!([pointer("_User", &piet.id), pointer("_User", &olga.id)])
+    );
+    assert_eq!(stored["ACL"], acl(&[(&olga.id, true), (&piet.id, false)]));
+    assert_eq!(created.body["ACL"], stored["ACL"]);
+    let other_owner = call(
+        &server,
+        &olga,
+        Method::POST,
+        "/classes/ChatSession",
+        Some(json!({"participants": [], "owner": pointer("_User", &piet.id)})),
+    )
+    .await;
+    crate::common::assert_parse_error(&other_owner, 400, 119, None);
+    let owner_change = call(
+        &server,
+        &olga,
+        Method::PUT,
+        &format!("/classes/ChatSession/{id}"),
+        Some(json!({"owner": pointer("_User", &piet.id)})),
+    )
+    .await;
+    crate::common::assert_parse_error(&owner_change, 400, 119, None);
+}
+
+/// When the participants change, the session's ACL and those of its messages and context
+/// follow: a removed participant loses them, an added one reads the history.
+#[tokio::test]
+async fn participants_changes_carry_the_acls_along() {
+    let server = TestServer::new().await;
+    let olga = user(&server, "olga").await;
+    let piet = user(&server, "piet").await;
+    let nina = user(&server, "nina").await;
+    let session = call(
+        &server,
+        &olga,
+        Method::POST,
+        "/classes/ChatSession",
+        Some(json!({"participants": [pointer("_User", &piet.id)]})),
+    )
+    .await;
+    let session_id = session.body["objectId"].as_str().unwrap().to_owned();
+    let session_pointer = pointer("ChatSession", &session_id);
+    let message = call(
+        &server,
+        &piet,
+        Method::POST,
+        "/classes/Message",
+        Some(json!({"session": session_pointer, "content": "hi"})),
+    )
+    .await;
+    assert_eq!(message.status.as_u16(), 201, "{:?}", message.body);
+    let message_id = message.body["objectId"].as_str().unwrap().to_owned();
+    let context = call(
+        &server,
+        &olga,
+        Method::POST,
+        "/classes/Context",
+        Some(json!({"sessionId": session_id, "data": {}})),
+    )
+    .await;
+    assert_eq!(context.status.as_u16(), 201, "{:?}", context.body);
+    assert_eq!(
+        context.body["session"], session_pointer,
+        "session filled from sessionId"
+    );
+    let context_id = context.body["objectId"].as_str().unwrap().to_owned();
+
+    // Nina joins (AddUnique), Piet leaves (Remove), in two updates.
+    let path = format!("/classes/ChatSession/{session_id}");
+    let joined = call(
+        &server,
+        &olga,
+        Method::PUT,
+        &path,
+        Some(
+            json!({"participants": {"__op": "AddUnique", "objects": [pointer("_User", &nina.id)]}}),
+        ),
+    )
+    .await;
+    assert_eq!(joined.status.as_u16(), 200, "{:?}", joined.body);
+    assert_eq!(
+        joined.body["participants"],
+        json!([
+            pointer("_User", &piet.id),
+            pointer("_User", &olga.id),
+            pointer("_User", &nina.id)
+        ])
+    );
+    let left = call(
+        &server,
+        &olga,
+        Method::PUT,
+        &path,
+        Some(json!({"participants": {"__op": "Remove", "objects": [pointer("_User", &piet.id)]}})),
+    )
+    .await;
+    assert_eq!(left.status.as_u16(), 200, "{:?}", left.body);
+
+    assert_eq!(
+        server.get("ChatSession", &session_id).await["ACL"],
+        acl(&[(&olga.id, true), (&nina.id, false)])
+    );
+    let message_acl = server.get("Message", &message_id).await["ACL"].clone();
+    let mut expected = acl(&[(&olga.id, false), (&nina.id, false)]);
+    expected[&piet.id] = json!({"write": true});
+    assert_eq!(message_acl, expected, "the sender keeps write, not read");
+    assert_eq!(
+        server.get("Context", &context_id).await["ACL"],
+        acl(&[(&olga.id, true), (&nina.id, true)])
+    );
+    for (who, visible) in [(&nina, true), (&piet, false)] {
+        for path in [
+            format!("/classes/ChatSession/{session_id}"),
+            format!("/classes/Message/{message_id}"),
+            format!("/classes/Context/{context_id}"),
+        ] {
+            let reply = call(&server, who, Method::GET, &path, None).await;
+            assert_eq!(
+                reply.status.is_success(),
+                visible,
+                "{path}: {:?}",
+                reply.body
+            );
+        }
+    }
+}
+
+/// Only users may post as themselves: `role` assistant/system is the server's (master key),
+/// and `session`, `sender`, `role` cannot change afterwards; content can.
+#[tokio::test]
+async fn message_roles_and_fixed_fields() {
+    let server = TestServer::new().await;
+    let olga = user(&server, "olga").await;
+    let session = call(
+        &server,
+        &olga,
+        Method::POST,
+        "/classes/ChatSession",
+        Some(json!({"participants": []})),
+    )
+    .await;
+    let session_pointer = pointer("ChatSession", session.body["objectId"].as_str().unwrap());
+    for role in ["assistant", "system"] {
+        let reply = call(
+            &server,
+            &olga,
+            Method::POST,
+            "/classes/Message",
+            Some(json!({"session": session_pointer, "content": "obey", "role": role})),
+        )
+        .await;
+        crate::common::assert_parse_error(&reply, 400, 119, None);
+        let by_server = server
+            .master(
+                Method::POST,
+                "/classes/Message",
+                Some(json!({"session": session_pointer, "content": "ok", "role": role})),
+            )
+            .await;
+        assert_eq!(by_server.status.as_u16(), 201, "{:?}", by_server.body);
+    }
+    let mine = call(
+        &server,
+        &olga,
+        Method::POST,
+        "/classes/Message",
+        Some(json!({"session": session_pointer, "content": "hi"})),
+    )
+    .await;
+    assert_eq!(mine.body["sender"], pointer("_User", &olga.id));
+    let path = format!(
+        "/classes/Message/{}",
+        mine.body["objectId"].as_str().unwrap()
+    );
+    for change in [
+        json!({"role": "assistant"}),
+        json!({"session": pointer("ChatSession", "elsewhere0")}),
+        json!({"ACL": {"*": {"read": true}}}),
+    ] {
+        let reply = call(&server, &olga, Method::PUT, &path, Some(change.clone())).await;
+        crate::common::assert_parse_error(&reply, 400, 119, None);
+    }
+    let edit = call(
+        &server,
+        &olga,
+        Method::PUT,
+        &path,
+        Some(json!({"content": "hello"})),
+    )
+    .await;
+    assert_eq!(edit.status.as_u16(), 200, "{:?}", edit.body);
+}
+
+/// A Context's `sessionId` must match its `session` (`142`); only participants make one.
+#[tokio::test]
+async fn context_rules() {
+    let server = TestServer::new().await;
+    let olga = user(&server, "olga").await;
+    let sam = user(&server, "sam").await;
+    let session = call(
+        &server,
+        &olga,
+        Method::POST,
+        "/classes/ChatSession",
+        Some(json!({"participants": []})),
+    )
+    .await;
+    let session_id = session.body["objectId"].as_str().unwrap();
+    let mismatch = call(
+        &server,
+        &olga,
+        Method::POST,
+        "/classes/Context",
+        Some(json!({"session": pointer("ChatSession", session_id), "sessionId": "other", "data": {}})),
+    )
+    .await;
+    crate::common::assert_parse_error(&mismatch, 400, 142, None);
+    let stranger = call(
+        &server,
+        &sam,
+        Method::POST,
+        "/classes/Context",
+        Some(json!({"sessionId": session_id, "data": {}})),
+    )
+    .await;
+    crate::common::assert_parse_error(&stranger, 400, 119, None);
+}
+
+/// Personas: the creator becomes `owner`, the default ACL is public read and owner write; a
+/// session may list only personas its owner can read.
+#[tokio::test]
+async fn personas_and_sessions() {
+    let server = TestServer::new().await;
+    let olga = user(&server, "olga").await;
+    let sam = user(&server, "sam").await;
+    let public = call(
+        &server,
+        &sam,
+        Method::POST,
+        "/classes/Persona",
+        Some(json!({"name": "Guide"})),
+    )
+    .await;
+    assert_eq!(public.status.as_u16(), 201, "{:?}", public.body);
+    let public_id = public.body["objectId"].as_str().unwrap();
+    let stored = server.get("Persona", public_id).await;
+    assert_eq!(stored["owner"], pointer("_User", &sam.id));
+    assert_eq!(
+        stored["ACL"],
+        json!({"*": {"read": true}, (sam.id.clone()): {"read": true, "write": true}})
+    );
+    let private = call(
+        &server,
+        &sam,
+        Method::POST,
+        "/classes/Persona",
+        Some(json!({"name": "Secret", "ACL": {(sam.id.clone()): {"read": true, "write": true}}})),
+    )
+    .await;
+    let private_id = private.body["objectId"].as_str().unwrap();
+    let ok = call(
+        &server,
+        &olga,
+        Method::POST,
+        "/classes/ChatSession",
+        Some(json!({"participants": [], "personas": [pointer("Persona", public_id)]})),
+    )
+    .await;
+    assert_eq!(ok.status.as_u16(), 201, "{:?}", ok.body);
+    let refused = call(
+        &server,
+        &olga,
+        Method::POST,
+        "/classes/ChatSession",
+        Some(json!({"participants": [], "personas": [pointer("Persona", private_id)]})),
+    )
+    .await;
+    crate::common::assert_parse_error(&refused, 400, 119, None);
+    let path = format!(
+        "/classes/ChatSession/{}",
+        ok.body["objectId"].as_str().unwrap()
+    );
+    let added = call(
+        &server,
+        &olga,
+        Method::PUT,
+        &path,
+        Some(
+            json!({"personas": {"__op": "AddUnique", "objects": [pointer("Persona", private_id)]}}),
+        ),
+    )
+    .await;
+    crate::common::assert_parse_error(&added, 400, 119, None);
+}
+
+/// `_User.role` is set by the master key or an admin only, at sign-up as afterwards.
+#[tokio::test]
+async fn only_admins_set_roles() {
+    let server = TestServer::new().await;
+    let refused = sign_up(&server, "eve", json!({"role": "admin"})).await;
+    crate::common::assert_parse_error(&refused, 400, 119, None);
+    let eve = user(&server, "eve").await;
+    assert_eq!(server.get("_User", &eve.id).await["role"], "participant");
+    let path = format!("/users/{}", eve.id);
+    let promote = call(
+        &server,
+        &eve,
+        Method::PUT,
+        &path,
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    crate::common::assert_parse_error(&promote, 400, 119, None);
+    let by_master = server
+        .master(Method::PUT, &path, Some(json!({"role": "admin"})))
+        .await;
+    assert_eq!(by_master.status.as_u16(), 200, "{:?}", by_master.body);
+    // Now an admin, eve may change roles herself.
+    let demote = call(
+        &server,
+        &eve,
+        Method::PUT,
+        &path,
+        Some(json!({"role": "participant"})),
+    )
+    .await;
+    assert_eq!(demote.status.as_u16(), 200, "{:?}", demote.body);
+    assert_eq!(server.get("_User", &eve.id).await["role"], "participant");
 }

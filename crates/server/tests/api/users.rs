@@ -87,6 +87,21 @@ async fn log_in_ok(server: &TestServer, username: &str, password: &str) -> Strin
         .to_owned()
 }
 
+/// A further session for a user through `POST /sessions`; returns its token.
+async fn extra_session(server: &TestServer, token: &str) -> String {
+    let reply = as_user(server, token, Method::POST, "/sessions", Some(json!({}))).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::CREATED,
+        "POST /sessions: {:?}",
+        reply.body
+    );
+    reply.body["sessionToken"]
+        .as_str()
+        .expect("sessionToken")
+        .to_owned()
+}
+
 fn is_session_token(text: &str) -> bool {
     regex::Regex::new(r"^r:[0-9a-f]{32}$")
         .expect("regex")
@@ -375,11 +390,31 @@ async fn log_in_by_username_or_email_with_post_or_get() {
         );
         tokens.push(token.to_owned());
     }
-    // Every log-in made its own session, and every token works.
-    assert_eq!(sessions_of(&server, &alice.id).await.len(), tokens.len());
-    for token in &tokens {
+    let last = tokens.last().unwrap();
+    let me = as_user(&server, last, Method::GET, "/users/me", None).await;
+    assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
+}
+
+/// §5.3: each log-in creates a new `_Session`; only sessions with the *same* installationId
+/// are deleted. A log-in without an installation id (what plain REST clients and a second
+/// browser tab do) leaves the user's other sessions alive.
+#[tokio::test]
+async fn log_ins_without_an_installation_id_keep_the_other_sessions() {
+    let server = TestServer::new().await;
+    let alice = sign_up(&server, "alice").await;
+    let second = log_in_ok(&server, "alice", PASSWORD).await;
+    let third = log_in_ok(&server, "alice", PASSWORD).await;
+    let login_session = as_user(&server, &third, Method::GET, "/sessions/me", None).await;
+    assert_eq!(
+        login_session.body["createdWith"],
+        json!({"action": "login", "authProvider": "password"}),
+        "{:?}",
+        login_session.body
+    );
+    assert_eq!(sessions_of(&server, &alice.id).await.len(), 3);
+    for token in [&alice.token, &second, &third] {
         let me = as_user(&server, token, Method::GET, "/users/me", None).await;
-        assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
+        assert_eq!(me.status, StatusCode::OK, "token {token}: {:?}", me.body);
     }
 }
 
@@ -433,16 +468,19 @@ async fn one_session_per_user_and_installation() {
     let server = TestServer::new().await;
     let alice = sign_up(&server, "alice").await;
     let bob = sign_up(&server, "bob").await;
-    let log_in_on = |username: &'static str, installation: &'static str| {
-        server.send(
-            Method::POST,
-            "/login",
-            Some(json!({"username": username, "password": PASSWORD})),
-            &[
-                ("x-parse-application-id", APP_ID),
-                ("x-parse-installation-id", installation),
-            ],
-        )
+    let server = &server;
+    let log_in_on = |username: &'static str, installation: &'static str| async move {
+        server
+            .send(
+                Method::POST,
+                "/login",
+                Some(json!({"username": username, "password": PASSWORD})),
+                &[
+                    ("x-parse-application-id", APP_ID),
+                    ("x-parse-installation-id", installation),
+                ],
+            )
+            .await
     };
     let first = log_in_on("alice", "install-1").await;
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
@@ -464,7 +502,7 @@ async fn one_session_per_user_and_installation() {
     assert_eq!(on_install_1[0]["sessionToken"], second.body["sessionToken"]);
     // The replaced session is gone; the others (sign-up, other device, other user) stay.
     let old = first.body["sessionToken"].as_str().unwrap();
-    assert_invalid_token(&as_user(&server, old, Method::GET, "/users/me", None).await);
+    assert_invalid_token(&as_user(server, old, Method::GET, "/users/me", None).await);
     for token in [
         second.body["sessionToken"].as_str().unwrap(),
         other_device.body["sessionToken"].as_str().unwrap(),
@@ -472,11 +510,11 @@ async fn one_session_per_user_and_installation() {
         &alice.token,
         &bob.token,
     ] {
-        let me = as_user(&server, token, Method::GET, "/users/me", None).await;
+        let me = as_user(server, token, Method::GET, "/users/me", None).await;
         assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
     }
-    assert_eq!(sessions_of(&server, &alice.id).await.len(), 3);
-    assert_eq!(sessions_of(&server, &bob.id).await.len(), 2);
+    assert_eq!(sessions_of(server, &alice.id).await.len(), 3);
+    assert_eq!(sessions_of(server, &bob.id).await.len(), 2);
 }
 
 /// Lockout: with a threshold of 3, three wrong passwords lock the account, so the right
@@ -552,9 +590,10 @@ async fn log_ins_are_rate_limited_per_address() {
         ..ServeOptions::default()
     })
     .await;
-    let alice = sign_up(&server, "alice").await;
+    sign_up(&server, "alice").await;
+    let mut token = String::new();
     for _ in 0..5 {
-        log_in_ok(&server, "alice", PASSWORD).await;
+        token = log_in_ok(&server, "alice", PASSWORD).await;
     }
     let reply = log_in(&server, json!({"username": "alice", "password": PASSWORD})).await;
     assert_eq!(
@@ -584,9 +623,8 @@ async fn log_ins_are_rate_limited_per_address() {
     );
     assert_eq!(reply.body["code"], 100);
     // Other requests are not limited.
-    let me = as_user(&server, &alice.token, Method::GET, "/users/me", None).await;
+    let me = as_user(&server, &token, Method::GET, "/users/me", None).await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
-    assert_eq!(sessions_of(&server, &alice.id).await.len(), 6);
 }
 
 /// A failed log-in costs about the same for an existing user (wrong password) and for a
@@ -736,7 +774,7 @@ async fn log_out_ends_the_session_everywhere() {
         )
         .await;
     let alice = sign_up(&server, "alice").await;
-    let second = log_in_ok(&server, "alice", PASSWORD).await;
+    let second = extra_session(&server, &alice.token).await;
 
     let reply = as_user(
         &server,
@@ -883,7 +921,7 @@ async fn sessions_are_visible_to_their_user_only() {
     let server = TestServer::new().await;
     let alice = sign_up(&server, "alice").await;
     let bob = sign_up(&server, "bob").await;
-    let alice_login = log_in_ok(&server, "alice", PASSWORD).await;
+    let alice_login = extra_session(&server, &alice.token).await;
 
     let me = as_user(&server, &alice.token, Method::GET, "/sessions/me", None).await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
@@ -901,10 +939,11 @@ async fn sessions_are_visible_to_their_user_only() {
         (expires - year).num_seconds().abs() < 120,
         "expiresAt {expires}, expected about {year}"
     );
-    let login_session = as_user(&server, &alice_login, Method::GET, "/sessions/me", None).await;
+    let created = as_user(&server, &alice_login, Method::GET, "/sessions/me", None).await;
     assert_eq!(
-        login_session.body["createdWith"],
-        json!({"action": "login", "authProvider": "password"})
+        created.body["createdWith"]["action"], "create",
+        "{:?}",
+        created.body
     );
     let anonymous = server.public(Method::GET, "/sessions/me", None).await;
     assert_parse_error(&anonymous, 400, 209, None);
@@ -966,7 +1005,29 @@ async fn sessions_are_visible_to_their_user_only() {
         Some(json!({"installationId": "stolen"})),
     )
     .await;
+    // PS checks the restricted fields first (§5.7): 105, whoever owns the session.
+    assert_parse_error(&reply, 400, 105, None);
+    let field = server
+        .master(
+            Method::PUT,
+            "/schemas/_Session",
+            Some(json!({"fields": {"deviceName": {"type": "String"}}})),
+        )
+        .await;
+    assert_eq!(field.status, StatusCode::OK, "{:?}", field.body);
+    let reply = as_user(
+        &server,
+        &alice.token,
+        Method::PUT,
+        &format!("/sessions/{bob_session}"),
+        Some(json!({"deviceName": "stolen"})),
+    )
+    .await;
     assert_parse_error(&reply, 404, 101, None);
+    let unchanged = server.get("_Session", &bob_session).await;
+    assert_eq!(unchanged["expiresAt"], bobs.body["expiresAt"]);
+    assert!(unchanged.get("installationId").is_none(), "{unchanged:?}");
+    assert!(unchanged.get("deviceName").is_none(), "{unchanged:?}");
     let still = as_user(&server, &bob.token, Method::GET, "/users/me", None).await;
     assert_eq!(still.status, StatusCode::OK, "{:?}", still.body);
 
@@ -1143,7 +1204,7 @@ async fn a_password_change_ends_the_old_sessions() {
     let server = TestServer::new().await;
     let alice = sign_up(&server, "alice").await;
     let bob = sign_up(&server, "bob").await;
-    let second = log_in_ok(&server, "alice", PASSWORD).await;
+    let second = extra_session(&server, &alice.token).await;
     let reply = as_user(
         &server,
         &alice.token,
@@ -1183,7 +1244,7 @@ async fn a_password_change_ends_the_old_sessions() {
 async fn a_master_password_change_ends_sessions_without_a_token() {
     let server = TestServer::new().await;
     let alice = sign_up(&server, "alice").await;
-    let second = log_in_ok(&server, "alice", PASSWORD).await;
+    let second = extra_session(&server, &alice.token).await;
     let reply = server
         .master(
             Method::PUT,
@@ -1210,7 +1271,7 @@ async fn a_master_password_change_ends_sessions_without_a_token() {
 async fn a_user_deletes_itself() {
     let server = TestServer::new().await;
     let alice = sign_up(&server, "alice").await;
-    let second = log_in_ok(&server, "alice", PASSWORD).await;
+    let second = extra_session(&server, &alice.token).await;
     let bob = sign_up(&server, "bob").await;
     let reply = as_user(
         &server,
@@ -1360,25 +1421,26 @@ async fn passwords_and_hashes_never_leave_the_server() {
         )
         .await;
     let secret_keys = query_string(&[("keys", json!("password,_hashed_password,username"))]);
+    let post_login = log_in(&server, json!({"username": "alice", "password": PASSWORD})).await;
+    let get_login = server
+        .public(
+            Method::GET,
+            &format!(
+                "/login{}",
+                query_string(&[("username", json!("alice")), ("password", json!(PASSWORD))]),
+            ),
+            None,
+        )
+        .await;
+    // The newest session, whatever a log-in does to the older ones.
+    let token = get_login.body["sessionToken"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or(token);
     let mut replies = vec![
         ("sign-up", signed_up),
-        (
-            "POST /login",
-            log_in(&server, json!({"username": "alice", "password": PASSWORD})).await,
-        ),
-        (
-            "GET /login",
-            server
-                .public(
-                    Method::GET,
-                    &format!(
-                        "/login{}",
-                        query_string(&[("username", json!("alice")), ("password", json!(PASSWORD))])
-                    ),
-                    None,
-                )
-                .await,
-        ),
+        ("POST /login", post_login),
+        ("GET /login", get_login),
         (
             "verifyPassword",
             server
@@ -1617,4 +1679,78 @@ async fn anonymous_auth_data_signs_up_then_logs_in() {
         .await;
     assert_parse_error(&unknown, 400, 252, None);
     assert_eq!(server.count("_User").await, 2);
+}
+
+/// Item 50 for `authData` log-ins: logging in twice with the same anonymous id from the same
+/// installation leaves one session for that (user, installation) (§5.3: sessions with the same
+/// installationId for the same user are deleted when the new session is created).
+#[tokio::test]
+async fn auth_data_log_ins_keep_one_session_per_installation() {
+    let server = TestServer::new().await;
+    let body = json!({"authData": {"anonymous": {"id": "device-1"}}});
+    let headers = [
+        ("x-parse-application-id", APP_ID),
+        ("x-parse-installation-id", "install-a"),
+    ];
+    let first = server
+        .send(Method::POST, "/users", Some(body.clone()), &headers)
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    let id = first.body["objectId"].as_str().unwrap().to_owned();
+    let second = server
+        .send(Method::POST, "/users", Some(body), &headers)
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{:?}", second.body);
+    let sessions = server
+        .find(
+            "_Session",
+            &[(
+                "where",
+                json!({"user": pointer("_User", &id), "installationId": "install-a"}),
+            )],
+        )
+        .await;
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(sessions[0]["sessionToken"], second.body["sessionToken"]);
+    let old = first.body["sessionToken"].as_str().unwrap();
+    assert_invalid_token(&as_user(&server, old, Method::GET, "/users/me", None).await);
+}
+
+/// Sorting by a field protectedFields hide (another user's `email`) is refused like a query
+/// on it: the order would reveal the hidden values.
+#[tokio::test]
+async fn sorting_by_a_hidden_field_is_refused() {
+    let server = TestServer::new().await;
+    let signed_up = server
+        .public(
+            Method::POST,
+            "/users",
+            Some(json!({"username": "zed", "password": "pw", "email": "zed@example.com"})),
+        )
+        .await;
+    let token = signed_up.body["sessionToken"].as_str().unwrap().to_owned();
+    let headers = [
+        ("x-parse-application-id", APP_ID),
+        ("x-parse-session-token", token.as_str()),
+    ];
+    for order in ["email", "-email", "username,email"] {
+        let reply = server
+            .send(
+                Method::GET,
+                &format!("/classes/_User?order={order}"),
+                None,
+                &headers,
+            )
+            .await;
+        assert_parse_error(
+            &reply,
+            400,
+            119,
+            Some("This user is not allowed to query email on class _User"),
+        );
+    }
+    let master = server
+        .master(Method::GET, "/classes/_User?order=email", None)
+        .await;
+    assert_eq!(master.status.as_u16(), 200);
 }
