@@ -1,15 +1,78 @@
 //! Password hashing: argon2id for new hashes (OWASP's parameters: 19 MiB, 2 passes, 1 lane),
-//! bcrypt verification for hashes imported from Parse Server. Both are CPU-heavy, so they run
-//! on tokio's blocking pool, never on the async workers, and at most half the cores hash at
-//! once: a burst of log-ins waits its turn instead of starving every other request.
+//! bcrypt verification for hashes imported from Parse Server.
+//!
+//! Both are CPU-heavy by design, so they never run on the async workers. They run on a small
+//! pool of threads of their own (one per core) at a low scheduling priority (nice 10): when the
+//! machine is idle log-ins use every core, and when requests are waiting the kernel runs those
+//! first, so a burst of log-ins cannot starve the rest of the server.
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use std::sync::OnceLock;
-
 use parlor_core::Error;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads' queue.
+fn hashing_pool() -> &'static Mutex<Sender<Job>> {
+    static POOL: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let (sender, receiver) = channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let threads = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2);
+        for index in 0..threads {
+            let receiver = receiver.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("parlor-hash-{index}"))
+                .spawn(move || run_hashing_thread(&receiver));
+            if let Err(error) = spawned {
+                tracing::error!(%error, "could not start a password-hashing thread");
+            }
+        }
+        Mutex::new(sender)
+    })
+}
+
+fn run_hashing_thread(receiver: &Mutex<Receiver<Job>>) {
+    // Linux keeps the nice value per thread: this lowers only the hashing threads.
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority has no memory-safety preconditions; `who = 0` is the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+    loop {
+        let job = match receiver.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => job(),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Runs `work` on a hashing thread and waits for it without blocking the runtime.
+async fn on_hashing_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
+    let (reply, answer) = oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = reply.send(work());
+    });
+    hashing_pool()
+        .lock()
+        .map_err(|_| Error::internal())?
+        .send(job)
+        .map_err(|_| Error::internal())?;
+    answer.await.map_err(|_| Error::internal())
+}
 
 /// The outcome of checking a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,39 +87,20 @@ pub enum Verified {
 /// for a user that does not exist takes about as long as one with a wrong password.
 pub const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ZGVjb3ktc2FsdC1wYXJsb3I$4T7jFGNnOT1CX7hz7dFFfmRxx2Ruv1pJ8aWT3G+OcH4";
 
-/// Permits to hash: half the cores, at least one.
-fn hashing_permits() -> &'static Semaphore {
-    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
-    PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(2);
-        Semaphore::new((cores / 2).max(1))
-    })
-}
-
 /// Hashes a password with argon2id.
 pub async fn hash(password: String) -> Result<String, Error> {
-    let _permit = hashing_permits()
-        .acquire()
-        .await
-        .map_err(|_| Error::internal())?;
-    tokio::task::spawn_blocking(move || {
+    on_hashing_thread(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|hash| hash.to_string())
             .map_err(|_| Error::internal())
     })
-    .await
-    .map_err(|_| Error::internal())?
+    .await?
 }
 
 /// Checks a password against a stored hash (argon2 PHC string, or bcrypt `$2a$`/`$2b$`/`$2y$`).
 pub async fn verify(password: String, stored: String) -> Verified {
-    let Ok(_permit) = hashing_permits().acquire().await else {
-        return Verified::No;
-    };
-    tokio::task::spawn_blocking(move || verify_blocking(&password, &stored))
+    on_hashing_thread(move || verify_blocking(&password, &stored))
         .await
         .unwrap_or(Verified::No)
 }
