@@ -12,7 +12,7 @@
 //! - [`users`]: sign-up, log-in, sessions, password changes; [`password`] hashes,
 //!   [`auth_data`] checks third-party and anonymous log-ins.
 //! - [`roles`]: the roles a user holds (hierarchy, cache) and the rules of role writes.
-//! - [`template_rules`]: values the chat template fills on write (a Message's `timestamp`).
+//! - [`template_rules`]: the chat template's own rules (owners, participants, senders, ACLs).
 
 pub mod access;
 pub mod account_email;

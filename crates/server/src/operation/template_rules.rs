@@ -202,6 +202,11 @@ fn touches(updates: &[FieldUpdate], field: &str) -> bool {
 }
 
 impl Operations {
+    /// Whether the caller is a template admin (its own `_User.role` is `"admin"`).
+    pub(super) async fn caller_is_admin(&self, auth: &Auth) -> OpResult<bool> {
+        Rules { ops: self }.caller_is_admin(auth).await
+    }
+
     /// The template's rules for a create (called by `plan_create` once the object is
     /// built); what it fills is returned for the response.
     pub(super) async fn template_create(

@@ -523,3 +523,47 @@ async fn only_admins_set_roles() {
     assert_eq!(demote.status.as_u16(), 200, "{:?}", demote.body);
     assert_eq!(server.get("_User", &eve.id).await["role"], "participant");
 }
+
+/// An admin may change another user's `role` (and only that field of another user); a
+/// participant may not change anyone's role.
+#[tokio::test]
+async fn admins_set_other_users_roles() {
+    let server = TestServer::new().await;
+    let ada = user(&server, "ada").await;
+    let bert = user(&server, "bert").await;
+    let ada_path = format!("/users/{}", ada.id);
+    let bert_path = format!("/users/{}", bert.id);
+    let by_participant = call(
+        &server,
+        &bert,
+        Method::PUT,
+        &ada_path,
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    crate::common::assert_parse_error(&by_participant, 400, 206, None);
+    let promoted = server
+        .master(Method::PUT, &ada_path, Some(json!({"role": "admin"})))
+        .await;
+    assert_eq!(promoted.status.as_u16(), 200, "{:?}", promoted.body);
+    let by_admin = call(
+        &server,
+        &ada,
+        Method::PUT,
+        &bert_path,
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(by_admin.status.as_u16(), 200, "{:?}", by_admin.body);
+    assert_eq!(server.get("_User", &bert.id).await["role"], "admin");
+    let other_field = call(
+        &server,
+        &ada,
+        Method::PUT,
+        &bert_path,
+        Some(json!({"role": "participant", "displayName": "x"})),
+    )
+    .await;
+    crate::common::assert_parse_error(&other_field, 400, 206, None);
+    assert_eq!(server.get("_User", &bert.id).await["role"], "admin");
+}
