@@ -762,7 +762,7 @@ impl Operations {
             let plan = self
                 .plan_update(&Auth::master(), "_User", user_id, body)
                 .await?;
-            return Ok(self.commit_one(plan).await?);
+            return self.commit_one(plan).await;
         }
         if !auth.master {
             match &auth.user_id {
