@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use parlor_core::ops::{FieldOp, FieldUpdate};
-use parlor_core::query::{Cond, FieldRef, Filter, FindQuery, Operand};
+use parlor_core::query::{Cond, FieldRef, Filter, Operand};
 use parlor_core::schema::ClassSchema;
 use parlor_core::value::{as_date, date_value, format_date, now_iso};
 use parlor_core::{Code, Error};
@@ -83,18 +83,7 @@ impl Operations {
             },
             cond: Cond::EqIgnoreCase(email.to_owned()),
         };
-        Ok(self
-            .store
-            .find(
-                &users,
-                &FindQuery {
-                    limit: Some(1),
-                    ..FindQuery::filter(filter)
-                },
-            )
-            .await?
-            .into_iter()
-            .next())
+        self.find_first(&users, filter).await
     }
 
     async fn update_user_fields(&self, user_id: &str, updates: Vec<FieldUpdate>) -> OpResult<()> {
@@ -212,18 +201,7 @@ impl Operations {
             field,
             Operand::String(token.to_owned()),
         ));
-        let user = self
-            .store
-            .find(
-                &users,
-                &FindQuery {
-                    limit: Some(1),
-                    ..FindQuery::filter(filter)
-                },
-            )
-            .await?
-            .into_iter()
-            .next();
+        let user = self.find_first(&users, filter).await?;
         user.ok_or_else(invalid)
     }
 

@@ -278,6 +278,21 @@ impl Operations {
         Ok(Value::Object(results.pop().unwrap_or_default()))
     }
 
+    /// The first object matching `filter`, for lookups the server makes on its own behalf
+    /// (sessions, users by name or email): no access rule applies, so callers must not hand
+    /// the result to a client unrendered.
+    pub(super) async fn find_first(
+        &self,
+        schema: &ClassSchema,
+        filter: Filter,
+    ) -> OpResult<Option<Object>> {
+        let query = FindQuery {
+            limit: Some(1),
+            ..FindQuery::filter(filter)
+        };
+        Ok(self.store.find(schema, &query).await?.into_iter().next())
+    }
+
     /// One object as `auth` reads it (protectedFields, secrets removed), without includes.
     pub(super) async fn render_one(
         &self,

@@ -341,11 +341,7 @@ impl Rules<'_> {
 
     /// The first object of `schema` matching `filter`, read by the server itself.
     async fn load_one(&self, schema: &ClassSchema, filter: Filter) -> OpResult<Option<Object>> {
-        let query = FindQuery {
-            limit: Some(1),
-            ..FindQuery::filter(filter)
-        };
-        Ok(self.ops.store.find(schema, &query).await?.pop())
+        self.ops.find_first(schema, filter).await
     }
 
     /// Whether the caller is an admin: a user whose own `_User.role` is `"admin"`.

@@ -194,15 +194,8 @@ impl Operations {
         let Some(sessions) = self.schemas.get("_Session") else {
             return Err(invalid_session());
         };
-        let query = FindQuery {
-            limit: Some(1),
-            ..FindQuery::filter(equals(
-                &sessions,
-                "sessionToken",
-                Operand::String(token.to_owned()),
-            ))
-        };
-        let Some(session) = self.store.find(&sessions, &query).await?.into_iter().next() else {
+        let by_token = equals(&sessions, "sessionToken", Operand::String(token.to_owned()));
+        let Some(session) = self.find_first(&sessions, by_token).await? else {
             return Err(invalid_session());
         };
         let expires_at = session.fields.get("expiresAt").and_then(as_date);
@@ -700,13 +693,7 @@ impl Operations {
         };
         let users = self.class("_User")?;
         let filter = equals(&users, "objectId", Operand::String(user_id.clone()));
-        let Some(user) = self
-            .store
-            .find(&users, &FindQuery::filter(filter))
-            .await?
-            .into_iter()
-            .next()
-        else {
+        let Some(user) = self.find_first(&users, filter).await? else {
             return Err(invalid_session());
         };
         let mut rendered = self.render_self(&users, user, user_id).await?;
@@ -724,13 +711,7 @@ impl Operations {
         };
         let sessions = self.class("_Session")?;
         let filter = equals(&sessions, "sessionToken", Operand::String(token.clone()));
-        let Some(session) = self
-            .store
-            .find(&sessions, &FindQuery::filter(filter))
-            .await?
-            .into_iter()
-            .next()
-        else {
+        let Some(session) = self.find_first(&sessions, filter).await? else {
             return Err(OpError::parse(
                 Code::InvalidSessionToken,
                 "Session token not found.",
@@ -893,13 +874,7 @@ impl Operations {
         };
         let users = self.class("_User")?;
         let filter = equals(&users, "objectId", Operand::String(user_id.to_owned()));
-        let Some(user) = self
-            .store
-            .find(&users, &FindQuery::filter(filter))
-            .await?
-            .into_iter()
-            .next()
-        else {
+        let Some(user) = self.find_first(&users, filter).await? else {
             return Err(OpError::parse(Code::ObjectNotFound, "user not found"));
         };
         let (session, token) = self
@@ -951,18 +926,7 @@ impl Operations {
                 cond: Cond::EqIgnoreCase(identity.to_owned()),
             },
         ]);
-        let user = self
-            .store
-            .find(
-                &users,
-                &FindQuery {
-                    limit: Some(1),
-                    ..FindQuery::filter(filter)
-                },
-            )
-            .await?
-            .into_iter()
-            .next();
+        let user = self.find_first(&users, filter).await?;
         let stored = user
             .as_ref()
             .and_then(|user| user.fields.get("_hashed_password"))
