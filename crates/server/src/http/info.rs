@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::routes::ApiResponse;
 use crate::operation::Auth;
 
@@ -16,9 +16,7 @@ pub fn health() -> ApiResponse {
 
 /// `GET /serverInfo` (master key).
 pub fn server_info(auth: &Auth) -> ApiResult<ApiResponse> {
-    if !auth.master {
-        return Err(ApiError::MasterKeyRequired);
-    }
+    crate::operation::schema::require_master(auth)?;
     Ok(ApiResponse::ok(json!({
         "parseServerVersion": PARSE_SERVER_VERSION,
         "parlorVersion": env!("CARGO_PKG_VERSION"),

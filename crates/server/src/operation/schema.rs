@@ -382,7 +382,8 @@ impl Operations {
     }
 }
 
-pub(super) fn require_master(auth: &Auth) -> OpResult<()> {
+/// The one check for master-only operations (schemas API, `/serverInfo`, `/loginAs`).
+pub fn require_master(auth: &Auth) -> OpResult<()> {
     if auth.master {
         Ok(())
     } else {
