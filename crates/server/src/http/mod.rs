@@ -244,7 +244,13 @@ fn into_http(response: ApiResponse) -> Response {
     if response.body.is_null() {
         return status.into_response();
     }
-    let mut http = (status, axum::Json(response.body)).into_response();
+    // Sized for a page of results up front: growing the buffer from axum's default 128 bytes
+    // copied a 50-object history page several times over.
+    let mut bytes = Vec::with_capacity(16 * 1024);
+    if serde_json::to_writer(&mut bytes, &response.body).is_err() {
+        return ApiError::Internal("response serialisation failed".into()).into_response();
+    }
+    let mut http = (status, bytes).into_response();
     http.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
