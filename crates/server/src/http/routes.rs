@@ -48,6 +48,7 @@ pub enum Route {
     UpgradeToRevocableSession,
     RequestPasswordReset,
     VerificationEmailRequest,
+    SaveInstallation,
     Health,
     ServerInfo,
     FindObjects {
@@ -125,6 +126,9 @@ impl Route {
             }
             ("POST", ["upgradeToRevocableSession"]) => Some(Route::UpgradeToRevocableSession),
             ("POST", ["requestPasswordReset"]) => Some(Route::RequestPasswordReset),
+            ("POST", ["installations"]) | ("POST", ["classes", "_Installation"]) => {
+                Some(Route::SaveInstallation)
+            }
             ("POST", ["verificationEmailRequest"]) => Some(Route::VerificationEmailRequest),
             _ => None,
         };
@@ -234,6 +238,10 @@ pub async fn dispatch(
         Route::LogInAs => users::log_in_as(operations, auth, &request).await,
         Route::VerifyPassword => users::verify_password(operations, &request).await,
         Route::UpgradeToRevocableSession => users::upgrade_session(operations, auth).await,
+        Route::SaveInstallation => Ok(operations
+            .save_installation(auth, &classes::body_object(&request)?)
+            .await?
+            .into()),
         Route::RequestPasswordReset => Ok(ApiResponse::ok(
             operations
                 .request_password_reset(&classes::body_object(&request)?)

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod auth_data;
 pub mod error;
 pub mod idempotency;
+pub mod installations;
 pub mod password;
 pub mod read;
 pub mod roles;

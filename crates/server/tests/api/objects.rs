@@ -1166,3 +1166,31 @@ async fn installation_find_and_delete_need_master() {
         .await;
     assert_eq!(master.status, StatusCode::OK);
 }
+
+/// §13: `POST /installations` registers a device (201); registering the same
+/// `installationId` again updates it (200) instead of adding a second one; listing
+/// installations needs the master key.
+#[tokio::test]
+async fn installations_are_upserted_by_installation_id() {
+    let server = TestServer::new().await;
+    let body = json!({"installationId": "3f0d1c2e-5b1a-4c7e-9d2a-8e6f4b3c2a10", "deviceType": "android", "appVersion": "1.0"});
+    let first = server
+        .public(Method::POST, "/installations", Some(body.clone()))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    let id = first.body["objectId"].as_str().unwrap().to_owned();
+    let mut again = body.clone();
+    again["appVersion"] = json!("1.1");
+    let second = server
+        .public(Method::POST, "/installations", Some(again))
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{:?}", second.body);
+    assert!(second.body["updatedAt"].is_string());
+    let listed = server.public(Method::GET, "/installations", None).await;
+    assert_parse_error(&listed, 400, 119, None);
+    let all = server.master(Method::GET, "/installations", None).await;
+    let results = all.body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{:?}", all.body);
+    assert_eq!(results[0]["objectId"], id.as_str());
+    assert_eq!(results[0]["appVersion"], "1.1");
+}
