@@ -274,7 +274,7 @@ pub fn is_valid_field_name(name: &str) -> bool {
 }
 
 /// Classes whose names start with `_` and which the server knows.
-pub const SYSTEM_CLASSES: [&str; 10] = [
+pub const SYSTEM_CLASSES: [&str; 11] = [
     "_User",
     "_Role",
     "_Session",
@@ -285,6 +285,7 @@ pub const SYSTEM_CLASSES: [&str; 10] = [
     "_JobSchedule",
     "_Audience",
     "_Idempotency",
+    "_GlobalConfig",
 ];
 
 fn system_fields(class_name: &str) -> Vec<(&'static str, FieldType)> {
@@ -361,10 +362,11 @@ pub fn is_default_field(class_name: &str, field: &str) -> bool {
 pub fn default_clp(class_name: &str) -> Map<String, Value> {
     let mut clp = Map::new();
     // Installations hold device tokens: only the master key may list or delete them.
-    let master_only: &[&str] = if class_name == "_Installation" {
-        &["find", "count", "delete"]
-    } else {
-        &[]
+    // Server bookkeeping classes are for the master key (and the server) only.
+    let master_only: &[&str] = match class_name {
+        "_Installation" => &["find", "count", "delete"],
+        "_Idempotency" | "_GlobalConfig" => &CLP_OPERATIONS,
+        _ => &[],
     };
     for operation in CLP_OPERATIONS {
         let perms = if master_only.contains(&operation) {

@@ -49,6 +49,8 @@ pub enum Route {
     RequestPasswordReset,
     VerificationEmailRequest,
     SaveInstallation,
+    GetConfig,
+    UpdateConfig,
     Health,
     ServerInfo,
     FindObjects {
@@ -126,6 +128,8 @@ impl Route {
             }
             ("POST", ["upgradeToRevocableSession"]) => Some(Route::UpgradeToRevocableSession),
             ("POST", ["requestPasswordReset"]) => Some(Route::RequestPasswordReset),
+            ("GET", ["config"]) => Some(Route::GetConfig),
+            ("PUT", ["config"]) => Some(Route::UpdateConfig),
             ("POST", ["installations"]) | ("POST", ["classes", "_Installation"]) => {
                 Some(Route::SaveInstallation)
             }
@@ -238,6 +242,12 @@ pub async fn dispatch(
         Route::LogInAs => users::log_in_as(operations, auth, &request).await,
         Route::VerifyPassword => users::verify_password(operations, &request).await,
         Route::UpgradeToRevocableSession => users::upgrade_session(operations, auth).await,
+        Route::GetConfig => Ok(ApiResponse::ok(operations.get_config(auth).await?)),
+        Route::UpdateConfig => Ok(ApiResponse::ok(
+            operations
+                .update_config(auth, &classes::body_object(&request)?)
+                .await?,
+        )),
         Route::SaveInstallation => Ok(operations
             .save_installation(auth, &classes::body_object(&request)?)
             .await?

@@ -787,6 +787,15 @@ async fn idempotency_refuses_a_repeated_request_id() {
         second.body,
         json!({"code": 159, "error": "Duplicate request"})
     );
+    // The claims are the server's own: a client can neither list nor delete them.
+    let claims = server
+        .public(Method::GET, "/classes/_Idempotency", None)
+        .await;
+    assert_parse_error(&claims, 400, 119, None);
+    let forget = server
+        .public(Method::DELETE, "/classes/_Idempotency/req-1", None)
+        .await;
+    assert_parse_error(&forget, 400, 119, None);
     assert_eq!(
         server
             .find("Item", &[("where", json!({"title": "x"}))])

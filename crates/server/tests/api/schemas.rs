@@ -1024,3 +1024,62 @@ async fn schema_indexes() {
         .await;
     assert_eq!(drop_field.status, StatusCode::OK, "{:?}", drop_field.body);
 }
+
+/// §13 `/config`: anyone reads the parameters, only the master key writes them; a
+/// `masterKeyOnly` parameter is hidden from other callers; `{"__op":"Delete"}` removes one.
+#[tokio::test]
+async fn global_config() {
+    let server = TestServer::new().await;
+    let empty = server.public(Method::GET, "/config", None).await;
+    assert_eq!(empty.body, json!({"params": {}}));
+    let refused = server
+        .public(
+            Method::PUT,
+            "/config",
+            Some(json!({"params": {"welcome": "hi"}})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        refused.body,
+        json!({"error": "unauthorized: master key is required"})
+    );
+    let written = server
+        .master(
+            Method::PUT,
+            "/config",
+            Some(json!({"params": {"welcome": "hi", "model": "gpt", "secret": 42}, "masterKeyOnly": {"secret": true}})),
+        )
+        .await;
+    assert_eq!(written.body, json!({"result": true}));
+    let public = server.public(Method::GET, "/config", None).await;
+    assert_eq!(
+        public.body,
+        json!({"params": {"welcome": "hi", "model": "gpt"}})
+    );
+    let master = server.master(Method::GET, "/config", None).await;
+    assert_eq!(master.body["params"]["secret"], 42);
+    assert_eq!(master.body["masterKeyOnly"], json!({"secret": true}));
+    server
+        .master(
+            Method::PUT,
+            "/config",
+            Some(json!({"params": {"model": {"__op": "Delete"}}})),
+        )
+        .await;
+    let after = server.public(Method::GET, "/config", None).await;
+    assert_eq!(after.body, json!({"params": {"welcome": "hi"}}));
+    // The class behind it is the server's: clients cannot read or change it directly.
+    let direct = server
+        .public(Method::GET, "/classes/_GlobalConfig", None)
+        .await;
+    assert_parse_error(&direct, 400, 119, None);
+    let direct = server
+        .public(
+            Method::PUT,
+            "/classes/_GlobalConfig/1",
+            Some(json!({"params": {}})),
+        )
+        .await;
+    assert_parse_error(&direct, 400, 119, None);
+}
