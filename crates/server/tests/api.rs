@@ -49,3 +49,6 @@ mod users;
 
 #[path = "api/matrix.rs"]
 mod matrix;
+
+#[path = "api/files.rs"]
+mod files;

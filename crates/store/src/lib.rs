@@ -99,6 +99,15 @@ pub trait Store: Send + Sync + 'static {
     /// The database's plan for a find, for tests and diagnostics.
     async fn explain(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<String>;
 
+    /// Stores (or replaces) a file's bytes under `name`.
+    async fn put_file(&self, name: &str, content_type: &str, data: Vec<u8>) -> StoreResult<()>;
+
+    /// A stored file's content type and bytes.
+    async fn get_file(&self, name: &str) -> StoreResult<Option<(String, Vec<u8>)>>;
+
+    /// Deletes a stored file; `false` if there was none.
+    async fn delete_file(&self, name: &str) -> StoreResult<bool>;
+
     /// Whether the backend reserves this class name for itself (e.g. SQLite's `sqlite_…`
     /// tables); such classes cannot be created.
     fn reserves_class_name(&self, _class_name: &str) -> bool {

@@ -12,6 +12,7 @@ pub mod batch;
 pub mod classes;
 pub mod envelope;
 pub mod error;
+pub mod files;
 pub mod info;
 pub mod params;
 pub mod routes;
@@ -91,6 +92,29 @@ async fn handle_request(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    let files_prefix = format!("{}/files/", state.config.mount_path);
+    if let Some(rest) = request
+        .uri()
+        .path()
+        .strip_prefix(files_prefix.as_str())
+        .map(str::to_owned)
+        && request.method() != Method::OPTIONS
+    {
+        let (parts, body) = request.into_parts();
+        let body = match read_body(body, state.config.max_body_bytes).await {
+            Ok(body) => body,
+            Err(error) => return error.into_response(),
+        };
+        return files::handle(
+            &state,
+            &parts.method,
+            &rest,
+            &parts.headers,
+            body,
+            peer.ip(),
+        )
+        .await;
+    }
     match answer(&state, peer, request).await {
         Ok(response) => into_http(response),
         Err(error) => error.into_response(),

@@ -19,6 +19,7 @@ pub mod account_email;
 pub mod auth;
 pub mod auth_data;
 pub mod error;
+pub mod files;
 pub mod global_config;
 pub mod idempotency;
 pub mod installations;

@@ -57,6 +57,12 @@ fn execute(conn: &Connection, sql: String) -> StoreResult<()> {
 
 /// Creates `_SCHEMA` if missing.
 pub(crate) fn create_schema_table(conn: &Connection) -> StoreResult<()> {
+    // Uploaded files live beside the classes, so a backup of the database holds them too.
+    execute(
+        conn,
+        "CREATE TABLE IF NOT EXISTS \"_Files\" (\"name\" TEXT PRIMARY KEY, \"contentType\" TEXT NOT NULL, \"data\" BLOB NOT NULL)"
+            .to_owned(),
+    )?;
     execute(
         conn,
         "CREATE TABLE IF NOT EXISTS \"_SCHEMA\" (\"className\" TEXT PRIMARY KEY, \"schema\" TEXT)"

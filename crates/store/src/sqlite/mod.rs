@@ -499,6 +499,38 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn put_file(&self, name: &str, content_type: &str, data: Vec<u8>) -> StoreResult<()> {
+        let ddl = Ddl::PutFile {
+            name: name.to_owned(),
+            content_type: content_type.to_owned(),
+            data,
+        };
+        self.ddl(ddl).await
+    }
+
+    async fn get_file(&self, name: &str) -> StoreResult<Option<(String, Vec<u8>)>> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT \"contentType\", \"data\" FROM \"_Files\" WHERE \"name\" = ?",
+            )?;
+            let mut rows = statement.query([&name])?;
+            match rows.next()? {
+                Some(row) => Ok(Some((row.get(0)?, row.get(1)?))),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn delete_file(&self, name: &str) -> StoreResult<bool> {
+        if self.get_file(name).await?.is_none() {
+            return Ok(false);
+        }
+        self.ddl(Ddl::DeleteFile(name.to_owned())).await?;
+        Ok(true)
+    }
+
     fn reserves_class_name(&self, class_name: &str) -> bool {
         class_name
             .get(..7)

@@ -34,6 +34,13 @@ pub(crate) enum Ddl {
     },
     Drop(String),
     Purge(String),
+    /// Not a schema change, but a write outside any class: an uploaded file.
+    PutFile {
+        name: String,
+        content_type: String,
+        data: Vec<u8>,
+    },
+    DeleteFile(String),
 }
 
 /// A unit of work for the writer; each write or DDL job is all-or-nothing.
@@ -245,11 +252,12 @@ fn touched_classes(job: &Job) -> Vec<&str> {
                 | Write::Delete { schema, .. } => schema.class_name.as_str(),
             })
             .collect(),
-        Job::Ddl { ddl, .. } => vec![match ddl {
-            Ddl::Create(schema) => schema.class_name.as_str(),
-            Ddl::Update { after, .. } => after.class_name.as_str(),
-            Ddl::Drop(class_name) | Ddl::Purge(class_name) => class_name.as_str(),
-        }],
+        Job::Ddl { ddl, .. } => match ddl {
+            Ddl::Create(schema) => vec![schema.class_name.as_str()],
+            Ddl::Update { after, .. } => vec![after.class_name.as_str()],
+            Ddl::Drop(class_name) | Ddl::Purge(class_name) => vec![class_name.as_str()],
+            Ddl::PutFile { .. } | Ddl::DeleteFile(_) => Vec::new(),
+        },
         Job::Read(_) | Job::Close { .. } => Vec::new(),
     }
 }
@@ -277,6 +285,20 @@ fn run_job(
                 }
                 Ddl::Drop(class_name) => ddl::drop_class(conn, class_name, changes)?,
                 Ddl::Purge(class_name) => ddl::purge_class(conn, class_name)?,
+                Ddl::PutFile {
+                    name,
+                    content_type,
+                    data,
+                } => {
+                    conn.prepare_cached(
+                        "INSERT OR REPLACE INTO \"_Files\" (\"name\", \"contentType\", \"data\") VALUES (?, ?, ?)",
+                    )?
+                    .execute(rusqlite::params![name, content_type, data])?;
+                }
+                Ddl::DeleteFile(name) => {
+                    conn.prepare_cached("DELETE FROM \"_Files\" WHERE \"name\" = ?")?
+                        .execute([name])?;
+                }
             }
             Ok(Output::Done)
         }
