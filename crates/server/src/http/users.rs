@@ -7,7 +7,7 @@ use super::classes::body_object;
 use super::envelope::ApiRequest;
 use super::error::ApiResult;
 use super::routes::ApiResponse;
-use crate::operation::users::LogIn;
+use crate::operation::login::LogIn;
 use crate::operation::{Auth, Operations};
 
 /// `POST /users` (and `POST /classes/_User`): sign-up, or `authData` log-in.

@@ -9,8 +9,10 @@
 //! - [`schema`]: the schema cache, schema-on-write and the schemas API.
 //! - [`read`]: find, get, count, `include`, `keys`.
 //! - [`write`]: create, update, delete, batches of writes in one transaction.
-//! - [`users`]: sign-up, log-in, sessions, password changes; [`password`] hashes,
-//!   [`auth_data`] checks third-party and anonymous log-ins.
+//! - [`users`]: sign-up and one's own user; [`login`]: log-in, lockout, rate limit;
+//!   [`sessions`]: session tokens; [`password`] hashes; [`auth_data`] checks third-party and
+//!   anonymous log-ins; [`account_email`]: password-reset and verification mail.
+//! - [`files`], [`global_config`], [`installations`], [`idempotency`]: the rest of §13.
 //! - [`roles`]: the roles a user holds (hierarchy, cache) and the rules of role writes.
 //! - [`template_rules`]: the chat template's own rules (owners, participants, senders, ACLs).
 
@@ -23,10 +25,12 @@ pub mod files;
 pub mod global_config;
 pub mod idempotency;
 pub mod installations;
+pub mod login;
 pub mod password;
 pub mod read;
 pub mod roles;
 pub mod schema;
+pub mod sessions;
 pub mod template_rules;
 pub mod users;
 pub mod write;
@@ -65,7 +69,7 @@ pub struct Operations {
     pub schemas: SchemaCache,
     pub config: Arc<OperationConfig>,
     /// Log-in attempts per client address, shared by every request.
-    pub login_limiter: Arc<users::LoginLimiter>,
+    pub login_limiter: Arc<login::LoginLimiter>,
     /// The `authData` providers sign-up and log-in accept.
     pub auth_providers: Arc<auth_data::AuthProviders>,
     /// The roles each user holds, shared by every request ([`roles`]).

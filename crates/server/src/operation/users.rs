@@ -1,28 +1,21 @@
-//! Users and sessions (§5): sign-up, log-in, log-out, the current user, password changes,
-//! `authData` log-in (anonymous users), and the `_Session` objects behind session tokens.
+//! Users (§5): sign-up (with `authData` log-in for anonymous users), the current user, updates
+//! and deletes of one's own user, password changes that end the user's sessions.
 //!
-//! Sign-up and log-in write the user and its session in one transaction. Passwords are
-//! hashed in [`super::password`]; a failed log-in costs the same time whether the user exists
-//! or not, counts towards the account lockout, and answers the same error.
+//! Sign-up writes the user and its first session in one transaction. Log-in is in
+//! [`super::login`], sessions in [`super::sessions`], hashing in [`super::password`].
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::Utc;
 use parlor_core::object::{Acl, Object, Permission};
-use parlor_core::ops::{FieldOp, FieldUpdate};
 use parlor_core::query::{Cond, FieldRef, Filter, FindQuery, Operand};
 use parlor_core::schema::{ClassSchema, FieldType};
-use parlor_core::value::{as_date, as_pointer, date_value, format_date, now_iso, pointer_value};
 use parlor_core::{Code, Error};
-use parlor_store::{Write, WriteOutcome};
+use parlor_store::WriteOutcome;
 use rand::RngExt;
 use serde_json::{Map, Value, json};
 
-use super::password::{self, Verified};
-use super::write::{PlannedWrite, WriteResponse, equals};
+use super::sessions::invalid_session;
+use super::write::{WriteResponse, equals};
 use super::{Auth, OpError, OpResult, Operations};
 
 /// Settings of accounts and sessions.
@@ -49,59 +42,7 @@ impl Default for AccountConfig {
     }
 }
 
-/// Log-in attempts per client address in the current minute: a fixed window is enough to
-/// stop password guessing at speed, and costs one small map.
-#[derive(Debug, Default)]
-pub struct LoginLimiter {
-    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-impl LoginLimiter {
-    /// Counts an attempt; `false` when the address is over its limit.
-    fn admit(&self, ip: IpAddr, per_minute: u32) -> bool {
-        if per_minute == 0 {
-            return true;
-        }
-        let Ok(mut windows) = self.windows.lock() else {
-            return true;
-        };
-        let now = Instant::now();
-        if windows.len() > 100_000 {
-            windows.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
-        }
-        let entry = windows.entry(ip).or_insert((now, 0));
-        if now.duration_since(entry.0) >= Duration::from_secs(60) {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= per_minute
-    }
-}
-
-/// What `POST /login` (or `GET /login`) carries.
-#[derive(Debug, Clone, Default)]
-pub struct LogIn {
-    pub username: Option<Value>,
-    pub email: Option<Value>,
-    pub password: Option<Value>,
-}
-
-/// `r:` and 32 lowercase hex digits: 128 random bits.
-pub fn new_session_token() -> String {
-    let bytes: [u8; 16] = rand::rng().random();
-    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("r:{hex}")
-}
-
-fn invalid_login() -> OpError {
-    OpError::parse(Code::ObjectNotFound, "Invalid username/password.")
-}
-
-fn invalid_session() -> OpError {
-    OpError::parse(Code::InvalidSessionToken, "Invalid session token")
-}
-
-fn field(schema: &ClassSchema, name: &str) -> FieldRef {
+pub(super) fn field(schema: &ClassSchema, name: &str) -> FieldRef {
     FieldRef {
         field: name.to_owned(),
         path: Vec::new(),
@@ -109,7 +50,7 @@ fn field(schema: &ClassSchema, name: &str) -> FieldRef {
     }
 }
 
-fn user_pointer(user_id: &str) -> Operand {
+pub(super) fn user_pointer(user_id: &str) -> Operand {
     Operand::Pointer {
         class_name: "_User".to_owned(),
         object_id: user_id.to_owned(),
@@ -117,100 +58,10 @@ fn user_pointer(user_id: &str) -> Operand {
 }
 
 impl Operations {
-    fn class(&self, class_name: &str) -> OpResult<std::sync::Arc<ClassSchema>> {
+    pub(super) fn class(&self, class_name: &str) -> OpResult<std::sync::Arc<ClassSchema>> {
         self.schemas
             .get(class_name)
             .ok_or_else(|| OpError::Parse(Error::internal()))
-    }
-
-    /// Plans a new `_Session` for a user; returns the plan and its token.
-    async fn plan_session(
-        &self,
-        user_id: &str,
-        action: &str,
-        provider: &str,
-        installation_id: Option<&str>,
-    ) -> OpResult<(PlannedWrite, String)> {
-        let token = new_session_token();
-        let length = chrono::Duration::from_std(self.config.accounts.session_length)
-            .unwrap_or(chrono::Duration::days(365));
-        let mut body = Map::new();
-        body.insert("sessionToken".into(), token.clone().into());
-        body.insert("user".into(), pointer_value("_User", user_id));
-        body.insert(
-            "createdWith".into(),
-            json!({"action": action, "authProvider": provider}),
-        );
-        body.insert(
-            "expiresAt".into(),
-            date_value(&format_date(Utc::now() + length)),
-        );
-        if let Some(installation_id) = installation_id {
-            body.insert("installationId".into(), installation_id.into());
-        }
-        let plan = self.plan_create(&Auth::master(), "_Session", &body).await?;
-        Ok((plan, token))
-    }
-
-    /// Plans deleting every session of the user.
-    pub(super) async fn plan_end_user_sessions(
-        &self,
-        user_id: &str,
-    ) -> OpResult<Vec<PlannedWrite>> {
-        self.plan_end_sessions(user_id, None).await
-    }
-
-    /// Plans deleting the user's sessions (all, or those of one installation).
-    async fn plan_end_sessions(
-        &self,
-        user_id: &str,
-        installation_id: Option<&str>,
-    ) -> OpResult<Vec<PlannedWrite>> {
-        let sessions = self.class("_Session")?;
-        let mut filter = equals(&sessions, "user", user_pointer(user_id));
-        if let Some(installation_id) = installation_id {
-            filter = filter.and(equals(
-                &sessions,
-                "installationId",
-                Operand::String(installation_id.to_owned()),
-            ));
-        }
-        let found = self
-            .store
-            .find(&sessions, &FindQuery::filter(filter))
-            .await?;
-        let mut plans = Vec::with_capacity(found.len());
-        for session in found {
-            plans.push(
-                self.plan_delete(&Auth::master(), "_Session", &session.object_id)
-                    .await?,
-            );
-        }
-        Ok(plans)
-    }
-
-    /// The user of a session token. Unknown and expired tokens are `209`.
-    pub async fn resolve_session(&self, token: &str) -> OpResult<String> {
-        let Some(sessions) = self.schemas.get("_Session") else {
-            return Err(invalid_session());
-        };
-        let by_token = equals(&sessions, "sessionToken", Operand::String(token.to_owned()));
-        let Some(session) = self.find_first(&sessions, by_token).await? else {
-            return Err(invalid_session());
-        };
-        let expires_at = session.fields.get("expiresAt").and_then(as_date);
-        if expires_at.is_some_and(|expires_at| expires_at <= now_iso()) {
-            return Err(OpError::parse(
-                Code::InvalidSessionToken,
-                "Session token is expired.",
-            ));
-        }
-        session
-            .fields
-            .get("user")
-            .and_then(as_pointer)
-            .map(|(_, user_id)| user_id.to_owned())
-            .ok_or_else(invalid_session)
     }
 
     /// `POST /users` (and `POST /classes/_User`): signs up, or logs in with `authData`.
@@ -452,209 +303,8 @@ impl Operations {
         Ok(response)
     }
 
-    /// `POST /login` and `GET /login`.
-    pub async fn log_in(
-        &self,
-        request: LogIn,
-        installation_id: Option<&str>,
-        client_ip: IpAddr,
-    ) -> OpResult<Value> {
-        if !self
-            .login_limiter
-            .admit(client_ip, self.config.accounts.login_attempts_per_minute)
-        {
-            return Err(OpError::parse(
-                Code::ConnectionFailed,
-                "Too many log-in attempts; try again in a minute.",
-            ));
-        }
-        let username = request.username.as_ref().filter(|value| !value.is_null());
-        let email = request.email.as_ref().filter(|value| !value.is_null());
-        if username.is_none() && email.is_none() {
-            return Err(OpError::parse(
-                Code::UsernameMissing,
-                "username/email is required.",
-            ));
-        }
-        let Some(password_value) = request.password.filter(|value| !value.is_null()) else {
-            return Err(OpError::parse(
-                Code::PasswordMissing,
-                "password is required.",
-            ));
-        };
-        let (Some(identity), Some(password)) = (
-            username.or(email).and_then(Value::as_str),
-            password_value.as_str(),
-        ) else {
-            return Err(invalid_login());
-        };
-        let users = self.class("_User")?;
-        // PS matches the username, or else the email (§5.3).
-        let by_name = Filter::Cond {
-            field: field(&users, "username"),
-            cond: Cond::Eq(Operand::String(identity.to_owned())),
-        };
-        let by_email = Filter::Cond {
-            field: field(&users, "email"),
-            cond: Cond::EqIgnoreCase(identity.to_owned()),
-        };
-        let filter = match (username.is_some(), email.is_some()) {
-            (true, _) => Filter::Or(vec![by_name, by_email]),
-            (false, _) => by_email,
-        };
-        let found = self
-            .store
-            .find(
-                &users,
-                &FindQuery {
-                    limit: Some(1),
-                    ..FindQuery::filter(filter)
-                },
-            )
-            .await?;
-        let user = found.into_iter().next();
-        let stored_hash = user
-            .as_ref()
-            .and_then(|user| user.fields.get("_hashed_password"))
-            .and_then(Value::as_str)
-            .unwrap_or(password::DECOY_HASH)
-            .to_owned();
-        if let Some(user) = &user
-            && let Some(until) = user
-                .fields
-                .get("_account_lockout_expires_at")
-                .and_then(as_date)
-            && until > now_iso()
-        {
-            let minutes = self.config.accounts.lockout_duration.as_secs().div_ceil(60);
-            return Err(OpError::parse(
-                Code::ObjectNotFound,
-                format!(
-                    "Your account is locked due to multiple failed login attempts. Please try again after {minutes} minute(s)"
-                ),
-            ));
-        }
-        let verified = password::verify(password.to_owned(), stored_hash).await;
-        let Some(user) = user else {
-            return Err(invalid_login());
-        };
-        if verified == Verified::No {
-            self.count_failed_login(&users, &user).await?;
-            return Err(invalid_login());
-        }
-        // An empty ACL makes a user master-only: it cannot log in (§7.1).
-        if user.acl.as_ref().is_some_and(|acl| acl.entries.is_empty()) {
-            return Err(invalid_login());
-        }
-        let user_id = user.object_id.clone();
-        // A new log-in from the same installation replaces that installation's session; other
-        // devices (and clients that send no installation id) keep theirs (§5.3).
-        let mut plans = match installation_id {
-            Some(installation_id) => {
-                self.plan_end_sessions(&user_id, Some(installation_id))
-                    .await?
-            }
-            None => Vec::new(),
-        };
-        let mut resets = Vec::new();
-        if user
-            .fields
-            .get("_failed_login_count")
-            .and_then(Value::as_f64)
-            .is_some_and(|count| count > 0.0)
-            || user.fields.contains_key("_account_lockout_expires_at")
-        {
-            resets.push(FieldUpdate {
-                field: "_failed_login_count".into(),
-                path: Vec::new(),
-                op: FieldOp::Delete,
-            });
-            resets.push(FieldUpdate {
-                field: "_account_lockout_expires_at".into(),
-                path: Vec::new(),
-                op: FieldOp::Delete,
-            });
-        }
-        if verified == Verified::YesRehash {
-            let hashed = password::hash(password.to_owned()).await?;
-            resets.push(FieldUpdate {
-                field: "_hashed_password".into(),
-                path: Vec::new(),
-                op: FieldOp::Set(Value::String(hashed)),
-            });
-        }
-        let (session, token) = self
-            .plan_session(&user_id, "login", "password", installation_id)
-            .await?;
-        plans.push(session);
-        let mut writes: Vec<Write> = Vec::new();
-        if !resets.is_empty() {
-            writes.push(Write::Update {
-                schema: users.clone(),
-                object_id: user_id.clone(),
-                guard: Filter::True,
-                updates: resets,
-                updated_at: user.updated_at.clone(),
-            });
-        }
-        self.store.write(writes).await?;
-        self.commit(plans).await?;
-        let mut rendered = self.render_self(&users, user, &user_id).await?;
-        rendered.insert("sessionToken".into(), token.into());
-        Ok(Value::Object(rendered))
-    }
-
-    /// Counts a failed log-in; at the threshold the account locks for the configured time.
-    async fn count_failed_login(
-        &self,
-        users: &std::sync::Arc<ClassSchema>,
-        user: &Object,
-    ) -> OpResult<()> {
-        let threshold = self.config.accounts.lockout_threshold;
-        if threshold == 0 {
-            return Ok(());
-        }
-        let failures = user
-            .fields
-            .get("_failed_login_count")
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-            + 1;
-        let updates = if failures >= u64::from(threshold) {
-            let length = chrono::Duration::from_std(self.config.accounts.lockout_duration)
-                .unwrap_or(chrono::Duration::minutes(5));
-            vec![
-                FieldUpdate {
-                    field: "_failed_login_count".into(),
-                    path: Vec::new(),
-                    op: FieldOp::Delete,
-                },
-                FieldUpdate {
-                    field: "_account_lockout_expires_at".into(),
-                    path: Vec::new(),
-                    op: FieldOp::Set(date_value(&format_date(Utc::now() + length))),
-                },
-            ]
-        } else {
-            vec![FieldUpdate {
-                field: "_failed_login_count".into(),
-                path: Vec::new(),
-                op: FieldOp::Increment(serde_json::Number::from(1)),
-            }]
-        };
-        let write = Write::Update {
-            schema: users.clone(),
-            object_id: user.object_id.clone(),
-            guard: Filter::True,
-            updates,
-            updated_at: user.updated_at.clone(),
-        };
-        self.store.write(vec![write]).await?;
-        Ok(())
-    }
-
     /// A user as the user itself reads it (no hidden fields but the server's own).
-    async fn render_self(
+    pub(super) async fn render_self(
         &self,
         users: &ClassSchema,
         user: Object,
@@ -665,25 +315,6 @@ impl Operations {
             ..Auth::default()
         };
         self.render_one(&reader, users, user).await
-    }
-
-    /// `POST /logout`: ends the caller's session.
-    pub async fn log_out(&self, auth: &Auth) -> OpResult<Value> {
-        if let Some(token) = &auth.session_token {
-            let sessions = self.class("_Session")?;
-            let filter = equals(&sessions, "sessionToken", Operand::String(token.clone()));
-            for session in self
-                .store
-                .find(&sessions, &FindQuery::filter(filter))
-                .await?
-            {
-                let plan = self
-                    .plan_delete(&Auth::master(), "_Session", &session.object_id)
-                    .await?;
-                self.commit(vec![plan]).await?;
-            }
-        }
-        Ok(json!({}))
     }
 
     /// `GET /users/me`.
@@ -699,27 +330,6 @@ impl Operations {
         let mut rendered = self.render_self(&users, user, user_id).await?;
         rendered.insert("sessionToken".into(), token.clone().into());
         Ok(Value::Object(rendered))
-    }
-
-    /// `GET /sessions/me`.
-    pub async fn current_session(&self, auth: &Auth) -> OpResult<Value> {
-        let Some(token) = &auth.session_token else {
-            return Err(OpError::parse(
-                Code::InvalidSessionToken,
-                "Session token not found.",
-            ));
-        };
-        let sessions = self.class("_Session")?;
-        let filter = equals(&sessions, "sessionToken", Operand::String(token.clone()));
-        let Some(session) = self.find_first(&sessions, filter).await? else {
-            return Err(OpError::parse(
-                Code::InvalidSessionToken,
-                "Session token not found.",
-            ));
-        };
-        Ok(Value::Object(
-            self.render_one(&Auth::master(), &sessions, session).await?,
-        ))
     }
 
     /// `PUT /users/:id`: only the user itself (or the master key). A new password ends the
@@ -823,127 +433,6 @@ impl Operations {
         self.commit(plans).await?;
         Ok(json!({}))
     }
-
-    /// `POST /sessions`: a further session for the caller's user.
-    pub async fn create_session(
-        &self,
-        auth: &Auth,
-        body: &Map<String, Value>,
-    ) -> OpResult<WriteResponse> {
-        if auth.master {
-            return self
-                .commit_one(self.plan_create(auth, "_Session", body).await?)
-                .await;
-        }
-        let Some(user_id) = &auth.user_id else {
-            return Err(invalid_session());
-        };
-        if body.contains_key("ACL") {
-            return Err(OpError::parse(
-                Code::InvalidKeyName,
-                "Cannot set ACL on a Session.",
-            ));
-        }
-        let installation_id = body
-            .get("installationId")
-            .and_then(Value::as_str)
-            .or(auth.installation_id.as_deref());
-        let (plan, token) = self
-            .plan_session(user_id, "create", "password", installation_id)
-            .await?;
-        let mut response = self.commit_one(plan).await?;
-        if let WriteOutcome::Created(session) = &response.outcome {
-            let sessions = self.class("_Session")?;
-            let mut rendered = self
-                .render_one(&Auth::master(), &sessions, session.clone())
-                .await?;
-            rendered.insert("sessionToken".into(), token.into());
-            response.body = Value::Object(rendered);
-        }
-        Ok(response)
-    }
-
-    /// `POST /loginAs` (master key): a session for any user.
-    pub async fn log_in_as(&self, auth: &Auth, user_id: Option<&str>) -> OpResult<Value> {
-        super::schema::require_master(auth)?;
-        let Some(user_id) = user_id.filter(|id| !id.is_empty()) else {
-            return Err(OpError::parse(
-                Code::InvalidValue,
-                "userId must not be empty, null, or undefined",
-            ));
-        };
-        let users = self.class("_User")?;
-        let filter = equals(&users, "objectId", Operand::String(user_id.to_owned()));
-        let Some(user) = self.find_first(&users, filter).await? else {
-            return Err(OpError::parse(Code::ObjectNotFound, "user not found"));
-        };
-        let (session, token) = self
-            .plan_session(
-                user_id,
-                "login",
-                "masterkey",
-                auth.installation_id.as_deref(),
-            )
-            .await?;
-        self.commit(vec![session]).await?;
-        let mut rendered = self.render_self(&users, user, user_id).await?;
-        rendered.insert("sessionToken".into(), token.into());
-        Ok(Value::Object(rendered))
-    }
-
-    /// `GET`/`POST /verifyPassword`: checks a password without creating a session.
-    pub async fn verify_password(&self, request: LogIn, client_ip: IpAddr) -> OpResult<Value> {
-        if !self
-            .login_limiter
-            .admit(client_ip, self.config.accounts.login_attempts_per_minute)
-        {
-            return Err(OpError::parse(
-                Code::ConnectionFailed,
-                "Too many log-in attempts; try again in a minute.",
-            ));
-        }
-        let identity = request
-            .username
-            .as_ref()
-            .or(request.email.as_ref())
-            .and_then(Value::as_str);
-        let (Some(identity), Some(password)) =
-            (identity, request.password.as_ref().and_then(Value::as_str))
-        else {
-            return Err(OpError::parse(
-                Code::UsernameMissing,
-                "username/email is required.",
-            ));
-        };
-        let users = self.class("_User")?;
-        let filter = Filter::Or(vec![
-            Filter::Cond {
-                field: field(&users, "username"),
-                cond: Cond::Eq(Operand::String(identity.to_owned())),
-            },
-            Filter::Cond {
-                field: field(&users, "email"),
-                cond: Cond::EqIgnoreCase(identity.to_owned()),
-            },
-        ]);
-        let user = self.find_first(&users, filter).await?;
-        let stored = user
-            .as_ref()
-            .and_then(|user| user.fields.get("_hashed_password"))
-            .and_then(Value::as_str)
-            .unwrap_or(password::DECOY_HASH)
-            .to_owned();
-        let verified = password::verify(password.to_owned(), stored).await;
-        match user {
-            Some(user) if verified != Verified::No => {
-                let user_id = user.object_id.clone();
-                Ok(Value::Object(
-                    self.render_self(&users, user, &user_id).await?,
-                ))
-            }
-            _ => Err(invalid_login()),
-        }
-    }
 }
 
 /// A unique-index conflict on `_User` is a username or email taken by a concurrent sign-up.
@@ -954,34 +443,5 @@ fn map_user_conflict(error: OpError) -> OpError {
             "Account already exists for this username.",
         ),
         other => other,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn session_tokens_have_128_random_bits() {
-        let token = new_session_token();
-        assert_eq!(token.len(), 34);
-        assert!(token.starts_with("r:"));
-        assert!(
-            token[2..]
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        );
-        assert_ne!(token, new_session_token());
-    }
-
-    #[test]
-    fn the_login_limiter_counts_per_address_and_minute() {
-        let limiter = LoginLimiter::default();
-        let ip: IpAddr = [127, 0, 0, 1].into();
-        let other: IpAddr = [127, 0, 0, 2].into();
-        assert!((0..3).all(|_| limiter.admit(ip, 3)));
-        assert!(!limiter.admit(ip, 3));
-        assert!(limiter.admit(other, 3));
-        assert!(limiter.admit(ip, 0));
     }
 }

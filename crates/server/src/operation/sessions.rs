@@ -1,0 +1,213 @@
+//! Sessions (§5.7): the `_Session` objects behind session tokens — creating them, resolving a
+//! token to its user (unknown and expired tokens are `209` on every route), ending them.
+
+use chrono::Utc;
+use parlor_core::Code;
+use parlor_core::query::{FindQuery, Operand};
+use parlor_core::value::{as_date, as_pointer, date_value, format_date, now_iso, pointer_value};
+use parlor_store::WriteOutcome;
+use rand::RngExt;
+use serde_json::{Map, Value, json};
+
+use super::users::user_pointer;
+use super::write::{PlannedWrite, WriteResponse, equals};
+use super::{Auth, OpError, OpResult, Operations};
+
+/// `r:` and 32 lowercase hex digits: 128 random bits.
+pub fn new_session_token() -> String {
+    let bytes: [u8; 16] = rand::rng().random();
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("r:{hex}")
+}
+pub(super) fn invalid_session() -> OpError {
+    OpError::parse(Code::InvalidSessionToken, "Invalid session token")
+}
+
+impl Operations {
+    /// Plans a new `_Session` for a user; returns the plan and its token.
+    pub(super) async fn plan_session(
+        &self,
+        user_id: &str,
+        action: &str,
+        provider: &str,
+        installation_id: Option<&str>,
+    ) -> OpResult<(PlannedWrite, String)> {
+        let token = new_session_token();
+        let length = chrono::Duration::from_std(self.config.accounts.session_length)
+            .unwrap_or(chrono::Duration::days(365));
+        let mut body = Map::new();
+        body.insert("sessionToken".into(), token.clone().into());
+        body.insert("user".into(), pointer_value("_User", user_id));
+        body.insert(
+            "createdWith".into(),
+            json!({"action": action, "authProvider": provider}),
+        );
+        body.insert(
+            "expiresAt".into(),
+            date_value(&format_date(Utc::now() + length)),
+        );
+        if let Some(installation_id) = installation_id {
+            body.insert("installationId".into(), installation_id.into());
+        }
+        let plan = self.plan_create(&Auth::master(), "_Session", &body).await?;
+        Ok((plan, token))
+    }
+
+    /// Plans deleting every session of the user.
+    pub(super) async fn plan_end_user_sessions(
+        &self,
+        user_id: &str,
+    ) -> OpResult<Vec<PlannedWrite>> {
+        self.plan_end_sessions(user_id, None).await
+    }
+
+    /// Plans deleting the user's sessions (all, or those of one installation).
+    pub(super) async fn plan_end_sessions(
+        &self,
+        user_id: &str,
+        installation_id: Option<&str>,
+    ) -> OpResult<Vec<PlannedWrite>> {
+        let sessions = self.class("_Session")?;
+        let mut filter = equals(&sessions, "user", user_pointer(user_id));
+        if let Some(installation_id) = installation_id {
+            filter = filter.and(equals(
+                &sessions,
+                "installationId",
+                Operand::String(installation_id.to_owned()),
+            ));
+        }
+        let found = self
+            .store
+            .find(&sessions, &FindQuery::filter(filter))
+            .await?;
+        let mut plans = Vec::with_capacity(found.len());
+        for session in found {
+            plans.push(
+                self.plan_delete(&Auth::master(), "_Session", &session.object_id)
+                    .await?,
+            );
+        }
+        Ok(plans)
+    }
+
+    /// The user of a session token. Unknown and expired tokens are `209`.
+    pub async fn resolve_session(&self, token: &str) -> OpResult<String> {
+        let Some(sessions) = self.schemas.get("_Session") else {
+            return Err(invalid_session());
+        };
+        let by_token = equals(&sessions, "sessionToken", Operand::String(token.to_owned()));
+        let Some(session) = self.find_first(&sessions, by_token).await? else {
+            return Err(invalid_session());
+        };
+        let expires_at = session.fields.get("expiresAt").and_then(as_date);
+        if expires_at.is_some_and(|expires_at| expires_at <= now_iso()) {
+            return Err(OpError::parse(
+                Code::InvalidSessionToken,
+                "Session token is expired.",
+            ));
+        }
+        session
+            .fields
+            .get("user")
+            .and_then(as_pointer)
+            .map(|(_, user_id)| user_id.to_owned())
+            .ok_or_else(invalid_session)
+    }
+
+    /// `POST /logout`: ends the caller's session.
+    pub async fn log_out(&self, auth: &Auth) -> OpResult<Value> {
+        if let Some(token) = &auth.session_token {
+            let sessions = self.class("_Session")?;
+            let filter = equals(&sessions, "sessionToken", Operand::String(token.clone()));
+            for session in self
+                .store
+                .find(&sessions, &FindQuery::filter(filter))
+                .await?
+            {
+                let plan = self
+                    .plan_delete(&Auth::master(), "_Session", &session.object_id)
+                    .await?;
+                self.commit(vec![plan]).await?;
+            }
+        }
+        Ok(json!({}))
+    }
+
+    /// `GET /sessions/me`.
+    pub async fn current_session(&self, auth: &Auth) -> OpResult<Value> {
+        let Some(token) = &auth.session_token else {
+            return Err(OpError::parse(
+                Code::InvalidSessionToken,
+                "Session token not found.",
+            ));
+        };
+        let sessions = self.class("_Session")?;
+        let filter = equals(&sessions, "sessionToken", Operand::String(token.clone()));
+        let Some(session) = self.find_first(&sessions, filter).await? else {
+            return Err(OpError::parse(
+                Code::InvalidSessionToken,
+                "Session token not found.",
+            ));
+        };
+        Ok(Value::Object(
+            self.render_one(&Auth::master(), &sessions, session).await?,
+        ))
+    }
+
+    /// `POST /sessions`: a further session for the caller's user.
+    pub async fn create_session(
+        &self,
+        auth: &Auth,
+        body: &Map<String, Value>,
+    ) -> OpResult<WriteResponse> {
+        if auth.master {
+            return self
+                .commit_one(self.plan_create(auth, "_Session", body).await?)
+                .await;
+        }
+        let Some(user_id) = &auth.user_id else {
+            return Err(invalid_session());
+        };
+        if body.contains_key("ACL") {
+            return Err(OpError::parse(
+                Code::InvalidKeyName,
+                "Cannot set ACL on a Session.",
+            ));
+        }
+        let installation_id = body
+            .get("installationId")
+            .and_then(Value::as_str)
+            .or(auth.installation_id.as_deref());
+        let (plan, token) = self
+            .plan_session(user_id, "create", "password", installation_id)
+            .await?;
+        let mut response = self.commit_one(plan).await?;
+        if let WriteOutcome::Created(session) = &response.outcome {
+            let sessions = self.class("_Session")?;
+            let mut rendered = self
+                .render_one(&Auth::master(), &sessions, session.clone())
+                .await?;
+            rendered.insert("sessionToken".into(), token.into());
+            response.body = Value::Object(rendered);
+        }
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_tokens_have_128_random_bits() {
+        let token = new_session_token();
+        assert_eq!(token.len(), 34);
+        assert!(token.starts_with("r:"));
+        assert!(
+            token[2..]
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_ne!(token, new_session_token());
+    }
+}
