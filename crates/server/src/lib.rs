@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod http;
+pub mod live;
 pub mod mail;
 pub mod operation;
 pub mod schema_doc;

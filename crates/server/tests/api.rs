@@ -52,3 +52,6 @@ mod matrix;
 
 #[path = "api/files.rs"]
 mod files;
+
+#[path = "api/live.rs"]
+mod live;

@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -92,6 +93,24 @@ async fn handle_request(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    // LiveQuery: the SDKs open their WebSocket on the server URL (any path is accepted, as
+    // Parse Server does).
+    let upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|value| value.to_str().ok());
+    if upgrade.is_some_and(|value| value.eq_ignore_ascii_case("websocket")) {
+        let (mut parts, _) = request.into_parts();
+        return match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+            Ok(upgrade) => {
+                let live_state = state.clone();
+                upgrade.on_upgrade(move |socket| {
+                    crate::live::serve_socket(socket, live_state, peer.ip())
+                })
+            }
+            Err(rejection) => rejection.into_response(),
+        };
+    }
     let files_prefix = format!("{}/files/", state.config.mount_path);
     if let Some(rest) = request
         .uri()

@@ -21,6 +21,7 @@ pub mod account_email;
 pub mod auth;
 pub mod auth_data;
 pub mod error;
+pub mod events;
 pub mod files;
 pub mod global_config;
 pub mod idempotency;
@@ -76,6 +77,8 @@ pub struct Operations {
     pub roles: Arc<roles::RoleCache>,
     /// Where password-reset and verification mails go.
     pub mailer: Arc<dyn crate::mail::Mailer>,
+    /// Committed changes, for live queries.
+    pub events: events::EventBus,
 }
 
 impl Operations {
@@ -88,6 +91,7 @@ impl Operations {
             auth_providers: Arc::default(),
             roles: Arc::default(),
             mailer: Arc::new(crate::mail::LogMailer),
+            events: events::EventBus::default(),
         }
     }
 

@@ -294,7 +294,7 @@ impl Operations {
     }
 
     /// One object as `auth` reads it (protectedFields, secrets removed), without includes.
-    pub(super) async fn render_one(
+    pub async fn render_one(
         &self,
         auth: &Auth,
         schema: &ClassSchema,

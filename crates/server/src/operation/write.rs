@@ -45,11 +45,7 @@ impl PlannedWrite {
     }
 
     pub fn class_name(&self) -> &str {
-        match &self.write {
-            Write::Create { schema, .. }
-            | Write::Update { schema, .. }
-            | Write::Delete { schema, .. } => &schema.class_name,
-        }
+        write_class(&self.write)
     }
 }
 
@@ -475,7 +471,14 @@ impl Operations {
     pub async fn commit(&self, planned: Vec<PlannedWrite>) -> OpResult<Vec<WriteResponse>> {
         let writes: Vec<Write> = planned.iter().map(|plan| plan.write.clone()).collect();
         let writes = self.template_follow_ups(writes).await?;
+        let classes: Vec<String> = writes
+            .iter()
+            .map(|write| write_class(write).to_owned())
+            .collect();
         let outcomes = self.store.write(writes).await?;
+        for (class_name, outcome) in classes.iter().zip(&outcomes) {
+            self.events.publish(class_name, outcome);
+        }
         Ok(planned
             .into_iter()
             .zip(outcomes)
@@ -544,6 +547,14 @@ impl Operations {
                 self.config.server_url
             ),
         }
+    }
+}
+
+fn write_class(write: &Write) -> &str {
+    match write {
+        Write::Create { schema, .. }
+        | Write::Update { schema, .. }
+        | Write::Delete { schema, .. } => &schema.class_name,
     }
 }
 

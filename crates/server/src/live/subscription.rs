@@ -1,0 +1,175 @@
+//! One subscription: its query (parsed once), its caller's rights, and the event it yields
+//! for a change (§11.4).
+
+use std::sync::Arc;
+
+use parlor_core::object::Object;
+use parlor_core::query::matcher::matches;
+use parlor_core::query::{Filter, parse_where};
+use parlor_core::schema::ClassSchema;
+use parlor_core::{Code, Error};
+use serde_json::Value;
+
+use crate::operation::access::{check_class_permission, read_filter, read_operation};
+use crate::operation::{Auth, Operations};
+
+/// A live query of one client.
+pub struct Subscription {
+    pub request_id: i64,
+    pub schema: Arc<ClassSchema>,
+    /// The `where` AND the subscriber's CLP pointer permissions AND its ACL read rights.
+    pub visible: Filter,
+    pub keys: Option<Vec<String>>,
+    pub watch: Option<Vec<String>>,
+    pub auth: Auth,
+}
+
+/// Which event a change is for this subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Create,
+    Update,
+    Enter,
+    Leave,
+    Delete,
+}
+
+impl EventKind {
+    pub fn op(self) -> &'static str {
+        match self {
+            EventKind::Create => "create",
+            EventKind::Update => "update",
+            EventKind::Enter => "enter",
+            EventKind::Leave => "leave",
+            EventKind::Delete => "delete",
+        }
+    }
+}
+
+fn string_list(value: Option<&Value>, name: &str) -> Result<Option<Vec<String>>, Error> {
+    match value {
+        None => Ok(None),
+        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
+            Ok(Some(
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+            ))
+        }
+        Some(_) => Err(Error::new(
+            Code::InternalServerError,
+            format!("{name} must be a non-empty array of strings"),
+        )),
+    }
+}
+
+impl Subscription {
+    /// Parses and authorises a `subscribe`/`update` query for `auth`.
+    pub fn new(
+        operations: &Operations,
+        request_id: i64,
+        query: &Value,
+        auth: Auth,
+    ) -> Result<Subscription, Error> {
+        let invalid = |message: &str| Error::new(Code::InternalServerError, message.to_owned());
+        let query = query
+            .as_object()
+            .ok_or_else(|| invalid("query must be an object"))?;
+        if let Some(extra) = query
+            .keys()
+            .find(|key| !matches!(key.as_str(), "className" | "where" | "keys" | "watch"))
+        {
+            return Err(invalid(&format!(
+                "Additional properties not allowed: {extra}"
+            )));
+        }
+        let class_name = query
+            .get("className")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("query.className is required"))?;
+        let where_json = query
+            .get("where")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        let keys = string_list(query.get("keys"), "keys")?;
+        let watch = string_list(query.get("watch"), "watch")?;
+        let schema = operations
+            .schemas
+            .get(class_name)
+            .unwrap_or_else(|| Arc::new(ClassSchema::new(class_name)));
+        let operation = read_operation(&where_json, false);
+        let clp = check_class_permission(&schema, operation, &auth)?;
+        let context = NoSubqueries;
+        let filter = parse_where(&where_json, &schema, &context)?;
+        if !filter.is_matchable() {
+            return Err(Error::invalid_query(
+                "This query uses an operator live queries do not support ($relatedTo, $inQuery, $notInQuery, $select, $dontSelect, $text, relations)",
+            ));
+        }
+        let visible = filter.and(clp).and(read_filter(&auth));
+        Ok(Subscription {
+            request_id,
+            schema,
+            visible,
+            keys,
+            watch,
+            auth,
+        })
+    }
+
+    /// The event a change gives this subscriber, if any (§11.4).
+    pub fn event_for(&self, before: Option<&Object>, after: Option<&Object>) -> Option<EventKind> {
+        let seen_before = before.is_some_and(|object| matches(&self.visible, object));
+        let seen_after = after.is_some_and(|object| matches(&self.visible, object));
+        let kind = match (before.is_some(), after.is_some(), seen_before, seen_after) {
+            (false, true, _, true) => EventKind::Create,
+            (true, false, true, _) => EventKind::Delete,
+            (true, true, true, true) => EventKind::Update,
+            (true, true, true, false) => EventKind::Leave,
+            (true, true, false, true) => EventKind::Enter,
+            _ => return None,
+        };
+        let watched_changed = || {
+            let Some(watch) = &self.watch else {
+                return true;
+            };
+            watch.iter().any(|field| {
+                before.and_then(|object| object.get(field))
+                    != after.and_then(|object| object.get(field))
+            })
+        };
+        match kind {
+            EventKind::Create | EventKind::Update if !watched_changed() => None,
+            kind => Some(kind),
+        }
+    }
+}
+
+/// Live queries refuse subqueries: the parser sees no other class.
+struct NoSubqueries;
+
+impl parlor_core::query::QueryContext for NoSubqueries {
+    fn schema(&self, _class_name: &str) -> Option<Arc<ClassSchema>> {
+        None
+    }
+
+    fn restrict_subquery(&self, _class_name: &str) -> Result<Filter, Error> {
+        Err(Error::invalid_query(
+            "live queries do not support subqueries",
+        ))
+    }
+}
+
+/// Keeps the keys a subscription asked for (plus the ones every event carries).
+pub fn project(object: &mut serde_json::Map<String, Value>, keys: Option<&[String]>) {
+    if let Some(keys) = keys {
+        object.retain(|key, _| {
+            matches!(
+                key.as_str(),
+                "objectId" | "createdAt" | "updatedAt" | "ACL" | "className" | "__type"
+            ) || keys.iter().any(|wanted| wanted == key)
+        });
+    }
+}

@@ -1,0 +1,55 @@
+//! Change events: every committed write is published, after its commit and in commit order,
+//! for the live-query hub (and, later, other instances). A failed write publishes nothing.
+
+use std::sync::Arc;
+
+use parlor_core::object::Object;
+use parlor_store::WriteOutcome;
+use tokio::sync::broadcast;
+
+/// One committed change of one object.
+#[derive(Debug, Clone)]
+pub struct ChangeEvent {
+    pub class_name: String,
+    /// The state before the write (`None` for a create).
+    pub before: Option<Object>,
+    /// The state after the write (`None` for a delete).
+    pub after: Option<Object>,
+}
+
+/// The in-process bus. Subscribers that fall more than its capacity behind lose events and
+/// are told so (`RecvError::Lagged`), rather than growing memory without bound.
+#[derive(Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<Arc<ChangeEvent>>,
+}
+
+impl Default for EventBus {
+    fn default() -> EventBus {
+        let (sender, _) = broadcast::channel(8192);
+        EventBus { sender }
+    }
+}
+
+impl EventBus {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeEvent>> {
+        self.sender.subscribe()
+    }
+
+    /// Publishes what a committed write did.
+    pub fn publish(&self, class_name: &str, outcome: &WriteOutcome) {
+        if self.sender.receiver_count() == 0 {
+            return;
+        }
+        let (before, after) = match outcome {
+            WriteOutcome::Created(object) => (None, Some(object.clone())),
+            WriteOutcome::Updated { before, after } => (Some(before.clone()), Some(after.clone())),
+            WriteOutcome::Deleted(object) => (Some(object.clone()), None),
+        };
+        let _ = self.sender.send(Arc::new(ChangeEvent {
+            class_name: class_name.to_owned(),
+            before,
+            after,
+        }));
+    }
+}
