@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::auth::authenticate;
 use super::envelope;
 use super::error::ApiError;
+use super::routes::percent_decode;
 use super::state::AppState;
 
 /// Answers a request below `{mount}/files/`.
@@ -29,13 +30,6 @@ pub async fn handle(
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
-}
-
-fn decode(segment: &str) -> String {
-    form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, value)| value.into_owned())
-        .unwrap_or_default()
 }
 
 async fn route(
@@ -56,9 +50,9 @@ async fn route(
     };
     match (method.as_str(), segments.as_slice()) {
         ("GET", [app_id, name]) if *app_id == state.config.app_id => {
-            download(state, &decode(name), headers).await
+            download(state, &percent_decode(name), headers).await
         }
-        ("POST", [name]) => upload(state, &decode(name), headers, body, peer).await,
+        ("POST", [name]) => upload(state, &percent_decode(name), headers, body, peer).await,
         ("DELETE", [name]) => {
             let (_, credentials) = envelope::open(
                 Method::DELETE,
@@ -69,7 +63,10 @@ async fn route(
                 peer,
             )?;
             let auth = authenticate(state, &credentials, peer).await?;
-            let answer = state.operations.delete_file(&auth, &decode(name)).await?;
+            let answer = state
+                .operations
+                .delete_file(&auth, &percent_decode(name))
+                .await?;
             Ok((StatusCode::OK, axum::Json(answer)).into_response())
         }
         _ => Err(not_routed()),

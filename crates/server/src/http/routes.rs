@@ -206,7 +206,8 @@ impl Route {
     }
 }
 
-fn percent_decode(segment: &str) -> String {
+/// A percent-encoded path segment, decoded (`+` stays a plus, as in paths).
+pub(super) fn percent_decode(segment: &str) -> String {
     form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, value)| value.into_owned())

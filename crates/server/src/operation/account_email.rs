@@ -98,6 +98,15 @@ impl Operations {
         Ok(())
     }
 
+    /// Sends an account mail; a transport failure is logged and answered as code 1.
+    async fn send_account_mail(&self, mail: Mail) -> OpResult<Value> {
+        if let Err(error) = self.mailer.send(mail).await {
+            tracing::error!(%error, "sending an account mail failed");
+            return Err(OpError::Parse(Error::internal()));
+        }
+        Ok(json!({}))
+    }
+
     fn account_link(&self, page: &str, token: &str, username: &str) -> String {
         format!(
             "{}/apps/{}/{page}?token={token}&username={}",
@@ -138,11 +147,7 @@ impl Operations {
                  (POST with new_password; if you did not ask, ignore this mail.)"
             ),
         };
-        if let Err(error) = self.mailer.send(mail).await {
-            tracing::error!(%error, "sending a password-reset mail failed");
-            return Err(OpError::Parse(Error::internal()));
-        }
-        Ok(json!({}))
+        self.send_account_mail(mail).await
     }
 
     /// `POST /verificationEmailRequest {email}`.
@@ -177,11 +182,7 @@ impl Operations {
             subject: "Please verify your email".into(),
             text: format!("Confirm that this address belongs to the account {username}:\n{link}"),
         };
-        if let Err(error) = self.mailer.send(mail).await {
-            tracing::error!(%error, "sending a verification mail failed");
-            return Err(OpError::Parse(Error::internal()));
-        }
-        Ok(json!({}))
+        self.send_account_mail(mail).await
     }
 
     /// The user a link names, if its token matches (`field` holds the token).
