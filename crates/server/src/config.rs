@@ -114,6 +114,23 @@ pub struct ServeOptions {
     /// Read connections of the SQLite pool [default: 4].
     #[arg(long, env = "PARLOR_DATABASE_READERS")]
     pub database_readers: Option<u32>,
+
+    /// Classes that live queries serve (comma list) [default: every class].
+    #[arg(long, env = "PARLOR_LIVE_QUERY_CLASSES", value_delimiter = ',')]
+    pub live_query_classes: Option<Vec<String>>,
+
+    /// Subscriptions one LiveQuery connection may hold [default: 1000].
+    #[arg(long, env = "PARLOR_LIVE_QUERY_MAX_SUBSCRIPTIONS")]
+    pub live_query_max_subscriptions: Option<usize>,
+
+    /// LiveQuery connections one user may hold at once [default: 100].
+    #[arg(long, env = "PARLOR_LIVE_QUERY_MAX_CONNECTIONS_PER_USER")]
+    pub live_query_max_connections_per_user: Option<usize>,
+
+    /// Frames waiting to be sent to one LiveQuery client before it counts as too slow and is
+    /// disconnected [default: 1000].
+    #[arg(long, env = "PARLOR_LIVE_QUERY_QUEUE")]
+    pub live_query_queue: Option<usize>,
 }
 
 /// The resolved configuration of a server.
@@ -142,6 +159,7 @@ pub struct Config {
     pub login_rate_limit: u32,
     pub smtp_url: Option<String>,
     pub mail_from: String,
+    pub live: crate::live::LiveConfig,
 }
 
 pub const DEFAULT_DATABASE: &str = "sqlite://./parlor-data/parlor.db";
@@ -198,6 +216,24 @@ impl ServeOptions {
             mail_from: options
                 .mail_from
                 .unwrap_or_else(|| "noreply@localhost".to_owned()),
+            live: crate::live::LiveConfig {
+                classes: options
+                    .live_query_classes
+                    .map(|classes| {
+                        classes
+                            .into_iter()
+                            .map(|class| class.trim().to_owned())
+                            .filter(|class| !class.is_empty())
+                            .collect()
+                    })
+                    .filter(|classes: &Vec<String>| !classes.is_empty()),
+                max_subscriptions: options.live_query_max_subscriptions.unwrap_or(1000).max(1),
+                max_connections_per_user: options
+                    .live_query_max_connections_per_user
+                    .unwrap_or(100)
+                    .max(1),
+                queue: options.live_query_queue.unwrap_or(1000).max(1),
+            },
         })
     }
 
@@ -225,6 +261,14 @@ impl ServeOptions {
             idempotency_paths: self.idempotency_paths.or(other.idempotency_paths),
             idempotency_ttl: self.idempotency_ttl.or(other.idempotency_ttl),
             database_readers: self.database_readers.or(other.database_readers),
+            live_query_classes: self.live_query_classes.or(other.live_query_classes),
+            live_query_max_subscriptions: self
+                .live_query_max_subscriptions
+                .or(other.live_query_max_subscriptions),
+            live_query_max_connections_per_user: self
+                .live_query_max_connections_per_user
+                .or(other.live_query_max_connections_per_user),
+            live_query_queue: self.live_query_queue.or(other.live_query_queue),
             session_length: self.session_length.or(other.session_length),
             account_lockout_threshold: self
                 .account_lockout_threshold

@@ -169,6 +169,7 @@ pub async fn run(
     let state = AppState {
         operations,
         config: Arc::new(http_config),
+        live: Arc::new(live::Hub::new(config.live.clone())),
     };
     let app = http::router(state);
     println!(

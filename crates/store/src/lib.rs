@@ -52,12 +52,37 @@ pub enum Write {
     },
 }
 
+impl Write {
+    /// The class the write changes.
+    pub fn class_name(&self) -> &str {
+        match self {
+            Write::Create { schema, .. }
+            | Write::Update { schema, .. }
+            | Write::Delete { schema, .. } => &schema.class_name,
+        }
+    }
+}
+
 /// What a write did, with the states the live-query hub and triggers need.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOutcome {
     Created(Object),
     Updated { before: Object, after: Object },
     Deleted(Object),
+}
+
+/// One committed change, as a [`ChangeSink`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    pub class_name: &'a str,
+    pub outcome: &'a WriteOutcome,
+}
+
+/// Receives committed changes, in commit order (the live-query event bus).
+pub trait ChangeSink: Send + Sync + 'static {
+    /// Called once per committed transaction with what it changed, in commit order, before
+    /// the writer is answered. Must not block: it runs on the store's commit path.
+    fn committed(&self, changes: &[Change<'_>]);
 }
 
 /// Persistence of classes (tables), their schemas and their objects.
@@ -95,6 +120,11 @@ pub trait Store: Send + Sync + 'static {
     /// of a class's contents (the server's role cache) note it when they load and reload
     /// when it has moved. It counts what this store instance commits (this process).
     fn class_generation(&self, class_name: &str) -> u64;
+
+    /// Sets the receiver of committed changes. Transactions that touch the same object call
+    /// it in the order they committed, so an object's events are never reordered; a failed
+    /// transaction calls nothing.
+    fn set_change_sink(&self, sink: Arc<dyn ChangeSink>);
 
     /// The database's plan for a find, for tests and diagnostics.
     async fn explain(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<String>;

@@ -28,4 +28,6 @@ pub struct HttpConfig {
 pub struct AppState {
     pub operations: Operations,
     pub config: Arc<HttpConfig>,
+    /// Live-query settings and the connections open per user.
+    pub live: Arc<crate::live::Hub>,
 }

@@ -1,4 +1,8 @@
 //! One LiveQuery connection: the client's frames in, events out (§11.2–§11.5).
+//!
+//! The reading task owns the protocol state; a writer task owns the socket's sending half
+//! and drains a bounded queue. A client that lets the queue fill (it reads too slowly, or not
+//! at all) is told so and disconnected: its memory never grows past the queue.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -6,11 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
+use futures::stream::SplitSink;
+use futures::{SinkExt, StreamExt};
 use parlor_core::Error;
+use parlor_core::object::Object;
+use parlor_core::value::now_iso;
 use rand::RngExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
+use super::hub::UserSlot;
 use super::subscription::{EventKind, Subscription, project};
 use crate::http::AppState;
 use crate::http::auth::authenticate;
@@ -18,17 +29,28 @@ use crate::http::envelope::Credentials;
 use crate::operation::Auth;
 use crate::operation::events::ChangeEvent;
 
-/// How often the server pings; a client that stops answering is dropped by the transport.
+/// How often the server pings.
 const PING_EVERY: Duration = Duration::from_secs(10);
 
-/// At most this many subscriptions per connection.
-const MAX_SUBSCRIPTIONS: usize = 1000;
+/// A client silent this long (not even a pong) is gone.
+const SILENCE_LIMIT: Duration = Duration::from_secs(35);
 
+/// How long one frame may take to reach the socket before the client counts as stuck.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+const NOT_CONNECTED: &str =
+    "Can not find this client, make sure you connect to server before subscribing";
+
+/// The protocol state of one client.
 struct Client {
     id: String,
     installation_id: Option<String>,
     /// `None` until `connect`.
     auth: Option<Auth>,
+    /// The expiry of the connection's own session token.
+    expires_at: Option<String>,
+    /// Holds this user's place in the per-user connection count.
+    slot: Option<UserSlot>,
     subscriptions: HashMap<i64, Subscription>,
 }
 
@@ -51,9 +73,56 @@ impl Client {
     }
 }
 
-/// Serves one upgraded socket until the client leaves or the server stops.
-pub async fn serve_socket(mut socket: WebSocket, state: AppState, peer: IpAddr) {
+/// The sending side of a connection, as the reading task sees it.
+struct Outbox {
+    queue: mpsc::Sender<Message>,
+    /// Ends the writer with a last frame, ahead of whatever is queued.
+    kill: Option<oneshot::Sender<Value>>,
+}
+
+/// Why the reading task stops.
+struct Closed;
+
+impl Outbox {
+    /// Queues a frame; `Err` when the client is gone or too slow (then it has been told).
+    fn push(&mut self, frame: Value) -> Result<(), Closed> {
+        match self.queue.try_send(Message::Text(frame.to_string().into())) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close_with(error_frame(
+                    1,
+                    "The client is too slow reading events; reconnect.",
+                    true,
+                    None,
+                ));
+                Err(Closed)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Closed),
+        }
+    }
+
+    fn push_all(&mut self, frames: Vec<Value>) -> Result<(), Closed> {
+        frames.into_iter().try_for_each(|frame| self.push(frame))
+    }
+
+    fn close_with(&mut self, frame: Value) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(frame);
+        }
+    }
+}
+
+/// Serves one upgraded socket until the client leaves, is too slow, or the server stops.
+pub async fn serve_socket(socket: WebSocket, state: AppState, peer: IpAddr) {
     let mut events = state.operations.events.subscribe();
+    let (sink, mut incoming) = socket.split();
+    let (queue, queued) = mpsc::channel(state.live.config.queue);
+    let (kill, killed) = oneshot::channel();
+    let writer = tokio::spawn(write_frames(sink, queued, killed));
+    let mut outbox = Outbox {
+        queue,
+        kill: Some(kill),
+    };
     let id: String = {
         let bytes: [u8; 16] = rand::rng().random();
         bytes.iter().map(|byte| format!("{byte:02x}")).collect()
@@ -62,58 +131,81 @@ pub async fn serve_socket(mut socket: WebSocket, state: AppState, peer: IpAddr) 
         id,
         installation_id: None,
         auth: None,
+        expires_at: None,
+        slot: None,
         subscriptions: HashMap::new(),
     };
+    let mut silent_until = Instant::now() + SILENCE_LIMIT;
+    loop {
+        let step = tokio::select! {
+            frame = incoming.next() => {
+                silent_until = Instant::now() + SILENCE_LIMIT;
+                match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        let frames = handle_frame(&state, &mut client, text.as_str(), peer).await;
+                        outbox.push_all(frames)
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        outbox.push(error_frame(1, "binary frames are not supported", true, None))
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Err(Closed),
+                }
+            }
+            event = events.recv() => match event {
+                Ok(event) => {
+                    let frames = event_frames(&state, &mut client, &event).await;
+                    outbox.push_all(frames)
+                }
+                // The bus moved on more than its capacity past this client.
+                Err(RecvError::Lagged(_)) => {
+                    outbox.close_with(error_frame(1, "The client fell behind the event stream; reconnect.", true, None));
+                    Err(Closed)
+                }
+                Err(RecvError::Closed) => Err(Closed),
+            },
+            _ = tokio::time::sleep_until(silent_until) => Err(Closed),
+        };
+        if step.is_err() {
+            break;
+        }
+    }
+    drop(outbox);
+    // The writer finishes the queued frames (or the last error) and closes the socket; one
+    // stuck on a client that does not read is cut off by its send timeout.
+    let _ = writer.await;
+}
+
+/// Sends queued frames and pings until the queue closes or the connection is killed.
+async fn write_frames(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queued: mpsc::Receiver<Message>,
+    mut killed: oneshot::Receiver<Value>,
+) {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
-        tokio::select! {
-            incoming = socket.recv() => {
-                let text = match incoming {
-                    Some(Ok(Message::Text(text))) => text.to_string(),
-                    Some(Ok(Message::Binary(_))) => {
-                        if send(&mut socket, error_frame(1, "binary frames are not supported", true, None)).await.is_err() {
-                            break;
-                        }
-                        continue;
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                };
-                for frame in handle_frame(&state, &mut client, &text, peer).await {
-                    if send(&mut socket, frame).await.is_err() {
-                        return;
-                    }
+        let message = tokio::select! {
+            biased;
+            last = &mut killed => {
+                if let Ok(frame) = last {
+                    let text = Message::Text(frame.to_string().into());
+                    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(text)).await;
                 }
+                break;
             }
-            event = events.recv() => {
-                match event {
-                    Ok(event) => {
-                        for frame in event_frames(&state, &client, &event).await {
-                            if send(&mut socket, frame).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    // Too slow to keep up: tell the client and drop it rather than buffer forever.
-                    Err(RecvError::Lagged(_)) => {
-                        let _ = send(&mut socket, error_frame(1, "The client fell behind the event stream; reconnect.", true, None)).await;
-                        break;
-                    }
-                    Err(RecvError::Closed) => break,
-                }
-            }
-            _ = ping.tick() => {
-                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
-                    break;
-                }
-            }
+            message = queued.recv() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            _ = ping.tick() => Message::Ping(Vec::new().into()),
+        };
+        match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return,
         }
     }
-}
-
-async fn send(socket: &mut WebSocket, frame: Value) -> Result<(), axum::Error> {
-    socket.send(Message::Text(frame.to_string().into())).await
+    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.close()).await;
 }
 
 /// Answers one client frame with zero or more frames.
@@ -133,47 +225,10 @@ async fn handle_frame(
         .unwrap_or_default();
     match op {
         "connect" => connect(state, client, &message, peer).await,
-        "subscribe" | "update" => {
-            let Some(connection_auth) = client.auth.clone() else {
-                return vec![error_frame(
-                    2,
-                    "Can not find this client, make sure you connect to server before subscribing",
-                    true,
-                    request_id,
-                )];
-            };
-            let Some(request_id) = request_id else {
-                return vec![error_frame(1, "requestId must be a number", true, None)];
-            };
-            if op == "subscribe" && client.subscriptions.len() >= MAX_SUBSCRIPTIONS {
-                return vec![error_frame(
-                    1,
-                    "Too many subscriptions on this connection",
-                    false,
-                    Some(request_id),
-                )];
-            }
-            let auth = match message.get("sessionToken").and_then(Value::as_str) {
-                Some(token) => subscriber_auth(state, token, &connection_auth).await,
-                None => connection_auth,
-            };
-            let query = message.get("query").cloned().unwrap_or(Value::Null);
-            match Subscription::new(&state.operations, request_id, &query, auth) {
-                Ok(subscription) => {
-                    client.subscriptions.insert(request_id, subscription);
-                    vec![Value::Object(client.frame("subscribed", Some(request_id)))]
-                }
-                Err(error) => vec![error_from(&error, Some(request_id))],
-            }
-        }
+        "subscribe" | "update" => subscribe(state, client, &message, request_id).await,
         "unsubscribe" => {
             if client.auth.is_none() {
-                return vec![error_frame(
-                    2,
-                    "Can not find this client, make sure you connect to server before subscribing",
-                    true,
-                    request_id,
-                )];
+                return vec![error_frame(2, NOT_CONNECTED, true, request_id)];
             }
             match request_id.and_then(|id| client.subscriptions.remove(&id)) {
                 Some(subscription) => vec![Value::Object(
@@ -193,6 +248,53 @@ async fn handle_frame(
             true,
             request_id,
         )],
+    }
+}
+
+/// `subscribe`, or `update` of an existing subscription (§11.3).
+async fn subscribe(
+    state: &AppState,
+    client: &mut Client,
+    message: &Map<String, Value>,
+    request_id: Option<i64>,
+) -> Vec<Value> {
+    let Some(connection_auth) = client.auth.clone() else {
+        return vec![error_frame(2, NOT_CONNECTED, true, request_id)];
+    };
+    let Some(request_id) = request_id else {
+        return vec![error_frame(1, "requestId must be a number", true, None)];
+    };
+    let replaces = client.subscriptions.contains_key(&request_id);
+    if !replaces && client.subscriptions.len() >= state.live.config.max_subscriptions {
+        return vec![error_frame(
+            1,
+            "Too many subscriptions on this connection",
+            false,
+            Some(request_id),
+        )];
+    }
+    let query = message.get("query").cloned().unwrap_or(Value::Null);
+    if let Some(class_name) = query.get("className").and_then(Value::as_str)
+        && !state.live.serves(class_name)
+    {
+        return vec![error_frame(
+            119,
+            &format!("Live queries are not enabled for class {class_name}"),
+            false,
+            Some(request_id),
+        )];
+    }
+    let (auth, expires_at) = match message.get("sessionToken").and_then(Value::as_str) {
+        Some(token) => subscriber_auth(state, token, &connection_auth).await,
+        None => (connection_auth, client.expires_at.clone()),
+    };
+    match Subscription::new(&state.operations, request_id, &query, auth, expires_at) {
+        Ok(subscription) => {
+            // Parse answers an `update` as a fresh subscription.
+            client.subscriptions.insert(request_id, subscription);
+            vec![Value::Object(client.frame("subscribed", Some(request_id)))]
+        }
+        Err(error) => vec![error_from(&error, Some(request_id))],
     }
 }
 
@@ -233,38 +335,160 @@ async fn connect(
         Ok(auth) => auth,
         Err(_) => return vec![error_frame(4, "Key in request is not valid", false, None)],
     };
+    let mut expires_at = None;
     // An invalid token is not an error here: the client simply sees public objects (§11.5).
     if let Some(token) = text("sessionToken") {
-        auth = subscriber_auth(state, &token, &auth).await;
+        (auth, expires_at) = subscriber_auth(state, &token, &auth).await;
+    }
+    // A reconnecting client's `connect` replaces its earlier one; its slot moves with it.
+    client.slot = None;
+    if let Some(user_id) = &auth.user_id {
+        match state.live.admit(user_id) {
+            Some(slot) => client.slot = Some(slot),
+            None => {
+                return vec![error_frame(
+                    1,
+                    "Too many live-query connections for this user",
+                    false,
+                    None,
+                )];
+            }
+        }
     }
     client.installation_id = credentials.installation_id;
     client.auth = Some(auth);
+    client.expires_at = expires_at;
     vec![Value::Object(client.frame("connected", None))]
 }
 
-/// The rights of a session token, falling back to the connection's when it does not resolve.
-async fn subscriber_auth(state: &AppState, token: &str, connection: &Auth) -> Auth {
+/// The rights of a session token and its expiry, falling back to the connection's rights
+/// without a user when the token does not resolve.
+async fn subscriber_auth(
+    state: &AppState,
+    token: &str,
+    connection: &Auth,
+) -> (Auth, Option<String>) {
     let operations = &state.operations;
-    let Ok(user_id) = operations.resolve_session(token).await else {
-        return Auth {
-            user_id: None,
-            roles: Vec::new(),
-            session_token: None,
-            ..connection.clone()
-        };
+    let Ok(session) = operations.session_info(token).await else {
+        return (anonymous(connection), None);
     };
-    let roles = operations.roles_of(&user_id).await.unwrap_or_default();
-    Auth {
-        user_id: Some(user_id),
+    let roles = operations
+        .roles_of(&session.user_id)
+        .await
+        .unwrap_or_default();
+    let auth = Auth {
+        user_id: Some(session.user_id),
         roles,
         session_token: Some(token.to_owned()),
+        ..connection.clone()
+    };
+    (auth, session.expires_at)
+}
+
+/// `connection`'s rights without its user: what a client with a dead token keeps.
+fn anonymous(connection: &Auth) -> Auth {
+    Auth {
+        user_id: None,
+        roles: Vec::new(),
+        session_token: None,
         ..connection.clone()
     }
 }
 
-/// The frames one change gives this client.
-async fn event_frames(state: &AppState, client: &Client, event: &Arc<ChangeEvent>) -> Vec<Value> {
+/// Before an event is matched: drops subscriptions whose session ended, and rebuilds those
+/// whose rights may have changed (a role change, a schema change). Returns the error frames
+/// of the subscriptions it ended.
+async fn keep_rights_current(
+    state: &AppState,
+    client: &mut Client,
+    event: &ChangeEvent,
+) -> Vec<Value> {
     let mut frames = Vec::new();
+    let now = now_iso();
+    // A deleted session (log-out, password change, revocation) or an expired one ends the
+    // subscriptions that rely on it.
+    let ended_token = match (&event.before, &event.after) {
+        (Some(before), None) if event.class_name == "_Session" => before
+            .fields
+            .get("sessionToken")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    };
+    let session_ended = |auth: &Auth, expires_at: &Option<String>| {
+        let revoked = ended_token.is_some() && auth.session_token == ended_token;
+        let expired = expires_at.as_ref().is_some_and(|expiry| *expiry <= now);
+        revoked || expired
+    };
+    if let Some(auth) = &client.auth
+        && auth.session_token.is_some()
+        && session_ended(auth, &client.expires_at)
+    {
+        client.auth = Some(anonymous(auth));
+        client.expires_at = None;
+        client.slot = None;
+    }
+    let ended: Vec<i64> = client
+        .subscriptions
+        .values()
+        .filter(|subscription| {
+            subscription.auth.session_token.is_some()
+                && session_ended(&subscription.auth, &subscription.expires_at)
+        })
+        .map(|subscription| subscription.request_id)
+        .collect();
+    for request_id in ended {
+        client.subscriptions.remove(&request_id);
+        frames.push(error_frame(
+            209,
+            "Invalid session token",
+            false,
+            Some(request_id),
+        ));
+    }
+    let roles_changed = event.class_name == "_Role";
+    let mut stale = Vec::new();
+    for subscription in client.subscriptions.values() {
+        let schema_changed = state
+            .operations
+            .schemas
+            .get(&subscription.schema.class_name)
+            .is_some_and(|current| !Arc::ptr_eq(&current, &subscription.schema));
+        if schema_changed || (roles_changed && subscription.auth.user_id.is_some()) {
+            stale.push(subscription.request_id);
+        }
+    }
+    for request_id in stale {
+        let Some(subscription) = client.subscriptions.get(&request_id) else {
+            continue;
+        };
+        let mut auth = subscription.auth.clone();
+        if let Some(user_id) = &auth.user_id {
+            auth.roles = state.operations.roles_of(user_id).await.unwrap_or_default();
+        }
+        match subscription.rebuild(&state.operations, auth) {
+            Ok(rebuilt) => {
+                client.subscriptions.insert(request_id, rebuilt);
+            }
+            Err(error) => {
+                client.subscriptions.remove(&request_id);
+                frames.push(error_from(&error, Some(request_id)));
+            }
+        }
+    }
+    frames
+}
+
+/// The frames one change gives this client.
+async fn event_frames(
+    state: &AppState,
+    client: &mut Client,
+    event: &Arc<ChangeEvent>,
+) -> Vec<Value> {
+    if client.subscriptions.is_empty() {
+        return Vec::new();
+    }
+    let mut frames = keep_rights_current(state, client, event).await;
     for subscription in client.subscriptions.values() {
         if subscription.schema.class_name != event.class_name {
             continue;
@@ -272,39 +496,39 @@ async fn event_frames(state: &AppState, client: &Client, event: &Arc<ChangeEvent
         let Some(kind) = subscription.event_for(event.before.as_ref(), event.after.as_ref()) else {
             continue;
         };
-        let render = |object: &parlor_core::object::Object| {
-            let object = object.clone();
-            async move {
-                let mut json = state
-                    .operations
-                    .render_one(&subscription.auth, &subscription.schema, object)
-                    .await
-                    .unwrap_or_default();
-                json.insert("__type".into(), "Object".into());
-                json.insert(
-                    "className".into(),
-                    subscription.schema.class_name.clone().into(),
-                );
-                project(&mut json, subscription.keys.as_deref());
-                Value::Object(json)
-            }
-        };
         let mut frame = client.frame(kind.op(), Some(subscription.request_id));
         let current = match kind {
             EventKind::Delete => event.before.as_ref(),
             _ => event.after.as_ref(),
         };
         if let Some(current) = current {
-            frame.insert("object".into(), render(current).await);
+            frame.insert("object".into(), render(state, subscription, current).await);
         }
         if matches!(
             kind,
             EventKind::Update | EventKind::Enter | EventKind::Leave
         ) && let Some(before) = &event.before
         {
-            frame.insert("original".into(), render(before).await);
+            frame.insert("original".into(), render(state, subscription, before).await);
         }
         frames.push(Value::Object(frame));
     }
     frames
+}
+
+/// An object as this subscriber may see it: its protectedFields and server-only fields
+/// removed, then the subscription's `keys` kept.
+async fn render(state: &AppState, subscription: &Subscription, object: &Object) -> Value {
+    let mut json = state
+        .operations
+        .render_one(&subscription.auth, &subscription.schema, object.clone())
+        .await
+        .unwrap_or_default();
+    json.insert("__type".into(), "Object".into());
+    json.insert(
+        "className".into(),
+        subscription.schema.class_name.clone().into(),
+    );
+    project(&mut json, subscription.keys.as_deref());
+    Value::Object(json)
 }

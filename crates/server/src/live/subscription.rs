@@ -22,6 +22,11 @@ pub struct Subscription {
     pub keys: Option<Vec<String>>,
     pub watch: Option<Vec<String>>,
     pub auth: Auth,
+    /// When the subscriber's session expires (ISO date); its events stop then.
+    pub expires_at: Option<String>,
+    /// The query as the client sent it, to rebuild the subscription when the subscriber's
+    /// roles or the class's schema change.
+    pub query: Value,
 }
 
 /// Which event a change is for this subscription.
@@ -70,11 +75,12 @@ impl Subscription {
     pub fn new(
         operations: &Operations,
         request_id: i64,
-        query: &Value,
+        query_json: &Value,
         auth: Auth,
+        expires_at: Option<String>,
     ) -> Result<Subscription, Error> {
         let invalid = |message: &str| Error::new(Code::InternalServerError, message.to_owned());
-        let query = query
+        let query = query_json
             .as_object()
             .ok_or_else(|| invalid("query must be an object"))?;
         if let Some(extra) = query
@@ -116,7 +122,21 @@ impl Subscription {
             keys,
             watch,
             auth,
+            expires_at,
+            query: query_json.clone(),
         })
+    }
+
+    /// The same subscription under `auth` and the class's current schema; an error when
+    /// the subscriber may no longer read the class.
+    pub fn rebuild(&self, operations: &Operations, auth: Auth) -> Result<Subscription, Error> {
+        Subscription::new(
+            operations,
+            self.request_id,
+            &self.query,
+            auth,
+            self.expires_at.clone(),
+        )
     }
 
     /// The event a change gives this subscriber, if any (§11.4).

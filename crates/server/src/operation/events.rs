@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use parlor_core::object::Object;
-use parlor_store::WriteOutcome;
+use parlor_store::{Change, ChangeSink, WriteOutcome};
 use tokio::sync::broadcast;
 
 /// One committed change of one object.
@@ -35,21 +35,28 @@ impl EventBus {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeEvent>> {
         self.sender.subscribe()
     }
+}
 
-    /// Publishes what a committed write did.
-    pub fn publish(&self, class_name: &str, outcome: &WriteOutcome) {
+/// The store calls this on its commit path, in commit order.
+impl ChangeSink for EventBus {
+    fn committed(&self, changes: &[Change<'_>]) {
+        // Nobody listening: skip the copies.
         if self.sender.receiver_count() == 0 {
             return;
         }
-        let (before, after) = match outcome {
-            WriteOutcome::Created(object) => (None, Some(object.clone())),
-            WriteOutcome::Updated { before, after } => (Some(before.clone()), Some(after.clone())),
-            WriteOutcome::Deleted(object) => (Some(object.clone()), None),
-        };
-        let _ = self.sender.send(Arc::new(ChangeEvent {
-            class_name: class_name.to_owned(),
-            before,
-            after,
-        }));
+        for change in changes {
+            let (before, after) = match change.outcome {
+                WriteOutcome::Created(object) => (None, Some(object.clone())),
+                WriteOutcome::Updated { before, after } => {
+                    (Some(before.clone()), Some(after.clone()))
+                }
+                WriteOutcome::Deleted(object) => (Some(object.clone()), None),
+            };
+            let _ = self.sender.send(Arc::new(ChangeEvent {
+                class_name: change.class_name.to_owned(),
+                before,
+                after,
+            }));
+        }
     }
 }

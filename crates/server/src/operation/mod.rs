@@ -83,6 +83,8 @@ pub struct Operations {
 
 impl Operations {
     pub fn new(store: Arc<dyn Store>, schemas: SchemaCache, config: OperationConfig) -> Operations {
+        let events = events::EventBus::default();
+        store.set_change_sink(Arc::new(events.clone()));
         Operations {
             store,
             schemas,
@@ -91,7 +93,7 @@ impl Operations {
             auth_providers: Arc::default(),
             roles: Arc::default(),
             mailer: Arc::new(crate::mail::LogMailer),
-            events: events::EventBus::default(),
+            events,
         }
     }
 

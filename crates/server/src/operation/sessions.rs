@@ -23,6 +23,14 @@ pub(super) fn invalid_session() -> OpError {
     OpError::parse(Code::InvalidSessionToken, "Invalid session token")
 }
 
+/// A valid session: whose it is and until when.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub user_id: String,
+    /// ISO date, as stored; `None`: no expiry.
+    pub expires_at: Option<String>,
+}
+
 impl Operations {
     /// Plans a new `_Session` for a user; returns the plan and its token.
     pub(super) async fn plan_session(
@@ -92,6 +100,12 @@ impl Operations {
 
     /// The user of a session token. Unknown and expired tokens are `209`.
     pub async fn resolve_session(&self, token: &str) -> OpResult<String> {
+        Ok(self.session_info(token).await?.user_id)
+    }
+
+    /// [`Operations::resolve_session`] with the session's expiry, for holders of a token
+    /// over time (live-query connections).
+    pub async fn session_info(&self, token: &str) -> OpResult<SessionInfo> {
         let Some(sessions) = self.schemas.get("_Session") else {
             return Err(invalid_session());
         };
@@ -100,18 +114,25 @@ impl Operations {
             return Err(invalid_session());
         };
         let expires_at = session.fields.get("expiresAt").and_then(as_date);
-        if expires_at.is_some_and(|expires_at| expires_at <= now_iso()) {
+        if expires_at
+            .as_ref()
+            .is_some_and(|expires_at| *expires_at <= now_iso())
+        {
             return Err(OpError::parse(
                 Code::InvalidSessionToken,
                 "Session token is expired.",
             ));
         }
-        session
+        let user_id = session
             .fields
             .get("user")
             .and_then(as_pointer)
             .map(|(_, user_id)| user_id.to_owned())
-            .ok_or_else(invalid_session)
+            .ok_or_else(invalid_session)?;
+        Ok(SessionInfo {
+            user_id,
+            expires_at,
+        })
     }
 
     /// `POST /logout`: ends the caller's session.

@@ -45,7 +45,7 @@ impl PlannedWrite {
     }
 
     pub fn class_name(&self) -> &str {
-        write_class(&self.write)
+        self.write.class_name()
     }
 }
 
@@ -471,14 +471,8 @@ impl Operations {
     pub async fn commit(&self, planned: Vec<PlannedWrite>) -> OpResult<Vec<WriteResponse>> {
         let writes: Vec<Write> = planned.iter().map(|plan| plan.write.clone()).collect();
         let writes = self.template_follow_ups(writes).await?;
-        let classes: Vec<String> = writes
-            .iter()
-            .map(|write| write_class(write).to_owned())
-            .collect();
+        // The store reports the commit to the event bus itself, in commit order.
         let outcomes = self.store.write(writes).await?;
-        for (class_name, outcome) in classes.iter().zip(&outcomes) {
-            self.events.publish(class_name, outcome);
-        }
         Ok(planned
             .into_iter()
             .zip(outcomes)
@@ -547,14 +541,6 @@ impl Operations {
                 self.config.server_url
             ),
         }
-    }
-}
-
-fn write_class(write: &Write) -> &str {
-    match write {
-        Write::Create { schema, .. }
-        | Write::Update { schema, .. }
-        | Write::Delete { schema, .. } => &schema.class_name,
     }
 }
 

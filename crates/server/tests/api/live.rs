@@ -8,6 +8,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use parlor_server::config::ServeOptions;
+
 use crate::common::{APP_ID, TestServer};
 
 type Socket =
@@ -270,4 +272,330 @@ async fn protocol_errors() {
         (error["code"].clone(), error["requestId"].clone()),
         (json!(101), json!(3))
     );
+}
+
+async fn subscribe(socket: &mut Socket, request_id: i64, query: Value) -> Value {
+    send(
+        socket,
+        json!({"op": "subscribe", "requestId": request_id, "query": query}),
+    )
+    .await;
+    next(socket).await
+}
+
+/// A note only `user` may read.
+async fn private_note(server: &TestServer, user: &str, text: &str) -> String {
+    server
+        .create(
+            "Note",
+            json!({"text": text, "ACL": {user: {"read": true, "write": true}}}),
+        )
+        .await
+}
+
+/// Concurrent writers on one object: its events arrive in the order the writes committed,
+/// so a counter's update events count up one by one.
+#[tokio::test]
+async fn events_of_one_object_arrive_in_commit_order() {
+    let server = TestServer::new().await;
+    let id = server.create("Counter", json!({"n": 0})).await;
+    let mut socket = connected(&server, None).await;
+    let subscribed = subscribe(&mut socket, 1, json!({"className": "Counter", "where": {}})).await;
+    assert_eq!(subscribed["op"], "subscribed");
+    let path = format!("/classes/Counter/{id}");
+    let writes = (0..40).map(|_| {
+        server.master(
+            Method::PUT,
+            &path,
+            Some(json!({"n": {"__op": "Increment", "amount": 1}})),
+        )
+    });
+    for reply in futures::future::join_all(writes).await {
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    for expected in 1..=40 {
+        let event = next(&mut socket).await;
+        assert_eq!(event["op"], "update");
+        assert_eq!(event["object"]["n"], expected, "{event}");
+        assert_eq!(event["original"]["n"], expected - 1, "{event}");
+    }
+}
+
+/// `--live-query-classes` narrows the classes live queries serve; others are refused at
+/// subscribe time.
+#[tokio::test]
+async fn live_query_classes_narrow_what_can_be_subscribed() {
+    let server = TestServer::with(ServeOptions {
+        live_query_classes: Some(vec!["Note".into()]),
+        ..ServeOptions::default()
+    })
+    .await;
+    let mut socket = connected(&server, None).await;
+    let refused = subscribe(&mut socket, 1, json!({"className": "Other", "where": {}})).await;
+    assert_eq!(
+        (
+            refused["op"].clone(),
+            refused["code"].clone(),
+            refused["requestId"].clone()
+        ),
+        (json!("error"), json!(119), json!(1))
+    );
+    let accepted = subscribe(&mut socket, 2, json!({"className": "Note", "where": {}})).await;
+    assert_eq!(accepted["op"], "subscribed");
+    server.create("Other", json!({"x": 1})).await;
+    server.create("Note", json!({"x": 1})).await;
+    let event = next(&mut socket).await;
+    assert_eq!(
+        (event["op"].clone(), event["requestId"].clone()),
+        (json!("create"), json!(2))
+    );
+}
+
+/// One user may hold at most `--live-query-max-connections-per-user` connections; a closed
+/// one frees its place. Subscriptions per connection are limited too.
+#[tokio::test]
+async fn connections_per_user_and_subscriptions_per_connection_are_limited() {
+    let server = TestServer::with(ServeOptions {
+        live_query_max_connections_per_user: Some(2),
+        live_query_max_subscriptions: Some(2),
+        ..ServeOptions::default()
+    })
+    .await;
+    let (_, token) = sign_up(&server, "alice").await;
+    let mut first = connected(&server, Some(&token)).await;
+    let _second = connected(&server, Some(&token)).await;
+    let mut third = open(&server).await;
+    send(
+        &mut third,
+        json!({"op": "connect", "applicationId": APP_ID, "sessionToken": token}),
+    )
+    .await;
+    let refused = next(&mut third).await;
+    assert_eq!(
+        (refused["op"].clone(), refused["code"].clone()),
+        (json!("error"), json!(1))
+    );
+    // Anonymous connections are not counted against alice.
+    let _anonymous = connected(&server, None).await;
+
+    for request_id in 1..=2 {
+        let frame = subscribe(
+            &mut first,
+            request_id,
+            json!({"className": "Note", "where": {}}),
+        )
+        .await;
+        assert_eq!(frame["op"], "subscribed");
+    }
+    let frame = subscribe(&mut first, 3, json!({"className": "Note", "where": {}})).await;
+    assert_eq!(
+        (frame["op"].clone(), frame["requestId"].clone()),
+        (json!("error"), json!(3))
+    );
+    // An update of an existing subscription is not a new one.
+    send(
+        &mut first,
+        json!({"op": "update", "requestId": 2, "query": {"className": "Note", "where": {"x": 1}}}),
+    )
+    .await;
+    assert_eq!(next(&mut first).await["op"], "subscribed");
+
+    drop(first);
+    let mut admitted = false;
+    for _ in 0..50 {
+        let mut socket = open(&server).await;
+        send(
+            &mut socket,
+            json!({"op": "connect", "applicationId": APP_ID, "sessionToken": token}),
+        )
+        .await;
+        if next(&mut socket).await["op"] == "connected" {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(admitted, "a closed connection frees its place");
+}
+
+/// A client that does not read is disconnected once its queue is full, with the protocol's
+/// error; the server does not buffer events for it without bound.
+#[tokio::test]
+async fn a_slow_consumer_is_disconnected() {
+    let server = TestServer::with(ServeOptions {
+        live_query_queue: Some(4),
+        ..ServeOptions::default()
+    })
+    .await;
+    let mut socket = connected(&server, None).await;
+    let frame = subscribe(&mut socket, 1, json!({"className": "Blob", "where": {}})).await;
+    assert_eq!(frame["op"], "subscribed");
+    let big = "x".repeat(64 * 1024);
+    let total = 300;
+    for chunk in 0..(total / 50) {
+        let bodies = (0..50)
+            .map(|index| json!({"n": chunk * 50 + index, "data": big}))
+            .collect();
+        server.create_many("Blob", bodies).await;
+    }
+    // Only now does the client read: what the socket buffers held, then the error, then the end.
+    let mut events = 0;
+    let mut error = None;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let frame: Value = serde_json::from_str(&text).expect("JSON");
+                match frame["op"].as_str() {
+                    Some("create") => events += 1,
+                    Some("error") => error = Some(frame),
+                    _ => {}
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) => break,
+            Err(_) => panic!("the slow client was not disconnected"),
+        }
+    }
+    assert!(events < total, "a slow client is cut off ({events} events)");
+    let error = error.expect("the client is told why");
+    assert_eq!(
+        (error["code"].clone(), error["reconnect"].clone()),
+        (json!(1), json!(true))
+    );
+}
+
+/// Logging out ends the events of subscriptions that rely on that session.
+#[tokio::test]
+async fn logging_out_stops_the_sessions_events() {
+    let server = TestServer::new().await;
+    let (alice, token) = sign_up(&server, "alice").await;
+    server.create("Note", json!({"text": "setup"})).await;
+    let mut socket = connected(&server, Some(&token)).await;
+    let frame = subscribe(&mut socket, 1, json!({"className": "Note", "where": {}})).await;
+    assert_eq!(frame["op"], "subscribed");
+    private_note(&server, &alice, "before").await;
+    assert_eq!(next(&mut socket).await["object"]["text"], "before");
+
+    let logout = server
+        .send(
+            Method::POST,
+            "/logout",
+            Some(json!({})),
+            &[
+                ("x-parse-application-id", APP_ID),
+                ("x-parse-session-token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(logout.status, 200);
+    private_note(&server, &alice, "after").await;
+    let error = next(&mut socket).await;
+    assert_eq!(
+        (
+            error["op"].clone(),
+            error["code"].clone(),
+            error["requestId"].clone()
+        ),
+        (json!("error"), json!(209), json!(1))
+    );
+    quiet(&mut socket).await;
+    // The connection itself stays, with public rights only.
+    let frame = subscribe(&mut socket, 2, json!({"className": "Note", "where": {}})).await;
+    assert_eq!(frame["op"], "subscribed");
+    private_note(&server, &alice, "still hidden").await;
+    quiet(&mut socket).await;
+    server.create("Note", json!({"text": "public"})).await;
+    assert_eq!(next(&mut socket).await["object"]["text"], "public");
+}
+
+/// An expired session's subscriptions end at their first event after the expiry.
+#[tokio::test]
+async fn an_expired_session_stops_its_events() {
+    let server = TestServer::with(ServeOptions {
+        session_length: Some(2),
+        ..ServeOptions::default()
+    })
+    .await;
+    let (alice, token) = sign_up(&server, "alice").await;
+    let mut socket = connected(&server, Some(&token)).await;
+    let frame = subscribe(&mut socket, 1, json!({"className": "Note", "where": {}})).await;
+    assert_eq!(frame["op"], "subscribed");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    private_note(&server, &alice, "too late").await;
+    let error = next(&mut socket).await;
+    assert_eq!(
+        (error["code"].clone(), error["requestId"].clone()),
+        (json!(209), json!(1))
+    );
+    quiet(&mut socket).await;
+}
+
+/// Role changes reach existing subscriptions: joining a role grants its objects' events,
+/// leaving it takes them away.
+#[tokio::test]
+async fn role_changes_reach_existing_subscriptions() {
+    let server = TestServer::new().await;
+    let (alice, token) = sign_up(&server, "alice").await;
+    let role = server
+        .master(
+            Method::POST,
+            "/roles",
+            Some(json!({"name": "Editors", "ACL": {"*": {"read": true}}})),
+        )
+        .await;
+    let role_id = role.body["objectId"].as_str().unwrap().to_owned();
+    let for_editors = |text: &str| json!({"text": text, "ACL": {"role:Editors": {"read": true}}});
+    server.create("Note", json!({"text": "setup"})).await;
+    let mut socket = connected(&server, Some(&token)).await;
+    let frame = subscribe(&mut socket, 1, json!({"className": "Note", "where": {}})).await;
+    assert_eq!(frame["op"], "subscribed");
+    server.create("Note", for_editors("not yet")).await;
+    quiet(&mut socket).await;
+
+    let relation = |op: &str| json!({"users": {"__op": op, "objects": [{"__type": "Pointer", "className": "_User", "objectId": alice}]}});
+    let path = format!("/roles/{role_id}");
+    server
+        .master(Method::PUT, &path, Some(relation("AddRelation")))
+        .await;
+    server.create("Note", for_editors("now")).await;
+    let event = next(&mut socket).await;
+    assert_eq!(
+        (event["op"].clone(), event["object"]["text"].clone()),
+        (json!("create"), json!("now"))
+    );
+
+    server
+        .master(Method::PUT, &path, Some(relation("RemoveRelation")))
+        .await;
+    server.create("Note", for_editors("no longer")).await;
+    quiet(&mut socket).await;
+}
+
+/// `_Session` subscriptions see the subscriber's own sessions only.
+#[tokio::test]
+async fn session_subscriptions_see_only_own_sessions() {
+    let server = TestServer::new().await;
+    let (alice, token) = sign_up(&server, "alice").await;
+    sign_up(&server, "bob").await;
+    let mut socket = connected(&server, Some(&token)).await;
+    let frame = subscribe(
+        &mut socket,
+        1,
+        json!({"className": "_Session", "where": {}}),
+    )
+    .await;
+    assert_eq!(frame["op"], "subscribed");
+    let log_in = |name: &str| {
+        server.public(
+            Method::POST,
+            "/login",
+            Some(json!({"username": name, "password": "pw"})),
+        )
+    };
+    assert_eq!(log_in("bob").await.status, 200);
+    quiet(&mut socket).await;
+    assert_eq!(log_in("alice").await.status, 200);
+    let event = next(&mut socket).await;
+    assert_eq!(event["op"], "create");
+    assert_eq!(event["object"]["user"]["objectId"], alice.as_str());
 }

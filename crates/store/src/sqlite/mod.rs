@@ -45,11 +45,11 @@ use tokio::sync::oneshot;
 
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Bind, SqlBuilder};
-use crate::{Store, Write, WriteOutcome};
+use crate::{ChangeSink, Store, Write, WriteOutcome};
 
 pub use ddl::UNIQUE_INDEX_KEY;
 use rows::Projection;
-use writer::{Ddl, Job, Writer};
+use writer::{Ddl, Job, SharedSink, Writer};
 
 /// Tuning of a [`SqliteStore`].
 #[derive(Debug, Clone)]
@@ -91,6 +91,8 @@ pub struct SqliteStore {
     /// [`Store::class_generation`]: per class, how many committed jobs touched it. The
     /// writer bumps it after each commit, before answering the jobs.
     generations: Arc<RwLock<HashMap<String, u64>>>,
+    /// Where the writer reports each commit (`Store::set_change_sink`).
+    sink: SharedSink,
 }
 
 /// The job queues. Both are unbounded: every job has a caller awaiting its answer, so the
@@ -145,6 +147,7 @@ impl SqliteStore {
         let location = Location::parse(url)?;
         let tables = Arc::new(RwLock::new(HashSet::new()));
         let generations = Arc::new(RwLock::new(HashMap::new()));
+        let sink: SharedSink = Arc::new(RwLock::new(None));
         let (writer_queue, writer_jobs) = flume::unbounded();
         let (ready, writer_ready) = oneshot::channel();
         let writer_thread = {
@@ -156,6 +159,7 @@ impl SqliteStore {
             let max_group = options.max_group.max(1);
             let shared = Arc::clone(&tables);
             let generations = Arc::clone(&generations);
+            let sink = Arc::clone(&sink);
             spawn("parlor-sqlite-writer", move || {
                 let conn = match open_writer(path, busy_timeout, &shared) {
                     Ok((conn, committed)) => {
@@ -174,6 +178,7 @@ impl SqliteStore {
                     committed: conn.1,
                     shared,
                     generations,
+                    sink,
                 }
                 .run();
             })?
@@ -227,6 +232,7 @@ impl SqliteStore {
             threads: Mutex::new(threads),
             tables,
             generations,
+            sink,
         })
     }
 
@@ -483,6 +489,12 @@ impl Store for SqliteStore {
             .map(|generations| generations.get(class_name).copied().unwrap_or(0))
             // A poisoned lock: a number that matches no cached one.
             .unwrap_or(u64::MAX)
+    }
+
+    fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {
+        if let Ok(mut slot) = self.sink.write() {
+            *slot = Some(sink);
+        }
     }
 
     async fn explain(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<String> {

@@ -22,7 +22,10 @@ use crate::error::{StoreError, StoreResult};
 use crate::sqlite::ReadJob;
 use crate::sqlite::ddl::{self, TableChanges};
 use crate::sqlite::writes::{self, WriteContext};
-use crate::{Write, WriteOutcome};
+use crate::{Change, ChangeSink, Write, WriteOutcome};
+
+/// The change sink, set once the server has wired its event bus.
+pub(crate) type SharedSink = Arc<RwLock<Option<Arc<dyn ChangeSink>>>>;
 
 /// A schema change, run by the writer like a write.
 #[derive(Debug)]
@@ -78,6 +81,7 @@ pub(crate) struct Writer {
     pub(crate) shared: Arc<RwLock<HashSet<String>>>,
     /// Per class, the number of committed jobs that touched it (`Store::class_generation`).
     pub(crate) generations: Arc<RwLock<HashMap<String, u64>>>,
+    pub(crate) sink: SharedSink,
 }
 
 /// A failure that hits every job of a group, given to each of them.
@@ -225,6 +229,7 @@ impl Writer {
                 }
             }
         }
+        self.report_changes(jobs, &results);
         if !overlay.is_empty() {
             for (table, exists) in overlay {
                 if exists {
@@ -241,17 +246,37 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Tells the change sink what the group's successful writes did. Only this thread
+    /// commits, so calling it here, before any caller is answered, keeps commit order.
+    fn report_changes(&self, jobs: &[Job], results: &[StoreResult<Output>]) {
+        let Ok(slot) = self.sink.read() else {
+            return;
+        };
+        let Some(sink) = slot.as_ref() else {
+            return;
+        };
+        let mut changes = Vec::new();
+        for (job, result) in jobs.iter().zip(results) {
+            if let (Job::Write { writes, .. }, Ok(Output::Outcomes(outcomes))) = (job, result) {
+                for (write, outcome) in writes.iter().zip(outcomes) {
+                    changes.push(Change {
+                        class_name: write.class_name(),
+                        outcome,
+                    });
+                }
+            }
+        }
+        if !changes.is_empty() {
+            sink.committed(&changes);
+        }
+    }
+}
+
 /// The classes whose rows or tables a job changes.
 fn touched_classes(job: &Job) -> Vec<&str> {
     match job {
-        Job::Write { writes, .. } => writes
-            .iter()
-            .map(|write| match write {
-                Write::Create { schema, .. }
-                | Write::Update { schema, .. }
-                | Write::Delete { schema, .. } => schema.class_name.as_str(),
-            })
-            .collect(),
+        Job::Write { writes, .. } => writes.iter().map(Write::class_name).collect(),
         Job::Ddl { ddl, .. } => match ddl {
             Ddl::Create(schema) => vec![schema.class_name.as_str()],
             Ddl::Update { after, .. } => vec![after.class_name.as_str()],
