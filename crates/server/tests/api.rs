@@ -55,3 +55,6 @@ mod files;
 
 #[path = "api/live.rs"]
 mod live;
+
+#[path = "api/live_access.rs"]
+mod live_access;

@@ -502,7 +502,14 @@ async fn event_frames(
             _ => event.after.as_ref(),
         };
         if let Some(current) = current {
-            frame.insert("object".into(), render(state, subscription, current).await);
+            let object = if kind == EventKind::Leave && !subscription.may_read(current) {
+                // It left because the subscriber lost the right to read it: the new state
+                // is none of its business.
+                json!({"__type": "Object", "className": event.class_name, "objectId": current.object_id})
+            } else {
+                render(state, subscription, current).await
+            };
+            frame.insert("object".into(), object);
         }
         if matches!(
             kind,

@@ -19,6 +19,8 @@ pub struct Subscription {
     pub schema: Arc<ClassSchema>,
     /// The `where` AND the subscriber's CLP pointer permissions AND its ACL read rights.
     pub visible: Filter,
+    /// The subscriber's read rights alone (CLP pointer permissions AND ACL).
+    pub rights: Filter,
     pub keys: Option<Vec<String>>,
     pub watch: Option<Vec<String>>,
     pub auth: Auth,
@@ -114,11 +116,13 @@ impl Subscription {
                 "This query uses an operator live queries do not support ($relatedTo, $inQuery, $notInQuery, $select, $dontSelect, $text, relations)",
             ));
         }
-        let visible = filter.and(clp).and(read_filter(&auth));
+        let rights = clp.and(read_filter(&auth));
+        let visible = filter.and(rights.clone());
         Ok(Subscription {
             request_id,
             schema,
             visible,
+            rights,
             keys,
             watch,
             auth,
@@ -137,6 +141,11 @@ impl Subscription {
             auth,
             self.expires_at.clone(),
         )
+    }
+
+    /// Whether the subscriber may read this state of an object at all.
+    pub fn may_read(&self, object: &Object) -> bool {
+        matches(&self.rights, object)
     }
 
     /// The event a change gives this subscriber, if any (§11.4).
