@@ -1,11 +1,13 @@
 //! `parlor-bench`: starts `parlor serve` on a fresh SQLite database as a separate process, seeds
 //! it through the REST API (100,000 messages, 10,000 of them in one session), then measures
 //! request rate and latency of its scenarios (reads, writes, log-in, sign-up, and history
-//! queries while log-ins run) with a fixed number of keep-alive connections.
+//! queries while log-ins run) with a fixed number of keep-alive connections. The `live_fanout`
+//! scenario (not in the default list; see `fanout`) measures LiveQuery fan-out instead.
 //!
 //! stdout: one JSON object per line (`start`, `memory`, `seed`, one per scenario run, `summary`);
 //! stderr: progress for humans.
 
+mod fanout;
 mod load;
 mod report;
 mod seed;
@@ -58,7 +60,8 @@ struct Cli {
     #[arg(long)]
     keep_db: bool,
 
-    /// Scenarios to run, in order.
+    /// Scenarios to run, in order. `live_fanout` (LiveQuery fan-out, not in the default list)
+    /// runs first, on the fresh server before seeding; without other scenarios nothing is seeded.
     #[arg(
         long,
         value_delimiter = ',',
@@ -69,6 +72,24 @@ struct Cli {
     /// them: a fifth (at least 1) log in, the rest query the history.
     #[arg(long, value_delimiter = ',', default_value = "50")]
     connections: Vec<usize>,
+    /// live_fanout: subscriber counts (a comma list runs each in turn).
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    subscribers: Vec<usize>,
+    /// live_fanout: messages created.
+    #[arg(long, default_value_t = 200)]
+    fanout_messages: usize,
+    /// live_fanout: messages created per second.
+    #[arg(long, default_value_t = 10.0)]
+    fanout_rate: f64,
+    /// live_fanout: connections set up at once.
+    #[arg(long, default_value_t = 200)]
+    fanout_connect_batch: usize,
+    /// live_fanout: users the subscribers are spread over (each a participant of the session).
+    #[arg(long, default_value_t = 1)]
+    fanout_users: usize,
+    /// live_fanout: seconds to wait after the last message for missing events.
+    #[arg(long, default_value_t = 30.0)]
+    fanout_drain: f64,
     /// Print a markdown table from the `summary` lines of a results file (one per server) and exit.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -180,16 +201,32 @@ pub fn reference(scenario: &str) -> Option<&'static Reference> {
 /// log-in of the benchmark comes from 127.0.0.1).
 const DEFAULT_SERVER_ARGS: &[(&str, &str)] = &[("--login-rate-limit", "0")];
 
-/// The default flags not already given, then the given ones.
-fn server_args(given: &[String]) -> Vec<String> {
+const FANOUT: &str = "live_fanout";
+
+/// The default flags not already given, then the given ones. `live_fanout` adds
+/// `--live-query-max-connections-per-user` high enough for its subscribers.
+fn server_args(cli: &Cli) -> Vec<String> {
+    let given = &cli.server_args;
+    let mut defaults: Vec<(String, String)> = DEFAULT_SERVER_ARGS
+        .iter()
+        .map(|(flag, value)| ((*flag).to_owned(), (*value).to_owned()))
+        .collect();
+    if cli.scenarios.iter().any(|s| s == FANOUT) {
+        let most = cli.subscribers.iter().copied().max().unwrap_or(0);
+        let per_user = most.div_ceil(cli.fanout_users.max(1)) + 100;
+        defaults.push((
+            "--live-query-max-connections-per-user".to_owned(),
+            per_user.to_string(),
+        ));
+    }
     let mut args = Vec::new();
-    for (flag, value) in DEFAULT_SERVER_ARGS {
+    for (flag, value) in &defaults {
         let set = given
             .iter()
             .any(|arg| arg == flag || arg.starts_with(&format!("{flag}=")));
         if !set {
-            args.push((*flag).to_owned());
-            args.push((*value).to_owned());
+            args.push(flag.clone());
+            args.push(value.clone());
         }
     }
     args.extend(given.iter().cloned());
@@ -218,6 +255,8 @@ fn default_bin() -> PathBuf {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The workspace builds reqwest with rustls but no crypto provider of its own choosing.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     if let Some(path) = &cli.report {
         let text =
@@ -384,7 +423,7 @@ fn build_scenarios(cli: &Cli, base: &str, seeded: &seed::Seeded) -> anyhow::Resu
         })
     };
     let mut scenarios = Vec::new();
-    for name in &cli.scenarios {
+    for name in cli.scenarios.iter().filter(|name| *name != FANOUT) {
         let scenario = match name.as_str() {
             "history_during_log_ins" => Scenario {
                 name: name.clone(),
@@ -662,9 +701,22 @@ fn summary_row(line: &Value) -> Value {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(unknown) = cli.scenarios.iter().find(|name| {
         name.as_str() != "history_during_log_ins"
+            && name.as_str() != FANOUT
             && !KNOWN_SCENARIOS.split(", ").any(|k| k == *name)
     }) {
-        bail!("unknown scenario {unknown} (known: {KNOWN_SCENARIOS})");
+        bail!("unknown scenario {unknown} (known: {KNOWN_SCENARIOS}, {FANOUT})");
+    }
+    let fanout = cli.scenarios.iter().any(|s| s == FANOUT);
+    let http_scenarios = cli.scenarios.iter().any(|s| s != FANOUT);
+    // Each subscriber is a socket here and one in the server (which inherits the limit).
+    let fd_limit = fanout::raise_fd_limit();
+    if fanout {
+        let most = cli.subscribers.iter().copied().max().unwrap_or(0) as u64;
+        if fd_limit.is_some_and(|limit| limit < most + 200) {
+            eprintln!(
+                "[bench] warning: open-file limit {fd_limit:?} is below {most} subscribers + 200; raise `ulimit -n`"
+            );
+        }
     }
     let started = now();
     let load_before = loadavg();
@@ -699,7 +751,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 app_id: &cli.app_id,
                 master_key: &cli.master_key,
                 keep_db: cli.keep_db,
-                extra_args: &server_args(&cli.server_args),
+                extra_args: &server_args(&cli),
             })?;
             let info = (
                 started.base_url.clone(),
@@ -715,7 +767,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     emit(&json!({
         "event": "start", "date": started, "label": cli.label, "server_url": base, "server_pid": pid,
         "server_bin": bin, "database": database, "machine": machine, "loadavg": load_before,
-        "load_generator": { "threads": cli.threads, "pid": self_pid },
+        "load_generator": { "threads": cli.threads, "pid": self_pid, "open_file_limit": fd_limit },
     }));
     let ready = Instant::now();
     wait_healthy(&client, &base, server.as_mut(), Duration::from_secs(60)).await?;
@@ -731,73 +783,99 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let mem_idle = mem("idle");
 
-    eprintln!(
-        "[bench] seeding {} messages ({} in the history session) ...",
-        cli.seed_total, cli.seed_history
-    );
-    let options = SeedOptions {
-        history: cli.seed_history,
-        total: cli.seed_total,
-        sessions: cli.seed_sessions.max(1),
-        batch: cli.seed_batch,
-        parallel: cli.seed_parallel,
-    };
-    let seeded = match seed::seed(&client, &keys, &base, &options).await {
-        Ok(seeded) => seeded,
-        Err(error) => {
-            let log = server.as_ref().map(|s| s.log_tail(20)).unwrap_or_default();
-            bail!("seeding failed: {error:#}\n{log}");
-        }
-    };
-    emit(&seeded.report);
-    eprintln!("[bench] seeded: {}", seeded.report);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mem_seeded = mem("after_seed");
-
-    let scenarios = build_scenarios(&cli, &base, &seeded)?;
-    let mut broken: Vec<(String, String)> = Vec::new();
-    for scenario in &scenarios {
-        let loads = std::iter::once(&scenario.main).chain(scenario.background.as_ref());
-        for load in loads {
-            if let Err(error) = sanity(&client, &keys, load.check, &load.target).await {
-                let error = format!("{}: {error}", load.name);
-                eprintln!(
-                    "[bench] {} fails its check, not measured: {error}",
-                    scenario.name
-                );
-                emit(
-                    &json!({ "scenario": scenario.name, "label": cli.label, "skipped": true, "error": error }),
-                );
-                broken.push((scenario.name.clone(), error));
-                break;
+    let mut fanout_lines = Vec::new();
+    if fanout {
+        let options = fanout::FanoutOptions {
+            subscribers: cli.subscribers.clone(),
+            messages: cli.fanout_messages,
+            rate: cli.fanout_rate,
+            connect_batch: cli.fanout_connect_batch,
+            users: cli.fanout_users,
+            drain: cli.fanout_drain,
+            label: cli.label.clone(),
+        };
+        match fanout::run(&client, &keys, &base, pid, &options, &emit).await {
+            Ok(lines) => fanout_lines = lines,
+            Err(error) => {
+                let log = server.as_ref().map(|s| s.log_tail(20)).unwrap_or_default();
+                bail!("live_fanout failed: {error:#}\n{log}");
             }
         }
     }
 
+    let mut broken: Vec<(String, String)> = Vec::new();
     let mut results: Vec<Value> = Vec::new();
-    for run in 1..=cli.runs {
-        for &connections in &cli.connections {
-            for scenario in &scenarios {
-                if broken.iter().any(|(name, _)| name == &scenario.name) {
-                    continue;
-                }
-                eprintln!(
-                    "[bench] run {run}: {} with {connections} connections for {:.0} s ...",
-                    scenario.name, cli.duration
-                );
-                let lines = measure(&cli, &client, &keys, scenario, connections, run, pid).await;
-                for line in lines {
-                    emit(&line);
+    let mut seed_report = Value::Null;
+    let mut mem_seeded = Value::Null;
+    if http_scenarios {
+        eprintln!(
+            "[bench] seeding {} messages ({} in the history session) ...",
+            cli.seed_total, cli.seed_history
+        );
+        let options = SeedOptions {
+            history: cli.seed_history,
+            total: cli.seed_total,
+            sessions: cli.seed_sessions.max(1),
+            batch: cli.seed_batch,
+            parallel: cli.seed_parallel,
+        };
+        let seeded = match seed::seed(&client, &keys, &base, &options).await {
+            Ok(seeded) => seeded,
+            Err(error) => {
+                let log = server.as_ref().map(|s| s.log_tail(20)).unwrap_or_default();
+                bail!("seeding failed: {error:#}\n{log}");
+            }
+        };
+        emit(&seeded.report);
+        eprintln!("[bench] seeded: {}", seeded.report);
+        seed_report = seeded.report.clone();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        mem_seeded = mem("after_seed");
+
+        let scenarios = build_scenarios(&cli, &base, &seeded)?;
+        for scenario in &scenarios {
+            let loads = std::iter::once(&scenario.main).chain(scenario.background.as_ref());
+            for load in loads {
+                if let Err(error) = sanity(&client, &keys, load.check, &load.target).await {
+                    let error = format!("{}: {error}", load.name);
                     eprintln!(
-                        "[bench]   {} ({} conns): {:.0} req/s, p50 {} ms, p99 {} ms, errors {}",
-                        line["scenario"].as_str().unwrap_or_default(),
-                        line["connections"],
-                        line["rps"].as_f64().unwrap_or(0.0),
-                        line["latency_ms"]["p50"],
-                        line["latency_ms"]["p99"],
-                        line["errors"]
+                        "[bench] {} fails its check, not measured: {error}",
+                        scenario.name
                     );
-                    results.push(line);
+                    emit(
+                        &json!({ "scenario": scenario.name, "label": cli.label, "skipped": true, "error": error }),
+                    );
+                    broken.push((scenario.name.clone(), error));
+                    break;
+                }
+            }
+        }
+
+        for run in 1..=cli.runs {
+            for &connections in &cli.connections {
+                for scenario in &scenarios {
+                    if broken.iter().any(|(name, _)| name == &scenario.name) {
+                        continue;
+                    }
+                    eprintln!(
+                        "[bench] run {run}: {} with {connections} connections for {:.0} s ...",
+                        scenario.name, cli.duration
+                    );
+                    let lines =
+                        measure(&cli, &client, &keys, scenario, connections, run, pid).await;
+                    for line in lines {
+                        emit(&line);
+                        eprintln!(
+                            "[bench]   {} ({} conns): {:.0} req/s, p50 {} ms, p99 {} ms, errors {}",
+                            line["scenario"].as_str().unwrap_or_default(),
+                            line["connections"],
+                            line["rps"].as_f64().unwrap_or(0.0),
+                            line["latency_ms"]["p50"],
+                            line["latency_ms"]["p99"],
+                            line["errors"]
+                        );
+                        results.push(line);
+                    }
                 }
             }
         }
@@ -829,9 +907,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         "settings": {
             "connections": cli.connections, "duration_s": cli.duration, "warmup_s": cli.warmup, "runs": cli.runs,
             "load_generator_threads": cli.threads,
+            "fanout": fanout.then(|| json!({ "subscribers": cli.subscribers, "messages": cli.fanout_messages, "rate_per_s": cli.fanout_rate, "connect_batch": cli.fanout_connect_batch, "users": cli.fanout_users, "drain_s": cli.fanout_drain })),
             "seed": { "history": cli.seed_history, "total": cli.seed_total, "sessions": cli.seed_sessions, "batch": cli.seed_batch, "parallel": cli.seed_parallel },
         },
-        "seed": seeded.report,
+        "seed": seed_report,
         "memory_mb": {
             "idle_rss": mem_idle["memory"]["rss_mb"],
             "after_seed_rss": mem_seeded["memory"]["rss_mb"],
@@ -839,6 +918,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             "peak_rss": peak,
         },
         "results": table,
+        "live_fanout": fanout_lines.iter().map(fanout::summary_row).collect::<Vec<_>>(),
         "skipped": broken.iter().map(|(name, error)| json!({ "scenario": name, "error": error })).collect::<Vec<_>>(),
         "goal": format!("at 50 connections: ≥ 10× Parse Server's best req/s and p99 < {GOAL_P99_MS} ms, no errors; log-in and sign-up ≥ 5× (no p99 goal); history during log-ins p99 < {GOAL_P99_MS} ms"),
     }));

@@ -23,6 +23,78 @@ pub fn markdown(text: &str) -> String {
         return "no summary line in this file\n".to_owned();
     }
     let mut out = String::new();
+    let has_http = summaries
+        .iter()
+        .any(|s| s["results"].as_array().is_some_and(|r| !r.is_empty()));
+    if has_http {
+        http_table(&summaries, &mut out);
+    }
+    fanout_table(&summaries, &mut out);
+    for summary in &summaries {
+        out.push_str(&format!(
+            "\n{}: {} → {}, load average before {} after {}, {} cores ({}).",
+            summary["label"].as_str().unwrap_or("?"),
+            summary["date"].as_str().unwrap_or("?"),
+            summary["finished"].as_str().unwrap_or("?"),
+            summary["loadavg_before"],
+            summary["loadavg_after"],
+            summary["machine"]["nproc"],
+            summary["machine"]["cpu_model"].as_str().unwrap_or("?"),
+        ));
+    }
+    out.push('\n');
+    out
+}
+
+/// The `live_fanout` rows, if any: one line per server and subscriber count.
+fn fanout_table(summaries: &[Value], out: &mut String) {
+    let rows: Vec<(&str, &Value)> = summaries
+        .iter()
+        .flat_map(|summary| {
+            let label = summary["label"].as_str().unwrap_or("?");
+            summary["live_fanout"]
+                .as_array()
+                .map(|rows| rows.iter().map(move |row| (label, row)).collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out.push_str("| live_fanout | subscribers (connected) | delivered / expected (missing, dup.) | commit→receipt p50 / p99 / max ms | server RSS idle / subscribed / after / disconnected MB | server / load-gen CPU s | goal met |\n|---|---|---|---|---|---|---|\n");
+    for (label, row) in rows {
+        let rss = &row["rss_mb"];
+        out.push_str(&format!(
+            "| {label} | {} ({}) | {} / {} ({}, {}) | {} / {} / {} | {} / {} / {} / {} | {} / {} | {} |\n",
+            row["subscribers"],
+            row["connected"],
+            row["delivered"],
+            row["expected"],
+            row["missing"],
+            row["duplicates"],
+            fmt_num(&row["p50_ms"]),
+            fmt_num(&row["p99_ms"]),
+            fmt_num(&row["max_ms"]),
+            fmt_num(&rss["idle"]),
+            fmt_num(&rss["subscribed"]),
+            fmt_num(&rss["after"]),
+            fmt_num(&rss["after_disconnect"]),
+            fmt_num(&row["server_cpu_s"]),
+            fmt_num(&row["load_generator_cpu_s"]),
+            row["meets_goal"],
+        ));
+    }
+    out.push_str(&format!(
+        "\nReference: {}.\n",
+        crate::fanout::PARSE_REFERENCE
+    ));
+}
+
+/// The HTTP scenarios: one column per server.
+fn http_table(summaries: &[Value], out: &mut String) {
     let labels: Vec<String> = summaries
         .iter()
         .map(|s| s["label"].as_str().unwrap_or("?").to_owned())
@@ -63,7 +135,7 @@ pub fn markdown(text: &str) -> String {
         };
         out.push_str(&format!("| {scenario}{run_label} | {connections} |"));
         let mut rps_values = Vec::new();
-        for summary in &summaries {
+        for summary in summaries {
             let row = summary["results"].as_array().and_then(|results| {
                 results.iter().find(|r| {
                     r["scenario"] == scenario.as_str()
@@ -117,7 +189,7 @@ pub fn markdown(text: &str) -> String {
         out.push('\n');
     }
     out.push_str("| server RSS idle / after seed / peak (MB) | |");
-    for summary in &summaries {
+    for summary in summaries {
         let memory = &summary["memory_mb"];
         out.push_str(&format!(
             " {} / {} / {} |",
@@ -131,7 +203,7 @@ pub fn markdown(text: &str) -> String {
     }
     out.push_str(" 135 / 267 / – (Node only, PostgreSQL not counted) |\n");
     out.push_str("| seed: messages/s (batch) | |");
-    for summary in &summaries {
+    for summary in summaries {
         out.push_str(&format!(
             " {} ({}) |",
             fmt_num(&summary["seed"]["messages_per_s"]),
@@ -142,18 +214,4 @@ pub fn markdown(text: &str) -> String {
         out.push_str(" |");
     }
     out.push_str(" – |\n");
-    for summary in &summaries {
-        out.push_str(&format!(
-            "\n{}: {} → {}, load average before {} after {}, {} cores ({}).",
-            summary["label"].as_str().unwrap_or("?"),
-            summary["date"].as_str().unwrap_or("?"),
-            summary["finished"].as_str().unwrap_or("?"),
-            summary["loadavg_before"],
-            summary["loadavg_after"],
-            summary["machine"]["nproc"],
-            summary["machine"]["cpu_model"].as_str().unwrap_or("?"),
-        ));
-    }
-    out.push('\n');
-    out
 }

@@ -68,13 +68,14 @@ async function healthOk(url) {
  * Spawns `parlor serve` on a free loopback port with a fresh SQLite database in a new temp
  * directory and waits for /parse/health. Returns a handle with `stop()`.
  */
-export async function spawnServer({ appId = 'sdk-test', masterKey = 'sdk-master' } = {}) {
+export async function spawnServer({ appId = 'sdk-test', masterKey = 'sdk-master', dir: keptDir, port: fixedPort, extraArgs = [] } = {}) {
   const bin = process.env.PARLOR_BIN || path.join(REPO_ROOT, 'target', 'debug', 'parlor');
   if (!existsSync(bin)) {
     throw new Error(`server binary not found: ${bin} (build it with: cargo build -p parlor_server --bin parlor, or set PARLOR_BIN)`);
   }
-  const dir = mkdtempSync(path.join(tmpdir(), 'parlor-sdk-'));
-  const port = await freePort();
+  // A caller-provided folder outlives the server (a restart reuses its database).
+  const dir = keptDir || mkdtempSync(path.join(tmpdir(), 'parlor-sdk-'));
+  const port = fixedPort || await freePort();
   const args = [
     'serve',
     '--host', '127.0.0.1',
@@ -82,6 +83,7 @@ export async function spawnServer({ appId = 'sdk-test', masterKey = 'sdk-master'
     '--database', `sqlite://${path.join(dir, 'parlor.db')}`,
     '--app-id', appId,
     '--master-key', masterKey,
+    ...extraArgs,
   ];
   const child = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -115,7 +117,9 @@ export async function spawnServer({ appId = 'sdk-test', masterKey = 'sdk-master'
   process.once('exit', killOnExit);
 
   const url = `http://127.0.0.1:${port}/parse`;
-  const cleanupDir = () => rmSync(dir, { recursive: true, force: true });
+  const cleanupDir = () => {
+    if (!keptDir) rmSync(dir, { recursive: true, force: true });
+  };
   const stop = async () => {
     if (!exited) {
       child.kill('SIGTERM');

@@ -59,3 +59,44 @@ test('query.subscribe() receives create, update and delete for matching objects 
   // Close the socket before the server stops, or the client would keep reconnecting.
   await Parse.LiveQuery.close();
 });
+
+test('a subscriber with a session token never receives objects its ACL hides', async () => {
+  const Note = uniqueClass('Note');
+  await new Parse.Object(Note).save({ room: 'setup' }, MASTER);
+  const alice = await Parse.User.signUp(`alice_${Date.now()}`, 'pw-alice');
+  const bob = await Parse.User.signUp(`bob_${Date.now()}`, 'pw-bob');
+  const aliceToken = alice.getSessionToken();
+  // The default client carries the master key (this suite initialises the SDK with it), and
+  // the master key sees everything; a client app's connection has only the user's token.
+  const client = new Parse.LiveQueryClient({
+    applicationId: srv.appId,
+    serverURL: srv.url.replace(/^http/, 'ws'),
+    sessionToken: aliceToken,
+  });
+  client.open();
+  const subscription = client.subscribe(new Parse.Query(Note), aliceToken);
+  await new Promise((resolve) => subscription.on('open', resolve));
+  const seen = [];
+  subscription.on('create', (object) => seen.push(object.get('text')));
+
+  const forBob = new Parse.ACL(bob);
+  const hidden = new Parse.Object(Note);
+  hidden.setACL(forBob);
+  await hidden.save({ text: 'for bob' }, MASTER);
+  const forAlice = new Parse.ACL(alice);
+  const visible = new Parse.Object(Note);
+  visible.setACL(forAlice);
+  const created = nextEvent(subscription, 'create');
+  await visible.save({ text: 'for alice' }, MASTER);
+  const { object } = await created;
+  assert.equal(object.get('text'), 'for alice');
+  // An ACL change that grants alice read turns into `enter`.
+  const entered = nextEvent(subscription, 'enter');
+  const both = new Parse.ACL(bob);
+  both.setReadAccess(alice, true);
+  hidden.setACL(both);
+  await hidden.save(null, MASTER);
+  assert.equal((await entered).object.get('text'), 'for bob');
+  assert.deepEqual(seen, ['for alice']);
+  await client.close();
+});

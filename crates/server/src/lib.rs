@@ -12,6 +12,7 @@
 //! [`run`] is the single entry point: the binary and the tests both call it with a bound
 //! listener and a shutdown future.
 
+pub mod ai;
 pub mod config;
 pub mod http;
 pub mod live;
@@ -139,6 +140,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    ai::provider::install_crypto_provider();
     let address = listener.local_addr()?;
     let server_url = config
         .public_url

@@ -58,3 +58,6 @@ mod live;
 
 #[path = "api/live_access.rs"]
 mod live_access;
+
+#[path = "api/providers.rs"]
+mod providers;

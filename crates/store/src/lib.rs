@@ -2,14 +2,17 @@
 //!
 //! The operation layer decides *what* to read and write (with the access rules already
 //! folded into each [`Filter`] as `Readable`/`Writable` conditions); a store decides *how*:
-//! SQL, transactions, indexes. Each backend keeps its dialect in its own module
-//! ([`sqlite`] now; PostgreSQL is a second implementation of the same trait).
+//! SQL, transactions, indexes. Each backend keeps its dialect in its own module ([`sqlite`],
+//! [`postgres`]); the layout they share (tables, columns, join tables, which value goes in
+//! which storage category) is `layout`, and `sql` builds statements with bound values.
 //!
 //! **Invariant:** every query runs in the database, with filters, order, skip, limit and
 //! count translated to SQL; no backend filters rows in Rust.
 //! **Invariant:** one call to [`Store::write`] is one transaction: all of it or none of it.
 
 pub mod error;
+mod layout;
+pub mod postgres;
 mod sql;
 pub mod sqlite;
 

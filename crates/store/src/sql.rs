@@ -1,10 +1,10 @@
 //! A dialect-neutral SQL text builder: statement text plus the values bound to it.
 //!
-//! Translators append SQL fragments and push every client-supplied value as a [`Bind`],
+//! Translators append SQL fragments and push every client-supplied value as a bound value,
 //! so no value is ever spliced into SQL text. Identifiers (class and field names) are quoted
-//! with [`quote_ident`] even though they are validated upstream. A PostgreSQL translator can
-//! reuse this with numbered placeholders; SQLite's positional `?` is what [`SqlBuilder::param`]
-//! writes today.
+//! with [`quote_ident`] even though they are validated upstream. The bound-value type decides
+//! how its placeholder is written ([`BindValue`]): SQLite's [`Bind`] writes a positional `?`,
+//! PostgreSQL's `PgBind` a numbered, typed `$n::type`.
 
 /// A value bound to a placeholder.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,45 +39,78 @@ impl Bind {
     }
 }
 
+/// A value a [`SqlBuilder`] binds: it knows how its dialect writes a placeholder for it.
+pub(crate) trait BindValue: Sized {
+    /// Appends the placeholder of `value`, which would be bound value number `position`
+    /// (1-based); returns whether `value` must be bound (a dialect may write a constant such
+    /// as `NULL` instead).
+    fn placeholder(sql: &mut String, position: usize, value: &Self) -> bool;
+
+    /// A text value.
+    fn text(value: String) -> Self;
+}
+
+impl BindValue for Bind {
+    fn placeholder(sql: &mut String, _position: usize, _value: &Bind) -> bool {
+        sql.push('?');
+        true
+    }
+
+    fn text(value: String) -> Bind {
+        Bind::Text(value)
+    }
+}
+
 /// SQL text under construction and its bound values, in placeholder order.
-#[derive(Debug, Default)]
-pub(crate) struct SqlBuilder {
+#[derive(Debug)]
+pub(crate) struct SqlBuilder<B = Bind> {
     pub(crate) sql: String,
-    pub(crate) binds: Vec<Bind>,
+    pub(crate) binds: Vec<B>,
     /// Table aliases (`t0`, `j3`) must be unique across nested subqueries, so that a
     /// column reference never binds to an outer table by accident.
     next_alias: usize,
 }
 
-impl SqlBuilder {
-    pub(crate) fn new() -> SqlBuilder {
+impl<B> Default for SqlBuilder<B> {
+    fn default() -> SqlBuilder<B> {
+        SqlBuilder {
+            sql: String::new(),
+            binds: Vec::new(),
+            next_alias: 0,
+        }
+    }
+}
+
+impl<B: BindValue> SqlBuilder<B> {
+    pub(crate) fn new() -> SqlBuilder<B> {
         SqlBuilder::default()
     }
 
-    pub(crate) fn push(&mut self, text: &str) -> &mut SqlBuilder {
+    pub(crate) fn push(&mut self, text: &str) -> &mut SqlBuilder<B> {
         self.sql.push_str(text);
         self
     }
 
     /// Appends a placeholder for `value`.
-    pub(crate) fn param(&mut self, value: Bind) -> &mut SqlBuilder {
-        self.sql.push('?');
-        self.binds.push(value);
+    pub(crate) fn param(&mut self, value: B) -> &mut SqlBuilder<B> {
+        if B::placeholder(&mut self.sql, self.binds.len() + 1, &value) {
+            self.binds.push(value);
+        }
         self
     }
 
-    pub(crate) fn text(&mut self, value: &str) -> &mut SqlBuilder {
-        self.param(Bind::Text(value.to_owned()))
+    pub(crate) fn text(&mut self, value: &str) -> &mut SqlBuilder<B> {
+        self.param(B::text(value.to_owned()))
     }
 
     /// Appends a quoted identifier.
-    pub(crate) fn ident(&mut self, name: &str) -> &mut SqlBuilder {
+    pub(crate) fn ident(&mut self, name: &str) -> &mut SqlBuilder<B> {
         self.sql.push_str(&quote_ident(name));
         self
     }
 
     /// Appends `alias."column"`.
-    pub(crate) fn column(&mut self, alias: &str, name: &str) -> &mut SqlBuilder {
+    pub(crate) fn column(&mut self, alias: &str, name: &str) -> &mut SqlBuilder<B> {
         self.sql.push_str(alias);
         self.sql.push('.');
         self.ident(name)
@@ -91,7 +124,7 @@ impl SqlBuilder {
     }
 
     /// Appends a comma-separated list of placeholders.
-    pub(crate) fn param_list(&mut self, values: impl IntoIterator<Item = Bind>) -> &mut SqlBuilder {
+    pub(crate) fn param_list(&mut self, values: impl IntoIterator<Item = B>) -> &mut SqlBuilder<B> {
         for (index, value) in values.into_iter().enumerate() {
             if index > 0 {
                 self.sql.push_str(", ");

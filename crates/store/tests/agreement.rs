@@ -1,6 +1,9 @@
 //! The SQL translation agrees with the in-memory matcher: random objects, random filters,
-//! and the same set of matches from `find` as from `parlor_core::query::matcher::matches`.
+//! and the same set of matches from `find` as from `parlor_core::query::matcher::matches`,
+//! on SQLite and (when `PARLOR_TEST_POSTGRES_URL` is set) on PostgreSQL.
 #![allow(clippy::unwrap_used)]
+
+mod pg;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use parlor_core::schema::{ClassSchema, FieldSchema, FieldType};
 use parlor_store::sqlite::SqliteStore;
 use parlor_store::{Store, Write};
 use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
 use serde_json::{Map, Value, json};
 
 const STRINGS: [&str; 9] = ["", "a", "b", "ab", "A", "Ab", "x y", "é", "É"];
@@ -309,8 +313,31 @@ fn filter_strategy() -> impl Strategy<Value = Filter> {
 
 async fn check(objects: Vec<Object>, filters: Vec<Filter>) -> Result<(), TestCaseError> {
     let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+    let result = check_on(&store, &objects, &filters).await;
+    store.close().await;
+    result
+}
+
+/// Creates the class in `store`, stores `objects`, compares each filter's matches with the
+/// matcher's, and drops the class again.
+async fn check_on(
+    store: &dyn Store,
+    objects: &[Object],
+    filters: &[Filter],
+) -> Result<(), TestCaseError> {
     let schema = schema();
     store.create_class(&schema).await.unwrap();
+    let result = compare(store, &schema, objects, filters).await;
+    store.drop_class(&schema.class_name).await.unwrap();
+    result
+}
+
+async fn compare(
+    store: &dyn Store,
+    schema: &ClassSchema,
+    objects: &[Object],
+    filters: &[Filter],
+) -> Result<(), TestCaseError> {
     let shared = Arc::new(schema.clone());
     let writes = objects
         .iter()
@@ -323,7 +350,7 @@ async fn check(objects: Vec<Object>, filters: Vec<Filter>) -> Result<(), TestCas
     store.write(writes).await.unwrap();
     for filter in filters {
         let found: BTreeSet<String> = store
-            .find(&schema, &FindQuery::filter(filter.clone()))
+            .find(schema, &FindQuery::filter(filter.clone()))
             .await
             .map_err(|error| TestCaseError::fail(format!("{error} for {filter:?}")))?
             .into_iter()
@@ -331,7 +358,7 @@ async fn check(objects: Vec<Object>, filters: Vec<Filter>) -> Result<(), TestCas
             .collect();
         let expected: BTreeSet<String> = objects
             .iter()
-            .filter(|object| matches(&filter, object))
+            .filter(|object| matches(filter, object))
             .map(|object| object.object_id.clone())
             .collect();
         if found != expected {
@@ -341,7 +368,6 @@ async fn check(objects: Vec<Object>, filters: Vec<Filter>) -> Result<(), TestCas
                 .filter(|object| differing.contains(&object.object_id))
                 .map(|object| Value::Object(object.to_json()))
                 .collect();
-            store.close().await;
             return Err(TestCaseError::fail(format!(
                 "filter {filter:?}\nsql only: {:?}\nmatcher only: {:?}\nobjects: {}",
                 found.difference(&expected).collect::<Vec<_>>(),
@@ -350,8 +376,34 @@ async fn check(objects: Vec<Object>, filters: Vec<Filter>) -> Result<(), TestCas
             )));
         }
     }
-    store.close().await;
     Ok(())
+}
+
+/// The same property on PostgreSQL, with fewer cases (each one is a round trip to a server):
+/// one store in a fresh schema, the class created and dropped per case.
+#[test]
+fn postgres_sql_agrees_with_matcher() {
+    let Some(url) = pg::database_url() else {
+        return;
+    };
+    let test_schema = pg::TestSchema::new(&url, "parlor_agreement");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = runtime.block_on(test_schema.store());
+    let mut runner = TestRunner::new(ProptestConfig::with_cases(64));
+    let strategy = (
+        objects_strategy(),
+        prop::collection::vec(filter_strategy(), 4),
+    );
+    let result = runner.run(&strategy, |(objects, filters)| {
+        runtime.block_on(check_on(&store, &objects, &filters))
+    });
+    runtime.block_on(store.close());
+    if let Err(error) = result {
+        panic!("{error}");
+    }
 }
 
 proptest! {

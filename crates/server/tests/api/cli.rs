@@ -190,6 +190,7 @@ async fn first_start_generates_a_master_key_and_sigterm_stops_cleanly() {
             .any(|line| line.starts_with("Generated a master key") && line.ends_with(&key)),
         "{lines:?}"
     );
+    parlor_server::ai::provider::install_crypto_provider();
     let client = reqwest::Client::new();
     let created = client
         .post(format!("{url}/classes/Note"))

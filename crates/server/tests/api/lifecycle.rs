@@ -113,6 +113,7 @@ async fn stop_closes_the_listener() {
     let server = TestServer::new().await;
     server.create("Item", json!({"a": 1})).await;
     let health = server.url("/health");
+    parlor_server::ai::provider::install_crypto_provider();
     let client = reqwest::Client::new();
     server.stop().await;
     let after = client.get(&health).send().await;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_llm;
+
 use std::time::Duration;
 
 use parlor_server::config::ServeOptions;
@@ -42,6 +44,7 @@ impl TestServer {
 
     /// A server with some options set (database, port, keys are filled in).
     pub async fn with(options: ServeOptions) -> TestServer {
+        parlor_server::ai::provider::install_crypto_provider();
         let data_dir = tempfile::tempdir().expect("temp dir");
         let database = format!("sqlite://{}/parlor.db", data_dir.path().display());
         let options = ServeOptions {

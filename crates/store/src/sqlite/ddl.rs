@@ -19,9 +19,13 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::error::{StoreError, StoreResult};
+pub use crate::layout::UNIQUE_INDEX_KEY;
+use crate::layout::{
+    CASE_INSENSITIVE_UNIQUE, FieldChanges, SYSTEM_UNIQUE, join_table, pointer_index, schema_index,
+    unique_index,
+};
 use crate::sql::quote_ident;
-use crate::sqlite::rows::{NULLS_COLUMN, column_decl, field_columns, is_default_field};
-use crate::sqlite::translate::join_table;
+use crate::sqlite::rows::{NULLS_COLUMN, column_decl, field_columns};
 
 /// Tables a job created or dropped, applied to the store's table list once the job is
 /// committed.
@@ -30,24 +34,6 @@ pub(crate) struct TableChanges {
     pub(crate) created: Vec<String>,
     pub(crate) dropped: Vec<String>,
 }
-
-/// Fields that get a unique index in system classes, so that concurrent sign-ups cannot
-/// both take a name.
-const SYSTEM_UNIQUE: [(&str, &str); 4] = [
-    ("_User", "username"),
-    ("_User", "email"),
-    ("_Role", "name"),
-    ("_Session", "sessionToken"),
-];
-
-/// System unique fields that Parse treats as case-insensitive: their unique indexes use
-/// SQLite's `NOCASE` collation (ASCII case folding), so `Bob` and `bob` cannot both sign up,
-/// and a `Cond::EqIgnoreCase` lookup on them is an index search.
-const CASE_INSENSITIVE_UNIQUE: [(&str, &str); 2] = [("_User", "username"), ("_User", "email")];
-
-/// The key of a `schema.indexes` entry that makes the index unique (`$` cannot start a field
-/// name, so it never collides with one).
-pub const UNIQUE_INDEX_KEY: &str = "$unique";
 
 /// Runs DDL text (not worth caching: each statement runs once).
 fn execute(conn: &Connection, sql: String) -> StoreResult<()> {
@@ -265,18 +251,6 @@ fn is_constraint_violation(error: &StoreError) -> bool {
     )
 }
 
-fn pointer_index(class_name: &str, field: &str) -> String {
-    format!("{class_name}$ptr${field}")
-}
-
-fn unique_index(class_name: &str, field: &str) -> String {
-    format!("{class_name}$unique${field}")
-}
-
-fn schema_index(class_name: &str, index_name: &str) -> String {
-    format!("{class_name}$idx${index_name}")
-}
-
 /// Creates the join table of relation `field` on `class_name` if it is missing.
 pub(crate) fn ensure_join_table(
     conn: &Connection,
@@ -367,27 +341,12 @@ pub(crate) fn update_class(
             "cannot rename a class",
         )));
     }
-    let type_of = |schema: &ClassSchema, name: &str| schema.field_type(name).cloned();
-    let removed: Vec<(&String, &FieldType)> = before
-        .fields
-        .iter()
-        .filter(|(name, field)| {
-            !is_default_field(name) && type_of(after, name).as_ref() != Some(&field.field_type)
-        })
-        .map(|(name, field)| (name, &field.field_type))
-        .collect();
-    let added: Vec<(&String, &FieldType)> = after
-        .fields
-        .iter()
-        .filter(|(name, field)| {
-            !is_default_field(name) && type_of(before, name).as_ref() != Some(&field.field_type)
-        })
-        .map(|(name, field)| (name, &field.field_type))
-        .collect();
+    let fields = FieldChanges::between(before, after);
+    let (removed, added) = (&fields.removed, &fields.added);
 
     // Indexes first: SQLite refuses to drop a column an index uses.
     for (index_name, spec) in &before.indexes {
-        if after.indexes.get(index_name) != Some(spec) || index_uses_any(spec, &removed) {
+        if after.indexes.get(index_name) != Some(spec) || fields.index_uses_removed(spec) {
             execute(
                 conn,
                 format!(
@@ -397,7 +356,7 @@ pub(crate) fn update_class(
             )?;
         }
     }
-    for (name, field_type) in &removed {
+    for (name, field_type) in removed {
         for index in [
             pointer_index(class_name, name),
             unique_index(class_name, name),
@@ -430,7 +389,7 @@ pub(crate) fn update_class(
             _ => {}
         }
     }
-    for (name, field_type) in &added {
+    for (name, field_type) in added {
         if let Some(decl) = column_decl(field_type) {
             execute(
                 conn,
@@ -444,7 +403,7 @@ pub(crate) fn update_class(
         add_field_extras(conn, class_name, name, field_type, changes)?;
     }
     for (index_name, spec) in &after.indexes {
-        if before.indexes.get(index_name) != Some(spec) || index_uses_any(spec, &removed) {
+        if before.indexes.get(index_name) != Some(spec) || fields.index_uses_removed(spec) {
             create_index(conn, after, index_name, spec)?;
         }
     }
@@ -465,14 +424,6 @@ fn forget_nulls(conn: &Connection, class_name: &str, name: &str) -> StoreResult<
         [name],
     )?;
     Ok(())
-}
-
-fn index_uses_any(spec: &Value, fields: &[(&String, &FieldType)]) -> bool {
-    spec.as_object().is_some_and(|spec| {
-        fields
-            .iter()
-            .any(|(name, _)| spec.contains_key(name.as_str()))
-    })
 }
 
 fn save_schema(conn: &Connection, schema: &ClassSchema) -> StoreResult<()> {

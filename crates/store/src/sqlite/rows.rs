@@ -10,30 +10,19 @@
 //! explicitly null (SQL NULL when there are none). A null *inside* an Object or Array value
 //! is part of that value's JSON text and needs no entry.
 
-use std::collections::BTreeSet;
-
 use parlor_core::object::{Acl, Object};
 use parlor_core::schema::{ClassSchema, FieldType};
-use parlor_core::{Error, value};
+use parlor_core::value;
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
 use serde_json::{Map, Value};
 
 use crate::error::{StoreError, StoreResult};
+pub(crate) use crate::layout::{
+    DEFAULT_COLUMNS, NULLS_COLUMN, field_columns, is_default_field, is_json_column,
+};
+use crate::layout::{Stored, explicit_nulls, relation_marker, stored_value};
 use crate::sql::Bind;
-
-/// The column listing the top-level fields stored as an explicit `null`.
-pub(crate) const NULLS_COLUMN: &str = "_nulls";
-
-/// The columns every class table has, before its field columns, in select order.
-pub(crate) const DEFAULT_COLUMNS: [&str; 6] = [
-    "objectId",
-    "createdAt",
-    "updatedAt",
-    "_rperm",
-    "_wperm",
-    NULLS_COLUMN,
-];
 
 /// The SQL declaration of a field's column; `None` for types without a column
 /// (Relation lives in a join table, ACL in `_rperm`/`_wperm`).
@@ -54,33 +43,6 @@ pub(crate) fn column_decl(field_type: &FieldType) -> Option<&'static str> {
     }
 }
 
-/// Whether a column of this type holds JSON text (so dotted paths can reach inside it).
-pub(crate) fn is_json_column(field_type: &FieldType) -> bool {
-    matches!(
-        field_type,
-        FieldType::Object
-            | FieldType::Array
-            | FieldType::File
-            | FieldType::GeoPoint
-            | FieldType::Bytes
-            | FieldType::Polygon
-    )
-}
-
-/// Whether `name` is stored in one of the default columns rather than a field column.
-pub(crate) fn is_default_field(name: &str) -> bool {
-    matches!(name, "objectId" | "createdAt" | "updatedAt" | "ACL")
-}
-
-/// The field columns of a class: every schema field with a column, in schema order.
-pub(crate) fn field_columns(schema: &ClassSchema) -> impl Iterator<Item = (&str, &FieldType)> {
-    schema
-        .fields
-        .iter()
-        .filter(|(name, field)| !is_default_field(name) && column_decl(&field.field_type).is_some())
-        .map(|(name, field)| (name.as_str(), &field.field_type))
-}
-
 /// Canonical JSON text: `serde_json` writes object keys sorted, so equal values give equal text.
 pub(crate) fn canonical_json(value: &Value) -> String {
     value.to_string()
@@ -89,63 +51,13 @@ pub(crate) fn canonical_json(value: &Value) -> String {
 /// The bound value that stores `value` in a column of `field_type`.
 /// `Null` stores SQL NULL; whether that is an explicit null is [`encode_nulls`]'s business.
 pub(crate) fn encode_value(name: &str, field_type: &FieldType, value: &Value) -> StoreResult<Bind> {
-    if value.is_null() {
-        return Ok(Bind::Null);
-    }
-    let mismatch = || {
-        StoreError::Invalid(Error::incorrect_type(format!(
-            "schema mismatch for {name}; expected {}",
-            field_type.describe()
-        )))
-    };
-    let bind = match field_type {
-        FieldType::String => Bind::Text(value.as_str().ok_or_else(mismatch)?.to_owned()),
-        FieldType::Number => match value {
-            Value::Number(number) => Bind::json_number(number),
-            _ => return Err(mismatch()),
-        },
-        FieldType::Boolean => Bind::Integer(i64::from(value.as_bool().ok_or_else(mismatch)?)),
-        FieldType::Date => Bind::Text(value::as_date(value).ok_or_else(mismatch)?),
-        FieldType::Pointer(target) => match value::as_pointer(value) {
-            Some((class_name, object_id)) if class_name == target => {
-                Bind::Text(object_id.to_owned())
-            }
-            _ => return Err(mismatch()),
-        },
-        FieldType::Array => match value {
-            Value::Array(_) => Bind::Text(canonical_json(&normalize_dates(value))),
-            _ => return Err(mismatch()),
-        },
-        FieldType::Object => match value {
-            Value::Object(_) => Bind::Text(canonical_json(&normalize_dates(value))),
-            _ => return Err(mismatch()),
-        },
-        FieldType::File | FieldType::GeoPoint | FieldType::Bytes | FieldType::Polygon => {
-            match value {
-                Value::Object(_) => Bind::Text(canonical_json(value)),
-                _ => return Err(mismatch()),
-            }
-        }
-        FieldType::Relation(_) | FieldType::Acl => return Err(mismatch()),
-    };
-    Ok(bind)
-}
-
-/// `value` with every nested `{"__type":"Date"}` in normalised ISO form, as Date columns
-/// are: queries compare dates as text, and the matcher compares them normalised.
-fn normalize_dates(value: &Value) -> Value {
-    match value {
-        Value::Array(items) => Value::Array(items.iter().map(normalize_dates).collect()),
-        Value::Object(map) => match value::as_date(value) {
-            Some(iso) => value::date_value(&iso),
-            _ => Value::Object(
-                map.iter()
-                    .map(|(key, item)| (key.clone(), normalize_dates(item)))
-                    .collect(),
-            ),
-        },
-        _ => value.clone(),
-    }
+    Ok(match stored_value(name, field_type, value)? {
+        Stored::Null => Bind::Null,
+        Stored::Text(text) => Bind::Text(text),
+        Stored::Number(number) => Bind::json_number(&number),
+        Stored::Bool(flag) => Bind::Integer(i64::from(flag)),
+        Stored::Json(json) => Bind::Text(canonical_json(&json)),
+    })
 }
 
 /// `_rperm` and `_wperm` for an ACL: JSON arrays of entries, or NULL when there is no ACL.
@@ -161,10 +73,7 @@ pub(crate) fn encode_acl(acl: Option<&Acl>) -> (Bind, Bind) {
 
 /// [`NULLS_COLUMN`] for the fields of `fields` that are explicitly null and have a column.
 pub(crate) fn encode_nulls(schema: &ClassSchema, fields: &Map<String, Value>) -> Bind {
-    let names: BTreeSet<&str> = field_columns(schema)
-        .map(|(name, _)| name)
-        .filter(|name| fields.get(*name).is_some_and(Value::is_null))
-        .collect();
+    let names = explicit_nulls(schema, fields);
     if names.is_empty() {
         Bind::Null
     } else {
@@ -196,10 +105,9 @@ impl Projection {
             .fields
             .iter()
             .filter_map(|(name, field)| match &field.field_type {
-                FieldType::Relation(target) if wanted(name) => Some((
-                    name.clone(),
-                    serde_json::json!({"__type": "Relation", "className": target}),
-                )),
+                FieldType::Relation(target) if wanted(name) => {
+                    Some((name.clone(), relation_marker(target)))
+                }
                 _ => None,
             })
             .collect();

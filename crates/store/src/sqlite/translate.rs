@@ -18,15 +18,11 @@ use parlor_core::query::{Cond, FieldRef, Filter, Operand, SortKey, SubQuery};
 use parlor_core::schema::FieldType;
 use serde_json::Value;
 
+pub(crate) use crate::layout::join_table;
 use crate::sql::{Bind, SqlBuilder, quote_ident};
 use crate::sqlite::rows::{
     NULLS_COLUMN, canonical_json, column_decl, is_default_field, is_json_column,
 };
-
-/// The name of the join table of relation `field` on `class_name`.
-pub(crate) fn join_table(field: &str, class_name: &str) -> String {
-    format!("_Join:{field}:{class_name}")
-}
 
 /// A JSON path (`$."a"."b"`) that addresses `keys` literally, whatever they contain:
 /// each key is written as a JSON string, whose escapes SQLite decodes before comparing.

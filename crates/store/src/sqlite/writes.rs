@@ -143,14 +143,7 @@ fn create(
 
 /// Reads include a `{"__type":"Relation"}` marker per relation field; so do write results.
 fn add_relation_markers(schema: &ClassSchema, object: &mut Object) {
-    for (name, field) in &schema.fields {
-        if let FieldType::Relation(target) = &field.field_type {
-            object.fields.insert(
-                name.clone(),
-                serde_json::json!({"__type": "Relation", "className": target}),
-            );
-        }
-    }
+    crate::layout::add_relation_markers(schema, &mut object.fields);
 }
 
 /// Inserts or deletes the join rows of a relation op; other ops are refused.

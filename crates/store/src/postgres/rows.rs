@@ -1,0 +1,236 @@
+//! Objects ↔ rows in PostgreSQL: column types, bound values, and decoding.
+//!
+//! Column types: strings, dates (normalised ISO text, which sorts as the instant) and pointer
+//! ids are `text COLLATE "C"` (byte order, as the matcher and SQLite compare strings);
+//! numbers `double precision`, read back as integers when integral (as SQLite's NUMERIC
+//! does, so `5.0` reads `5`); booleans `boolean`; objects, arrays and typed values `jsonb`;
+//! ACLs `text[]` in `_rperm`/`_wperm`; explicit nulls a `text[]` of field names in
+//! [`NULLS_COLUMN`](crate::layout::NULLS_COLUMN) (NULL when there are none).
+//!
+//! Every bound value carries its type in the statement text (`$3::text`), so a statement's
+//! text always has the same parameter types: sqlx caches prepared statements by text.
+
+use parlor_core::Error;
+use parlor_core::object::{Acl, Object};
+use parlor_core::schema::{ClassSchema, FieldType};
+use parlor_core::value;
+use serde_json::{Map, Value};
+use sqlx_core::row::Row;
+use sqlx_core::types::Json;
+use sqlx_postgres::PgRow;
+
+use crate::error::{StoreError, StoreResult};
+use crate::layout::{
+    DEFAULT_COLUMNS, Stored, explicit_nulls, field_columns, relation_marker, stored_value,
+};
+use crate::sql::{BindValue, SqlBuilder};
+
+/// A value bound to a PostgreSQL statement.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum PgBind {
+    /// Written as the constant `NULL`, never bound.
+    Null,
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+    TextArray(Vec<String>),
+    Json(Value),
+}
+
+impl BindValue for PgBind {
+    fn placeholder(sql: &mut String, position: usize, value: &PgBind) -> bool {
+        let cast = match value {
+            PgBind::Null => {
+                sql.push_str("NULL");
+                return false;
+            }
+            PgBind::Int(_) => "int8",
+            PgBind::Float(_) => "float8",
+            PgBind::Bool(_) => "bool",
+            PgBind::Text(_) => "text",
+            PgBind::TextArray(_) => "text[]",
+            PgBind::Json(_) => "jsonb",
+        };
+        sql.push('$');
+        sql.push_str(&position.to_string());
+        sql.push_str("::");
+        sql.push_str(cast);
+        true
+    }
+
+    fn text(value: String) -> PgBind {
+        PgBind::Text(value)
+    }
+}
+
+pub(crate) type PgSql = SqlBuilder<PgBind>;
+
+/// The SQL type of a field's column; `None` for types without a column.
+pub(crate) fn column_type(field_type: &FieldType) -> Option<&'static str> {
+    match field_type {
+        FieldType::Number => Some("double precision"),
+        FieldType::Boolean => Some("boolean"),
+        FieldType::String | FieldType::Date | FieldType::Pointer(_) => Some("text COLLATE \"C\""),
+        FieldType::Object
+        | FieldType::Array
+        | FieldType::File
+        | FieldType::GeoPoint
+        | FieldType::Bytes
+        | FieldType::Polygon => Some("jsonb"),
+        FieldType::Relation(_) | FieldType::Acl => None,
+    }
+}
+
+/// A number as stored in a `double precision` column.
+pub(crate) fn number_bind(number: &serde_json::Number) -> PgBind {
+    PgBind::Float(number.as_f64().unwrap_or(0.0))
+}
+
+/// The bound value that stores `value` in a column of `field_type`.
+pub(crate) fn encode_value(
+    name: &str,
+    field_type: &FieldType,
+    value: &Value,
+) -> StoreResult<PgBind> {
+    Ok(match stored_value(name, field_type, value)? {
+        Stored::Null => PgBind::Null,
+        Stored::Text(text) => PgBind::Text(text),
+        Stored::Number(number) => number_bind(&number),
+        Stored::Bool(flag) => PgBind::Bool(flag),
+        Stored::Json(json) => PgBind::Json(json),
+    })
+}
+
+/// `_rperm` and `_wperm` for an ACL: arrays of entries, or NULL when there is no ACL.
+pub(crate) fn encode_acl(acl: Option<&Acl>) -> (PgBind, PgBind) {
+    match acl {
+        None => (PgBind::Null, PgBind::Null),
+        Some(acl) => (
+            PgBind::TextArray(acl.readers()),
+            PgBind::TextArray(acl.writers()),
+        ),
+    }
+}
+
+/// [`NULLS_COLUMN`](crate::layout::NULLS_COLUMN) for the fields of `fields` that are explicitly null and have a column.
+pub(crate) fn encode_nulls(schema: &ClassSchema, fields: &Map<String, Value>) -> PgBind {
+    let names = explicit_nulls(schema, fields);
+    if names.is_empty() {
+        PgBind::Null
+    } else {
+        PgBind::TextArray(names.into_iter().map(str::to_owned).collect())
+    }
+}
+
+/// What a select returns, in column order after the default columns.
+pub(crate) struct Projection {
+    /// Field columns selected, with their types.
+    pub(crate) columns: Vec<(String, FieldType)>,
+    /// The `{"__type":"Relation"}` marker of each selected relation field.
+    pub(crate) relations: Vec<(String, Value)>,
+}
+
+impl Projection {
+    /// Every field, or only `keys` (plus the default fields) when given.
+    pub(crate) fn new(schema: &ClassSchema, keys: Option<&[String]>) -> Projection {
+        let wanted = |name: &str| keys.is_none_or(|keys| keys.iter().any(|key| key == name));
+        let columns = field_columns(schema)
+            .filter(|(name, _)| wanted(name))
+            .map(|(name, field_type)| (name.to_owned(), field_type.clone()))
+            .collect();
+        let relations = schema
+            .fields
+            .iter()
+            .filter_map(|(name, field)| match &field.field_type {
+                FieldType::Relation(target) if wanted(name) => {
+                    Some((name.clone(), relation_marker(target)))
+                }
+                _ => None,
+            })
+            .collect();
+        Projection { columns, relations }
+    }
+
+    /// Decodes one row selected with this projection.
+    pub(crate) fn decode(&self, row: &PgRow) -> StoreResult<Object> {
+        let object_id: Option<String> = row.try_get(0)?;
+        let created_at: Option<String> = row.try_get(1)?;
+        let updated_at: Option<String> = row.try_get(2)?;
+        let readers: Option<Vec<String>> = row.try_get(3)?;
+        let writers: Option<Vec<String>> = row.try_get(4)?;
+        let acl = match (&readers, &writers) {
+            (None, None) => None,
+            _ => Some(Acl::from_perms(
+                readers.as_deref().unwrap_or_default(),
+                writers.as_deref().unwrap_or_default(),
+            )),
+        };
+        let nulls: Option<Vec<String>> = row.try_get(5)?;
+        let nulls = nulls.unwrap_or_default();
+        let mut fields = Map::new();
+        for (index, (name, field_type)) in self.columns.iter().enumerate() {
+            if let Some(value) = decode_column(row, DEFAULT_COLUMNS.len() + index, field_type)? {
+                fields.insert(name.clone(), value);
+            } else if nulls.iter().any(|null| null == name) {
+                fields.insert(name.clone(), Value::Null);
+            }
+        }
+        for (name, marker) in &self.relations {
+            fields.insert(name.clone(), marker.clone());
+        }
+        Ok(Object {
+            object_id: object_id.unwrap_or_default(),
+            created_at: created_at.unwrap_or_default(),
+            updated_at: updated_at.unwrap_or_default(),
+            acl,
+            fields,
+        })
+    }
+}
+
+fn decode_column(row: &PgRow, index: usize, field_type: &FieldType) -> StoreResult<Option<Value>> {
+    let value = match field_type {
+        FieldType::Number => row.try_get::<Option<f64>, _>(index)?.map(number_value),
+        FieldType::Boolean => row.try_get::<Option<bool>, _>(index)?.map(Value::Bool),
+        FieldType::String => row.try_get::<Option<String>, _>(index)?.map(Value::String),
+        FieldType::Date => row
+            .try_get::<Option<&str>, _>(index)?
+            .map(value::date_value),
+        FieldType::Pointer(target) => row
+            .try_get::<Option<&str>, _>(index)?
+            .map(|id| value::pointer_value(target, id)),
+        FieldType::Object
+        | FieldType::Array
+        | FieldType::File
+        | FieldType::GeoPoint
+        | FieldType::Bytes
+        | FieldType::Polygon => row
+            .try_get::<Option<Json<Value>>, _>(index)?
+            .map(|json| json.0),
+        FieldType::Relation(_) | FieldType::Acl => None,
+    };
+    Ok(value)
+}
+
+/// A stored double as JSON: integral values that fit `i64` as integers, as SQLite's NUMERIC
+/// affinity keeps them, so integer-ness round-trips.
+pub(crate) fn number_value(number: f64) -> Value {
+    // i64::MAX as f64 rounds up to 2^63, which is outside i64; the strict bound keeps the
+    // conversion lossless.
+    if number.fract() == 0.0
+        && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&number)
+    {
+        return Value::from(number as i64);
+    }
+    serde_json::Number::from_f64(number)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+/// The error a value PostgreSQL cannot store is (a NUL character in text or JSON).
+pub(crate) fn unstorable(detail: &str) -> StoreError {
+    StoreError::Invalid(Error::invalid_json(format!(
+        "value cannot be stored: {detail}"
+    )))
+}
