@@ -104,9 +104,15 @@ async fn handle_request(
         return match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
             Ok(upgrade) => {
                 let live_state = state.clone();
-                upgrade.on_upgrade(move |socket| {
-                    crate::live::serve_socket(socket, live_state, peer.ip())
-                })
+                // tungstenite's default 128 KiB read buffer stays resident (and is zeroed on
+                // every read) per connection; clients send small frames, so 4 KiB is plenty
+                // and 10,000 subscribers fit in a small heap.
+                upgrade
+                    .read_buffer_size(4096)
+                    .write_buffer_size(0)
+                    .on_upgrade(move |socket| {
+                        crate::live::serve_socket(socket, live_state, peer.ip())
+                    })
             }
             Err(rejection) => rejection.into_response(),
         };

@@ -13,7 +13,6 @@ use axum::extract::ws::{Message, WebSocket};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use parlor_core::Error;
-use parlor_core::object::Object;
 use parlor_core::value::now_iso;
 use rand::RngExt;
 use serde_json::{Map, Value, json};
@@ -86,7 +85,11 @@ struct Closed;
 impl Outbox {
     /// Queues a frame; `Err` when the client is gone or too slow (then it has been told).
     fn push(&mut self, frame: Value) -> Result<(), Closed> {
-        match self.queue.try_send(Message::Text(frame.to_string().into())) {
+        self.push_text(frame.to_string())
+    }
+
+    fn push_text(&mut self, frame: String) -> Result<(), Closed> {
+        match self.queue.try_send(Message::Text(frame.into())) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.close_with(error_frame(
@@ -155,7 +158,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, peer: IpAddr) {
             event = events.recv() => match event {
                 Ok(event) => {
                     let frames = event_frames(&state, &mut client, &event).await;
-                    outbox.push_all(frames)
+                    frames.into_iter().try_for_each(|frame| outbox.push_text(frame))
                 }
                 // The bus moved on more than its capacity past this client.
                 Err(RecvError::Lagged(_)) => {
@@ -479,16 +482,20 @@ async fn keep_rights_current(
     frames
 }
 
-/// The frames one change gives this client.
+/// The frames one change gives this client, as JSON text.
 async fn event_frames(
     state: &AppState,
     client: &mut Client,
     event: &Arc<ChangeEvent>,
-) -> Vec<Value> {
+) -> Vec<String> {
     if client.subscriptions.is_empty() {
         return Vec::new();
     }
-    let mut frames = keep_rights_current(state, client, event).await;
+    let mut frames: Vec<String> = keep_rights_current(state, client, event)
+        .await
+        .into_iter()
+        .map(|frame| frame.to_string())
+        .collect();
     for subscription in client.subscriptions.values() {
         if subscription.schema.class_name != event.class_name {
             continue;
@@ -496,39 +503,114 @@ async fn event_frames(
         let Some(kind) = subscription.event_for(event.before.as_ref(), event.after.as_ref()) else {
             continue;
         };
-        let mut frame = client.frame(kind.op(), Some(subscription.request_id));
         let current = match kind {
-            EventKind::Delete => event.before.as_ref(),
-            _ => event.after.as_ref(),
+            EventKind::Delete => event.before.as_ref().map(|object| (object, State::Before)),
+            _ => event.after.as_ref().map(|object| (object, State::After)),
         };
-        if let Some(current) = current {
-            let object = if kind == EventKind::Leave && !subscription.may_read(current) {
-                // It left because the subscriber lost the right to read it: the new state
-                // is none of its business.
+        let Some((current, which)) = current else {
+            continue;
+        };
+        // A leave because the subscriber lost the right to read the object: its new state
+        // is none of the subscriber's business.
+        let object = if kind == EventKind::Leave && !subscription.may_read(current) {
+            Arc::from(
                 json!({"__type": "Object", "className": event.class_name, "objectId": current.object_id})
-            } else {
-                render(state, subscription, current).await
-            };
-            frame.insert("object".into(), object);
-        }
-        if matches!(
-            kind,
-            EventKind::Update | EventKind::Enter | EventKind::Leave
-        ) && let Some(before) = &event.before
-        {
-            frame.insert("original".into(), render(state, subscription, before).await);
-        }
-        frames.push(Value::Object(frame));
+                    .to_string(),
+            )
+        } else {
+            rendering(state, subscription, event, which).await
+        };
+        let original = match (kind, &event.before) {
+            (EventKind::Update | EventKind::Enter | EventKind::Leave, Some(_)) => {
+                Some(rendering(state, subscription, event, State::Before).await)
+            }
+            _ => None,
+        };
+        frames.push(event_frame(
+            client,
+            kind.op(),
+            subscription.request_id,
+            &object,
+            original.as_deref(),
+        ));
     }
     frames
 }
 
-/// An object as this subscriber may see it: its protectedFields and server-only fields
-/// removed, then the subscription's `keys` kept.
-async fn render(state: &AppState, subscription: &Subscription, object: &Object) -> Value {
+/// Which state of a changed object.
+#[derive(Debug, Clone, Copy)]
+enum State {
+    Before,
+    After,
+}
+
+/// The event frame's text, around renderings shared with other subscribers.
+fn event_frame(
+    client: &Client,
+    op: &str,
+    request_id: i64,
+    object: &str,
+    original: Option<&str>,
+) -> String {
+    let mut frame = String::with_capacity(96 + object.len() + original.map_or(0, str::len));
+    frame.push_str("{\"op\":\"");
+    frame.push_str(op);
+    // The client id is hex, safe to embed as it is.
+    frame.push_str("\",\"clientId\":\"");
+    frame.push_str(&client.id);
+    frame.push('"');
+    if let Some(installation_id) = &client.installation_id {
+        frame.push_str(",\"installationId\":");
+        frame.push_str(&Value::from(installation_id.as_str()).to_string());
+    }
+    frame.push_str(",\"requestId\":");
+    frame.push_str(&request_id.to_string());
+    frame.push_str(",\"object\":");
+    frame.push_str(object);
+    if let Some(original) = original {
+        frame.push_str(",\"original\":");
+        frame.push_str(original);
+    }
+    frame.push('}');
+    frame
+}
+
+/// A state of the event's object as this subscriber may see it (its protectedFields and
+/// server-only fields removed, its `keys` kept), rendered once per distinct set of rights.
+async fn rendering(
+    state: &AppState,
+    subscription: &Subscription,
+    event: &ChangeEvent,
+    which: State,
+) -> Arc<str> {
+    let auth = &subscription.auth;
+    let key = format!(
+        "{which:?}|{}|{}|{}|{}",
+        auth.master,
+        auth.user_id.as_deref().unwrap_or_default(),
+        auth.roles.join(","),
+        subscription
+            .keys
+            .as_deref()
+            .map(|keys| keys.join(","))
+            .unwrap_or_default(),
+    );
+    if let Some(text) = event
+        .renderings
+        .lock()
+        .ok()
+        .and_then(|renderings| renderings.get(&key).cloned())
+    {
+        return text;
+    }
+    let object = match which {
+        State::Before => event.before.clone(),
+        State::After => event.after.clone(),
+    }
+    .unwrap_or_default();
     let mut json = state
         .operations
-        .render_one(&subscription.auth, &subscription.schema, object.clone())
+        .render_one(auth, &subscription.schema, object)
         .await
         .unwrap_or_default();
     json.insert("__type".into(), "Object".into());
@@ -537,5 +619,9 @@ async fn render(state: &AppState, subscription: &Subscription, object: &Object) 
         subscription.schema.class_name.clone().into(),
     );
     project(&mut json, subscription.keys.as_deref());
-    Value::Object(json)
+    let text: Arc<str> = Arc::from(Value::Object(json).to_string());
+    if let Ok(mut renderings) = event.renderings.lock() {
+        renderings.insert(key, Arc::clone(&text));
+    }
+    text
 }

@@ -1,20 +1,35 @@
 //! Change events: every committed write is published, after its commit and in commit order,
 //! for the live-query hub (and, later, other instances). A failed write publishes nothing.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use parlor_core::object::Object;
 use parlor_store::{Change, ChangeSink, WriteOutcome};
 use tokio::sync::broadcast;
 
 /// One committed change of one object.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ChangeEvent {
     pub class_name: String,
     /// The state before the write (`None` for a create).
     pub before: Option<Object>,
     /// The state after the write (`None` for a delete).
     pub after: Option<Object>,
+    /// The states as JSON text, per reader's rights: thousands of subscribers with the same
+    /// rights share one rendering instead of each building its own.
+    pub renderings: Mutex<HashMap<String, Arc<str>>>,
+}
+
+impl ChangeEvent {
+    pub fn new(class_name: String, before: Option<Object>, after: Option<Object>) -> ChangeEvent {
+        ChangeEvent {
+            class_name,
+            before,
+            after,
+            renderings: Mutex::default(),
+        }
+    }
 }
 
 /// The in-process bus. Subscribers that fall more than its capacity behind lose events and
@@ -52,11 +67,11 @@ impl ChangeSink for EventBus {
                 }
                 WriteOutcome::Deleted(object) => (Some(object.clone()), None),
             };
-            let _ = self.sender.send(Arc::new(ChangeEvent {
-                class_name: change.class_name.to_owned(),
+            let _ = self.sender.send(Arc::new(ChangeEvent::new(
+                change.class_name.to_owned(),
                 before,
                 after,
-            }));
+            )));
         }
     }
 }
