@@ -37,6 +37,31 @@ impl Object {
         map
     }
 
+    /// The inverse of [`Object::into_json`]: an object as it travels between instances.
+    pub fn from_json(mut map: Map<String, Value>) -> Result<Object> {
+        let mut text = |key: &str| match map.remove(key) {
+            Some(Value::String(text)) => Ok(text),
+            _ => Err(Error::new(
+                Code::InvalidJson,
+                format!("an object's {key} must be a string"),
+            )),
+        };
+        let object_id = text("objectId")?;
+        let created_at = text("createdAt")?;
+        let updated_at = text("updatedAt")?;
+        let acl = match map.remove("ACL") {
+            Some(acl) => Some(Acl::from_json(&acl)?),
+            None => None,
+        };
+        Ok(Object {
+            object_id,
+            created_at,
+            updated_at,
+            acl,
+            fields: map,
+        })
+    }
+
     /// A field's value, with the default fields reachable by name as a matcher sees them
     /// (`createdAt`/`updatedAt` as Dates).
     pub fn get(&self, field: &str) -> Option<Value> {

@@ -115,6 +115,12 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_DATABASE_READERS")]
     pub database_readers: Option<u32>,
 
+    /// How instances sharing a database tell each other about changes: `postgres`
+    /// (LISTEN/NOTIFY on the database), `none` [default: postgres with a PostgreSQL database,
+    /// none with SQLite].
+    #[arg(long, env = "PARLOR_PUBSUB")]
+    pub pubsub: Option<String>,
+
     /// Classes that live queries serve (comma list) [default: every class].
     #[arg(long, env = "PARLOR_LIVE_QUERY_CLASSES", value_delimiter = ',')]
     pub live_query_classes: Option<Vec<String>>,
@@ -160,6 +166,8 @@ pub struct Config {
     pub smtp_url: Option<String>,
     pub mail_from: String,
     pub live: crate::live::LiveConfig,
+    /// The PostgreSQL URL whose LISTEN/NOTIFY carries changes between instances.
+    pub pubsub: Option<String>,
 }
 
 pub const DEFAULT_DATABASE: &str = "sqlite://./parlor-data/parlor.db";
@@ -187,14 +195,15 @@ impl ServeOptions {
         .filter(|key| !key.is_empty())
         .cloned()
         .collect();
+        let database = options
+            .database
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
         Ok(Config {
             host: options.host.unwrap_or_else(|| "127.0.0.1".to_owned()),
             port: options.port.unwrap_or(1337),
             mount_path,
             public_url: options.public_url,
-            database: options
-                .database
-                .unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
             app_id: options.app_id.unwrap_or_else(|| "parlor".to_owned()),
             master_key: options.master_key.filter(|key| !key.is_empty()),
             master_key_ips: options
@@ -216,6 +225,16 @@ impl ServeOptions {
             mail_from: options
                 .mail_from
                 .unwrap_or_else(|| "noreply@localhost".to_owned()),
+            pubsub: match options.pubsub.as_deref().map(str::trim) {
+                Some("none") => None,
+                Some("postgres") | None if is_postgres(&database) => Some(database.clone()),
+                None => None,
+                Some(url) if is_postgres(url) => Some(url.to_owned()),
+                Some(other) => bail!(
+                    "unsupported --pubsub {other}: use postgres (with a PostgreSQL database), a postgres:// URL, or none"
+                ),
+            },
+            database,
             live: crate::live::LiveConfig {
                 classes: options
                     .live_query_classes
@@ -261,6 +280,7 @@ impl ServeOptions {
             idempotency_paths: self.idempotency_paths.or(other.idempotency_paths),
             idempotency_ttl: self.idempotency_ttl.or(other.idempotency_ttl),
             database_readers: self.database_readers.or(other.database_readers),
+            pubsub: self.pubsub.or(other.pubsub),
             live_query_classes: self.live_query_classes.or(other.live_query_classes),
             live_query_max_subscriptions: self
                 .live_query_max_subscriptions
@@ -281,6 +301,10 @@ impl ServeOptions {
             mail_from: self.mail_from.or(other.mail_from),
         }
     }
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 fn read_file(path: &Path) -> anyhow::Result<ServeOptions> {

@@ -18,6 +18,7 @@ pub mod http;
 pub mod live;
 pub mod mail;
 pub mod operation;
+pub mod relay;
 pub mod schema_doc;
 pub mod template;
 
@@ -52,6 +53,15 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         )
         .await
         .with_context(|| format!("opening {database}"))?;
+        return Ok(Arc::new(store));
+    }
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        let store = parlor_store::postgres::PostgresStore::connect(
+            database,
+            parlor_store::postgres::PostgresOptions::default(),
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!("opening {database}: {error}"))?;
         return Ok(Arc::new(store));
     }
     bail!("unsupported database URL {database}: use sqlite://path/to/file.db")
@@ -149,6 +159,11 @@ pub async fn run(
         .unwrap_or_else(|| format!("http://{address}{}", config.mount_path));
     let master_key = master_key(&config)?;
     let operations = open_operations(&config, server_url.clone()).await?;
+    if let Some(url) = &config.pubsub {
+        relay::start(&operations, url)
+            .await
+            .context("starting the pub/sub relay between instances")?;
+    }
     let idempotency_paths = config
         .idempotency_paths
         .iter()

@@ -61,3 +61,6 @@ mod live_access;
 
 #[path = "api/providers.rs"]
 mod providers;
+
+#[path = "api/instances.rs"]
+mod instances;

@@ -13,7 +13,6 @@ use axum::extract::ws::{Message, WebSocket};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use parlor_core::Error;
-use parlor_core::value::now_iso;
 use rand::RngExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -407,7 +406,7 @@ async fn keep_rights_current(
     event: &ChangeEvent,
 ) -> Vec<Value> {
     let mut frames = Vec::new();
-    let now = now_iso();
+    let now = &event.at;
     // A deleted session (log-out, password change, revocation) or an expired one ends the
     // subscriptions that rely on it.
     let ended_token = match (&event.before, &event.after) {
@@ -420,7 +419,7 @@ async fn keep_rights_current(
     };
     let session_ended = |auth: &Auth, expires_at: &Option<String>| {
         let revoked = ended_token.is_some() && auth.session_token == ended_token;
-        let expired = expires_at.as_ref().is_some_and(|expiry| *expiry <= now);
+        let expired = expires_at.as_ref().is_some_and(|expiry| expiry <= now);
         revoked || expired
     };
     if let Some(auth) = &client.auth
@@ -584,22 +583,15 @@ async fn rendering(
     which: State,
 ) -> Arc<str> {
     let auth = &subscription.auth;
-    let key = format!(
-        "{which:?}|{}|{}|{}|{}",
-        auth.master,
-        auth.user_id.as_deref().unwrap_or_default(),
-        auth.roles.join(","),
-        subscription
-            .keys
-            .as_deref()
-            .map(|keys| keys.join(","))
-            .unwrap_or_default(),
-    );
+    let key = &subscription.render_keys[match which {
+        State::Before => 0,
+        State::After => 1,
+    }];
     if let Some(text) = event
         .renderings
         .lock()
         .ok()
-        .and_then(|renderings| renderings.get(&key).cloned())
+        .and_then(|renderings| renderings.get(key.as_str()).cloned())
     {
         return text;
     }
@@ -621,7 +613,7 @@ async fn rendering(
     project(&mut json, subscription.keys.as_deref());
     let text: Arc<str> = Arc::from(Value::Object(json).to_string());
     if let Ok(mut renderings) = event.renderings.lock() {
-        renderings.insert(key, Arc::clone(&text));
+        renderings.insert(key.clone(), Arc::clone(&text));
     }
     text
 }

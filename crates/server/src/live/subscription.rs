@@ -24,6 +24,9 @@ pub struct Subscription {
     pub keys: Option<Vec<String>>,
     pub watch: Option<Vec<String>>,
     pub auth: Auth,
+    /// Keys of this subscriber's renderings of an event's before and after states: equal for
+    /// subscribers with equal rights and `keys`, so they share one rendering.
+    pub render_keys: [String; 2],
     /// When the subscriber's session expires (ISO date); its events stop then.
     pub expires_at: Option<String>,
     /// The query as the client sent it, to rebuild the subscription when the subscriber's
@@ -117,12 +120,25 @@ impl Subscription {
             ));
         }
         let rights = clp.and(read_filter(&auth));
+        let rights_key = format!(
+            "{}|{}|{}|{}",
+            auth.master,
+            auth.user_id.as_deref().unwrap_or_default(),
+            auth.roles.join(","),
+            keys.as_deref()
+                .map(|keys| keys.join(","))
+                .unwrap_or_default(),
+        );
         let visible = filter.and(rights.clone());
         Ok(Subscription {
             request_id,
             schema,
             visible,
             rights,
+            render_keys: [
+                format!("before|{rights_key}"),
+                format!("after|{rights_key}"),
+            ],
             keys,
             watch,
             auth,

@@ -2,11 +2,11 @@
 //! for the live-query hub (and, later, other instances). A failed write publishes nothing.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use parlor_core::object::Object;
 use parlor_store::{Change, ChangeSink, WriteOutcome};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 /// One committed change of one object.
 #[derive(Debug)]
@@ -16,6 +16,9 @@ pub struct ChangeEvent {
     pub before: Option<Object>,
     /// The state after the write (`None` for a delete).
     pub after: Option<Object>,
+    /// When this instance learned of the change (ISO date): sessions that expired before it
+    /// receive nothing of it.
+    pub at: String,
     /// The states as JSON text, per reader's rights: thousands of subscribers with the same
     /// rights share one rendering instead of each building its own.
     pub renderings: Mutex<HashMap<String, Arc<str>>>,
@@ -27,6 +30,7 @@ impl ChangeEvent {
             class_name,
             before,
             after,
+            at: parlor_core::value::now_iso(),
             renderings: Mutex::default(),
         }
     }
@@ -37,12 +41,17 @@ impl ChangeEvent {
 #[derive(Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Arc<ChangeEvent>>,
+    /// Where this instance's own changes also go, for other instances (see `relay`).
+    outlet: Arc<OnceLock<mpsc::UnboundedSender<Arc<ChangeEvent>>>>,
 }
 
 impl Default for EventBus {
     fn default() -> EventBus {
         let (sender, _) = broadcast::channel(8192);
-        EventBus { sender }
+        EventBus {
+            sender,
+            outlet: Arc::default(),
+        }
     }
 }
 
@@ -50,13 +59,24 @@ impl EventBus {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeEvent>> {
         self.sender.subscribe()
     }
+
+    /// Also hands every change committed here to `outlet`, in commit order. Set once.
+    pub fn set_outlet(&self, outlet: mpsc::UnboundedSender<Arc<ChangeEvent>>) {
+        let _ = self.outlet.set(outlet);
+    }
+
+    /// Publishes a change committed by another instance to this instance's subscribers.
+    pub fn publish_remote(&self, event: ChangeEvent) {
+        let _ = self.sender.send(Arc::new(event));
+    }
 }
 
 /// The store calls this on its commit path, in commit order.
 impl ChangeSink for EventBus {
     fn committed(&self, changes: &[Change<'_>]) {
+        let outlet = self.outlet.get();
         // Nobody listening: skip the copies.
-        if self.sender.receiver_count() == 0 {
+        if self.sender.receiver_count() == 0 && outlet.is_none() {
             return;
         }
         for change in changes {
@@ -67,11 +87,15 @@ impl ChangeSink for EventBus {
                 }
                 WriteOutcome::Deleted(object) => (Some(object.clone()), None),
             };
-            let _ = self.sender.send(Arc::new(ChangeEvent::new(
+            let event = Arc::new(ChangeEvent::new(
                 change.class_name.to_owned(),
                 before,
                 after,
-            )));
+            ));
+            if let Some(outlet) = outlet {
+                let _ = outlet.send(Arc::clone(&event));
+            }
+            let _ = self.sender.send(event);
         }
     }
 }

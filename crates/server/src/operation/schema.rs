@@ -25,6 +25,8 @@ pub struct SchemaCache {
     classes: Arc<RwLock<HashMap<String, Arc<ClassSchema>>>>,
     /// Serialises schema changes, so two requests adding the same field do not race.
     changes: Arc<tokio::sync::Mutex<()>>,
+    /// Told the name of every class whose schema this instance changes (see `relay`).
+    watcher: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>>,
 }
 
 impl SchemaCache {
@@ -56,13 +58,37 @@ impl SchemaCache {
         if let Ok(mut classes) = self.classes.write() {
             classes.insert(schema.class_name.clone(), schema.clone());
         }
+        self.changed(&schema.class_name);
         schema
+    }
+
+    fn changed(&self, class_name: &str) {
+        if let Some(watcher) = self.watcher.get() {
+            let _ = watcher.send(class_name.to_owned());
+        }
+    }
+
+    /// Reports every later schema change made through this cache to `watcher`. Set once.
+    pub fn set_watcher(&self, watcher: tokio::sync::mpsc::UnboundedSender<String>) {
+        let _ = self.watcher.set(watcher);
+    }
+
+    /// Takes a class's schema as another instance left it (`None`: dropped), without
+    /// reporting it as a change of this instance.
+    pub fn adopt(&self, class_name: &str, schema: Option<ClassSchema>) {
+        if let Ok(mut classes) = self.classes.write() {
+            match schema {
+                Some(schema) => classes.insert(class_name.to_owned(), Arc::new(schema)),
+                None => classes.remove(class_name),
+            };
+        }
     }
 
     fn remove(&self, class_name: &str) {
         if let Ok(mut classes) = self.classes.write() {
             classes.remove(class_name);
         }
+        self.changed(class_name);
     }
 }
 

@@ -17,6 +17,7 @@
 //! what it committed. Several instances may share a database, each in its own schema
 //! ([`PostgresOptions::schema`], or `?schema=` in the URL).
 
+pub mod channel;
 mod ddl;
 mod regex;
 mod rows;
@@ -401,6 +402,11 @@ impl Inner {
     }
 
     async fn write_once(&self, writes: &[Write]) -> StoreResult<Vec<WriteOutcome>> {
+        // Another instance may have created a class's table since this one last looked;
+        // writes to a table this process does not know of would otherwise miss their rows.
+        for write in writes {
+            self.class_table_exists(write.class_name()).await?;
+        }
         // A lone create without relations is a single statement, committed as it runs: it
         // conflicts with another transaction only on a unique key, where the loser fails and
         // reports nothing, so its ticket can be taken before it is sent.

@@ -1,0 +1,246 @@
+//! Two instances on one PostgreSQL database (issue 6): live events, schema changes and role
+//! changes made through one are seen through the other. Needs `PARLOR_TEST_POSTGRES_URL`.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use parlor_server::config::ServeOptions;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::*;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Two servers sharing a fresh schema of the test database, or `None` (with the reason
+/// printed) when no PostgreSQL is configured.
+async fn two_instances() -> Option<(TestServer, TestServer, String)> {
+    let Ok(url) = std::env::var("PARLOR_TEST_POSTGRES_URL") else {
+        println!("skipped: PARLOR_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    let schema = format!("two_{}", std::process::id() as u64 * 1000 + rand_suffix());
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let database = format!("{url}{separator}schema={schema}");
+    let options = || ServeOptions {
+        database: Some(database.clone()),
+        ..ServeOptions::default()
+    };
+    let first = TestServer::with(options()).await;
+    let second = TestServer::with(options()).await;
+    Some((first, second, schema))
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|time| u64::from(time.subsec_nanos()) % 1000)
+        .unwrap_or(0)
+}
+
+fn drop_schema(schema: &str) {
+    if let Ok(url) = std::env::var("PARLOR_TEST_POSTGRES_URL") {
+        let _ = std::process::Command::new("psql")
+            .arg(url)
+            .args([
+                "-q",
+                "-c",
+                &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
+            ])
+            .output();
+    }
+}
+
+async fn connected(server: &TestServer, token: Option<&str>) -> Socket {
+    let url = format!("{}/parse", server.base.replace("http://", "ws://"));
+    let mut socket = tokio_tungstenite::connect_async(url).await.unwrap().0;
+    let mut connect = json!({"op": "connect", "applicationId": APP_ID});
+    if let Some(token) = token {
+        connect["sessionToken"] = json!(token);
+    }
+    socket
+        .send(Message::Text(connect.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut socket).await["op"], "connected");
+    socket
+}
+
+async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a frame in time");
+        if let Some(Ok(Message::Text(text))) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+async fn subscribe(socket: &mut Socket, class_name: &str) {
+    let frame =
+        json!({"op": "subscribe", "requestId": 1, "query": {"className": class_name, "where": {}}});
+    socket
+        .send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(next(socket).await["op"], "subscribed");
+}
+
+/// What a client writes through one instance reaches the other's subscribers, in order.
+#[tokio::test]
+async fn live_events_cross_instances_in_order() {
+    let Some((first, second, schema)) = two_instances().await else {
+        return;
+    };
+    first.create("Counter", json!({"n": 0})).await;
+    let mut socket = connected(&first, None).await;
+    subscribe(&mut socket, "Counter").await;
+    let id = second.create("Counter", json!({"n": 0})).await;
+    let event = next(&mut socket).await;
+    assert_eq!(
+        (event["op"].clone(), event["object"]["objectId"].clone()),
+        (json!("create"), json!(id))
+    );
+    let path = format!("/classes/Counter/{id}");
+    for _ in 0..20 {
+        let reply = second
+            .master(
+                Method::PUT,
+                &path,
+                Some(json!({"n": {"__op": "Increment", "amount": 1}})),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    for expected in 1..=20 {
+        let event = next(&mut socket).await;
+        assert_eq!(
+            (event["op"].clone(), event["object"]["n"].clone()),
+            (json!("update"), json!(expected))
+        );
+    }
+    // Big objects travel too (past NOTIFY's 8,000-byte payload limit).
+    let big = "y".repeat(20_000);
+    second
+        .master(Method::PUT, &path, Some(json!({"blob": big})))
+        .await;
+    let event = next(&mut socket).await;
+    assert_eq!(event["object"]["blob"].as_str().map(str::len), Some(20_000));
+    drop(socket);
+    drop(first);
+    drop(second);
+    drop_schema(&schema);
+}
+
+/// A schema change and a role change made through one instance hold on the other.
+#[tokio::test]
+async fn schema_and_role_changes_cross_instances() {
+    let Some((first, second, schema)) = two_instances().await else {
+        return;
+    };
+    let created = second
+        .master(
+            Method::POST,
+            "/schemas/Gadget",
+            Some(json!({"className": "Gadget", "fields": {"size": {"type": "Number"}}})),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    let mut seen = false;
+    for _ in 0..50 {
+        let reply = first.master(Method::GET, "/schemas/Gadget", None).await;
+        if reply.status == 200 && reply.body["fields"]["size"]["type"] == "Number" {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the other instance knows the new class");
+    // A type the other instance defined is enforced here too.
+    let wrong = first
+        .master(
+            Method::POST,
+            "/classes/Gadget",
+            Some(json!({"size": "big"})),
+        )
+        .await;
+    assert_eq!(wrong.body["code"], 111, "{:?}", wrong.body);
+
+    let reply = first
+        .public(
+            Method::POST,
+            "/users",
+            Some(json!({"username": "alice", "password": "pw"})),
+        )
+        .await;
+    let alice = reply.body["objectId"].as_str().unwrap().to_owned();
+    let token = reply.body["sessionToken"].as_str().unwrap().to_owned();
+    let role = second
+        .master(
+            Method::POST,
+            "/roles",
+            Some(json!({"name": "Editors", "ACL": {"*": {"read": true}}})),
+        )
+        .await;
+    let role_id = role.body["objectId"].as_str().unwrap().to_owned();
+    let note = second
+        .create(
+            "Note",
+            json!({"text": "for editors", "ACL": {"role:Editors": {"read": true}}}),
+        )
+        .await;
+    let as_alice = [
+        ("x-parse-application-id", APP_ID),
+        ("x-parse-session-token", token.as_str()),
+    ];
+    let note_path = format!("/classes/Note/{note}");
+    assert_eq!(
+        first
+            .send(Method::GET, &note_path, None, &as_alice)
+            .await
+            .status,
+        404
+    );
+    let mut socket = connected(&first, Some(&token)).await;
+    subscribe(&mut socket, "Note").await;
+
+    let add = json!({"users": {"__op": "AddRelation", "objects": [pointer("_User", &alice)]}});
+    second
+        .master(Method::PUT, &format!("/roles/{role_id}"), Some(add))
+        .await;
+    let mut readable = false;
+    for _ in 0..50 {
+        if first
+            .send(Method::GET, &note_path, None, &as_alice)
+            .await
+            .status
+            == 200
+        {
+            readable = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        readable,
+        "the role change reached the other instance's role cache"
+    );
+    second
+        .create(
+            "Note",
+            json!({"text": "fresh", "ACL": {"role:Editors": {"read": true}}}),
+        )
+        .await;
+    let event = next(&mut socket).await;
+    assert_eq!(
+        (event["op"].clone(), event["object"]["text"].clone()),
+        (json!("create"), json!("fresh"))
+    );
+    drop(socket);
+    drop(first);
+    drop(second);
+    drop_schema(&schema);
+}

@@ -1,0 +1,135 @@
+//! A pub/sub channel over PostgreSQL's LISTEN/NOTIFY, for instances sharing one database.
+//!
+//! NOTIFY payloads are limited to 8000 bytes, and a change event carries whole objects, so a
+//! larger message is written to the `_ChannelMessages` table and only its id is notified; the
+//! listener reads it back. Rows older than a few minutes are removed by the publisher now and
+//! then. The channel is named after the schema (`?schema=`), so instances in different schemas
+//! of one database do not hear each other.
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use sqlx_core::query::query;
+use sqlx_core::query_as::query_as;
+use sqlx_postgres::{PgListener, PgPool, PgPoolOptions};
+
+use super::split_schema;
+use crate::error::{StoreError, StoreResult};
+use crate::sql::quote_ident;
+
+/// Payloads up to this size go in the notification itself.
+const INLINE_LIMIT: usize = 7900;
+
+/// One database's channel.
+#[derive(Clone)]
+pub struct PgChannel {
+    url: String,
+    pool: PgPool,
+    name: String,
+    /// `"schema"."_ChannelMessages"`, or the unqualified name in the default schema.
+    table: String,
+}
+
+impl PgChannel {
+    /// Connects a small pool for publishing and creates the overflow table if missing.
+    pub async fn connect(url: &str) -> StoreResult<PgChannel> {
+        let (url, schema) = split_schema(url);
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&url)
+            .await
+            .map_err(|error| StoreError::database(format!("pub/sub connection: {error}")))?;
+        let name = match &schema {
+            Some(schema) => format!("parlor_{schema}"),
+            None => "parlor".to_owned(),
+        };
+        let table = match &schema {
+            Some(schema) => {
+                let create_schema = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
+                query(sqlx_core::sql_str::AssertSqlSafe(create_schema))
+                    .execute(&pool)
+                    .await?;
+                format!("{}.\"_ChannelMessages\"", quote_ident(schema))
+            }
+            None => "\"_ChannelMessages\"".to_owned(),
+        };
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {table} (id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now(), payload TEXT NOT NULL)"
+        );
+        query(sqlx_core::sql_str::AssertSqlSafe(create))
+            .execute(&pool)
+            .await?;
+        Ok(PgChannel {
+            url,
+            pool,
+            name,
+            table,
+        })
+    }
+
+    /// Sends one message to every listener (this instance's own included).
+    pub async fn publish(&self, payload: &str) -> StoreResult<()> {
+        let notification = if payload.len() <= INLINE_LIMIT {
+            format!("m{payload}")
+        } else {
+            let insert = format!(
+                "INSERT INTO {} (payload) VALUES ($1) RETURNING id",
+                self.table
+            );
+            let (id,): (i64,) = query_as(sqlx_core::sql_str::AssertSqlSafe(insert))
+                .bind(payload)
+                .fetch_one(&self.pool)
+                .await?;
+            if id % 256 == 0 {
+                let prune = format!(
+                    "DELETE FROM {} WHERE at < now() - interval '5 minutes'",
+                    self.table
+                );
+                query(sqlx_core::sql_str::AssertSqlSafe(prune))
+                    .execute(&self.pool)
+                    .await?;
+            }
+            format!("r{id}")
+        };
+        query("SELECT pg_notify($1, $2)")
+            .bind(&self.name)
+            .bind(notification)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every message published from now on, in the order they were sent. The stream ends
+    /// when the listening connection is lost.
+    pub async fn subscribe(&self) -> StoreResult<BoxStream<'static, String>> {
+        let mut listener = PgListener::connect(&self.url)
+            .await
+            .map_err(|error| StoreError::database(format!("pub/sub listener: {error}")))?;
+        listener.listen(&self.name).await?;
+        let pool = self.pool.clone();
+        let table = self.table.clone();
+        let notifications = listener.into_stream();
+        Ok(notifications
+            .take_while(|item| std::future::ready(item.is_ok()))
+            .filter_map(move |item| {
+                let pool = pool.clone();
+                let table = table.clone();
+                async move {
+                    let notification = item.ok()?;
+                    let text = notification.payload();
+                    if let Some(inline) = text.strip_prefix('m') {
+                        return Some(inline.to_owned());
+                    }
+                    let id: i64 = text.strip_prefix('r')?.parse().ok()?;
+                    let select = format!("SELECT payload FROM {table} WHERE id = $1");
+                    let row: Option<(String,)> =
+                        query_as(sqlx_core::sql_str::AssertSqlSafe(select))
+                            .bind(id)
+                            .fetch_optional(&pool)
+                            .await
+                            .ok()?;
+                    row.map(|(payload,)| payload)
+                }
+            })
+            .boxed())
+    }
+}
