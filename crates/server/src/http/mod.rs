@@ -105,10 +105,11 @@ async fn handle_request(
             Ok(upgrade) => {
                 let live_state = state.clone();
                 // tungstenite's default 128 KiB read buffer stays resident (and is zeroed on
-                // every read) per connection; clients send small frames, so 4 KiB is plenty
-                // and 10,000 subscribers fit in a small heap.
+                // every read) per connection; clients send small frames (a larger one is
+                // read in several steps), so 1 KiB is plenty and 10,000 subscribers fit in a
+                // small heap.
                 upgrade
-                    .read_buffer_size(4096)
+                    .read_buffer_size(1024)
                     .write_buffer_size(0)
                     .on_upgrade(move |socket| {
                         crate::live::serve_socket(socket, live_state, peer.ip())

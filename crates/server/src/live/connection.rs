@@ -4,7 +4,6 @@
 //! and drains a bounded queue. A client that lets the queue fill (it reads too slowly, or not
 //! at all) is told so and disconnected: its memory never grows past the queue.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::hub::UserSlot;
-use super::subscription::{EventKind, Subscription, project};
+use super::subscription::{EventKind, Subscription, Subscriptions, project};
 use crate::http::AppState;
 use crate::http::auth::authenticate;
 use crate::http::envelope::Credentials;
@@ -49,7 +48,7 @@ struct Client {
     expires_at: Option<String>,
     /// Holds this user's place in the per-user connection count.
     slot: Option<UserSlot>,
-    subscriptions: HashMap<i64, Subscription>,
+    subscriptions: Subscriptions,
 }
 
 fn error_frame(code: i64, message: &str, reconnect: bool, request_id: Option<i64>) -> Value {
@@ -135,7 +134,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, peer: IpAddr) {
         auth: None,
         expires_at: None,
         slot: None,
-        subscriptions: HashMap::new(),
+        subscriptions: Subscriptions::default(),
     };
     let mut silent_until = Instant::now() + SILENCE_LIMIT;
     loop {
@@ -144,7 +143,9 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, peer: IpAddr) {
                 silent_until = Instant::now() + SILENCE_LIMIT;
                 match frame {
                     Some(Ok(Message::Text(text))) => {
-                        let frames = handle_frame(&state, &mut client, text.as_str(), peer).await;
+                        // Boxed: these futures are large and only live while a frame is handled,
+                        // so an idle connection's task stays small.
+                        let frames = Box::pin(handle_frame(&state, &mut client, text.as_str(), peer)).await;
                         outbox.push_all(frames)
                     }
                     Some(Ok(Message::Binary(_))) => {
@@ -156,7 +157,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, peer: IpAddr) {
             }
             event = events.recv() => match event {
                 Ok(event) => {
-                    let frames = event_frames(&state, &mut client, &event).await;
+                    let frames = Box::pin(event_frames(&state, &mut client, &event)).await;
                     frames.into_iter().try_for_each(|frame| outbox.push_text(frame))
                 }
                 // The bus moved on more than its capacity past this client.
