@@ -13,7 +13,7 @@
 //   PARLOR_SDK_SERVER_LOG   when set, the spawned server's stderr is echoed live
 
 import { after, before } from 'node:test';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
@@ -68,6 +68,31 @@ async function healthOk(url) {
  * Spawns `parlor serve` on a free loopback port with a fresh SQLite database in a new temp
  * directory and waits for /parse/health. Returns a handle with `stop()`.
  */
+/**
+ * The PostgreSQL URL the spawned servers use, or null for SQLite: `PARLOR_SDK_DATABASE`, or
+ * `PARLOR_TEST_POSTGRES_URL` when `PARLOR_TEST_BACKEND=postgres`.
+ */
+export function postgresUrl() {
+  if (process.env.PARLOR_SDK_DATABASE) return process.env.PARLOR_SDK_DATABASE;
+  if (process.env.PARLOR_TEST_BACKEND === 'postgres') {
+    if (!process.env.PARLOR_TEST_POSTGRES_URL) {
+      throw new Error('PARLOR_TEST_BACKEND=postgres needs PARLOR_TEST_POSTGRES_URL');
+    }
+    return process.env.PARLOR_TEST_POSTGRES_URL;
+  }
+  return null;
+}
+
+// Each server gets its own schema, named after its folder so that a restart on a kept folder
+// finds its data again.
+function schemaFor(dir) {
+  return 'sdk_' + path.basename(dir).toLowerCase().replace(/[^a-z0-9]/g, '_');
+}
+
+function dropSchema(pgUrl, schema) {
+  spawnSync('psql', [pgUrl.split('?')[0], '-q', '-c', `DROP SCHEMA IF EXISTS "${schema}" CASCADE`], { stdio: 'ignore' });
+}
+
 export async function spawnServer({ appId = 'sdk-test', masterKey = 'sdk-master', dir: keptDir, port: fixedPort, extraArgs = [] } = {}) {
   const bin = process.env.PARLOR_BIN || path.join(REPO_ROOT, 'target', 'debug', 'parlor');
   if (!existsSync(bin)) {
@@ -76,11 +101,16 @@ export async function spawnServer({ appId = 'sdk-test', masterKey = 'sdk-master'
   // A caller-provided folder outlives the server (a restart reuses its database).
   const dir = keptDir || mkdtempSync(path.join(tmpdir(), 'parlor-sdk-'));
   const port = fixedPort || await freePort();
+  const pgUrl = postgresUrl();
+  const schema = pgUrl && schemaFor(dir);
+  const database = pgUrl
+    ? `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}schema=${schema}`
+    : `sqlite://${path.join(dir, 'parlor.db')}`;
   const args = [
     'serve',
     '--host', '127.0.0.1',
     '--port', String(port),
-    '--database', `sqlite://${path.join(dir, 'parlor.db')}`,
+    '--database', database,
     '--app-id', appId,
     '--master-key', masterKey,
     ...extraArgs,
@@ -118,7 +148,9 @@ export async function spawnServer({ appId = 'sdk-test', masterKey = 'sdk-master'
 
   const url = `http://127.0.0.1:${port}/parse`;
   const cleanupDir = () => {
-    if (!keptDir) rmSync(dir, { recursive: true, force: true });
+    if (keptDir) return;
+    rmSync(dir, { recursive: true, force: true });
+    if (pgUrl) dropSchema(pgUrl, schema);
   };
   const stop = async () => {
     if (!exited) {

@@ -7,6 +7,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 
+use crate::ai::provider::{ProviderConfig, ProviderKind};
+
 /// `parlor serve` options. Every flag also reads a `PARLOR_*` environment variable, and
 /// every key can be set in `parlor.toml` (same names, with `_` for `-`).
 #[derive(Debug, Clone, Default, Args, Deserialize)]
@@ -116,8 +118,8 @@ pub struct ServeOptions {
     pub database_readers: Option<u32>,
 
     /// How instances sharing a database tell each other about changes: `postgres`
-    /// (LISTEN/NOTIFY on the database), `none` [default: postgres with a PostgreSQL database,
-    /// none with SQLite].
+    /// (LISTEN/NOTIFY on the database), a `redis://host:port[?channel=name]` URL, or `none`
+    /// [default: postgres with a PostgreSQL database, none with SQLite].
     #[arg(long, env = "PARLOR_PUBSUB")]
     pub pubsub: Option<String>,
 
@@ -137,6 +139,98 @@ pub struct ServeOptions {
     /// disconnected [default: 1000].
     #[arg(long, env = "PARLOR_LIVE_QUERY_QUEUE")]
     pub live_query_queue: Option<usize>,
+
+    /// Base URL of the default LLM provider, e.g. `https://api.openai.com/v1` or
+    /// `http://127.0.0.1:11434/v1` [default: a local Ollama when one answers, else none].
+    #[arg(long, env = "PARLOR_LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+
+    /// API key of the default LLM provider (never sent to clients).
+    #[arg(long, env = "PARLOR_LLM_API_KEY", hide_env_values = true)]
+    pub llm_api_key: Option<String>,
+
+    /// Model of the default LLM provider, used by personas that name none.
+    #[arg(long, env = "PARLOR_LLM_MODEL")]
+    pub llm_model: Option<String>,
+
+    /// Wire format of the default LLM provider: `openai` (any OpenAI-compatible server) or
+    /// `anthropic` [default: openai].
+    #[arg(long, env = "PARLOR_LLM_KIND")]
+    pub llm_kind: Option<String>,
+
+    /// Persona replies generated at once, overall [default: 64].
+    #[arg(long, env = "PARLOR_MAX_GENERATIONS")]
+    pub max_generations: Option<usize>,
+
+    /// Persona replies generated at once for one user's messages [default: 4].
+    #[arg(long, env = "PARLOR_MAX_GENERATIONS_PER_USER")]
+    pub max_generations_per_user: Option<usize>,
+
+    /// Tokens (prompt + completion) one user's messages may spend per UTC day [default: none].
+    #[arg(long, env = "PARLOR_DAILY_TOKEN_QUOTA")]
+    pub daily_token_quota: Option<u64>,
+
+    /// Named LLM providers, which a persona's `provider` field names (`parlor.toml` only:
+    /// `[[providers]]` tables with `name`, `kind`, `base_url`, `api_key`, `model`).
+    #[arg(skip)]
+    pub providers: Option<Vec<ProviderEntry>>,
+}
+
+/// One `[[providers]]` table of `parlor.toml`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEntry {
+    pub name: String,
+    /// `openai` or `anthropic` [default: openai].
+    pub kind: Option<String>,
+    /// [default: the vendor's own endpoint for the kind].
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub model: Option<String>,
+    /// Overrides the model's known context window, for servers started with another one.
+    pub context_window: Option<u32>,
+}
+
+impl std::fmt::Debug for ProviderEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key must not reach logs through a debug print of the configuration.
+        f.debug_struct("ProviderEntry")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("model", &self.model)
+            .field("context_window", &self.context_window)
+            .finish()
+    }
+}
+
+/// The LLM settings: providers and the limits on generation.
+#[derive(Debug, Clone, Default)]
+pub struct LlmConfig {
+    /// From `--llm-*`; `None` with no named providers either: probe a local Ollama at start.
+    pub default: Option<ProviderConfig>,
+    pub named: Vec<ProviderConfig>,
+    pub limits: GenerationLimits,
+}
+
+/// Limits on persona replies, enforced before a provider is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenerationLimits {
+    pub max_concurrent: usize,
+    pub max_per_user: usize,
+    /// Tokens per user per UTC day; `None`: unlimited.
+    pub daily_token_quota: Option<u64>,
+}
+
+impl Default for GenerationLimits {
+    fn default() -> GenerationLimits {
+        GenerationLimits {
+            max_concurrent: 64,
+            max_per_user: 4,
+            daily_token_quota: None,
+        }
+    }
 }
 
 /// The resolved configuration of a server.
@@ -166,7 +260,8 @@ pub struct Config {
     pub smtp_url: Option<String>,
     pub mail_from: String,
     pub live: crate::live::LiveConfig,
-    /// The PostgreSQL URL whose LISTEN/NOTIFY carries changes between instances.
+    pub llm: LlmConfig,
+    /// The PostgreSQL or Redis URL whose pub/sub carries changes between instances.
     pub pubsub: Option<String>,
 }
 
@@ -199,6 +294,7 @@ impl ServeOptions {
             .database
             .clone()
             .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
+        let llm = resolve_llm(&options)?;
         Ok(Config {
             host: options.host.unwrap_or_else(|| "127.0.0.1".to_owned()),
             port: options.port.unwrap_or(1337),
@@ -229,12 +325,15 @@ impl ServeOptions {
                 Some("none") => None,
                 Some("postgres") | None if is_postgres(&database) => Some(database.clone()),
                 None => None,
-                Some(url) if is_postgres(url) => Some(url.to_owned()),
+                Some(url) if is_postgres(url) || url.starts_with("redis://") => {
+                    Some(url.to_owned())
+                }
                 Some(other) => bail!(
-                    "unsupported --pubsub {other}: use postgres (with a PostgreSQL database), a postgres:// URL, or none"
+                    "unsupported --pubsub {other}: use postgres (with a PostgreSQL database), a postgres:// or redis:// URL, or none"
                 ),
             },
             database,
+            llm,
             live: crate::live::LiveConfig {
                 classes: options
                     .live_query_classes
@@ -289,6 +388,16 @@ impl ServeOptions {
                 .live_query_max_connections_per_user
                 .or(other.live_query_max_connections_per_user),
             live_query_queue: self.live_query_queue.or(other.live_query_queue),
+            llm_base_url: self.llm_base_url.or(other.llm_base_url),
+            llm_api_key: self.llm_api_key.or(other.llm_api_key),
+            llm_model: self.llm_model.or(other.llm_model),
+            llm_kind: self.llm_kind.or(other.llm_kind),
+            max_generations: self.max_generations.or(other.max_generations),
+            max_generations_per_user: self
+                .max_generations_per_user
+                .or(other.max_generations_per_user),
+            daily_token_quota: self.daily_token_quota.or(other.daily_token_quota),
+            providers: self.providers.or(other.providers),
             session_length: self.session_length.or(other.session_length),
             account_lockout_threshold: self
                 .account_lockout_threshold
@@ -301,6 +410,63 @@ impl ServeOptions {
             mail_from: self.mail_from.or(other.mail_from),
         }
     }
+}
+
+/// The providers and limits of `options`.
+fn resolve_llm(options: &ServeOptions) -> anyhow::Result<LlmConfig> {
+    let non_empty = |value: &Option<String>| value.clone().filter(|text| !text.trim().is_empty());
+    let kind = match non_empty(&options.llm_kind) {
+        Some(kind) => kind.parse::<ProviderKind>().map_err(anyhow::Error::msg)?,
+        None => ProviderKind::OpenAi,
+    };
+    let api_key = non_empty(&options.llm_api_key);
+    let model = non_empty(&options.llm_model);
+    // A key or a model without a URL means the vendor's own endpoint (`--llm-kind anthropic
+    // --llm-api-key …`); nothing at all leaves room for the Ollama probe.
+    let base_url = non_empty(&options.llm_base_url).or_else(|| {
+        (api_key.is_some() || model.is_some()).then(|| kind.default_base_url().to_owned())
+    });
+    let default = base_url.map(|base_url| {
+        let mut config = ProviderConfig::new("default", kind, base_url);
+        config.api_key = api_key;
+        config.model = model;
+        config
+    });
+    let mut named = Vec::new();
+    for entry in options.providers.iter().flatten() {
+        if entry.name.trim().is_empty() {
+            bail!("a [[providers]] entry in parlor.toml has no name");
+        }
+        let kind = match &entry.kind {
+            Some(kind) => kind.parse::<ProviderKind>().map_err(anyhow::Error::msg)?,
+            None => ProviderKind::OpenAi,
+        };
+        let base_url = entry
+            .base_url
+            .clone()
+            .unwrap_or_else(|| kind.default_base_url().to_owned());
+        let mut config = ProviderConfig::new(entry.name.trim(), kind, base_url);
+        config.api_key = entry.api_key.clone().filter(|key| !key.is_empty());
+        config.model = entry.model.clone().filter(|model| !model.is_empty());
+        config.context_window = entry.context_window;
+        named.push(config);
+    }
+    let defaults = GenerationLimits::default();
+    Ok(LlmConfig {
+        default,
+        named,
+        limits: GenerationLimits {
+            max_concurrent: options
+                .max_generations
+                .unwrap_or(defaults.max_concurrent)
+                .max(1),
+            max_per_user: options
+                .max_generations_per_user
+                .unwrap_or(defaults.max_per_user)
+                .max(1),
+            daily_token_quota: options.daily_token_quota.filter(|quota| *quota > 0),
+        },
+    })
 }
 
 fn is_postgres(url: &str) -> bool {

@@ -21,6 +21,7 @@ pub mod operation;
 pub mod relay;
 pub mod schema_doc;
 pub mod template;
+pub mod transfer;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -56,15 +57,49 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         return Ok(Arc::new(store));
     }
     if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        let store = parlor_store::postgres::PostgresStore::connect(
-            database,
-            parlor_store::postgres::PostgresOptions::default(),
-        )
-        .await
-        .map_err(|error| anyhow::anyhow!("opening {database}: {error}"))?;
+        let (url, max_connections) = take_max_connections(database)?;
+        let mut options = parlor_store::postgres::PostgresOptions::default();
+        if let Some(max_connections) = max_connections {
+            options.max_connections = max_connections;
+        }
+        let store = parlor_store::postgres::PostgresStore::connect(&url, options)
+            .await
+            .map_err(|error| anyhow::anyhow!("opening {database}: {error}"))?;
         return Ok(Arc::new(store));
     }
-    bail!("unsupported database URL {database}: use sqlite://path/to/file.db")
+    bail!(
+        "unsupported database URL {database}: use sqlite://path/to/file.db or postgres://user@host/db"
+    )
+}
+
+/// Removes `max_connections=N` from a PostgreSQL URL's query string and returns it: the pool
+/// size is Parlor's setting, not a libpq parameter, so the driver must not see it.
+fn take_max_connections(url: &str) -> anyhow::Result<(String, Option<u32>)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    let mut max_connections = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.strip_prefix("max_connections=") {
+            Some(value) => {
+                let value: u32 = value
+                    .parse()
+                    .ok()
+                    .filter(|value| *value > 0)
+                    .with_context(|| format!("max_connections={value}: expected a number > 0"))?;
+                max_connections = Some(value);
+            }
+            None if !pair.is_empty() => kept.push(pair),
+            None => {}
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, max_connections))
 }
 
 /// Opens the store, loads the schema cache and creates the template's classes on first start.
@@ -96,7 +131,32 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
         .bootstrap(&template::chat_template()?)
         .await
         .map_err(|error| anyhow::anyhow!("creating the chat template's classes: {error}"))?;
-    Ok(operations)
+    operations
+        .bootstrap(&ai::generation::usage_class_schema())
+        .await
+        .map_err(|error| anyhow::anyhow!("creating the AI usage class: {error}"))?;
+    let providers = llm_providers(config).await;
+    let generator = ai::generation::Generator::new(providers, config.llm.limits);
+    Ok(operations.with_generation(Arc::new(generator)))
+}
+
+/// The configured LLM providers; with none configured, a local Ollama if one answers.
+async fn llm_providers(config: &Config) -> ai::provider::Providers {
+    let llm = &config.llm;
+    let mut default = llm.default.clone();
+    if default.is_none() && llm.named.is_empty() {
+        default = ai::provider::Providers::discover_local_ollama().await;
+        match &default {
+            // On stderr: `parlor schema` prints its document on stdout.
+            Some(found) => eprintln!(
+                "LLM: using the local Ollama at {} (model {})",
+                found.base_url,
+                found.model.as_deref().unwrap_or("none")
+            ),
+            None => eprintln!("LLM: no provider configured; persona replies will fail until one is"),
+        }
+    }
+    ai::provider::Providers::new(default, llm.named.clone())
 }
 
 /// The master key: configured, or kept in the data folder (generated and printed once).

@@ -1,6 +1,8 @@
-//! The `parlor` binary: `parlor serve` runs the server, `parlor schema` prints the live schema.
+//! The `parlor` binary: `parlor serve` runs the server, `parlor schema` prints the live schema,
+//! `parlor export` / `parlor import` move a whole database through a folder of JSON lines.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use parlor_server::config::{DEFAULT_DATABASE, ServeOptions};
@@ -33,6 +35,25 @@ enum Command {
         #[arg(long, value_enum, default_value = "json")]
         format: SchemaFormat,
     },
+    /// Writes the whole database (schemas, every object with its hidden fields, relations,
+    /// files) as JSON lines, one file per class, into a folder.
+    Export {
+        /// Database URL.
+        #[arg(long, env = "PARLOR_DATABASE", default_value = DEFAULT_DATABASE)]
+        database: String,
+        /// The folder to write (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Loads a folder written by `parlor export` into an empty database.
+    Import {
+        /// Database URL.
+        #[arg(long, env = "PARLOR_DATABASE", default_value = DEFAULT_DATABASE)]
+        database: String,
+        /// The folder to read.
+        #[arg(long = "in")]
+        input: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -43,6 +64,8 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "warn,parlor_server=info".into()),
         )
         .init();
+    // Every command may build an HTTP client (the LLM providers' probe at start-up).
+    parlor_server::ai::provider::install_crypto_provider();
     match Cli::parse().command {
         Command::Serve(options) => {
             let config = options.resolve()?;
@@ -64,7 +87,33 @@ async fn main() -> anyhow::Result<()> {
             operations.store.close().await;
             Ok(())
         }
+        Command::Export { database, out } => {
+            let store = open_database(database).await?;
+            let exported = parlor_server::transfer::export(store.as_ref(), &out).await;
+            store.close().await;
+            println!("exported {} to {}", exported?, out.display());
+            Ok(())
+        }
+        Command::Import { database, input } => {
+            let store = open_database(database).await?;
+            let imported = parlor_server::transfer::import(store.as_ref(), &input).await;
+            store.close().await;
+            println!("imported {} from {}", imported?, input.display());
+            Ok(())
+        }
     }
+}
+
+/// The bare store behind a database URL: no template classes are created, so an import
+/// finds the database as empty as it is.
+async fn open_database(
+    database: String,
+) -> anyhow::Result<std::sync::Arc<dyn parlor_store::Store>> {
+    let options = ServeOptions {
+        database: Some(database),
+        ..ServeOptions::default()
+    };
+    parlor_server::open_store(&options.resolve()?).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -64,3 +64,10 @@ mod providers;
 
 #[path = "api/instances.rs"]
 mod instances;
+
+#[path = "api/generation.rs"]
+mod generation;
+
+#[path = "api/transfer.rs"]
+mod transfer;
+

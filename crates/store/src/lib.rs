@@ -15,6 +15,7 @@ mod layout;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+pub mod text_search;
 
 use std::sync::Arc;
 
@@ -88,6 +89,14 @@ pub trait ChangeSink: Send + Sync + 'static {
     fn committed(&self, changes: &[Change<'_>]);
 }
 
+/// One result of [`Store::search`]: the object and an excerpt of the searched field around
+/// the matched words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub object: Object,
+    pub snippet: String,
+}
+
 /// Persistence of classes (tables), their schemas and their objects.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -129,6 +138,21 @@ pub trait Store: Send + Sync + 'static {
     /// transaction calls nothing.
     fn set_change_sink(&self, sink: Arc<dyn ChangeSink>);
 
+    /// Full-text search of the String field `field` among the objects matching `filter`
+    /// (which carries the caller's ACL and any other restriction), best match first, at most
+    /// `limit` hits. `query` is user input: it is reduced to plain words
+    /// ([`text_search::terms`]) and any object containing one of them matches, so no query
+    /// can fail on syntax or reach the database as an operator. The backend keeps its text
+    /// index (SQLite FTS5, a PostgreSQL GIN expression index) itself, created on first use.
+    async fn search(
+        &self,
+        schema: &ClassSchema,
+        field: &str,
+        filter: &Filter,
+        query: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<SearchHit>>;
+
     /// The database's plan for a find, for tests and diagnostics.
     async fn explain(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<String>;
 
@@ -140,6 +164,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes a stored file; `false` if there was none.
     async fn delete_file(&self, name: &str) -> StoreResult<bool>;
+
+    /// The names of stored files after `after` (all, for `None`), in byte order, at most
+    /// `limit`: a page of the file listing `parlor export` walks.
+    async fn list_files(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<String>>;
 
     /// Whether the backend reserves this class name for itself (e.g. SQLite's `sqlite_…`
     /// tables); such classes cannot be created.

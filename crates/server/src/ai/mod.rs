@@ -6,6 +6,15 @@
 //!   timeouts, retries before the first token, and cancellation by dropping the stream.
 //! - [`tokens`]: counting tokens (tiktoken for OpenAI models, an estimate otherwise) and the
 //!   known context windows, for fitting history into a model's budget.
+//! - [`context`]: assembling a session's prompt (persona, Context, summary, retrieved and
+//!   recent turns) within the window, and summarising long histories in the background.
+//! - [`search`]: full-text retrieval over a session's messages and context.
+//! - [`generation`]: persona replies, from a committed user message to a finished assistant
+//!   message, with limits and usage; [`functions`]: the AI cloud functions.
 
+pub mod context;
+pub mod functions;
+pub mod generation;
 pub mod provider;
+pub mod search;
 pub mod tokens;

@@ -13,11 +13,13 @@ pub mod classes;
 pub mod envelope;
 pub mod error;
 pub mod files;
+pub mod functions;
 pub mod info;
 pub mod params;
 pub mod routes;
 pub mod schemas;
 pub mod state;
+pub mod stream;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -140,6 +142,10 @@ async fn handle_request(
             peer.ip(),
         )
         .await;
+    }
+    if let Some(object_id) = stream::message_id(&state, &request) {
+        // A stream of events rather than one JSON answer (`{mount}/messages/:id/stream`).
+        return stream::handle(&state, peer, request, object_id).await;
     }
     match answer(&state, peer, request).await {
         Ok(response) => into_http(response),

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::envelope::ApiRequest;
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
-use super::{batch, classes, info, schemas, users};
+use super::{batch, classes, functions, info, schemas, users};
 use crate::operation::Auth;
 
 /// A handler's answer before it becomes an HTTP response.
@@ -89,6 +89,15 @@ pub enum Route {
         class_name: String,
     },
     TrackEvent,
+    /// `POST /functions/:name`: a cloud function.
+    CallFunction {
+        name: String,
+    },
+    /// `GET /messages/:objectId/stream`: a reply's tokens as Server-Sent Events; answered
+    /// by `http/stream.rs` before the JSON dispatch, since its body is a stream.
+    MessageStream {
+        object_id: String,
+    },
 }
 
 impl Route {
@@ -190,6 +199,10 @@ impl Route {
                 class_name: owned(class_name),
             },
             ("POST", ["events", _]) => Route::TrackEvent,
+            ("POST", ["functions", name]) => Route::CallFunction { name: owned(name) },
+            ("GET", ["messages", object_id, "stream"]) => Route::MessageStream {
+                object_id: owned(object_id),
+            },
             _ => return None,
         })
     }
@@ -301,5 +314,11 @@ pub async fn dispatch(
             operations.purge_class(auth, &class_name).await?,
         )),
         Route::TrackEvent => Ok(ApiResponse::ok(serde_json::json!({}))),
+        Route::CallFunction { name } => functions::call(operations, auth, &name, &request).await,
+        // Only reachable from `/batch`, whose answers are JSON.
+        Route::MessageStream { .. } => Err(ApiError::NotRouted {
+            method: request.method.to_string(),
+            path: request.path.clone(),
+        }),
     }
 }

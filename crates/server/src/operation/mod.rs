@@ -79,6 +79,10 @@ pub struct Operations {
     pub mailer: Arc<dyn crate::mail::Mailer>,
     /// Committed changes, for live queries.
     pub events: events::EventBus,
+    /// Persona replies: told about committed Messages and ChatSessions after each commit
+    /// ([`write`]), so that a user's message starts a reply without waiting for it. `None`
+    /// until [`Operations::with_generation`] (tools that only read or migrate need none).
+    pub generation: Option<Arc<crate::ai::generation::Generator>>,
 }
 
 impl Operations {
@@ -94,7 +98,17 @@ impl Operations {
             roles: Arc::default(),
             mailer: Arc::new(crate::mail::LogMailer),
             events,
+            generation: None,
         }
+    }
+
+    /// Starts persona replies after commits, through `generator`.
+    pub fn with_generation(
+        mut self,
+        generator: Arc<crate::ai::generation::Generator>,
+    ) -> Operations {
+        self.generation = Some(generator);
+        self
     }
 
     /// Sends account mail through `mailer` instead of the log.

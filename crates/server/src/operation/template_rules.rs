@@ -9,11 +9,15 @@
 //!   read+write, each participant read; listed `personas` must be readable by the owner.
 //!   When `participants` change, the session's ACL and those of its Messages and Context
 //!   objects follow, in the same transaction ([`Operations::template_follow_ups`]).
+//!   The server gives each new session its `Context` (`sessionId`, `data: {}`, `session`,
+//!   the members' ACL) in the same transaction and sets the session's `context` pointer;
+//!   clients cannot choose `context` themselves.
 //! - `Message`: created only by a participant of its session, with `sender` = the caller
 //!   and `role: "user"`; ACL: read for the session's members, write for the sender only;
 //!   `session`, `sender`, `role` and `ACL` cannot be changed afterwards.
 //! - `Context`: created only by a participant of its session; ACL read+write for the
-//!   session's members; `session`, `sessionId` and `ACL` cannot be changed afterwards.
+//!   session's members; one per session (`session` is unique, so a second one for a session
+//!   that already has its server-made Context is refused with `137`); `session`, `sessionId` and `ACL` cannot be changed afterwards.
 //! - `Persona`: `owner` defaults to the creator; the default ACL is public read, owner write.
 //!
 //! The master key (the server, the operator) bypasses every rule here. A refusal is `119`;
@@ -282,7 +286,7 @@ impl Operations {
     /// [`Operations::template_update`] plans), the ACLs of its Messages and Context objects.
     pub(super) async fn template_follow_ups(&self, mut writes: Vec<Write>) -> OpResult<Vec<Write>> {
         let rules = Rules { ops: self };
-        let mut follow_ups = Vec::new();
+        let mut follow_ups = rules.session_contexts(&mut writes).await?;
         for write in &writes {
             let Write::Update {
                 schema,
@@ -337,6 +341,77 @@ impl Rules<'_> {
             .schemas
             .get(class_name)
             .ok_or_else(|| OpError::Parse(Error::internal()))
+    }
+
+    /// Whether sessions can point at a Context: both template classes exist, with the
+    /// `context` pointer field.
+    fn context_pointer_fits(&self, sessions: &ClassSchema) -> bool {
+        matches!(
+            sessions.field_type("context"),
+            Some(FieldType::Pointer(target)) if target == "Context"
+        ) && self.ops.schemas.get("Context").is_some()
+    }
+
+    /// The Context of each ChatSession created in `writes`: the session's `context`
+    /// pointer is set where it is missing (master creates), and a Context is created
+    /// wherever the pointer names one that does not exist yet (so a master that points a
+    /// session at an existing Context keeps it). Returned as follow-up writes, committed in
+    /// the same transaction as the session.
+    async fn session_contexts(&self, writes: &mut [Write]) -> OpResult<Vec<Write>> {
+        let mut contexts = Vec::new();
+        for write in writes.iter_mut() {
+            let Write::Create { schema, object, .. } = write else {
+                continue;
+            };
+            if schema.class_name != "ChatSession" || !self.context_pointer_fits(schema) {
+                continue;
+            }
+            let context_schema = self.template_schema("Context")?;
+            let context_id = match pointer_id(object.fields.get("context"), "Context") {
+                Some(id) => {
+                    let existing = self
+                        .load_one(&context_schema, id_is(&context_schema, id))
+                        .await?;
+                    if existing.is_some() {
+                        continue;
+                    }
+                    id.to_owned()
+                }
+                None if is_unset(object.fields.get("context")) => {
+                    let id = super::write::new_object_id();
+                    object
+                        .fields
+                        .insert("context".into(), pointer("Context", &id));
+                    id
+                }
+                // A master's malformed value: left for the schema check to judge.
+                None => continue,
+            };
+            let members = Members::of(object);
+            let mut fields = Map::new();
+            let session_id = object.object_id.clone();
+            for (name, value) in [
+                ("sessionId", Value::from(session_id.clone())),
+                ("data", json!({})),
+                ("session", pointer("ChatSession", &session_id)),
+            ] {
+                if context_schema.fields.contains_key(name) {
+                    fields.insert(name.to_owned(), value);
+                }
+            }
+            contexts.push(Write::Create {
+                schema: context_schema,
+                object: Object {
+                    object_id: context_id,
+                    created_at: object.created_at.clone(),
+                    updated_at: object.created_at.clone(),
+                    acl: Some(members.context_acl()),
+                    fields,
+                },
+                relations: Vec::new(),
+            });
+        }
+        Ok(contexts)
     }
 
     /// The first object of `schema` matching `filter`, read by the server itself.
@@ -450,11 +525,22 @@ impl Rules<'_> {
         if let Some(Value::Array(personas)) = object.fields.get("personas") {
             self.check_personas(auth, personas).await?;
         }
+        if !is_unset(object.fields.get("context")) {
+            return Err(forbidden("The server sets a ChatSession's context."));
+        }
         let members = Members {
             owner: Some(user_id.clone()),
             participants,
         };
         let mut filled = Map::new();
+        // The Context itself is created with the session ([`Rules::session_contexts`]); its
+        // id is chosen here so that the create response can carry the pointer.
+        if self.context_pointer_fits(&*self.template_schema("ChatSession")?) {
+            filled.insert(
+                "context".into(),
+                pointer("Context", &super::write::new_object_id()),
+            );
+        }
         filled.insert("owner".into(), pointer("_User", &user_id));
         filled.insert(
             "participants".into(),
@@ -525,6 +611,22 @@ impl Rules<'_> {
             .ok_or_else(not_a_participant)?
             .to_owned();
         let members = self.members_for(auth, &session_id).await?;
+        // One Context per session: the server made it with the session.
+        let schema = self.template_schema("Context")?;
+        let session = Operand::Pointer {
+            class_name: "ChatSession".to_owned(),
+            object_id: session_id.clone(),
+        };
+        if self
+            .load_one(&schema, equals(&schema, "session", session))
+            .await?
+            .is_some()
+        {
+            return Err(OpError::parse(
+                Code::DuplicateValue,
+                "This session already has its Context.",
+            ));
+        }
         let mut filled = Map::new();
         if is_unset(object.fields.get("session")) {
             let session = pointer("ChatSession", &session_id);

@@ -473,6 +473,19 @@ impl Operations {
         let writes = self.template_follow_ups(writes).await?;
         // The store reports the commit to the event bus itself, in commit order.
         let outcomes = self.store.write(writes).await?;
+        if let Some(generator) = &self.generation {
+            // Told directly rather than through the live-query bus, which may drop events
+            // under load; the generator only spawns tasks, so the caller is not delayed.
+            let committed = planned
+                .iter()
+                .zip(&outcomes)
+                .filter(|(plan, _)| crate::ai::generation::watches(plan.class_name()))
+                .map(|(plan, outcome)| (plan.class_name().to_owned(), outcome.clone()))
+                .collect::<Vec<_>>();
+            if !committed.is_empty() {
+                generator.after_commit(self, committed);
+            }
+        }
         Ok(planned
             .into_iter()
             .zip(outcomes)

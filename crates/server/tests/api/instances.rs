@@ -17,6 +17,13 @@ type Socket =
 /// Two servers sharing a fresh schema of the test database, or `None` (with the reason
 /// printed) when no PostgreSQL is configured.
 async fn two_instances() -> Option<(TestServer, TestServer, String)> {
+    two_instances_with(|_| None).await
+}
+
+/// [`two_instances`] with `--pubsub` chosen from the schema name.
+async fn two_instances_with(
+    pubsub: impl Fn(&str) -> Option<String>,
+) -> Option<(TestServer, TestServer, String)> {
     let Ok(url) = std::env::var("PARLOR_TEST_POSTGRES_URL") else {
         println!("skipped: PARLOR_TEST_POSTGRES_URL is not set");
         return None;
@@ -24,8 +31,10 @@ async fn two_instances() -> Option<(TestServer, TestServer, String)> {
     let schema = format!("two_{}", std::process::id() as u64 * 1000 + rand_suffix());
     let separator = if url.contains('?') { '&' } else { '?' };
     let database = format!("{url}{separator}schema={schema}");
+    let pubsub = pubsub(&schema);
     let options = || ServeOptions {
         database: Some(database.clone()),
+        pubsub: pubsub.clone(),
         ..ServeOptions::default()
     };
     let first = TestServer::with(options()).await;
@@ -239,6 +248,36 @@ async fn schema_and_role_changes_cross_instances() {
         (event["op"].clone(), event["object"]["text"].clone()),
         (json!("create"), json!("fresh"))
     );
+    drop(socket);
+    drop(first);
+    drop(second);
+    drop_schema(&schema);
+}
+
+/// The Redis alternative carries the same events (`--pubsub redis://…`).
+#[tokio::test]
+async fn live_events_cross_instances_over_redis() {
+    let Ok(redis) = std::env::var("PARLOR_TEST_REDIS_URL") else {
+        println!("skipped: PARLOR_TEST_REDIS_URL is not set");
+        return;
+    };
+    let pubsub = |schema: &str| Some(format!("{}/?channel={schema}", redis.trim_end_matches('/')));
+    let Some((first, second, schema)) = two_instances_with(pubsub).await else {
+        return;
+    };
+    first.create("Note", json!({"text": "setup"})).await;
+    let mut socket = connected(&first, None).await;
+    subscribe(&mut socket, "Note").await;
+    for index in 0..5 {
+        second.create("Note", json!({"n": index})).await;
+    }
+    for index in 0..5 {
+        let event = next(&mut socket).await;
+        assert_eq!(
+            (event["op"].clone(), event["object"]["n"].clone()),
+            (json!("create"), json!(index))
+        );
+    }
     drop(socket);
     drop(first);
     drop(second);

@@ -292,6 +292,20 @@ async fn live_events_follow_the_rest_access_rules() {
                         json!({"title": "Trip", "participants": [pointer("_User", &participant)]}),
                     )
                     .await;
+                // The server gives every session its Context, in the same transaction.
+                let reply = cast
+                    .call(
+                        Caller::Owner,
+                        Method::GET,
+                        &path("ChatSession", &session),
+                        None,
+                    )
+                    .await;
+                let context = reply.body["context"]["objectId"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                cast.objects.push(("Context".to_owned(), context));
                 "the owner opens a session with a participant"
             }
             1 => {
@@ -317,9 +331,23 @@ async fn live_events_follow_the_rest_access_rules() {
                 "the owner writes"
             }
             3 => {
-                cast.create(Caller::Owner, "Context", json!({"session": pointer("ChatSession", &session), "sessionId": session.clone(), "data": {"topic": "trip"}}))
+                let context = cast
+                    .objects
+                    .iter()
+                    .find(|(class_name, _)| class_name == "Context")
+                    .unwrap()
+                    .1
+                    .clone();
+                let reply = cast
+                    .call(
+                        Caller::Owner,
+                        Method::PUT,
+                        &path("Context", &context),
+                        Some(json!({"data": {"topic": "trip"}})),
+                    )
                     .await;
-                "the owner adds a context"
+                assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+                "the owner updates the session's context"
             }
             4 => {
                 cast.create(Caller::Owner, "Persona", json!({"name": "Guide"}))

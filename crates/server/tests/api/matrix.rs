@@ -362,6 +362,18 @@ impl World {
         let class_name = Self::class_of(target);
         let body = Some(self.create_body(target));
         let path = Self::path(class_name);
+        if target == Target::Context {
+            // The server gives each session its Context: a fresh Context is that of a fresh
+            // session.
+            let body = Some(self.create_body(Target::Session));
+            let path = Self::path("ChatSession");
+            let reply = self.as_member(&self.owner, Method::POST, &path, body).await;
+            assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+            return reply.body["context"]["objectId"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        }
         let reply = match target {
             Target::Session | Target::Context | Target::PublicPersona => {
                 self.as_member(&self.owner, Method::POST, &path, body).await
@@ -433,7 +445,17 @@ impl World {
                 (self.call(caller, Method::GET, &path, None).await, "count")
             }
             Op::Create => {
-                let body = Some(self.create_body(target));
+                let mut body = self.create_body(target);
+                if target == Target::Context {
+                    // A session has one Context, made by the server: the create is tried on
+                    // a fresh session whose Context the master removed first.
+                    let context = self.fresh(Target::Context).await;
+                    let stored = self.server.get("Context", &context).await;
+                    let path = format!("{}/{context}", Self::path("Context"));
+                    self.server.master(Method::DELETE, &path, None).await;
+                    body = json!({"session": stored["session"], "sessionId": stored["sessionId"], "data": {"topic": "trip"}});
+                }
+                let body = Some(body);
                 (
                     self.call(caller, Method::POST, &base, body).await,
                     "created",

@@ -246,20 +246,16 @@ async fn participants_changes_carry_the_acls_along() {
     .await;
     assert_eq!(message.status.as_u16(), 201, "{:?}", message.body);
     let message_id = message.body["objectId"].as_str().unwrap().to_owned();
-    let context = call(
-        &server,
-        &olga,
-        Method::POST,
-        "/classes/Context",
-        Some(json!({"sessionId": session_id, "data": {}})),
-    )
-    .await;
-    assert_eq!(context.status.as_u16(), 201, "{:?}", context.body);
+    // The server made the session's Context with the session (README "Sessions and
+    // context"); the create response carries the pointer.
+    let context_id = session.body["context"]["objectId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(
-        context.body["session"], session_pointer,
-        "session filled from sessionId"
+        server.get("Context", &context_id).await["session"],
+        session_pointer
     );
-    let context_id = context.body["objectId"].as_str().unwrap().to_owned();
 
     // Nina joins (AddUnique), Piet leaves (Remove), in two updates.
     let path = format!("/classes/ChatSession/{session_id}");
@@ -420,6 +416,16 @@ async fn context_rules() {
     )
     .await;
     crate::common::assert_parse_error(&stranger, 400, 119, None);
+    // The session already has the Context the server made: a second one is a duplicate.
+    let second = call(
+        &server,
+        &olga,
+        Method::POST,
+        "/classes/Context",
+        Some(json!({"sessionId": session_id, "data": {}})),
+    )
+    .await;
+    crate::common::assert_parse_error(&second, 400, 137, None);
 }
 
 /// Personas: the creator becomes `owner`, the default ACL is public read and owner write; a

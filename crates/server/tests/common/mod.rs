@@ -1,5 +1,9 @@
-//! Test support: a real server on `127.0.0.1:0` with a fresh SQLite database, and a small
-//! HTTP client that speaks Parse's headers.
+//! Test support: a real server on `127.0.0.1:0` with a fresh database, and a small HTTP
+//! client that speaks Parse's headers.
+//!
+//! The database is a SQLite file in a temporary folder, or, with `PARLOR_TEST_BACKEND=postgres`,
+//! a fresh schema of the PostgreSQL database at `PARLOR_TEST_POSTGRES_URL` (dropped with the
+//! server), so the same suite checks both stores.
 
 #![allow(dead_code)]
 
@@ -24,6 +28,75 @@ pub struct TestServer {
     pub data_dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The PostgreSQL schema this server made for itself, dropped when it goes away.
+    pg_schema: Option<String>,
+}
+
+/// Whether the suite runs against PostgreSQL (`PARLOR_TEST_BACKEND=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("PARLOR_TEST_BACKEND").is_ok_and(|backend| backend == "postgres")
+}
+
+/// Prints why a test does not run on this backend; `true` when it should return early.
+pub fn skip_on_postgres(reason: &str) -> bool {
+    if on_postgres() {
+        println!("skipped on PostgreSQL: {reason}");
+    }
+    on_postgres()
+}
+
+/// The test PostgreSQL URL (`PARLOR_TEST_POSTGRES_URL`), if one is set.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("PARLOR_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => None,
+    }
+}
+
+/// A new schema name, unique across the test processes sharing a database.
+pub fn fresh_pg_schema(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|time| time.as_nanos())
+        .unwrap_or(0);
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "{prefix}_{}_{}_{count}",
+        std::process::id(),
+        nanos % 1_000_000_000
+    )
+}
+
+/// `url` with `?schema=name` (or `&schema=name`) appended.
+pub fn with_pg_schema(url: &str, schema: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}schema={schema}")
+}
+
+/// Drops a test schema with `psql`. `wait: false` leaves the command running on its own: a
+/// dropped server may still hold connections for a moment, and blocking the test's runtime
+/// thread on their locks could stall the server that must release them.
+pub fn drop_pg_schema(schema: &str, wait: bool) {
+    let Some(url) = postgres_url() else { return };
+    let (url, _) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    let mut command = std::process::Command::new("psql");
+    command
+        .arg(url)
+        .args([
+            "-q",
+            "-c",
+            "SET lock_timeout = '10s'",
+            "-c",
+            &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if wait {
+        let _ = command.status();
+    } else {
+        let _ = command.spawn();
+    }
 }
 
 /// A response's status and JSON body (`Null` when empty or not JSON).
@@ -46,9 +119,21 @@ impl TestServer {
     pub async fn with(options: ServeOptions) -> TestServer {
         parlor_server::ai::provider::install_crypto_provider();
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let database = format!("sqlite://{}/parlor.db", data_dir.path().display());
+        let mut pg_schema = None;
+        let database = match options.database.clone() {
+            Some(database) => database,
+            None if on_postgres() => {
+                let url = postgres_url()
+                    .expect("PARLOR_TEST_BACKEND=postgres needs PARLOR_TEST_POSTGRES_URL");
+                let schema = fresh_pg_schema("t");
+                let database = with_pg_schema(&url, &schema);
+                pg_schema = Some(schema);
+                database
+            }
+            None => format!("sqlite://{}/parlor.db", data_dir.path().display()),
+        };
         let options = ServeOptions {
-            database: Some(options.database.unwrap_or(database)),
+            database: Some(database),
             app_id: Some(options.app_id.unwrap_or_else(|| APP_ID.to_owned())),
             master_key: Some(options.master_key.unwrap_or_else(|| MASTER_KEY.to_owned())),
             port: Some(0),
@@ -72,6 +157,7 @@ impl TestServer {
             data_dir,
             stop: Some(stop),
             task: Some(task),
+            pg_schema,
         };
         for _ in 0..200 {
             if let Ok(response) = server
@@ -150,6 +236,10 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             task.await.expect("server task").expect("server result");
         }
+        // The server has closed its pool: nothing holds the schema any more.
+        if let Some(schema) = self.pg_schema.take() {
+            drop_pg_schema(&schema, true);
+        }
     }
 }
 
@@ -157,6 +247,9 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(schema) = self.pg_schema.take() {
+            drop_pg_schema(&schema, false);
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - `translate`: filters and orders → SQL with bound parameters (the dialect).
 //! - `regex`: Parse's regex dialect rewritten for PostgreSQL's engine.
 //! - `select`: whole read statements.
+//! - `search`: full-text search (`to_tsvector`, a GIN expression index made on first use).
 //! - `writes`: creates, updates and deletes inside a transaction.
 //! - `sequencer`: commit order for the change sink.
 //!
@@ -21,6 +22,7 @@ pub mod channel;
 mod ddl;
 mod regex;
 mod rows;
+mod search;
 mod select;
 mod sequencer;
 mod translate;
@@ -47,7 +49,7 @@ use sqlx_postgres::{
 
 use crate::error::{StoreError, StoreResult};
 use crate::sql::quote_ident;
-use crate::{Change, ChangeSink, Store, Write, WriteOutcome};
+use crate::{Change, ChangeSink, SearchHit, Store, Write, WriteOutcome};
 
 use ddl::TableChanges;
 use rows::{PgBind, PgSql, Projection};
@@ -567,6 +569,27 @@ impl Store for PostgresStore {
         read(|| select_objects(&self.inner.pool, &out, &projection)).await
     }
 
+    async fn search(
+        &self,
+        schema: &ClassSchema,
+        field: &str,
+        filter: &Filter,
+        query: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<SearchHit>> {
+        let Some(text) = search::websearch_text(query) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 || !self.inner.class_table_exists(&schema.class_name).await? {
+            return Ok(Vec::new());
+        }
+        search::ensure_index(&self.inner.pool, &schema.class_name, field).await?;
+        let (out, projection) = self.inner.with_tables(|table_exists| {
+            search::statement(schema, field, filter, text, limit, table_exists)
+        })?;
+        read(|| search::run(&self.inner.pool, &out, &projection)).await
+    }
+
     async fn count(&self, schema: &ClassSchema, filter: &Filter) -> StoreResult<u64> {
         if !self.inner.class_table_exists(&schema.class_name).await? {
             return Ok(0);
@@ -644,6 +667,18 @@ impl Store for PostgresStore {
         .fetch_optional(&self.inner.pool)
         .await?;
         Ok(file)
+    }
+
+    async fn list_files(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<String>> {
+        // `name` is `COLLATE "C"`: byte order, the same pages as SQLite's.
+        let names: Vec<(String,)> = sqlx_core::query_as::query_as(
+            "SELECT \"name\" FROM \"_Files\" WHERE \"name\" > $1 ORDER BY \"name\" LIMIT $2",
+        )
+        .bind(after.unwrap_or_default())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.inner.pool)
+        .await?;
+        Ok(names.into_iter().map(|(name,)| name).collect())
     }
 
     async fn delete_file(&self, name: &str) -> StoreResult<bool> {

@@ -357,6 +357,7 @@ pub(crate) fn update_class(
         }
     }
     for (name, field_type) in removed {
+        crate::sqlite::search::drop_indexes(conn, class_name, Some(name), changes)?;
         for index in [
             pointer_index(class_name, name),
             unique_index(class_name, name),
@@ -452,6 +453,7 @@ pub(crate) fn drop_class(
     class_name: &str,
     changes: &mut TableChanges,
 ) -> StoreResult<()> {
+    crate::sqlite::search::drop_indexes(conn, class_name, None, changes)?;
     for table in join_tables_of(conn, class_name)? {
         execute(
             conn,

@@ -6,6 +6,7 @@
 //! - `select`: whole read statements (projection, WHERE, ORDER BY, LIMIT).
 //! - `writes`: creates, updates and deletes inside a transaction.
 //! - `writer`: the single writer thread and its group commit.
+//! - `search`: full-text search through FTS5 indexes kept by triggers.
 //!
 //! Execution is synchronous `rusqlite` on dedicated OS threads: statements come from each
 //! connection's prepared-statement cache and rows are decoded straight from the statement,
@@ -23,6 +24,7 @@
 
 mod ddl;
 mod rows;
+mod search;
 mod select;
 mod translate;
 mod writer;
@@ -45,7 +47,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Bind, SqlBuilder};
-use crate::{ChangeSink, Store, Write, WriteOutcome};
+use crate::{ChangeSink, SearchHit, Store, Write, WriteOutcome};
 
 pub use ddl::UNIQUE_INDEX_KEY;
 use rows::Projection;
@@ -497,6 +499,34 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn search(
+        &self,
+        schema: &ClassSchema,
+        field: &str,
+        filter: &Filter,
+        query: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<SearchHit>> {
+        let Some(expression) = search::match_expression(query) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 || !self.table_exists(&schema.class_name) {
+            return Ok(Vec::new());
+        }
+        if !self.table_exists(&search::index_table(&schema.class_name, field)) {
+            self.ddl(Ddl::TextIndex {
+                class_name: schema.class_name.clone(),
+                field: field.to_owned(),
+            })
+            .await?;
+        }
+        let (out, projection) = self.with_tables(|table_exists| {
+            search::statement(schema, field, filter, expression, limit, table_exists)
+        });
+        self.read(move |conn| search::run(conn, &out, &projection))
+            .await
+    }
+
     async fn explain(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<String> {
         let (mut out, _) =
             self.with_tables(|table_exists| select::find(schema, query, table_exists));
@@ -541,6 +571,22 @@ impl Store for SqliteStore {
         }
         self.ddl(Ddl::DeleteFile(name.to_owned())).await?;
         Ok(true)
+    }
+
+    async fn list_files(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<String>> {
+        let after = after.unwrap_or_default().to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            // `_Files.name` is TEXT with the default BINARY collation: byte order, as on PostgreSQL.
+            let mut statement = conn.prepare_cached(
+                "SELECT \"name\" FROM \"_Files\" WHERE \"name\" > ? ORDER BY \"name\" LIMIT ?",
+            )?;
+            let names = statement
+                .query_map(rusqlite::params![after, limit], |row| row.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(names)
+        })
+        .await
     }
 
     fn reserves_class_name(&self, class_name: &str) -> bool {

@@ -44,6 +44,11 @@ pub(crate) enum Ddl {
         data: Vec<u8>,
     },
     DeleteFile(String),
+    /// Creates the full-text index of a field if it is missing (`search.rs`).
+    TextIndex {
+        class_name: String,
+        field: String,
+    },
 }
 
 /// A unit of work for the writer; each write or DDL job is all-or-nothing.
@@ -280,7 +285,9 @@ fn touched_classes(job: &Job) -> Vec<&str> {
         Job::Ddl { ddl, .. } => match ddl {
             Ddl::Create(schema) => vec![schema.class_name.as_str()],
             Ddl::Update { after, .. } => vec![after.class_name.as_str()],
-            Ddl::Drop(class_name) | Ddl::Purge(class_name) => vec![class_name.as_str()],
+            Ddl::Drop(class_name) | Ddl::Purge(class_name) | Ddl::TextIndex { class_name, .. } => {
+                vec![class_name.as_str()]
+            }
             Ddl::PutFile { .. } | Ddl::DeleteFile(_) => Vec::new(),
         },
         Job::Read(_) | Job::Close { .. } => Vec::new(),
@@ -319,6 +326,9 @@ fn run_job(
                         "INSERT OR REPLACE INTO \"_Files\" (\"name\", \"contentType\", \"data\") VALUES (?, ?, ?)",
                     )?
                     .execute(rusqlite::params![name, content_type, data])?;
+                }
+                Ddl::TextIndex { class_name, field } => {
+                    crate::sqlite::search::ensure_index(conn, class_name, field, changes)?;
                 }
                 Ddl::DeleteFile(name) => {
                     conn.prepare_cached("DELETE FROM \"_Files\" WHERE \"name\" = ?")?

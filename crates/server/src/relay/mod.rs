@@ -1,8 +1,9 @@
-//! Change events between instances sharing one PostgreSQL database.
+//! Change events between instances sharing one database.
 //!
 //! Each instance hands the changes it commits (in commit order, from the store's change sink)
 //! and the names of the classes whose schema it changes to a publisher task, which sends them
-//! on the database's LISTEN/NOTIFY channel. A listener task receives the other instances'
+//! on a channel every instance listens to: PostgreSQL's LISTEN/NOTIFY by default, or Redis
+//! pub/sub (`redis`). A listener task receives the other instances'
 //! messages: changes go to this instance's live-query bus exactly as its own do, a `_Role`
 //! change drops the role cache, and a schema change reloads that class's schema. Messages an
 //! instance sent itself are recognised by its id and skipped.
@@ -21,13 +22,54 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::operation::Operations;
+
+mod redis;
+
+/// The channel between instances.
+#[derive(Clone)]
+enum Channel {
+    Postgres(PgChannel),
+    Redis(redis::RedisChannel),
+}
+
+impl Channel {
+    async fn connect(url: &str) -> anyhow::Result<Channel> {
+        if url.starts_with("redis://") {
+            let channel = redis::RedisChannel::new(url)?;
+            channel.check().await?;
+            return Ok(Channel::Redis(channel));
+        }
+        let channel = PgChannel::connect(url)
+            .await
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        Ok(Channel::Postgres(channel))
+    }
+
+    async fn publish(&self, payload: &str) -> anyhow::Result<()> {
+        match self {
+            Channel::Postgres(channel) => channel
+                .publish(payload)
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}")),
+            Channel::Redis(channel) => Ok(channel.publish(payload).await?),
+        }
+    }
+
+    async fn subscribe(&self) -> anyhow::Result<futures::stream::BoxStream<'static, String>> {
+        match self {
+            Channel::Postgres(channel) => channel
+                .subscribe()
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}")),
+            Channel::Redis(channel) => Ok(channel.subscribe().await?),
+        }
+    }
+}
 use crate::operation::events::ChangeEvent;
 
 /// Connects the channel and starts the publisher and the listener.
 pub async fn start(operations: &Operations, url: &str) -> anyhow::Result<()> {
-    let channel = PgChannel::connect(url)
-        .await
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let channel = Channel::connect(url).await?;
     let instance: String = {
         let bytes: [u8; 8] = rand::rng().random();
         bytes.iter().map(|byte| format!("{byte:02x}")).collect()
@@ -53,10 +95,7 @@ pub async fn start(operations: &Operations, url: &str) -> anyhow::Result<()> {
     });
 
     // Listen before answering requests, so nothing sent from now on is missed.
-    let mut messages = channel
-        .subscribe()
-        .await
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let mut messages = channel.subscribe().await?;
     let operations = operations.clone();
     tokio::spawn(async move {
         loop {

@@ -1,0 +1,214 @@
+//! The cloud functions of the AI template (`POST {mount}/functions/<name>`):
+//! `generate`, `cancelGeneration`, `regenerate` and `searchContext`.
+//!
+//! Each one first reads the session (and the message) with the caller's own rights, through
+//! the read path: the ChatSession CLP lets only its owner and participants read it, so anyone
+//! else is refused before anything changes. Limits are checked before a message is created,
+//! so a refused `generate` leaves nothing behind.
+
+use std::sync::Arc;
+
+use parlor_core::object::Object;
+use parlor_core::{Code, Error};
+use serde_json::{Map, Value, json};
+
+use crate::ai::generation::{self, Generator, Job, load_object, pointer_id};
+use crate::ai::search;
+use crate::operation::{Auth, GetRequest, OpError, OpResult, Operations};
+
+/// Runs the cloud function `name`; its `result`.
+pub async fn call(
+    operations: &Operations,
+    auth: &Auth,
+    name: &str,
+    params: &Map<String, Value>,
+) -> OpResult<Value> {
+    match name {
+        "generate" => generate(operations, auth, params).await,
+        "cancelGeneration" => cancel_generation(operations, auth, params).await,
+        "regenerate" => regenerate(operations, auth, params).await,
+        "searchContext" => search_context(operations, auth, params).await,
+        // Parse Server's own answer to an unknown function.
+        _ => Err(failed(format!("Invalid function: \"{name}\""))),
+    }
+}
+
+fn failed(message: impl Into<std::borrow::Cow<'static, str>>) -> OpError {
+    OpError::parse(Code::ScriptFailed, message)
+}
+
+fn text_param<'a>(params: &'a Map<String, Value>, name: &str) -> OpResult<&'a str> {
+    params
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| failed(format!("{name} is required")))
+}
+
+fn generator(operations: &Operations) -> OpResult<Arc<Generator>> {
+    operations
+        .generation
+        .clone()
+        .ok_or_else(|| failed("AI generation is not enabled on this server"))
+}
+
+/// The session as stored, once the caller has shown it may read it (owner, participant or
+/// master key); a session the caller may not read is "not found", as for a GET.
+async fn readable_session(
+    operations: &Operations,
+    auth: &Auth,
+    session_id: &str,
+) -> OpResult<Object> {
+    if !auth.master && auth.user_id.is_none() {
+        return Err(Error::new(
+            Code::InvalidSessionToken,
+            "A logged-in session participant is required.",
+        )
+        .into());
+    }
+    operations
+        .get(auth, "ChatSession", session_id, GetRequest::default())
+        .await?;
+    load_object(operations, "ChatSession", session_id)
+        .await?
+        .ok_or_else(|| Error::object_not_found().into())
+}
+
+/// The message's JSON as the caller reads it, and the session it belongs to.
+async fn readable_message(
+    operations: &Operations,
+    auth: &Auth,
+    message_id: &str,
+) -> OpResult<(Value, Object)> {
+    let message = operations
+        .get(auth, "Message", message_id, GetRequest::default())
+        .await?;
+    let session_id = pointer_id(message.get("session"), "ChatSession")
+        .ok_or_else(Error::object_not_found)?
+        .to_owned();
+    let session = readable_session(operations, auth, &session_id).await?;
+    Ok((message, session))
+}
+
+/// Takes a slot and checks the quota, as Parse errors: the caller asked directly.
+async fn admit(
+    generator: &Arc<Generator>,
+    operations: &Operations,
+    user: Option<&str>,
+) -> OpResult<generation::Slot> {
+    let slot = generator.try_slot(user).map_err(failed)?;
+    if let Some(user) = user {
+        generator
+            .check_quota(operations, user)
+            .await
+            .map_err(failed)?;
+    }
+    Ok(slot)
+}
+
+/// `generate {sessionId, personaId?}` → `{messageId}`: one reply now, by the named persona
+/// or, without one, the persona whose turn it is (round_robin) or the first one.
+async fn generate(
+    operations: &Operations,
+    auth: &Auth,
+    params: &Map<String, Value>,
+) -> OpResult<Value> {
+    let generator = generator(operations)?;
+    let session_id = text_param(params, "sessionId")?;
+    let session = readable_session(operations, auth, session_id).await?;
+    let personas = generation::session_personas(operations, &session).await?;
+    let persona = match params.get("personaId").and_then(Value::as_str) {
+        Some(persona_id) => personas
+            .into_iter()
+            .find(|persona| persona.object_id == persona_id)
+            .ok_or_else(|| failed("personaId is not a persona of this session"))?,
+        None => {
+            let round_robin =
+                session.fields.get("policy").and_then(Value::as_str) == Some("round_robin");
+            let chosen = if round_robin {
+                generation::policy::next_in_turn(operations, &session, personas).await?
+            } else {
+                personas.into_iter().next()
+            };
+            chosen.ok_or_else(|| failed("this session has no personas"))?
+        }
+    };
+    let user = auth.user_id.clone();
+    let slot = admit(&generator, operations, user.as_deref()).await?;
+    let job = Job {
+        session,
+        persona,
+        user,
+        parent: None,
+    };
+    let (message_id, _) = generator.launch(operations, job, Ok(slot)).await?;
+    Ok(json!({"messageId": message_id}))
+}
+
+/// `cancelGeneration {messageId}` → the message: stops the reply (and its upstream request).
+async fn cancel_generation(
+    operations: &Operations,
+    auth: &Auth,
+    params: &Map<String, Value>,
+) -> OpResult<Value> {
+    let generator = generator(operations)?;
+    let message_id = text_param(params, "messageId")?;
+    let (message, _) = readable_message(operations, auth, message_id).await?;
+    if message.get("role").and_then(Value::as_str) != Some("assistant") {
+        return Err(failed("only a persona's reply can be cancelled"));
+    }
+    let stopped = generator.cancel(message_id).await;
+    if !stopped && message.get("status").and_then(Value::as_str) == Some("streaming") {
+        // No reply runs here for it (the server restarted mid-reply): it never will finish.
+        let mut body = Map::new();
+        body.insert("status".into(), json!("cancelled"));
+        generation::update_as_master(operations, "Message", message_id, body).await?;
+    }
+    operations
+        .get(auth, "Message", message_id, GetRequest::default())
+        .await
+}
+
+/// `regenerate {messageId}` → `{messageId}`: a new reply by the same persona, linked to the
+/// old one by `parent`; the old one is kept.
+async fn regenerate(
+    operations: &Operations,
+    auth: &Auth,
+    params: &Map<String, Value>,
+) -> OpResult<Value> {
+    let generator = generator(operations)?;
+    let message_id = text_param(params, "messageId")?;
+    let (message, session) = readable_message(operations, auth, message_id).await?;
+    let persona_id = pointer_id(message.get("persona"), "Persona")
+        .ok_or_else(|| failed("only a persona's reply can be regenerated"))?;
+    let persona = load_object(operations, "Persona", persona_id)
+        .await?
+        .ok_or_else(|| failed("the persona of this message no longer exists"))?;
+    let user = auth.user_id.clone();
+    let slot = admit(&generator, operations, user.as_deref()).await?;
+    let job = Job {
+        session,
+        persona,
+        user,
+        parent: Some(message_id.to_owned()),
+    };
+    let (new_id, _) = generator.launch(operations, job, Ok(slot)).await?;
+    Ok(json!({"messageId": new_id}))
+}
+
+/// `searchContext {sessionId, query, limit?}` → hits `{objectId, className, snippet, createdAt}`.
+async fn search_context(
+    operations: &Operations,
+    auth: &Auth,
+    params: &Map<String, Value>,
+) -> OpResult<Value> {
+    let session_id = text_param(params, "sessionId")?;
+    let query = text_param(params, "query")?;
+    let limit = params
+        .get("limit")
+        .and_then(Value::as_u64)
+        .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
+    readable_session(operations, auth, session_id).await?;
+    let hits = search::search_context(operations, auth, session_id, query, limit).await?;
+    Ok(Value::Array(hits))
+}

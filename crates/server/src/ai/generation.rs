@@ -1,0 +1,883 @@
+//! Persona replies: from a committed user message to a streamed, finished assistant message.
+//!
+//! The flow, for every reply:
+//! 1. [`Generator::after_commit`] hears of committed Messages and ChatSessions straight from
+//!    [`Operations::commit`] (not through the lossy live-query bus) and spawns a task, so the
+//!    user's request never waits for a model.
+//! 2. [`policy`] decides which personas answer: the ones `@mentioned`, else the session's
+//!    `policy` (`all`, `round_robin`, `first`, `manual`).
+//! 3. [`Generator::launch`] creates the assistant Message at once (`status: "streaming"`,
+//!    written as the master key: the server, not the caller, speaks for the persona) and
+//!    registers the reply in the in-memory [`StreamView`] table that the SSE route reads.
+//! 4. The reply task checks the limits (concurrency overall and per user, the daily token
+//!    quota) before calling the provider, streams, writes the growing text at most every
+//!    [`FLUSH_EVERY`] so LiveQuery subscribers see it grow, and ends the message `complete`,
+//!    `failed` (text so far kept, with `error`) or `cancelled`, with `model`, `firstTokenMs`
+//!    and `usage`. Usage also goes into the master-only [`USAGE_CLASS`].
+//!
+//! A reply belongs to the server: nothing that happens to a client connection stops it, only
+//! `cancelGeneration` (which drops the provider stream, closing the upstream connection).
+
+pub mod policy;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::StreamExt;
+use parlor_core::object::Object;
+use parlor_core::query::{Cond, FieldRef, Filter, FindQuery, Operand};
+use parlor_core::schema::FieldType;
+use parlor_core::value::{as_pointer, now_iso};
+use parlor_core::{Code, Error};
+use parlor_store::WriteOutcome;
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::ai::context;
+use crate::ai::provider::{ChatRequest, ProviderError, Providers, StreamEvent, Usage};
+use crate::ai::tokens;
+use crate::config::GenerationLimits;
+use crate::operation::{Auth, FindRequest, OpError, OpResult, Operations};
+
+/// How often the growing text is written to the Message: often enough that a LiveQuery
+/// subscriber sees it grow smoothly, rarely enough that a fast model costs a few writes a
+/// second rather than one per token.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(75);
+
+/// The output budget of a persona that sets no `maxTokens`.
+pub const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 1024;
+
+/// The master-only class where each reply's token usage is recorded, per user and persona.
+pub const USAGE_CLASS: &str = "AiUsage";
+
+/// How [`USAGE_CLASS`] is created on start: no CLP entry, so only the master key reaches it.
+pub fn usage_class_schema() -> Value {
+    let nobody = json!({});
+    json!({"results": [{
+        "className": USAGE_CLASS,
+        "fields": {
+            "user": {"type": "Pointer", "targetClass": "_User"},
+            "persona": {"type": "Pointer", "targetClass": "Persona"},
+            "session": {"type": "Pointer", "targetClass": "ChatSession"},
+            "message": {"type": "Pointer", "targetClass": "Message"},
+            "model": {"type": "String"},
+            "day": {"type": "String"},
+            "promptTokens": {"type": "Number"},
+            "completionTokens": {"type": "Number"},
+            "totalTokens": {"type": "Number"},
+            "estimated": {"type": "Boolean"}
+        },
+        "classLevelPermissions": {
+            "get": nobody, "find": nobody, "count": nobody, "create": nobody,
+            "update": nobody, "delete": nobody, "addField": nobody,
+            "protectedFields": {}
+        }
+    }]})
+}
+
+/// Whether [`Generator::after_commit`] wants to hear about commits to `class_name`.
+pub fn watches(class_name: &str) -> bool {
+    matches!(class_name, "Message" | "ChatSession")
+}
+
+/// How a reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Complete,
+    Failed,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Complete => "complete",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The end of a reply, as the SSE `done` event reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct End {
+    pub status: Status,
+    pub error: Option<String>,
+}
+
+/// A running reply's text so far, for SSE clients that want every delta.
+#[derive(Debug, Clone, Default)]
+pub struct StreamView {
+    pub text: String,
+    /// Set once the final state is written to the Message.
+    pub end: Option<End>,
+}
+
+/// One reply in progress.
+#[derive(Debug)]
+pub struct Running {
+    /// The text as it grows; SSE connections subscribe and read from their offset.
+    pub view: watch::Sender<StreamView>,
+    /// Set to `true` by `cancelGeneration`; the reply task drops its provider stream.
+    cancel: watch::Sender<bool>,
+}
+
+/// What the reply task has when the stream is over.
+#[derive(Debug)]
+struct Answer {
+    text: String,
+    status: Status,
+    error: Option<String>,
+    model: String,
+    first_token_ms: Option<u64>,
+    usage: Option<Value>,
+}
+
+impl Answer {
+    fn failed(error: impl Into<String>) -> Answer {
+        Answer {
+            text: String::new(),
+            status: Status::Failed,
+            error: Some(error.into()),
+            model: String::new(),
+            first_token_ms: None,
+            usage: None,
+        }
+    }
+}
+
+/// What one reply is about.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub session: Object,
+    pub persona: Object,
+    /// The user whose message (or `generate` call) asked for it: limits and quota count here.
+    pub user: Option<String>,
+    /// The message this one regenerates.
+    pub parent: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    running: HashMap<String, Arc<Running>>,
+    total: usize,
+    per_user: HashMap<String, usize>,
+}
+
+/// A place among the concurrent replies, given back when dropped.
+#[derive(Debug)]
+pub struct Slot {
+    generator: Arc<Generator>,
+    user: Option<String>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counters = self.generator.counters();
+        counters.total = counters.total.saturating_sub(1);
+        if let Some(user) = &self.user
+            && let Some(count) = counters.per_user.get_mut(user)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counters.per_user.remove(user);
+            }
+        }
+    }
+}
+
+/// The providers, the limits and the replies running on this instance.
+#[derive(Debug)]
+pub struct Generator {
+    providers: Providers,
+    limits: GenerationLimits,
+    /// A std mutex: held for a few map operations, never across an await.
+    counters: Mutex<Counters>,
+}
+
+impl Generator {
+    pub fn new(providers: Providers, limits: GenerationLimits) -> Generator {
+        Generator {
+            providers,
+            limits,
+            counters: Mutex::default(),
+        }
+    }
+
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+
+    fn counters(&self) -> MutexGuard<'_, Counters> {
+        self.counters
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// The reply being generated for a message on this instance, if any.
+    pub fn running(&self, message_id: &str) -> Option<Arc<Running>> {
+        self.counters().running.get(message_id).cloned()
+    }
+
+    /// Takes a place among the concurrent replies, or says which limit is reached.
+    pub fn try_slot(self: &Arc<Self>, user: Option<&str>) -> Result<Slot, String> {
+        let mut counters = self.counters();
+        if counters.total >= self.limits.max_concurrent {
+            return Err(format!(
+                "too many replies are being generated right now (the server's limit is {}); \
+                 try again in a moment",
+                self.limits.max_concurrent
+            ));
+        }
+        if let Some(user) = user {
+            let count = counters.per_user.get(user).copied().unwrap_or(0);
+            if count >= self.limits.max_per_user {
+                return Err(format!(
+                    "this user already has {count} replies being generated (the limit is {}); \
+                     wait for one to finish",
+                    self.limits.max_per_user
+                ));
+            }
+            *counters.per_user.entry(user.to_owned()).or_insert(0) += 1;
+        }
+        counters.total += 1;
+        Ok(Slot {
+            generator: self.clone(),
+            user: user.map(str::to_owned),
+        })
+    }
+
+    /// Refuses when `user` has spent the daily token quota (UTC day).
+    pub async fn check_quota(&self, operations: &Operations, user: &str) -> Result<(), String> {
+        let Some(quota) = self.limits.daily_token_quota else {
+            return Ok(());
+        };
+        let used = tokens_used_today(operations, user)
+            .await
+            .map_err(|error| format!("could not check the daily token quota: {error}"))?;
+        if used >= quota {
+            return Err(format!(
+                "daily token quota exhausted: {used} of {quota} tokens used today (UTC); it \
+                 resets at midnight UTC"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Hears of committed writes to [`watches`] classes; answers in spawned tasks.
+    pub fn after_commit(
+        self: &Arc<Self>,
+        operations: &Operations,
+        committed: Vec<(String, WriteOutcome)>,
+    ) {
+        for (class_name, outcome) in committed {
+            let generator = self.clone();
+            let operations = operations.clone();
+            tokio::spawn(async move {
+                if let Err(error) = generator.react(&operations, &class_name, outcome).await {
+                    tracing::warn!(%error, class_name, "starting a persona reply failed");
+                }
+            });
+        }
+    }
+
+    async fn react(
+        self: &Arc<Self>,
+        operations: &Operations,
+        class_name: &str,
+        outcome: WriteOutcome,
+    ) -> OpResult<()> {
+        match (class_name, outcome) {
+            ("Message", WriteOutcome::Created(message)) => {
+                self.answer_message(operations, &message).await
+            }
+            ("ChatSession", WriteOutcome::Created(session)) => {
+                let added = pointer_ids(session.fields.get("personas"), "Persona");
+                greet(operations, &session, &added).await
+            }
+            ("ChatSession", WriteOutcome::Updated { before, after }) => {
+                let old = pointer_ids(before.fields.get("personas"), "Persona");
+                let added: Vec<String> = pointer_ids(after.fields.get("personas"), "Persona")
+                    .into_iter()
+                    .filter(|id| !old.contains(id))
+                    .collect();
+                greet(operations, &after, &added).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A user's message: the chosen personas answer one after another, each seeing the
+    /// replies before it.
+    async fn answer_message(
+        self: &Arc<Self>,
+        operations: &Operations,
+        message: &Object,
+    ) -> OpResult<()> {
+        let role = message.fields.get("role").and_then(Value::as_str);
+        if role.is_some_and(|role| role != "user") {
+            return Ok(());
+        }
+        let Some(sender) = pointer_id(message.fields.get("sender"), "_User") else {
+            return Ok(());
+        };
+        let Some(session_id) = pointer_id(message.fields.get("session"), "ChatSession") else {
+            return Ok(());
+        };
+        let Some(session) = load_object(operations, "ChatSession", session_id).await? else {
+            return Ok(());
+        };
+        let personas = session_personas(operations, &session).await?;
+        if personas.is_empty() {
+            return Ok(());
+        }
+        let content = message
+            .fields
+            .get("content")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let chosen = policy::choose(operations, &session, personas, content).await?;
+        for persona in chosen {
+            // Reloaded for each reply: `lastMessageAt` and the history moved meanwhile.
+            let session = load_object(operations, "ChatSession", session_id)
+                .await?
+                .unwrap_or_else(|| session.clone());
+            let job = Job {
+                session,
+                persona,
+                user: Some(sender.to_owned()),
+                parent: None,
+            };
+            let slot = self.try_slot(Some(sender));
+            let (_, handle) = self.launch(operations, job, slot).await?;
+            // Sequential on purpose: the next persona's prompt includes this reply.
+            let _ = handle.await;
+        }
+        Ok(())
+    }
+
+    /// Creates the assistant message and starts its reply task; `slot` is the place taken
+    /// among the concurrent replies, or why none was free (the message then ends `failed`).
+    pub async fn launch(
+        self: &Arc<Self>,
+        operations: &Operations,
+        job: Job,
+        slot: Result<Slot, String>,
+    ) -> OpResult<(String, JoinHandle<()>)> {
+        let mut body = Map::new();
+        body.insert(
+            "session".into(),
+            pointer("ChatSession", &job.session.object_id),
+        );
+        body.insert("persona".into(), pointer("Persona", &job.persona.object_id));
+        body.insert("role".into(), json!("assistant"));
+        body.insert("status".into(), json!("streaming"));
+        body.insert("ACL".into(), members_read_acl(&job.session));
+        if let Some(parent) = &job.parent {
+            body.insert("parent".into(), pointer("Message", parent));
+        }
+        let message_id = create_reply(operations, body).await?;
+        let running = Arc::new(Running {
+            view: watch::Sender::new(StreamView::default()),
+            cancel: watch::Sender::new(false),
+        });
+        self.counters()
+            .running
+            .insert(message_id.clone(), running.clone());
+        let generator = self.clone();
+        let operations = operations.clone();
+        let id = message_id.clone();
+        let handle = tokio::spawn(async move {
+            generator.run(operations, job, id, running, slot).await;
+        });
+        Ok((message_id, handle))
+    }
+
+    /// Asks a running reply to stop and waits (briefly) until its final state is written.
+    /// False when no reply runs for the message here.
+    pub async fn cancel(&self, message_id: &str) -> bool {
+        let Some(running) = self.running(message_id) else {
+            return false;
+        };
+        let mut view = running.view.subscribe();
+        running.cancel.send_replace(true);
+        let ended = async move {
+            let _ = view.wait_for(|view| view.end.is_some()).await.is_ok();
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(10), ended).await;
+        true
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        operations: Operations,
+        job: Job,
+        message_id: String,
+        running: Arc<Running>,
+        slot: Result<Slot, String>,
+    ) {
+        let answer = self
+            .produce(&operations, &job, &message_id, &running, slot)
+            .await;
+        let end = End {
+            status: answer.status,
+            error: answer.error.clone(),
+        };
+        if let Err(error) = finish(&operations, &job, &message_id, answer).await {
+            tracing::error!(%error, message_id, "writing a persona reply's final state failed");
+        }
+        // After the final write, so a client that sees `done` reads the finished message.
+        running.view.send_modify(|view| view.end = Some(end));
+        self.counters().running.remove(&message_id);
+    }
+
+    /// Checks the limits, then streams the persona's answer.
+    async fn produce(
+        &self,
+        operations: &Operations,
+        job: &Job,
+        message_id: &str,
+        running: &Running,
+        slot: Result<Slot, String>,
+    ) -> Answer {
+        // Held until the stream is over: the slot counts this reply as running.
+        let _slot = match slot {
+            Ok(slot) => slot,
+            Err(error) => return Answer::failed(error),
+        };
+        if let Some(user) = &job.user
+            && let Err(error) = self.check_quota(operations, user).await
+        {
+            return Answer::failed(error);
+        }
+        let persona = &job.persona.fields;
+        let provider_name = persona.get("provider").and_then(Value::as_str);
+        let provider = match self.providers.get(provider_name) {
+            Ok(provider) => provider,
+            Err(error) => return Answer::failed(error.to_string()),
+        };
+        let model = persona
+            .get("model")
+            .and_then(Value::as_str)
+            .filter(|model| !model.trim().is_empty())
+            .or_else(|| provider.default_model())
+            .unwrap_or_default()
+            .to_owned();
+        let max_output = persona
+            .get("maxTokens")
+            .and_then(Value::as_u64)
+            .filter(|tokens| *tokens > 0)
+            .map_or(DEFAULT_MAX_OUTPUT_TOKENS, |tokens| {
+                u32::try_from(tokens).unwrap_or(u32::MAX)
+            });
+        let temperature = persona.get("temperature").and_then(Value::as_f64);
+        let mut window = provider.context_window(&model);
+        let mut cancel = running.cancel.subscribe();
+        let started = Instant::now();
+        let mut answer = Answer {
+            model: model.clone(),
+            ..Answer::failed("")
+        };
+        answer.error = None;
+        let mut retried = false;
+        loop {
+            let mut request = match context::build_request(
+                operations,
+                &job.session,
+                &job.persona,
+                &model,
+                max_output,
+                window,
+            )
+            .await
+            {
+                Ok(request) => request,
+                Err(error) => {
+                    answer.status = Status::Failed;
+                    answer.error = Some(format!("could not assemble the prompt: {error}"));
+                    return answer;
+                }
+            };
+            if request.temperature.is_none() {
+                request.temperature = temperature;
+            }
+            if request.max_tokens.is_none() {
+                request.max_tokens = Some(max_output);
+            }
+            let prompt_tokens = estimate_prompt(&model, &request);
+            let opened = tokio::select! {
+                () = cancelled(&mut cancel) => {
+                    answer.status = Status::Cancelled;
+                    return answer;
+                }
+                opened = provider.stream(request) => opened,
+            };
+            let mut stream = match opened {
+                Ok(stream) => stream,
+                Err(ProviderError::ContextOverflow(_)) if !retried => {
+                    retried = true;
+                    window /= 2;
+                    continue;
+                }
+                Err(error) => {
+                    answer.status = Status::Failed;
+                    answer.error = Some(error.to_string());
+                    return answer;
+                }
+            };
+            let mut reported: Option<Usage> = None;
+            let mut last_flush = Instant::now();
+            let mut dirty = false;
+            let outcome: Result<(), ProviderError> = loop {
+                let flush_at = last_flush + FLUSH_EVERY;
+                tokio::select! {
+                    biased;
+                    () = cancelled(&mut cancel) => {
+                        answer.status = Status::Cancelled;
+                        break Ok(());
+                    }
+                    () = tokio::time::sleep_until(flush_at), if dirty => {
+                        flush(operations, message_id, &answer.text).await;
+                        last_flush = Instant::now();
+                        dirty = false;
+                    }
+                    event = stream.next() => match event {
+                        Some(Ok(StreamEvent::Delta(text))) => {
+                            if answer.first_token_ms.is_none() {
+                                let elapsed = started.elapsed().as_millis();
+                                answer.first_token_ms = Some(u64::try_from(elapsed).unwrap_or(u64::MAX));
+                            }
+                            answer.text.push_str(&text);
+                            running.view.send_modify(|view| view.text.push_str(&text));
+                            if last_flush.elapsed() >= FLUSH_EVERY {
+                                flush(operations, message_id, &answer.text).await;
+                                last_flush = Instant::now();
+                                dirty = false;
+                            } else {
+                                dirty = true;
+                            }
+                        }
+                        Some(Ok(StreamEvent::Usage(usage))) => reported = Some(usage),
+                        Some(Ok(StreamEvent::Finished { .. })) | None => {
+                            answer.status = Status::Complete;
+                            break Ok(());
+                        }
+                        Some(Err(error)) => break Err(error),
+                    },
+                }
+            };
+            // Dropping the stream closes the upstream connection (a cancel stops the cost).
+            drop(stream);
+            match outcome {
+                Err(ProviderError::ContextOverflow(_)) if !retried && answer.text.is_empty() => {
+                    retried = true;
+                    window /= 2;
+                    continue;
+                }
+                Err(error) => {
+                    answer.status = Status::Failed;
+                    answer.error = Some(error.to_string());
+                }
+                Ok(()) => {}
+            }
+            answer.usage = Some(match reported {
+                Some(usage) => json!({
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "total_tokens": usage.total_tokens,
+                }),
+                None => {
+                    let completion = tokens::count_tokens(&model, &answer.text) as u64;
+                    json!({
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": completion,
+                        "total_tokens": prompt_tokens + completion,
+                        "estimated": true,
+                    })
+                }
+            });
+            return answer;
+        }
+    }
+}
+
+/// Resolves once the reply is asked to stop.
+async fn cancelled(cancel: &mut watch::Receiver<bool>) {
+    if cancel.wait_for(|cancelled| *cancelled).await.is_err() {
+        // The sender lives as long as the reply; without it nobody can cancel any more.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The prompt's size as Parlor counts it, for usage the provider did not report.
+fn estimate_prompt(model: &str, request: &ChatRequest) -> u64 {
+    let mut total = tokens::TOKENS_PER_REPLY;
+    if let Some(system) = &request.system {
+        total += tokens::TOKENS_PER_MESSAGE + tokens::count_tokens(model, system);
+    }
+    for message in &request.messages {
+        total += tokens::TOKENS_PER_MESSAGE + tokens::count_tokens(model, &message.content);
+    }
+    total as u64
+}
+
+/// Writes the text so far; a failure is logged, not fatal: the final write carries it all.
+async fn flush(operations: &Operations, message_id: &str, text: &str) {
+    let mut body = Map::new();
+    body.insert("content".into(), json!(text));
+    if let Err(error) = update_as_master(operations, "Message", message_id, body).await {
+        tracing::warn!(%error, message_id, "writing a persona reply's text failed");
+    }
+}
+
+/// Writes the final state of a reply, the session's `lastMessageAt` and the usage record.
+async fn finish(
+    operations: &Operations,
+    job: &Job,
+    message_id: &str,
+    answer: Answer,
+) -> OpResult<()> {
+    let mut body = Map::new();
+    // `content` is required, so an empty one cannot be written: it stays as created.
+    if !answer.text.is_empty() {
+        body.insert("content".into(), json!(answer.text));
+    }
+    body.insert("status".into(), json!(answer.status.as_str()));
+    if let Some(error) = &answer.error {
+        body.insert("error".into(), json!(error));
+    }
+    if !answer.model.is_empty() {
+        body.insert("model".into(), json!(answer.model));
+    }
+    if let Some(ms) = answer.first_token_ms {
+        body.insert("firstTokenMs".into(), json!(ms));
+    }
+    if let Some(usage) = &answer.usage {
+        body.insert("usage".into(), usage.clone());
+    }
+    update_as_master(operations, "Message", message_id, body).await?;
+    touch_session(operations, &job.session.object_id).await?;
+    if let Some(usage) = &answer.usage {
+        let number = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);
+        let mut record = Map::new();
+        if let Some(user) = &job.user {
+            record.insert("user".into(), pointer("_User", user));
+        }
+        record.insert("persona".into(), pointer("Persona", &job.persona.object_id));
+        record.insert(
+            "session".into(),
+            pointer("ChatSession", &job.session.object_id),
+        );
+        record.insert("message".into(), pointer("Message", message_id));
+        record.insert("model".into(), json!(answer.model));
+        record.insert("day".into(), json!(today()));
+        record.insert("promptTokens".into(), json!(number("prompt_tokens")));
+        record.insert(
+            "completionTokens".into(),
+            json!(number("completion_tokens")),
+        );
+        record.insert("totalTokens".into(), json!(number("total_tokens")));
+        record.insert("estimated".into(), json!(usage.get("estimated").is_some()));
+        // An empty ACL: nobody but the master key reads usage records.
+        record.insert("ACL".into(), json!({}));
+        create_as_master(operations, USAGE_CLASS, record).await?;
+    }
+    Ok(())
+}
+
+/// Sets the session's `lastMessageAt` to now.
+async fn touch_session(operations: &Operations, session_id: &str) -> OpResult<()> {
+    let mut body = Map::new();
+    body.insert(
+        "lastMessageAt".into(),
+        json!({"__type": "Date", "iso": now_iso()}),
+    );
+    update_as_master(operations, "ChatSession", session_id, body).await
+}
+
+/// Posts the greeting of each of `persona_ids` that has one, as a finished assistant message.
+async fn greet(operations: &Operations, session: &Object, persona_ids: &[String]) -> OpResult<()> {
+    for persona_id in persona_ids {
+        let Some(persona) = load_object(operations, "Persona", persona_id).await? else {
+            continue;
+        };
+        let Some(greeting) = persona
+            .fields
+            .get("greeting")
+            .and_then(Value::as_str)
+            .filter(|greeting| !greeting.trim().is_empty())
+        else {
+            continue;
+        };
+        let mut body = Map::new();
+        body.insert("session".into(), pointer("ChatSession", &session.object_id));
+        body.insert("persona".into(), pointer("Persona", persona_id));
+        body.insert("role".into(), json!("assistant"));
+        body.insert("status".into(), json!("complete"));
+        body.insert("content".into(), json!(greeting));
+        body.insert("ACL".into(), members_read_acl(session));
+        create_as_master(operations, "Message", body).await?;
+        touch_session(operations, &session.object_id).await?;
+    }
+    Ok(())
+}
+
+/// The personas a session lists, in its order, skipping those that no longer exist.
+pub async fn session_personas(operations: &Operations, session: &Object) -> OpResult<Vec<Object>> {
+    let mut personas = Vec::new();
+    for id in pointer_ids(session.fields.get("personas"), "Persona") {
+        if let Some(persona) = load_object(operations, "Persona", &id).await? {
+            personas.push(persona);
+        }
+    }
+    Ok(personas)
+}
+
+/// The tokens `user`'s replies spent today (UTC), from the usage records.
+async fn tokens_used_today(operations: &Operations, user: &str) -> OpResult<u64> {
+    if operations.schemas.get(USAGE_CLASS).is_none() {
+        return Ok(0);
+    }
+    let request = FindRequest {
+        where_json: json!({"user": pointer("_User", user), "day": today()}),
+        keys: Some(vec!["totalTokens".to_owned()]),
+        limit: Some(u64::from(u32::MAX)),
+        ..FindRequest::default()
+    };
+    let found = operations
+        .find(&Auth::master(), USAGE_CLASS, request)
+        .await?;
+    Ok(found
+        .results
+        .iter()
+        .filter_map(|record| record.get("totalTokens").and_then(Value::as_u64))
+        .sum())
+}
+
+/// Today's UTC date, `YYYY-MM-DD`: the key of the daily quota.
+fn today() -> String {
+    now_iso().chars().take(10).collect()
+}
+
+/// A Message ACL for a reply: every member of the session reads it; only the server writes.
+pub fn members_read_acl(session: &Object) -> Value {
+    let mut acl = Map::new();
+    let owner = pointer_id(session.fields.get("owner"), "_User").map(str::to_owned);
+    for member in owner
+        .into_iter()
+        .chain(pointer_ids(session.fields.get("participants"), "_User"))
+    {
+        acl.insert(member, json!({"read": true}));
+    }
+    Value::Object(acl)
+}
+
+/// `{"__type":"Pointer",…}`.
+pub fn pointer(class_name: &str, object_id: &str) -> Value {
+    json!({"__type": "Pointer", "className": class_name, "objectId": object_id})
+}
+
+/// The objectId of a pointer to `class_name`.
+pub fn pointer_id<'a>(value: Option<&'a Value>, class_name: &str) -> Option<&'a str> {
+    let (target, object_id) = as_pointer(value?)?;
+    (target == class_name).then_some(object_id)
+}
+
+/// The objectIds of an array of pointers to `class_name`, each once, in order.
+pub fn pointer_ids(value: Option<&Value>, class_name: &str) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    if let Some(Value::Array(items)) = value {
+        for item in items {
+            if let Some(id) = pointer_id(Some(item), class_name)
+                && !ids.iter().any(|known| known == id)
+            {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+    ids
+}
+
+/// An object as stored, for the server's own use: no access rule applies, so it must not
+/// reach a client unrendered.
+pub async fn load_object(
+    operations: &Operations,
+    class_name: &str,
+    object_id: &str,
+) -> OpResult<Option<Object>> {
+    let Some(schema) = operations.schemas.get(class_name) else {
+        return Ok(None);
+    };
+    let filter = Filter::Cond {
+        field: FieldRef {
+            field: "objectId".to_owned(),
+            path: Vec::new(),
+            field_type: Some(FieldType::String),
+        },
+        cond: Cond::Eq(Operand::String(object_id.to_owned())),
+    };
+    let query = FindQuery {
+        limit: Some(1),
+        ..FindQuery::filter(filter)
+    };
+    Ok(operations
+        .store
+        .find(&schema, &query)
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// Creates an object as the master key (the server speaking for a persona); its objectId.
+pub async fn create_as_master(
+    operations: &Operations,
+    class_name: &str,
+    body: Map<String, Value>,
+) -> OpResult<String> {
+    let plan = operations
+        .plan_create(&Auth::master(), class_name, &body)
+        .await?;
+    let response = operations.commit_one(plan).await?;
+    response
+        .body
+        .get("objectId")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| OpError::Parse(Error::new(Code::InternalServerError, "no objectId")))
+}
+
+/// Creates a reply with empty `content`, which the field's `required` rule refuses from
+/// clients: a reply that has not started has no text yet, and subscribers should see that.
+async fn create_reply(operations: &Operations, mut body: Map<String, Value>) -> OpResult<String> {
+    body.insert("content".into(), json!("…"));
+    let mut plan = operations
+        .plan_create(&Auth::master(), "Message", &body)
+        .await?;
+    if let Some(object) = plan.created_object_mut() {
+        object.fields.insert("content".into(), json!(""));
+    }
+    let response = operations.commit_one(plan).await?;
+    response
+        .body
+        .get("objectId")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| OpError::Parse(Error::new(Code::InternalServerError, "no objectId")))
+}
+
+/// Updates an object as the master key.
+pub async fn update_as_master(
+    operations: &Operations,
+    class_name: &str,
+    object_id: &str,
+    body: Map<String, Value>,
+) -> OpResult<()> {
+    let plan = operations
+        .plan_update(&Auth::master(), class_name, object_id, &body)
+        .await?;
+    operations.commit_one(plan).await?;
+    Ok(())
+}

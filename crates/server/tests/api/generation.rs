@@ -1,0 +1,565 @@
+//! Persona replies end to end: a real server, the fake LLM over real HTTP, REST polling, the
+//! cloud functions and the SSE token stream.
+
+use std::time::Duration;
+
+use parlor_server::config::ServeOptions;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::fake_llm::{FakeLlm, Script};
+use crate::common::{APP_ID, TestServer, pointer};
+
+/// A server whose default provider is `fake`.
+async fn server_with(fake: &FakeLlm, options: ServeOptions) -> TestServer {
+    TestServer::with(ServeOptions {
+        llm_base_url: Some(fake.base_url.clone()),
+        llm_model: Some("fake-model".to_owned()),
+        ..options
+    })
+    .await
+}
+
+struct User {
+    id: String,
+    token: String,
+}
+
+async fn sign_up(server: &TestServer, username: &str) -> User {
+    let reply = server
+        .public(
+            Method::POST,
+            "/users",
+            Some(json!({"username": username, "password": "secret-pass"})),
+        )
+        .await;
+    assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
+    User {
+        id: reply.body["objectId"].as_str().unwrap().to_owned(),
+        token: reply.body["sessionToken"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn as_user(
+    server: &TestServer,
+    user: &User,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> crate::common::Reply {
+    server
+        .send(
+            method,
+            path,
+            body,
+            &[
+                ("x-parse-application-id", APP_ID),
+                ("x-parse-session-token", &user.token),
+            ],
+        )
+        .await
+}
+
+async fn persona(server: &TestServer, body: Value) -> String {
+    let reply = server
+        .master(Method::POST, "/classes/Persona", Some(body))
+        .await;
+    assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
+    reply.body["objectId"].as_str().unwrap().to_owned()
+}
+
+async fn session(server: &TestServer, owner: &User, personas: &[&str], extra: Value) -> String {
+    let mut body = json!({
+        "participants": [pointer("_User", &owner.id)],
+        "personas": personas.iter().map(|id| pointer("Persona", id)).collect::<Vec<_>>(),
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        body[key] = value.clone();
+    }
+    let reply = as_user(
+        server,
+        owner,
+        Method::POST,
+        "/classes/ChatSession",
+        Some(body),
+    )
+    .await;
+    assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
+    reply.body["objectId"].as_str().unwrap().to_owned()
+}
+
+async fn post(server: &TestServer, user: &User, session_id: &str, content: &str) -> String {
+    let body = json!({"session": pointer("ChatSession", session_id), "content": content});
+    let reply = as_user(server, user, Method::POST, "/classes/Message", Some(body)).await;
+    assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
+    reply.body["objectId"].as_str().unwrap().to_owned()
+}
+
+/// The session's messages, oldest first, as the master key reads them.
+async fn messages(server: &TestServer, session_id: &str) -> Vec<Value> {
+    server
+        .find(
+            "Message",
+            &[
+                (
+                    "where",
+                    json!({"session": pointer("ChatSession", session_id)}),
+                ),
+                ("order", json!("createdAt")),
+            ],
+        )
+        .await
+}
+
+/// Waits until `count` assistant messages of the session are no longer streaming.
+async fn finished_replies(server: &TestServer, session_id: &str, count: usize) -> Vec<Value> {
+    for _ in 0..500 {
+        let replies: Vec<Value> = messages(server, session_id)
+            .await
+            .into_iter()
+            .filter(|message| message["role"] == "assistant")
+            .collect();
+        if replies.len() >= count && replies.iter().all(|reply| reply["status"] != "streaming") {
+            return replies;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "replies did not finish: {:?}",
+        messages(server, session_id).await
+    );
+}
+
+async fn call(server: &TestServer, user: &User, name: &str, params: Value) -> crate::common::Reply {
+    as_user(
+        server,
+        user,
+        Method::POST,
+        &format!("/functions/{name}"),
+        Some(params),
+    )
+    .await
+}
+
+/// A user's message gets the persona's reply, streamed and finished with usage and timing;
+/// the provider received the persona's system prompt first and the user's turn.
+#[tokio::test]
+async fn a_message_gets_a_streamed_reply_with_usage() {
+    let fake = FakeLlm::start().await;
+    fake.set_default(Script::default().token_delay(Duration::from_millis(40)));
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let ada = sign_up(&server, "ada").await;
+    let bot = persona(
+        &server,
+        json!({"name": "Bot", "systemPrompt": "You are Bot."}),
+    )
+    .await;
+    let session_id = session(&server, &ada, &[&bot], json!({})).await;
+    post(&server, &ada, &session_id, "Hello there").await;
+    // The reply exists while it streams.
+    let mut saw_streaming = false;
+    for _ in 0..100 {
+        let all = messages(&server, &session_id).await;
+        if all
+            .iter()
+            .any(|m| m["role"] == "assistant" && m["status"] == "streaming")
+        {
+            saw_streaming = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(saw_streaming, "the reply is created at once, streaming");
+    let replies = finished_replies(&server, &session_id, 1).await;
+    let reply = &replies[0];
+    assert_eq!(reply["status"], "complete", "{reply:?}");
+    assert_eq!(reply["content"], "Hello from the fake model.");
+    assert_eq!(reply["persona"]["objectId"], bot.as_str());
+    assert!(reply.get("sender").is_none());
+    assert_eq!(reply["model"], "fake-model");
+    assert!(reply["firstTokenMs"].is_number());
+    assert_eq!(reply["usage"]["completion_tokens"], 6);
+    assert!(reply["usage"].get("estimated").is_none());
+    // Participants read it; usage is recorded in the master-only class.
+    let read = as_user(
+        &server,
+        &ada,
+        Method::GET,
+        &format!("/classes/Message/{}", reply["objectId"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(read.status.as_u16(), 200);
+    let usage = server.find("AiUsage", &[]).await;
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0]["user"]["objectId"], ada.id.as_str());
+    let hidden = as_user(&server, &ada, Method::GET, "/classes/AiUsage", None).await;
+    assert_ne!(hidden.status.as_u16(), 200, "usage is master-only");
+    let session_now = server.get("ChatSession", &session_id).await;
+    assert!(session_now["lastMessageAt"].is_object());
+    // The prompt.
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 1);
+    let body = &requests[0].body;
+    assert_eq!(body["model"], "fake-model");
+    assert_eq!(body["stream"], true);
+    let sent = body["messages"].as_array().unwrap();
+    assert!(!sent.is_empty(), "{body}");
+    let last = sent.last().unwrap();
+    assert_eq!(last["role"], "user");
+    assert!(
+        last["content"].as_str().unwrap().contains("Hello there"),
+        "{body}"
+    );
+}
+
+/// Mentions pick the persona under any policy; `first`, `round_robin`, `manual` and `all`
+/// choose as documented.
+#[tokio::test]
+async fn policies_and_mentions_choose_the_persona() {
+    let fake = FakeLlm::start().await;
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let ada = sign_up(&server, "ada").await;
+    let one = persona(&server, json!({"name": "One"})).await;
+    let two = persona(&server, json!({"name": "Two"})).await;
+    let persona_of = |reply: &Value| reply["persona"]["objectId"].as_str().unwrap().to_owned();
+
+    let all = session(&server, &ada, &[&one, &two], json!({})).await;
+    post(&server, &ada, &all, "hi both").await;
+    let replies = finished_replies(&server, &all, 2).await;
+    assert_eq!(
+        replies.iter().map(persona_of).collect::<Vec<_>>(),
+        vec![one.clone(), two.clone()]
+    );
+
+    let first = session(&server, &ada, &[&one, &two], json!({"policy": "first"})).await;
+    post(&server, &ada, &first, "hi").await;
+    post(&server, &ada, &first, "@two only you").await;
+    let replies = finished_replies(&server, &first, 2).await;
+    assert_eq!(
+        replies.iter().map(persona_of).collect::<Vec<_>>(),
+        vec![one.clone(), two.clone()]
+    );
+
+    let rr = session(
+        &server,
+        &ada,
+        &[&one, &two],
+        json!({"policy": "round_robin"}),
+    )
+    .await;
+    post(&server, &ada, &rr, "a").await;
+    finished_replies(&server, &rr, 1).await;
+    post(&server, &ada, &rr, "b").await;
+    finished_replies(&server, &rr, 2).await;
+    post(&server, &ada, &rr, "c").await;
+    let replies = finished_replies(&server, &rr, 3).await;
+    assert_eq!(
+        replies.iter().map(persona_of).collect::<Vec<_>>(),
+        vec![one.clone(), two.clone(), one.clone()]
+    );
+
+    let manual = session(&server, &ada, &[&one, &two], json!({"policy": "manual"})).await;
+    post(&server, &ada, &manual, "nobody answers").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(messages(&server, &manual).await.len(), 1);
+    post(&server, &ada, &manual, "hey @ONE").await;
+    let replies = finished_replies(&server, &manual, 1).await;
+    assert_eq!(persona_of(&replies[0]), one);
+    let generated = call(
+        &server,
+        &ada,
+        "generate",
+        json!({"sessionId": manual, "personaId": two}),
+    )
+    .await;
+    assert_eq!(generated.status.as_u16(), 200, "{:?}", generated.body);
+    let replies = finished_replies(&server, &manual, 2).await;
+    assert_eq!(persona_of(&replies[1]), two);
+    assert_eq!(
+        replies[1]["objectId"],
+        generated.body["result"]["messageId"]
+    );
+}
+
+/// A stream that breaks keeps its text and records the error; one without a usage chunk
+/// gets an estimated usage.
+#[tokio::test]
+async fn failures_keep_text_and_usage_is_estimated() {
+    let fake = FakeLlm::start().await;
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let ada = sign_up(&server, "ada").await;
+    let bot = persona(&server, json!({"name": "Bot"})).await;
+    let session_id = session(&server, &ada, &[&bot], json!({})).await;
+    fake.push(
+        Script::reply(&["Half", " an", " answer", " more"]).error_after(3, "server_error", "boom"),
+    );
+    post(&server, &ada, &session_id, "one").await;
+    let replies = finished_replies(&server, &session_id, 1).await;
+    assert_eq!(replies[0]["status"], "failed");
+    assert_eq!(replies[0]["content"], "Half an answer");
+    assert!(
+        replies[0]["error"].as_str().unwrap().contains("boom"),
+        "{:?}",
+        replies[0]
+    );
+    fake.push(Script::default().no_usage());
+    post(&server, &ada, &session_id, "two").await;
+    let replies = finished_replies(&server, &session_id, 2).await;
+    assert_eq!(replies[1]["status"], "complete");
+    assert_eq!(replies[1]["usage"]["estimated"], true);
+    assert!(replies[1]["usage"]["total_tokens"].as_u64().unwrap() > 0);
+}
+
+/// `cancelGeneration` ends the reply `cancelled` and closes the upstream connection;
+/// `regenerate` makes a sibling linked by `parent`.
+#[tokio::test]
+async fn cancel_and_regenerate() {
+    let fake = FakeLlm::start().await;
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let ada = sign_up(&server, "ada").await;
+    let bot = persona(&server, json!({"name": "Bot"})).await;
+    let session_id = session(&server, &ada, &[&bot], json!({"policy": "manual"})).await;
+    fake.push(Script::reply(&["slow"; 50]).token_delay(Duration::from_millis(100)));
+    let generated = call(&server, &ada, "generate", json!({"sessionId": session_id})).await;
+    let message_id = generated.body["result"]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(fake.wait_for_requests(1, Duration::from_secs(5)).await);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let cancelled = call(
+        &server,
+        &ada,
+        "cancelGeneration",
+        json!({"messageId": message_id}),
+    )
+    .await;
+    assert_eq!(cancelled.status.as_u16(), 200, "{:?}", cancelled.body);
+    assert_eq!(cancelled.body["result"]["status"], "cancelled");
+    assert!(
+        fake.wait_for_disconnects(1, Duration::from_secs(5)).await,
+        "upstream closed"
+    );
+    let regenerated = call(
+        &server,
+        &ada,
+        "regenerate",
+        json!({"messageId": message_id}),
+    )
+    .await;
+    assert_eq!(regenerated.status.as_u16(), 200, "{:?}", regenerated.body);
+    let new_id = regenerated.body["result"]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let replies = finished_replies(&server, &session_id, 2).await;
+    let new = replies
+        .iter()
+        .find(|r| r["objectId"] == new_id.as_str())
+        .unwrap();
+    assert_eq!(new["parent"]["objectId"], message_id.as_str());
+    assert_eq!(new["status"], "complete");
+    let old = replies
+        .iter()
+        .find(|r| r["objectId"] == message_id.as_str())
+        .unwrap();
+    assert_eq!(old["status"], "cancelled");
+    let unknown = call(&server, &ada, "nope", json!({})).await;
+    assert_eq!(unknown.body["code"], 141);
+    assert_eq!(unknown.body["error"], "Invalid function: \"nope\"");
+}
+
+/// The daily quota and the per-user limit stop replies before the provider is called.
+#[tokio::test]
+async fn quota_and_per_user_limit() {
+    let fake = FakeLlm::start().await;
+    let server = server_with(
+        &fake,
+        ServeOptions {
+            daily_token_quota: Some(5),
+            max_generations_per_user: Some(1),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let ada = sign_up(&server, "ada").await;
+    let bot = persona(&server, json!({"name": "Bot"})).await;
+    let session_id = session(&server, &ada, &[&bot], json!({"policy": "manual"})).await;
+    fake.push(Script::reply(&["x"; 40]).token_delay(Duration::from_millis(30)));
+    let first = call(&server, &ada, "generate", json!({"sessionId": session_id})).await;
+    assert_eq!(first.status.as_u16(), 200, "{:?}", first.body);
+    let second = call(&server, &ada, "generate", json!({"sessionId": session_id})).await;
+    assert_eq!(second.body["code"], 141, "{:?}", second.body);
+    assert!(
+        second.body["error"].as_str().unwrap().contains("limit"),
+        "{:?}",
+        second.body
+    );
+    finished_replies(&server, &session_id, 1).await;
+    // The first reply spent more than the quota: the next one fails before any request.
+    post(&server, &ada, &session_id, "@bot again").await;
+    let replies = finished_replies(&server, &session_id, 2).await;
+    assert_eq!(replies[1]["status"], "failed");
+    assert!(
+        replies[1]["error"].as_str().unwrap().contains("quota"),
+        "{:?}",
+        replies[1]
+    );
+    assert_eq!(fake.requests().len(), 1);
+}
+
+/// Someone outside the session can neither call the functions nor read the stream.
+#[tokio::test]
+async fn outsiders_are_refused() {
+    let fake = FakeLlm::start().await;
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let ada = sign_up(&server, "ada").await;
+    let eve = sign_up(&server, "eve").await;
+    let bot = persona(&server, json!({"name": "Bot"})).await;
+    let session_id = session(&server, &ada, &[&bot], json!({})).await;
+    post(&server, &ada, &session_id, "hi").await;
+    let replies = finished_replies(&server, &session_id, 1).await;
+    let message_id = replies[0]["objectId"].as_str().unwrap();
+    for (name, params) in [
+        ("generate", json!({"sessionId": session_id})),
+        ("cancelGeneration", json!({"messageId": message_id})),
+        ("regenerate", json!({"messageId": message_id})),
+        (
+            "searchContext",
+            json!({"sessionId": session_id, "query": "hi"}),
+        ),
+    ] {
+        let reply = call(&server, &eve, name, params).await;
+        let code = reply.body["code"].as_i64().unwrap_or_default();
+        assert!(code == 101 || code == 119, "{name}: {:?}", reply.body);
+    }
+    let stream = server
+        .client
+        .get(server.url(&format!(
+            "/messages/{message_id}/stream?sessionToken={}&_ApplicationId={APP_ID}",
+            eve.token
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(stream.status().as_u16(), 200);
+    assert_eq!(fake.requests().len(), 1, "nothing was generated for eve");
+    assert_eq!(messages(&server, &session_id).await.len(), 2);
+}
+
+/// The SSE stream: a late joiner gets everything, `Last-Event-ID` resumes, `done` ends it.
+#[tokio::test]
+async fn sse_stream_replays_and_resumes() {
+    let fake = FakeLlm::start().await;
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let ada = sign_up(&server, "ada").await;
+    let bot = persona(&server, json!({"name": "Bot"})).await;
+    let session_id = session(&server, &ada, &[&bot], json!({"policy": "manual"})).await;
+    fake.push(Script::reply(&["one", " two", " three"]).token_delay(Duration::from_millis(150)));
+    let generated = call(&server, &ada, "generate", json!({"sessionId": session_id})).await;
+    let message_id = generated.body["result"]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let live = server
+        .client
+        .get(server.url(&format!("/messages/{message_id}/stream")))
+        .header("x-parse-application-id", APP_ID)
+        .header("x-parse-session-token", &ada.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status().as_u16(), 200);
+    assert!(
+        live.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let text = live.text().await.unwrap();
+    let deltas: String = events(&text, "delta")
+        .iter()
+        .map(|data| data["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(deltas, "one two three", "{text}");
+    let done = events(&text, "done");
+    assert_eq!(done, vec![json!({"status": "complete"})]);
+    // Finished: one delta from the offset, then done.
+    let resumed = server
+        .client
+        .get(server.url(&format!(
+            "/messages/{message_id}/stream?sessionToken={}&_ApplicationId={APP_ID}",
+            ada.token
+        )))
+        .header("last-event-id", "3")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let deltas = events(&resumed, "delta");
+    assert_eq!(
+        deltas,
+        vec![json!({"offset": 3, "text": " two three"})],
+        "{resumed}"
+    );
+    assert!(resumed.contains("id: 13\n"), "{resumed}");
+}
+
+/// The `data` of each event named `name`.
+fn events(text: &str, name: &str) -> Vec<Value> {
+    text.split("\n\n")
+        .filter(|block| block.lines().any(|line| line == format!("event: {name}")))
+        .filter_map(|block| block.lines().find_map(|line| line.strip_prefix("data: ")))
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect()
+}
+
+/// A persona's greeting is posted when it joins a session, at creation or later.
+#[tokio::test]
+async fn greetings_are_posted_when_personas_join() {
+    let fake = FakeLlm::start().await;
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let ada = sign_up(&server, "ada").await;
+    let one = persona(&server, json!({"name": "One", "greeting": "Hi, I am One."})).await;
+    let two = persona(&server, json!({"name": "Two", "greeting": "Two here."})).await;
+    let session_id = session(&server, &ada, &[&one], json!({"policy": "manual"})).await;
+    let replies = finished_replies(&server, &session_id, 1).await;
+    assert_eq!(replies[0]["content"], "Hi, I am One.");
+    let update = json!({"personas": [pointer("Persona", &one), pointer("Persona", &two)]});
+    let reply = as_user(
+        &server,
+        &ada,
+        Method::PUT,
+        &format!("/classes/ChatSession/{session_id}"),
+        Some(update),
+    )
+    .await;
+    assert_eq!(reply.status.as_u16(), 200, "{:?}", reply.body);
+    let replies = finished_replies(&server, &session_id, 2).await;
+    assert_eq!(replies[1]["content"], "Two here.");
+    assert_eq!(fake.requests().len(), 0);
+}
+
+/// With no provider at all, a reply fails with an error that says how to configure one.
+#[tokio::test]
+async fn no_provider_says_how_to_configure_one() {
+    let server = TestServer::new().await;
+    let ada = sign_up(&server, "ada").await;
+    let bot = persona(&server, json!({"name": "Bot"})).await;
+    let session_id = session(&server, &ada, &[&bot], json!({})).await;
+    post(&server, &ada, &session_id, "hi").await;
+    let replies = finished_replies(&server, &session_id, 1).await;
+    assert_eq!(replies[0]["status"], "failed");
+    assert!(
+        replies[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("--llm-base-url"),
+        "{:?}",
+        replies[0]
+    );
+}
