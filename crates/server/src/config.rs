@@ -170,6 +170,11 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_DAILY_TOKEN_QUOTA")]
     pub daily_token_quota: Option<u64>,
 
+    /// Seconds a streaming reply may stand still before another server (or this one after a
+    /// restart) marks it failed: its server died [default: 30].
+    #[arg(long, env = "PARLOR_REPLY_STALE_AFTER")]
+    pub reply_stale_after: Option<u64>,
+
     /// Named LLM providers, which a persona's `provider` field names (`parlor.toml` only:
     /// `[[providers]]` tables with `name`, `kind`, `base_url`, `api_key`, `model`).
     #[arg(skip)]
@@ -221,6 +226,8 @@ pub struct GenerationLimits {
     pub max_per_user: usize,
     /// Tokens per user per UTC day; `None`: unlimited.
     pub daily_token_quota: Option<u64>,
+    /// How long a streaming reply may stand still before it counts as orphaned.
+    pub stale_after: std::time::Duration,
 }
 
 impl Default for GenerationLimits {
@@ -229,6 +236,7 @@ impl Default for GenerationLimits {
             max_concurrent: 64,
             max_per_user: 4,
             daily_token_quota: None,
+            stale_after: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -397,6 +405,7 @@ impl ServeOptions {
                 .max_generations_per_user
                 .or(other.max_generations_per_user),
             daily_token_quota: self.daily_token_quota.or(other.daily_token_quota),
+            reply_stale_after: self.reply_stale_after.or(other.reply_stale_after),
             providers: self.providers.or(other.providers),
             session_length: self.session_length.or(other.session_length),
             account_lockout_threshold: self
@@ -465,6 +474,11 @@ fn resolve_llm(options: &ServeOptions) -> anyhow::Result<LlmConfig> {
                 .unwrap_or(defaults.max_per_user)
                 .max(1),
             daily_token_quota: options.daily_token_quota.filter(|quota| *quota > 0),
+            stale_after: options
+                .reply_stale_after
+                .map_or(defaults.stale_after, |seconds| {
+                    std::time::Duration::from_secs(seconds.max(3))
+                }),
         },
     })
 }

@@ -153,7 +153,9 @@ async fn llm_providers(config: &Config) -> ai::provider::Providers {
                 found.base_url,
                 found.model.as_deref().unwrap_or("none")
             ),
-            None => eprintln!("LLM: no provider configured; persona replies will fail until one is"),
+            None => {
+                eprintln!("LLM: no provider configured; persona replies will fail until one is")
+            }
         }
     }
     ai::provider::Providers::new(default, llm.named.clone())
@@ -224,6 +226,14 @@ pub async fn run(
             .await
             .context("starting the pub/sub relay between instances")?;
     }
+    // Replies whose server died (this one before a restart, or another instance) are
+    // marked failed instead of streaming forever.
+    let sweeper = operations.generation.as_ref().map(|generator| {
+        tokio::spawn(ai::generation::recovery::sweep_forever(
+            operations.clone(),
+            Arc::downgrade(generator),
+        ))
+    });
     let idempotency_paths = config
         .idempotency_paths
         .iter()
@@ -261,6 +271,9 @@ pub async fn run(
     .with_graceful_shutdown(shutdown)
     .await
     .context("serving HTTP")?;
+    if let Some(sweeper) = sweeper {
+        sweeper.abort();
+    }
     store.close().await;
     println!("Parlor stopped");
     Ok(())

@@ -71,3 +71,5 @@ mod generation;
 #[path = "api/transfer.rs"]
 mod transfer;
 
+#[path = "api/context.rs"]
+mod context;

@@ -77,6 +77,9 @@ pub async fn build_request(
         .saturating_sub(count(&system) + tokens::TOKENS_PER_MESSAGE);
 
     let newest_first = recent_messages(operations, session_id).await?;
+    // A full read means older messages exist beyond it, whether or not the ones read fit.
+    let read_all = (newest_first.len() as u64) < HISTORY_LIMIT;
+    let oldest_read = newest_first.last().cloned();
     let names = Names::load(operations, &newest_first).await?;
     let turns: Vec<(Object, ChatMessage)> = newest_first
         .into_iter()
@@ -89,7 +92,7 @@ pub async fn build_request(
         count(&turn.content) + turn.name.as_deref().map_or(0, count) + tokens::TOKENS_PER_MESSAGE
     };
     let mut fitting = fit(&turns, budget, cost);
-    let overflowed = fitting < turns.len() || turns.len() as u64 == HISTORY_LIMIT;
+    let overflowed = fitting < turns.len() || !read_all;
     if overflowed {
         // Older turns come back as excerpts: keep room for them, then look them up.
         let retrieval_budget = budget / RETRIEVAL_SHARE;
@@ -98,9 +101,13 @@ pub async fn build_request(
             .checked_sub(1)
             .and_then(|index| turns.get(index))
             .map(|(message, _)| message.created_at.clone());
+        // The latest human message: other personas' replies are `User` turns too.
         let latest_user = turns
             .iter()
-            .find(|(_, turn)| turn.role == ChatRole::User)
+            .find(|(message, turn)| {
+                turn.role == ChatRole::User
+                    && message.fields.get("role").and_then(Value::as_str) != Some("assistant")
+            })
             .map(|(_, turn)| turn.content.clone());
         if let (Some(before), Some(query)) = (oldest_kept, latest_user) {
             let excerpts = retrieve(
@@ -114,7 +121,12 @@ pub async fn build_request(
             .await?;
             push_section(&mut system, &excerpts);
         }
-        let newest_left_out = turns.get(fitting).map(|(message, _)| message);
+        // The newest message left out: the first turn that did not fit, else (everything
+        // read fits) the oldest one read stands for the unread ones before it.
+        let newest_left_out = turns
+            .get(fitting)
+            .map(|(message, _)| message)
+            .or(oldest_read.as_ref());
         if let (Some(message), Some(context)) = (newest_left_out, &context)
             && !summary_covers(context, message)
         {
@@ -485,8 +497,11 @@ pub async fn summarize_session(
     let mut messages = operations.store.find(&schema, &query).await?;
     // Equal timestamps: drop what the watermark already covers.
     messages.retain(|message| !summary_covers(&context, message));
+    // What a prompt would show: no streaming replies, no empty ones, no system notices.
     messages.retain(|message| {
         message.fields.get("status").and_then(Value::as_str) != Some("streaming")
+            && message.fields.get("role").and_then(Value::as_str) != Some("system")
+            && text_field(message, "content").is_some()
     });
     let take = messages.len().saturating_sub(SUMMARY_KEEPS);
     if take < SUMMARY_MIN_TURNS {

@@ -28,6 +28,7 @@ pub async fn call(
         "cancelGeneration" => cancel_generation(operations, auth, params).await,
         "regenerate" => regenerate(operations, auth, params).await,
         "searchContext" => search_context(operations, auth, params).await,
+        "summarizeSession" => summarize_session(operations, auth, params).await,
         // Parse Server's own answer to an unknown function.
         _ => Err(failed(format!("Invalid function: \"{name}\""))),
     }
@@ -145,6 +146,20 @@ async fn generate(
     Ok(json!({"messageId": message_id}))
 }
 
+/// `summarizeSession {sessionId}` → `{summary}`: folds the session's older turns into its
+/// Context's `summary` now (it also happens in the background when history outgrows the
+/// window); `summary` is `null` when there was too little new to summarise.
+async fn summarize_session(
+    operations: &Operations,
+    auth: &Auth,
+    params: &Map<String, Value>,
+) -> OpResult<Value> {
+    let session_id = text_param(params, "sessionId")?;
+    search::session_for_member(operations, auth, session_id).await?;
+    let summary = crate::ai::context::summarize_session(operations, session_id).await?;
+    Ok(json!({"summary": summary}))
+}
+
 /// `cancelGeneration {messageId}` → the message: stops the reply (and its upstream request).
 async fn cancel_generation(
     operations: &Operations,
@@ -159,10 +174,11 @@ async fn cancel_generation(
     }
     let stopped = generator.cancel(message_id).await;
     if !stopped && message.get("status").and_then(Value::as_str) == Some("streaming") {
-        // No reply runs here for it (the server restarted mid-reply): it never will finish.
+        // It runs on another server (which sees the status change at its next write and
+        // stops), or on none any more (this one restarted mid-reply).
         let mut body = Map::new();
         body.insert("status".into(), json!("cancelled"));
-        generation::update_as_master(operations, "Message", message_id, body).await?;
+        generation::recovery::update_while_streaming(operations, message_id, body).await?;
     }
     operations
         .get(auth, "Message", message_id, GetRequest::default())

@@ -19,6 +19,7 @@
 //! `cancelGeneration` (which drops the provider stream, closing the upstream connection).
 
 pub mod policy;
+pub mod recovery;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -205,6 +206,11 @@ impl Generator {
             limits,
             counters: Mutex::default(),
         }
+    }
+
+    /// How long a streaming reply may stand still before it counts as orphaned.
+    pub fn stale_after(&self) -> Duration {
+        self.limits.stale_after
     }
 
     pub fn providers(&self) -> &Providers {
@@ -419,9 +425,17 @@ impl Generator {
         running: Arc<Running>,
         slot: Result<Slot, String>,
     ) {
+        // Proves to other servers that this reply is alive, and notices when one ends it.
+        let heartbeat = tokio::spawn(recovery::keep_alive(
+            operations.clone(),
+            message_id.clone(),
+            Arc::clone(&running),
+            self.limits.stale_after,
+        ));
         let answer = self
             .produce(&operations, &job, &message_id, &running, slot)
             .await;
+        heartbeat.abort();
         let end = End {
             status: answer.status,
             error: answer.error.clone(),
@@ -540,7 +554,10 @@ impl Generator {
                         break Ok(());
                     }
                     () = tokio::time::sleep_until(flush_at), if dirty => {
-                        flush(operations, message_id, &answer.text).await;
+                        if !flush(operations, message_id, &answer.text).await {
+                            answer.status = Status::Cancelled;
+                            break Ok(());
+                        }
                         last_flush = Instant::now();
                         dirty = false;
                     }
@@ -553,7 +570,10 @@ impl Generator {
                             answer.text.push_str(&text);
                             running.view.send_modify(|view| view.text.push_str(&text));
                             if last_flush.elapsed() >= FLUSH_EVERY {
-                                flush(operations, message_id, &answer.text).await;
+                                if !flush(operations, message_id, &answer.text).await {
+                                    answer.status = Status::Cancelled;
+                                    break Ok(());
+                                }
                                 last_flush = Instant::now();
                                 dirty = false;
                             } else {
@@ -625,11 +645,16 @@ fn estimate_prompt(model: &str, request: &ChatRequest) -> u64 {
 }
 
 /// Writes the text so far; a failure is logged, not fatal: the final write carries it all.
-async fn flush(operations: &Operations, message_id: &str, text: &str) {
+/// `false` when the reply is no longer `streaming`: another server ended it.
+async fn flush(operations: &Operations, message_id: &str, text: &str) -> bool {
     let mut body = Map::new();
     body.insert("content".into(), json!(text));
-    if let Err(error) = update_as_master(operations, "Message", message_id, body).await {
-        tracing::warn!(%error, message_id, "writing a persona reply's text failed");
+    match recovery::update_while_streaming(operations, message_id, body).await {
+        Ok(streaming) => streaming,
+        Err(error) => {
+            tracing::warn!(%error, message_id, "writing a persona reply's text failed");
+            true
+        }
     }
 }
 
@@ -658,7 +683,8 @@ async fn finish(
     if let Some(usage) = &answer.usage {
         body.insert("usage".into(), usage.clone());
     }
-    update_as_master(operations, "Message", message_id, body).await?;
+    // Not over a state another server wrote (a cancel that reached it, or the sweeper).
+    recovery::update_while_streaming(operations, message_id, body).await?;
     touch_session(operations, &job.session.object_id).await?;
     if let Some(usage) = &answer.usage {
         let number = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);

@@ -19,7 +19,9 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, watch};
 
 use super::auth;
 use super::envelope;
@@ -27,6 +29,7 @@ use super::error::ApiError;
 use super::routes::Route;
 use super::state::AppState;
 use crate::ai::generation::StreamView;
+use crate::operation::events::ChangeEvent;
 use crate::operation::{Auth, GetRequest};
 
 /// The message id when `request` asks for a reply's stream.
@@ -110,26 +113,29 @@ async fn open(
     let body = match running {
         Some(running) => Body::from_stream(live_events(running.view.subscribe(), offset)),
         None => {
-            // Read again: the reply may have finished between the check and the lookup.
+            // Listening before reading, so no change between the two is missed. The reply
+            // may also have finished since the check above, or run on another server.
+            let events = operations.events.subscribe();
             let message = operations
                 .get(&auth, "Message", &object_id, GetRequest::default())
                 .await?;
-            let text = message
-                .get("content")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let mut events = String::new();
-            let start = floor_boundary(text, offset);
-            if start < text.len() {
-                events.push_str(&delta_event(start, &text[start..]));
-            }
-            let status = message
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or("complete");
-            let error = message.get("error").and_then(Value::as_str);
-            events.push_str(&done_event(status, error));
-            Body::from(events)
+            let state = Followed {
+                text: message
+                    .get("content")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                status: message
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or("complete")
+                    .to_owned(),
+                error: message
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            };
+            Body::from_stream(followed_events(events, object_id, state, offset))
         }
     };
     let mut response = body.into_response();
@@ -176,6 +182,60 @@ fn live_events(
             }
         }
     })
+}
+
+/// A reply as its message shows it.
+struct Followed {
+    text: String,
+    status: String,
+    error: Option<String>,
+}
+
+/// The SSE events of a reply that runs on another server (or ended): its text as the
+/// message's updates bring it (at the pace that server writes them), until its status is no
+/// longer `streaming`.
+fn followed_events(
+    events: broadcast::Receiver<Arc<ChangeEvent>>,
+    message_id: String,
+    state: Followed,
+    offset: usize,
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send {
+    futures::stream::unfold(
+        Some((events, message_id, state, offset)),
+        |progress| async move {
+            let (mut events, message_id, mut state, mut offset) = progress?;
+            loop {
+                let start = floor_boundary(&state.text, offset);
+                if start < state.text.len() {
+                    let event = delta_event(start, &state.text[start..]);
+                    offset = state.text.len();
+                    return Some((
+                        Ok(Bytes::from(event)),
+                        Some((events, message_id, state, offset)),
+                    ));
+                }
+                if state.status != "streaming" {
+                    let event = done_event(&state.status, state.error.as_deref());
+                    return Some((Ok(Bytes::from(event)), None));
+                }
+                let change = match events.recv().await {
+                    Ok(change) => change,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                };
+                let Some(after) = &change.after else {
+                    continue;
+                };
+                if change.class_name != "Message" || after.object_id != message_id {
+                    continue;
+                }
+                let field = |name: &str| after.fields.get(name).and_then(Value::as_str);
+                state.text = field("content").unwrap_or_default().to_owned();
+                state.status = field("status").unwrap_or("complete").to_owned();
+                state.error = field("error").map(str::to_owned);
+            }
+        },
+    )
 }
 
 /// `offset` moved back onto a character boundary of `text` (and into it).

@@ -32,6 +32,15 @@ pub struct PlannedWrite {
 }
 
 impl PlannedWrite {
+    /// Narrows a planned update or delete to objects that also match `condition` (it fails
+    /// with "object not found" otherwise): a compare-and-set for the server's own writes.
+    pub fn only_if(mut self, condition: Filter) -> PlannedWrite {
+        if let Write::Update { guard, .. } | Write::Delete { guard, .. } = &mut self.write {
+            *guard = std::mem::replace(guard, Filter::True).and(condition);
+        }
+        self
+    }
+
     /// The object a planned create will insert.
     pub fn created_object_mut(&mut self) -> Option<&mut Object> {
         match &mut self.write {

@@ -283,3 +283,269 @@ async fn live_events_cross_instances_over_redis() {
     drop(second);
     drop_schema(&schema);
 }
+
+/// The assistant reply to a message in a fresh session with one persona, once it exists
+/// (as the master key reads it through `server`).
+async fn reply_of(server: &TestServer, session_id: &str) -> Value {
+    for _ in 0..100 {
+        let found = server
+            .find_as(
+                true,
+                "Message",
+                &[(
+                    "where",
+                    json!({"session": pointer("ChatSession", session_id), "role": "assistant"}),
+                )],
+            )
+            .await;
+        if let Some(reply) = found.body["results"]
+            .as_array()
+            .and_then(|results| results.first())
+        {
+            return reply.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no reply was created");
+}
+
+/// Waits until the reply's status is `status` (read through `server`), up to `within`.
+async fn reply_status(server: &TestServer, id: &str, status: &str, within: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let reply = server.get("Message", id).await;
+        if reply["status"] == status || tokio::time::Instant::now() > deadline {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A user, a persona and a session with it, made through `server`; the user's token and the
+/// session id.
+async fn chat(server: &TestServer) -> (String, String) {
+    let reply = server
+        .public(
+            Method::POST,
+            "/users",
+            Some(json!({"username": "ada", "password": "pw"})),
+        )
+        .await;
+    let user = reply.body["objectId"].as_str().unwrap().to_owned();
+    let token = reply.body["sessionToken"].as_str().unwrap().to_owned();
+    let persona = server.create("Persona", json!({"name": "Sage"})).await;
+    let session = server
+        .send(
+            Method::POST,
+            "/classes/ChatSession",
+            Some(json!({"participants": [pointer("_User", &user)], "personas": [pointer("Persona", &persona)]})),
+            &[("x-parse-application-id", APP_ID), ("x-parse-session-token", &token)],
+        )
+        .await;
+    assert_eq!(session.status, 201, "{:?}", session.body);
+    (token, session.body["objectId"].as_str().unwrap().to_owned())
+}
+
+async fn say(server: &TestServer, token: &str, session: &str) {
+    let posted = server
+        .send(
+            Method::POST,
+            "/classes/Message",
+            Some(json!({"session": pointer("ChatSession", session), "content": "tell me a long story"})),
+            &[("x-parse-application-id", APP_ID), ("x-parse-session-token", token)],
+        )
+        .await;
+    assert_eq!(posted.status, 201, "{:?}", posted.body);
+}
+
+/// A reply whose server is killed (`kill -9`) mid-stream does not stay `streaming`: the
+/// other instance marks it failed within `--reply-stale-after` (3 s here) and a little.
+#[tokio::test]
+async fn a_reply_whose_server_dies_is_marked_failed_by_another() {
+    let Ok(url) = std::env::var("PARLOR_TEST_POSTGRES_URL") else {
+        println!("skipped: PARLOR_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let fake = crate::common::fake_llm::FakeLlm::start().await;
+    let tokens: Vec<String> = (0..400).map(|index| format!("w{index} ")).collect();
+    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    fake.set_default(
+        crate::common::fake_llm::Script::reply(&tokens).token_delay(Duration::from_millis(50)),
+    );
+    let schema = format!("kill_{}", std::process::id() as u64 * 1000 + rand_suffix());
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let database = format!("{url}{separator}schema={schema}");
+    let survivor = TestServer::with(ServeOptions {
+        database: Some(database.clone()),
+        llm_base_url: Some(fake.base_url.clone()),
+        llm_model: Some("fake-model".into()),
+        reply_stale_after: Some(3),
+        ..ServeOptions::default()
+    })
+    .await;
+    let (token, session) = chat(&survivor).await;
+
+    // The doomed instance: a real process, so that it can be killed without a goodbye.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut doomed = std::process::Command::new(env!("CARGO_BIN_EXE_parlor"))
+        .args([
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--database",
+            &database,
+        ])
+        .args(["--app-id", APP_ID, "--master-key", MASTER_KEY])
+        .args([
+            "--llm-base-url",
+            &fake.base_url,
+            "--llm-model",
+            "fake-model",
+        ])
+        .args(["--reply-stale-after", "3"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn parlor");
+    let doomed_base = format!("http://127.0.0.1:{port}/parse");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if client
+            .get(format!("{doomed_base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the second instance started");
+    let posted = client
+        .post(format!("{doomed_base}/classes/Message"))
+        .header("x-parse-application-id", APP_ID)
+        .header("x-parse-session-token", &token)
+        .json(&json!({"session": pointer("ChatSession", &session), "content": "tell me a long story"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 201);
+    let reply = reply_of(&survivor, &session).await;
+    let id = reply["objectId"].as_str().unwrap().to_owned();
+    // Streaming, with some text, on the doomed instance; then it dies.
+    let streaming = reply_status(&survivor, &id, "streaming", Duration::from_secs(5)).await;
+    assert_eq!(streaming["status"], "streaming");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    doomed.kill().expect("kill -9");
+    let _ = doomed.wait();
+    let started = std::time::Instant::now();
+    let ended = reply_status(&survivor, &id, "failed", Duration::from_secs(15)).await;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    assert!(
+        ended["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stopped"),
+        "{ended}"
+    );
+    assert!(
+        !ended["content"].as_str().unwrap_or_default().is_empty(),
+        "the text so far is kept"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "marked within the bound"
+    );
+    drop(survivor);
+    drop_schema(&schema);
+}
+
+/// `cancelGeneration` reaching the instance that does not run the reply stops it on the one
+/// that does (its upstream request is closed).
+#[tokio::test]
+async fn cancel_works_from_any_instance() {
+    let Ok(url) = std::env::var("PARLOR_TEST_POSTGRES_URL") else {
+        println!("skipped: PARLOR_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let fake = crate::common::fake_llm::FakeLlm::start().await;
+    let tokens: Vec<String> = (0..400).map(|index| format!("w{index} ")).collect();
+    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    fake.set_default(
+        crate::common::fake_llm::Script::reply(&tokens).token_delay(Duration::from_millis(50)),
+    );
+    let schema = format!(
+        "cancel_{}",
+        std::process::id() as u64 * 1000 + rand_suffix()
+    );
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let database = format!("{url}{separator}schema={schema}");
+    let options = || ServeOptions {
+        database: Some(database.clone()),
+        llm_base_url: Some(fake.base_url.clone()),
+        llm_model: Some("fake-model".into()),
+        reply_stale_after: Some(3),
+        ..ServeOptions::default()
+    };
+    let first = TestServer::with(options()).await;
+    let second = TestServer::with(options()).await;
+    let (token, session) = chat(&first).await;
+    say(&first, &token, &session).await;
+    let reply = reply_of(&second, &session).await;
+    let id = reply["objectId"].as_str().unwrap().to_owned();
+    // The token stream, joined on the instance that does not run the reply.
+    let stream_url = second.url(&format!(
+        "/messages/{id}/stream?sessionToken={token}&_ApplicationId={APP_ID}"
+    ));
+    let mut sse = second.client.get(stream_url).send().await.unwrap();
+    assert_eq!(sse.status(), 200);
+    let mut seen = String::new();
+    while !seen.contains("event: delta") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), sse.chunk())
+            .await
+            .expect("a delta in time")
+            .unwrap()
+            .expect("the stream goes on");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cancelled = second
+        .send(
+            Method::POST,
+            "/functions/cancelGeneration",
+            Some(json!({"messageId": id})),
+            &[
+                ("x-parse-application-id", APP_ID),
+                ("x-parse-session-token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{:?}", cancelled.body);
+    assert_eq!(cancelled.body["result"]["status"], "cancelled");
+    assert!(
+        fake.wait_for_disconnects(1, Duration::from_secs(5)).await,
+        "the running instance closed its upstream request"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = first.get("Message", &id).await;
+    assert_eq!(after["status"], "cancelled", "{after}");
+    // The joined stream ends with the reply.
+    while !seen.contains("event: done") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), sse.chunk())
+            .await
+            .expect("the end in time")
+            .unwrap();
+        let Some(chunk) = chunk else { break };
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains(r#""status":"cancelled""#), "{seen}");
+    drop(first);
+    drop(second);
+    drop_schema(&schema);
+}

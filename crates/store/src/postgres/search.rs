@@ -27,7 +27,8 @@ use crate::text_search;
 /// The longest identifier PostgreSQL keeps (longer ones are truncated).
 const MAX_IDENTIFIER: usize = 63;
 
-/// How `ts_headline` cuts the excerpt: plain text, a window of words around the match.
+/// How `ts_headline` cuts the excerpt: plain text, a window of words around the match (as
+/// `ts_headline` reads them; quoted as an SQL literal where used).
 const HEADLINE_OPTIONS: &str = "StartSel='', StopSel='', MaxWords=35, MinWords=15, ShortWord=2";
 
 /// The name of the GIN index on `class_name.field`; long names are shortened with a hash
@@ -118,7 +119,10 @@ pub(crate) fn statement(
     }
     out.push("ts_headline('simple'::regconfig, coalesce(");
     out.column(&alias, field);
-    out.push(&format!(", ''), q.q, '{HEADLINE_OPTIONS}') FROM "));
+    // The options go inside an SQL string literal, where each `'` must be doubled: written
+    // as they are, `StartSel=''` would read as `StartSel='` and swallow what follows.
+    let options = HEADLINE_OPTIONS.replace('\'', "''");
+    out.push(&format!(", ''), q.q, '{options}') FROM "));
     out.ident(&schema.class_name);
     out.push(" AS ");
     out.push(&alias);
