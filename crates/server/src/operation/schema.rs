@@ -27,6 +27,9 @@ pub struct SchemaCache {
     changes: Arc<tokio::sync::Mutex<()>>,
     /// Told the name of every class whose schema this instance changes (see `relay`).
     watcher: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>>,
+    /// Moves on every change of any class: holders of a schema (live subscriptions) compare
+    /// it, one atomic read, instead of looking their class up for every event.
+    version: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SchemaCache {
@@ -36,6 +39,16 @@ impl SchemaCache {
             cache.put(schema);
         }
         cache
+    }
+
+    /// See the `version` field.
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub fn get(&self, class_name: &str) -> Option<Arc<ClassSchema>> {
@@ -58,6 +71,7 @@ impl SchemaCache {
         if let Ok(mut classes) = self.classes.write() {
             classes.insert(schema.class_name.clone(), schema.clone());
         }
+        self.bump();
         self.changed(&schema.class_name);
         schema
     }
@@ -82,12 +96,14 @@ impl SchemaCache {
                 None => classes.remove(class_name),
             };
         }
+        self.bump();
     }
 
     fn remove(&self, class_name: &str) {
         if let Ok(mut classes) = self.classes.write() {
             classes.remove(class_name);
         }
+        self.bump();
         self.changed(class_name);
     }
 }
