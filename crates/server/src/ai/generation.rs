@@ -385,14 +385,11 @@ impl Generator {
         if let Some(parent) = &job.parent {
             body.insert("parent".into(), pointer("Message", parent));
         }
-        let message_id = create_reply(operations, body).await?;
         let running = Arc::new(Running {
             view: watch::Sender::new(StreamView::default()),
             cancel: watch::Sender::new(false),
         });
-        self.counters()
-            .running
-            .insert(message_id.clone(), running.clone());
+        let message_id = self.create_reply(operations, body, &running).await?;
         let generator = self.clone();
         let operations = operations.clone();
         let id = message_id.clone();
@@ -400,6 +397,38 @@ impl Generator {
             generator.run(operations, job, id, running, slot).await;
         });
         Ok((message_id, handle))
+    }
+
+    /// Creates a reply with empty `content`, which the field's `required` rule refuses from
+    /// clients: a reply that has not started has no text yet, and subscribers should see that.
+    ///
+    /// The reply is registered as running before the commit: the commit tells LiveQuery
+    /// subscribers at once, and one that opens the SSE stream on that `create` event must
+    /// find the reply running, not a stored `streaming` message that the stream would end
+    /// at once with no text.
+    async fn create_reply(
+        &self,
+        operations: &Operations,
+        mut body: Map<String, Value>,
+        running: &Arc<Running>,
+    ) -> OpResult<String> {
+        body.insert("content".into(), json!("…"));
+        let mut plan = operations
+            .plan_create(&Auth::master(), "Message", &body)
+            .await?;
+        let object = plan
+            .created_object_mut()
+            .ok_or_else(|| OpError::Parse(Error::new(Code::InternalServerError, "no object")))?;
+        object.fields.insert("content".into(), json!(""));
+        let message_id = object.object_id.clone();
+        self.counters()
+            .running
+            .insert(message_id.clone(), running.clone());
+        if let Err(error) = operations.commit_one(plan).await {
+            self.counters().running.remove(&message_id);
+            return Err(error);
+        }
+        Ok(message_id)
     }
 
     /// Asks a running reply to stop and waits (briefly) until its final state is written.
@@ -866,25 +895,6 @@ pub async fn create_as_master(
     let plan = operations
         .plan_create(&Auth::master(), class_name, &body)
         .await?;
-    let response = operations.commit_one(plan).await?;
-    response
-        .body
-        .get("objectId")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| OpError::Parse(Error::new(Code::InternalServerError, "no objectId")))
-}
-
-/// Creates a reply with empty `content`, which the field's `required` rule refuses from
-/// clients: a reply that has not started has no text yet, and subscribers should see that.
-async fn create_reply(operations: &Operations, mut body: Map<String, Value>) -> OpResult<String> {
-    body.insert("content".into(), json!("…"));
-    let mut plan = operations
-        .plan_create(&Auth::master(), "Message", &body)
-        .await?;
-    if let Some(object) = plan.created_object_mut() {
-        object.fields.insert("content".into(), json!(""));
-    }
     let response = operations.commit_one(plan).await?;
     response
         .body
