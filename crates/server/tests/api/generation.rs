@@ -908,3 +908,36 @@ async fn a_live_query_subscriber_sees_the_reply_grow() {
     assert_eq!(deltas, full, "{text}");
     assert_eq!(events(&text, "done"), vec![json!({"status": "complete"})]);
 }
+
+/// Two messages posted at once in one session are answered one after the other, in commit
+/// order: the second answer's prompt already holds the first answer.
+#[tokio::test]
+async fn a_sessions_messages_are_answered_in_order() {
+    let fake = FakeLlm::start().await;
+    fake.set_default(Script::echo().token_delay(Duration::from_millis(20)));
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let user = sign_up(&server, "ann").await;
+    let sage = persona(&server, json!({"name": "Sage"})).await;
+    let chat = session(&server, &user, &[&sage], json!({})).await;
+    let (_, _) = tokio::join!(
+        post(&server, &user, &chat, "first question"),
+        post(&server, &user, &chat, "second question")
+    );
+    let replies = finished_replies(&server, &chat, 2).await;
+    assert_eq!(replies.len(), 2);
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2, "one request per message");
+    let second_prompt = &requests[1].body["messages"];
+    let first_reply = replies
+        .iter()
+        .min_by_key(|reply| reply["createdAt"].as_str().unwrap_or_default().to_owned())
+        .unwrap();
+    assert!(
+        second_prompt
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|turn| turn["role"] == "assistant" && turn["content"] == first_reply["content"]),
+        "the second answer saw the first: {second_prompt}"
+    );
+}
