@@ -200,9 +200,35 @@ impl Operations {
         if let Some(existing) = self.schemas.get(&schema.class_name) {
             return Ok(existing);
         }
+        // Another instance sharing the database may have created it a moment ago.
+        if let Some(stored) = self.reload_class(&schema.class_name).await? {
+            return Ok(stored);
+        }
         self.check_class_name_free(&schema.class_name)?;
-        self.store.create_class(&schema).await?;
+        if let Err(error) = self.store.create_class(&schema).await {
+            return match self.reload_class(&schema.class_name).await? {
+                Some(stored) => Ok(stored),
+                None => Err(error.into()),
+            };
+        }
         Ok(self.schemas.put(schema))
+    }
+
+    /// The class as the database holds it now, taken into the cache (`None`: no such class).
+    /// Instances sharing a database learn of each other's schema changes through the relay,
+    /// which can lag a write by a moment; schema changes read the stored truth first.
+    async fn reload_class(&self, class_name: &str) -> OpResult<Option<Arc<ClassSchema>>> {
+        let stored = self
+            .store
+            .load_schemas()
+            .await?
+            .into_iter()
+            .find(|schema| schema.class_name == class_name);
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        self.schemas.adopt(class_name, Some(stored));
+        Ok(self.schemas.get(class_name))
     }
 
     /// Class names that the database would confuse are refused up front: names equal but
@@ -284,8 +310,11 @@ impl Operations {
             ));
         }
         let _guard = self.schemas.changes.lock().await;
-        // Another request may have changed the class while this one waited.
-        let before = self.schemas.get(&schema.class_name).unwrap_or(schema);
+        // Another request (or another instance) may have changed the class meanwhile.
+        let before = match self.reload_class(&schema.class_name).await? {
+            Some(stored) => stored,
+            None => self.schemas.get(&schema.class_name).unwrap_or(schema),
+        };
         let mut after = (*before).clone();
         for (field, field_type) in wanted {
             match after.field_type(field) {
