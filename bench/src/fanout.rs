@@ -67,9 +67,9 @@ pub struct FanoutOptions {
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A participant of the benchmark session.
-struct User {
-    id: String,
-    token: String,
+pub(crate) struct User {
+    pub id: String,
+    pub token: String,
 }
 
 /// Only what is needed of a server frame; the rest is skipped without being built.
@@ -96,7 +96,7 @@ fn id_key(object_id: &str) -> u64 {
 }
 
 /// Nanoseconds since `epoch`.
-fn since(epoch: Instant) -> u64 {
+pub(crate) fn since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
@@ -311,7 +311,7 @@ async fn post_message(
 }
 
 /// Percentiles of microsecond samples, in ms.
-fn percentiles(samples: &mut [i64]) -> Value {
+pub(crate) fn percentiles(samples: &mut [i64]) -> Value {
     if samples.is_empty() {
         return Value::Null;
     }
@@ -328,12 +328,17 @@ fn percentiles(samples: &mut [i64]) -> Value {
     })
 }
 
-fn rss(pid: Option<u32>) -> Value {
+pub(crate) fn rss(pid: Option<u32>) -> Value {
     pid.map(memory).unwrap_or(Value::Null)
 }
 
 /// Signs up one user; returns its id and session token.
-async fn sign_up(client: &Client, keys: &Keys, base: &str, username: &str) -> anyhow::Result<User> {
+pub(crate) async fn sign_up(
+    client: &Client,
+    keys: &Keys,
+    base: &str,
+    username: &str,
+) -> anyhow::Result<User> {
     let response = client
         .post(format!("{base}/users"))
         .header("X-Parse-Application-Id", &keys.app_id)
@@ -383,7 +388,7 @@ async fn create_session(
 }
 
 /// Server, load generator and machine CPU seconds so far.
-fn cpu_now(pid: Option<u32>) -> [Option<f64>; 3] {
+pub(crate) fn cpu_now(pid: Option<u32>) -> [Option<f64>; 3] {
     [
         pid.and_then(cpu_seconds),
         cpu_seconds(std::process::id()),
@@ -391,7 +396,7 @@ fn cpu_now(pid: Option<u32>) -> [Option<f64>; 3] {
     ]
 }
 
-fn cpu_delta(before: [Option<f64>; 3], after: [Option<f64>; 3]) -> [Option<f64>; 3] {
+pub(crate) fn cpu_delta(before: [Option<f64>; 3], after: [Option<f64>; 3]) -> [Option<f64>; 3] {
     [0, 1, 2].map(|i| before[i].zip(after[i]).map(|(b, a)| a - b))
 }
 
