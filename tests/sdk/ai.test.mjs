@@ -177,7 +177,9 @@ test('a user message gets a persona reply that LiveQuery sees grow and the SSE s
       assert.ok(event.content.length > length, `content grows: ${JSON.stringify(growing.map((e) => e.content))}`);
       length = event.content.length;
     }
-    assert.ok(length < EXPECTED.length, 'the streaming updates came before the whole text');
+    // The first of them came before the whole text (the last may already hold all of it:
+    // the text is written on its own pace, and the final status follows).
+    assert.ok(growing[0].content.length < EXPECTED.length, 'the streaming updates began before the whole text');
 
     const response = await withTimeout(stream, 'the SSE stream answered');
     assert.equal(response.status, 200);

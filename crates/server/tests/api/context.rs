@@ -18,46 +18,15 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::fake_llm::{FakeLlm, Script};
-use crate::common::{APP_ID, MASTER_KEY, Reply, TestServer, pointer};
+use crate::common::{APP_ID, MASTER_KEY, TestServer, User, pointer};
 
 /// The model the library tests ask for: not an OpenAI name, so tokens are estimated.
 const MODEL: &str = "fake-model";
 
-struct User {
-    id: String,
-    token: String,
-}
-
-async fn sign_up(server: &TestServer, username: &str, display_name: Option<&str>) -> User {
-    let mut body = json!({"username": username, "password": "secret-pass"});
-    if let Some(name) = display_name {
-        body["displayName"] = json!(name);
-    }
-    let reply = server.public(Method::POST, "/users", Some(body)).await;
-    assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
-    User {
-        id: reply.body["objectId"].as_str().unwrap().to_owned(),
-        token: reply.body["sessionToken"].as_str().unwrap().to_owned(),
-    }
-}
-
-async fn as_user(
-    server: &TestServer,
-    user: &User,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Reply {
+/// `ada`, whose display name is Ada Lovelace.
+async fn ada_lovelace(server: &TestServer) -> User {
     server
-        .send(
-            method,
-            path,
-            body,
-            &[
-                ("x-parse-application-id", APP_ID),
-                ("x-parse-session-token", &user.token),
-            ],
-        )
+        .sign_up_with(json!({"username": "ada", "password": "pw", "displayName": "Ada Lovelace"}))
         .await
 }
 
@@ -78,14 +47,9 @@ async fn session(
         "personas": personas.iter().map(|id| pointer("Persona", id)).collect::<Vec<_>>(),
         "policy": "manual",
     });
-    let reply = as_user(
-        server,
-        owner,
-        Method::POST,
-        "/classes/ChatSession",
-        Some(body),
-    )
-    .await;
+    let reply = server
+        .as_user(owner, Method::POST, "/classes/ChatSession", Some(body))
+        .await;
     assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
     reply.body
 }
@@ -94,7 +58,9 @@ async fn session(
 async fn post(server: &TestServer, user: &User, session_id: &str, content: &str) -> String {
     tokio::time::sleep(Duration::from_millis(3)).await;
     let body = json!({"session": pointer("ChatSession", session_id), "content": content});
-    let reply = as_user(server, user, Method::POST, "/classes/Message", Some(body)).await;
+    let reply = server
+        .as_user(user, Method::POST, "/classes/Message", Some(body))
+        .await;
     assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
     reply.body["objectId"].as_str().unwrap().to_owned()
 }
@@ -109,26 +75,15 @@ async fn post_as_master(server: &TestServer, session_id: &str, fields: Value) ->
     server.create("Message", body).await
 }
 
-async fn call(server: &TestServer, user: &User, name: &str, params: Value) -> Reply {
-    as_user(
-        server,
-        user,
-        Method::POST,
-        &format!("/functions/{name}"),
-        Some(params),
-    )
-    .await
-}
-
 /// `searchContext` as `user`; panics unless it answers `{"result": [...]}`.
 async fn search(server: &TestServer, user: &User, session_id: &str, query: &str) -> Vec<Value> {
-    let reply = call(
-        server,
-        user,
-        "searchContext",
-        json!({"sessionId": session_id, "query": query}),
-    )
-    .await;
+    let reply = server
+        .call_as(
+            user,
+            "searchContext",
+            json!({"sessionId": session_id, "query": query}),
+        )
+        .await;
     assert_eq!(
         reply.status.as_u16(),
         200,
@@ -219,9 +174,9 @@ fn filler(index: usize) -> String {
 #[tokio::test]
 async fn each_session_gets_its_context() {
     let server = TestServer::new().await;
-    let ada = sign_up(&server, "ada", None).await;
-    let bob = sign_up(&server, "bob", None).await;
-    let eve = sign_up(&server, "eve", None).await;
+    let ada = server.sign_up("ada").await;
+    let bob = server.sign_up("bob").await;
+    let eve = server.sign_up("eve").await;
     let created = session(&server, &ada, &[&ada, &bob], &[]).await;
     let session_id = object_id(&created).to_owned();
     assert_eq!(created["context"]["className"], "Context", "{created:?}");
@@ -230,14 +185,14 @@ async fn each_session_gets_its_context() {
     // As stored, and as the owner reads the session.
     let stored_session = server.get("ChatSession", &session_id).await;
     assert_eq!(stored_session["context"], pointer("Context", &context_id));
-    let read = as_user(
-        &server,
-        &ada,
-        Method::GET,
-        &format!("/classes/ChatSession/{session_id}"),
-        None,
-    )
-    .await;
+    let read = server
+        .as_user(
+            &ada,
+            Method::GET,
+            &format!("/classes/ChatSession/{session_id}"),
+            None,
+        )
+        .await;
     assert_eq!(read.status.as_u16(), 200, "{:?}", read.body);
     assert_eq!(read.body["context"]["objectId"], context_id.as_str());
 
@@ -262,50 +217,52 @@ async fn each_session_gets_its_context() {
     // Participants read it; a stranger neither gets it nor finds it.
     let path = format!("/classes/Context/{context_id}");
     for member in [&ada, &bob] {
-        let reply = as_user(&server, member, Method::GET, &path, None).await;
+        let reply = server.as_user(member, Method::GET, &path, None).await;
         assert_eq!(reply.status.as_u16(), 200, "{:?}", reply.body);
         assert_eq!(reply.body["sessionId"], session_id.as_str());
     }
-    let hidden = as_user(&server, &eve, Method::GET, &path, None).await;
+    let hidden = server.as_user(&eve, Method::GET, &path, None).await;
     assert_eq!(hidden.status.as_u16(), 404, "{:?}", hidden.body);
     assert_eq!(hidden.body["code"], 101);
-    let found = as_user(&server, &eve, Method::GET, "/classes/Context", None).await;
+    let found = server
+        .as_user(&eve, Method::GET, "/classes/Context", None)
+        .await;
     assert_eq!(found.status.as_u16(), 200, "{:?}", found.body);
     assert_eq!(found.body["results"], json!([]));
     let anonymous = server.public(Method::GET, &path, None).await;
     assert_ne!(anonymous.status.as_u16(), 200, "{:?}", anonymous.body);
 
     // A participant keeps state in `data` with Parse's operators; a stranger cannot.
-    let update = as_user(
-        &server,
-        &bob,
-        Method::PUT,
-        &path,
-        Some(json!({"data": {"city": "Lyon"}})),
-    )
-    .await;
+    let update = server
+        .as_user(
+            &bob,
+            Method::PUT,
+            &path,
+            Some(json!({"data": {"city": "Lyon"}})),
+        )
+        .await;
     assert_eq!(update.status.as_u16(), 200, "{:?}", update.body);
-    let update = as_user(
-        &server,
-        &ada,
-        Method::PUT,
-        &path,
-        Some(json!({"data.visits": {"__op": "Increment", "amount": 2}})),
-    )
-    .await;
+    let update = server
+        .as_user(
+            &ada,
+            Method::PUT,
+            &path,
+            Some(json!({"data.visits": {"__op": "Increment", "amount": 2}})),
+        )
+        .await;
     assert_eq!(update.status.as_u16(), 200, "{:?}", update.body);
     assert_eq!(
         server.get("Context", &context_id).await["data"],
         json!({"city": "Lyon", "visits": 2})
     );
-    let refused = as_user(
-        &server,
-        &eve,
-        Method::PUT,
-        &path,
-        Some(json!({"data": {"city": "Paris"}})),
-    )
-    .await;
+    let refused = server
+        .as_user(
+            &eve,
+            Method::PUT,
+            &path,
+            Some(json!({"data": {"city": "Paris"}})),
+        )
+        .await;
     assert_ne!(refused.status.as_u16(), 200, "{:?}", refused.body);
     assert_eq!(
         server.get("Context", &context_id).await["data"]["city"],
@@ -313,34 +270,34 @@ async fn each_session_gets_its_context() {
     );
 
     // A second Context for the same session: 137.
-    let second = as_user(
-        &server,
-        &ada,
-        Method::POST,
-        "/classes/Context",
-        Some(json!({
-            "session": pointer("ChatSession", &session_id),
-            "sessionId": session_id,
-            "data": {},
-        })),
-    )
-    .await;
+    let second = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/Context",
+            Some(json!({
+                "session": pointer("ChatSession", &session_id),
+                "sessionId": session_id,
+                "data": {},
+            })),
+        )
+        .await;
     assert_eq!(second.body["code"], 137, "{:?}", second.body);
     assert_eq!(second.status.as_u16(), 400);
     assert_eq!(server.count("Context").await, 1);
 
     // The server sets `context`; a client cannot point its session elsewhere.
-    let chosen = as_user(
-        &server,
-        &ada,
-        Method::POST,
-        "/classes/ChatSession",
-        Some(json!({
-            "participants": [pointer("_User", &ada.id)],
-            "context": pointer("Context", &context_id),
-        })),
-    )
-    .await;
+    let chosen = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/ChatSession",
+            Some(json!({
+                "participants": [pointer("_User", &ada.id)],
+                "context": pointer("Context", &context_id),
+            })),
+        )
+        .await;
     assert_eq!(chosen.body["code"], 119, "{:?}", chosen.body);
 
     // Every new session gets its own.
@@ -360,8 +317,8 @@ async fn build_request_assembles_the_prompt() {
     let fake = FakeLlm::start().await;
     let dir = tempfile::tempdir().unwrap();
     let server = sqlite_server(&dir, &fake).await;
-    let ada = sign_up(&server, "ada", Some("Ada Lovelace")).await;
-    let bob = sign_up(&server, "bob", None).await;
+    let ada = ada_lovelace(&server).await;
+    let bob = server.sign_up("bob").await;
     let sage = persona(
         &server,
         json!({"name": "Sage", "description": "a wise owl", "systemPrompt": "Be wise and brief.", "temperature": 0.3}),
@@ -371,14 +328,14 @@ async fn build_request_assembles_the_prompt() {
     let created = session(&server, &ada, &[&ada, &bob], &[&sage, &jester]).await;
     let session_id = object_id(&created).to_owned();
     let context_id = created["context"]["objectId"].as_str().unwrap().to_owned();
-    let update = as_user(
-        &server,
-        &ada,
-        Method::PUT,
-        &format!("/classes/Context/{context_id}"),
-        Some(json!({"data": {"city": "Lyon", "step": 2}})),
-    )
-    .await;
+    let update = server
+        .as_user(
+            &ada,
+            Method::PUT,
+            &format!("/classes/Context/{context_id}"),
+            Some(json!({"data": {"city": "Lyon", "step": 2}})),
+        )
+        .await;
     assert_eq!(update.status.as_u16(), 200, "{:?}", update.body);
     let update = server
         .master(
@@ -482,7 +439,7 @@ async fn a_small_window_keeps_the_newest_turns() {
     fake.set_default(Script::reply(&["Ada posted fillers."]));
     let dir = tempfile::tempdir().unwrap();
     let server = sqlite_server(&dir, &fake).await;
-    let ada = sign_up(&server, "ada", Some("Ada Lovelace")).await;
+    let ada = ada_lovelace(&server).await;
     let bot = persona(&server, json!({"name": "Bot", "systemPrompt": "Be brief."})).await;
     let created = session(&server, &ada, &[&ada], &[&bot]).await;
     let session_id = object_id(&created).to_owned();
@@ -562,7 +519,7 @@ async fn older_turns_come_back_through_search() {
     let fake = FakeLlm::start().await;
     let dir = tempfile::tempdir().unwrap();
     let server = sqlite_server(&dir, &fake).await;
-    let ada = sign_up(&server, "ada", Some("Ada Lovelace")).await;
+    let ada = ada_lovelace(&server).await;
     let bot = persona(&server, json!({"name": "Bot", "systemPrompt": "Be brief."})).await;
     let session_id = object_id(&session(&server, &ada, &[&ada], &[&bot]).await).to_owned();
     // Another session's matching message must never leak in.
@@ -637,7 +594,7 @@ async fn summarize_session_writes_the_summary() {
     fake.push(Script::reply(&["Ada ", "planned ", "a trip ", "to Lyon."]));
     let dir = tempfile::tempdir().unwrap();
     let server = sqlite_server(&dir, &fake).await;
-    let ada = sign_up(&server, "ada", Some("Ada Lovelace")).await;
+    let ada = ada_lovelace(&server).await;
     let bot = persona(&server, json!({"name": "Guide"})).await;
     let created = session(&server, &ada, &[&ada], &[&bot]).await;
     let session_id = object_id(&created).to_owned();
@@ -741,9 +698,9 @@ async fn summarize_session_writes_the_summary() {
 #[tokio::test]
 async fn search_context_finds_older_messages() {
     let server = TestServer::new().await;
-    let ada = sign_up(&server, "ada", None).await;
-    let bob = sign_up(&server, "bob", None).await;
-    let eve = sign_up(&server, "eve", None).await;
+    let ada = server.sign_up("ada").await;
+    let bob = server.sign_up("bob").await;
+    let eve = server.sign_up("eve").await;
     let created = session(&server, &ada, &[&ada, &bob], &[]).await;
     let session_id = object_id(&created).to_owned();
     let context_id = created["context"]["objectId"].as_str().unwrap().to_owned();
@@ -807,13 +764,13 @@ async fn search_context_finds_older_messages() {
     assert_eq!(hits.len(), 3);
 
     // limit.
-    let reply = call(
-        &server,
-        &bob,
-        "searchContext",
-        json!({"sessionId": session_id, "query": "budget", "limit": 1}),
-    )
-    .await;
+    let reply = server
+        .call_as(
+            &bob,
+            "searchContext",
+            json!({"sessionId": session_id, "query": "budget", "limit": 1}),
+        )
+        .await;
     assert_eq!(reply.status.as_u16(), 200, "{:?}", reply.body);
     assert_eq!(reply.body["result"].as_array().unwrap().len(), 1);
     assert_eq!(reply.body["result"][0]["objectId"], strong.as_str());
@@ -822,13 +779,13 @@ async fn search_context_finds_older_messages() {
     assert_eq!(words[0]["snippet"], filler(7));
 
     // Not a participant: a Parse error, no hits. Nor anonymous.
-    let refused = call(
-        &server,
-        &eve,
-        "searchContext",
-        json!({"sessionId": session_id, "query": "budget"}),
-    )
-    .await;
+    let refused = server
+        .call_as(
+            &eve,
+            "searchContext",
+            json!({"sessionId": session_id, "query": "budget"}),
+        )
+        .await;
     assert!(
         (400..500).contains(&refused.status.as_u16()),
         "{:?}",
@@ -846,24 +803,24 @@ async fn search_context_finds_older_messages() {
         .await;
     assert!(anonymous.body["code"].is_i64(), "{:?}", anonymous.body);
     assert!(!anonymous.text.contains("forty"), "{}", anonymous.text);
-    let unknown = call(
-        &server,
-        &bob,
-        "searchContext",
-        json!({"sessionId": "nosuchsession", "query": "budget"}),
-    )
-    .await;
+    let unknown = server
+        .call_as(
+            &bob,
+            "searchContext",
+            json!({"sessionId": "nosuchsession", "query": "budget"}),
+        )
+        .await;
     assert!(unknown.body["code"].is_i64(), "{:?}", unknown.body);
 
     // The Context is found by its data, and leads when it has every word.
-    let update = as_user(
-        &server,
-        &ada,
-        Method::PUT,
-        &format!("/classes/Context/{context_id}"),
-        Some(json!({"data": {"topic": "quarterly budget"}})),
-    )
-    .await;
+    let update = server
+        .as_user(
+            &ada,
+            Method::PUT,
+            &format!("/classes/Context/{context_id}"),
+            Some(json!({"data": {"topic": "quarterly budget"}})),
+        )
+        .await;
     assert_eq!(update.status.as_u16(), 200, "{:?}", update.body);
     let hits = search(&server, &bob, &session_id, "quarterly budget").await;
     assert_eq!(hits[0]["className"], "Context", "{hits:?}");
@@ -877,7 +834,7 @@ async fn search_context_finds_older_messages() {
 #[tokio::test]
 async fn hostile_queries_never_fail() {
     let server = TestServer::new().await;
-    let ada = sign_up(&server, "ada", None).await;
+    let ada = server.sign_up("ada").await;
     let session_id = object_id(&session(&server, &ada, &[&ada], &[]).await).to_owned();
     let plain = post(&server, &ada, &session_id, "near the river, or maybe not").await;
     post(
@@ -912,13 +869,13 @@ async fn hostile_queries_never_fail() {
         long.as_str(),
     ];
     for query in queries {
-        let reply = call(
-            &server,
-            &ada,
-            "searchContext",
-            json!({"sessionId": session_id, "query": query}),
-        )
-        .await;
+        let reply = server
+            .call_as(
+                &ada,
+                "searchContext",
+                json!({"sessionId": session_id, "query": query}),
+            )
+            .await;
         let shown: String = query.chars().take(40).collect();
         assert!(
             reply.status.as_u16() < 500,
@@ -945,13 +902,13 @@ async fn hostile_queries_never_fail() {
     assert!(search(&server, &ada, &session_id, "\"").await.is_empty());
     // Odd limits.
     for limit in [json!(0), json!(-1), json!(1_000_000), json!("x")] {
-        let reply = call(
-            &server,
-            &ada,
-            "searchContext",
-            json!({"sessionId": session_id, "query": "river", "limit": limit}),
-        )
-        .await;
+        let reply = server
+            .call_as(
+                &ada,
+                "searchContext",
+                json!({"sessionId": session_id, "query": "river", "limit": limit}),
+            )
+            .await;
         assert!(reply.status.as_u16() < 500, "{limit}: {:?}", reply.body);
     }
     // Nothing was dropped.
@@ -966,9 +923,9 @@ async fn search_context_in_the_library() {
     let fake = FakeLlm::start().await;
     let dir = tempfile::tempdir().unwrap();
     let server = sqlite_server(&dir, &fake).await;
-    let ada = sign_up(&server, "ada", None).await;
-    let bob = sign_up(&server, "bob", None).await;
-    let eve = sign_up(&server, "eve", None).await;
+    let ada = server.sign_up("ada").await;
+    let bob = server.sign_up("bob").await;
+    let eve = server.sign_up("eve").await;
     let session_id = object_id(&session(&server, &ada, &[&ada, &bob], &[]).await).to_owned();
     for index in 0..60 {
         post(&server, &bob, &session_id, &format!("apple number {index}")).await;
@@ -1026,7 +983,7 @@ async fn a_history_beyond_the_read_limit_is_summarised() {
     fake.set_default(Script::reply(&["Long ago, fillers."]));
     let dir = tempfile::tempdir().unwrap();
     let server = sqlite_server(&dir, &fake).await;
-    let ada = sign_up(&server, "ada", Some("Ada Lovelace")).await;
+    let ada = ada_lovelace(&server).await;
     let bot = persona(&server, json!({"name": "Bot"})).await;
     let created = session(&server, &ada, &[&ada], &[&bot]).await;
     let session_id = object_id(&created).to_owned();
@@ -1074,7 +1031,7 @@ async fn retrieval_follows_the_latest_human_message() {
     let fake = FakeLlm::start().await;
     let dir = tempfile::tempdir().unwrap();
     let server = sqlite_server(&dir, &fake).await;
-    let ada = sign_up(&server, "ada", Some("Ada Lovelace")).await;
+    let ada = ada_lovelace(&server).await;
     let bot = persona(&server, json!({"name": "Bot"})).await;
     let other = persona(&server, json!({"name": "Other"})).await;
     let session_id = object_id(&session(&server, &ada, &[&ada], &[&bot, &other]).await).to_owned();

@@ -5,18 +5,7 @@ use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{APP_ID, MASTER_KEY, TestServer, assert_parse_error};
-
-async fn sign_up(server: &TestServer) -> String {
-    let reply = server
-        .public(
-            Method::POST,
-            "/users",
-            Some(json!({"username": "uploader", "password": "pw"})),
-        )
-        .await;
-    reply.body["sessionToken"].as_str().unwrap().to_owned()
-}
+use crate::common::{APP_ID, MASTER_KEY, TestServer, User, assert_parse_error};
 
 /// A logged-in user uploads raw bytes: `201`, `Location` = url, a unique name ending in the
 /// given one; the url serves the same bytes with the content type, and a Range request gets
@@ -24,7 +13,7 @@ async fn sign_up(server: &TestServer) -> String {
 #[tokio::test]
 async fn uploads_and_downloads() {
     let server = TestServer::new().await;
-    let token = sign_up(&server).await;
+    let User { token, .. } = server.sign_up("uploader").await;
     let bytes: Vec<u8> = (0u8..=255).collect();
     let uploaded = server
         .client
@@ -115,7 +104,7 @@ async fn uploads_and_downloads() {
 #[tokio::test]
 async fn upload_and_delete_rules() {
     let server = TestServer::new().await;
-    let token = sign_up(&server).await;
+    let User { token, .. } = server.sign_up("uploader").await;
     let post = |name: &str, token: Option<&str>| {
         let mut request = server
             .client

@@ -8,7 +8,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::fake_llm::{FakeLlm, Script};
-use crate::common::{APP_ID, TestServer, pointer};
+use crate::common::live::{connected, next, send};
+use crate::common::{APP_ID, Reply, TestServer, User, pointer};
 
 /// A server whose default provider is `fake`.
 async fn server_with(fake: &FakeLlm, options: ServeOptions) -> TestServer {
@@ -20,44 +21,29 @@ async fn server_with(fake: &FakeLlm, options: ServeOptions) -> TestServer {
     .await
 }
 
-struct User {
-    id: String,
-    token: String,
+/// `ada`, and a session of hers with the persona Bot (`extra` fields added to the session).
+async fn ada_and_bot(server: &TestServer, extra: Value) -> (User, String) {
+    let ada = server.sign_up("ada").await;
+    let bot = persona(server, json!({"name": "Bot"})).await;
+    let session_id = session(server, &ada, &[&bot], extra).await;
+    (ada, session_id)
 }
 
-async fn sign_up(server: &TestServer, username: &str) -> User {
-    let reply = server
-        .public(
-            Method::POST,
-            "/users",
-            Some(json!({"username": username, "password": "secret-pass"})),
-        )
-        .await;
-    assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
-    User {
-        id: reply.body["objectId"].as_str().unwrap().to_owned(),
-        token: reply.body["sessionToken"].as_str().unwrap().to_owned(),
-    }
+/// The SSE token stream of a reply, with the user's session token and the app id in the
+/// query.
+fn stream_url(server: &TestServer, message_id: &str, user: &User) -> String {
+    server.url(&format!(
+        "/messages/{message_id}/stream?sessionToken={}&_ApplicationId={APP_ID}",
+        user.token
+    ))
 }
 
-async fn as_user(
-    server: &TestServer,
-    user: &User,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> crate::common::Reply {
-    server
-        .send(
-            method,
-            path,
-            body,
-            &[
-                ("x-parse-application-id", APP_ID),
-                ("x-parse-session-token", &user.token),
-            ],
-        )
-        .await
+/// The `messageId` a `generate` or `regenerate` call answers.
+fn result_message_id(reply: &Reply) -> String {
+    reply.body["result"]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn persona(server: &TestServer, body: Value) -> String {
@@ -76,21 +62,18 @@ async fn session(server: &TestServer, owner: &User, personas: &[&str], extra: Va
     for (key, value) in extra.as_object().unwrap() {
         body[key] = value.clone();
     }
-    let reply = as_user(
-        server,
-        owner,
-        Method::POST,
-        "/classes/ChatSession",
-        Some(body),
-    )
-    .await;
+    let reply = server
+        .as_user(owner, Method::POST, "/classes/ChatSession", Some(body))
+        .await;
     assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
     reply.body["objectId"].as_str().unwrap().to_owned()
 }
 
 async fn post(server: &TestServer, user: &User, session_id: &str, content: &str) -> String {
     let body = json!({"session": pointer("ChatSession", session_id), "content": content});
-    let reply = as_user(server, user, Method::POST, "/classes/Message", Some(body)).await;
+    let reply = server
+        .as_user(user, Method::POST, "/classes/Message", Some(body))
+        .await;
     assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
     reply.body["objectId"].as_str().unwrap().to_owned()
 }
@@ -130,17 +113,6 @@ async fn finished_replies(server: &TestServer, session_id: &str, count: usize) -
     );
 }
 
-async fn call(server: &TestServer, user: &User, name: &str, params: Value) -> crate::common::Reply {
-    as_user(
-        server,
-        user,
-        Method::POST,
-        &format!("/functions/{name}"),
-        Some(params),
-    )
-    .await
-}
-
 /// A user's message gets the persona's reply, streamed and finished with usage and timing;
 /// the provider received the persona's system prompt first and the user's turn.
 #[tokio::test]
@@ -148,7 +120,7 @@ async fn a_message_gets_a_streamed_reply_with_usage() {
     let fake = FakeLlm::start().await;
     fake.set_default(Script::default().token_delay(Duration::from_millis(40)));
     let server = server_with(&fake, ServeOptions::default()).await;
-    let ada = sign_up(&server, "ada").await;
+    let ada = server.sign_up("ada").await;
     let bot = persona(
         &server,
         json!({"name": "Bot", "systemPrompt": "You are Bot."}),
@@ -181,19 +153,21 @@ async fn a_message_gets_a_streamed_reply_with_usage() {
     assert_eq!(reply["usage"]["completion_tokens"], 6);
     assert!(reply["usage"].get("estimated").is_none());
     // Participants read it; usage is recorded in the master-only class.
-    let read = as_user(
-        &server,
-        &ada,
-        Method::GET,
-        &format!("/classes/Message/{}", reply["objectId"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    let read = server
+        .as_user(
+            &ada,
+            Method::GET,
+            &format!("/classes/Message/{}", reply["objectId"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(read.status.as_u16(), 200);
     let usage = server.find("AiUsage", &[]).await;
     assert_eq!(usage.len(), 1);
     assert_eq!(usage[0]["user"]["objectId"], ada.id.as_str());
-    let hidden = as_user(&server, &ada, Method::GET, "/classes/AiUsage", None).await;
+    let hidden = server
+        .as_user(&ada, Method::GET, "/classes/AiUsage", None)
+        .await;
     assert_ne!(hidden.status.as_u16(), 200, "usage is master-only");
     let session_now = server.get("ChatSession", &session_id).await;
     assert!(session_now["lastMessageAt"].is_object());
@@ -219,7 +193,7 @@ async fn a_message_gets_a_streamed_reply_with_usage() {
 async fn policies_and_mentions_choose_the_persona() {
     let fake = FakeLlm::start().await;
     let server = server_with(&fake, ServeOptions::default()).await;
-    let ada = sign_up(&server, "ada").await;
+    let ada = server.sign_up("ada").await;
     let one = persona(&server, json!({"name": "One"})).await;
     let two = persona(&server, json!({"name": "Two"})).await;
     let persona_of = |reply: &Value| reply["persona"]["objectId"].as_str().unwrap().to_owned();
@@ -269,13 +243,13 @@ async fn policies_and_mentions_choose_the_persona() {
     post(&server, &ada, &manual, "hey @ONE").await;
     let replies = finished_replies(&server, &manual, 1).await;
     assert_eq!(persona_of(&replies[0]), one);
-    let generated = call(
-        &server,
-        &ada,
-        "generate",
-        json!({"sessionId": manual, "personaId": two}),
-    )
-    .await;
+    let generated = server
+        .call_as(
+            &ada,
+            "generate",
+            json!({"sessionId": manual, "personaId": two}),
+        )
+        .await;
     assert_eq!(generated.status.as_u16(), 200, "{:?}", generated.body);
     let replies = finished_replies(&server, &manual, 2).await;
     assert_eq!(persona_of(&replies[1]), two);
@@ -291,9 +265,7 @@ async fn policies_and_mentions_choose_the_persona() {
 async fn failures_keep_text_and_usage_is_estimated() {
     let fake = FakeLlm::start().await;
     let server = server_with(&fake, ServeOptions::default()).await;
-    let ada = sign_up(&server, "ada").await;
-    let bot = persona(&server, json!({"name": "Bot"})).await;
-    let session_id = session(&server, &ada, &[&bot], json!({})).await;
+    let (ada, session_id) = ada_and_bot(&server, json!({})).await;
     fake.push(
         Script::reply(&["Half", " an", " answer", " more"]).error_after(3, "server_error", "boom"),
     );
@@ -320,42 +292,28 @@ async fn failures_keep_text_and_usage_is_estimated() {
 async fn cancel_and_regenerate() {
     let fake = FakeLlm::start().await;
     let server = server_with(&fake, ServeOptions::default()).await;
-    let ada = sign_up(&server, "ada").await;
-    let bot = persona(&server, json!({"name": "Bot"})).await;
-    let session_id = session(&server, &ada, &[&bot], json!({"policy": "manual"})).await;
+    let (ada, session_id) = ada_and_bot(&server, json!({"policy": "manual"})).await;
     fake.push(Script::reply(&["slow"; 50]).token_delay(Duration::from_millis(100)));
-    let generated = call(&server, &ada, "generate", json!({"sessionId": session_id})).await;
-    let message_id = generated.body["result"]["messageId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let generated = server
+        .call_as(&ada, "generate", json!({"sessionId": session_id}))
+        .await;
+    let message_id = result_message_id(&generated);
     assert!(fake.wait_for_requests(1, Duration::from_secs(5)).await);
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let cancelled = call(
-        &server,
-        &ada,
-        "cancelGeneration",
-        json!({"messageId": message_id}),
-    )
-    .await;
+    let cancelled = server
+        .call_as(&ada, "cancelGeneration", json!({"messageId": message_id}))
+        .await;
     assert_eq!(cancelled.status.as_u16(), 200, "{:?}", cancelled.body);
     assert_eq!(cancelled.body["result"]["status"], "cancelled");
     assert!(
         fake.wait_for_disconnects(1, Duration::from_secs(5)).await,
         "upstream closed"
     );
-    let regenerated = call(
-        &server,
-        &ada,
-        "regenerate",
-        json!({"messageId": message_id}),
-    )
-    .await;
+    let regenerated = server
+        .call_as(&ada, "regenerate", json!({"messageId": message_id}))
+        .await;
     assert_eq!(regenerated.status.as_u16(), 200, "{:?}", regenerated.body);
-    let new_id = regenerated.body["result"]["messageId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let new_id = result_message_id(&regenerated);
     let replies = finished_replies(&server, &session_id, 2).await;
     let new = replies
         .iter()
@@ -368,7 +326,7 @@ async fn cancel_and_regenerate() {
         .find(|r| r["objectId"] == message_id.as_str())
         .unwrap();
     assert_eq!(old["status"], "cancelled");
-    let unknown = call(&server, &ada, "nope", json!({})).await;
+    let unknown = server.call_as(&ada, "nope", json!({})).await;
     assert_eq!(unknown.body["code"], 141);
     assert_eq!(unknown.body["error"], "Invalid function: \"nope\"");
 }
@@ -386,13 +344,15 @@ async fn quota_and_per_user_limit() {
         },
     )
     .await;
-    let ada = sign_up(&server, "ada").await;
-    let bot = persona(&server, json!({"name": "Bot"})).await;
-    let session_id = session(&server, &ada, &[&bot], json!({"policy": "manual"})).await;
+    let (ada, session_id) = ada_and_bot(&server, json!({"policy": "manual"})).await;
     fake.push(Script::reply(&["x"; 40]).token_delay(Duration::from_millis(30)));
-    let first = call(&server, &ada, "generate", json!({"sessionId": session_id})).await;
+    let first = server
+        .call_as(&ada, "generate", json!({"sessionId": session_id}))
+        .await;
     assert_eq!(first.status.as_u16(), 200, "{:?}", first.body);
-    let second = call(&server, &ada, "generate", json!({"sessionId": session_id})).await;
+    let second = server
+        .call_as(&ada, "generate", json!({"sessionId": session_id}))
+        .await;
     assert_eq!(second.body["code"], 141, "{:?}", second.body);
     assert!(
         second.body["error"].as_str().unwrap().contains("limit"),
@@ -417,8 +377,8 @@ async fn quota_and_per_user_limit() {
 async fn outsiders_are_refused() {
     let fake = FakeLlm::start().await;
     let server = server_with(&fake, ServeOptions::default()).await;
-    let ada = sign_up(&server, "ada").await;
-    let eve = sign_up(&server, "eve").await;
+    let ada = server.sign_up("ada").await;
+    let eve = server.sign_up("eve").await;
     let bot = persona(&server, json!({"name": "Bot"})).await;
     let session_id = session(&server, &ada, &[&bot], json!({})).await;
     post(&server, &ada, &session_id, "hi").await;
@@ -433,16 +393,13 @@ async fn outsiders_are_refused() {
             json!({"sessionId": session_id, "query": "hi"}),
         ),
     ] {
-        let reply = call(&server, &eve, name, params).await;
+        let reply = server.call_as(&eve, name, params).await;
         let code = reply.body["code"].as_i64().unwrap_or_default();
         assert!(code == 101 || code == 119, "{name}: {:?}", reply.body);
     }
     let stream = server
         .client
-        .get(server.url(&format!(
-            "/messages/{message_id}/stream?sessionToken={}&_ApplicationId={APP_ID}",
-            eve.token
-        )))
+        .get(stream_url(&server, message_id, &eve))
         .send()
         .await
         .unwrap();
@@ -456,15 +413,12 @@ async fn outsiders_are_refused() {
 async fn sse_stream_replays_and_resumes() {
     let fake = FakeLlm::start().await;
     let server = server_with(&fake, ServeOptions::default()).await;
-    let ada = sign_up(&server, "ada").await;
-    let bot = persona(&server, json!({"name": "Bot"})).await;
-    let session_id = session(&server, &ada, &[&bot], json!({"policy": "manual"})).await;
+    let (ada, session_id) = ada_and_bot(&server, json!({"policy": "manual"})).await;
     fake.push(Script::reply(&["one", " two", " three"]).token_delay(Duration::from_millis(150)));
-    let generated = call(&server, &ada, "generate", json!({"sessionId": session_id})).await;
-    let message_id = generated.body["result"]["messageId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let generated = server
+        .call_as(&ada, "generate", json!({"sessionId": session_id}))
+        .await;
+    let message_id = result_message_id(&generated);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let live = server
         .client
@@ -492,10 +446,7 @@ async fn sse_stream_replays_and_resumes() {
     // Finished: one delta from the offset, then done.
     let resumed = server
         .client
-        .get(server.url(&format!(
-            "/messages/{message_id}/stream?sessionToken={}&_ApplicationId={APP_ID}",
-            ada.token
-        )))
+        .get(stream_url(&server, &message_id, &ada))
         .header("last-event-id", "3")
         .send()
         .await
@@ -526,21 +477,21 @@ fn events(text: &str, name: &str) -> Vec<Value> {
 async fn greetings_are_posted_when_personas_join() {
     let fake = FakeLlm::start().await;
     let server = server_with(&fake, ServeOptions::default()).await;
-    let ada = sign_up(&server, "ada").await;
+    let ada = server.sign_up("ada").await;
     let one = persona(&server, json!({"name": "One", "greeting": "Hi, I am One."})).await;
     let two = persona(&server, json!({"name": "Two", "greeting": "Two here."})).await;
     let session_id = session(&server, &ada, &[&one], json!({"policy": "manual"})).await;
     let replies = finished_replies(&server, &session_id, 1).await;
     assert_eq!(replies[0]["content"], "Hi, I am One.");
     let update = json!({"personas": [pointer("Persona", &one), pointer("Persona", &two)]});
-    let reply = as_user(
-        &server,
-        &ada,
-        Method::PUT,
-        &format!("/classes/ChatSession/{session_id}"),
-        Some(update),
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &ada,
+            Method::PUT,
+            &format!("/classes/ChatSession/{session_id}"),
+            Some(update),
+        )
+        .await;
     assert_eq!(reply.status.as_u16(), 200, "{:?}", reply.body);
     let replies = finished_replies(&server, &session_id, 2).await;
     assert_eq!(replies[1]["content"], "Two here.");
@@ -551,9 +502,7 @@ async fn greetings_are_posted_when_personas_join() {
 #[tokio::test]
 async fn no_provider_says_how_to_configure_one() {
     let server = TestServer::new().await;
-    let ada = sign_up(&server, "ada").await;
-    let bot = persona(&server, json!({"name": "Bot"})).await;
-    let session_id = session(&server, &ada, &[&bot], json!({})).await;
+    let (ada, session_id) = ada_and_bot(&server, json!({})).await;
     post(&server, &ada, &session_id, "hi").await;
     let replies = finished_replies(&server, &session_id, 1).await;
     assert_eq!(replies[0]["status"], "failed");
@@ -573,9 +522,7 @@ async fn no_provider_says_how_to_configure_one() {
 async fn a_cut_connection_keeps_the_text_and_fails() {
     let fake = FakeLlm::start().await;
     let server = server_with(&fake, ServeOptions::default()).await;
-    let ada = sign_up(&server, "ada").await;
-    let bot = persona(&server, json!({"name": "Bot"})).await;
-    let session_id = session(&server, &ada, &[&bot], json!({})).await;
+    let (ada, session_id) = ada_and_bot(&server, json!({})).await;
     fake.push(
         Script::reply(&["Cut", " short", " here", " never", " seen"])
             .token_delay(Duration::from_millis(20))
@@ -597,10 +544,7 @@ async fn a_cut_connection_keeps_the_text_and_fails() {
     let id = reply["objectId"].as_str().unwrap();
     let text = server
         .client
-        .get(server.url(&format!(
-            "/messages/{id}/stream?sessionToken={}&_ApplicationId={APP_ID}",
-            ada.token
-        )))
+        .get(stream_url(&server, id, &ada))
         .send()
         .await
         .unwrap()
@@ -619,9 +563,7 @@ async fn a_cut_connection_keeps_the_text_and_fails() {
 async fn a_context_overflow_is_retried_once_with_a_smaller_window() {
     let fake = FakeLlm::start().await;
     let server = server_with(&fake, ServeOptions::default()).await;
-    let ada = sign_up(&server, "ada").await;
-    let bot = persona(&server, json!({"name": "Bot"})).await;
-    let session_id = session(&server, &ada, &[&bot], json!({"policy": "manual"})).await;
+    let (ada, session_id) = ada_and_bot(&server, json!({"policy": "manual"})).await;
     for turn in 0..4 {
         post(&server, &ada, &session_id, &format!("earlier turn {turn}")).await;
     }
@@ -674,8 +616,8 @@ async fn max_generations_refuses_a_second_reply_at_once() {
         },
     )
     .await;
-    let ada = sign_up(&server, "ada").await;
-    let bea = sign_up(&server, "bea").await;
+    let ada = server.sign_up("ada").await;
+    let bea = server.sign_up("bea").await;
     let bot = persona(&server, json!({"name": "Bot"})).await;
     let first = session(&server, &ada, &[&bot], json!({})).await;
     let second = session(&server, &bea, &[&bot], json!({})).await;
@@ -690,7 +632,9 @@ async fn max_generations_refuses_a_second_reply_at_once() {
         error.contains("too many replies") && error.contains("limit is 1"),
         "{error}"
     );
-    let called = call(&server, &bea, "generate", json!({"sessionId": second})).await;
+    let called = server
+        .call_as(&bea, "generate", json!({"sessionId": second}))
+        .await;
     assert_eq!(called.body["code"], 141, "{:?}", called.body);
     assert!(
         called.body["error"]
@@ -741,7 +685,7 @@ async fn a_persona_uses_its_named_provider_from_parlor_toml() {
         },
     )
     .await;
-    let ada = sign_up(&server, "ada").await;
+    let ada = server.sign_up("ada").await;
     let plain = persona(&server, json!({"name": "Plain"})).await;
     let special = persona(&server, json!({"name": "Special", "provider": "second"})).await;
     let session_id = session(&server, &ada, &[&plain, &special], json!({})).await;
@@ -783,34 +727,6 @@ async fn a_persona_uses_its_named_provider_from_parlor_toml() {
     );
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// The next JSON text frame of a live-query socket, within 5 s.
-async fn next_frame(socket: &mut Socket) -> Value {
-    use futures::StreamExt;
-    use tokio_tungstenite::tungstenite::Message;
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("a live-query frame in time");
-        match message {
-            Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("JSON"),
-            Some(Ok(_)) => {}
-            other => panic!("live-query socket ended: {other:?}"),
-        }
-    }
-}
-
-async fn send_frame(socket: &mut Socket, frame: Value) {
-    use futures::SinkExt;
-    use tokio_tungstenite::tungstenite::Message;
-    socket
-        .send(Message::Text(frame.to_string().into()))
-        .await
-        .expect("send");
-}
-
 /// A live-query subscriber with the user's session token sees the reply created
 /// (`streaming`, empty), grow in at least two updates, then end `complete` with usage.
 #[tokio::test]
@@ -823,20 +739,9 @@ async fn a_live_query_subscriber_sees_the_reply_grow() {
         .token_delay(Duration::from_millis(40)),
     );
     let server = server_with(&fake, ServeOptions::default()).await;
-    let ada = sign_up(&server, "ada").await;
-    let bot = persona(&server, json!({"name": "Bot"})).await;
-    let session_id = session(&server, &ada, &[&bot], json!({})).await;
-    let url = format!("{}/parse", server.base.replace("http://", "ws://"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket");
-    send_frame(
-        &mut socket,
-        json!({"op": "connect", "applicationId": APP_ID, "sessionToken": ada.token}),
-    )
-    .await;
-    assert_eq!(next_frame(&mut socket).await["op"], "connected");
-    send_frame(
+    let (ada, session_id) = ada_and_bot(&server, json!({})).await;
+    let mut socket = connected(&server, Some(&ada.token)).await;
+    send(
         &mut socket,
         json!({"op": "subscribe", "requestId": 1, "sessionToken": ada.token, "query": {
             "className": "Message",
@@ -844,12 +749,12 @@ async fn a_live_query_subscriber_sees_the_reply_grow() {
         }}),
     )
     .await;
-    assert_eq!(next_frame(&mut socket).await["op"], "subscribed");
+    assert_eq!(next(&mut socket).await["op"], "subscribed");
     post(&server, &ada, &session_id, "count to eight").await;
     let mut seen: Vec<(String, Value)> = Vec::new();
     let mut stream = None;
     loop {
-        let frame = next_frame(&mut socket).await;
+        let frame = next(&mut socket).await;
         let op = frame["op"].as_str().unwrap_or_default().to_owned();
         let object = frame["object"].clone();
         if object["role"] != "assistant" {
@@ -857,11 +762,7 @@ async fn a_live_query_subscriber_sees_the_reply_grow() {
         }
         if stream.is_none() {
             // Opened on the `create` event, as a client would: the reply is already running.
-            let url = server.url(&format!(
-                "/messages/{}/stream?sessionToken={}&_ApplicationId={APP_ID}",
-                object["objectId"].as_str().unwrap(),
-                ada.token
-            ));
+            let url = stream_url(&server, object["objectId"].as_str().unwrap(), &ada);
             let client = server.client.clone();
             stream = Some(tokio::spawn(async move {
                 client.get(url).send().await.unwrap().text().await.unwrap()
@@ -916,7 +817,7 @@ async fn a_sessions_messages_are_answered_in_order() {
     let fake = FakeLlm::start().await;
     fake.set_default(Script::echo().token_delay(Duration::from_millis(20)));
     let server = server_with(&fake, ServeOptions::default()).await;
-    let user = sign_up(&server, "ann").await;
+    let user = server.sign_up("ann").await;
     let sage = persona(&server, json!({"name": "Sage"})).await;
     let chat = session(&server, &user, &[&sage], json!({})).await;
     let (_, _) = tokio::join!(

@@ -3,16 +3,13 @@
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use parlor_server::config::ServeOptions;
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
+use crate::common::fake_llm::{FakeLlm, Script};
+use crate::common::live::{connected, next, subscribe_all};
 use crate::common::*;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Two servers sharing a fresh schema of the test database, or `None` (with the reason
 /// printed) when no PostgreSQL is configured.
@@ -24,13 +21,8 @@ async fn two_instances() -> Option<(TestServer, TestServer, String)> {
 async fn two_instances_with(
     pubsub: impl Fn(&str) -> Option<String>,
 ) -> Option<(TestServer, TestServer, String)> {
-    let Ok(url) = std::env::var("PARLOR_TEST_POSTGRES_URL") else {
-        println!("skipped: PARLOR_TEST_POSTGRES_URL is not set");
-        return None;
-    };
-    let schema = format!("two_{}", std::process::id() as u64 * 1000 + rand_suffix());
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let database = format!("{url}{separator}schema={schema}");
+    let url = postgres_or_skip()?;
+    let (schema, database) = fresh_database(&url, "two");
     let pubsub = pubsub(&schema);
     let options = || ServeOptions {
         database: Some(database.clone()),
@@ -42,60 +34,72 @@ async fn two_instances_with(
     Some((first, second, schema))
 }
 
+/// The test PostgreSQL URL, or `None` with the reason printed.
+fn postgres_or_skip() -> Option<String> {
+    let url = postgres_url();
+    if url.is_none() {
+        println!("skipped: PARLOR_TEST_POSTGRES_URL is not set");
+    }
+    url
+}
+
+/// A fresh schema name starting with `prefix` and the database URL that selects it.
+fn fresh_database(url: &str, prefix: &str) -> (String, String) {
+    let schema = format!(
+        "{prefix}_{}",
+        std::process::id() as u64 * 1000 + rand_suffix()
+    );
+    let database = with_pg_schema(url, &schema);
+    (schema, database)
+}
+
+/// A fake LLM whose default reply is 400 tokens, 50 ms apart: still streaming when a test
+/// kills or cancels it.
+async fn long_story_llm() -> FakeLlm {
+    let fake = FakeLlm::start().await;
+    let tokens: Vec<String> = (0..400).map(|index| format!("w{index} ")).collect();
+    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    fake.set_default(Script::reply(&tokens).token_delay(Duration::from_millis(50)));
+    fake
+}
+
+/// A user, a persona and a session with it, made through `server`; the user's token and the
+/// session id.
+async fn chat(server: &TestServer) -> (String, String) {
+    let user = server.sign_up("ada").await;
+    let persona = server.create("Persona", json!({"name": "Sage"})).await;
+    let session = server
+        .as_user(
+            &user,
+            Method::POST,
+            "/classes/ChatSession",
+            Some(json!({"participants": [pointer("_User", &user.id)], "personas": [pointer("Persona", &persona)]})),
+        )
+        .await;
+    assert_eq!(session.status, 201, "{:?}", session.body);
+    (
+        user.token,
+        session.body["objectId"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn say(server: &TestServer, token: &str, session: &str) {
+    let posted = server
+        .as_user(
+            token,
+            Method::POST,
+            "/classes/Message",
+            Some(json!({"session": pointer("ChatSession", session), "content": "tell me a long story"})),
+        )
+        .await;
+    assert_eq!(posted.status, 201, "{:?}", posted.body);
+}
+
 fn rand_suffix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|time| u64::from(time.subsec_nanos()) % 1000)
         .unwrap_or(0)
-}
-
-fn drop_schema(schema: &str) {
-    if let Ok(url) = std::env::var("PARLOR_TEST_POSTGRES_URL") {
-        let _ = std::process::Command::new("psql")
-            .arg(url)
-            .args([
-                "-q",
-                "-c",
-                &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
-            ])
-            .output();
-    }
-}
-
-async fn connected(server: &TestServer, token: Option<&str>) -> Socket {
-    let url = format!("{}/parse", server.base.replace("http://", "ws://"));
-    let mut socket = tokio_tungstenite::connect_async(url).await.unwrap().0;
-    let mut connect = json!({"op": "connect", "applicationId": APP_ID});
-    if let Some(token) = token {
-        connect["sessionToken"] = json!(token);
-    }
-    socket
-        .send(Message::Text(connect.to_string().into()))
-        .await
-        .unwrap();
-    assert_eq!(next(&mut socket).await["op"], "connected");
-    socket
-}
-
-async fn next(socket: &mut Socket) -> Value {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("a frame in time");
-        if let Some(Ok(Message::Text(text))) = message {
-            return serde_json::from_str(&text).unwrap();
-        }
-    }
-}
-
-async fn subscribe(socket: &mut Socket, class_name: &str) {
-    let frame =
-        json!({"op": "subscribe", "requestId": 1, "query": {"className": class_name, "where": {}}});
-    socket
-        .send(Message::Text(frame.to_string().into()))
-        .await
-        .unwrap();
-    assert_eq!(next(socket).await["op"], "subscribed");
 }
 
 /// What a client writes through one instance reaches the other's subscribers, in order.
@@ -106,7 +110,7 @@ async fn live_events_cross_instances_in_order() {
     };
     first.create("Counter", json!({"n": 0})).await;
     let mut socket = connected(&first, None).await;
-    subscribe(&mut socket, "Counter").await;
+    subscribe_all(&mut socket, 1, "Counter").await;
     let id = second.create("Counter", json!({"n": 0})).await;
     let event = next(&mut socket).await;
     assert_eq!(
@@ -141,7 +145,7 @@ async fn live_events_cross_instances_in_order() {
     drop(socket);
     drop(first);
     drop(second);
-    drop_schema(&schema);
+    drop_pg_schema(&schema, true);
 }
 
 /// A schema change and a role change made through one instance hold on the other.
@@ -178,15 +182,7 @@ async fn schema_and_role_changes_cross_instances() {
         .await;
     assert_eq!(wrong.body["code"], 111, "{:?}", wrong.body);
 
-    let reply = first
-        .public(
-            Method::POST,
-            "/users",
-            Some(json!({"username": "alice", "password": "pw"})),
-        )
-        .await;
-    let alice = reply.body["objectId"].as_str().unwrap().to_owned();
-    let token = reply.body["sessionToken"].as_str().unwrap().to_owned();
+    let User { id: alice, token } = first.sign_up("alice").await;
     let role = second
         .master(
             Method::POST,
@@ -201,20 +197,16 @@ async fn schema_and_role_changes_cross_instances() {
             json!({"text": "for editors", "ACL": {"role:Editors": {"read": true}}}),
         )
         .await;
-    let as_alice = [
-        ("x-parse-application-id", APP_ID),
-        ("x-parse-session-token", token.as_str()),
-    ];
     let note_path = format!("/classes/Note/{note}");
     assert_eq!(
         first
-            .send(Method::GET, &note_path, None, &as_alice)
+            .as_user(&token, Method::GET, &note_path, None)
             .await
             .status,
         404
     );
     let mut socket = connected(&first, Some(&token)).await;
-    subscribe(&mut socket, "Note").await;
+    subscribe_all(&mut socket, 1, "Note").await;
 
     let add = json!({"users": {"__op": "AddRelation", "objects": [pointer("_User", &alice)]}});
     second
@@ -223,7 +215,7 @@ async fn schema_and_role_changes_cross_instances() {
     let mut readable = false;
     for _ in 0..50 {
         if first
-            .send(Method::GET, &note_path, None, &as_alice)
+            .as_user(&token, Method::GET, &note_path, None)
             .await
             .status
             == 200
@@ -251,7 +243,7 @@ async fn schema_and_role_changes_cross_instances() {
     drop(socket);
     drop(first);
     drop(second);
-    drop_schema(&schema);
+    drop_pg_schema(&schema, true);
 }
 
 /// The Redis alternative carries the same events (`--pubsub redis://…`).
@@ -267,7 +259,7 @@ async fn live_events_cross_instances_over_redis() {
     };
     first.create("Note", json!({"text": "setup"})).await;
     let mut socket = connected(&first, None).await;
-    subscribe(&mut socket, "Note").await;
+    subscribe_all(&mut socket, 1, "Note").await;
     for index in 0..5 {
         second.create("Note", json!({"n": index})).await;
     }
@@ -281,7 +273,7 @@ async fn live_events_cross_instances_over_redis() {
     drop(socket);
     drop(first);
     drop(second);
-    drop_schema(&schema);
+    drop_pg_schema(&schema, true);
 }
 
 /// The assistant reply to a message in a fresh session with one persona, once it exists
@@ -321,60 +313,15 @@ async fn reply_status(server: &TestServer, id: &str, status: &str, within: Durat
     }
 }
 
-/// A user, a persona and a session with it, made through `server`; the user's token and the
-/// session id.
-async fn chat(server: &TestServer) -> (String, String) {
-    let reply = server
-        .public(
-            Method::POST,
-            "/users",
-            Some(json!({"username": "ada", "password": "pw"})),
-        )
-        .await;
-    let user = reply.body["objectId"].as_str().unwrap().to_owned();
-    let token = reply.body["sessionToken"].as_str().unwrap().to_owned();
-    let persona = server.create("Persona", json!({"name": "Sage"})).await;
-    let session = server
-        .send(
-            Method::POST,
-            "/classes/ChatSession",
-            Some(json!({"participants": [pointer("_User", &user)], "personas": [pointer("Persona", &persona)]})),
-            &[("x-parse-application-id", APP_ID), ("x-parse-session-token", &token)],
-        )
-        .await;
-    assert_eq!(session.status, 201, "{:?}", session.body);
-    (token, session.body["objectId"].as_str().unwrap().to_owned())
-}
-
-async fn say(server: &TestServer, token: &str, session: &str) {
-    let posted = server
-        .send(
-            Method::POST,
-            "/classes/Message",
-            Some(json!({"session": pointer("ChatSession", session), "content": "tell me a long story"})),
-            &[("x-parse-application-id", APP_ID), ("x-parse-session-token", token)],
-        )
-        .await;
-    assert_eq!(posted.status, 201, "{:?}", posted.body);
-}
-
 /// A reply whose server is killed (`kill -9`) mid-stream does not stay `streaming`: the
 /// other instance marks it failed within `--reply-stale-after` (3 s here) and a little.
 #[tokio::test]
 async fn a_reply_whose_server_dies_is_marked_failed_by_another() {
-    let Ok(url) = std::env::var("PARLOR_TEST_POSTGRES_URL") else {
-        println!("skipped: PARLOR_TEST_POSTGRES_URL is not set");
+    let Some(url) = postgres_or_skip() else {
         return;
     };
-    let fake = crate::common::fake_llm::FakeLlm::start().await;
-    let tokens: Vec<String> = (0..400).map(|index| format!("w{index} ")).collect();
-    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    fake.set_default(
-        crate::common::fake_llm::Script::reply(&tokens).token_delay(Duration::from_millis(50)),
-    );
-    let schema = format!("kill_{}", std::process::id() as u64 * 1000 + rand_suffix());
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let database = format!("{url}{separator}schema={schema}");
+    let fake = long_story_llm().await;
+    let (schema, database) = fresh_database(&url, "kill");
     let survivor = TestServer::with(ServeOptions {
         database: Some(database.clone()),
         llm_base_url: Some(fake.base_url.clone()),
@@ -463,29 +410,18 @@ async fn a_reply_whose_server_dies_is_marked_failed_by_another() {
         "marked within the bound"
     );
     drop(survivor);
-    drop_schema(&schema);
+    drop_pg_schema(&schema, true);
 }
 
 /// `cancelGeneration` reaching the instance that does not run the reply stops it on the one
 /// that does (its upstream request is closed).
 #[tokio::test]
 async fn cancel_works_from_any_instance() {
-    let Ok(url) = std::env::var("PARLOR_TEST_POSTGRES_URL") else {
-        println!("skipped: PARLOR_TEST_POSTGRES_URL is not set");
+    let Some(url) = postgres_or_skip() else {
         return;
     };
-    let fake = crate::common::fake_llm::FakeLlm::start().await;
-    let tokens: Vec<String> = (0..400).map(|index| format!("w{index} ")).collect();
-    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    fake.set_default(
-        crate::common::fake_llm::Script::reply(&tokens).token_delay(Duration::from_millis(50)),
-    );
-    let schema = format!(
-        "cancel_{}",
-        std::process::id() as u64 * 1000 + rand_suffix()
-    );
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let database = format!("{url}{separator}schema={schema}");
+    let fake = long_story_llm().await;
+    let (schema, database) = fresh_database(&url, "cancel");
     let options = || ServeOptions {
         database: Some(database.clone()),
         llm_base_url: Some(fake.base_url.clone()),
@@ -516,15 +452,7 @@ async fn cancel_works_from_any_instance() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let cancelled = second
-        .send(
-            Method::POST,
-            "/functions/cancelGeneration",
-            Some(json!({"messageId": id})),
-            &[
-                ("x-parse-application-id", APP_ID),
-                ("x-parse-session-token", &token),
-            ],
-        )
+        .call_as(&token, "cancelGeneration", json!({"messageId": id}))
         .await;
     assert_eq!(cancelled.status, 200, "{:?}", cancelled.body);
     assert_eq!(cancelled.body["result"]["status"], "cancelled");
@@ -547,5 +475,5 @@ async fn cancel_works_from_any_instance() {
     assert!(seen.contains(r#""status":"cancelled""#), "{seen}");
     drop(first);
     drop(second);
-    drop_schema(&schema);
+    drop_pg_schema(&schema, true);
 }

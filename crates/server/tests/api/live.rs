@@ -3,80 +3,15 @@
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use parlor_server::config::ServeOptions;
 
-use crate::common::{APP_ID, TestServer};
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn open(server: &TestServer) -> Socket {
-    let url = format!("{}/parse", server.base.replace("http://", "ws://"));
-    tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket")
-        .0
-}
-
-async fn send(socket: &mut Socket, frame: Value) {
-    socket
-        .send(Message::Text(frame.to_string().into()))
-        .await
-        .expect("send");
-}
-
-/// The next text frame, within 5 s.
-async fn next(socket: &mut Socket) -> Value {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("a frame in time");
-        if let Some(Ok(Message::Text(text))) = message {
-            return serde_json::from_str(&text).expect("JSON frame");
-        }
-    }
-}
-
-/// No text frame arrives within a short while.
-async fn quiet(socket: &mut Socket) {
-    if let Ok(Some(Ok(Message::Text(text)))) =
-        tokio::time::timeout(Duration::from_millis(300), socket.next()).await
-    {
-        panic!("unexpected frame: {text}");
-    }
-}
-
-async fn sign_up(server: &TestServer, name: &str) -> (String, String) {
-    let reply = server
-        .public(
-            Method::POST,
-            "/users",
-            Some(json!({"username": name, "password": "pw"})),
-        )
-        .await;
-    (
-        reply.body["objectId"].as_str().unwrap().to_owned(),
-        reply.body["sessionToken"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn connected(server: &TestServer, token: Option<&str>) -> Socket {
-    let mut socket = open(server).await;
-    let mut connect = json!({"op": "connect", "applicationId": APP_ID});
-    if let Some(token) = token {
-        connect["sessionToken"] = json!(token);
-    }
-    send(&mut socket, connect).await;
-    let frame = next(&mut socket).await;
-    assert_eq!(frame["op"], "connected", "{frame}");
-    assert!(frame["clientId"].is_string());
-    socket
-}
+use crate::common::live::{connected, next, open, quiet, send, subscribe};
+use crate::common::{APP_ID, TestServer, User};
 
 /// create / update / leave / enter / delete for a subscription on `room = r1`, with `original`
 /// on updates, nothing for objects that never match, and nothing after `unsubscribe`.
@@ -171,8 +106,11 @@ async fn events_follow_the_query() {
 #[tokio::test]
 async fn events_respect_each_subscribers_rights() {
     let server = TestServer::new().await;
-    let (alice, alice_token) = sign_up(&server, "alice").await;
-    let (bob, _) = sign_up(&server, "bob").await;
+    let User {
+        id: alice,
+        token: alice_token,
+    } = server.sign_up("alice").await;
+    let User { id: bob, .. } = server.sign_up("bob").await;
     server
         .master(
             Method::POST,
@@ -274,15 +212,6 @@ async fn protocol_errors() {
     );
 }
 
-async fn subscribe(socket: &mut Socket, request_id: i64, query: Value) -> Value {
-    send(
-        socket,
-        json!({"op": "subscribe", "requestId": request_id, "query": query}),
-    )
-    .await;
-    next(socket).await
-}
-
 /// A note only `user` may read.
 async fn private_note(server: &TestServer, user: &str, text: &str) -> String {
     server
@@ -361,7 +290,7 @@ async fn connections_per_user_and_subscriptions_per_connection_are_limited() {
         ..ServeOptions::default()
     })
     .await;
-    let (_, token) = sign_up(&server, "alice").await;
+    let User { token, .. } = server.sign_up("alice").await;
     let mut first = connected(&server, Some(&token)).await;
     let _second = connected(&server, Some(&token)).await;
     let mut third = open(&server).await;
@@ -468,7 +397,7 @@ async fn a_slow_consumer_is_disconnected() {
 #[tokio::test]
 async fn logging_out_stops_the_sessions_events() {
     let server = TestServer::new().await;
-    let (alice, token) = sign_up(&server, "alice").await;
+    let User { id: alice, token } = server.sign_up("alice").await;
     server.create("Note", json!({"text": "setup"})).await;
     let mut socket = connected(&server, Some(&token)).await;
     let frame = subscribe(&mut socket, 1, json!({"className": "Note", "where": {}})).await;
@@ -516,7 +445,7 @@ async fn an_expired_session_stops_its_events() {
         ..ServeOptions::default()
     })
     .await;
-    let (alice, token) = sign_up(&server, "alice").await;
+    let User { id: alice, token } = server.sign_up("alice").await;
     let mut socket = connected(&server, Some(&token)).await;
     let frame = subscribe(&mut socket, 1, json!({"className": "Note", "where": {}})).await;
     assert_eq!(frame["op"], "subscribed");
@@ -535,7 +464,7 @@ async fn an_expired_session_stops_its_events() {
 #[tokio::test]
 async fn role_changes_reach_existing_subscriptions() {
     let server = TestServer::new().await;
-    let (alice, token) = sign_up(&server, "alice").await;
+    let User { id: alice, token } = server.sign_up("alice").await;
     let role = server
         .master(
             Method::POST,
@@ -575,8 +504,8 @@ async fn role_changes_reach_existing_subscriptions() {
 #[tokio::test]
 async fn session_subscriptions_see_only_own_sessions() {
     let server = TestServer::new().await;
-    let (alice, token) = sign_up(&server, "alice").await;
-    sign_up(&server, "bob").await;
+    let User { id: alice, token } = server.sign_up("alice").await;
+    server.sign_up("bob").await;
     let mut socket = connected(&server, Some(&token)).await;
     let frame = subscribe(
         &mut socket,

@@ -13,36 +13,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::common::live::{Socket, next, open, send};
 use crate::common::*;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 const CLASSES: [&str; 5] = ["ChatSession", "Message", "Context", "Persona", "_User"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Caller {
-    Anonymous,
-    Stranger,
-    Participant,
-    Owner,
-    RoleMember,
-    Master,
-}
-
-const CALLERS: [Caller; 6] = [
-    Caller::Anonymous,
-    Caller::Stranger,
-    Caller::Participant,
-    Caller::Owner,
-    Caller::RoleMember,
-    Caller::Master,
-];
 
 /// One object the script made: its class and id.
 type Key = (String, String);
@@ -142,24 +122,8 @@ impl Cast {
     }
 }
 
-async fn sign_up(server: &TestServer, name: &str) -> (String, String) {
-    let reply = server
-        .public(
-            Method::POST,
-            "/users",
-            Some(json!({"username": name, "password": "pw", "email": format!("{name}@example.test")})),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-    (
-        reply.body["objectId"].as_str().unwrap().to_owned(),
-        reply.body["sessionToken"].as_str().unwrap().to_owned(),
-    )
-}
-
 async fn subscribed_socket(server: &TestServer, caller: Caller, token: Option<&str>) -> Socket {
-    let url = format!("{}/parse", server.base.replace("http://", "ws://"));
-    let mut socket = tokio_tungstenite::connect_async(url).await.unwrap().0;
+    let mut socket = open(server).await;
     let mut connect = json!({"op": "connect", "applicationId": APP_ID});
     if let Some(token) = token {
         connect["sessionToken"] = json!(token);
@@ -172,27 +136,19 @@ async fn subscribed_socket(server: &TestServer, caller: Caller, token: Option<&s
         frames.push(json!({"op": "subscribe", "requestId": index + 1, "query": {"className": class_name, "where": {}}}));
     }
     for frame in frames {
-        socket
-            .send(Message::Text(frame.to_string().into()))
-            .await
-            .unwrap();
+        send(&mut socket, frame).await;
     }
     let mut answers = 0;
     while answers < 1 + CLASSES.len() {
-        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .unwrap();
-        if let Some(Ok(Message::Text(text))) = message {
-            let frame: Value = serde_json::from_str(&text).unwrap();
-            // Anonymous callers may not subscribe to the classes that need a user; that
-            // refusal is the matrix's first row.
-            assert!(
-                matches!(frame["op"].as_str(), Some("connected" | "subscribed"))
-                    || (caller == Caller::Anonymous && frame["op"] == "error"),
-                "{caller:?}: {frame}"
-            );
-            answers += 1;
-        }
+        let frame = next(&mut socket).await;
+        // Anonymous callers may not subscribe to the classes that need a user; that
+        // refusal is the matrix's first row.
+        assert!(
+            matches!(frame["op"].as_str(), Some("connected" | "subscribed"))
+                || (caller == Caller::Anonymous && frame["op"] == "error"),
+            "{caller:?}: {frame}"
+        );
+        answers += 1;
     }
     socket
 }
@@ -239,7 +195,9 @@ async fn live_events_follow_the_rest_access_rules() {
         (Caller::Stranger, "sam"),
         (Caller::RoleMember, "rita"),
     ] {
-        let (id, token) = sign_up(&server, name).await;
+        let User { id, token } = server
+            .sign_up_with(json!({"username": name, "password": "pw", "email": format!("{name}@example.test")}))
+            .await;
         ids.insert(caller, id);
         tokens.insert(caller, token);
     }

@@ -16,27 +16,6 @@ use crate::common::*;
 // ---------------------------------------------------------------------------------------
 // The table.
 
-/// Who calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Caller {
-    Anonymous,
-    Stranger,
-    Participant,
-    Owner,
-    RoleMember,
-    Master,
-}
-
-/// The columns of [`MATRIX`], in order.
-const CALLERS: [Caller; 6] = [
-    Caller::Anonymous,
-    Caller::Stranger,
-    Caller::Participant,
-    Caller::Owner,
-    Caller::RoleMember,
-    Caller::Master,
-];
-
 /// What a row is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
@@ -171,19 +150,14 @@ const MATRIX: &[(Target, Op, [Expect; 6])] = &[
 // ---------------------------------------------------------------------------------------
 // The cast and its objects.
 
-struct Member {
-    id: String,
-    token: String,
-}
-
 struct World {
     server: TestServer,
-    owner: Member,
-    participant: Member,
-    stranger: Member,
-    role_member: Member,
+    owner: User,
+    participant: User,
+    stranger: User,
+    role_member: User,
     /// A user nobody else in the cast knows.
-    other: Member,
+    other: User,
     session: String,
     message: String,
     context: String,
@@ -204,25 +178,11 @@ fn headers(auth: Option<&str>, master: bool) -> Vec<(&'static str, &str)> {
     headers
 }
 
-/// Signs up through `POST /users`; returns the user's id and session token.
-async fn sign_up(server: &TestServer, username: &str) -> Member {
-    let reply = server
-        .public(
-            Method::POST,
-            "/users",
-            Some(json!({"username": username, "password": format!("pw-{username}"), "email": format!("{username}@example.test")})),
-        )
-        .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::CREATED,
-        "sign-up: {:?}",
-        reply.body
-    );
-    Member {
-        id: reply.body["objectId"].as_str().unwrap().to_owned(),
-        token: reply.body["sessionToken"].as_str().unwrap().to_owned(),
-    }
+/// Signs up through `POST /users` with a password and an address of its own.
+async fn sign_up(server: &TestServer, username: &str) -> User {
+    server
+        .sign_up_with(json!({"username": username, "password": format!("pw-{username}"), "email": format!("{username}@example.test")}))
+        .await
 }
 
 impl World {
@@ -281,7 +241,7 @@ impl World {
         world
     }
 
-    fn member(&self, caller: Caller) -> Option<&Member> {
+    fn member(&self, caller: Caller) -> Option<&User> {
         match caller {
             Caller::Anonymous | Caller::Master => None,
             Caller::Stranger => Some(&self.stranger),
@@ -306,7 +266,7 @@ impl World {
     /// As a member of the cast, by its token.
     async fn as_member(
         &self,
-        member: &Member,
+        member: &User,
         method: Method,
         path: &str,
         body: Option<Value>,
@@ -615,7 +575,7 @@ async fn a_tampered_token_is_209() {
     let last = token.chars().last().unwrap();
     let swapped = if last == '0' { '1' } else { '0' };
     let tampered = format!("{}{swapped}", &token[..token.len() - 1]);
-    let tampered = Member {
+    let tampered = User {
         id: world.owner.id.clone(),
         token: tampered,
     };

@@ -8,45 +8,6 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-/// Makes a user and a live session for it with the master key; returns (user id, token).
-async fn login(server: &TestServer, name: &str) -> (String, String) {
-    let user = server
-        .create(
-            "_User",
-            json!({"username": name, "password": "pw", "ACL": {}}),
-        )
-        .await;
-    let hex: String = name.bytes().map(|byte| format!("{byte:02x}")).collect();
-    let token = format!("r:{hex:0>32}");
-    let expires = chrono::Utc::now() + chrono::Duration::hours(24);
-    server
-        .create(
-            "_Session",
-            json!({
-                "user": pointer("_User", &user),
-                "sessionToken": token,
-                "createdWith": {"action": "login", "authProvider": "password"},
-                "expiresAt": {"__type": "Date", "iso": expires.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()},
-            }),
-        )
-        .await;
-    (user, token)
-}
-
-async fn as_user(server: &TestServer, token: &str, method: Method, path: &str) -> Reply {
-    server
-        .send(
-            method,
-            path,
-            None,
-            &[
-                ("x-parse-application-id", APP_ID),
-                ("x-parse-session-token", token),
-            ],
-        )
-        .await
-}
-
 /// `{"__op": op, "objects": [pointers]}` for a relation field.
 fn relation_op(op: &str, class_name: &str, ids: &[&str]) -> Value {
     let objects: Vec<Value> = ids.iter().map(|id| pointer(class_name, id)).collect();
@@ -78,13 +39,14 @@ async fn update_role(server: &TestServer, role_id: &str, body: Value) {
 
 /// Whether the user of `token` can get `Note/<id>`: 200, or 404 `101` (never anything else).
 async fn can_read(server: &TestServer, token: &str, note_id: &str) -> bool {
-    let reply = as_user(
-        server,
-        token,
-        Method::GET,
-        &format!("/classes/Note/{note_id}"),
-    )
-    .await;
+    let reply = server
+        .as_user(
+            token,
+            Method::GET,
+            &format!("/classes/Note/{note_id}"),
+            None,
+        )
+        .await;
     if reply.status == StatusCode::OK {
         return true;
     }
@@ -98,9 +60,17 @@ async fn can_read(server: &TestServer, token: &str, note_id: &str) -> bool {
 #[tokio::test]
 async fn role_acls_follow_membership_and_hierarchy() {
     let server = TestServer::new().await;
-    let (mia, mia_token) = login(&server, "mia").await;
-    let (ada, ada_token) = login(&server, "ada").await;
-    let (_, bob_token) = login(&server, "bob").await;
+    let User {
+        id: mia,
+        token: mia_token,
+    } = server.user_with_session("mia", 24).await;
+    let User {
+        id: ada,
+        token: ada_token,
+    } = server.user_with_session("ada", 24).await;
+    let User {
+        token: bob_token, ..
+    } = server.user_with_session("bob", 24).await;
     let admins = create_role(&server, "Admins", &[&ada], &[]).await;
     create_role(&server, "Mods", &[&mia], &[&admins]).await;
     let for_mods = server
@@ -124,7 +94,9 @@ async fn role_acls_follow_membership_and_hierarchy() {
     assert!(!can_read(&server, &mia_token, &for_admins).await);
 
     for (token, expected) in [(&mia_token, 2), (&ada_token, 3), (&bob_token, 1)] {
-        let reply = as_user(&server, token, Method::GET, "/classes/Note?count=1").await;
+        let reply = server
+            .as_user(token, Method::GET, "/classes/Note?count=1", None)
+            .await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         assert_eq!(reply.body["count"], expected, "{:?}", reply.body);
         assert_eq!(
@@ -144,9 +116,17 @@ async fn role_acls_follow_membership_and_hierarchy() {
 #[tokio::test]
 async fn role_clps_follow_membership() {
     let server = TestServer::new().await;
-    let (mia, mia_token) = login(&server, "mia").await;
-    let (ada, ada_token) = login(&server, "ada").await;
-    let (_, bob_token) = login(&server, "bob").await;
+    let User {
+        id: mia,
+        token: mia_token,
+    } = server.user_with_session("mia", 24).await;
+    let User {
+        id: ada,
+        token: ada_token,
+    } = server.user_with_session("ada", 24).await;
+    let User {
+        token: bob_token, ..
+    } = server.user_with_session("bob", 24).await;
     let admins = create_role(&server, "Admins", &[&ada], &[]).await;
     create_role(&server, "Mods", &[&mia], &[&admins]).await;
     server.create("Report", json!({"title": "r"})).await;
@@ -158,11 +138,15 @@ async fn role_clps_follow_membership() {
         )
         .await;
     for token in [&mia_token, &ada_token] {
-        let reply = as_user(&server, token, Method::GET, "/classes/Report").await;
+        let reply = server
+            .as_user(token, Method::GET, "/classes/Report", None)
+            .await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         assert_eq!(reply.body["results"].as_array().unwrap().len(), 1);
     }
-    let reply = as_user(&server, &bob_token, Method::GET, "/classes/Report").await;
+    let reply = server
+        .as_user(&bob_token, Method::GET, "/classes/Report", None)
+        .await;
     assert_parse_error(&reply, 400, 119, None);
 }
 
@@ -172,8 +156,14 @@ async fn role_clps_follow_membership() {
 #[tokio::test]
 async fn role_changes_take_effect_at_once() {
     let server = TestServer::new().await;
-    let (mia, mia_token) = login(&server, "mia").await;
-    let (ada, ada_token) = login(&server, "ada").await;
+    let User {
+        id: mia,
+        token: mia_token,
+    } = server.user_with_session("mia", 24).await;
+    let User {
+        id: ada,
+        token: ada_token,
+    } = server.user_with_session("ada", 24).await;
     let admins = create_role(&server, "Admins", &[&ada], &[]).await;
     let mods = create_role(&server, "Mods", &[&mia], &[&admins]).await;
     let note = server
@@ -226,8 +216,13 @@ async fn role_changes_take_effect_at_once() {
 #[tokio::test]
 async fn role_cycles_terminate() {
     let server = TestServer::new().await;
-    let (mia, mia_token) = login(&server, "mia").await;
-    let (_, bob_token) = login(&server, "bob").await;
+    let User {
+        id: mia,
+        token: mia_token,
+    } = server.user_with_session("mia", 24).await;
+    let User {
+        token: bob_token, ..
+    } = server.user_with_session("bob", 24).await;
     let a = create_role(&server, "A", &[&mia], &[]).await;
     let b = create_role(&server, "B", &[], &[&a]).await;
     update_role(

@@ -3,54 +3,9 @@
 //! 7, 51, 57 and 58 for a logged-in caller, and the `_Session` read rule of §3.2.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::*;
-
-/// Makes a user and a session for it with the master key; returns (user id, token).
-async fn login(server: &TestServer, name: &str, expires_in_hours: i64) -> (String, String) {
-    let user = server
-        .create(
-            "_User",
-            json!({"username": name, "password": "pw", "ACL": {}}),
-        )
-        .await;
-    let hex: String = name.bytes().map(|byte| format!("{byte:02x}")).collect();
-    let token = format!("r:{hex:0>32}");
-    let expires = chrono::Utc::now() + chrono::Duration::hours(expires_in_hours);
-    server
-        .create(
-            "_Session",
-            json!({
-                "user": pointer("_User", &user),
-                "sessionToken": token,
-                "createdWith": {"action": "login", "authProvider": "password"},
-                "expiresAt": {"__type": "Date", "iso": expires.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()},
-            }),
-        )
-        .await;
-    (user, token)
-}
-
-async fn as_user(
-    server: &TestServer,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Reply {
-    server
-        .send(
-            method,
-            path,
-            body,
-            &[
-                ("x-parse-application-id", APP_ID),
-                ("x-parse-session-token", token),
-            ],
-        )
-        .await
-}
 
 /// Item 7: an expired session → `400 {"code":209,"error":"Session token is expired."}`, even
 /// on a public class; a live one works on the same request.
@@ -58,15 +13,19 @@ async fn as_user(
 async fn expired_sessions_are_209() {
     let server = TestServer::new().await;
     server.create("Item", json!({"title": "a"})).await;
-    let (_, expired) = login(&server, "old", -1).await;
-    let (_, live) = login(&server, "new", 24).await;
-    let reply = as_user(&server, &expired, Method::GET, "/classes/Item", None).await;
+    let User { token: expired, .. } = server.user_with_session("old", -1).await;
+    let User { token: live, .. } = server.user_with_session("new", 24).await;
+    let reply = server
+        .as_user(&expired, Method::GET, "/classes/Item", None)
+        .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         reply.body,
         json!({"code": 209, "error": "Session token is expired."})
     );
-    let reply = as_user(&server, &live, Method::GET, "/classes/Item", None).await;
+    let reply = server
+        .as_user(&live, Method::GET, "/classes/Item", None)
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert_eq!(reply.body["results"].as_array().unwrap().len(), 1);
 }
@@ -77,8 +36,13 @@ async fn expired_sessions_are_209() {
 #[tokio::test]
 async fn user_acls_follow_the_session() {
     let server = TestServer::new().await;
-    let (alice, alice_token) = login(&server, "alice", 24).await;
-    let (_, bob_token) = login(&server, "bob", 24).await;
+    let User {
+        id: alice,
+        token: alice_token,
+    } = server.user_with_session("alice", 24).await;
+    let User {
+        token: bob_token, ..
+    } = server.user_with_session("bob", 24).await;
     let id = server
         .create(
             "Note",
@@ -88,7 +52,7 @@ async fn user_acls_follow_the_session() {
     server.create("Note", json!({"text": "public"})).await;
     let path = format!("/classes/Note/{id}");
 
-    let own = as_user(&server, &alice_token, Method::GET, &path, None).await;
+    let own = server.as_user(&alice_token, Method::GET, &path, None).await;
     assert_eq!(own.status, StatusCode::OK, "{:?}", own.body);
     assert_eq!(own.body["text"], "mine");
     let body = server
@@ -98,44 +62,44 @@ async fn user_acls_follow_the_session() {
         )
         .await;
     assert_eq!(body.status, StatusCode::OK, "{:?}", body.body);
-    let count = as_user(
-        &server,
-        &alice_token,
-        Method::GET,
-        "/classes/Note?count=1&limit=0",
-        None,
-    )
-    .await;
+    let count = server
+        .as_user(
+            &alice_token,
+            Method::GET,
+            "/classes/Note?count=1&limit=0",
+            None,
+        )
+        .await;
     assert_eq!(count.body, json!({"results": [], "count": 2}));
 
-    let other = as_user(&server, &bob_token, Method::GET, &path, None).await;
+    let other = server.as_user(&bob_token, Method::GET, &path, None).await;
     assert_parse_error(&other, 404, 101, Some("Object not found."));
-    let count = as_user(
-        &server,
-        &bob_token,
-        Method::GET,
-        "/classes/Note?count=1&limit=0",
-        None,
-    )
-    .await;
+    let count = server
+        .as_user(
+            &bob_token,
+            Method::GET,
+            "/classes/Note?count=1&limit=0",
+            None,
+        )
+        .await;
     assert_eq!(count.body, json!({"results": [], "count": 1}));
-    let write = as_user(
-        &server,
-        &bob_token,
-        Method::PUT,
-        &path,
-        Some(json!({"text": "bob's"})),
-    )
-    .await;
+    let write = server
+        .as_user(
+            &bob_token,
+            Method::PUT,
+            &path,
+            Some(json!({"text": "bob's"})),
+        )
+        .await;
     assert_parse_error(&write, 404, 101, None);
-    let write = as_user(
-        &server,
-        &alice_token,
-        Method::PUT,
-        &path,
-        Some(json!({"text": "edited"})),
-    )
-    .await;
+    let write = server
+        .as_user(
+            &alice_token,
+            Method::PUT,
+            &path,
+            Some(json!({"text": "edited"})),
+        )
+        .await;
     assert_eq!(write.status, StatusCode::OK, "{:?}", write.body);
     assert_eq!(server.get("Note", &id).await["text"], "edited");
 }
@@ -145,7 +109,7 @@ async fn user_acls_follow_the_session() {
 #[tokio::test]
 async fn requires_authentication_admits_sessions() {
     let server = TestServer::new().await;
-    let (carol, token) = login(&server, "carol", 24).await;
+    let User { id: carol, token } = server.user_with_session("carol", 24).await;
     let session = server
         .create(
             "ChatSession",
@@ -162,16 +126,13 @@ async fn requires_authentication_admits_sessions() {
         101,
         Some("Permission denied, user needs to be authenticated."),
     );
-    let user = as_user(
-        &server,
-        &token,
-        Method::POST,
-        "/classes/Message",
-        Some(body),
-    )
-    .await;
+    let user = server
+        .as_user(&token, Method::POST, "/classes/Message", Some(body))
+        .await;
     assert_eq!(user.status, StatusCode::CREATED, "{:?}", user.body);
-    let find = as_user(&server, &token, Method::GET, "/classes/Message", None).await;
+    let find = server
+        .as_user(&token, Method::GET, "/classes/Message", None)
+        .await;
     assert_eq!(find.body["results"].as_array().unwrap().len(), 1);
 }
 
@@ -180,8 +141,13 @@ async fn requires_authentication_admits_sessions() {
 #[tokio::test]
 async fn read_user_fields_limit_reads_to_the_owner() {
     let server = TestServer::new().await;
-    let (dave, dave_token) = login(&server, "dave", 24).await;
-    let (_, erin_token) = login(&server, "erin", 24).await;
+    let User {
+        id: dave,
+        token: dave_token,
+    } = server.user_with_session("dave", 24).await;
+    let User {
+        token: erin_token, ..
+    } = server.user_with_session("erin", 24).await;
     let id = server
         .create(
             "Doc",
@@ -196,16 +162,20 @@ async fn read_user_fields_limit_reads_to_the_owner() {
         )
         .await;
     let path = format!("/classes/Doc/{id}");
-    let own = as_user(&server, &dave_token, Method::GET, &path, None).await;
+    let own = server.as_user(&dave_token, Method::GET, &path, None).await;
     assert_eq!(own.status, StatusCode::OK, "{:?}", own.body);
-    let own_find = as_user(&server, &dave_token, Method::GET, "/classes/Doc", None).await;
+    let own_find = server
+        .as_user(&dave_token, Method::GET, "/classes/Doc", None)
+        .await;
     assert_eq!(
         ids(own_find.body["results"].as_array().unwrap()),
         vec![id.clone()]
     );
-    let other_find = as_user(&server, &erin_token, Method::GET, "/classes/Doc", None).await;
+    let other_find = server
+        .as_user(&erin_token, Method::GET, "/classes/Doc", None)
+        .await;
     assert_eq!(other_find.body, json!({"results": []}));
-    let other_get = as_user(&server, &erin_token, Method::GET, &path, None).await;
+    let other_get = server.as_user(&erin_token, Method::GET, &path, None).await;
     assert_parse_error(&other_get, 404, 101, None);
     let public = server.public(Method::GET, "/classes/Doc", None).await;
     assert!(
@@ -220,18 +190,18 @@ async fn read_user_fields_limit_reads_to_the_owner() {
 #[tokio::test]
 async fn sessions_are_not_readable_by_others() {
     let server = TestServer::new().await;
-    let (frank, frank_token) = login(&server, "frank", 24).await;
-    let (_, grace_token) = login(&server, "grace", 24).await;
+    let User {
+        id: frank,
+        token: frank_token,
+    } = server.user_with_session("frank", 24).await;
+    let User {
+        token: grace_token, ..
+    } = server.user_with_session("grace", 24).await;
     let public = server.public(Method::GET, "/classes/_Session", None).await;
     assert_parse_error(&public, 400, 209, None);
-    let own = as_user(
-        &server,
-        &frank_token,
-        Method::GET,
-        "/classes/_Session",
-        None,
-    )
-    .await;
+    let own = server
+        .as_user(&frank_token, Method::GET, "/classes/_Session", None)
+        .await;
     assert_eq!(own.status, StatusCode::OK, "{:?}", own.body);
     // Frank's sessions: the one sign-up made, and the one the test wrote.
     let results = own.body["results"].as_array().unwrap();
@@ -253,26 +223,30 @@ async fn sessions_are_not_readable_by_others() {
 #[tokio::test]
 async fn sessions_cannot_be_moved_or_given_an_acl() {
     let server = TestServer::new().await;
-    let (_, token) = login(&server, "henry", 24).await;
-    let (other, _) = login(&server, "irene", 24).await;
-    let me = as_user(&server, &token, Method::GET, "/sessions/me", None).await;
+    let User { token, .. } = server.user_with_session("henry", 24).await;
+    let User { id: other, .. } = server.user_with_session("irene", 24).await;
+    let me = server
+        .as_user(&token, Method::GET, "/sessions/me", None)
+        .await;
     let session_id = me.body["objectId"].as_str().unwrap().to_owned();
     for body in [
         json!({"user": pointer("_User", &other)}),
         json!({"sessionToken": "r:00000000000000000000000000000000"}),
         json!({"ACL": {"*": {"read": true}}}),
     ] {
-        let reply = as_user(
-            &server,
-            &token,
-            Method::PUT,
-            &format!("/sessions/{session_id}"),
-            Some(body.clone()),
-        )
-        .await;
+        let reply = server
+            .as_user(
+                &token,
+                Method::PUT,
+                &format!("/sessions/{session_id}"),
+                Some(body.clone()),
+            )
+            .await;
         assert_parse_error(&reply, 400, 105, None);
     }
-    let after = as_user(&server, &token, Method::GET, "/sessions/me", None).await;
+    let after = server
+        .as_user(&token, Method::GET, "/sessions/me", None)
+        .await;
     assert_eq!(after.body["sessionToken"], token.as_str());
     assert_eq!(after.body["user"], me.body["user"]);
     assert!(after.body.get("ACL").is_none());

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{APP_ID, Reply, TestServer, pointer};
+use crate::common::{TestServer, pointer};
 
 /// A Message's `timestamp` defaults to its creation time (and the create answer says so);
 /// a timestamp the client sends is kept, so imported history keeps its times.
@@ -118,48 +118,6 @@ async fn message_required_fields_and_types() {
 // ---------------------------------------------------------------------------------------
 // The template's rules (issue 3), as users see them.
 
-struct User {
-    id: String,
-    token: String,
-}
-
-async fn sign_up(server: &TestServer, username: &str, extra: Value) -> Reply {
-    let mut body = json!({"username": username, "password": "pw"});
-    for (key, value) in extra.as_object().cloned().unwrap_or_default() {
-        body[key] = value;
-    }
-    server.public(Method::POST, "/users", Some(body)).await
-}
-
-async fn user(server: &TestServer, username: &str) -> User {
-    let reply = sign_up(server, username, json!({})).await;
-    assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
-    User {
-        id: reply.body["objectId"].as_str().unwrap().to_owned(),
-        token: reply.body["sessionToken"].as_str().unwrap().to_owned(),
-    }
-}
-
-async fn call(
-    server: &TestServer,
-    who: &User,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Reply {
-    server
-        .send(
-            method,
-            path,
-            body,
-            &[
-                ("x-parse-application-id", APP_ID),
-                ("x-parse-session-token", &who.token),
-            ],
-        )
-        .await
-}
-
 fn acl(entries: &[(&str, bool)]) -> Value {
     let mut acl = serde_json::Map::new();
     for (id, write) in entries {
@@ -178,11 +136,9 @@ fn acl(entries: &[(&str, bool)]) -> Value {
 #[tokio::test]
 async fn a_new_session_belongs_to_its_creator() {
     let server = TestServer::new().await;
-    let olga = user(&server, "olga").await;
-    let piet = user(&server, "piet").await;
-    let created = call(
-        &server,
-        &olga,
+    let olga = server.sign_up("olga").await;
+    let piet = server.sign_up("piet").await;
+    let created = server.as_user(&olga,
         Method::POST,
         "/classes/ChatSession",
         Some(json!({"participants": [pointer("_User", &piet.id)], "ACL": {"*": {"read": true, "write": true}}})),
@@ -198,23 +154,23 @@ async fn a_new_session_belongs_to_its_creator() {
     );
     assert_eq!(stored["ACL"], acl(&[(&olga.id, true), (&piet.id, false)]));
     assert_eq!(created.body["ACL"], stored["ACL"]);
-    let other_owner = call(
-        &server,
-        &olga,
-        Method::POST,
-        "/classes/ChatSession",
-        Some(json!({"participants": [], "owner": pointer("_User", &piet.id)})),
-    )
-    .await;
+    let other_owner = server
+        .as_user(
+            &olga,
+            Method::POST,
+            "/classes/ChatSession",
+            Some(json!({"participants": [], "owner": pointer("_User", &piet.id)})),
+        )
+        .await;
     crate::common::assert_parse_error(&other_owner, 400, 119, None);
-    let owner_change = call(
-        &server,
-        &olga,
-        Method::PUT,
-        &format!("/classes/ChatSession/{id}"),
-        Some(json!({"owner": pointer("_User", &piet.id)})),
-    )
-    .await;
+    let owner_change = server
+        .as_user(
+            &olga,
+            Method::PUT,
+            &format!("/classes/ChatSession/{id}"),
+            Some(json!({"owner": pointer("_User", &piet.id)})),
+        )
+        .await;
     crate::common::assert_parse_error(&owner_change, 400, 119, None);
 }
 
@@ -223,27 +179,27 @@ async fn a_new_session_belongs_to_its_creator() {
 #[tokio::test]
 async fn participants_changes_carry_the_acls_along() {
     let server = TestServer::new().await;
-    let olga = user(&server, "olga").await;
-    let piet = user(&server, "piet").await;
-    let nina = user(&server, "nina").await;
-    let session = call(
-        &server,
-        &olga,
-        Method::POST,
-        "/classes/ChatSession",
-        Some(json!({"participants": [pointer("_User", &piet.id)]})),
-    )
-    .await;
+    let olga = server.sign_up("olga").await;
+    let piet = server.sign_up("piet").await;
+    let nina = server.sign_up("nina").await;
+    let session = server
+        .as_user(
+            &olga,
+            Method::POST,
+            "/classes/ChatSession",
+            Some(json!({"participants": [pointer("_User", &piet.id)]})),
+        )
+        .await;
     let session_id = session.body["objectId"].as_str().unwrap().to_owned();
     let session_pointer = pointer("ChatSession", &session_id);
-    let message = call(
-        &server,
-        &piet,
-        Method::POST,
-        "/classes/Message",
-        Some(json!({"session": session_pointer, "content": "hi"})),
-    )
-    .await;
+    let message = server
+        .as_user(
+            &piet,
+            Method::POST,
+            "/classes/Message",
+            Some(json!({"session": session_pointer, "content": "hi"})),
+        )
+        .await;
     assert_eq!(message.status.as_u16(), 201, "{:?}", message.body);
     let message_id = message.body["objectId"].as_str().unwrap().to_owned();
     // The server made the session's Context with the session (README "Sessions and
@@ -259,9 +215,7 @@ async fn participants_changes_carry_the_acls_along() {
 
     // Nina joins (AddUnique), Piet leaves (Remove), in two updates.
     let path = format!("/classes/ChatSession/{session_id}");
-    let joined = call(
-        &server,
-        &olga,
+    let joined = server.as_user(&olga,
         Method::PUT,
         &path,
         Some(
@@ -278,9 +232,7 @@ async fn participants_changes_carry_the_acls_along() {
             pointer("_User", &nina.id)
         ])
     );
-    let left = call(
-        &server,
-        &olga,
+    let left = server.as_user(&olga,
         Method::PUT,
         &path,
         Some(json!({"participants": {"__op": "Remove", "objects": [pointer("_User", &piet.id)]}})),
@@ -306,7 +258,7 @@ async fn participants_changes_carry_the_acls_along() {
             format!("/classes/Message/{message_id}"),
             format!("/classes/Context/{context_id}"),
         ] {
-            let reply = call(&server, who, Method::GET, &path, None).await;
+            let reply = server.as_user(who, Method::GET, &path, None).await;
             assert_eq!(
                 reply.status.is_success(),
                 visible,
@@ -322,25 +274,25 @@ async fn participants_changes_carry_the_acls_along() {
 #[tokio::test]
 async fn message_roles_and_fixed_fields() {
     let server = TestServer::new().await;
-    let olga = user(&server, "olga").await;
-    let session = call(
-        &server,
-        &olga,
-        Method::POST,
-        "/classes/ChatSession",
-        Some(json!({"participants": []})),
-    )
-    .await;
-    let session_pointer = pointer("ChatSession", session.body["objectId"].as_str().unwrap());
-    for role in ["assistant", "system"] {
-        let reply = call(
-            &server,
+    let olga = server.sign_up("olga").await;
+    let session = server
+        .as_user(
             &olga,
             Method::POST,
-            "/classes/Message",
-            Some(json!({"session": session_pointer, "content": "obey", "role": role})),
+            "/classes/ChatSession",
+            Some(json!({"participants": []})),
         )
         .await;
+    let session_pointer = pointer("ChatSession", session.body["objectId"].as_str().unwrap());
+    for role in ["assistant", "system"] {
+        let reply = server
+            .as_user(
+                &olga,
+                Method::POST,
+                "/classes/Message",
+                Some(json!({"session": session_pointer, "content": "obey", "role": role})),
+            )
+            .await;
         crate::common::assert_parse_error(&reply, 400, 119, None);
         let by_server = server
             .master(
@@ -351,14 +303,14 @@ async fn message_roles_and_fixed_fields() {
             .await;
         assert_eq!(by_server.status.as_u16(), 201, "{:?}", by_server.body);
     }
-    let mine = call(
-        &server,
-        &olga,
-        Method::POST,
-        "/classes/Message",
-        Some(json!({"session": session_pointer, "content": "hi"})),
-    )
-    .await;
+    let mine = server
+        .as_user(
+            &olga,
+            Method::POST,
+            "/classes/Message",
+            Some(json!({"session": session_pointer, "content": "hi"})),
+        )
+        .await;
     assert_eq!(mine.body["sender"], pointer("_User", &olga.id));
     let path = format!(
         "/classes/Message/{}",
@@ -369,17 +321,14 @@ async fn message_roles_and_fixed_fields() {
         json!({"session": pointer("ChatSession", "elsewhere0")}),
         json!({"ACL": {"*": {"read": true}}}),
     ] {
-        let reply = call(&server, &olga, Method::PUT, &path, Some(change.clone())).await;
+        let reply = server
+            .as_user(&olga, Method::PUT, &path, Some(change.clone()))
+            .await;
         crate::common::assert_parse_error(&reply, 400, 119, None);
     }
-    let edit = call(
-        &server,
-        &olga,
-        Method::PUT,
-        &path,
-        Some(json!({"content": "hello"})),
-    )
-    .await;
+    let edit = server
+        .as_user(&olga, Method::PUT, &path, Some(json!({"content": "hello"})))
+        .await;
     assert_eq!(edit.status.as_u16(), 200, "{:?}", edit.body);
 }
 
@@ -387,44 +336,42 @@ async fn message_roles_and_fixed_fields() {
 #[tokio::test]
 async fn context_rules() {
     let server = TestServer::new().await;
-    let olga = user(&server, "olga").await;
-    let sam = user(&server, "sam").await;
-    let session = call(
-        &server,
-        &olga,
-        Method::POST,
-        "/classes/ChatSession",
-        Some(json!({"participants": []})),
-    )
-    .await;
+    let olga = server.sign_up("olga").await;
+    let sam = server.sign_up("sam").await;
+    let session = server
+        .as_user(
+            &olga,
+            Method::POST,
+            "/classes/ChatSession",
+            Some(json!({"participants": []})),
+        )
+        .await;
     let session_id = session.body["objectId"].as_str().unwrap();
-    let mismatch = call(
-        &server,
-        &olga,
+    let mismatch = server.as_user(&olga,
         Method::POST,
         "/classes/Context",
         Some(json!({"session": pointer("ChatSession", session_id), "sessionId": "other", "data": {}})),
     )
     .await;
     crate::common::assert_parse_error(&mismatch, 400, 142, None);
-    let stranger = call(
-        &server,
-        &sam,
-        Method::POST,
-        "/classes/Context",
-        Some(json!({"sessionId": session_id, "data": {}})),
-    )
-    .await;
+    let stranger = server
+        .as_user(
+            &sam,
+            Method::POST,
+            "/classes/Context",
+            Some(json!({"sessionId": session_id, "data": {}})),
+        )
+        .await;
     crate::common::assert_parse_error(&stranger, 400, 119, None);
     // The session already has the Context the server made: a second one is a duplicate.
-    let second = call(
-        &server,
-        &olga,
-        Method::POST,
-        "/classes/Context",
-        Some(json!({"sessionId": session_id, "data": {}})),
-    )
-    .await;
+    let second = server
+        .as_user(
+            &olga,
+            Method::POST,
+            "/classes/Context",
+            Some(json!({"sessionId": session_id, "data": {}})),
+        )
+        .await;
     crate::common::assert_parse_error(&second, 400, 137, None);
 }
 
@@ -433,16 +380,16 @@ async fn context_rules() {
 #[tokio::test]
 async fn personas_and_sessions() {
     let server = TestServer::new().await;
-    let olga = user(&server, "olga").await;
-    let sam = user(&server, "sam").await;
-    let public = call(
-        &server,
-        &sam,
-        Method::POST,
-        "/classes/Persona",
-        Some(json!({"name": "Guide"})),
-    )
-    .await;
+    let olga = server.sign_up("olga").await;
+    let sam = server.sign_up("sam").await;
+    let public = server
+        .as_user(
+            &sam,
+            Method::POST,
+            "/classes/Persona",
+            Some(json!({"name": "Guide"})),
+        )
+        .await;
     assert_eq!(public.status.as_u16(), 201, "{:?}", public.body);
     let public_id = public.body["objectId"].as_str().unwrap();
     let stored = server.get("Persona", public_id).await;
@@ -451,40 +398,40 @@ async fn personas_and_sessions() {
         stored["ACL"],
         json!({"*": {"read": true}, (sam.id.clone()): {"read": true, "write": true}})
     );
-    let private = call(
-        &server,
-        &sam,
-        Method::POST,
-        "/classes/Persona",
-        Some(json!({"name": "Secret", "ACL": {(sam.id.clone()): {"read": true, "write": true}}})),
-    )
-    .await;
+    let private = server
+        .as_user(
+            &sam,
+            Method::POST,
+            "/classes/Persona",
+            Some(
+                json!({"name": "Secret", "ACL": {(sam.id.clone()): {"read": true, "write": true}}}),
+            ),
+        )
+        .await;
     let private_id = private.body["objectId"].as_str().unwrap();
-    let ok = call(
-        &server,
-        &olga,
-        Method::POST,
-        "/classes/ChatSession",
-        Some(json!({"participants": [], "personas": [pointer("Persona", public_id)]})),
-    )
-    .await;
+    let ok = server
+        .as_user(
+            &olga,
+            Method::POST,
+            "/classes/ChatSession",
+            Some(json!({"participants": [], "personas": [pointer("Persona", public_id)]})),
+        )
+        .await;
     assert_eq!(ok.status.as_u16(), 201, "{:?}", ok.body);
-    let refused = call(
-        &server,
-        &olga,
-        Method::POST,
-        "/classes/ChatSession",
-        Some(json!({"participants": [], "personas": [pointer("Persona", private_id)]})),
-    )
-    .await;
+    let refused = server
+        .as_user(
+            &olga,
+            Method::POST,
+            "/classes/ChatSession",
+            Some(json!({"participants": [], "personas": [pointer("Persona", private_id)]})),
+        )
+        .await;
     crate::common::assert_parse_error(&refused, 400, 119, None);
     let path = format!(
         "/classes/ChatSession/{}",
         ok.body["objectId"].as_str().unwrap()
     );
-    let added = call(
-        &server,
-        &olga,
+    let added = server.as_user(&olga,
         Method::PUT,
         &path,
         Some(
@@ -499,33 +446,34 @@ async fn personas_and_sessions() {
 #[tokio::test]
 async fn only_admins_set_roles() {
     let server = TestServer::new().await;
-    let refused = sign_up(&server, "eve", json!({"role": "admin"})).await;
+    let refused = server
+        .public(
+            Method::POST,
+            "/users",
+            Some(json!({"username": "eve", "password": "pw", "role": "admin"})),
+        )
+        .await;
     crate::common::assert_parse_error(&refused, 400, 119, None);
-    let eve = user(&server, "eve").await;
+    let eve = server.sign_up("eve").await;
     assert_eq!(server.get("_User", &eve.id).await["role"], "participant");
     let path = format!("/users/{}", eve.id);
-    let promote = call(
-        &server,
-        &eve,
-        Method::PUT,
-        &path,
-        Some(json!({"role": "admin"})),
-    )
-    .await;
+    let promote = server
+        .as_user(&eve, Method::PUT, &path, Some(json!({"role": "admin"})))
+        .await;
     crate::common::assert_parse_error(&promote, 400, 119, None);
     let by_master = server
         .master(Method::PUT, &path, Some(json!({"role": "admin"})))
         .await;
     assert_eq!(by_master.status.as_u16(), 200, "{:?}", by_master.body);
     // Now an admin, eve may change roles herself.
-    let demote = call(
-        &server,
-        &eve,
-        Method::PUT,
-        &path,
-        Some(json!({"role": "participant"})),
-    )
-    .await;
+    let demote = server
+        .as_user(
+            &eve,
+            Method::PUT,
+            &path,
+            Some(json!({"role": "participant"})),
+        )
+        .await;
     assert_eq!(demote.status.as_u16(), 200, "{:?}", demote.body);
     assert_eq!(server.get("_User", &eve.id).await["role"], "participant");
 }
@@ -535,41 +483,41 @@ async fn only_admins_set_roles() {
 #[tokio::test]
 async fn admins_set_other_users_roles() {
     let server = TestServer::new().await;
-    let ada = user(&server, "ada").await;
-    let bert = user(&server, "bert").await;
+    let ada = server.sign_up("ada").await;
+    let bert = server.sign_up("bert").await;
     let ada_path = format!("/users/{}", ada.id);
     let bert_path = format!("/users/{}", bert.id);
-    let by_participant = call(
-        &server,
-        &bert,
-        Method::PUT,
-        &ada_path,
-        Some(json!({"role": "admin"})),
-    )
-    .await;
+    let by_participant = server
+        .as_user(
+            &bert,
+            Method::PUT,
+            &ada_path,
+            Some(json!({"role": "admin"})),
+        )
+        .await;
     crate::common::assert_parse_error(&by_participant, 400, 206, None);
     let promoted = server
         .master(Method::PUT, &ada_path, Some(json!({"role": "admin"})))
         .await;
     assert_eq!(promoted.status.as_u16(), 200, "{:?}", promoted.body);
-    let by_admin = call(
-        &server,
-        &ada,
-        Method::PUT,
-        &bert_path,
-        Some(json!({"role": "admin"})),
-    )
-    .await;
+    let by_admin = server
+        .as_user(
+            &ada,
+            Method::PUT,
+            &bert_path,
+            Some(json!({"role": "admin"})),
+        )
+        .await;
     assert_eq!(by_admin.status.as_u16(), 200, "{:?}", by_admin.body);
     assert_eq!(server.get("_User", &bert.id).await["role"], "admin");
-    let other_field = call(
-        &server,
-        &ada,
-        Method::PUT,
-        &bert_path,
-        Some(json!({"role": "participant", "displayName": "x"})),
-    )
-    .await;
+    let other_field = server
+        .as_user(
+            &ada,
+            Method::PUT,
+            &bert_path,
+            Some(json!({"role": "participant", "displayName": "x"})),
+        )
+        .await;
     crate::common::assert_parse_error(&other_field, 400, 206, None);
     assert_eq!(server.get("_User", &bert.id).await["role"], "admin");
 }

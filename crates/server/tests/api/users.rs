@@ -13,8 +13,8 @@ use crate::common::*;
 
 const PASSWORD: &str = "Sup3r-Secret-Pw!";
 
-/// A signed-up user.
-struct User {
+/// A signed-up user, with the name and address it signed up with.
+struct Account {
     id: String,
     token: String,
     username: String,
@@ -22,54 +22,17 @@ struct User {
 }
 
 /// `POST /users` with the app id only; panics unless it answers `201`.
-async fn sign_up(server: &TestServer, username: &str) -> User {
+async fn sign_up(server: &TestServer, username: &str) -> Account {
     let email = format!("{username}@example.test");
-    let reply = server
-        .public(
-            Method::POST,
-            "/users",
-            Some(json!({"username": username, "password": PASSWORD, "email": email})),
-        )
+    let User { id, token } = server
+        .sign_up_with(json!({"username": username, "password": PASSWORD, "email": email}))
         .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::CREATED,
-        "sign-up of {username}: {:?}",
-        reply.body
-    );
-    User {
-        id: reply.body["objectId"]
-            .as_str()
-            .expect("objectId")
-            .to_owned(),
-        token: reply.body["sessionToken"]
-            .as_str()
-            .expect("sessionToken")
-            .to_owned(),
+    Account {
+        id,
+        token,
         username: username.to_owned(),
         email,
     }
-}
-
-/// A request with the app id and a session token.
-async fn as_user(
-    server: &TestServer,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Reply {
-    server
-        .send(
-            method,
-            path,
-            body,
-            &[
-                ("x-parse-application-id", APP_ID),
-                ("x-parse-session-token", token),
-            ],
-        )
-        .await
 }
 
 /// `POST /login` with a JSON body.
@@ -89,7 +52,9 @@ async fn log_in_ok(server: &TestServer, username: &str, password: &str) -> Strin
 
 /// A further session for a user through `POST /sessions`; returns its token.
 async fn extra_session(server: &TestServer, token: &str) -> String {
-    let reply = as_user(server, token, Method::POST, "/sessions", Some(json!({}))).await;
+    let reply = server
+        .as_user(token, Method::POST, "/sessions", Some(json!({})))
+        .await;
     assert_eq!(
         reply.status,
         StatusCode::CREATED,
@@ -205,7 +170,7 @@ async fn sign_up_answers_201_with_location_and_a_session_token() {
     );
 
     // The token works at once, and `/classes/_User` signs up the same way.
-    let me = as_user(&server, token, Method::GET, "/users/me", None).await;
+    let me = server.as_user(token, Method::GET, "/users/me", None).await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
     assert_eq!(me.body["objectId"], id.as_str());
     let other = server
@@ -277,23 +242,23 @@ async fn sign_up_refuses_taken_names_and_missing_credentials() {
 
     // A rename onto a taken name is refused the same way.
     let bob = sign_up(&server, "bob").await;
-    let reply = as_user(
-        &server,
-        &bob.token,
-        Method::PUT,
-        &format!("/users/{}", bob.id),
-        Some(json!({"username": "Alice"})),
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &bob.token,
+            Method::PUT,
+            &format!("/users/{}", bob.id),
+            Some(json!({"username": "Alice"})),
+        )
+        .await;
     assert_parse_error(&reply, 400, 202, None);
-    let reply = as_user(
-        &server,
-        &bob.token,
-        Method::PUT,
-        &format!("/users/{}", bob.id),
-        Some(json!({"email": "ALICE@example.test"})),
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &bob.token,
+            Method::PUT,
+            &format!("/users/{}", bob.id),
+            Some(json!({"email": "ALICE@example.test"})),
+        )
+        .await;
     assert_parse_error(&reply, 400, 203, None);
 }
 
@@ -316,14 +281,14 @@ async fn clients_cannot_set_email_verified() {
     );
     assert_eq!(server.count("_User").await, 0);
     let alice = sign_up(&server, "alice").await;
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::PUT,
-        &format!("/users/{}", alice.id),
-        Some(json!({"emailVerified": true})),
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &alice.token,
+            Method::PUT,
+            &format!("/users/{}", alice.id),
+            Some(json!({"emailVerified": true})),
+        )
+        .await;
     assert_parse_error(
         &reply,
         400,
@@ -391,7 +356,7 @@ async fn log_in_by_username_or_email_with_post_or_get() {
         tokens.push(token.to_owned());
     }
     let last = tokens.last().unwrap();
-    let me = as_user(&server, last, Method::GET, "/users/me", None).await;
+    let me = server.as_user(last, Method::GET, "/users/me", None).await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
 }
 
@@ -404,7 +369,9 @@ async fn log_ins_without_an_installation_id_keep_the_other_sessions() {
     let alice = sign_up(&server, "alice").await;
     let second = log_in_ok(&server, "alice", PASSWORD).await;
     let third = log_in_ok(&server, "alice", PASSWORD).await;
-    let login_session = as_user(&server, &third, Method::GET, "/sessions/me", None).await;
+    let login_session = server
+        .as_user(&third, Method::GET, "/sessions/me", None)
+        .await;
     assert_eq!(
         login_session.body["createdWith"],
         json!({"action": "login", "authProvider": "password"}),
@@ -413,7 +380,7 @@ async fn log_ins_without_an_installation_id_keep_the_other_sessions() {
     );
     assert_eq!(sessions_of(&server, &alice.id).await.len(), 3);
     for token in [&alice.token, &second, &third] {
-        let me = as_user(&server, token, Method::GET, "/users/me", None).await;
+        let me = server.as_user(token, Method::GET, "/users/me", None).await;
         assert_eq!(me.status, StatusCode::OK, "token {token}: {:?}", me.body);
     }
 }
@@ -502,7 +469,7 @@ async fn one_session_per_user_and_installation() {
     assert_eq!(on_install_1[0]["sessionToken"], second.body["sessionToken"]);
     // The replaced session is gone; the others (sign-up, other device, other user) stay.
     let old = first.body["sessionToken"].as_str().unwrap();
-    assert_invalid_token(&as_user(server, old, Method::GET, "/users/me", None).await);
+    assert_invalid_token(&server.as_user(old, Method::GET, "/users/me", None).await);
     for token in [
         second.body["sessionToken"].as_str().unwrap(),
         other_device.body["sessionToken"].as_str().unwrap(),
@@ -510,7 +477,7 @@ async fn one_session_per_user_and_installation() {
         &alice.token,
         &bob.token,
     ] {
-        let me = as_user(server, token, Method::GET, "/users/me", None).await;
+        let me = server.as_user(token, Method::GET, "/users/me", None).await;
         assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
     }
     assert_eq!(sessions_of(server, &alice.id).await.len(), 3);
@@ -623,7 +590,7 @@ async fn log_ins_are_rate_limited_per_address() {
     );
     assert_eq!(reply.body["code"], 100);
     // Other requests are not limited.
-    let me = as_user(&server, &token, Method::GET, "/users/me", None).await;
+    let me = server.as_user(&token, Method::GET, "/users/me", None).await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
 }
 
@@ -736,7 +703,9 @@ async fn imported_bcrypt_hashes_log_in_and_are_rehashed_with_argon2id() {
 async fn users_me_needs_a_valid_token() {
     let server = TestServer::new().await;
     let alice = sign_up(&server, "alice").await;
-    let me = as_user(&server, &alice.token, Method::GET, "/users/me", None).await;
+    let me = server
+        .as_user(&alice.token, Method::GET, "/users/me", None)
+        .await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
     assert_no_secrets(&me, "/users/me");
     assert_eq!(me.body["objectId"], alice.id.as_str());
@@ -748,14 +717,14 @@ async fn users_me_needs_a_valid_token() {
 
     let anonymous = server.public(Method::GET, "/users/me", None).await;
     assert_parse_error(&anonymous, 400, 209, Some("Invalid session token"));
-    let unknown = as_user(
-        &server,
-        "r:00000000000000000000000000000000",
-        Method::GET,
-        "/users/me",
-        None,
-    )
-    .await;
+    let unknown = server
+        .as_user(
+            "r:00000000000000000000000000000000",
+            Method::GET,
+            "/users/me",
+            None,
+        )
+        .await;
     assert_invalid_token(&unknown);
     // The master key is not a user.
     let master = server.master(Method::GET, "/users/me", None).await;
@@ -776,14 +745,9 @@ async fn log_out_ends_the_session_everywhere() {
     let alice = sign_up(&server, "alice").await;
     let second = extra_session(&server, &alice.token).await;
 
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::POST,
-        "/logout",
-        Some(json!({})),
-    )
-    .await;
+    let reply = server
+        .as_user(&alice.token, Method::POST, "/logout", Some(json!({})))
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert_eq!(reply.body, json!({}));
 
@@ -793,7 +757,9 @@ async fn log_out_ends_the_session_everywhere() {
         (Method::GET, "/users"),
         (Method::POST, "/logout"),
     ] {
-        let reply = as_user(&server, &alice.token, method.clone(), path, None).await;
+        let reply = server
+            .as_user(&alice.token, method.clone(), path, None)
+            .await;
         assert_eq!(
             reply.status,
             StatusCode::BAD_REQUEST,
@@ -807,16 +773,18 @@ async fn log_out_ends_the_session_everywhere() {
         );
     }
     // `/sessions/me` looks the token up itself (§5.7).
-    let reply = as_user(&server, &alice.token, Method::GET, "/sessions/me", None).await;
+    let reply = server
+        .as_user(&alice.token, Method::GET, "/sessions/me", None)
+        .await;
     assert_parse_error(&reply, 400, 209, None);
-    let create = as_user(
-        &server,
-        &alice.token,
-        Method::POST,
-        "/classes/Item",
-        Some(json!({"title": "x"})),
-    )
-    .await;
+    let create = server
+        .as_user(
+            &alice.token,
+            Method::POST,
+            "/classes/Item",
+            Some(json!({"title": "x"})),
+        )
+        .await;
     assert_invalid_token(&create);
     // The body form of the token is refused the same way.
     let body = server
@@ -827,7 +795,9 @@ async fn log_out_ends_the_session_everywhere() {
         .await;
     assert_invalid_token(&body);
 
-    let me = as_user(&server, &second, Method::GET, "/users/me", None).await;
+    let me = server
+        .as_user(&second, Method::GET, "/users/me", None)
+        .await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
     assert_eq!(sessions_of(&server, &alice.id).await.len(), 1);
     // Without a token, log-out is a no-op.
@@ -866,7 +836,7 @@ async fn expired_sessions_fail_with_209() {
         .await;
     assert_eq!(planted.status, StatusCode::CREATED, "{:?}", planted.body);
     for path in ["/users/me", "/classes/Item", "/sessions"] {
-        let reply = as_user(&server, token, Method::GET, path, None).await;
+        let reply = server.as_user(token, Method::GET, path, None).await;
         assert_eq!(
             reply.status,
             StatusCode::BAD_REQUEST,
@@ -880,7 +850,9 @@ async fn expired_sessions_fail_with_209() {
         );
     }
     // The user's live session is not affected.
-    let me = as_user(&server, &alice.token, Method::GET, "/users/me", None).await;
+    let me = server
+        .as_user(&alice.token, Method::GET, "/users/me", None)
+        .await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
 }
 
@@ -893,7 +865,9 @@ async fn session_length_sets_the_expiry() {
     })
     .await;
     let alice = sign_up(&server, "alice").await;
-    let session = as_user(&server, &alice.token, Method::GET, "/sessions/me", None).await;
+    let session = server
+        .as_user(&alice.token, Method::GET, "/sessions/me", None)
+        .await;
     assert_eq!(session.status, StatusCode::OK, "{:?}", session.body);
     let expires = parse_iso(&session.body["expiresAt"]);
     let now = chrono::Utc::now();
@@ -902,14 +876,16 @@ async fn session_length_sets_the_expiry() {
         "expiresAt {expires} vs now {now}"
     );
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let reply = as_user(&server, &alice.token, Method::GET, "/users/me", None).await;
+    let reply = server
+        .as_user(&alice.token, Method::GET, "/users/me", None)
+        .await;
     assert_eq!(
         reply.body,
         json!({"code": 209, "error": "Session token is expired."})
     );
     // A fresh log-in works again.
     let token = log_in_ok(&server, "alice", PASSWORD).await;
-    let me = as_user(&server, &token, Method::GET, "/users/me", None).await;
+    let me = server.as_user(&token, Method::GET, "/users/me", None).await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
 }
 
@@ -923,7 +899,9 @@ async fn sessions_are_visible_to_their_user_only() {
     let bob = sign_up(&server, "bob").await;
     let alice_login = extra_session(&server, &alice.token).await;
 
-    let me = as_user(&server, &alice.token, Method::GET, "/sessions/me", None).await;
+    let me = server
+        .as_user(&alice.token, Method::GET, "/sessions/me", None)
+        .await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
     assert_no_secrets(&me, "/sessions/me");
     assert_eq!(me.body["user"], pointer("_User", &alice.id));
@@ -939,7 +917,9 @@ async fn sessions_are_visible_to_their_user_only() {
         (expires - year).num_seconds().abs() < 120,
         "expiresAt {expires}, expected about {year}"
     );
-    let created = as_user(&server, &alice_login, Method::GET, "/sessions/me", None).await;
+    let created = server
+        .as_user(&alice_login, Method::GET, "/sessions/me", None)
+        .await;
     assert_eq!(
         created.body["createdWith"]["action"], "create",
         "{:?}",
@@ -948,7 +928,9 @@ async fn sessions_are_visible_to_their_user_only() {
     let anonymous = server.public(Method::GET, "/sessions/me", None).await;
     assert_parse_error(&anonymous, 400, 209, None);
 
-    let listed = as_user(&server, &alice.token, Method::GET, "/sessions", None).await;
+    let listed = server
+        .as_user(&alice.token, Method::GET, "/sessions", None)
+        .await;
     assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
     assert_no_secrets(&listed, "GET /sessions");
     let results = listed.body["results"].as_array().unwrap();
@@ -956,55 +938,47 @@ async fn sessions_are_visible_to_their_user_only() {
     for session in results {
         assert_eq!(session["user"], pointer("_User", &alice.id));
     }
-    let counted = as_user(
-        &server,
-        &alice.token,
-        Method::GET,
-        "/sessions?count=1&limit=0",
-        None,
-    )
-    .await;
+    let counted = server
+        .as_user(&alice.token, Method::GET, "/sessions?count=1&limit=0", None)
+        .await;
     assert_eq!(counted.body["count"], 2, "{:?}", counted.body);
-    let via_classes = as_user(
-        &server,
-        &alice.token,
-        Method::GET,
-        "/classes/_Session",
-        None,
-    )
-    .await;
+    let via_classes = server
+        .as_user(&alice.token, Method::GET, "/classes/_Session", None)
+        .await;
     assert_eq!(via_classes.body["results"].as_array().unwrap().len(), 2);
     let anonymous = server.public(Method::GET, "/sessions", None).await;
     assert_parse_error(&anonymous, 400, 209, None);
 
-    let bobs = as_user(&server, &bob.token, Method::GET, "/sessions/me", None).await;
+    let bobs = server
+        .as_user(&bob.token, Method::GET, "/sessions/me", None)
+        .await;
     let bob_session = bobs.body["objectId"].as_str().unwrap().to_owned();
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::GET,
-        &format!("/sessions/{bob_session}"),
-        None,
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &alice.token,
+            Method::GET,
+            &format!("/sessions/{bob_session}"),
+            None,
+        )
+        .await;
     assert_parse_error(&reply, 404, 101, None);
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::DELETE,
-        &format!("/sessions/{bob_session}"),
-        None,
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &alice.token,
+            Method::DELETE,
+            &format!("/sessions/{bob_session}"),
+            None,
+        )
+        .await;
     assert_parse_error(&reply, 404, 101, None);
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::PUT,
-        &format!("/sessions/{bob_session}"),
-        Some(json!({"installationId": "stolen"})),
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &alice.token,
+            Method::PUT,
+            &format!("/sessions/{bob_session}"),
+            Some(json!({"installationId": "stolen"})),
+        )
+        .await;
     // PS checks the restricted fields first (§5.7): 105, whoever owns the session.
     assert_parse_error(&reply, 400, 105, None);
     let field = server
@@ -1015,44 +989,52 @@ async fn sessions_are_visible_to_their_user_only() {
         )
         .await;
     assert_eq!(field.status, StatusCode::OK, "{:?}", field.body);
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::PUT,
-        &format!("/sessions/{bob_session}"),
-        Some(json!({"deviceName": "stolen"})),
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &alice.token,
+            Method::PUT,
+            &format!("/sessions/{bob_session}"),
+            Some(json!({"deviceName": "stolen"})),
+        )
+        .await;
     assert_parse_error(&reply, 404, 101, None);
     let unchanged = server.get("_Session", &bob_session).await;
     assert_eq!(unchanged["expiresAt"], bobs.body["expiresAt"]);
     assert!(unchanged.get("installationId").is_none(), "{unchanged:?}");
     assert!(unchanged.get("deviceName").is_none(), "{unchanged:?}");
-    let still = as_user(&server, &bob.token, Method::GET, "/users/me", None).await;
+    let still = server
+        .as_user(&bob.token, Method::GET, "/users/me", None)
+        .await;
     assert_eq!(still.status, StatusCode::OK, "{:?}", still.body);
 
     // A user may end its own session by id.
-    let own = as_user(&server, &alice_login, Method::GET, "/sessions/me", None).await;
+    let own = server
+        .as_user(&alice_login, Method::GET, "/sessions/me", None)
+        .await;
     let own_id = own.body["objectId"].as_str().unwrap();
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::GET,
-        &format!("/sessions/{own_id}"),
-        None,
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &alice.token,
+            Method::GET,
+            &format!("/sessions/{own_id}"),
+            None,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::DELETE,
-        &format!("/sessions/{own_id}"),
-        None,
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &alice.token,
+            Method::DELETE,
+            &format!("/sessions/{own_id}"),
+            None,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    assert_invalid_token(&as_user(&server, &alice_login, Method::GET, "/users/me", None).await);
+    assert_invalid_token(
+        &server
+            .as_user(&alice_login, Method::GET, "/users/me", None)
+            .await,
+    );
     // The master key sees every session.
     assert_eq!(server.count("_Session").await, 2);
 }
@@ -1063,14 +1045,9 @@ async fn sessions_are_visible_to_their_user_only() {
 async fn users_create_further_sessions() {
     let server = TestServer::new().await;
     let alice = sign_up(&server, "alice").await;
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::POST,
-        "/sessions",
-        Some(json!({})),
-    )
-    .await;
+    let reply = server
+        .as_user(&alice.token, Method::POST, "/sessions", Some(json!({})))
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     assert_no_secrets(&reply, "POST /sessions");
     assert_eq!(
@@ -1088,18 +1065,18 @@ async fn users_create_further_sessions() {
     let token = reply.body["sessionToken"].as_str().unwrap();
     assert!(is_session_token(token));
     assert_ne!(token, alice.token);
-    let me = as_user(&server, token, Method::GET, "/users/me", None).await;
+    let me = server.as_user(token, Method::GET, "/users/me", None).await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
     assert_eq!(me.body["objectId"], alice.id.as_str());
 
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::POST,
-        "/sessions",
-        Some(json!({"ACL": {"*": {"read": true}}})),
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &alice.token,
+            Method::POST,
+            "/sessions",
+            Some(json!({"ACL": {"*": {"read": true}}})),
+        )
+        .await;
     assert_parse_error(&reply, 400, 105, Some("Cannot set ACL on a Session."));
     assert_eq!(sessions_of(&server, &alice.id).await.len(), 2);
     // Without a user there is nothing to make a session for.
@@ -1128,14 +1105,14 @@ async fn users_modify_only_themselves() {
     let bob_path = format!("/users/{}", bob.id);
     let alice_path = format!("/users/{}", alice.id);
 
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::PUT,
-        &bob_path,
-        Some(json!({"displayName": "hacked"})),
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &alice.token,
+            Method::PUT,
+            &bob_path,
+            Some(json!({"displayName": "hacked"})),
+        )
+        .await;
     assert_parse_error(&reply, 400, 206, Some("Insufficient auth."));
     let reply = server
         .public(
@@ -1150,42 +1127,44 @@ async fn users_modify_only_themselves() {
         206,
         Some(&format!("Cannot modify user {}.", alice.id)),
     );
-    let reply = as_user(&server, &alice.token, Method::DELETE, &bob_path, None).await;
+    let reply = server
+        .as_user(&alice.token, Method::DELETE, &bob_path, None)
+        .await;
     assert_parse_error(&reply, 400, 206, None);
     let reply = server.public(Method::DELETE, &bob_path, None).await;
     assert_parse_error(&reply, 400, 206, None);
     // The same through `/classes/_User/<id>`.
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::PUT,
-        &format!("/classes/_User/{}", bob.id),
-        Some(json!({"displayName": "hacked"})),
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &alice.token,
+            Method::PUT,
+            &format!("/classes/_User/{}", bob.id),
+            Some(json!({"displayName": "hacked"})),
+        )
+        .await;
     assert_parse_error(&reply, 400, 206, None);
     // Nor can A take B's password.
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::PUT,
-        &bob_path,
-        Some(json!({"password": "taken-over"})),
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &alice.token,
+            Method::PUT,
+            &bob_path,
+            Some(json!({"password": "taken-over"})),
+        )
+        .await;
     assert_parse_error(&reply, 400, 206, None);
     log_in_ok(&server, "bob", PASSWORD).await;
     let stored = server.get("_User", &bob.id).await;
     assert!(stored.get("displayName").is_none(), "{stored:?}");
 
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::PUT,
-        &alice_path,
-        Some(json!({"displayName": "Alice"})),
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &alice.token,
+            Method::PUT,
+            &alice_path,
+            Some(json!({"displayName": "Alice"})),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert!(is_parse_date(reply.body["updatedAt"].as_str().unwrap()));
     assert!(reply.body.get("sessionToken").is_none());
@@ -1205,14 +1184,14 @@ async fn a_password_change_ends_the_old_sessions() {
     let alice = sign_up(&server, "alice").await;
     let bob = sign_up(&server, "bob").await;
     let second = extra_session(&server, &alice.token).await;
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::PUT,
-        &format!("/users/{}", alice.id),
-        Some(json!({"password": "n3w-Passw0rd"})),
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &alice.token,
+            Method::PUT,
+            &format!("/users/{}", alice.id),
+            Some(json!({"password": "n3w-Passw0rd"})),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert!(!reply.text.contains("n3w-Passw0rd"), "{}", reply.text);
     assert_no_secrets(&reply, "password change");
@@ -1224,13 +1203,15 @@ async fn a_password_change_ends_the_old_sessions() {
     assert_ne!(token, alice.token);
     assert_ne!(token, second);
     for old in [&alice.token, &second] {
-        assert_invalid_token(&as_user(&server, old, Method::GET, "/users/me", None).await);
+        assert_invalid_token(&server.as_user(old, Method::GET, "/users/me", None).await);
     }
-    let me = as_user(&server, &token, Method::GET, "/users/me", None).await;
+    let me = server.as_user(&token, Method::GET, "/users/me", None).await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
     assert_eq!(sessions_of(&server, &alice.id).await.len(), 1);
     // Bob's session is not touched.
-    let other = as_user(&server, &bob.token, Method::GET, "/users/me", None).await;
+    let other = server
+        .as_user(&bob.token, Method::GET, "/users/me", None)
+        .await;
     assert_eq!(other.status, StatusCode::OK, "{:?}", other.body);
 
     log_in_ok(&server, "alice", "n3w-Passw0rd").await;
@@ -1257,7 +1238,7 @@ async fn a_master_password_change_ends_sessions_without_a_token() {
     assert!(!reply.text.contains("reset-by-admin"));
     assert_no_secrets(&reply, "master password change");
     for old in [&alice.token, &second] {
-        assert_invalid_token(&as_user(&server, old, Method::GET, "/users/me", None).await);
+        assert_invalid_token(&server.as_user(old, Method::GET, "/users/me", None).await);
     }
     assert!(sessions_of(&server, &alice.id).await.is_empty());
     log_in_ok(&server, "alice", "reset-by-admin").await;
@@ -1273,18 +1254,18 @@ async fn a_user_deletes_itself() {
     let alice = sign_up(&server, "alice").await;
     let second = extra_session(&server, &alice.token).await;
     let bob = sign_up(&server, "bob").await;
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::DELETE,
-        &format!("/users/{}", alice.id),
-        None,
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &alice.token,
+            Method::DELETE,
+            &format!("/users/{}", alice.id),
+            None,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert_eq!(reply.body, json!({}));
     for old in [&alice.token, &second] {
-        assert_invalid_token(&as_user(&server, old, Method::GET, "/users/me", None).await);
+        assert_invalid_token(&server.as_user(old, Method::GET, "/users/me", None).await);
     }
     assert!(sessions_of(&server, &alice.id).await.is_empty());
     let gone = server
@@ -1296,7 +1277,9 @@ async fn a_user_deletes_itself() {
     );
     // The name is free again; Bob is untouched.
     sign_up(&server, "alice").await;
-    let me = as_user(&server, &bob.token, Method::GET, "/users/me", None).await;
+    let me = server
+        .as_user(&bob.token, Method::GET, "/users/me", None)
+        .await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
 }
 
@@ -1313,11 +1296,15 @@ async fn users_are_private_and_email_is_protected() {
     let bob = sign_up(&server, "bob").await;
     let alice_path = format!("/users/{}", alice.id);
 
-    let reply = as_user(&server, &bob.token, Method::GET, &alice_path, None).await;
+    let reply = server
+        .as_user(&bob.token, Method::GET, &alice_path, None)
+        .await;
     assert_parse_error(&reply, 404, 101, Some("Object not found."));
     let reply = server.public(Method::GET, &alice_path, None).await;
     assert_parse_error(&reply, 404, 101, None);
-    let listed = as_user(&server, &bob.token, Method::GET, "/users", None).await;
+    let listed = server
+        .as_user(&bob.token, Method::GET, "/users", None)
+        .await;
     assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
     assert_eq!(
         ids(listed.body["results"].as_array().unwrap()),
@@ -1333,14 +1320,14 @@ async fn users_are_private_and_email_is_protected() {
     assert_eq!(master.body["email"], alice.email.as_str());
     assert_no_secrets(&master, "master get");
 
-    let reply = as_user(
-        &server,
-        &alice.token,
-        Method::PUT,
-        &alice_path,
-        Some(json!({"ACL": {"*": {"read": true}}})),
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &alice.token,
+            Method::PUT,
+            &alice_path,
+            Some(json!({"ACL": {"*": {"read": true}}})),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     // The owner keeps its own read and write.
     assert_eq!(
@@ -1348,7 +1335,9 @@ async fn users_are_private_and_email_is_protected() {
         json!({"*": {"read": true}, alice.id.clone(): {"read": true, "write": true}})
     );
 
-    let seen = as_user(&server, &bob.token, Method::GET, &alice_path, None).await;
+    let seen = server
+        .as_user(&bob.token, Method::GET, &alice_path, None)
+        .await;
     assert_eq!(seen.status, StatusCode::OK, "{:?}", seen.body);
     assert_eq!(seen.body["username"], "alice");
     assert!(
@@ -1362,33 +1351,37 @@ async fn users_are_private_and_email_is_protected() {
     let public = server.public(Method::GET, &alice_path, None).await;
     assert_eq!(public.status, StatusCode::OK, "{:?}", public.body);
     assert!(public.body.get("email").is_none(), "{:?}", public.body);
-    let found = as_user(&server, &bob.token, Method::GET, "/users", None).await;
+    let found = server
+        .as_user(&bob.token, Method::GET, "/users", None)
+        .await;
     assert_eq!(found.body["results"].as_array().unwrap().len(), 2);
     assert!(!found.text.contains(&alice.email), "{}", found.text);
-    let own = as_user(&server, &alice.token, Method::GET, &alice_path, None).await;
+    let own = server
+        .as_user(&alice.token, Method::GET, &alice_path, None)
+        .await;
     assert_eq!(own.body["email"], alice.email.as_str());
     // No oracle: a query on the protected field is refused for B.
-    let probe = as_user(
-        &server,
-        &bob.token,
-        Method::GET,
-        &format!(
-            "/users{}",
-            query_string(&[("where", json!({"email": alice.email}))])
-        ),
-        None,
-    )
-    .await;
+    let probe = server
+        .as_user(
+            &bob.token,
+            Method::GET,
+            &format!(
+                "/users{}",
+                query_string(&[("where", json!({"email": alice.email}))])
+            ),
+            None,
+        )
+        .await;
     assert_parse_error(&probe, 400, 119, None);
     // B still cannot write A.
-    let reply = as_user(
-        &server,
-        &bob.token,
-        Method::PUT,
-        &alice_path,
-        Some(json!({"displayName": "x"})),
-    )
-    .await;
+    let reply = server
+        .as_user(
+            &bob.token,
+            Method::PUT,
+            &alice_path,
+            Some(json!({"displayName": "x"})),
+        )
+        .await;
     assert_parse_error(&reply, 400, 206, Some("Insufficient auth."));
 }
 
@@ -1453,7 +1446,7 @@ async fn passwords_and_hashes_never_leave_the_server() {
         ),
         (
             "/users/me",
-            as_user(&server, &token, Method::GET, "/users/me", None).await,
+            server.as_user(&token, Method::GET, "/users/me", None).await,
         ),
         (
             "get as master with keys",
@@ -1463,9 +1456,7 @@ async fn passwords_and_hashes_never_leave_the_server() {
         ),
         (
             "get as self with keys",
-            as_user(
-                &server,
-                &token,
+            server.as_user(&token,
                 Method::GET,
                 &format!("/users/{alice_id}{secret_keys}"),
                 None,
@@ -1486,9 +1477,7 @@ async fn passwords_and_hashes_never_leave_the_server() {
         ),
         (
             "find as self with keys",
-            as_user(
-                &server,
-                &token,
+            server.as_user(&token,
                 Method::GET,
                 &format!("/users{secret_keys}"),
                 None,
@@ -1503,9 +1492,7 @@ async fn passwords_and_hashes_never_leave_the_server() {
         ),
         (
             "get with include as self",
-            as_user(
-                &server,
-                &token,
+            server.as_user(&token,
                 Method::GET,
                 &format!("/classes/Note/{note}?include=owner"),
                 None,
@@ -1556,14 +1543,14 @@ async fn passwords_and_hashes_never_leave_the_server() {
     // A password change answers without the new password or its hash.
     replies.push((
         "password change",
-        as_user(
-            &server,
-            &token,
-            Method::PUT,
-            &format!("/users/{alice_id}"),
-            Some(json!({"password": PASSWORD})),
-        )
-        .await,
+        server
+            .as_user(
+                &token,
+                Method::PUT,
+                &format!("/users/{alice_id}"),
+                Some(json!({"password": PASSWORD})),
+            )
+            .await,
     ));
     for (what, reply) in &replies {
         assert!(
@@ -1581,17 +1568,17 @@ async fn passwords_and_hashes_never_leave_the_server() {
     }
     // `where` on the hidden fields is refused, not answered.
     for field in ["_hashed_password"] {
-        let probe = as_user(
-            &server,
-            &token,
-            Method::GET,
-            &format!(
-                "/users{}",
-                query_string(&[("where", json!({field: {"$exists": true}}))])
-            ),
-            None,
-        )
-        .await;
+        let probe = server
+            .as_user(
+                &token,
+                Method::GET,
+                &format!(
+                    "/users{}",
+                    query_string(&[("where", json!({field: {"$exists": true}}))])
+                ),
+                None,
+            )
+            .await;
         assert!(
             probe.status == StatusCode::BAD_REQUEST,
             "where on {field}: {} {:?}",
@@ -1636,14 +1623,16 @@ async fn anonymous_auth_data_signs_up_then_logs_in() {
     assert_no_secrets(&again, "authData log-in");
     assert_eq!(server.count("_User").await, 1);
 
-    let me = as_user(&server, second, Method::GET, "/users/me", None).await;
+    let me = server.as_user(second, Method::GET, "/users/me", None).await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
     assert_eq!(me.body["objectId"], id.as_str());
     assert_eq!(
         me.body["authData"]["anonymous"]["id"],
         "0b6f7a8e-8a53-4f8e-9a59-0d5c4f3d2e1a"
     );
-    let session = as_user(&server, second, Method::GET, "/sessions/me", None).await;
+    let session = server
+        .as_user(second, Method::GET, "/sessions/me", None)
+        .await;
     assert_eq!(
         session.body["createdWith"]["authProvider"], "anonymous",
         "{:?}",
@@ -1660,14 +1649,14 @@ async fn anonymous_auth_data_signs_up_then_logs_in() {
     assert_eq!(other.status, StatusCode::CREATED, "{:?}", other.body);
     assert_ne!(other.body["objectId"], id.as_str());
     // The other user cannot see this one's authData.
-    let reply = as_user(
-        &server,
-        other.body["sessionToken"].as_str().unwrap(),
-        Method::GET,
-        &format!("/users/{id}"),
-        None,
-    )
-    .await;
+    let reply = server
+        .as_user(
+            other.body["sessionToken"].as_str().unwrap(),
+            Method::GET,
+            &format!("/users/{id}"),
+            None,
+        )
+        .await;
     assert_parse_error(&reply, 404, 101, None);
 
     let unknown = server
@@ -1713,7 +1702,7 @@ async fn auth_data_log_ins_keep_one_session_per_installation() {
     assert_eq!(sessions.len(), 1, "{sessions:?}");
     assert_eq!(sessions[0]["sessionToken"], second.body["sessionToken"]);
     let old = first.body["sessionToken"].as_str().unwrap();
-    assert_invalid_token(&as_user(&server, old, Method::GET, "/users/me", None).await);
+    assert_invalid_token(&server.as_user(old, Method::GET, "/users/me", None).await);
 }
 
 /// Sorting by a field protectedFields hide (another user's `email`) is refused like a query

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod fake_llm;
+pub mod live;
 
 use std::time::Duration;
 
@@ -186,25 +187,18 @@ impl TestServer {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut request = self.client.request(method, self.url(path));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            body,
-            headers,
-            text,
+        match body {
+            Some(body) => {
+                self.send_raw(
+                    method,
+                    path,
+                    Some(body.to_string().into_bytes()),
+                    Some("application/json"),
+                    headers,
+                )
+                .await
+            }
+            None => self.send_raw(method, path, None, None, headers).await,
         }
     }
 
@@ -540,3 +534,143 @@ pub fn is_object_id(text: &str) -> bool {
         .expect("regex")
         .is_match(text)
 }
+
+/// A signed-up user: its `objectId` and session token.
+pub struct User {
+    pub id: String,
+    pub token: String,
+}
+
+/// What carries a session token: a [`User`] or the token itself.
+pub trait SessionToken {
+    fn session_token(&self) -> &str;
+}
+
+impl SessionToken for User {
+    fn session_token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl SessionToken for str {
+    fn session_token(&self) -> &str {
+        self
+    }
+}
+
+impl SessionToken for String {
+    fn session_token(&self) -> &str {
+        self
+    }
+}
+
+impl TestServer {
+    /// `POST /users` with `{"username": name, "password": "pw"}`; panics unless `201`.
+    pub async fn sign_up(&self, name: &str) -> User {
+        self.sign_up_with(serde_json::json!({"username": name, "password": "pw"}))
+            .await
+    }
+
+    /// `POST /users` with this body and the app id only; panics unless it answers `201`.
+    pub async fn sign_up_with(&self, body: Value) -> User {
+        let reply = self.public(Method::POST, "/users", Some(body)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "sign-up: {:?}",
+            reply.body
+        );
+        User {
+            id: reply.body["objectId"]
+                .as_str()
+                .expect("objectId")
+                .to_owned(),
+            token: reply.body["sessionToken"]
+                .as_str()
+                .expect("sessionToken")
+                .to_owned(),
+        }
+    }
+
+    /// A user and a session for it written directly with the master key (no sign-up), the
+    /// session ending `expires_in_hours` from now.
+    pub async fn user_with_session(&self, name: &str, expires_in_hours: i64) -> User {
+        let id = self
+            .create(
+                "_User",
+                serde_json::json!({"username": name, "password": "pw", "ACL": {}}),
+            )
+            .await;
+        let hex: String = name.bytes().map(|byte| format!("{byte:02x}")).collect();
+        let token = format!("r:{hex:0>32}");
+        let expires = chrono::Utc::now() + chrono::Duration::hours(expires_in_hours);
+        self.create(
+            "_Session",
+            serde_json::json!({
+                "user": pointer("_User", &id),
+                "sessionToken": token,
+                "createdWith": {"action": "login", "authProvider": "password"},
+                "expiresAt": {"__type": "Date", "iso": expires.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()},
+            }),
+        )
+        .await;
+        User { id, token }
+    }
+
+    /// A request with the app id and a user's session token.
+    pub async fn as_user(
+        &self,
+        user: &(impl SessionToken + ?Sized),
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        self.send(
+            method,
+            path,
+            body,
+            &[
+                ("x-parse-application-id", APP_ID),
+                ("x-parse-session-token", user.session_token()),
+            ],
+        )
+        .await
+    }
+
+    /// Calls the cloud function `name` as `user`.
+    pub async fn call_as(
+        &self,
+        user: &(impl SessionToken + ?Sized),
+        name: &str,
+        params: Value,
+    ) -> Reply {
+        self.as_user(
+            user,
+            Method::POST,
+            &format!("/functions/{name}"),
+            Some(params),
+        )
+        .await
+    }
+}
+
+/// The callers of the chat template's access matrices, from the least to the most trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Caller {
+    Anonymous,
+    Stranger,
+    Participant,
+    Owner,
+    RoleMember,
+    Master,
+}
+
+/// Every [`Caller`], in order.
+pub const CALLERS: [Caller; 6] = [
+    Caller::Anonymous,
+    Caller::Stranger,
+    Caller::Participant,
+    Caller::Owner,
+    Caller::RoleMember,
+    Caller::Master,
+];
