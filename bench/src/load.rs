@@ -1,5 +1,6 @@
 //! The load generator: N workers sharing one keep-alive HTTP/1.1 client, each sending its next
 //! request as soon as the previous answer has been read, for a fixed time. Every latency is kept.
+//! With several server instances the workers are spread over them ([`Target::Spread`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
