@@ -42,7 +42,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::load::Keys;
 use crate::seed::{pointer, text, truncate};
-use crate::server::{cpu_seconds, machine_busy_seconds, round1, round2};
+use crate::server::{cpu_seconds, machine_busy_seconds, memory, round1, round2};
 use crate::topology;
 
 /// The aim of the issue: every event delivered, p99 < 50 ms, whole server < 150 MB resident.
@@ -71,9 +71,9 @@ pub struct FanoutOptions {
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A participant of the benchmark session.
-struct User {
-    id: String,
-    token: String,
+pub(crate) struct User {
+    pub id: String,
+    pub token: String,
 }
 
 /// Only what is needed of a server frame; the rest is skipped without being built.
@@ -100,7 +100,7 @@ fn id_key(object_id: &str) -> u64 {
 }
 
 /// Nanoseconds since `epoch`.
-fn since(epoch: Instant) -> u64 {
+pub(crate) fn since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
@@ -315,7 +315,7 @@ async fn post_message(
 }
 
 /// Percentiles of microsecond samples, in ms.
-fn percentiles(samples: &mut [i64]) -> Value {
+pub(crate) fn percentiles(samples: &mut [i64]) -> Value {
     if samples.is_empty() {
         return Value::Null;
     }
@@ -332,12 +332,22 @@ fn percentiles(samples: &mut [i64]) -> Value {
     })
 }
 
-fn rss(pids: &[u32]) -> Value {
+pub(crate) fn rss(pid: Option<u32>) -> Value {
+    pid.map(memory).unwrap_or(Value::Null)
+}
+
+/// Memory of every instance (see [`topology::memory`]).
+fn rss_of(pids: &[u32]) -> Value {
     topology::memory(pids)
 }
 
 /// Signs up one user; returns its id and session token.
-async fn sign_up(client: &Client, keys: &Keys, base: &str, username: &str) -> anyhow::Result<User> {
+pub(crate) async fn sign_up(
+    client: &Client,
+    keys: &Keys,
+    base: &str,
+    username: &str,
+) -> anyhow::Result<User> {
     let response = client
         .post(format!("{base}/users"))
         .header("X-Parse-Application-Id", &keys.app_id)
@@ -387,7 +397,16 @@ async fn create_session(
 }
 
 /// Server, load generator and machine CPU seconds so far.
-fn cpu_now(pids: &[u32]) -> [Option<f64>; 3] {
+pub(crate) fn cpu_now(pid: Option<u32>) -> [Option<f64>; 3] {
+    [
+        pid.and_then(cpu_seconds),
+        cpu_seconds(std::process::id()),
+        machine_busy_seconds(),
+    ]
+}
+
+/// Server (all instances), load generator and machine CPU seconds so far.
+fn cpu_now_of(pids: &[u32]) -> [Option<f64>; 3] {
     [
         topology::cpu_seconds(pids),
         cpu_seconds(std::process::id()),
@@ -395,7 +414,7 @@ fn cpu_now(pids: &[u32]) -> [Option<f64>; 3] {
     ]
 }
 
-fn cpu_delta(before: [Option<f64>; 3], after: [Option<f64>; 3]) -> [Option<f64>; 3] {
+pub(crate) fn cpu_delta(before: [Option<f64>; 3], after: [Option<f64>; 3]) -> [Option<f64>; 3] {
     [0, 1, 2].map(|i| before[i].zip(after[i]).map(|(b, a)| a - b))
 }
 
@@ -418,7 +437,7 @@ pub async fn run(
     options: &FanoutOptions,
     emit: &dyn Fn(&Value),
 ) -> anyhow::Result<Vec<Value>> {
-    let before_sign_up = rss(servers.pids);
+    let before_sign_up = rss_of(servers.pids);
     let users_wanted = options.users.max(1);
     eprintln!("[fanout] signing up {users_wanted} user(s) ...");
     let mut users = Vec::with_capacity(users_wanted);
@@ -467,7 +486,7 @@ async fn run_one(
     let messages = options.messages;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mem_idle = rss(servers.pids);
+    let mem_idle = rss_of(servers.pids);
     eprintln!(
         "[fanout] {subscribers} subscribers: server RSS idle {} MB; connecting {} at a time ...",
         mem_idle["rss_mb"], options.connect_batch
@@ -484,7 +503,7 @@ async fn run_one(
     .unwrap_or_default();
     let received_total = Arc::new(AtomicU64::new(0));
     let (stop, stopped) = watch::channel(false);
-    let cpu_connect_start = cpu_now(servers.pids);
+    let cpu_connect_start = cpu_now_of(servers.pids);
     let connect_started = Instant::now();
     // Each subscriber starts reading as soon as it has subscribed (it must answer the server's
     // pings while the others connect).
@@ -529,7 +548,7 @@ async fn run_one(
         }
     }
     let connected = listeners.len();
-    let cpu_connect = cpu_delta(cpu_connect_start, cpu_now(servers.pids));
+    let cpu_connect = cpu_delta(cpu_connect_start, cpu_now_of(servers.pids));
     eprintln!(
         "[fanout]   {connected}/{subscribers} subscribed in {connect_seconds:.1} s{}",
         if connect_failures.is_empty() {
@@ -539,7 +558,7 @@ async fn run_one(
         }
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mem_subscribed = rss(servers.pids);
+    let mem_subscribed = rss_of(servers.pids);
 
     // The writer: message i is sent at start + i / rate, each POST on its own task so a slow
     // answer does not delay the next.
@@ -549,7 +568,7 @@ async fn run_one(
     );
     let url = format!("{}/classes/Message", servers.write_base);
     let filler = text(100);
-    let cpu_start = cpu_now(servers.pids);
+    let cpu_start = cpu_now_of(servers.pids);
     let write_started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / options.rate.max(0.001));
     let mut posts = Vec::with_capacity(messages);
@@ -592,9 +611,9 @@ async fn run_one(
     }
     let drain_seconds = drain_started.elapsed().as_secs_f64();
     let window = write_started.elapsed().as_secs_f64();
-    let cpu = cpu_delta(cpu_start, cpu_now(servers.pids));
+    let cpu = cpu_delta(cpu_start, cpu_now_of(servers.pids));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mem_after = rss(servers.pids);
+    let mem_after = rss_of(servers.pids);
 
     // Disconnect every subscriber and collect what each saw.
     let _ = stop.send(true);
@@ -607,7 +626,7 @@ async fn run_one(
     }
     // The allocator gives freed memory back with a delay.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let mem_disconnected = rss(servers.pids);
+    let mem_disconnected = rss_of(servers.pids);
 
     // Match events to messages.
     let index: HashMap<u64, usize> = writes

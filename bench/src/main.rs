@@ -3,12 +3,15 @@
 //! it through the REST API (100,000 messages, 10,000 of them in one session), then measures
 //! request rate and latency of its scenarios (reads, writes, log-in, sign-up, and history
 //! queries while log-ins run) with a fixed number of keep-alive connections. The `live_fanout`
-//! scenario (not in the default list; see `fanout`) measures LiveQuery fan-out instead.
+//! scenario (not in the default list; see `fanout`) measures LiveQuery fan-out instead, and
+//! `ai_generation` (see `generation`) the latency added to persona replies streamed from an
+//! in-process fake LLM provider.
 //!
 //! stdout: one JSON object per line (`start`, `memory`, `seed`, one per scenario run, `summary`);
 //! stderr: progress for humans.
 
 mod fanout;
+mod generation;
 mod load;
 mod report;
 mod seed;
@@ -104,6 +107,28 @@ struct Cli {
     /// live_fanout: seconds to wait after the last message for missing events.
     #[arg(long, default_value_t = 30.0)]
     fanout_drain: f64,
+    /// ai_generation: concurrent streams (a comma list runs each in turn).
+    #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+    gen_streams: Vec<usize>,
+    /// ai_generation: tokens the fake provider sends per stream.
+    #[arg(long, default_value_t = 100)]
+    gen_tokens: usize,
+    /// ai_generation: tokens per second per stream.
+    #[arg(long, default_value_t = 20.0)]
+    gen_rate: f64,
+    /// ai_generation: users the sessions are spread over (each with its own persona).
+    #[arg(long, default_value_t = 10)]
+    gen_users: usize,
+    /// ai_generation: streams that also have a LiveQuery subscriber on their session.
+    #[arg(long, default_value_t = 50)]
+    gen_live_query: usize,
+    /// ai_generation: seconds over which the user messages are posted.
+    #[arg(long, default_value_t = 2.0)]
+    gen_ramp: f64,
+    /// ai_generation: port of the in-process fake provider (0: any free one; set it to point
+    /// a server started with --url at it).
+    #[arg(long, default_value_t = 0)]
+    gen_provider_port: u16,
     /// Print a markdown table from the `summary` lines of a results file (one per server) and exit.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -216,10 +241,12 @@ pub fn reference(scenario: &str) -> Option<&'static Reference> {
 const DEFAULT_SERVER_ARGS: &[(&str, &str)] = &[("--login-rate-limit", "0")];
 
 const FANOUT: &str = "live_fanout";
+const GENERATION: &str = "ai_generation";
 
 /// The default flags not already given, then the given ones. `live_fanout` adds
-/// `--live-query-max-connections-per-user` high enough for its subscribers.
-fn server_args(cli: &Cli) -> Vec<String> {
+/// `--live-query-max-connections-per-user` high enough for its subscribers; `ai_generation`
+/// the fake provider (`provider`'s URL) and generation limits above its stream count.
+fn server_args(cli: &Cli, provider: Option<&str>) -> Vec<String> {
     let given = &cli.server_args;
     let mut defaults: Vec<(String, String)> = DEFAULT_SERVER_ARGS
         .iter()
@@ -232,6 +259,21 @@ fn server_args(cli: &Cli) -> Vec<String> {
             "--live-query-max-connections-per-user".to_owned(),
             per_user.to_string(),
         ));
+    }
+    if let Some(url) = provider {
+        let most = cli.gen_streams.iter().copied().max().unwrap_or(1);
+        let users = cli.gen_users.clamp(1, most.max(1));
+        for (flag, value) in [
+            ("--llm-base-url", url.to_owned()),
+            ("--llm-model", generation::MODEL.to_owned()),
+            ("--max-generations", (most + 16).to_string()),
+            (
+                "--max-generations-per-user",
+                (most.div_ceil(users) + 4).to_string(),
+            ),
+        ] {
+            defaults.push((flag.to_owned(), value));
+        }
     }
     let mut args = Vec::new();
     for (flag, value) in &defaults {
@@ -749,12 +791,27 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     if let Some(unknown) = cli.scenarios.iter().find(|name| {
         name.as_str() != "history_during_log_ins"
             && name.as_str() != FANOUT
+            && name.as_str() != GENERATION
             && !KNOWN_SCENARIOS.split(", ").any(|k| k == *name)
     }) {
-        bail!("unknown scenario {unknown} (known: {KNOWN_SCENARIOS}, {FANOUT})");
+        bail!("unknown scenario {unknown} (known: {KNOWN_SCENARIOS}, {FANOUT}, {GENERATION})");
     }
     let fanout = cli.scenarios.iter().any(|s| s == FANOUT);
-    let http_scenarios = cli.scenarios.iter().any(|s| s != FANOUT);
+    let generation = cli.scenarios.iter().any(|s| s == GENERATION);
+    let http_scenarios = cli.scenarios.iter().any(|s| s != FANOUT && s != GENERATION);
+    // The fake LLM provider of `ai_generation` must listen before the server starts.
+    let provider = if generation {
+        let provider = generation::FakeProvider::start(
+            Instant::now(),
+            cli.gen_tokens,
+            cli.gen_rate,
+            cli.gen_provider_port,
+        )?;
+        eprintln!("[bench] fake LLM provider at {}", provider.base_url());
+        Some(provider)
+    } else {
+        None
+    };
     // Each subscriber is a socket here and one in the server (which inherits the limit).
     let fd_limit = fanout::raise_fd_limit();
     if fanout {
@@ -806,7 +863,8 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                 cli.instances,
                 database.backend()
             );
-            let extra_args = server_args(&cli);
+            let provider_url = provider.as_ref().map(|p| p.base_url());
+            let extra_args = server_args(&cli, provider_url.as_deref());
             for i in 0..cli.instances {
                 let mut started = Server::start(&StartOptions {
                     bin: &bin,
@@ -883,6 +941,26 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             Err(error) => {
                 let log = topology::log_tails(&servers, 20);
                 bail!("live_fanout failed: {error:#}\n{log}");
+            }
+        }
+    }
+
+    let mut generation_lines = Vec::new();
+    if let Some(provider) = &provider {
+        let options = generation::GenerationOptions {
+            streams: cli.gen_streams.clone(),
+            tokens: cli.gen_tokens,
+            rate: cli.gen_rate,
+            users: cli.gen_users,
+            live_query: cli.gen_live_query,
+            ramp: cli.gen_ramp,
+            label: cli.label.clone(),
+        };
+        match generation::run(&client, &keys, &base, pid, provider, &options, &emit).await {
+            Ok(lines) => generation_lines = lines,
+            Err(error) => {
+                let log = topology::log_tails(&servers, 20);
+                bail!("ai_generation failed: {error:#}\n{log}");
             }
         }
     }
@@ -995,6 +1073,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         "settings": {
             "connections": cli.connections, "duration_s": cli.duration, "warmup_s": cli.warmup, "runs": cli.runs,
             "load_generator_threads": cli.threads,
+            "ai_generation": generation.then(|| json!({ "streams": cli.gen_streams, "tokens": cli.gen_tokens, "rate_per_s": cli.gen_rate, "users": cli.gen_users, "live_query": cli.gen_live_query, "ramp_s": cli.gen_ramp })),
             "fanout": fanout.then(|| json!({ "subscribers": cli.subscribers, "messages": cli.fanout_messages, "rate_per_s": cli.fanout_rate, "connect_batch": cli.fanout_connect_batch, "users": cli.fanout_users, "drain_s": cli.fanout_drain })),
             "seed": { "history": cli.seed_history, "total": cli.seed_total, "sessions": cli.seed_sessions, "batch": cli.seed_batch, "parallel": cli.seed_parallel },
         },
@@ -1007,6 +1086,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         },
         "results": table,
         "live_fanout": fanout_lines.iter().map(fanout::summary_row).collect::<Vec<_>>(),
+        "ai_generation": generation_lines.iter().map(generation::summary_row).collect::<Vec<_>>(),
         "skipped": broken.iter().map(|(name, error)| json!({ "scenario": name, "error": error })).collect::<Vec<_>>(),
         "goal": format!("at 50 connections: ≥ 10× Parse Server's best req/s and p99 < {GOAL_P99_MS} ms, no errors; log-in and sign-up ≥ 5× (no p99 goal); history during log-ins p99 < {GOAL_P99_MS} ms"),
     }));

@@ -190,6 +190,35 @@ impl Drop for Slot {
     }
 }
 
+/// An answer's place in its session's queue.
+struct Turn {
+    session_id: String,
+    number: u64,
+    done: watch::Sender<bool>,
+    previous: Option<watch::Receiver<bool>>,
+}
+
+/// A turn whose wait is over.
+struct FinishedTurn {
+    session_id: String,
+    number: u64,
+    done: watch::Sender<bool>,
+}
+
+impl Turn {
+    /// Waits until the answer before it is done (or was dropped).
+    async fn wait(self) -> FinishedTurn {
+        if let Some(mut previous) = self.previous {
+            let _ = previous.wait_for(|done| *done).await;
+        }
+        FinishedTurn {
+            session_id: self.session_id,
+            number: self.number,
+            done: self.done,
+        }
+    }
+}
+
 /// The providers, the limits and the replies running on this instance.
 #[derive(Debug)]
 pub struct Generator {
@@ -197,6 +226,11 @@ pub struct Generator {
     limits: GenerationLimits,
     /// A std mutex: held for a few map operations, never across an await.
     counters: Mutex<Counters>,
+    /// Per session, the answer queued last: its number and a flag set when it is done. The
+    /// next message's answer waits for it, so a session's messages are answered one after
+    /// another, in commit order, each seeing the replies before it.
+    turns: Mutex<HashMap<String, (u64, watch::Receiver<bool>)>>,
+    next_turn: std::sync::atomic::AtomicU64,
 }
 
 impl Generator {
@@ -205,6 +239,40 @@ impl Generator {
             providers,
             limits,
             counters: Mutex::default(),
+            turns: Mutex::default(),
+            next_turn: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Queues an answer in its session: it runs after the one queued before it.
+    fn take_turn(&self, session_id: &str) -> Turn {
+        let number = self
+            .next_turn
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (done, finished) = watch::channel(false);
+        let previous = self
+            .turns
+            .lock()
+            .ok()
+            .and_then(|mut turns| turns.insert(session_id.to_owned(), (number, finished)))
+            .map(|(_, previous)| previous);
+        Turn {
+            session_id: session_id.to_owned(),
+            number,
+            done,
+            previous,
+        }
+    }
+
+    /// Marks an answer done, letting the session's next one start.
+    fn end_turn(&self, turn: FinishedTurn) {
+        turn.done.send_replace(true);
+        if let Ok(mut turns) = self.turns.lock()
+            && turns
+                .get(&turn.session_id)
+                .is_some_and(|(number, _)| *number == turn.number)
+        {
+            turns.remove(&turn.session_id);
         }
     }
 
@@ -282,9 +350,24 @@ impl Generator {
         for (class_name, outcome) in committed {
             let generator = self.clone();
             let operations = operations.clone();
+            // Taken here, in the order of the commits, not in the order the tasks run.
+            let turn = match (&*class_name, &outcome) {
+                ("Message", WriteOutcome::Created(message)) => {
+                    pointer_id(message.fields.get("session"), "ChatSession")
+                        .map(|session_id| self.take_turn(session_id))
+                }
+                _ => None,
+            };
             tokio::spawn(async move {
+                let done = match turn {
+                    Some(turn) => Some(turn.wait().await),
+                    None => None,
+                };
                 if let Err(error) = generator.react(&operations, &class_name, outcome).await {
                     tracing::warn!(%error, class_name, "starting a persona reply failed");
+                }
+                if let Some(done) = done {
+                    generator.end_turn(done);
                 }
             });
         }
@@ -385,14 +468,11 @@ impl Generator {
         if let Some(parent) = &job.parent {
             body.insert("parent".into(), pointer("Message", parent));
         }
-        let message_id = create_reply(operations, body).await?;
         let running = Arc::new(Running {
             view: watch::Sender::new(StreamView::default()),
             cancel: watch::Sender::new(false),
         });
-        self.counters()
-            .running
-            .insert(message_id.clone(), running.clone());
+        let message_id = self.create_reply(operations, body, &running).await?;
         let generator = self.clone();
         let operations = operations.clone();
         let id = message_id.clone();
@@ -400,6 +480,38 @@ impl Generator {
             generator.run(operations, job, id, running, slot).await;
         });
         Ok((message_id, handle))
+    }
+
+    /// Creates a reply with empty `content`, which the field's `required` rule refuses from
+    /// clients: a reply that has not started has no text yet, and subscribers should see that.
+    ///
+    /// The reply is registered as running before the commit: the commit tells LiveQuery
+    /// subscribers at once, and one that opens the SSE stream on that `create` event must
+    /// find the reply running, not a stored `streaming` message that the stream would end
+    /// at once with no text.
+    async fn create_reply(
+        &self,
+        operations: &Operations,
+        mut body: Map<String, Value>,
+        running: &Arc<Running>,
+    ) -> OpResult<String> {
+        body.insert("content".into(), json!("…"));
+        let mut plan = operations
+            .plan_create(&Auth::master(), "Message", &body)
+            .await?;
+        let object = plan
+            .created_object_mut()
+            .ok_or_else(|| OpError::Parse(Error::new(Code::InternalServerError, "no object")))?;
+        object.fields.insert("content".into(), json!(""));
+        let message_id = object.object_id.clone();
+        self.counters()
+            .running
+            .insert(message_id.clone(), running.clone());
+        if let Err(error) = operations.commit_one(plan).await {
+            self.counters().running.remove(&message_id);
+            return Err(error);
+        }
+        Ok(message_id)
     }
 
     /// Asks a running reply to stop and waits (briefly) until its final state is written.
@@ -432,10 +544,16 @@ impl Generator {
             Arc::clone(&running),
             self.limits.stale_after,
         ));
-        let answer = self
-            .produce(&operations, &job, &message_id, &running, slot)
-            .await;
+        // Writes the text into the message as it grows, off the token path: a busy database
+        // slows the message's updates down, never the tokens.
+        let writer = tokio::spawn(write_text_while_streaming(
+            operations.clone(),
+            message_id.clone(),
+            Arc::clone(&running),
+        ));
+        let answer = self.produce(&operations, &job, &running, slot).await;
         heartbeat.abort();
+        writer.abort();
         let end = End {
             status: answer.status,
             error: answer.error.clone(),
@@ -453,7 +571,6 @@ impl Generator {
         &self,
         operations: &Operations,
         job: &Job,
-        message_id: &str,
         running: &Running,
         slot: Result<Slot, String>,
     ) -> Answer {
@@ -543,23 +660,12 @@ impl Generator {
                 }
             };
             let mut reported: Option<Usage> = None;
-            let mut last_flush = Instant::now();
-            let mut dirty = false;
             let outcome: Result<(), ProviderError> = loop {
-                let flush_at = last_flush + FLUSH_EVERY;
                 tokio::select! {
                     biased;
                     () = cancelled(&mut cancel) => {
                         answer.status = Status::Cancelled;
                         break Ok(());
-                    }
-                    () = tokio::time::sleep_until(flush_at), if dirty => {
-                        if !flush(operations, message_id, &answer.text).await {
-                            answer.status = Status::Cancelled;
-                            break Ok(());
-                        }
-                        last_flush = Instant::now();
-                        dirty = false;
                     }
                     event = stream.next() => match event {
                         Some(Ok(StreamEvent::Delta(text))) => {
@@ -568,17 +674,8 @@ impl Generator {
                                 answer.first_token_ms = Some(u64::try_from(elapsed).unwrap_or(u64::MAX));
                             }
                             answer.text.push_str(&text);
+                            // SSE clients see it now; the message follows (`write_text_while_streaming`).
                             running.view.send_modify(|view| view.text.push_str(&text));
-                            if last_flush.elapsed() >= FLUSH_EVERY {
-                                if !flush(operations, message_id, &answer.text).await {
-                                    answer.status = Status::Cancelled;
-                                    break Ok(());
-                                }
-                                last_flush = Instant::now();
-                                dirty = false;
-                            } else {
-                                dirty = true;
-                            }
                         }
                         Some(Ok(StreamEvent::Usage(usage))) => reported = Some(usage),
                         Some(Ok(StreamEvent::Finished { .. })) | None => {
@@ -642,6 +739,38 @@ fn estimate_prompt(model: &str, request: &ChatRequest) -> u64 {
         total += tokens::TOKENS_PER_MESSAGE + tokens::count_tokens(model, &message.content);
     }
     total as u64
+}
+
+/// Writes the reply's text into its message at most every [`FLUSH_EVERY`] (and no faster
+/// than the database takes the writes) until the reply ends; if another server ended it,
+/// asks the generation to stop. The final write (`finish`) carries the whole text.
+async fn write_text_while_streaming(
+    operations: Operations,
+    message_id: String,
+    running: Arc<Running>,
+) {
+    let mut view = running.view.subscribe();
+    let mut written = 0;
+    loop {
+        if view.changed().await.is_err() {
+            return;
+        }
+        let text = {
+            let current = view.borrow_and_update();
+            if current.end.is_some() {
+                return;
+            }
+            current.text.clone()
+        };
+        if text.len() != written {
+            if !flush(&operations, &message_id, &text).await {
+                running.cancel.send_replace(true);
+                return;
+            }
+            written = text.len();
+        }
+        tokio::time::sleep(FLUSH_EVERY).await;
+    }
 }
 
 /// Writes the text so far; a failure is logged, not fatal: the final write carries it all.
@@ -866,25 +995,6 @@ pub async fn create_as_master(
     let plan = operations
         .plan_create(&Auth::master(), class_name, &body)
         .await?;
-    let response = operations.commit_one(plan).await?;
-    response
-        .body
-        .get("objectId")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| OpError::Parse(Error::new(Code::InternalServerError, "no objectId")))
-}
-
-/// Creates a reply with empty `content`, which the field's `required` rule refuses from
-/// clients: a reply that has not started has no text yet, and subscribers should see that.
-async fn create_reply(operations: &Operations, mut body: Map<String, Value>) -> OpResult<String> {
-    body.insert("content".into(), json!("…"));
-    let mut plan = operations
-        .plan_create(&Auth::master(), "Message", &body)
-        .await?;
-    if let Some(object) = plan.created_object_mut() {
-        object.fields.insert("content".into(), json!(""));
-    }
     let response = operations.commit_one(plan).await?;
     response
         .body

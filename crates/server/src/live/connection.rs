@@ -451,12 +451,11 @@ async fn keep_rights_current(
     }
     let roles_changed = event.class_name == "_Role";
     let mut stale = Vec::new();
+    let schema_version = state.operations.schemas.version();
     for subscription in client.subscriptions.values() {
-        let schema_changed = state
-            .operations
-            .schemas
-            .get(&subscription.schema.class_name)
-            .is_some_and(|current| !Arc::ptr_eq(&current, &subscription.schema));
+        // Some class's schema changed since the subscription was built (rare): rebuilding
+        // picks up its class's new fields and permissions, if they are what changed.
+        let schema_changed = subscription.schema_version != schema_version;
         if schema_changed || (roles_changed && subscription.auth.user_id.is_some()) {
             stale.push(subscription.request_id);
         }

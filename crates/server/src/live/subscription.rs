@@ -17,6 +17,8 @@ use crate::operation::{Auth, Operations};
 pub struct Subscription {
     pub request_id: i64,
     pub schema: Arc<ClassSchema>,
+    /// The schema cache's version when `schema` was read.
+    pub schema_version: u64,
     /// The `where` AND the subscriber's CLP pointer permissions AND its ACL read rights.
     pub visible: Filter,
     /// The subscriber's read rights alone (CLP pointer permissions AND ACL).
@@ -106,6 +108,7 @@ impl Subscription {
             .unwrap_or_else(|| Value::Object(Default::default()));
         let keys = string_list(query.get("keys"), "keys")?;
         let watch = string_list(query.get("watch"), "watch")?;
+        let schema_version = operations.schemas.version();
         let schema = operations
             .schemas
             .get(class_name)
@@ -133,6 +136,7 @@ impl Subscription {
         Ok(Subscription {
             request_id,
             schema,
+            schema_version,
             visible,
             rights,
             render_keys: [

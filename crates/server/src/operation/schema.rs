@@ -27,6 +27,9 @@ pub struct SchemaCache {
     changes: Arc<tokio::sync::Mutex<()>>,
     /// Told the name of every class whose schema this instance changes (see `relay`).
     watcher: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>>,
+    /// Moves on every change of any class: holders of a schema (live subscriptions) compare
+    /// it, one atomic read, instead of looking their class up for every event.
+    version: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SchemaCache {
@@ -36,6 +39,16 @@ impl SchemaCache {
             cache.put(schema);
         }
         cache
+    }
+
+    /// See the `version` field.
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub fn get(&self, class_name: &str) -> Option<Arc<ClassSchema>> {
@@ -58,6 +71,7 @@ impl SchemaCache {
         if let Ok(mut classes) = self.classes.write() {
             classes.insert(schema.class_name.clone(), schema.clone());
         }
+        self.bump();
         self.changed(&schema.class_name);
         schema
     }
@@ -82,12 +96,14 @@ impl SchemaCache {
                 None => classes.remove(class_name),
             };
         }
+        self.bump();
     }
 
     fn remove(&self, class_name: &str) {
         if let Ok(mut classes) = self.classes.write() {
             classes.remove(class_name);
         }
+        self.bump();
         self.changed(class_name);
     }
 }
@@ -184,9 +200,35 @@ impl Operations {
         if let Some(existing) = self.schemas.get(&schema.class_name) {
             return Ok(existing);
         }
+        // Another instance sharing the database may have created it a moment ago.
+        if let Some(stored) = self.reload_class(&schema.class_name).await? {
+            return Ok(stored);
+        }
         self.check_class_name_free(&schema.class_name)?;
-        self.store.create_class(&schema).await?;
+        if let Err(error) = self.store.create_class(&schema).await {
+            return match self.reload_class(&schema.class_name).await? {
+                Some(stored) => Ok(stored),
+                None => Err(error.into()),
+            };
+        }
         Ok(self.schemas.put(schema))
+    }
+
+    /// The class as the database holds it now, taken into the cache (`None`: no such class).
+    /// Instances sharing a database learn of each other's schema changes through the relay,
+    /// which can lag a write by a moment; schema changes read the stored truth first.
+    async fn reload_class(&self, class_name: &str) -> OpResult<Option<Arc<ClassSchema>>> {
+        let stored = self
+            .store
+            .load_schemas()
+            .await?
+            .into_iter()
+            .find(|schema| schema.class_name == class_name);
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        self.schemas.adopt(class_name, Some(stored));
+        Ok(self.schemas.get(class_name))
     }
 
     /// Class names that the database would confuse are refused up front: names equal but
@@ -268,8 +310,11 @@ impl Operations {
             ));
         }
         let _guard = self.schemas.changes.lock().await;
-        // Another request may have changed the class while this one waited.
-        let before = self.schemas.get(&schema.class_name).unwrap_or(schema);
+        // Another request (or another instance) may have changed the class meanwhile.
+        let before = match self.reload_class(&schema.class_name).await? {
+            Some(stored) => stored,
+            None => self.schemas.get(&schema.class_name).unwrap_or(schema),
+        };
         let mut after = (*before).clone();
         for (field, field_type) in wanted {
             match after.field_type(field) {

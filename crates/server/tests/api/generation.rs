@@ -234,6 +234,9 @@ async fn policies_and_mentions_choose_the_persona() {
 
     let first = session(&server, &ada, &[&one, &two], json!({"policy": "first"})).await;
     post(&server, &ada, &first, "hi").await;
+    // Replies to two messages posted at once may be created in either order (each message
+    // is answered by its own task), so the second is posted once the first is answered.
+    finished_replies(&server, &first, 1).await;
     post(&server, &ada, &first, "@two only you").await;
     let replies = finished_replies(&server, &first, 2).await;
     assert_eq!(
@@ -561,5 +564,380 @@ async fn no_provider_says_how_to_configure_one() {
             .contains("--llm-base-url"),
         "{:?}",
         replies[0]
+    );
+}
+
+/// A connection cut in the middle of the stream ends the reply `failed`, with the text that
+/// arrived before the cut kept and an `error` that says the stream broke off.
+#[tokio::test]
+async fn a_cut_connection_keeps_the_text_and_fails() {
+    let fake = FakeLlm::start().await;
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let ada = sign_up(&server, "ada").await;
+    let bot = persona(&server, json!({"name": "Bot"})).await;
+    let session_id = session(&server, &ada, &[&bot], json!({})).await;
+    fake.push(
+        Script::reply(&["Cut", " short", " here", " never", " seen"])
+            .token_delay(Duration::from_millis(20))
+            .cut_after(3),
+    );
+    post(&server, &ada, &session_id, "talk").await;
+    let replies = finished_replies(&server, &session_id, 1).await;
+    let reply = &replies[0];
+    assert_eq!(reply["status"], "failed", "{reply:?}");
+    assert_eq!(reply["content"], "Cut short here");
+    let error = reply["error"].as_str().unwrap_or_default();
+    assert!(!error.is_empty(), "{reply:?}");
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "a broken stream is not sent again"
+    );
+    // The SSE stream of the finished reply says the same.
+    let id = reply["objectId"].as_str().unwrap();
+    let text = server
+        .client
+        .get(server.url(&format!(
+            "/messages/{id}/stream?sessionToken={}&_ApplicationId={APP_ID}",
+            ada.token
+        )))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let done = events(&text, "done");
+    assert_eq!(done.len(), 1, "{text}");
+    assert_eq!(done[0]["status"], "failed", "{text}");
+    assert_eq!(done[0]["error"], reply["error"], "{text}");
+}
+
+/// A prompt the provider refuses as too long is sent once more with a smaller window; the
+/// second attempt's answer completes the reply.
+#[tokio::test]
+async fn a_context_overflow_is_retried_once_with_a_smaller_window() {
+    let fake = FakeLlm::start().await;
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let ada = sign_up(&server, "ada").await;
+    let bot = persona(&server, json!({"name": "Bot"})).await;
+    let session_id = session(&server, &ada, &[&bot], json!({"policy": "manual"})).await;
+    for turn in 0..4 {
+        post(&server, &ada, &session_id, &format!("earlier turn {turn}")).await;
+    }
+    fake.push(Script::context_overflow());
+    post(&server, &ada, &session_id, "@bot the question").await;
+    let replies = finished_replies(&server, &session_id, 1).await;
+    assert_eq!(replies[0]["status"], "complete", "{:?}", replies[0]);
+    assert_eq!(replies[0]["content"], "Hello from the fake model.");
+    assert!(replies[0].get("error").is_none(), "{:?}", replies[0]);
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2, "one refusal, one retry");
+    let sent = |index: usize| requests[index].body["messages"].as_array().unwrap().len();
+    assert!(sent(1) <= sent(0), "{} then {}", sent(0), sent(1));
+    for request in &requests {
+        let last = request.body["messages"].as_array().unwrap().last().unwrap();
+        assert!(
+            last["content"].as_str().unwrap().contains("the question"),
+            "{}",
+            request.body
+        );
+    }
+    // Twice refused: the reply fails with the provider's reason, after exactly one retry.
+    fake.push(Script::context_overflow());
+    fake.push(Script::context_overflow());
+    post(&server, &ada, &session_id, "@bot again").await;
+    let replies = finished_replies(&server, &session_id, 2).await;
+    assert_eq!(replies[1]["status"], "failed", "{:?}", replies[1]);
+    assert!(
+        replies[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("context window"),
+        "{:?}",
+        replies[1]
+    );
+    assert_eq!(fake.requests().len(), 4);
+}
+
+/// `--max-generations 1`: while one reply streams, a second session's reply ends `failed`
+/// at once with an error naming the limit, without calling the provider; a `generate` call
+/// is refused with 141. Once the first is done, replies run again.
+#[tokio::test]
+async fn max_generations_refuses_a_second_reply_at_once() {
+    let fake = FakeLlm::start().await;
+    let server = server_with(
+        &fake,
+        ServeOptions {
+            max_generations: Some(1),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let ada = sign_up(&server, "ada").await;
+    let bea = sign_up(&server, "bea").await;
+    let bot = persona(&server, json!({"name": "Bot"})).await;
+    let first = session(&server, &ada, &[&bot], json!({})).await;
+    let second = session(&server, &bea, &[&bot], json!({})).await;
+    fake.push(Script::reply(&["slow"; 20]).token_delay(Duration::from_millis(50)));
+    post(&server, &ada, &first, "first").await;
+    assert!(fake.wait_for_requests(1, Duration::from_secs(5)).await);
+    post(&server, &bea, &second, "second").await;
+    let refused = finished_replies(&server, &second, 1).await;
+    assert_eq!(refused[0]["status"], "failed", "{:?}", refused[0]);
+    let error = refused[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("too many replies") && error.contains("limit is 1"),
+        "{error}"
+    );
+    let called = call(&server, &bea, "generate", json!({"sessionId": second})).await;
+    assert_eq!(called.body["code"], 141, "{:?}", called.body);
+    assert!(
+        called.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("limit is 1"),
+        "{:?}",
+        called.body
+    );
+    let done = finished_replies(&server, &first, 1).await;
+    assert_eq!(done[0]["status"], "complete", "{:?}", done[0]);
+    assert_eq!(done[0]["content"], "slow".repeat(20));
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "the refused reply never reached the provider"
+    );
+    // The slot is free again.
+    post(&server, &bea, &second, "@bot now").await;
+    let replies = finished_replies(&server, &second, 2).await;
+    assert_eq!(replies[1]["status"], "complete", "{:?}", replies[1]);
+    assert_eq!(fake.requests().len(), 2);
+}
+
+/// A persona whose `provider` names a `[[providers]]` entry of `parlor.toml` is answered by
+/// that provider, with its model; the default provider is not called.
+#[tokio::test]
+async fn a_persona_uses_its_named_provider_from_parlor_toml() {
+    let default = FakeLlm::start().await;
+    let named = FakeLlm::start().await;
+    named.set_default(Script::reply(&["From", " the", " second", " one."]));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("parlor.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[providers]]\nname = \"second\"\nbase_url = \"{}\"\napi_key = \"sk-second\"\n\
+             model = \"second-model\"\n",
+            named.base_url
+        ),
+    )
+    .unwrap();
+    let server = server_with(
+        &default,
+        ServeOptions {
+            config: Some(path),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let ada = sign_up(&server, "ada").await;
+    let plain = persona(&server, json!({"name": "Plain"})).await;
+    let special = persona(&server, json!({"name": "Special", "provider": "second"})).await;
+    let session_id = session(&server, &ada, &[&plain, &special], json!({})).await;
+    post(&server, &ada, &session_id, "@special hello").await;
+    let replies = finished_replies(&server, &session_id, 1).await;
+    assert_eq!(replies[0]["status"], "complete", "{:?}", replies[0]);
+    assert_eq!(replies[0]["content"], "From the second one.");
+    assert_eq!(replies[0]["model"], "second-model");
+    assert_eq!(replies[0]["persona"]["objectId"], special.as_str());
+    let requests = named.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].body["model"], "second-model");
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some("Bearer sk-second")
+    );
+    assert_eq!(
+        default.requests().len(),
+        0,
+        "the default provider is not used"
+    );
+    // The other persona still goes to the default provider.
+    post(&server, &ada, &session_id, "@plain hi").await;
+    let replies = finished_replies(&server, &session_id, 2).await;
+    assert_eq!(replies[1]["status"], "complete", "{:?}", replies[1]);
+    assert_eq!(replies[1]["model"], "fake-model");
+    assert_eq!(default.requests().len(), 1);
+    assert_eq!(named.requests().len(), 1);
+    // An unknown name fails the reply with an error listing the configured ones.
+    let lost = persona(&server, json!({"name": "Lost", "provider": "nowhere"})).await;
+    let other = session(&server, &ada, &[&lost], json!({})).await;
+    post(&server, &ada, &other, "anyone?").await;
+    let replies = finished_replies(&server, &other, 1).await;
+    assert_eq!(replies[0]["status"], "failed");
+    let error = replies[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("nowhere") && error.contains("second"),
+        "{error}"
+    );
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next JSON text frame of a live-query socket, within 5 s.
+async fn next_frame(socket: &mut Socket) -> Value {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a live-query frame in time");
+        match message {
+            Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("JSON"),
+            Some(Ok(_)) => {}
+            other => panic!("live-query socket ended: {other:?}"),
+        }
+    }
+}
+
+async fn send_frame(socket: &mut Socket, frame: Value) {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    socket
+        .send(Message::Text(frame.to_string().into()))
+        .await
+        .expect("send");
+}
+
+/// A live-query subscriber with the user's session token sees the reply created
+/// (`streaming`, empty), grow in at least two updates, then end `complete` with usage.
+#[tokio::test]
+async fn a_live_query_subscriber_sees_the_reply_grow() {
+    let fake = FakeLlm::start().await;
+    fake.set_default(
+        Script::reply(&[
+            "One", " two", " three", " four", " five", " six", " seven", " eight",
+        ])
+        .token_delay(Duration::from_millis(40)),
+    );
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let ada = sign_up(&server, "ada").await;
+    let bot = persona(&server, json!({"name": "Bot"})).await;
+    let session_id = session(&server, &ada, &[&bot], json!({})).await;
+    let url = format!("{}/parse", server.base.replace("http://", "ws://"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket");
+    send_frame(
+        &mut socket,
+        json!({"op": "connect", "applicationId": APP_ID, "sessionToken": ada.token}),
+    )
+    .await;
+    assert_eq!(next_frame(&mut socket).await["op"], "connected");
+    send_frame(
+        &mut socket,
+        json!({"op": "subscribe", "requestId": 1, "sessionToken": ada.token, "query": {
+            "className": "Message",
+            "where": {"session": pointer("ChatSession", &session_id)},
+        }}),
+    )
+    .await;
+    assert_eq!(next_frame(&mut socket).await["op"], "subscribed");
+    post(&server, &ada, &session_id, "count to eight").await;
+    let mut seen: Vec<(String, Value)> = Vec::new();
+    let mut stream = None;
+    loop {
+        let frame = next_frame(&mut socket).await;
+        let op = frame["op"].as_str().unwrap_or_default().to_owned();
+        let object = frame["object"].clone();
+        if object["role"] != "assistant" {
+            continue;
+        }
+        if stream.is_none() {
+            // Opened on the `create` event, as a client would: the reply is already running.
+            let url = server.url(&format!(
+                "/messages/{}/stream?sessionToken={}&_ApplicationId={APP_ID}",
+                object["objectId"].as_str().unwrap(),
+                ada.token
+            ));
+            let client = server.client.clone();
+            stream = Some(tokio::spawn(async move {
+                client.get(url).send().await.unwrap().text().await.unwrap()
+            }));
+        }
+        let finished = object["status"] != "streaming";
+        seen.push((op, object));
+        if finished {
+            break;
+        }
+    }
+    let ops: Vec<&str> = seen.iter().map(|(op, _)| op.as_str()).collect();
+    assert_eq!(ops[0], "create", "{seen:?}");
+    assert_eq!(seen[0].1["status"], "streaming");
+    assert_eq!(seen[0].1["content"], "");
+    let growing: Vec<&str> = seen[1..seen.len() - 1]
+        .iter()
+        .map(|(op, object)| {
+            assert_eq!(op, "update");
+            assert_eq!(object["status"], "streaming");
+            object["content"].as_str().unwrap()
+        })
+        .collect();
+    assert!(growing.len() >= 2, "{seen:?}");
+    let full = "One two three four five six seven eight";
+    for pair in growing.windows(2) {
+        assert!(pair[0].len() < pair[1].len(), "{growing:?}");
+    }
+    assert!(
+        growing.iter().all(|text| full.starts_with(text)),
+        "{growing:?}"
+    );
+    let (op, last) = seen.last().unwrap();
+    assert_eq!(op, "update");
+    assert_eq!(last["status"], "complete", "{last}");
+    assert_eq!(last["content"], full);
+    assert_eq!(last["usage"]["completion_tokens"], 8);
+    assert_eq!(last["objectId"], seen[0].1["objectId"]);
+    let text = stream.unwrap().await.unwrap();
+    let deltas: String = events(&text, "delta")
+        .iter()
+        .map(|data| data["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(deltas, full, "{text}");
+    assert_eq!(events(&text, "done"), vec![json!({"status": "complete"})]);
+}
+
+/// Two messages posted at once in one session are answered one after the other, in commit
+/// order: the second answer's prompt already holds the first answer.
+#[tokio::test]
+async fn a_sessions_messages_are_answered_in_order() {
+    let fake = FakeLlm::start().await;
+    fake.set_default(Script::echo().token_delay(Duration::from_millis(20)));
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let user = sign_up(&server, "ann").await;
+    let sage = persona(&server, json!({"name": "Sage"})).await;
+    let chat = session(&server, &user, &[&sage], json!({})).await;
+    let (_, _) = tokio::join!(
+        post(&server, &user, &chat, "first question"),
+        post(&server, &user, &chat, "second question")
+    );
+    let replies = finished_replies(&server, &chat, 2).await;
+    assert_eq!(replies.len(), 2);
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2, "one request per message");
+    let second_prompt = &requests[1].body["messages"];
+    let first_reply = replies
+        .iter()
+        .min_by_key(|reply| reply["createdAt"].as_str().unwrap_or_default().to_owned())
+        .unwrap();
+    assert!(
+        second_prompt
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|turn| turn["role"] == "assistant" && turn["content"] == first_reply["content"]),
+        "the second answer saw the first: {second_prompt}"
     );
 }

@@ -599,3 +599,42 @@ async fn session_subscriptions_see_only_own_sessions() {
     assert_eq!(event["op"], "create");
     assert_eq!(event["object"]["user"]["objectId"], alice.as_str());
 }
+
+/// A write that fails publishes nothing: a transactional batch whose last request fails
+/// creates no object, and its earlier create gives no event; a refused single write neither.
+#[tokio::test]
+async fn failed_writes_publish_nothing() {
+    let server = TestServer::new().await;
+    server
+        .create("Note", json!({"text": "setup", "n": 1}))
+        .await;
+    let mut socket = connected(&server, None).await;
+    let frame = subscribe(&mut socket, 1, json!({"className": "Note", "where": {}})).await;
+    assert_eq!(frame["op"], "subscribed");
+    let batch = server
+        .master(
+            Method::POST,
+            "/batch",
+            Some(json!({"transaction": true, "requests": [
+                {"method": "POST", "path": "/parse/classes/Note", "body": {"text": "never"}},
+                {"method": "PUT", "path": "/parse/classes/Note/doesNotExist", "body": {"text": "x"}},
+            ]})),
+        )
+        .await;
+    assert_ne!(batch.status, 200, "{:?}", batch.body);
+    let mismatch = server
+        .master(
+            Method::POST,
+            "/classes/Note",
+            Some(json!({"n": "not a number"})),
+        )
+        .await;
+    assert_eq!(mismatch.body["code"], 111, "{:?}", mismatch.body);
+    quiet(&mut socket).await;
+    server.create("Note", json!({"text": "kept"})).await;
+    let event = next(&mut socket).await;
+    assert_eq!(
+        (event["op"].clone(), event["object"]["text"].clone()),
+        (json!("create"), json!("kept"))
+    );
+}
