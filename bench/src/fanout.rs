@@ -17,6 +17,9 @@
 //!   before the response).
 //! - `latency_from_request_ms`: receipt − the moment the POST was sent.
 //!
+//! With several instances ([`Servers`]), the subscribers connect to one and the writer posts to
+//! another, so every event is relayed between instances; memory and CPU are summed over them.
+//!
 //! A receipt is stamped when the subscriber's task reads the frame, so a load generator
 //! short of CPU adds its own delay; the `cpu` fields say how busy it was.
 
@@ -40,6 +43,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::load::Keys;
 use crate::seed::{pointer, text, truncate};
 use crate::server::{cpu_seconds, machine_busy_seconds, memory, round1, round2};
+use crate::topology;
 
 /// The aim of the issue: every event delivered, p99 < 50 ms, whole server < 150 MB resident.
 pub const GOAL_P99_MS: f64 = 50.0;
@@ -332,6 +336,11 @@ pub(crate) fn rss(pid: Option<u32>) -> Value {
     pid.map(memory).unwrap_or(Value::Null)
 }
 
+/// Memory of every instance (see [`topology::memory`]).
+fn rss_of(pids: &[u32]) -> Value {
+    topology::memory(pids)
+}
+
 /// Signs up one user; returns its id and session token.
 pub(crate) async fn sign_up(
     client: &Client,
@@ -396,40 +405,50 @@ pub(crate) fn cpu_now(pid: Option<u32>) -> [Option<f64>; 3] {
     ]
 }
 
+/// Server (all instances), load generator and machine CPU seconds so far.
+fn cpu_now_of(pids: &[u32]) -> [Option<f64>; 3] {
+    [
+        topology::cpu_seconds(pids),
+        cpu_seconds(std::process::id()),
+        machine_busy_seconds(),
+    ]
+}
+
 pub(crate) fn cpu_delta(before: [Option<f64>; 3], after: [Option<f64>; 3]) -> [Option<f64>; 3] {
     [0, 1, 2].map(|i| before[i].zip(after[i]).map(|(b, a)| a - b))
+}
+
+/// Where the scenario connects: with several instances, subscribers on one and the writer on
+/// another, so that every event crosses instances.
+pub struct Servers<'a> {
+    /// The base URL the subscribers' WebSockets connect to.
+    pub subscribe_base: &'a str,
+    /// The base URL the users sign up at and the writer posts to.
+    pub write_base: &'a str,
+    /// The server processes, for memory and CPU (none: not known).
+    pub pids: &'a [u32],
 }
 
 /// Runs the scenario once per subscriber count; returns one JSON line per count.
 pub async fn run(
     client: &Client,
     keys: &Keys,
-    base: &str,
-    pid: Option<u32>,
+    servers: &Servers<'_>,
     options: &FanoutOptions,
     emit: &dyn Fn(&Value),
 ) -> anyhow::Result<Vec<Value>> {
-    let before_sign_up = rss(pid);
+    let before_sign_up = rss_of(servers.pids);
     let users_wanted = options.users.max(1);
     eprintln!("[fanout] signing up {users_wanted} user(s) ...");
     let mut users = Vec::with_capacity(users_wanted);
     for i in 0..users_wanted {
         let name = format!("bench_fo_{}_{i}", std::process::id());
-        users.push(sign_up(client, keys, base, &name).await?);
+        users.push(sign_up(client, keys, servers.write_base, &name).await?);
     }
     let mut lines = Vec::new();
     for (run, &subscribers) in options.subscribers.iter().enumerate() {
-        let mut line = run_one(
-            client,
-            keys,
-            base,
-            pid,
-            options,
-            &users,
-            subscribers,
-            run + 1,
-        )
-        .await?;
+        let mut line =
+            run_one(client, keys, servers, options, &users, subscribers, run + 1).await?;
         // Sign-up's password hash (argon2id, 19 MiB) stays resident: the server before it.
         line["server_memory"]["before_sign_up"] = before_sign_up.clone();
         emit(&line);
@@ -442,8 +461,7 @@ pub async fn run(
 async fn run_one(
     client: &Client,
     keys: &Keys,
-    base: &str,
-    pid: Option<u32>,
+    servers: &Servers<'_>,
     options: &FanoutOptions,
     users: &[User],
     subscribers: usize,
@@ -455,19 +473,20 @@ async fn run_one(
     let session_id = create_session(
         client,
         keys,
-        base,
+        servers.write_base,
         writer,
         users,
         &format!("fanout-{subscribers}"),
     )
     .await?;
-    let ws_url = base
+    let ws_url = servers
+        .subscribe_base
         .replacen("https://", "wss://", 1)
         .replacen("http://", "ws://", 1);
     let messages = options.messages;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mem_idle = rss(pid);
+    let mem_idle = rss_of(servers.pids);
     eprintln!(
         "[fanout] {subscribers} subscribers: server RSS idle {} MB; connecting {} at a time ...",
         mem_idle["rss_mb"], options.connect_batch
@@ -484,7 +503,7 @@ async fn run_one(
     .unwrap_or_default();
     let received_total = Arc::new(AtomicU64::new(0));
     let (stop, stopped) = watch::channel(false);
-    let cpu_connect_start = cpu_now(pid);
+    let cpu_connect_start = cpu_now_of(servers.pids);
     let connect_started = Instant::now();
     // Each subscriber starts reading as soon as it has subscribed (it must answer the server's
     // pings while the others connect).
@@ -529,7 +548,7 @@ async fn run_one(
         }
     }
     let connected = listeners.len();
-    let cpu_connect = cpu_delta(cpu_connect_start, cpu_now(pid));
+    let cpu_connect = cpu_delta(cpu_connect_start, cpu_now_of(servers.pids));
     eprintln!(
         "[fanout]   {connected}/{subscribers} subscribed in {connect_seconds:.1} s{}",
         if connect_failures.is_empty() {
@@ -539,7 +558,7 @@ async fn run_one(
         }
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mem_subscribed = rss(pid);
+    let mem_subscribed = rss_of(servers.pids);
 
     // The writer: message i is sent at start + i / rate, each POST on its own task so a slow
     // answer does not delay the next.
@@ -547,9 +566,9 @@ async fn run_one(
         "[fanout]   server RSS subscribed {} MB; writing {messages} messages at {}/s ...",
         mem_subscribed["rss_mb"], options.rate
     );
-    let url = format!("{base}/classes/Message");
+    let url = format!("{}/classes/Message", servers.write_base);
     let filler = text(100);
-    let cpu_start = cpu_now(pid);
+    let cpu_start = cpu_now_of(servers.pids);
     let write_started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / options.rate.max(0.001));
     let mut posts = Vec::with_capacity(messages);
@@ -592,9 +611,9 @@ async fn run_one(
     }
     let drain_seconds = drain_started.elapsed().as_secs_f64();
     let window = write_started.elapsed().as_secs_f64();
-    let cpu = cpu_delta(cpu_start, cpu_now(pid));
+    let cpu = cpu_delta(cpu_start, cpu_now_of(servers.pids));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mem_after = rss(pid);
+    let mem_after = rss_of(servers.pids);
 
     // Disconnect every subscriber and collect what each saw.
     let _ = stop.send(true);
@@ -607,7 +626,7 @@ async fn run_one(
     }
     // The allocator gives freed memory back with a delay.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let mem_disconnected = rss(pid);
+    let mem_disconnected = rss_of(servers.pids);
 
     // Match events to messages.
     let index: HashMap<u64, usize> = writes
@@ -681,16 +700,17 @@ async fn run_one(
     let write_errors: Vec<&String> = writes.iter().filter_map(|w| w.error.as_ref()).collect();
     let latency = percentiles(&mut from_created);
     let p99 = latency["p99"].as_f64();
+    // With several instances, the goal is each one's memory.
     let peak_rss = [&mem_idle, &mem_subscribed, &mem_after, &mem_disconnected]
         .iter()
-        .filter_map(|m| m["rss_mb"].as_f64())
+        .filter_map(|m| topology::largest_rss(m))
         .fold(0.0_f64, f64::max);
     let meets_goal = connected == subscribers
         && created == messages
         && missing == 0
         && duplicates == 0
         && p99.is_some_and(|p| p < GOAL_P99_MS)
-        && pid.is_some()
+        && !servers.pids.is_empty()
         && peak_rss < GOAL_RSS_MB;
     let [server_s, bench_s, busy_s] = cpu;
     let deliveries = delivered.max(1) as f64;

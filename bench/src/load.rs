@@ -1,5 +1,6 @@
 //! The load generator: N workers sharing one keep-alive HTTP/1.1 client, each sending its next
 //! request as soon as the previous answer has been read, for a fixed time. Every latency is kept.
+//! With several server instances the workers are spread over them ([`Target::Spread`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +35,9 @@ pub enum Target {
         after: String,
         counter: AtomicU64,
     },
+    /// One target per server instance: worker `i` sends to instance `i mod n` (see
+    /// [`Target::spread`]).
+    Spread(Vec<Arc<Target>>),
 }
 
 /// Headers sent with every request (application id) or with the master key.
@@ -44,6 +48,54 @@ pub struct Keys {
 }
 
 impl Target {
+    /// One target per instance, the same request to each: a single one as it is, several as a
+    /// [`Target::Spread`]. A [`Target::Unique`]'s values get the instance's number (`i1_`, …)
+    /// after its prefix, so that the instances' counters never send the same value.
+    pub fn spread(targets: Vec<Target>) -> Target {
+        let mut targets = targets;
+        if targets.len() == 1
+            && let Some(target) = targets.pop()
+        {
+            return target;
+        }
+        let targets = targets
+            .into_iter()
+            .enumerate()
+            .map(|(i, target)| match target {
+                Target::Unique {
+                    url,
+                    before,
+                    after,
+                    counter,
+                } if i > 0 => Target::Unique {
+                    url,
+                    before: format!("{before}i{i}_"),
+                    after,
+                    counter,
+                },
+                other => other,
+            })
+            .map(Arc::new)
+            .collect();
+        Target::Spread(targets)
+    }
+
+    /// The targets of each instance (this one alone unless it is a [`Target::Spread`]).
+    pub fn parts(&self) -> Vec<&Target> {
+        match self {
+            Target::Spread(targets) => targets.iter().map(|t| t.as_ref()).collect(),
+            other => vec![other],
+        }
+    }
+
+    /// What worker `i` sends to.
+    fn for_worker(self: &Arc<Self>, i: usize) -> Arc<Target> {
+        match self.as_ref() {
+            Target::Spread(targets) if !targets.is_empty() => targets[i % targets.len()].clone(),
+            _ => self.clone(),
+        }
+    }
+
     /// The next body of a [`Target::Unique`] (`None` for the other kinds).
     pub fn next_body(&self) -> Option<String> {
         match self {
@@ -93,6 +145,11 @@ impl Target {
                 .header("X-Parse-Application-Id", &keys.app_id)
                 .header("Content-Type", "application/json")
                 .body(self.next_body().unwrap_or_default()),
+            // Workers take their instance's target (`for_worker`); this is only a fallback.
+            Target::Spread(targets) => match targets.get(rng.below(targets.len())) {
+                Some(target) => target.request(client, keys, rng),
+                None => client.get("http://127.0.0.1:0/"),
+            },
         }
     }
 }
@@ -201,7 +258,7 @@ pub async fn run(
             tokio::spawn(worker(
                 client.clone(),
                 keys.clone(),
-                target.clone(),
+                target.for_worker(i),
                 deadline,
                 i as u64 + 1,
                 record,

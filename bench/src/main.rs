@@ -1,4 +1,5 @@
-//! `parlor-bench`: starts `parlor serve` on a fresh SQLite database as a separate process, seeds
+//! `parlor-bench`: starts `parlor serve` on a fresh SQLite database (or a fresh schema of a
+//! PostgreSQL database, one or several instances: see `topology`) as a separate process, seeds
 //! it through the REST API (100,000 messages, 10,000 of them in one session), then measures
 //! request rate and latency of its scenarios (reads, writes, log-in, sign-up, and history
 //! queries while log-ins run) with a fixed number of keep-alive connections. The `live_fanout`
@@ -15,6 +16,7 @@ mod load;
 mod report;
 mod seed;
 mod server;
+mod topology;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,8 +32,7 @@ use serde_json::{Value, json};
 use load::{Keys, Target};
 use seed::{SeedOptions, api_as, encode, pointer, text, truncate};
 use server::{
-    Server, StartOptions, cpu_seconds, loadavg, machine_busy_seconds, machine_info, memory, round1,
-    round2,
+    Server, StartOptions, cpu_seconds, loadavg, machine_busy_seconds, machine_info, round1, round2,
 };
 
 /// Load-test harness for Parlor (see bench/README.md).
@@ -48,7 +49,8 @@ struct Cli {
     /// With --url: the PID of that server, for its memory and CPU figures.
     #[arg(long)]
     server_pid: Option<u32>,
-    /// A name for the server under test, copied into every line.
+    /// A name for the server under test, copied into every line. The default `parlor` gets the
+    /// backend added unless it is SQLite with one instance: `parlor (postgres x2)`.
     #[arg(long, default_value = "parlor")]
     label: String,
     #[arg(long, default_value = "bench")]
@@ -62,6 +64,18 @@ struct Cli {
     /// Keep the temporary database folder after the run.
     #[arg(long)]
     keep_db: bool,
+    /// A PostgreSQL URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run on instead of a
+    /// fresh SQLite file: the servers get a fresh `schema=bench_<pid>_<time>` in it, dropped
+    /// afterwards with `psql` unless --keep-db.
+    #[arg(long, conflicts_with = "url")]
+    database: Option<String>,
+    /// Servers started on the same database (2 or more need --database): HTTP workers are
+    /// spread over them round-robin; live_fanout subscribes on the first and writes on the second.
+    #[arg(long, default_value_t = 1, conflicts_with = "url")]
+    instances: usize,
+    /// `sqlite`, `postgres`, `postgres x2`, …, `external` (set by `run`, copied into the lines).
+    #[arg(skip)]
+    backend: String,
 
     /// Scenarios to run, in order. `live_fanout` (LiveQuery fan-out, not in the default list)
     /// runs first, on the fresh server before seeding; without other scenarios nothing is seeded.
@@ -456,12 +470,18 @@ fn target(name: &str, base: &str, seeded: &seed::Seeded) -> anyhow::Result<Targe
     })
 }
 
-fn build_scenarios(cli: &Cli, base: &str, seeded: &seed::Seeded) -> anyhow::Result<Vec<Scenario>> {
+/// The scenarios, each load's requests spread over the instances at `bases`.
+fn build_scenarios(
+    cli: &Cli,
+    bases: &[String],
+    seeded: &seed::Seeded,
+) -> anyhow::Result<Vec<Scenario>> {
     let load = |name: &str, check: &'static str| -> anyhow::Result<Load> {
+        let targets = bases.iter().map(|base| target(check, base, seeded));
         Ok(Load {
             name: name.to_owned(),
             check,
-            target: Arc::new(target(check, base, seeded)?),
+            target: Arc::new(Target::spread(targets.collect::<anyhow::Result<_>>()?)),
         })
     };
     let mut scenarios = Vec::new();
@@ -519,6 +539,7 @@ async fn sanity(client: &Client, keys: &Keys, check: &str, target: &Target) -> R
                 .map(|b| serde_json::from_str::<Value>(&b).unwrap_or(Value::Null)),
             false,
         ),
+        Target::Spread(_) => return Err("check each instance's target on its own".to_owned()),
     };
     let (status, value) = api_as(client, keys, master, method, &url, body.as_ref())
         .await
@@ -585,10 +606,10 @@ fn finish_line(mut line: Value, fields: Value) -> Value {
     Value::Object(ordered)
 }
 
-/// Server, load generator and machine CPU seconds so far.
-fn cpu_now(pid: Option<u32>, self_pid: u32) -> [Option<f64>; 3] {
+/// Server (all instances), load generator and machine CPU seconds so far.
+fn cpu_now(pids: &[u32], self_pid: u32) -> [Option<f64>; 3] {
     [
-        pid.and_then(cpu_seconds),
+        topology::cpu_seconds(pids),
         cpu_seconds(self_pid),
         machine_busy_seconds(),
     ]
@@ -603,7 +624,7 @@ async fn measure(
     scenario: &Scenario,
     connections: usize,
     run: usize,
-    pid: Option<u32>,
+    pids: &[u32],
 ) -> Vec<Value> {
     let duration = Duration::from_secs_f64(cli.duration);
     let warmup = Duration::from_secs_f64(cli.warmup);
@@ -641,9 +662,13 @@ async fn measure(
         both(warmup, false).await;
     }
     let self_pid = std::process::id();
-    let before = cpu_now(pid, self_pid);
+    let before = cpu_now(pids, self_pid);
+    let before_each = topology::cpu_each(pids);
+    let postgres_before = topology::postgres_cpu_seconds();
     let (main, background) = both(duration, true).await;
-    let after = cpu_now(pid, self_pid);
+    let after = cpu_now(pids, self_pid);
+    let after_each = topology::cpu_each(pids);
+    let postgres = postgres_before.zip(topology::postgres_cpu_seconds());
     let elapsed = main["duration_s"].as_f64().unwrap_or(cli.duration);
     let [server_cpu, bench_cpu, busy] =
         [0, 1, 2].map(|i| before[i].zip(after[i]).map(|(b, a)| a - b));
@@ -653,13 +678,17 @@ async fn measure(
             "load_generator_cores": bench_cpu.map(|s| round2(s / elapsed)),
             "machine_busy_cores": busy.map(|s| round2(s / elapsed)),
             "server_us_per_request": server_cpu.zip(requests.filter(|&r| r > 0.0)).map(|(s, r)| round1(s * 1e6 / r)),
+            "server_cores_by_instance": (pids.len() > 1).then(|| before_each.iter().zip(&after_each)
+                .map(|(b, a)| b.zip(*a).map(|(b, a)| round2((a - b) / elapsed))).collect::<Vec<_>>()),
+            "postgres_cores": postgres.filter(|_| cli.backend.starts_with("postgres")).map(|(b, a)| round2((a - b) / elapsed)),
         })
     };
     let common = |name: &str, cpu: Value, with: Option<(&str, usize)>| {
         let mut fields = json!({
             "scenario": name, "run": run, "label": cli.label, "at": now(),
+            "backend": cli.backend, "instances": cli.instances,
             "cpu": cpu,
-            "server_memory": pid.map(memory),
+            "server_memory": topology::memory(pids),
             "loadavg": loadavg(),
         });
         if let Some((other, connections)) = with {
@@ -740,7 +769,25 @@ fn summary_row(line: &Value) -> Value {
     row
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(mut cli: Cli) -> anyhow::Result<()> {
+    let database = match &cli.url {
+        Some(_) => None,
+        None => Some(topology::Database::new(
+            cli.database.as_deref(),
+            cli.keep_db,
+        )?),
+    };
+    cli.instances = cli.instances.max(1);
+    if cli.instances > 1 && !database.as_ref().is_some_and(|d| d.shared()) {
+        bail!(
+            "--instances {} needs a PostgreSQL --database",
+            cli.instances
+        );
+    }
+    cli.backend = topology::backend_tag(database.as_ref(), cli.instances);
+    if cli.label == "parlor" && cli.backend != "sqlite" && cli.url.is_none() {
+        cli.label = format!("parlor ({})", cli.backend);
+    }
     if let Some(unknown) = cli.scenarios.iter().find(|name| {
         name.as_str() != "history_during_log_ins"
             && name.as_str() != FANOUT
@@ -792,49 +839,81 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         master_key: cli.master_key.clone(),
     };
 
-    let mut server = None;
-    let (base, pid, database, bin) = match &cli.url {
-        Some(url) => (
-            url.trim_end_matches('/').to_owned(),
-            cli.server_pid,
+    // Dropped in reverse order: the servers stop before the database's schema is dropped.
+    let mut servers: Vec<Server> = Vec::new();
+    let (bases, pids, database_shown, bin) = match &database {
+        // `--url`: a server already running.
+        None => (
+            vec![
+                cli.url
+                    .as_deref()
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_owned(),
+            ],
+            cli.server_pid.into_iter().collect::<Vec<u32>>(),
             Value::Null,
             Value::Null,
         ),
-        None => {
+        Some(database) => {
             let bin = cli.parlor_bin.clone().unwrap_or_else(default_bin);
-            eprintln!("[bench] starting {}", bin.display());
-            let started = Server::start(&StartOptions {
-                bin: &bin,
-                app_id: &cli.app_id,
-                master_key: &cli.master_key,
-                keep_db: cli.keep_db,
-                extra_args: &server_args(&cli, provider.as_ref().map(|p| p.base_url()).as_deref()),
-            })?;
-            let info = (
-                started.base_url.clone(),
-                Some(started.pid),
-                json!(started.database),
-                json!(bin.display().to_string()),
+            eprintln!(
+                "[bench] starting {} ({} instance(s), {})",
+                bin.display(),
+                cli.instances,
+                database.backend()
             );
-            server = Some(started);
-            info
+            let provider_url = provider.as_ref().map(|p| p.base_url());
+            let extra_args = server_args(&cli, provider_url.as_deref());
+            for i in 0..cli.instances {
+                let mut started = Server::start(&StartOptions {
+                    bin: &bin,
+                    app_id: &cli.app_id,
+                    master_key: &cli.master_key,
+                    keep_db: cli.keep_db,
+                    extra_args: &extra_args,
+                    database: database.server_url(),
+                })?;
+                // The first sets the fresh schema up alone: instances starting at once on an
+                // empty schema can fail creating the same classes ("duplicate value").
+                if i == 0 && cli.instances > 1 {
+                    let base = started.base_url.clone();
+                    let timeout = Duration::from_secs(60);
+                    wait_healthy(&client, &base, Some(&mut started), timeout).await?;
+                }
+                servers.push(started);
+            }
+            let mut shown = database.describe();
+            shown["url"] = json!(servers.first().map(|s| s.database.clone()));
+            (
+                servers.iter().map(|s| s.base_url.clone()).collect(),
+                servers.iter().map(|s| s.pid).collect(),
+                shown,
+                json!(bin.display().to_string()),
+            )
         }
     };
+    let base = bases.first().cloned().unwrap_or_default();
+    let pid = pids.first().copied();
     let self_pid = std::process::id();
     emit(&json!({
-        "event": "start", "date": started, "label": cli.label, "server_url": base, "server_pid": pid,
-        "server_bin": bin, "database": database, "machine": machine, "loadavg": load_before,
+        "event": "start", "date": started, "label": cli.label, "backend": cli.backend,
+        "instances": cli.instances, "server_url": base, "server_urls": bases, "server_pid": pid,
+        "server_pids": pids, "server_bin": bin, "database": database_shown, "machine": machine,
+        "loadavg": load_before,
         "load_generator": { "threads": cli.threads, "pid": self_pid, "open_file_limit": fd_limit },
     }));
     let ready = Instant::now();
-    wait_healthy(&client, &base, server.as_mut(), Duration::from_secs(60)).await?;
-    eprintln!(
-        "[bench] {base} healthy after {:.1} s",
-        ready.elapsed().as_secs_f64()
-    );
+    for (i, base) in bases.iter().enumerate() {
+        wait_healthy(&client, base, servers.get_mut(i), Duration::from_secs(60)).await?;
+        eprintln!(
+            "[bench] {base} healthy after {:.1} s",
+            ready.elapsed().as_secs_f64()
+        );
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mem = |phase: &str| {
-        let value = json!({ "event": "memory", "phase": phase, "pid": pid, "at": now(), "memory": pid.map(memory) });
+        let value = json!({ "event": "memory", "phase": phase, "pid": pid, "at": now(), "backend": cli.backend, "memory": topology::memory(&pids) });
         emit(&value);
         value
     };
@@ -851,10 +930,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             drain: cli.fanout_drain,
             label: cli.label.clone(),
         };
-        match fanout::run(&client, &keys, &base, pid, &options, &emit).await {
+        // Subscribers on the first instance, the writer on the second (if any).
+        let servers_used = fanout::Servers {
+            subscribe_base: &base,
+            write_base: bases.get(1).unwrap_or(&base),
+            pids: &pids,
+        };
+        match fanout::run(&client, &keys, &servers_used, &options, &emit).await {
             Ok(lines) => fanout_lines = lines,
             Err(error) => {
-                let log = server.as_ref().map(|s| s.log_tail(20)).unwrap_or_default();
+                let log = topology::log_tails(&servers, 20);
                 bail!("live_fanout failed: {error:#}\n{log}");
             }
         }
@@ -874,7 +959,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         match generation::run(&client, &keys, &base, pid, provider, &options, &emit).await {
             Ok(lines) => generation_lines = lines,
             Err(error) => {
-                let log = server.as_ref().map(|s| s.log_tail(20)).unwrap_or_default();
+                let log = topology::log_tails(&servers, 20);
                 bail!("ai_generation failed: {error:#}\n{log}");
             }
         }
@@ -899,7 +984,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let seeded = match seed::seed(&client, &keys, &base, &options).await {
             Ok(seeded) => seeded,
             Err(error) => {
-                let log = server.as_ref().map(|s| s.log_tail(20)).unwrap_or_default();
+                let log = topology::log_tails(&servers, 20);
                 bail!("seeding failed: {error:#}\n{log}");
             }
         };
@@ -909,11 +994,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(2)).await;
         mem_seeded = mem("after_seed");
 
-        let scenarios = build_scenarios(&cli, &base, &seeded)?;
+        let scenarios = build_scenarios(&cli, &bases, &seeded)?;
         for scenario in &scenarios {
             let loads = std::iter::once(&scenario.main).chain(scenario.background.as_ref());
-            for load in loads {
-                if let Err(error) = sanity(&client, &keys, load.check, &load.target).await {
+            let parts =
+                loads.flat_map(|load| load.target.parts().into_iter().map(move |t| (load, t)));
+            for (load, target) in parts {
+                if let Err(error) = sanity(&client, &keys, load.check, target).await {
                     let error = format!("{}: {error}", load.name);
                     eprintln!(
                         "[bench] {} fails its check, not measured: {error}",
@@ -939,7 +1026,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         scenario.name, cli.duration
                     );
                     let lines =
-                        measure(&cli, &client, &keys, scenario, connections, run, pid).await;
+                        measure(&cli, &client, &keys, scenario, connections, run, &pids).await;
                     for line in lines {
                         emit(&line);
                         eprintln!(
@@ -960,7 +1047,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mem_end = mem("end");
-    if let Some(server) = server.as_mut() {
+    for server in &mut servers {
         if let Some(status) = server.exited() {
             eprintln!(
                 "[bench] the server exited during the run ({status}); log:\n{}",
@@ -977,6 +1064,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         "date": started,
         "finished": now(),
         "label": cli.label,
+        "backend": cli.backend,
+        "instances": cli.instances,
         "server_url": base,
         "machine": machine_info(),
         "loadavg_before": load_before,
@@ -1001,10 +1090,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         "skipped": broken.iter().map(|(name, error)| json!({ "scenario": name, "error": error })).collect::<Vec<_>>(),
         "goal": format!("at 50 connections: ≥ 10× Parse Server's best req/s and p99 < {GOAL_P99_MS} ms, no errors; log-in and sign-up ≥ 5× (no p99 goal); history during log-ins p99 < {GOAL_P99_MS} ms"),
     }));
-    if let Some(server) = &server
-        && cli.keep_db
-    {
-        eprintln!("[bench] database kept in {}", server.dir_path.display());
+    if cli.keep_db {
+        for server in &servers {
+            eprintln!("[bench] server folder kept: {}", server.dir_path.display());
+        }
     }
     Ok(())
 }

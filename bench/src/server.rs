@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-/// A `parlor serve` started on a fresh SQLite database in a temporary folder. Dropping it
+/// A `parlor serve` started in a temporary folder (log, and its fresh SQLite database unless
+/// [`StartOptions::database`] names another). Dropping it
 /// kills the process (SIGKILL); [`Server::stop`] asks it to stop with SIGTERM first.
 pub struct Server {
     child: Option<Child>,
@@ -28,6 +29,8 @@ pub struct StartOptions<'a> {
     pub master_key: &'a str,
     pub keep_db: bool,
     pub extra_args: &'a [String],
+    /// `--database` of the server; `None`: a fresh SQLite file in its temporary folder.
+    pub database: Option<&'a str>,
 }
 
 /// A free TCP port on 127.0.0.1 (bound then released: the server binds it right after).
@@ -55,7 +58,9 @@ impl Server {
             .context("creating a temporary folder")?;
         let dir_path = dir.path().to_path_buf();
         let db_path = dir_path.join("parlor.db");
-        let database = format!("sqlite://{}", db_path.display());
+        let database = options
+            .database
+            .map_or_else(|| format!("sqlite://{}", db_path.display()), str::to_owned);
         let log_path = dir_path.join("server.log");
         let log = File::create(&log_path).context("creating the server log")?;
         let port = free_port()?;
