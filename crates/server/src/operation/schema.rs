@@ -139,7 +139,30 @@ fn accepts(expected: &FieldType, got: &FieldType) -> bool {
 impl Operations {
     /// Creates the built-in classes and the template's classes that do not exist yet.
     /// `template` has the `/schemas` response shape: `{"results":[schema,…]}` or an array.
+    ///
+    /// Several instances starting at once on an empty database race to do the same; a
+    /// step that loses (the class or column exists by now) makes this instance read the
+    /// stored schemas and try again, which then finds the work done.
     pub async fn bootstrap(&self, template: &Value) -> OpResult<()> {
+        let mut attempts = 0;
+        loop {
+            match self.bootstrap_once(template).await {
+                Ok(()) => return Ok(()),
+                Err(error) if attempts >= 3 => return Err(error),
+                Err(error) => {
+                    attempts += 1;
+                    tracing::info!(%error, "schema bootstrap raced another instance; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempts)).await;
+                    for schema in self.store.load_schemas().await? {
+                        let class_name = schema.class_name.clone();
+                        self.schemas.adopt(&class_name, Some(schema));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn bootstrap_once(&self, template: &Value) -> OpResult<()> {
         for class_name in BUILT_IN_CLASSES {
             if self.schemas.get(class_name).is_none() {
                 self.create_class(ClassSchema::new(class_name)).await?;
@@ -333,7 +356,20 @@ impl Operations {
         if after == *before {
             return Ok(before);
         }
-        self.store.update_class(&before, &after).await?;
+        if let Err(error) = self.store.update_class(&before, &after).await {
+            // Another instance may have added the same fields at the same moment: what it
+            // stored is as good, if it has them with the wanted types.
+            if let Some(stored) = self.reload_class(&before.class_name).await?
+                && wanted.iter().all(|(field, field_type)| {
+                    stored
+                        .field_type(field)
+                        .is_some_and(|existing| accepts(existing, field_type))
+                })
+            {
+                return Ok(stored);
+            }
+            return Err(error.into());
+        }
         Ok(self.schemas.put(after))
     }
 

@@ -29,8 +29,8 @@ async fn two_instances_with(
         pubsub: pubsub.clone(),
         ..ServeOptions::default()
     };
-    let first = TestServer::with(options()).await;
-    let second = TestServer::with(options()).await;
+    // Started at once on an empty database: both create the template's classes.
+    let (first, second) = tokio::join!(TestServer::with(options()), TestServer::with(options()));
     Some((first, second, schema))
 }
 

@@ -43,21 +43,37 @@ impl PgChannel {
             None => "parlor".to_owned(),
         };
         let table = match &schema {
-            Some(schema) => {
-                let create_schema = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
-                query(sqlx_core::sql_str::AssertSqlSafe(create_schema))
-                    .execute(&pool)
-                    .await?;
-                format!("{}.\"_ChannelMessages\"", quote_ident(schema))
-            }
+            Some(schema) => format!("{}.\"_ChannelMessages\"", quote_ident(schema)),
             None => "\"_ChannelMessages\"".to_owned(),
         };
-        let create = format!(
+        let mut statements = Vec::new();
+        if let Some(schema) = &schema {
+            statements.push(format!(
+                "CREATE SCHEMA IF NOT EXISTS {}",
+                quote_ident(schema)
+            ));
+        }
+        statements.push(format!(
             "CREATE TABLE IF NOT EXISTS {table} (id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now(), payload TEXT NOT NULL)"
-        );
-        query(sqlx_core::sql_str::AssertSqlSafe(create))
-            .execute(&pool)
-            .await?;
+        ));
+        for statement in statements {
+            // `IF NOT EXISTS` is not atomic in PostgreSQL: instances starting together can
+            // collide on the catalog's unique index; the loser tries again and finds it made.
+            let mut attempt = 0;
+            loop {
+                match query(sqlx_core::sql_str::AssertSqlSafe(statement.clone()))
+                    .execute(&pool)
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(_) if attempt < 3 => {
+                        attempt += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        }
         Ok(PgChannel {
             url,
             pool,
