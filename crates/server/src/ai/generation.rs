@@ -812,8 +812,7 @@ async fn finish(
     if let Some(usage) = &answer.usage {
         body.insert("usage".into(), usage.clone());
     }
-    // Not over a state another server wrote (a cancel that reached it, or the sweeper).
-    recovery::update_while_streaming(operations, message_id, body).await?;
+    // The usage record and the session first: a client that sees the reply end finds them.
     touch_session(operations, &job.session.object_id).await?;
     if let Some(usage) = &answer.usage {
         let number = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);
@@ -840,6 +839,8 @@ async fn finish(
         record.insert("ACL".into(), json!({}));
         create_as_master(operations, USAGE_CLASS, record).await?;
     }
+    // Not over a state another server wrote (a cancel that reached it, or the sweeper).
+    recovery::update_while_streaming(operations, message_id, body).await?;
     Ok(())
 }
 
