@@ -27,8 +27,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use parlor_core::object::Object;
-use parlor_core::query::{Cond, FieldRef, Filter, FindQuery, Operand};
-use parlor_core::schema::FieldType;
+use parlor_core::query::Operand;
 use parlor_core::value::{as_pointer, now_iso};
 use parlor_core::{Code, Error};
 use parlor_store::WriteOutcome;
@@ -41,6 +40,7 @@ use crate::ai::context;
 use crate::ai::provider::{ChatRequest, ProviderError, Providers, StreamEvent, Usage};
 use crate::ai::tokens;
 use crate::config::GenerationLimits;
+use crate::operation::write::equals;
 use crate::operation::{Auth, FindRequest, OpError, OpResult, Operations};
 
 /// How often the growing text is written to the Message: often enough that a LiveQuery
@@ -967,24 +967,8 @@ pub async fn load_object(
     let Some(schema) = operations.schemas.get(class_name) else {
         return Ok(None);
     };
-    let filter = Filter::Cond {
-        field: FieldRef {
-            field: "objectId".to_owned(),
-            path: Vec::new(),
-            field_type: Some(FieldType::String),
-        },
-        cond: Cond::Eq(Operand::String(object_id.to_owned())),
-    };
-    let query = FindQuery {
-        limit: Some(1),
-        ..FindQuery::filter(filter)
-    };
-    Ok(operations
-        .store
-        .find(&schema, &query)
-        .await?
-        .into_iter()
-        .next())
+    let by_id = equals(&schema, "objectId", Operand::String(object_id.to_owned()));
+    operations.find_first(&schema, by_id).await
 }
 
 /// Creates an object as the master key (the server speaking for a persona); its objectId.

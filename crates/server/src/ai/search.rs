@@ -81,16 +81,7 @@ pub async fn session_for_member(
         return Ok(session);
     }
     let user_id = auth.user_id.as_deref().ok_or_else(not_a_participant)?;
-    let is = |value: &Value| {
-        value.get("className").and_then(Value::as_str) == Some("_User")
-            && value.get("objectId").and_then(Value::as_str) == Some(user_id)
-    };
-    let owner = session.fields.get("owner").is_some_and(is);
-    let participant = match session.fields.get("participants") {
-        Some(Value::Array(items)) => items.iter().any(is),
-        _ => false,
-    };
-    if owner || participant {
+    if crate::operation::template_rules::is_session_member(&session, user_id) {
         Ok(session)
     } else {
         Err(not_a_participant())

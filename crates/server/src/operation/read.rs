@@ -281,7 +281,7 @@ impl Operations {
     /// The first object matching `filter`, for lookups the server makes on its own behalf
     /// (sessions, users by name or email): no access rule applies, so callers must not hand
     /// the result to a client unrendered.
-    pub(super) async fn find_first(
+    pub async fn find_first(
         &self,
         schema: &ClassSchema,
         filter: Filter,

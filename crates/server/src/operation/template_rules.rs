@@ -103,6 +103,12 @@ fn participants_type_error() -> OpError {
     )
 }
 
+/// Whether the user is the session's owner or one of its participants: the one membership
+/// rule, for the AI functions that only members may call.
+pub fn is_session_member(session: &Object, user_id: &str) -> bool {
+    Members::of(session).includes(user_id)
+}
+
 /// Who belongs to a session: its owner and its participants.
 #[derive(Debug, Clone, Default)]
 struct Members {
