@@ -567,3 +567,21 @@ async fn failed_writes_publish_nothing() {
         (json!("create"), json!("kept"))
     );
 }
+
+/// `fields`, the older SDKs' name for `keys`, limits the fields sent the same way.
+#[tokio::test]
+async fn fields_is_keys_by_its_older_name() {
+    let server = TestServer::new().await;
+    server
+        .create("Note", json!({"text": "setup", "other": 0}))
+        .await;
+    let mut socket = connected(&server, None).await;
+    let query = json!({"className": "Note", "where": {}, "fields": ["text"]});
+    assert_eq!(subscribe(&mut socket, 1, query).await["op"], "subscribed");
+    server
+        .create("Note", json!({"text": "hello", "other": 1}))
+        .await;
+    let event = next(&mut socket).await;
+    assert_eq!(event["object"]["text"], "hello");
+    assert!(event["object"].get("other").is_none(), "{event}");
+}
