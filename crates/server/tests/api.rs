@@ -76,3 +76,6 @@ mod context;
 
 #[path = "api/chat_rules.rs"]
 mod chat_rules;
+
+#[path = "api/directory.rs"]
+mod directory;
