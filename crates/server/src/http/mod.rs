@@ -15,6 +15,7 @@ pub mod error;
 pub mod files;
 pub mod functions;
 pub mod info;
+pub mod openapi;
 pub mod params;
 pub mod routes;
 pub mod schemas;
