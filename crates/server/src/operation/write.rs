@@ -41,6 +41,15 @@ impl PlannedWrite {
         self
     }
 
+    /// Adds updates of server-only fields (`_`-prefixed, which no request body may name) to a
+    /// planned update, so they commit in the same transaction as the rest.
+    pub fn with_server_updates(mut self, extra: Vec<FieldUpdate>) -> PlannedWrite {
+        if let Write::Update { updates, .. } = &mut self.write {
+            updates.extend(extra);
+        }
+        self
+    }
+
     /// The object a planned create will insert.
     pub fn created_object_mut(&mut self) -> Option<&mut Object> {
         match &mut self.write {
