@@ -79,3 +79,6 @@ mod chat_rules;
 
 #[path = "api/directory.rs"]
 mod directory;
+
+#[path = "api/metrics.rs"]
+mod metrics;
