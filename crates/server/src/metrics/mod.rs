@@ -81,6 +81,33 @@ fn histograms<L: Clone + std::hash::Hash + Eq>() -> HistogramFamily<L> {
     Family::new_with_constructor(latency_histogram as fn() -> Histogram)
 }
 
+/// What one finished persona reply adds to the metrics.
+pub struct ReplyFigures<'a> {
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub first_token: Option<Duration>,
+    /// The kind of provider failure that ended it, if one did.
+    pub failure: Option<&'static str>,
+}
+
+/// Counts a reply as running while it lives.
+pub struct RunningReply(std::sync::Arc<Metrics>);
+
+impl RunningReply {
+    pub fn start(metrics: std::sync::Arc<Metrics>) -> RunningReply {
+        metrics.generations_running.inc();
+        RunningReply(metrics)
+    }
+}
+
+impl Drop for RunningReply {
+    fn drop(&mut self) {
+        self.0.generations_running.dec();
+    }
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -261,6 +288,41 @@ impl Metrics {
         self.request_duration
             .get_or_create(&RouteLabels { route, method })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records a finished persona reply: its tokens, its time to first token, its failure.
+    pub fn record_reply(&self, reply: &ReplyFigures<'_>) {
+        let model = || ModelLabels {
+            provider: reply.provider.to_owned(),
+            model: reply.model.to_owned(),
+        };
+        for (direction, tokens) in [
+            ("prompt", reply.prompt_tokens),
+            ("completion", reply.completion_tokens),
+        ] {
+            if tokens > 0 {
+                self.tokens
+                    .get_or_create(&TokenLabels {
+                        provider: reply.provider.to_owned(),
+                        model: reply.model.to_owned(),
+                        direction,
+                    })
+                    .inc_by(tokens);
+            }
+        }
+        if let Some(first_token) = reply.first_token {
+            self.first_token
+                .get_or_create(&model())
+                .observe(first_token.as_secs_f64());
+        }
+        if let Some(kind) = reply.failure {
+            self.provider_errors
+                .get_or_create(&ProviderErrorLabels {
+                    provider: reply.provider.to_owned(),
+                    kind,
+                })
+                .inc();
+        }
     }
 
     /// Records one store operation's time.

@@ -133,3 +133,85 @@ async fn metrics_on_their_own_port() {
         .unwrap();
     assert!(text.contains("parlor_http_requests_total"), "{text}");
 }
+
+/// A persona reply moves the token counters and the time-to-first-token histogram; a
+/// provider failure is counted by kind.
+#[tokio::test]
+async fn replies_count_tokens_and_failures() {
+    use crate::common::fake_llm::{FakeLlm, Script};
+    use crate::common::pointer;
+    let fake = FakeLlm::start().await;
+    let server = TestServer::with(ServeOptions {
+        metrics: Some(true),
+        llm_base_url: Some(fake.base_url.clone()),
+        llm_model: Some("fake-model".to_owned()),
+        ..ServeOptions::default()
+    })
+    .await;
+    let ada = server.sign_up("ada").await;
+    let bot = server.create("Persona", json!({"name": "Bot"})).await;
+    let session = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/ChatSession",
+            Some(json!({"participants": [], "personas": [pointer("Persona", &bot)]})),
+        )
+        .await;
+    let session = pointer("ChatSession", session.body["objectId"].as_str().unwrap());
+    fake.push(Script::reply(&["Hello", " there"]));
+    let posted = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/Message",
+            Some(json!({"session": session, "content": "hi"})),
+        )
+        .await;
+    let reply_id = posted.body["replies"][0].as_str().unwrap().to_owned();
+    let completion = "parlor_llm_tokens_total{provider=\"default\",model=\"fake-model\",direction=\"completion\"}";
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = scrape(&server).await;
+        if sample(&text, completion).is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(sample(&text, completion).is_some_and(|n| n > 0.0), "{text}");
+    assert!(
+        sample(
+            &text,
+            "parlor_llm_time_to_first_token_seconds_count{provider=\"default\",model=\"fake-model\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    let stored = server.get("Message", &reply_id).await;
+    assert_eq!(stored["status"], "complete");
+
+    fake.push(Script::http_error(
+        400,
+        "invalid_request_error",
+        None,
+        "no such thing",
+    ));
+    server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/Message",
+            Some(json!({"session": session, "content": "again"})),
+        )
+        .await;
+    let failures = "parlor_llm_provider_errors_total{provider=\"default\",kind=\"http_status\"}";
+    for _ in 0..200 {
+        text = scrape(&server).await;
+        if sample(&text, failures).is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(sample(&text, failures), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "parlor_generations_running "), Some(0.0));
+}
