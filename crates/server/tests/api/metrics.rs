@@ -15,13 +15,18 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
-async fn scrape(server: &TestServer) -> String {
-    let response = server
+/// `GET /metrics` beside the mount path.
+async fn get_metrics(server: &TestServer) -> reqwest::Response {
+    server
         .client
         .get(server.url("/metrics").replace("/parse/metrics", "/metrics"))
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn scrape(server: &TestServer) -> String {
+    let response = get_metrics(server).await;
     assert_eq!(response.status().as_u16(), 200);
     assert!(
         response.headers()["content-type"]
@@ -30,6 +35,18 @@ async fn scrape(server: &TestServer) -> String {
             .starts_with("application/openmetrics-text"),
     );
     response.text().await.unwrap()
+}
+
+/// Scrapes until a sample starting with `prefix` appears (a reply ends in its own task).
+async fn scrape_until(server: &TestServer, prefix: &str) -> String {
+    for _ in 0..200 {
+        let text = scrape(server).await;
+        if sample(&text, prefix).is_some() {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("no {prefix} in {}", scrape(server).await);
 }
 
 /// Requests are counted by route template, method and status, timed, and the store's,
@@ -99,13 +116,7 @@ async fn counters_move_as_requests_run() {
 #[tokio::test]
 async fn metrics_are_off_by_default() {
     let server = TestServer::new().await;
-    let response = server
-        .client
-        .get(server.url("/metrics").replace("/parse/metrics", "/metrics"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 404);
+    assert_eq!(get_metrics(&server).await.status().as_u16(), 404);
 }
 
 /// `--metrics-addr` serves them on a port of their own.
@@ -170,14 +181,7 @@ async fn replies_count_tokens_and_failures() {
         .await;
     let reply_id = posted.body["replies"][0].as_str().unwrap().to_owned();
     let completion = "parlor_llm_tokens_total{provider=\"default\",model=\"fake-model\",direction=\"completion\"}";
-    let mut text = String::new();
-    for _ in 0..200 {
-        text = scrape(&server).await;
-        if sample(&text, completion).is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let text = scrape_until(&server, completion).await;
     assert!(sample(&text, completion).is_some_and(|n| n > 0.0), "{text}");
     assert!(
         sample(
@@ -205,13 +209,7 @@ async fn replies_count_tokens_and_failures() {
         )
         .await;
     let failures = "parlor_llm_provider_errors_total{provider=\"default\",kind=\"http_status\"}";
-    for _ in 0..200 {
-        text = scrape(&server).await;
-        if sample(&text, failures).is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let text = scrape_until(&server, failures).await;
     assert_eq!(sample(&text, failures), Some(1.0), "{text}");
     assert_eq!(sample(&text, "parlor_generations_running "), Some(0.0));
 }
