@@ -21,6 +21,7 @@ pub mod schemas;
 pub mod state;
 pub mod stream;
 pub mod users;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -56,7 +57,8 @@ const ALLOWED_HEADERS: [&str; 15] = [
     "x-parse-cloud-context",
 ];
 
-/// The application: every route below the mount path, plus `/health` at the root.
+/// The application: every route below the mount path, `/health` at the root, and the web
+/// app (`/` and `/assets/…`, see [`web`]).
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::any())
@@ -119,6 +121,14 @@ async fn handle_request(
             }
             Err(rejection) => rejection.into_response(),
         };
+    }
+    if let Some(response) = web::answer(
+        &state.config,
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+    ) {
+        return response;
     }
     let files_prefix = format!("{}/files/", state.config.mount_path);
     if let Some(rest) = request
