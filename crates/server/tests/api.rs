@@ -73,3 +73,9 @@ mod transfer;
 
 #[path = "api/context.rs"]
 mod context;
+
+#[path = "api/chat_rules.rs"]
+mod chat_rules;
+
+#[path = "api/directory.rs"]
+mod directory;

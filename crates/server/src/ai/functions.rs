@@ -4,8 +4,9 @@
 //! `leaveSession` (a participant leaves; the session's update CLP is the owner's alone).
 //!
 //! Each one first reads the session (and the message) with the caller's own rights, through
-//! the read path: the ChatSession CLP lets only its owner and participants read it, so anyone
-//! else is refused before anything changes. Limits are checked before a message is created,
+//! the read path, and checks membership ([`member_session`]): only the session's owner and
+//! participants (or the master key) get past it, and everyone else hears the same `101`
+//! before anything changes. Limits are checked before a message is created,
 //! so a refused `generate` leaves nothing behind.
 
 use std::sync::Arc;
@@ -14,9 +15,11 @@ use parlor_core::object::Object;
 use parlor_core::{Code, Error};
 use serde_json::{Map, Value, json};
 
+use crate::ai::context::Summarized;
 use crate::ai::generation::{self, Generator, Job, load_object, pointer_id};
 use crate::ai::provider::ChatRole;
 use crate::ai::{context, search, tokens};
+use crate::operation::template_rules::is_session_member;
 use crate::operation::{Auth, GetRequest, OpError, OpResult, Operations};
 
 /// Runs the cloud function `name`; its `result`.
@@ -58,9 +61,10 @@ fn generator(operations: &Operations) -> OpResult<Arc<Generator>> {
         .ok_or_else(|| failed("AI generation is not enabled on this server"))
 }
 
-/// The session as stored, once the caller has shown it may read it (owner, participant or
-/// master key); a session the caller may not read is "not found", as for a GET.
-async fn readable_session(
+/// The session as stored, once the caller has shown it is a member (owner or participant)
+/// or the master key. Every function answers anyone else alike — "not found" (`101`), as a
+/// GET of the session does — whether the session exists or not.
+async fn member_session(
     operations: &Operations,
     auth: &Auth,
     session_id: &str,
@@ -75,9 +79,19 @@ async fn readable_session(
     operations
         .get(auth, "ChatSession", session_id, GetRequest::default())
         .await?;
-    load_object(operations, "ChatSession", session_id)
+    let session = load_object(operations, "ChatSession", session_id)
         .await?
-        .ok_or_else(|| Error::object_not_found().into())
+        .ok_or_else(Error::object_not_found)?;
+    let member = auth.master
+        || auth
+            .user_id
+            .as_deref()
+            .is_some_and(|user_id| is_session_member(&session, user_id));
+    if member {
+        Ok(session)
+    } else {
+        Err(Error::object_not_found().into())
+    }
 }
 
 /// The message's JSON as the caller reads it, and the session it belongs to.
@@ -92,7 +106,7 @@ async fn readable_message(
     let session_id = pointer_id(message.get("session"), "ChatSession")
         .ok_or_else(Error::object_not_found)?
         .to_owned();
-    let session = readable_session(operations, auth, &session_id).await?;
+    let session = member_session(operations, auth, &session_id).await?;
     Ok((message, session))
 }
 
@@ -121,8 +135,8 @@ async fn generate(
 ) -> OpResult<Value> {
     let generator = generator(operations)?;
     let session_id = text_param(params, "sessionId")?;
-    let session = readable_session(operations, auth, session_id).await?;
-    let persona = chosen_persona(operations, &session, params).await?;
+    let session = member_session(operations, auth, session_id).await?;
+    let persona = chosen_persona(operations, &generator, &session, params).await?;
     let user = auth.user_id.clone();
     let slot = admit(&generator, operations, user.as_deref()).await?;
     let job = Job {
@@ -130,6 +144,7 @@ async fn generate(
         persona,
         user,
         parent: None,
+        message_id: None,
     };
     let (message_id, _) = generator.launch(operations, job, Ok(slot)).await?;
     Ok(json!({"messageId": message_id}))
@@ -139,6 +154,7 @@ async fn generate(
 /// whose turn it is (round_robin) or the first one.
 async fn chosen_persona(
     operations: &Operations,
+    generator: &Generator,
     session: &Object,
     params: &Map<String, Value>,
 ) -> OpResult<Object> {
@@ -152,7 +168,13 @@ async fn chosen_persona(
             let round_robin =
                 session.fields.get("policy").and_then(Value::as_str) == Some("round_robin");
             let chosen = if round_robin {
-                generation::policy::next_in_turn(operations, session, personas).await?
+                generation::policy::next_in_turn(
+                    operations,
+                    session,
+                    personas,
+                    generator.chosen_last(&session.object_id),
+                )
+                .await?
             } else {
                 personas.into_iter().next()
             };
@@ -172,8 +194,8 @@ async fn preview_context(
 ) -> OpResult<Value> {
     let generator = generator(operations)?;
     let session_id = text_param(params, "sessionId")?;
-    let session = readable_session(operations, auth, session_id).await?;
-    let persona = chosen_persona(operations, &session, params).await?;
+    let session = member_session(operations, auth, session_id).await?;
+    let persona = chosen_persona(operations, &generator, &session, params).await?;
     let plan = generator
         .plan(&persona)
         .map_err(|error| failed(error.to_string()))?;
@@ -184,6 +206,7 @@ async fn preview_context(
         &plan.model,
         plan.max_output,
         plan.window,
+        None,
     )
     .await?;
     let count = |text: &str| tokens::count_tokens(&plan.model, text);
@@ -246,7 +269,7 @@ async fn leave_session(
     params: &Map<String, Value>,
 ) -> OpResult<Value> {
     let session_id = text_param(params, "sessionId")?;
-    let session = readable_session(operations, auth, session_id).await?;
+    let session = member_session(operations, auth, session_id).await?;
     let user_id = auth
         .user_id
         .as_deref()
@@ -271,16 +294,20 @@ async fn leave_session(
 
 /// `summarizeSession {sessionId}` → `{summary}`: folds the session's older turns into its
 /// Context's `summary` now (it also happens in the background when history outgrows the
-/// window); `summary` is `null` when there was too little new to summarise.
+/// window); `{summary: null, reason}` says why nothing was summarised.
 async fn summarize_session(
     operations: &Operations,
     auth: &Auth,
     params: &Map<String, Value>,
 ) -> OpResult<Value> {
     let session_id = text_param(params, "sessionId")?;
-    search::session_for_member(operations, auth, session_id).await?;
-    let summary = crate::ai::context::summarize_session(operations, session_id).await?;
-    Ok(json!({"summary": summary}))
+    member_session(operations, auth, session_id).await?;
+    Ok(
+        match crate::ai::context::summarize_session(operations, session_id).await? {
+            Summarized::Written(summary) => json!({"summary": summary}),
+            Summarized::Skipped(reason) => json!({"summary": null, "reason": reason}),
+        },
+    )
 }
 
 /// `cancelGeneration {messageId}` → the message: stops the reply (and its upstream request).
@@ -330,6 +357,7 @@ async fn regenerate(
         persona,
         user,
         parent: Some(message_id.to_owned()),
+        message_id: None,
     };
     let (new_id, _) = generator.launch(operations, job, Ok(slot)).await?;
     Ok(json!({"messageId": new_id}))
@@ -347,7 +375,7 @@ async fn search_context(
         .get("limit")
         .and_then(Value::as_u64)
         .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
-    readable_session(operations, auth, session_id).await?;
-    let hits = search::search_context(operations, auth, session_id, query, limit).await?;
+    let session = member_session(operations, auth, session_id).await?;
+    let hits = search::search_context(operations, auth, &session, query, limit).await?;
     Ok(Value::Array(hits))
 }
