@@ -33,17 +33,27 @@ export class Live {
     if (!this.socket) this.open();
   }
 
+  /** Closes the connection for good (log-out): subscriptions are dropped. */
   stop() {
+    this.suspend();
+    this.subscriptions.clear();
+    this.wasConnected = false;
+  }
+
+  /**
+   * Closes the connection but keeps the subscriptions: `start()` opens it again, subscribes
+   * them again and lets them catch up. Used while the session token changes (a password
+   * change ends the old token, which the server would report as an error on this socket).
+   */
+  suspend() {
     this.closed = true;
     clearTimeout(this.timer);
-    this.subscriptions.clear();
     if (this.socket) {
       this.socket.onclose = null;
       this.socket.close();
       this.socket = null;
     }
     this.connected = false;
-    this.wasConnected = false;
   }
 
   open() {

@@ -92,6 +92,7 @@ function render() {
     });
     root.replaceChildren(current.element);
     document.title = mode === 'signup' ? 'Sign up · Parlor' : 'Log in · Parlor';
+    markFirstScreen();
     return;
   }
   if (page === 'login' || page === 'signup') {
@@ -112,6 +113,12 @@ function render() {
   sidebar.select(page === 's' ? id : null);
   document.title = `${view.title ?? 'Parlor'} · Parlor`;
   view.focus?.();
+  markFirstScreen();
+}
+
+/** Marks when the first screen is on the page, for the end-to-end test's timing. */
+function markFirstScreen() {
+  if (!performance.getEntriesByName('parlor:first-screen').length) performance.mark('parlor:first-screen');
 }
 
 function homeView() {

@@ -443,7 +443,8 @@ class ChatView {
       content.append(h('span', { class: 'caret', 'aria-hidden': 'true' }));
       if (!text) content.append(h('span', { class: 'thinking' }, h('span', { class: 'visually-hidden', text: `${name} is writing` }), h('i'), h('i'), h('i')));
     }
-    const actions = h('div', { class: 'message-actions' });
+    const actions = h('div', { class: 'message-actions', role: 'toolbar', 'aria-label': `Actions on ${name}’s message` });
+    const foot = h('div', { class: 'message-foot' });
     if (siblings.length > 1) {
       const pick = (offset) => {
         const next = siblings[(index + offset + siblings.length) % siblings.length];
@@ -451,13 +452,13 @@ class ChatView {
         this.render({});
         this.elements.get(item.key)?.element.querySelector('.sibling-nav button:last-child')?.focus();
       };
-      actions.append(h('div', { class: 'sibling-nav', role: 'group', 'aria-label': 'Other answers' },
+      foot.append(h('div', { class: 'sibling-nav', role: 'group', 'aria-label': 'Other answers' },
         iconButton('left', 'Previous answer', () => pick(-1), { disabled: siblings.length < 2 }),
         h('span', { class: 'sibling-count', text: `${index + 1} / ${siblings.length}` }),
         iconButton('right', 'Next answer', () => pick(1))));
     }
     if (assistant && status === 'streaming') {
-      actions.append(h('button', { type: 'button', class: 'chip-button', onclick: () => this.stop(message.objectId) }, icon('stop'), 'Stop'));
+      foot.append(h('button', { type: 'button', class: 'chip-button', onclick: () => this.stop(message.objectId) }, icon('stop'), 'Stop'));
     } else if (assistant) {
       actions.append(iconButton('copy', 'Copy message', () => copy(text)));
       actions.append(iconButton('regenerate', 'Regenerate this answer', () => this.regenerate(message.objectId, item.key)));
@@ -493,8 +494,9 @@ class ChatView {
           h('time', { datetime: message.createdAt, text: time })) : null,
         content,
         notice,
-        actions,
+        foot,
       ),
+      actions,
     );
     return element;
   }
@@ -562,11 +564,27 @@ class ChatView {
         sender: pointer('_User', api.user?.objectId),
       });
       this.render({ stick: true });
-      this.follow(message);
+      // The replies it started (`replies`): shown and streamed at once, without waiting for
+      // their LiveQuery create (a later reply is created when its turn comes).
+      for (const id of created.replies ?? []) this.fetchReply(id);
       return true;
     } catch (error) {
       toast(describeError(error, 'Sending failed'), 'error');
       return false;
+    }
+  }
+
+  async fetchReply(id) {
+    if (this.messages.has(id)) return;
+    try {
+      const reply = await api.get('Message', id);
+      if (this.messages.has(id) || this.destroyed) return;
+      await loadPeople([], [reply.persona?.objectId]);
+      this.remember(reply);
+      this.render({ stick: this.atBottom() });
+      this.follow(this.messages.get(id));
+    } catch {
+      // Not created yet (its turn has not come): LiveQuery brings it.
     }
   }
 

@@ -4,7 +4,7 @@
 
 import { avatar, confirmDialog, h, icon, toast } from '../dom.js';
 import { describeError } from '../errors.js';
-import { menuButton, navigate } from '../nav.js';
+import { menuButton } from '../nav.js';
 import { api, displayName, live } from '../store.js';
 import { fileUrl } from '../api.js';
 import { field } from './auth.js';
@@ -79,21 +79,22 @@ export function profileView() {
       return;
     }
     passwordStatus.textContent = 'Changing…';
+    // The live connection speaks with the old token, which the change ends: it reopens
+    // with the new one.
+    live.suspend();
     try {
       const answer = await api.update('_User', me.objectId, { password: password.value });
       if (answer?.sessionToken) api.remember(answer.sessionToken, api.user);
       await api.refreshMe();
-      // The live connection was authenticated with the old token: open it again.
-      live.stop();
-      live.start();
       password.value = '';
       again.value = '';
       passwordStatus.classList.remove('error');
       passwordStatus.textContent = 'Password changed. Your other sessions have ended.';
       toast('Password changed.');
-      setTimeout(() => navigate('/profile'), 0);
     } catch (error) {
       passwordStatus.textContent = describeError(error);
+    } finally {
+      if (api.token) live.start();
     }
   });
 
