@@ -79,3 +79,6 @@ mod chat_rules;
 
 #[path = "api/directory.rs"]
 mod directory;
+
+#[path = "api/web.rs"]
+mod web;

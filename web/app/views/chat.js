@@ -440,7 +440,10 @@ class ChatView {
       pre.append(iconButton('copy', 'Copy code', () => copy(pre.querySelector('code')?.textContent ?? ''), { class: 'copy-code' }));
     }
     if (status === 'streaming') {
-      content.append(h('span', { class: 'caret', 'aria-hidden': 'true' }));
+      // The caret follows the last word: inside the last paragraph or list item.
+      let tail = content;
+      while (tail.lastElementChild && /^(P|UL|OL|LI|BLOCKQUOTE|H[1-6])$/.test(tail.lastElementChild.tagName)) tail = tail.lastElementChild;
+      tail.append(h('span', { class: 'caret', 'aria-hidden': 'true' }));
       if (!text) content.append(h('span', { class: 'thinking' }, h('span', { class: 'visually-hidden', text: `${name} is writing` }), h('i'), h('i'), h('i')));
     }
     const actions = h('div', { class: 'message-actions', role: 'toolbar', 'aria-label': `Actions on ${name}’s message` });

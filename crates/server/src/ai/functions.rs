@@ -283,12 +283,27 @@ async fn leave_session(
     if !participants.iter().any(|id| id == user_id) {
         return Err(failed("You are not a participant of this session."));
     }
+    // The session's update CLP is its owner's: the change is made with the owner's rights,
+    // so the template's rules recompute the session's ACL and its messages' and Context's
+    // in the same transaction, exactly as when the owner removes a participant. It removes
+    // the caller and nothing else.
+    let owner_id = pointer_id(session.fields.get("owner"), "_User")
+        .ok_or_else(|| failed("this session has no owner"))?
+        .to_owned();
+    let owner = Auth {
+        roles: operations.roles_of(&owner_id).await?,
+        user_id: Some(owner_id),
+        ..Auth::default()
+    };
     let mut body = Map::new();
     body.insert(
         "participants".into(),
         json!({"__op": "Remove", "objects": [generation::pointer("_User", user_id)]}),
     );
-    generation::update_as_master(operations, "ChatSession", session_id, body).await?;
+    let plan = operations
+        .plan_update(&owner, "ChatSession", session_id, &body)
+        .await?;
+    operations.commit_one(plan).await?;
     Ok(json!({"left": true}))
 }
 
