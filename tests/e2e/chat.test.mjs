@@ -194,6 +194,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     await page.getByLabel('Temperature').fill('0.4');
     await page.getByLabel('Max tokens per reply').fill('300');
     await assertNamed(page, 'the persona form');
+    await page.locator('.page-body').evaluate((element) => element.scrollTo(0, 0));
     await screenshot(page, 'persona-edit');
     await page.getByRole('button', { name: 'Create persona' }).click();
     await page.getByRole('link', { name: /Sage/ }).waitFor();
@@ -287,7 +288,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     assert.equal((await lastReply(page).locator('.content').textContent()).trim(), stopped);
     await lastReply(page).getByRole('button', { name: 'Next answer' }).click();
     await lastReply(page).getByText('2 / 2').waitFor();
-    await screenshot(page, 'chat');
+    await screenshot(page, 'chat-siblings');
     await assertNamed(page, 'the chat');
   });
 
@@ -305,6 +306,16 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     await shown.locator('.content').click();
     assert.equal(await page.evaluate(() => window.__xss), undefined);
     assert.equal(await bobPage.evaluate(() => window.__xss), undefined);
+    // Markdown that is meant: a list, emphasis, a code block (with a copy button).
+    await composer.fill('Shortlist:\n\n- **Time Out Market**, many stalls\n- *Cervejaria Ramiro* for seafood\n\n```js\nconst budget = 300; // euros\n```');
+    await composer.press('Enter');
+    const rich = page.locator('article.message.user').filter({ hasText: 'Shortlist' });
+    await rich.locator('.content li strong', { hasText: 'Time Out Market' }).waitFor();
+    await rich.locator('.content pre code[data-lang="js"]', { hasText: 'const budget = 300;' }).waitFor();
+    await rich.getByRole('button', { name: 'Copy code' }).waitFor({ state: 'attached' });
+    await lastReply(page).filter({ hasText: 'word59' }).waitFor({ timeout: 15_000 });
+    await page.waitForTimeout(300);
+    await screenshot(page, 'chat');
   });
 
   await t.test('an outsider cannot open the session, not even by its URL', async () => {
@@ -343,6 +354,8 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     // The preview shows the saved data as the persona will see it.
     await page.locator('.preview-part').filter({ hasText: 'Context data' }).filter({ hasText: '"city":"Lisbon"' }).waitFor();
     await page.locator('.preview-summary').filter({ hasText: 'tokens' }).waitFor();
+    await page.getByRole('heading', { name: 'Summary' }).scrollIntoViewIfNeeded();
+    await page.locator('.context-panel').evaluate((panel) => panel.scrollBy(0, 300));
     await screenshot(page, 'context');
     await assertNamed(page, 'the Context panel');
     await page.getByRole('button', { name: 'Close the context panel' }).click();
@@ -395,10 +408,10 @@ test('the web app', { timeout: 600_000 }, async (t) => {
       content: 'Posted while you were reconnecting',
     }, { token: people.bob.token });
     assert.equal(posted.status, 201, JSON.stringify(posted.json));
-    await page.locator('article.message.user').filter({ hasText: 'Posted while you were reconnecting' }).waitFor({ timeout: 20_000 });
+    await page.locator('article.message.user').filter({ hasText: 'Posted while you were reconnecting' }).waitFor({ timeout: 30_000 });
     // The cut reply ends failed (its server stopped), with the reason and a retry.
     const failed = page.locator('article.message.assistant.status-failed');
-    await failed.first().waitFor({ timeout: 20_000 });
+    await failed.first().waitFor({ timeout: 30_000 });
     await failed.first().locator('.message-error').filter({ hasText: 'The reply failed' }).waitFor();
     await screenshot(page, 'reply-failed');
     await failed.first().getByRole('button', { name: 'Retry' }).click();
@@ -426,6 +439,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     await page.getByLabel('New password again').fill('new-secret-pass');
     await page.getByRole('button', { name: 'Change password' }).click();
     await page.getByText('Your other sessions have ended.').waitFor();
+    await side(page).getByRole('link', { name: /Your profile/ }).filter({ hasText: 'Alice A.' }).waitFor();
     people.alice.token = await page.evaluate(() => JSON.parse(localStorage.getItem('parlor.session')).token);
     await screenshot(page, 'profile');
     await assertNamed(page, 'the profile page');

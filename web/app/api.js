@@ -8,8 +8,9 @@ import { SseParser } from './stream.js';
 const STORAGE_KEY = 'parlor.session';
 
 export class Api {
-  constructor({ appId, mountPath }) {
+  constructor({ appId, mountPath, javascriptKey }) {
     this.appId = appId;
+    this.javascriptKey = javascriptKey ?? null;
     this.base = mountPath === '/' ? '' : mountPath.replace(/\/$/, '');
     const saved = readSaved();
     this.token = saved?.token ?? null;
@@ -25,6 +26,7 @@ export class Api {
 
   headers(json = true) {
     const headers = { 'X-Parse-Application-Id': this.appId };
+    if (this.javascriptKey) headers['X-Parse-Javascript-Key'] = this.javascriptKey;
     if (json) headers['Content-Type'] = 'application/json';
     if (this.token) headers['X-Parse-Session-Token'] = this.token;
     return headers;

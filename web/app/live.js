@@ -69,6 +69,7 @@ export class Live {
     this.socket = socket;
     socket.onopen = () => {
       const connect = { op: 'connect', applicationId: this.api.appId };
+      if (this.api.javascriptKey) connect.javascriptKey = this.api.javascriptKey;
       if (this.api.token) connect.sessionToken = this.api.token;
       socket.send(JSON.stringify(connect));
     };
@@ -104,13 +105,21 @@ export class Live {
         const reconnected = this.wasConnected;
         this.wasConnected = true;
         for (const subscription of this.subscriptions.values()) {
+          // Caught up once the server has the subscription again: what changes after that
+          // comes as events, what changed before is in the catch-up query.
+          subscription.catchUp = reconnected;
           this.sendSubscribe(subscription);
-          if (reconnected) subscription.onReconnect?.();
         }
         break;
       }
-      case 'subscribed':
+      case 'subscribed': {
+        const subscription = this.subscriptions.get(message.requestId);
+        if (subscription?.catchUp) {
+          subscription.catchUp = false;
+          subscription.onReconnect?.();
+        }
         break;
+      }
       case 'create':
       case 'update':
       case 'enter':

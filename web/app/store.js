@@ -13,9 +13,9 @@ function settings() {
   }
 }
 
-const { appId = 'parlor', mountPath = '/parse' } = settings();
+const { appId = 'parlor', mountPath = '/parse', javascriptKey } = settings();
 
-export const api = new Api({ appId, mountPath });
+export const api = new Api({ appId, mountPath, javascriptKey });
 export const live = new Live(api);
 
 /** objectId → public profile `{objectId, username, displayName, avatar}`. */

@@ -57,8 +57,9 @@ export class ContextPanel {
     this.element.hidden = false;
     this.personaSelect.replaceChildren(...personas.map((persona) => h('option', { value: persona.objectId, text: persona.name })));
     this.personaSelect.disabled = !personas.length;
-    this.editor.focus();
+    this.element.querySelector('.panel-header button')?.focus();
     await this.load();
+    if (!this.editor.disabled) this.editor.focus();
     this.loadPreview();
   }
 
@@ -67,6 +68,8 @@ export class ContextPanel {
   }
 
   async load() {
+    // Not editable until the stored data is in: typing would be overwritten.
+    this.editor.disabled = true;
     const contextId = this.session?.context?.objectId;
     try {
       if (contextId) {
@@ -91,6 +94,7 @@ export class ContextPanel {
       return;
     }
     this.editor.value = JSON.stringify(context.data ?? {}, null, 2);
+    this.editor.disabled = false;
     this.validate();
     this.summary.replaceChildren(context.summary
       ? h('p', { text: context.summary })

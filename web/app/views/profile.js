@@ -47,6 +47,7 @@ export function profileView() {
       }
       await api.update('_User', me.objectId, body);
       await api.refreshMe();
+      window.dispatchEvent(new CustomEvent('parlor:me'));
       profileStatus.textContent = 'Saved.';
       showAvatar();
     } catch (error) {

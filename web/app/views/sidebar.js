@@ -4,6 +4,7 @@
 
 import { avatar, h, icon, iconButton, shortTime } from '../dom.js';
 import { api, live, displayName } from '../store.js';
+import { fileUrl } from '../api.js';
 
 export class Sidebar {
   constructor({ onNavigate, onLogout, onTheme }) {
@@ -31,7 +32,10 @@ export class Sidebar {
     }, 'Show archived');
     this.themeButton = iconButton('moon', 'Dark theme', onTheme);
     this.updateTheme();
-    const me = api.user ?? {};
+    this.meLink = h('a', { class: 'menu-link me', href: '#/profile' });
+    this.renderMe();
+    this.onMe = () => this.renderMe();
+    window.addEventListener('parlor:me', this.onMe);
     this.element = h(
       'aside',
       { class: 'sidebar', 'aria-label': 'Sessions and menu', onclick: (event) => {
@@ -52,8 +56,7 @@ export class Sidebar {
         h(
           'div',
           { class: 'me-row' },
-          h('a', { class: 'menu-link me', href: '#/profile', 'aria-label': `Your profile (${me.username ?? ''})` },
-            avatar(displayName(me), null, 'user', 'small'), h('span', { class: 'me-name', text: displayName(me) })),
+          this.meLink,
           this.themeButton,
           iconButton('logout', 'Log out', onLogout),
         ),
@@ -64,6 +67,14 @@ export class Sidebar {
       onReconnect: () => this.load(),
     });
     this.load();
+  }
+
+  /** The signed-in user's link to the profile page (name and picture). */
+  renderMe() {
+    const me = api.user ?? {};
+    this.meLink.setAttribute('aria-label', `Your profile (${me.username ?? ''})`);
+    this.meLink.replaceChildren(avatar(displayName(me), fileUrl(me.avatar), 'user', 'small'),
+      h('span', { class: 'me-name', text: displayName(me) }));
   }
 
   async load() {
@@ -147,5 +158,6 @@ export class Sidebar {
 
   destroy() {
     this.unsubscribe?.();
+    window.removeEventListener('parlor:me', this.onMe);
   }
 }

@@ -2,8 +2,8 @@
 //! `web/app/`), gzip-compressed at compile time, and served below `/assets/<version>/`
 //! where `<version>` is a hash of them all, so browsers keep them for a year without ever
 //! mixing two versions. The page itself (`/`) is never cached and names the current
-//! version; it carries the app id and mount path in a `<meta>` tag, since the
-//! Content-Security-Policy sent with it forbids inline scripts.
+//! version; it carries the app id, mount path (and JavaScript key, when one is set) in a
+//! `<meta>` tag, since the Content-Security-Policy sent with it forbids inline scripts.
 //!
 //! The app talks to the server only through the public API, with the user's own session
 //! token: nothing here reads data or applies a rule.
@@ -96,10 +96,14 @@ fn index(config: &HttpConfig) -> Response {
             )
         })
         .collect();
-    let settings = serde_json::json!({
+    let mut settings = serde_json::json!({
         "appId": config.app_id,
         "mountPath": if config.mount_path.is_empty() { "/" } else { config.mount_path.as_str() },
     });
+    if let Some(key) = &config.javascript_key {
+        // Public by design, as in every Parse web app: it only says which app is calling.
+        settings["javascriptKey"] = serde_json::Value::from(key.as_str());
+    }
     let html = String::from_utf8_lossy(template.raw)
         .replace("__ASSETS__", &assets)
         .replace("__PRELOAD__", &preload)

@@ -176,3 +176,52 @@ async fn the_app_beside_an_api_at_the_root() {
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// When client keys are required, the page hands the browser the JavaScript key (public, as
+/// in any Parse web app), which is enough to call the API; without one, no key is shown.
+#[tokio::test]
+async fn the_page_carries_the_javascript_key_when_one_is_set() {
+    let server = TestServer::with(ServeOptions {
+        javascript_key: Some("js-key".to_owned()),
+        rest_api_key: Some("secret-rest-key".to_owned()),
+        ..ServeOptions::default()
+    })
+    .await;
+    let html = server
+        .client
+        .get(&server.base)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("&quot;javascriptKey&quot;:&quot;js-key&quot;"),
+        "{html}"
+    );
+    assert!(!html.contains("secret-rest-key"), "{html}");
+    let with_key = server
+        .send(
+            Method::GET,
+            "/classes/Nothing",
+            None,
+            &[
+                ("X-Parse-Application-Id", APP_ID),
+                ("X-Parse-Javascript-Key", "js-key"),
+            ],
+        )
+        .await;
+    assert_eq!(with_key.status, StatusCode::OK, "{:?}", with_key.body);
+    let plain = TestServer::new().await;
+    let html = plain
+        .client
+        .get(&plain.base)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("javascriptKey"), "{html}");
+}
