@@ -22,6 +22,15 @@ use crate::ai::{context, search, tokens};
 use crate::operation::template_rules::is_session_member;
 use crate::operation::{Auth, GetRequest, OpError, OpResult, Operations};
 
+/// The functions [`call`] runs.
+pub const NAMES: [&str; 5] = [
+    "generate",
+    "cancelGeneration",
+    "regenerate",
+    "searchContext",
+    "summarizeSession",
+];
+
 /// Runs the cloud function `name`; its `result`.
 pub async fn call(
     operations: &Operations,

@@ -16,7 +16,7 @@ use parlor_store::{Write, WriteOutcome};
 use rand::RngExt;
 use serde_json::{Map, Value};
 
-use super::access::{ClassOperation, check_class_permission, write_filter};
+use super::access::{ClassOperation, check_class_permission, refuse_internal_class, write_filter};
 use super::{Auth, OpError, OpResult, Operations, template_rules};
 
 /// A validated write, ready to commit.
@@ -37,6 +37,15 @@ impl PlannedWrite {
     pub fn only_if(mut self, condition: Filter) -> PlannedWrite {
         if let Write::Update { guard, .. } | Write::Delete { guard, .. } = &mut self.write {
             *guard = std::mem::replace(guard, Filter::True).and(condition);
+        }
+        self
+    }
+
+    /// Adds updates of server-only fields (`_`-prefixed, which no request body may name) to a
+    /// planned update, so they commit in the same transaction as the rest.
+    pub fn with_server_updates(mut self, extra: Vec<FieldUpdate>) -> PlannedWrite {
+        if let Write::Update { updates, .. } = &mut self.write {
+            updates.extend(extra);
         }
         self
     }
@@ -284,6 +293,7 @@ impl Operations {
         class_name: &str,
         body: &Map<String, Value>,
     ) -> OpResult<PlannedWrite> {
+        refuse_internal_class(class_name, ClassOperation::Create)?;
         let schema = self.class_for_write(auth, class_name).await?;
         if check_class_permission(&schema, ClassOperation::Create, auth)? != Filter::True {
             return Err(Error::forbidden(format!(
@@ -376,6 +386,7 @@ impl Operations {
         object_id: &str,
         body: &Map<String, Value>,
     ) -> OpResult<PlannedWrite> {
+        refuse_internal_class(class_name, ClassOperation::Update)?;
         let schema = self
             .schemas
             .get(class_name)
@@ -457,6 +468,7 @@ impl Operations {
         class_name: &str,
         object_id: &str,
     ) -> OpResult<PlannedWrite> {
+        refuse_internal_class(class_name, ClassOperation::Delete)?;
         let schema = self
             .schemas
             .get(class_name)
