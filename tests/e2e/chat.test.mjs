@@ -104,8 +104,23 @@ test.after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** A subtest that, when it fails, leaves a screenshot of every open page (CI keeps them). */
+function step(t, name, body) {
+  return t.test(name, async () => {
+    try {
+      await body();
+    } catch (error) {
+      const slug = name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40);
+      for (const who of Object.values(people)) {
+        if (!who.page.isClosed()) await screenshot(who.page, `failed-${slug}-${who.name}`).catch(() => {});
+      }
+      throw error;
+    }
+  });
+}
+
 test('the web app', { timeout: 600_000 }, async (t) => {
-  await t.test('served with a CSP, hashed immutable assets, gzip; JavaScript under 200 KB compressed', async () => {
+  await step(t, 'served with a CSP, hashed immutable assets, gzip; JavaScript under 200 KB compressed', async () => {
     const index = await fetch(`${base()}/`);
     assert.equal(index.status, 200);
     assert.equal(index.headers.get('cache-control'), 'no-cache');
@@ -135,7 +150,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     assert.equal(typeof (await api.json()).code, 'number', 'the API answers as before under the mount path');
   });
 
-  await t.test('first screen under 1 s from a cold load', async () => {
+  await step(t, 'first screen under 1 s from a cold load', async () => {
     const alice = await person('alice');
     await alice.page.goto(`${base()}/`);
     await alice.page.getByRole('heading', { name: 'Welcome back' }).waitFor();
@@ -150,7 +165,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     await assertNamed(alice.page, 'the log-in page');
   });
 
-  await t.test('sign up, refusals in plain words, log out and in', async () => {
+  await step(t, 'sign up, refusals in plain words, log out and in', async () => {
     const { page } = people.alice;
     await signUp(people.alice);
     const bob = await person('bob');
@@ -184,7 +199,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     await assertNamed(page, 'the home page');
   });
 
-  await t.test('a persona, created in the form and imported from a Character Card', async () => {
+  await step(t, 'a persona, created in the form and imported from a Character Card', async () => {
     const { page } = people.alice;
     await side(page).getByRole('link', { name: 'Personas' }).click();
     await page.getByRole('link', { name: 'New persona' }).click();
@@ -215,7 +230,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     assert.equal(stored.json.results[0].avatar.__type, 'File', 'the card image became the avatar');
   });
 
-  await t.test('create a session with a participant by username and a persona; it appears live for the participant', async () => {
+  await step(t, 'create a session with a participant by username and a persona; it appears live for the participant', async () => {
     const { page } = people.alice;
     const bobPage = people.bob.page;
     await side(page).getByRole('link', { name: 'New session' }).click();
@@ -236,7 +251,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     // Sage's greeting? Sage has none; Seraphina is not in this session.
   });
 
-  await t.test('a message appears live for the other person, and the persona\u2019s reply streams in both', async () => {
+  await step(t, 'a message appears live for the other person, and the persona\u2019s reply streams in both', async () => {
     const { page } = people.alice;
     const bobPage = people.bob.page;
     await side(bobPage).getByRole('link', { name: /Trip to Lisbon/ }).click();
@@ -265,7 +280,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     assert.equal(await lastReply(page).locator('.author').textContent(), 'Sage');
   });
 
-  await t.test('stop a streaming reply, then regenerate it and flip between the answers', async () => {
+  await step(t, 'stop a streaming reply, then regenerate it and flip between the answers', async () => {
     const { page } = people.alice;
     const bobPage = people.bob.page;
     const composer = bobPage.getByRole('combobox', { name: 'Message' });
@@ -292,7 +307,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     await assertNamed(page, 'the chat');
   });
 
-  await t.test('HTML and script in a message render as text and run nothing', async () => {
+  await step(t, 'HTML and script in a message render as text and run nothing', async () => {
     const { page } = people.alice;
     const bobPage = people.bob.page;
     const payload = '<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> [link](javascript:window.__xss=3)';
@@ -318,7 +333,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     await screenshot(page, 'chat');
   });
 
-  await t.test('an outsider cannot open the session, not even by its URL', async () => {
+  await step(t, 'an outsider cannot open the session, not even by its URL', async () => {
     const evePage = people.eve.page;
     assert.equal(await side(evePage).getByRole('link', { name: /Trip to Lisbon/ }).count(), 0);
     await evePage.goto(`${base()}/#/s/${sessionId}`);
@@ -329,7 +344,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     await screenshot(evePage, 'outsider');
   });
 
-  await t.test('search within the session jumps to the hit', async () => {
+  await step(t, 'search within the session jumps to the hit', async () => {
     const { page } = people.alice;
     await page.getByRole('button', { name: 'Search this session' }).click();
     await page.getByRole('searchbox', { name: 'Search messages in this session' }).fill('dinner');
@@ -339,7 +354,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     await page.getByRole('button', { name: 'Close search' }).click();
   });
 
-  await t.test('the Context panel: JSON checked and saved, the summary, the next prompt', async () => {
+  await step(t, 'the Context panel: JSON checked and saved, the summary, the next prompt', async () => {
     const { page } = people.alice;
     await page.getByRole('button', { name: 'Context panel' }).click();
     const editor = page.getByLabel('Data (JSON)');
@@ -361,7 +376,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     await page.getByRole('button', { name: 'Close the context panel' }).click();
   });
 
-  await t.test('phone width and dark theme', async () => {
+  await step(t, 'phone width and dark theme', async () => {
     const phone = await person('bob-phone', { width: 390, height: 844 });
     await phone.page.goto(`${base()}/`);
     await phone.page.getByLabel('Username', { exact: true }).fill('bob');
@@ -386,7 +401,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     await side(page).getByRole('button', { name: 'Switch to the light theme' }).click();
   });
 
-  await t.test('a server restart mid-reply: reconnects, shows the failed reply, retries, catches up', async () => {
+  await step(t, 'a server restart mid-reply: reconnects, shows the failed reply, retries, catches up', async () => {
     const { page } = people.alice;
     const bobPage = people.bob.page;
     const composer = bobPage.getByRole('combobox', { name: 'Message' });
@@ -423,14 +438,42 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     await page.getByRole('status').filter({ hasText: /Reconnecting/ }).waitFor({ state: 'hidden' });
   });
 
-  await t.test('profile: a password change ends the other sessions; deleting an account', async () => {
+  await step(t, 'rename (seen live by the other member), leave, archive', async () => {
+    const { page } = people.alice;
+    const bobPage = people.bob.page;
+    await page.getByRole('link', { name: 'Session settings' }).click();
+    await page.getByLabel('Title', { exact: true }).fill('Lisbon, May');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('heading', { name: 'Lisbon, May' }).waitFor();
+    await bobPage.getByRole('heading', { name: 'Lisbon, May' }).waitFor();
+    await side(bobPage).getByRole('link', { name: /Lisbon, May/ }).waitFor();
+    // Bob leaves: the session leaves his list and his screen.
+    await bobPage.getByRole('link', { name: 'Session settings' }).click();
+    await bobPage.getByText('Only the session\u2019s owner can change these settings.').waitFor();
+    await bobPage.getByRole('button', { name: 'Leave session' }).click();
+    await bobPage.getByRole('dialog').getByRole('button', { name: 'Leave' }).click();
+    await bobPage.getByRole('heading', { name: /^Welcome/ }).waitFor();
+    await side(bobPage).getByRole('link', { name: /Lisbon, May/ }).waitFor({ state: 'detached' });
+    await page.locator('.chat-subtitle', { hasText: /^alice · with Sage$/ }).waitFor();
+    // Alice archives it: hidden from the list until archived sessions are shown.
+    await page.getByRole('link', { name: 'Session settings' }).click();
+    await page.getByRole('button', { name: 'Archive', exact: true }).click();
+    await page.getByRole('heading', { name: /^Welcome/ }).waitFor();
+    await side(page).getByRole('link', { name: /Lisbon, May/ }).waitFor({ state: 'detached' });
+    await side(page).getByRole('button', { name: 'Show archived' }).click();
+    await side(page).getByRole('link', { name: /Lisbon, May/ }).click();
+    await page.getByRole('heading', { name: 'Lisbon, May' }).waitFor();
+    await page.getByText('archived', { exact: false }).first().waitFor();
+  });
+
+  await step(t, 'profile: a password change ends the other sessions; deleting an account', async () => {
     const { page } = people.alice;
     const second = await person('alice-second');
     await second.page.goto(`${base()}/`);
     await second.page.getByLabel('Username', { exact: true }).fill('alice');
     await second.page.getByLabel('Password', { exact: true }).fill('secret-pass');
     await second.page.getByRole('button', { name: 'Log in' }).click();
-    await side(second.page).getByRole('link', { name: /Trip to Lisbon/ }).waitFor();
+    await side(second.page).getByRole('link', { name: 'New session' }).waitFor();
     await side(page).getByRole('link', { name: /Your profile/ }).click();
     await page.getByLabel('Display name').fill('Alice A.');
     await page.getByRole('button', { name: 'Save profile' }).click();
@@ -446,8 +489,8 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     // The other browser is sent back to the log-in page.
     await second.page.getByRole('heading', { name: 'Welcome back' }).waitFor({ timeout: 15_000 });
     // This one still works.
-    await side(page).getByRole('link', { name: /Trip to Lisbon/ }).click();
-    await page.getByRole('heading', { name: 'Trip to Lisbon' }).waitFor();
+    await side(page).getByRole('link', { name: /Lisbon, May/ }).click();
+    await page.getByRole('heading', { name: 'Lisbon, May' }).waitFor();
     await second.context.close();
 
     const evePage = people.eve.page;
@@ -459,7 +502,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     assert.equal(login.status, 404);
   });
 
-  await t.test('a chat of 10,000 messages opens at the end and pages in as it scrolls up', async () => {
+  await step(t, 'a chat of 10,000 messages opens at the end and pages in as it scrolls up', async () => {
     const alice = people.alice;
     const created = await rest('POST', '/classes/ChatSession', { title: 'Long history', participants: [] }, { token: alice.token });
     const longId = created.json.objectId;

@@ -76,6 +76,9 @@ export class Live {
     socket.onmessage = (event) => this.receive(event.data);
     socket.onclose = () => {
       this.socket = null;
+      if (this.connected) {
+        for (const subscription of this.subscriptions.values()) subscription.onDisconnect?.();
+      }
       this.connected = false;
       if (!this.closed) this.retry();
     };
@@ -148,7 +151,8 @@ export class Live {
 
   /**
    * Subscribes to `className` objects matching `where`. `handlers`: `onEvent(op, object)`,
-   * `onReconnect()`, `onError(frame)`. Returns a function that unsubscribes.
+   * `onDisconnect()` (the connection dropped), `onReconnect()` (subscribed again: time to
+   * catch up), `onError(frame)`. Returns a function that unsubscribes.
    */
   subscribe(className, where, handlers) {
     const requestId = this.nextRequestId++;

@@ -118,6 +118,11 @@ class ChatView {
     await this.loadPersonas();
     this.unsubscribe = live.subscribe('Message', { session: pointer('ChatSession', this.sessionId) }, {
       onEvent: (op, object) => this.onLive(op, object),
+      // What changed after the last change seen before the drop is what was missed; events
+      // that arrive before the catch-up query must not move that mark.
+      onDisconnect: () => {
+        this.missedSince ??= this.lastUpdate;
+      },
       onReconnect: () => this.catchUp(),
     });
     await this.loadLatest();
@@ -269,7 +274,8 @@ class ChatView {
       }
     }
     if (this.hasNewer) return;
-    const since = this.lastUpdate;
+    const since = this.missedSince ?? this.lastUpdate;
+    this.missedSince = undefined;
     try {
       const changed = await this.fetchPage(since ? { updatedAt: { $gte: { __type: 'Date', iso: since } } } : {}, since ? 'updatedAt' : '-createdAt', 500);
       for (const message of changed) {
@@ -401,11 +407,22 @@ class ChatView {
   messageElement(item) {
     const { message } = item;
     const text = this.textOf(message);
-    const signature = [message.objectId, message.status, message.error, text.length, text.slice(-32), item.index, item.siblings.length, item.startsGroup].join('|');
+    const shape = [message.objectId, message.status, message.error, item.index, item.siblings.length, item.startsGroup].join('|');
     const cached = this.elements.get(item.key);
-    if (cached && cached.signature === signature) return cached.element;
+    if (cached && cached.shape === shape) {
+      // A growing reply: only its text changes, so its buttons stay the same elements
+      // (one rebuilt every frame could not be clicked).
+      if (cached.text !== text) {
+        fillContent(cached.content, text, message.status, cached.name);
+        cached.text = text;
+      }
+      cached.item = item;
+      return cached.element;
+    }
     const element = this.buildMessage(item, text);
-    this.elements.set(item.key, { signature, element, item });
+    this.elements.set(item.key, {
+      shape, text, element, item, content: element.querySelector('.content'), name: element.dataset.author,
+    });
     return element;
   }
 
@@ -435,17 +452,7 @@ class ChatView {
     const picture = assistant ? fileUrl(persona?.avatar) : fileUrl(user?.avatar);
     const status = message.status ?? 'complete';
     const content = h('div', { class: 'content markdown' });
-    content.append(toDom(parseMarkdown(text)));
-    for (const pre of content.querySelectorAll('pre')) {
-      pre.append(iconButton('copy', 'Copy code', () => copy(pre.querySelector('code')?.textContent ?? ''), { class: 'copy-code' }));
-    }
-    if (status === 'streaming') {
-      // The caret follows the last word: inside the last paragraph or list item.
-      let tail = content;
-      while (tail.lastElementChild && /^(P|UL|OL|LI|BLOCKQUOTE|H[1-6])$/.test(tail.lastElementChild.tagName)) tail = tail.lastElementChild;
-      tail.append(h('span', { class: 'caret', 'aria-hidden': 'true' }));
-      if (!text) content.append(h('span', { class: 'thinking' }, h('span', { class: 'visually-hidden', text: `${name} is writing` }), h('i'), h('i'), h('i')));
-    }
+    fillContent(content, text, status, name);
     const actions = h('div', { class: 'message-actions', role: 'toolbar', 'aria-label': `Actions on ${name}’s message` });
     const foot = h('div', { class: 'message-foot' });
     if (siblings.length > 1) {
@@ -483,6 +490,7 @@ class ChatView {
         class: `message ${assistant ? 'assistant' : system ? 'system' : 'user'}${mine ? ' mine' : ''}${startsGroup ? ' starts' : ' continues'} status-${status}`,
         id: `m-${message.objectId}`,
         'data-id': message.objectId,
+        'data-author': name,
         'aria-label': `${name}, ${time}`,
         'aria-busy': status === 'streaming' ? 'true' : null,
         tabindex: '-1',
@@ -801,6 +809,21 @@ class ChatView {
       if (reply.frame) cancelAnimationFrame(reply.frame);
     }
     this.context.destroy();
+  }
+}
+
+/** A message's text as Markdown in `content`; a caret (and dots before the first token) while it streams. */
+function fillContent(content, text, status, name) {
+  content.replaceChildren(toDom(parseMarkdown(text)));
+  for (const pre of content.querySelectorAll('pre')) {
+    pre.append(iconButton('copy', 'Copy code', () => copy(pre.querySelector('code')?.textContent ?? ''), { class: 'copy-code' }));
+  }
+  if (status === 'streaming') {
+    // The caret follows the last word: inside the last paragraph or list item.
+    let tail = content;
+    while (tail.lastElementChild && /^(P|UL|OL|LI|BLOCKQUOTE|H[1-6])$/.test(tail.lastElementChild.tagName)) tail = tail.lastElementChild;
+    tail.append(h('span', { class: 'caret', 'aria-hidden': 'true' }));
+    if (!text) content.append(h('span', { class: 'thinking' }, h('span', { class: 'visually-hidden', text: `${name} is writing` }), h('i'), h('i'), h('i')));
   }
 }
 
