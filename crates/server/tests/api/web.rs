@@ -17,6 +17,12 @@ fn asset_urls(page: &str) -> Vec<String> {
         .collect()
 }
 
+/// The page at `/`, as text.
+async fn page(server: &TestServer) -> String {
+    let response = server.client.get(&server.base).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
 #[tokio::test]
 async fn the_page_and_its_assets() {
     let server = TestServer::new().await;
@@ -187,15 +193,7 @@ async fn the_page_carries_the_javascript_key_when_one_is_set() {
         ..ServeOptions::default()
     })
     .await;
-    let html = server
-        .client
-        .get(&server.base)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page(&server).await;
     assert!(
         html.contains("&quot;javascriptKey&quot;:&quot;js-key&quot;"),
         "{html}"
@@ -214,14 +212,6 @@ async fn the_page_carries_the_javascript_key_when_one_is_set() {
         .await;
     assert_eq!(with_key.status, StatusCode::OK, "{:?}", with_key.body);
     let plain = TestServer::new().await;
-    let html = plain
-        .client
-        .get(&plain.base)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page(&plain).await;
     assert!(!html.contains("javascriptKey"), "{html}");
 }
