@@ -82,3 +82,6 @@ mod directory;
 
 #[path = "api/web.rs"]
 mod web;
+
+#[path = "api/metrics.rs"]
+mod metrics;

@@ -144,6 +144,8 @@ struct Answer {
     model: String,
     first_token_ms: Option<u64>,
     usage: Option<Value>,
+    /// The kind of provider failure that ended it, for the metrics.
+    provider_failure: Option<&'static str>,
 }
 
 impl Answer {
@@ -155,6 +157,7 @@ impl Answer {
             model: String::new(),
             first_token_ms: None,
             usage: None,
+            provider_failure: None,
         }
     }
 }
@@ -652,7 +655,36 @@ impl Generator {
             message_id.clone(),
             Arc::clone(&running),
         ));
+        let gauge = operations
+            .metrics
+            .clone()
+            .map(crate::metrics::RunningReply::start);
         let answer = self.produce(&operations, &job, &running, slot).await;
+        drop(gauge);
+        if let Some(metrics) = &operations.metrics {
+            let provider = job
+                .persona
+                .fields
+                .get("provider")
+                .and_then(Value::as_str)
+                .unwrap_or("default");
+            let count = |key: &str| {
+                answer
+                    .usage
+                    .as_ref()
+                    .and_then(|usage| usage.get(key))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+            };
+            metrics.record_reply(&crate::metrics::ReplyFigures {
+                provider,
+                model: &answer.model,
+                prompt_tokens: count("prompt_tokens"),
+                completion_tokens: count("completion_tokens"),
+                first_token: answer.first_token_ms.map(Duration::from_millis),
+                failure: answer.provider_failure,
+            });
+        }
         heartbeat.abort();
         writer.abort();
         let end = End {
@@ -784,6 +816,7 @@ impl Generator {
                 Err(error) => {
                     answer.status = Status::Failed;
                     answer.error = Some(error.to_string());
+                    answer.provider_failure = Some(error.kind());
                     return answer;
                 }
             };
@@ -825,6 +858,7 @@ impl Generator {
                 Err(error) => {
                     answer.status = Status::Failed;
                     answer.error = Some(error.to_string());
+                    answer.provider_failure = Some(error.kind());
                 }
                 Ok(()) => {}
             }

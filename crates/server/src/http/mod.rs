@@ -15,6 +15,7 @@ pub mod error;
 pub mod files;
 pub mod functions;
 pub mod info;
+pub mod observe;
 pub mod openapi;
 pub mod pages;
 pub mod params;
@@ -75,10 +76,12 @@ pub fn router(state: AppState) -> Router {
         .max_age(Duration::from_secs(86_400));
     Router::new()
         .fallback(handle_request)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("handler panicked".into()).into_response()
         }))
+        // Outside the panic catcher, so that a panic is counted as the 500 it becomes.
+        .layer(axum::middleware::from_fn_with_state(state, observe::record))
         .layer(axum::middleware::map_response(expose_headers))
         .layer(cors)
 }
@@ -99,6 +102,9 @@ async fn handle_request(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    if state.config.metrics_route && observe::is_metrics_request(&request) {
+        return observe::serve_metrics(&state, peer);
+    }
     // LiveQuery: the SDKs open their WebSocket on the server URL (any path is accepted, as
     // Parse Server does).
     let upgrade = request
@@ -166,16 +172,24 @@ async fn handle_request(
         // A stream of events rather than one JSON answer (`{mount}/messages/:id/stream`).
         return stream::handle(&state, peer, request, object_id).await;
     }
-    match answer(&state, peer, request).await {
+    let mut effective = None;
+    let mut response = match answer(&state, peer, request, &mut effective).await {
         Ok(response) => into_http(response),
         Err(error) => error.into_response(),
+    };
+    if let Some(effective) = effective {
+        response.extensions_mut().insert(effective);
     }
+    response
 }
 
+/// Answers an API request; `effective` learns the route it runs as (the JS SDK tunnels
+/// reads through `POST`), for the metrics.
 async fn answer(
     state: &AppState,
     peer: SocketAddr,
     request: Request,
+    effective: &mut Option<observe::EffectiveRoute>,
 ) -> Result<ApiResponse, ApiError> {
     let (parts, body) = request.into_parts();
     let mount = state.config.mount_path.as_str();
@@ -208,6 +222,10 @@ async fn answer(
         json_body,
         peer.ip(),
     )?;
+    *effective = Some(observe::EffectiveRoute {
+        route: observe::api_template(&request.path),
+        method: observe::method_label(&request.method),
+    });
     let mut credentials = credentials;
     if matches!(
         Route::resolve(&request.method, &request.path),
