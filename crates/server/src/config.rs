@@ -274,6 +274,8 @@ pub struct Config {
     pub master_key: Option<String>,
     pub master_key_ips: Vec<String>,
     pub client_keys: Vec<String>,
+    /// The JavaScript key, which the web app sends: like any browser client's, it is public.
+    pub javascript_key: Option<String>,
     pub max_body_bytes: usize,
     pub max_limit: Option<u64>,
     pub allow_client_class_creation: bool,
@@ -338,6 +340,7 @@ impl ServeOptions {
                 .master_key_ips
                 .unwrap_or_else(|| vec!["127.0.0.1".to_owned(), "::1".to_owned()]),
             client_keys,
+            javascript_key: options.javascript_key.clone().filter(|key| !key.is_empty()),
             max_body_bytes: options.max_body_bytes.unwrap_or(20 * 1024 * 1024),
             max_limit: options.max_limit,
             allow_client_class_creation: options.allow_client_class_creation.unwrap_or(false),

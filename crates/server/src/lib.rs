@@ -258,6 +258,7 @@ pub async fn run(
         master_key,
         master_key_ips: config.master_key_ips.clone(),
         client_keys: config.client_keys.clone(),
+        javascript_key: config.javascript_key.clone(),
         mount_path: config.mount_path.clone(),
         max_body_bytes: config.max_body_bytes,
         idempotency_paths,

@@ -80,5 +80,8 @@ mod chat_rules;
 #[path = "api/directory.rs"]
 mod directory;
 
+#[path = "api/web.rs"]
+mod web;
+
 #[path = "api/metrics.rs"]
 mod metrics;

@@ -24,6 +24,7 @@ pub mod schemas;
 pub mod state;
 pub mod stream;
 pub mod users;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -59,7 +60,8 @@ const ALLOWED_HEADERS: [&str; 15] = [
     "x-parse-cloud-context",
 ];
 
-/// The application: every route below the mount path, plus `/health` at the root.
+/// The application: every route below the mount path, `/health` at the root, and the web
+/// app (`/` and `/assets/…`, see [`web`]).
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::any())
@@ -127,6 +129,14 @@ async fn handle_request(
             }
             Err(rejection) => rejection.into_response(),
         };
+    }
+    if let Some(response) = web::answer(
+        &state.config,
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+    ) {
+        return response;
     }
     if let Some(rest) = path_below(&state, &request, "files") {
         let (parts, body) = match read_request(request, state.config.max_body_bytes).await {
