@@ -266,10 +266,14 @@ pub async fn run(
         metrics_route: config.metrics,
     };
     let store = operations.store.clone();
+    let live = Arc::new(live::Hub::new(
+        config.live.clone(),
+        operations.metrics.clone(),
+    ));
     let state = AppState {
         operations,
         config: Arc::new(http_config),
-        live: Arc::new(live::Hub::new(config.live.clone())),
+        live,
     };
     let metrics_server = match &config.metrics_addr {
         Some(address) => Some(

@@ -75,6 +75,8 @@ struct Outbox {
     queue: mpsc::Sender<Message>,
     /// Ends the writer with a last frame, ahead of whatever is queued.
     kill: Option<oneshot::Sender<Value>>,
+    /// Counts the slow clients cut off.
+    hub: Arc<super::Hub>,
 }
 
 /// Why the reading task stops.
@@ -90,6 +92,7 @@ impl Outbox {
         match self.queue.try_send(Message::Text(frame.into())) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.hub.count_slow_consumer();
                 self.close_with(error_frame(
                     1,
                     "The client is too slow reading events; reconnect.",
@@ -123,18 +126,20 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, peer: IpAddr) {
     let mut outbox = Outbox {
         queue,
         kill: Some(kill),
+        hub: Arc::clone(&state.live),
     };
     let id: String = {
         let bytes: [u8; 16] = rand::rng().random();
         bytes.iter().map(|byte| format!("{byte:02x}")).collect()
     };
+    let registration = state.live.register(&id, peer);
     let mut client = Client {
         id,
         installation_id: None,
         auth: None,
         expires_at: None,
         slot: None,
-        subscriptions: Subscriptions::default(),
+        subscriptions: Subscriptions::new(registration),
     };
     let mut silent_until = Instant::now() + SILENCE_LIMIT;
     loop {
@@ -157,11 +162,16 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, peer: IpAddr) {
             }
             event = events.recv() => match event {
                 Ok(event) => {
-                    let frames = Box::pin(event_frames(&state, &mut client, &event)).await;
-                    frames.into_iter().try_for_each(|frame| outbox.push_text(frame))
+                    let (frames, events) = Box::pin(event_frames(&state, &mut client, &event)).await;
+                    let pushed = frames.into_iter().try_for_each(|frame| outbox.push_text(frame));
+                    if pushed.is_ok() {
+                        state.live.count_events(events);
+                    }
+                    pushed
                 }
                 // The bus moved on more than its capacity past this client.
                 Err(RecvError::Lagged(_)) => {
+                    state.live.count_slow_consumer();
                     outbox.close_with(error_frame(1, "The client fell behind the event stream; reconnect.", true, None));
                     Err(Closed)
                 }
@@ -359,6 +369,10 @@ async fn connect(
         }
     }
     client.installation_id = credentials.installation_id;
+    client
+        .subscriptions
+        .registration()
+        .set_user(auth.user_id.as_deref());
     client.auth = Some(auth);
     client.expires_at = expires_at;
     vec![Value::Object(client.frame("connected", None))]
@@ -430,6 +444,7 @@ async fn keep_rights_current(
         client.auth = Some(anonymous(auth));
         client.expires_at = None;
         client.slot = None;
+        client.subscriptions.registration().set_user(None);
     }
     let ended: Vec<i64> = client
         .subscriptions
@@ -481,20 +496,22 @@ async fn keep_rights_current(
     frames
 }
 
-/// The frames one change gives this client, as JSON text.
+/// The frames one change gives this client, as JSON text, and how many of them are events
+/// (the rest are errors of subscriptions the change ended).
 async fn event_frames(
     state: &AppState,
     client: &mut Client,
     event: &Arc<ChangeEvent>,
-) -> Vec<String> {
+) -> (Vec<String>, usize) {
     if client.subscriptions.is_empty() {
-        return Vec::new();
+        return (Vec::new(), 0);
     }
     let mut frames: Vec<String> = keep_rights_current(state, client, event)
         .await
         .into_iter()
         .map(|frame| frame.to_string())
         .collect();
+    let errors = frames.len();
     for subscription in client.subscriptions.values() {
         if subscription.schema.class_name != event.class_name {
             continue;
@@ -533,7 +550,8 @@ async fn event_frames(
             original.as_deref(),
         ));
     }
-    frames
+    let events = frames.len() - errors;
+    (frames, events)
 }
 
 /// Which state of a changed object.

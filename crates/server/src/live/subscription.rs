@@ -10,6 +10,7 @@ use parlor_core::schema::ClassSchema;
 use parlor_core::{Code, Error};
 use serde_json::Value;
 
+use super::hub::Registration;
 use crate::operation::access::{check_class_permission, read_filter, read_operation};
 use crate::operation::{Auth, Operations, user_directory};
 
@@ -239,12 +240,27 @@ pub fn project(object: &mut serde_json::Map<String, Value>, keys: Option<&[Strin
 
 /// A connection's subscriptions by request id. Most connections hold one or two, so a
 /// vector searched in order beats a hash map, in memory above all (×10,000 connections).
-#[derive(Default)]
-pub struct Subscriptions(Vec<Subscription>);
+/// Every change is reported to the connection's place in the hub's register.
+pub struct Subscriptions {
+    held: Vec<Subscription>,
+    registration: Registration,
+}
 
 impl Subscriptions {
+    pub fn new(registration: Registration) -> Subscriptions {
+        Subscriptions {
+            held: Vec::new(),
+            registration,
+        }
+    }
+
+    /// The connection's place in the hub's register.
+    pub fn registration(&self) -> &Registration {
+        &self.registration
+    }
+
     pub fn get(&self, request_id: &i64) -> Option<&Subscription> {
-        self.0.iter().find(|held| held.request_id == *request_id)
+        self.held.iter().find(|held| held.request_id == *request_id)
     }
 
     pub fn contains_key(&self, request_id: &i64) -> bool {
@@ -253,29 +269,36 @@ impl Subscriptions {
 
     /// Adds the subscription, replacing the one with the same request id.
     pub fn insert(&mut self, request_id: i64, subscription: Subscription) {
-        match self.0.iter_mut().find(|held| held.request_id == request_id) {
+        self.registration
+            .subscribed(request_id, &subscription.schema.class_name);
+        match self
+            .held
+            .iter_mut()
+            .find(|held| held.request_id == request_id)
+        {
             Some(held) => *held = subscription,
-            None => self.0.push(subscription),
+            None => self.held.push(subscription),
         }
     }
 
     pub fn remove(&mut self, request_id: &i64) -> Option<Subscription> {
         let index = self
-            .0
+            .held
             .iter()
             .position(|held| held.request_id == *request_id)?;
-        Some(self.0.swap_remove(index))
+        self.registration.unsubscribed(*request_id);
+        Some(self.held.swap_remove(index))
     }
 
     pub fn values(&self) -> impl Iterator<Item = &Subscription> {
-        self.0.iter()
+        self.held.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.held.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.held.is_empty()
     }
 }

@@ -213,3 +213,87 @@ async fn replies_count_tokens_and_failures() {
     assert_eq!(sample(&text, failures), Some(1.0), "{text}");
     assert_eq!(sample(&text, "parlor_generations_running "), Some(0.0));
 }
+
+/// Scrapes until the sample starting with `prefix` has `value` (connections close in their
+/// own tasks).
+async fn scrape_until_value(server: &TestServer, prefix: &str, value: f64) -> String {
+    for _ in 0..200 {
+        let text = scrape(server).await;
+        if sample(&text, prefix) == Some(value) {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{prefix} never reached {value}: {}", scrape(server).await);
+}
+
+/// LiveQuery connections and subscriptions are gauges that follow clients in and out
+/// (an unsubscribe, a closed socket), events sent are counted, and a client cut off for
+/// reading too slowly is counted as dropped.
+#[tokio::test]
+async fn livequery_series_follow_clients() {
+    use crate::common::live::{connected, next, send, subscribe, subscribe_all};
+    let server = TestServer::with(ServeOptions {
+        metrics: Some(true),
+        live_query_queue: Some(4),
+        ..ServeOptions::default()
+    })
+    .await;
+    let connections = "parlor_livequery_connections ";
+    let subscriptions = "parlor_livequery_subscriptions ";
+    let events = "parlor_livequery_events_total ";
+    let dropped = "parlor_livequery_slow_consumers_dropped_total ";
+    let text = scrape(&server).await;
+    assert_eq!(sample(&text, connections), Some(0.0), "{text}");
+    assert_eq!(sample(&text, subscriptions), Some(0.0), "{text}");
+
+    let mut first = connected(&server, None).await;
+    subscribe_all(&mut first, 1, "Note").await;
+    subscribe_all(&mut first, 2, "Note").await;
+    // An `update` of a held request id replaces it: still two.
+    let replaced = subscribe(
+        &mut first,
+        2,
+        json!({"className": "Note", "where": {"n": 1}}),
+    )
+    .await;
+    assert_eq!(replaced["op"], "subscribed");
+    let mut second = connected(&server, None).await;
+    subscribe_all(&mut second, 1, "Note").await;
+    let text = scrape(&server).await;
+    assert_eq!(sample(&text, connections), Some(2.0), "{text}");
+    assert_eq!(sample(&text, subscriptions), Some(3.0), "{text}");
+
+    // One create: the first client's two subscriptions match it (n = 1), the second's one.
+    server.create("Note", json!({"n": 1})).await;
+    for _ in 0..2 {
+        assert_eq!(next(&mut first).await["op"], "create");
+    }
+    assert_eq!(next(&mut second).await["op"], "create");
+    scrape_until_value(&server, events, 3.0).await;
+
+    send(&mut first, json!({"op": "unsubscribe", "requestId": 1})).await;
+    assert_eq!(next(&mut first).await["op"], "unsubscribed");
+    scrape_until_value(&server, subscriptions, 2.0).await;
+    // Closing a socket takes its connection and its subscription away.
+    second.close(None).await.unwrap();
+    drop(second);
+    scrape_until_value(&server, connections, 1.0).await;
+    scrape_until_value(&server, subscriptions, 1.0).await;
+
+    // A client that does not read while events pile up is cut off, and counted.
+    let mut slow = connected(&server, None).await;
+    subscribe_all(&mut slow, 1, "Blob").await;
+    let big = "x".repeat(64 * 1024);
+    for chunk in 0..6 {
+        let bodies = (0..50)
+            .map(|index| json!({"n": chunk * 50 + index, "data": big}))
+            .collect();
+        server.create_many("Blob", bodies).await;
+    }
+    let text = scrape_until_value(&server, dropped, 1.0).await;
+    assert_eq!(sample(&text, connections), Some(1.0), "{text}");
+    assert_eq!(sample(&text, subscriptions), Some(1.0), "{text}");
+    drop(slow);
+    drop(first);
+}
