@@ -9,6 +9,18 @@ use serde::Deserialize;
 
 use crate::ai::provider::{ProviderConfig, ProviderKind};
 
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, with the fields of the spans it happened in (a request's
+    /// `request_id` among them).
+    Json,
+}
+
 /// `parlor serve` options. Every flag also reads a `PARLOR_*` environment variable, and
 /// every key can be set in `parlor.toml` (same names, with `_` for `-`).
 #[derive(Debug, Clone, Default, Args, Deserialize)]
@@ -97,6 +109,11 @@ pub struct ServeOptions {
     /// `127.0.0.1:9464`), to anyone who reaches it [default: none].
     #[arg(long, env = "PARLOR_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+
+    /// Log lines as `text` (for people) or `json` (one JSON object per line, for log
+    /// collectors), on stderr [default: text].
+    #[arg(long, env = "PARLOR_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
 
     /// How long a session lasts, in seconds [default: 31536000 (1 year)].
     #[arg(long, env = "PARLOR_SESSION_LENGTH")]
@@ -284,6 +301,7 @@ pub struct Config {
     pub idempotency_ttl: u64,
     pub metrics: bool,
     pub metrics_addr: Option<String>,
+    pub log_format: LogFormat,
     pub database_readers: u32,
     pub session_length: u64,
     pub account_lockout_threshold: u32,
@@ -349,6 +367,7 @@ impl ServeOptions {
             idempotency_ttl: options.idempotency_ttl.unwrap_or(300),
             metrics: options.metrics.unwrap_or(false),
             metrics_addr: options.metrics_addr.filter(|addr| !addr.trim().is_empty()),
+            log_format: options.log_format.unwrap_or_default(),
             database_readers: options.database_readers.unwrap_or(4).max(1),
             session_length: options.session_length.unwrap_or(31_536_000).max(1),
             account_lockout_threshold: options.account_lockout_threshold.unwrap_or(5),
@@ -419,6 +438,7 @@ impl ServeOptions {
             idempotency_ttl: self.idempotency_ttl.or(other.idempotency_ttl),
             metrics: self.metrics.or(other.metrics),
             metrics_addr: self.metrics_addr.or(other.metrics_addr),
+            log_format: self.log_format.or(other.log_format),
             database_readers: self.database_readers.or(other.database_readers),
             pubsub: self.pubsub.or(other.pubsub),
             live_query_classes: self.live_query_classes.or(other.live_query_classes),

@@ -8,6 +8,7 @@
 //! - [`http`]: the Parse REST wire protocol on axum; nothing else knows about HTTP.
 //! - [`template`]: the AI chat template's classes, loaded on first start.
 //! - [`schema_doc`]: the live schema as JSON, a Mermaid ER diagram or a data dictionary.
+//! - [`logging`]: text or JSON log lines on stderr.
 //!
 //! [`run`] is the single entry point: the binary and the tests both call it with a bound
 //! listener and a shutdown future.
@@ -16,6 +17,7 @@ pub mod ai;
 pub mod config;
 pub mod http;
 pub mod live;
+pub mod logging;
 pub mod mail;
 pub mod metrics;
 pub mod operation;
@@ -157,15 +159,17 @@ async fn llm_providers(config: &Config) -> ai::provider::Providers {
     let mut default = llm.default.clone();
     if default.is_none() && llm.named.is_empty() {
         default = ai::provider::Providers::discover_local_ollama().await;
+        // Logged (on stderr), not printed: `parlor schema` prints its document on stdout.
         match &default {
-            // On stderr: `parlor schema` prints its document on stdout.
-            Some(found) => eprintln!(
+            Some(found) => tracing::info!(
                 "LLM: using the local Ollama at {} (model {})",
                 found.base_url,
                 found.model.as_deref().unwrap_or("none")
             ),
             None => {
-                eprintln!("LLM: no provider configured; persona replies will fail until one is")
+                tracing::warn!(
+                    "LLM: no provider configured; persona replies will fail until one is"
+                )
             }
         }
     }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use parlor_server::config::{DEFAULT_DATABASE, ServeOptions};
+use parlor_server::config::{DEFAULT_DATABASE, LogFormat, ServeOptions};
 use parlor_server::schema_doc::{SchemaFormat, render};
 use tokio::net::TcpListener;
 
@@ -58,21 +58,22 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PARLOR_LOG")
-                .unwrap_or_else(|_| "warn,parlor_server=info".into()),
-        )
-        .init();
+    let command = Cli::parse().command;
+    // `serve` logs as its settings say (`--log-format`); the other commands as text.
+    let serve = match &command {
+        Command::Serve(options) => Some(options.as_ref().clone().resolve()?),
+        _ => None,
+    };
+    parlor_server::logging::init(serve.as_ref().map_or(LogFormat::Text, |c| c.log_format));
     // Every command may build an HTTP client (the LLM providers' probe at start-up).
     parlor_server::ai::provider::install_crypto_provider();
-    match Cli::parse().command {
-        Command::Serve(options) => {
-            let config = options.resolve()?;
+    match (serve, command) {
+        (Some(config), _) => {
             let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
             parlor_server::run(config, listener, shutdown_signal()).await
         }
-        Command::Schema { database, format } => {
+        (None, Command::Serve(_)) => Ok(()),
+        (None, Command::Schema { database, format }) => {
             let options = ServeOptions {
                 database: Some(database),
                 ..ServeOptions::default()
@@ -87,14 +88,14 @@ async fn main() -> anyhow::Result<()> {
             operations.store.close().await;
             Ok(())
         }
-        Command::Export { database, out } => {
+        (None, Command::Export { database, out }) => {
             let store = open_database(database).await?;
             let exported = parlor_server::transfer::export(store.as_ref(), &out).await;
             store.close().await;
             println!("exported {} to {}", exported?, out.display());
             Ok(())
         }
-        Command::Import { database, input } => {
+        (None, Command::Import { database, input }) => {
             let store = open_database(database).await?;
             let imported = parlor_server::transfer::import(store.as_ref(), &input).await;
             store.close().await;

@@ -558,7 +558,7 @@ fn spawn_summary(operations: &Operations, session_id: &str) {
     drop(running);
     let operations = operations.clone();
     let session_id = session_id.to_owned();
-    tokio::spawn(async move {
+    let task = async move {
         match summarize_session(&operations, &session_id).await {
             Err(error) => {
                 tracing::warn!(session = %session_id, %error, "summarising the session failed");
@@ -571,7 +571,9 @@ fn spawn_summary(operations: &Operations, session_id: &str) {
         if let Ok(mut running) = SUMMARIZING.lock() {
             running.remove(&session_id);
         }
-    });
+    };
+    // In the span of the request that asked for it, so its log lines name that request.
+    tokio::spawn(tracing::Instrument::in_current_span(task));
 }
 
 fn summary_error(message: impl Into<std::borrow::Cow<'static, str>>) -> OpError {

@@ -35,6 +35,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::ai::context;
 use crate::ai::provider::{ChatRequest, ProviderError, Providers, StreamEvent, Usage};
@@ -429,7 +430,8 @@ impl Generator {
             }));
             let generator = self.clone();
             let operations = operations.clone();
-            tokio::spawn(async move {
+            // In the span of the request whose commit this is: the reply's log lines name it.
+            let task = async move {
                 let done = match turn {
                     Some(turn) => Some(turn.wait().await),
                     None => None,
@@ -444,7 +446,8 @@ impl Generator {
                 if let Some(done) = done {
                     generator.end_turn(done);
                 }
-            });
+            };
+            tokio::spawn(task.in_current_span());
         }
         started
     }
@@ -576,9 +579,13 @@ impl Generator {
         let generator = self.clone();
         let operations = operations.clone();
         let id = message_id.clone();
-        let handle = tokio::spawn(async move {
-            generator.run(operations, job, id, running, slot).await;
-        });
+        let span = tracing::info_span!("reply", message_id = %id);
+        let handle = tokio::spawn(
+            async move {
+                generator.run(operations, job, id, running, slot).await;
+            }
+            .instrument(span),
+        );
         Ok((message_id, handle))
     }
 
@@ -642,19 +649,25 @@ impl Generator {
         slot: Result<Slot, String>,
     ) {
         // Proves to other servers that this reply is alive, and notices when one ends it.
-        let heartbeat = tokio::spawn(recovery::keep_alive(
-            operations.clone(),
-            message_id.clone(),
-            Arc::clone(&running),
-            self.limits.stale_after,
-        ));
+        let heartbeat = tokio::spawn(
+            recovery::keep_alive(
+                operations.clone(),
+                message_id.clone(),
+                Arc::clone(&running),
+                self.limits.stale_after,
+            )
+            .in_current_span(),
+        );
         // Writes the text into the message as it grows, off the token path: a busy database
         // slows the message's updates down, never the tokens.
-        let writer = tokio::spawn(write_text_while_streaming(
-            operations.clone(),
-            message_id.clone(),
-            Arc::clone(&running),
-        ));
+        let writer = tokio::spawn(
+            write_text_while_streaming(
+                operations.clone(),
+                message_id.clone(),
+                Arc::clone(&running),
+            )
+            .in_current_span(),
+        );
         let gauge = operations
             .metrics
             .clone()
@@ -691,6 +704,12 @@ impl Generator {
             status: answer.status,
             error: answer.error.clone(),
         };
+        tracing::info!(
+            status = answer.status.as_str(),
+            model = %answer.model,
+            error = answer.error.as_deref().unwrap_or_default(),
+            "persona reply ended"
+        );
         if let Err(error) = finish(&operations, &job, &message_id, answer).await {
             tracing::error!(%error, message_id, "writing a persona reply's final state failed");
         }

@@ -5,7 +5,9 @@
 //! handlers call the operation layer. `/batch` goes through the same route table.
 //!
 //! Layer order (outermost first): CORS answers preflights before anything else runs; the
-//! panic catcher turns a bug into a Parse code-1 answer instead of a dropped connection.
+//! request id ([`request_id`]) opens the span everything below logs in; the metrics count
+//! what the panic catcher answers, which turns a bug into a Parse code-1 answer instead of a
+//! dropped connection.
 
 pub mod auth;
 pub mod batch;
@@ -19,6 +21,7 @@ pub mod observe;
 pub mod openapi;
 pub mod pages;
 pub mod params;
+pub mod request_id;
 pub mod routes;
 pub mod schemas;
 pub mod state;
@@ -42,7 +45,7 @@ use self::error::ApiError;
 use self::routes::{ApiResponse, Route};
 pub use self::state::{AppState, HttpConfig};
 
-const ALLOWED_HEADERS: [&str; 15] = [
+const ALLOWED_HEADERS: [&str; 16] = [
     "x-parse-master-key",
     "x-parse-rest-api-key",
     "x-parse-javascript-key",
@@ -58,6 +61,7 @@ const ALLOWED_HEADERS: [&str; 15] = [
     "x-parse-client-key",
     "x-parse-installation-id",
     "x-parse-cloud-context",
+    "x-request-id",
 ];
 
 /// The application: every route below the mount path, `/health` at the root, and the web
@@ -82,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         }))
         // Outside the panic catcher, so that a panic is counted as the 500 it becomes.
         .layer(axum::middleware::from_fn_with_state(state, observe::record))
+        .layer(axum::middleware::from_fn(request_id::tag))
         .layer(axum::middleware::map_response(expose_headers))
         .layer(cors)
 }
@@ -91,7 +96,7 @@ pub fn router(state: AppState) -> Router {
 async fn expose_headers(mut response: Response) -> Response {
     response.headers_mut().insert(
         HeaderName::from_static("access-control-expose-headers"),
-        HeaderValue::from_static("X-Parse-Job-Status-Id, X-Parse-Push-Status-Id"),
+        HeaderValue::from_static("X-Parse-Job-Status-Id, X-Parse-Push-Status-Id, X-Request-Id"),
     );
     response
 }

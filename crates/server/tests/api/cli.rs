@@ -265,3 +265,182 @@ async fn first_start_generates_a_master_key_and_sigterm_stops_cleanly() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `parlor serve --log-format json`: every log line on stderr is one JSON object; a
+/// request's id (a sane `X-Request-Id` it sent, or a new one) comes back as the
+/// `X-Request-Id` header and is on the log lines of that request, and of the persona reply
+/// it started, which runs on after the answer.
+#[tokio::test]
+async fn json_logs_carry_the_request_id() {
+    use std::io::BufRead;
+    use std::sync::{Arc, Mutex};
+    let (_dir, database) = fresh_database();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parlor"))
+        .args(["serve", "--port", "0", "--database", &database])
+        .args(["--master-key", "json-logs-master", "--log-format", "json"])
+        .env("PARLOR_LOG", "warn,parlor_server=info")
+        .env_remove("PARLOR_LLM_BASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn parlor");
+    let stderr = child.stderr.take().expect("stderr");
+    let logged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = Arc::clone(&logged);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let url = loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "server exited early"
+        );
+        if let Some(url) = line.trim_end().split(" listening on ").nth(1) {
+            break url.to_owned();
+        }
+    };
+    parlor_server::ai::provider::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value, id: Option<&str>| {
+        let mut request = client
+            .post(format!("{url}{path}"))
+            .header("X-Parse-Application-Id", "parlor")
+            .json(&body);
+        if let Some(id) = id {
+            request = request.header("X-Request-Id", id);
+        }
+        request
+    };
+    let answer_id = |response: &reqwest::Response| {
+        response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    let alice: Value = post(
+        "/users",
+        serde_json::json!({"username": "alice", "password": "pw", "email": "alice@example.com"}),
+        None,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let token = alice["sessionToken"].as_str().unwrap().to_owned();
+    // A sane incoming id is kept and answered; a new one is made for a request without
+    // one, or with one that could forge a log line.
+    let reset = post(
+        "/requestPasswordReset",
+        serde_json::json!({"email": "alice@example.com"}),
+        Some("reset-7f3a"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(reset.status(), 200);
+    assert_eq!(answer_id(&reset), "reset-7f3a");
+    let made = post("/functions/nope", serde_json::json!({}), None)
+        .send()
+        .await
+        .unwrap();
+    let made = answer_id(&made);
+    assert!(
+        made.len() == 32 && made.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{made}"
+    );
+    let odd = post(
+        "/functions/nope",
+        serde_json::json!({}),
+        Some("two words\"}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_ne!(answer_id(&odd), "two words\"}");
+
+    // A persona reply (it fails: no provider is configured) runs after its request.
+    let persona: Value = client
+        .post(format!("{url}/classes/Persona"))
+        .header("X-Parse-Application-Id", "parlor")
+        .header("X-Parse-Master-Key", "json-logs-master")
+        .json(&serde_json::json!({"name": "Bot"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session: Value = post(
+        "/classes/ChatSession",
+        serde_json::json!({"participants": [], "personas": [
+            {"__type": "Pointer", "className": "Persona", "objectId": persona["objectId"]}
+        ]}),
+        None,
+    )
+    .header("X-Parse-Session-Token", &token)
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let message = post(
+        "/classes/Message",
+        serde_json::json!({"content": "hello", "session":
+            {"__type": "Pointer", "className": "ChatSession", "objectId": session["objectId"]}}),
+        Some("message-42"),
+    )
+    .header("X-Parse-Session-Token", &token)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(message.status(), 201);
+
+    // The lines of a request: its span (or one inside it) holds its id.
+    let in_request = |line: &Value, id: &str| {
+        line["spans"]
+            .as_array()
+            .is_some_and(|spans| spans.iter().any(|span| span["request_id"] == id))
+    };
+    let mut lines: Vec<Value> = Vec::new();
+    for _ in 0..200 {
+        lines = logged
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+            .collect();
+        if lines
+            .iter()
+            .any(|line| line["message"] == "persona reply ended")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mail = lines
+        .iter()
+        .find(|line| line["message"] == "mail (log-only mailer)")
+        .unwrap_or_else(|| panic!("no mail line in {lines:?}"));
+    assert!(in_request(mail, "reset-7f3a"), "{mail}");
+    assert_eq!(mail["level"], "INFO");
+    let reply = lines
+        .iter()
+        .find(|line| line["message"] == "persona reply ended")
+        .unwrap_or_else(|| panic!("no reply line in {lines:?}"));
+    assert!(in_request(reply, "message-42"), "{reply}");
+    assert_eq!(reply["status"], "failed", "{reply}");
+    assert!(reply["span"]["message_id"].is_string(), "{reply}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
