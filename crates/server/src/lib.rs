@@ -288,6 +288,7 @@ pub async fn run(
         None => None,
     };
     let app = http::router(state);
+    operation::operator::mark_started();
     println!(
         "Parlor {} listening on {server_url}",
         env!("CARGO_PKG_VERSION")

@@ -85,3 +85,6 @@ mod web;
 
 #[path = "api/metrics.rs"]
 mod metrics;
+
+#[path = "api/console.rs"]
+mod console;

@@ -193,4 +193,6 @@ pub struct StoreStats {
     pub connections_in_use: u64,
     /// Connections open.
     pub connections: u64,
+    /// Which database: `sqlite` or `postgresql`.
+    pub backend: &'static str,
 }

@@ -134,6 +134,21 @@ pub struct Running {
     pub view: watch::Sender<StreamView>,
     /// Set to `true` by `cancelGeneration`; the reply task drops its provider stream.
     cancel: watch::Sender<bool>,
+    /// What it answers, for the operator's list of running replies.
+    about: ReplyAbout,
+}
+
+/// Who and what a running reply is for.
+#[derive(Debug, Clone)]
+struct ReplyAbout {
+    session_id: String,
+    persona_id: String,
+    persona_name: Option<String>,
+    user_id: Option<String>,
+    provider: String,
+    model: String,
+    started_at: String,
+    started: Instant,
 }
 
 /// What the reply task has when the stream is over.
@@ -333,6 +348,45 @@ impl Generator {
     /// The reply being generated for a message on this instance, if any.
     pub fn running(&self, message_id: &str) -> Option<Arc<Running>> {
         self.counters().running.get(message_id).cloned()
+    }
+
+    /// The replies running on this instance, oldest first: `messageId`, `sessionId`,
+    /// `personaId`, `persona` (its name), `userId`, `provider`, `model`, `startedAt`,
+    /// `seconds` running and `characters` streamed so far.
+    pub fn running_list(&self) -> Vec<Value> {
+        let running: Vec<(String, Arc<Running>)> = self
+            .counters()
+            .running
+            .iter()
+            .map(|(id, running)| (id.clone(), Arc::clone(running)))
+            .collect();
+        let mut list: Vec<(Instant, Value)> = running
+            .into_iter()
+            .map(|(message_id, running)| {
+                let about = &running.about;
+                let characters = running.view.borrow().text.chars().count();
+                let entry = json!({
+                    "messageId": message_id,
+                    "sessionId": about.session_id,
+                    "personaId": about.persona_id,
+                    "persona": about.persona_name,
+                    "userId": about.user_id,
+                    "provider": about.provider,
+                    "model": about.model,
+                    "startedAt": about.started_at,
+                    "seconds": about.started.elapsed().as_secs_f64(),
+                    "characters": characters,
+                });
+                (about.started, entry)
+            })
+            .collect();
+        list.sort_by_key(|(started, _)| *started);
+        list.into_iter().map(|(_, entry)| entry).collect()
+    }
+
+    /// The limits replies run under.
+    pub fn limits(&self) -> &GenerationLimits {
+        &self.limits
     }
 
     /// Takes a place among the concurrent replies, or says which limit is reached.
@@ -569,9 +623,30 @@ impl Generator {
         if let Some(parent) = &job.parent {
             body.insert("parent".into(), pointer("Message", parent));
         }
+        let fields = &job.persona.fields;
         let running = Arc::new(Running {
             view: watch::Sender::new(StreamView::default()),
             cancel: watch::Sender::new(false),
+            about: ReplyAbout {
+                session_id: job.session.object_id.clone(),
+                persona_id: job.persona.object_id.clone(),
+                persona_name: fields
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                user_id: job.user.clone(),
+                provider: fields
+                    .get("provider")
+                    .and_then(Value::as_str)
+                    .unwrap_or("default")
+                    .to_owned(),
+                model: self
+                    .plan(&job.persona)
+                    .map(|plan| plan.model)
+                    .unwrap_or_default(),
+                started_at: now_iso(),
+                started: Instant::now(),
+            },
         });
         let message_id = self
             .create_reply(operations, body, job.message_id.clone(), &running)

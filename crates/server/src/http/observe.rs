@@ -79,6 +79,8 @@ pub fn api_template(path: &str) -> &'static str {
         ("serverInfo", []) => "/serverInfo",
         ("config", []) => "/config",
         ("openapi.json", []) => "/openapi.json",
+        ("serverStatus", []) => "/serverStatus",
+        ("generations", []) => "/generations",
         ("requestPasswordReset", []) => "/requestPasswordReset",
         ("verificationEmailRequest", []) => "/verificationEmailRequest",
         ("verifyPassword", []) => "/verifyPassword",

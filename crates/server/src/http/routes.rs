@@ -53,8 +53,12 @@ pub enum Route {
     UpdateConfig,
     Health,
     ServerInfo,
-    /// `GET /openapi.json`: the API's OpenAPI description (master key).
+    /// `GET /openapi.json`: the API's OpenAPI description (master key, or an admin user).
     OpenApi,
+    /// `GET /serverStatus`: health, load, LiveQuery clients, replies running (master key).
+    ServerStatus,
+    /// `GET /generations`: the persona replies being generated (master key).
+    Generations,
     FindObjects {
         class_name: String,
     },
@@ -165,6 +169,8 @@ impl Route {
             ("GET", ["health"]) => Route::Health,
             ("GET", ["serverInfo"]) => Route::ServerInfo,
             ("GET", ["openapi.json"]) => Route::OpenApi,
+            ("GET", ["serverStatus"]) => Route::ServerStatus,
+            ("GET", ["generations"]) => Route::Generations,
             ("GET", ["classes", class_name]) => Route::FindObjects {
                 class_name: owned(class_name),
             },
@@ -282,7 +288,7 @@ pub async fn dispatch(
         Route::Health => Ok(info::health()),
         Route::ServerInfo => info::server_info(auth),
         Route::OpenApi => {
-            let schemas = operations.all_schemas(auth)?;
+            let schemas = operations.all_schemas(auth).await?;
             let classes = schemas["results"].as_array().cloned().unwrap_or_default();
             let functions: Vec<String> = crate::ai::functions::NAMES
                 .iter()
@@ -294,6 +300,10 @@ pub async fn dispatch(
                 &operations.config.server_url,
             )))
         }
+        Route::ServerStatus => Ok(ApiResponse::ok(
+            operations.server_status(auth, &state.live)?,
+        )),
+        Route::Generations => Ok(ApiResponse::ok(operations.running_generations(auth).await?)),
         Route::FindObjects { class_name } => {
             classes::find_objects(operations, auth, &class_name, &request).await
         }
@@ -313,10 +323,10 @@ pub async fn dispatch(
             object_id,
         } => classes::delete_object(operations, auth, &class_name, &object_id).await,
         Route::Batch => batch::run_batch(state, auth, &request).await,
-        Route::AllSchemas => Ok(ApiResponse::ok(operations.all_schemas(auth)?)),
-        Route::GetSchema { class_name } => {
-            Ok(ApiResponse::ok(operations.get_schema(auth, &class_name)?))
-        }
+        Route::AllSchemas => Ok(ApiResponse::ok(operations.all_schemas(auth).await?)),
+        Route::GetSchema { class_name } => Ok(ApiResponse::ok(
+            operations.get_schema(auth, &class_name).await?,
+        )),
         Route::CreateSchema { class_name } => {
             schemas::create_schema(operations, auth, class_name.as_deref(), &request).await
         }

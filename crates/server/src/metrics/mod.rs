@@ -352,7 +352,7 @@ impl Metrics {
 
 /// Resident bytes and CPU seconds of this process, from `/proc/self` (Linux); `None`
 /// elsewhere.
-fn process_figures() -> Option<(u64, f64)> {
+pub fn process_figures() -> Option<(u64, f64)> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     // SAFETY: sysconf only reads a system constant.

@@ -17,6 +17,7 @@
 //! - [`template_rules`]: the chat template's own rules (owners, participants, senders, ACLs).
 //! - [`user_directory`]: logged-in users find each other and see public profiles only.
 //! - [`rate_limit`]: per-minute limits (log-ins per address, directory searches per user).
+//! - [`operator`]: the master key's views of the running server (status, replies running).
 
 pub mod access;
 pub mod account_email;
@@ -29,6 +30,7 @@ pub mod global_config;
 pub mod idempotency;
 pub mod installations;
 pub mod login;
+pub mod operator;
 pub mod password;
 pub mod rate_limit;
 pub mod read;

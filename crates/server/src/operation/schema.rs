@@ -408,9 +408,9 @@ impl Operations {
         Ok(self.schemas.put(after))
     }
 
-    /// `GET /schemas`.
-    pub fn all_schemas(&self, auth: &Auth) -> OpResult<Value> {
-        require_master(auth)?;
+    /// `GET /schemas`: the master key, or an admin user (see [`Operations::require_schema_reader`]).
+    pub async fn all_schemas(&self, auth: &Auth) -> OpResult<Value> {
+        self.require_schema_reader(auth).await?;
         let results: Vec<Value> = self
             .schemas
             .all_visible()
@@ -420,9 +420,9 @@ impl Operations {
         Ok(json!({ "results": results }))
     }
 
-    /// `GET /schemas/:className`.
-    pub fn get_schema(&self, auth: &Auth, class_name: &str) -> OpResult<Value> {
-        require_master(auth)?;
+    /// `GET /schemas/:className`: as [`Operations::all_schemas`].
+    pub async fn get_schema(&self, auth: &Auth, class_name: &str) -> OpResult<Value> {
+        self.require_schema_reader(auth).await?;
         self.schemas
             .visible(class_name)
             .map(|schema| schema.to_json())
@@ -521,6 +521,22 @@ impl Operations {
             self.store.purge_class(class_name).await?;
         }
         Ok(json!({}))
+    }
+}
+
+impl Operations {
+    /// Who may read the schema (`GET /schemas`, `GET /openapi.json`): the master key, or a
+    /// user whose own `_User.role` is `"admin"` (a field only the master key or another
+    /// admin can set), read from the database on each call so a demotion counts at once.
+    /// Reading the schema shows the shape of the data and its permissions, never an object:
+    /// what an admin may read or write is still what its ACLs and CLPs allow, and changing
+    /// the schema stays the master key's.
+    pub async fn require_schema_reader(&self, auth: &Auth) -> OpResult<()> {
+        if auth.master || self.caller_is_admin(auth).await? {
+            Ok(())
+        } else {
+            Err(OpError::MasterKeyRequired)
+        }
     }
 }
 

@@ -697,6 +697,7 @@ impl Store for PostgresStore {
             writer_queue: 0,
             connections_in_use: open.saturating_sub(idle),
             connections: open,
+            backend: "postgresql",
         }
     }
 

@@ -622,6 +622,7 @@ impl Store for SqliteStore {
             connections_in_use: self.busy_readers.load(Ordering::Relaxed)
                 + u64::from(writer_queue > 0),
             connections: self.readers + 1,
+            backend: "sqlite",
         }
     }
 
