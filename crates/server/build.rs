@@ -18,14 +18,18 @@ fn main() {
 
     let mut files = Vec::new();
     collect(&app, &app, &mut files);
+    // The data dictionary's field descriptions, which `parlor schema` reads too: one file
+    // for both, served beside the app's own.
+    let descriptions = manifest.join("../../template/descriptions.json");
+    println!("cargo:rerun-if-changed={}", descriptions.display());
+    files.push(("descriptions.json".to_owned(), descriptions));
     files.sort();
 
     let mut hasher = Sha256::new();
     let mut entries = String::new();
     let gz_dir = out.join("web-gz");
     std::fs::create_dir_all(&gz_dir).unwrap_or_else(|error| panic!("creating {gz_dir:?}: {error}"));
-    for (index, relative) in files.iter().enumerate() {
-        let path = app.join(relative);
+    for (index, (relative, path)) in files.iter().enumerate() {
         let bytes =
             std::fs::read(&path).unwrap_or_else(|error| panic!("reading {path:?}: {error}"));
         hasher.update(relative.as_bytes());
@@ -77,8 +81,8 @@ fn main() {
     std::fs::write(&target, code).unwrap_or_else(|error| panic!("writing {target:?}: {error}"));
 }
 
-/// Every file below `dir`, as paths relative to `root` with `/` separators.
-fn collect(root: &Path, dir: &Path, files: &mut Vec<String>) {
+/// Every file below `dir`: its path relative to `root` with `/` separators, and its path.
+fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
     let entries = std::fs::read_dir(dir).unwrap_or_else(|error| panic!("reading {dir:?}: {error}"));
     for entry in entries.flatten() {
         let path = entry.path();
@@ -93,7 +97,7 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<String>) {
                 .components()
                 .map(|part| part.as_os_str().to_string_lossy().into_owned())
                 .collect();
-            files.push(parts.join("/"));
+            files.push((parts.join("/"), path.clone()));
         }
     }
 }

@@ -5,16 +5,22 @@
 import { ApiError } from './errors.js';
 import { SseParser } from './stream.js';
 
-const STORAGE_KEY = 'parlor.session';
-
 export class Api {
-  constructor({ appId, mountPath, javascriptKey }) {
+  /**
+   * `storage` and `storageKey` say where the signed-in user is kept: the chat app keeps it
+   * in localStorage; the console keeps its credentials in sessionStorage, for the tab only.
+   */
+  constructor({ appId, mountPath, javascriptKey, storage = localStorage, storageKey = 'parlor.session' }) {
     this.appId = appId;
     this.javascriptKey = javascriptKey ?? null;
     this.base = mountPath === '/' ? '' : mountPath.replace(/\/$/, '');
-    const saved = readSaved();
+    this.storage = storage;
+    this.storageKey = storageKey;
+    const saved = readSaved(storage, storageKey);
     this.token = saved?.token ?? null;
     this.user = saved?.user ?? null;
+    /** The master key, when the console signed in with it (never stored by the chat app). */
+    this.masterKey = saved?.masterKey ?? null;
     /** Called with no argument when the server says the session token is no longer valid. */
     this.onSessionEnded = () => {};
   }
@@ -28,7 +34,8 @@ export class Api {
     const headers = { 'X-Parse-Application-Id': this.appId };
     if (this.javascriptKey) headers['X-Parse-Javascript-Key'] = this.javascriptKey;
     if (json) headers['Content-Type'] = 'application/json';
-    if (this.token) headers['X-Parse-Session-Token'] = this.token;
+    if (this.masterKey) headers['X-Parse-Master-Key'] = this.masterKey;
+    else if (this.token) headers['X-Parse-Session-Token'] = this.token;
     return headers;
   }
 
@@ -70,13 +77,22 @@ export class Api {
   remember(token, user) {
     this.token = token;
     this.user = user;
-    localStorage.setItem(STORAGE_KEY, JSON.stringify({ token, user }));
+    this.storage.setItem(this.storageKey, JSON.stringify({ token, user }));
+  }
+
+  /** Acts with the master key from now on (the console; kept for this tab only). */
+  useMasterKey(masterKey) {
+    this.masterKey = masterKey;
+    this.token = null;
+    this.user = null;
+    this.storage.setItem(this.storageKey, JSON.stringify({ masterKey }));
   }
 
   forget() {
     this.token = null;
     this.user = null;
-    localStorage.removeItem(STORAGE_KEY);
+    this.masterKey = null;
+    this.storage.removeItem(this.storageKey);
   }
 
   async signUp({ username, password, email }) {
@@ -181,14 +197,14 @@ export class Api {
   }
 }
 
-function classPath(className) {
+export function classPath(className) {
   if (className === '_User') return '/users';
   return `/classes/${encodeURIComponent(className)}`;
 }
 
-function readSaved() {
+function readSaved(storage, key) {
   try {
-    return JSON.parse(localStorage.getItem(STORAGE_KEY) ?? 'null');
+    return JSON.parse(storage.getItem(key) ?? 'null');
   } catch {
     return null;
   }

@@ -1,10 +1,37 @@
 //! The live schema as documentation: JSON (the `/schemas` shape), a Mermaid ER diagram,
-//! or a Markdown data dictionary (`parlor schema --format …`).
+//! or a Markdown data dictionary (`parlor schema --format …`). The console's Schema screen
+//! (`web/app/console/schema-doc.js`) renders the same two texts from `/schemas`; both show
+//! what the schemas API shows, never the server's internal `_` fields.
+//!
+//! The dictionary's descriptions of the built-in and template fields come from
+//! `template/descriptions.json`, which the console reads too.
 
 use std::fmt::Write;
 
-use parlor_core::schema::{ClassSchema, FieldType};
+use parlor_core::schema::{ClassSchema, FieldSchema, FieldType, is_internal_field};
 use serde_json::{Value, json};
+
+/// Descriptions of fields: `{"*": {field: text}, "<Class>": {field: text}}`.
+pub const DESCRIPTIONS: &str = include_str!("../../../template/descriptions.json");
+
+/// The description of a class's field, if one is written.
+fn description(descriptions: &Value, class_name: &str, field: &str) -> String {
+    descriptions
+        .get(class_name)
+        .and_then(|fields| fields.get(field))
+        .or_else(|| descriptions.get("*").and_then(|fields| fields.get(field)))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .replace('|', "\\|")
+}
+
+/// The fields the schemas API shows, by name.
+fn visible_fields(schema: &ClassSchema) -> impl Iterator<Item = (&String, &FieldSchema)> {
+    schema
+        .fields
+        .iter()
+        .filter(|(name, _)| !is_internal_field(name))
+}
 
 /// Output formats of `parlor schema`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -37,7 +64,7 @@ fn mermaid(schemas: &[&ClassSchema]) -> String {
     let mut out = String::from("erDiagram\n");
     for schema in schemas {
         let _ = writeln!(out, "    {} {{", entity(&schema.class_name));
-        for (name, field) in &schema.fields {
+        for (name, field) in visible_fields(schema) {
             let type_name = match &field.field_type {
                 FieldType::Pointer(_) => "Pointer".to_owned(),
                 FieldType::Relation(_) => "Relation".to_owned(),
@@ -54,7 +81,7 @@ fn mermaid(schemas: &[&ClassSchema]) -> String {
         out.push_str("    }\n");
     }
     for schema in schemas {
-        for (name, field) in &schema.fields {
+        for (name, field) in visible_fields(schema) {
             let (target, shape) = match &field.field_type {
                 FieldType::Pointer(target) => {
                     (target, if field.required { "}o--||" } else { "}o--o|" })
@@ -74,14 +101,15 @@ fn mermaid(schemas: &[&ClassSchema]) -> String {
 }
 
 fn markdown(schemas: &[&ClassSchema]) -> String {
+    let descriptions: Value = serde_json::from_str(DESCRIPTIONS).unwrap_or_default();
     let mut out = String::from("# Data dictionary\n");
     for schema in schemas {
         let _ = write!(
             out,
-            "\n## {}\n\n| field | type | required | default |\n|---|---|---|---|\n",
+            "\n## {}\n\n| field | type | required | default | description |\n|---|---|---|---|---|\n",
             schema.class_name
         );
-        for (name, field) in &schema.fields {
+        for (name, field) in visible_fields(schema) {
             let default_value = field
                 .default_value
                 .as_ref()
@@ -90,8 +118,9 @@ fn markdown(schemas: &[&ClassSchema]) -> String {
             let required = if field.required { "yes" } else { "" };
             let _ = writeln!(
                 out,
-                "| {name} | {} | {required} | {default_value} |",
-                field.field_type.describe()
+                "| {name} | {} | {required} | {default_value} | {} |",
+                field.field_type.describe(),
+                description(&descriptions, &schema.class_name, name)
             );
         }
         let clp = Value::Object(schema.class_level_permissions.clone());
@@ -102,8 +131,6 @@ fn markdown(schemas: &[&ClassSchema]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use parlor_core::schema::FieldSchema;
-
     use super::*;
 
     #[test]

@@ -104,6 +104,7 @@ fn template(mount_path: &str, path: &str) -> &'static str {
         "/metrics" => "/metrics",
         // The web app (`http/web.rs`): its page and its versioned files.
         "" | "/index.html" => "/",
+        "/console" => "/console",
         assets if assets.starts_with("/assets/") => "/assets/…",
         _ if mount_path.is_empty() => api_template(path),
         _ => "other",

@@ -1,12 +1,13 @@
-//! The chat web app at `/`: its files are embedded in the binary by `build.rs` (from
-//! `web/app/`), gzip-compressed at compile time, and served below `/assets/<version>/`
+//! The chat web app at `/` and the operator's console at `/console`: their files are
+//! embedded in the binary by `build.rs` (from `web/app/`), gzip-compressed at compile time, and served below `/assets/<version>/`
 //! where `<version>` is a hash of them all, so browsers keep them for a year without ever
 //! mixing two versions. The page itself (`/`) is never cached and names the current
 //! version; it carries the app id, mount path (and JavaScript key, when one is set) in a
 //! `<meta>` tag, since the Content-Security-Policy sent with it forbids inline scripts.
 //!
-//! The app talks to the server only through the public API, with the user's own session
-//! token: nothing here reads data or applies a rule.
+//! Both talk to the server only through the public API, with the user's own session token
+//! (the console: the master key typed into it, or an admin user's token): nothing here
+//! reads data or applies a rule.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -54,11 +55,13 @@ pub fn answer(
         return None;
     }
     let response = if path == "/" || path == "/index.html" {
-        index(config)
+        page(config, Page::Chat)
+    } else if path == "/console" || path == "/console/" {
+        page(config, Page::Console)
     } else if let Some(rest) = path.strip_prefix("/assets/") {
         let (version, file) = rest.split_once('/')?;
         match ASSETS.iter().find(|asset| asset.path == file) {
-            Some(asset) if version == ASSET_VERSION && asset.path != "index.html" => {
+            Some(asset) if version == ASSET_VERSION && !PAGES.contains(&asset.path) => {
                 asset_response(asset, accepts_gzip(headers))
             }
             // Another version's file (a page loaded before an upgrade): not this one's
@@ -79,16 +82,49 @@ pub fn answer(
     })
 }
 
-/// The page: `index.html` with the version's asset URLs and the client's settings filled in.
-fn index(config: &HttpConfig) -> Response {
-    let Some(template) = ASSETS.iter().find(|asset| asset.path == "index.html") else {
+/// The page templates, served only filled in.
+const PAGES: [&str; 2] = ["index.html", "console.html"];
+
+/// Modules of the chat app that the console imports too.
+const SHARED_MODULES: [&str; 4] = ["api.js", "dom.js", "errors.js", "stream.js"];
+
+/// Which page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Page {
+    Chat,
+    Console,
+}
+
+impl Page {
+    fn template(self) -> &'static str {
+        match self {
+            Page::Chat => "index.html",
+            Page::Console => "console.html",
+        }
+    }
+
+    /// Whether the page loads this module: each preloads its own, not the other's.
+    fn loads(self, path: &str) -> bool {
+        let console = path.starts_with("console/");
+        match self {
+            Page::Chat => !console && path != "main.js",
+            Page::Console => {
+                (console && path != "console/main.js") || SHARED_MODULES.contains(&path)
+            }
+        }
+    }
+}
+
+/// A page: its template with the version's asset URLs and the client's settings filled in.
+fn page(config: &HttpConfig, page: Page) -> Response {
+    let Some(template) = ASSETS.iter().find(|asset| asset.path == page.template()) else {
         return not_found();
     };
     let assets = format!("/assets/{ASSET_VERSION}");
     // Fetched at once rather than discovered import by import.
     let preload: String = ASSETS
         .iter()
-        .filter(|asset| asset.path.ends_with(".js") && asset.path != "main.js")
+        .filter(|asset| asset.path.ends_with(".js") && page.loads(asset.path))
         .map(|asset| {
             format!(
                 "<link rel=\"modulepreload\" href=\"{assets}/{}\">\n",

@@ -95,13 +95,18 @@ fn schema_mermaid_and_markdown() {
     let markdown = parlor(&["schema", "--database", &database, "--format", "markdown"]);
     assert!(markdown.contains("\n## Message\n"));
     assert!(
-        markdown.contains("| content | String | yes |  |\n"),
+        markdown.contains("| content | String | yes |  | The text (Markdown). |\n"),
         "{markdown}"
     );
     assert!(
-        markdown.contains("| session | Pointer<ChatSession> | yes |  |\n"),
+        markdown.contains(
+            "| session | Pointer<ChatSession> | yes |  | The ChatSession it belongs to. |\n"
+        ),
         "{markdown}"
     );
+    // What the schemas API shows: not the server's internal fields.
+    assert!(!markdown.contains("_hashed_password"), "{markdown}");
+    assert!(!mermaid.contains("_hashed_password"), "{mermaid}");
 }
 
 /// `parlor schema` shows what the schemas API shows: not the server's bookkeeping classes

@@ -215,3 +215,80 @@ async fn the_page_carries_the_javascript_key_when_one_is_set() {
     let html = page(&plain).await;
     assert!(!html.contains("javascriptKey"), "{html}");
 }
+
+/// The console at `/console` (and `/console/`): the same CSP and headers as the chat app's
+/// page, its own modules preloaded (and the shared ones it imports), none of the chat's
+/// views, no secret in the page (the master key is typed into it), and every file it names
+/// served. The chat page does not load the console's modules.
+#[tokio::test]
+async fn the_console_page() {
+    let server = TestServer::new().await;
+    for path in ["/console", "/console/"] {
+        let response = server
+            .client
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers().clone();
+        assert_eq!(headers[CACHE_CONTROL], "no-cache");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && !csp.contains("unsafe"),
+            "{csp}"
+        );
+        let html = response.text().await.unwrap();
+        assert!(!html.contains(crate::common::MASTER_KEY), "{html}");
+        let urls = asset_urls(&html);
+        for wanted in [
+            "/console/main.js",
+            "/console/views/data.js",
+            "/api.js",
+            "/console/console.css",
+        ] {
+            assert!(
+                urls.iter().any(|url| url.ends_with(wanted)),
+                "{wanted} in {urls:?}"
+            );
+        }
+        assert!(
+            !urls.iter().any(|url| url.ends_with("/views/chat.js")),
+            "{urls:?}"
+        );
+        for url in &urls {
+            let asset = server
+                .client
+                .get(format!("{}{url}", server.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(asset.status(), StatusCode::OK, "{url}");
+        }
+    }
+    let chat = page(&server).await;
+    assert!(!chat.contains("/console/"), "{chat}");
+    // The page templates are served only filled in.
+    let version = asset_urls(&chat)[0].split('/').nth(2).unwrap().to_owned();
+    let raw = server
+        .client
+        .get(format!("{}/assets/{version}/console.html", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::NOT_FOUND);
+    // The field descriptions `parlor schema` prints are served to the console's dictionary.
+    let descriptions = server
+        .client
+        .get(format!(
+            "{}/assets/{version}/descriptions.json",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(descriptions.status(), StatusCode::OK);
+    let descriptions: serde_json::Value = descriptions.json().await.unwrap();
+    assert!(descriptions["Message"]["content"].is_string());
+}
