@@ -73,3 +73,6 @@ mod transfer;
 
 #[path = "api/context.rs"]
 mod context;
+
+#[path = "api/graphql.rs"]
+mod graphql;

@@ -16,6 +16,15 @@ use crate::ai::generation::{self, Generator, Job, load_object, pointer_id};
 use crate::ai::search;
 use crate::operation::{Auth, GetRequest, OpError, OpResult, Operations};
 
+/// The cloud functions [`call`] runs (GraphQL lists them in its `CloudCodeFunction` enum).
+pub const NAMES: [&str; 5] = [
+    "generate",
+    "cancelGeneration",
+    "regenerate",
+    "searchContext",
+    "summarizeSession",
+];
+
 /// Runs the cloud function `name`; its `result`.
 pub async fn call(
     operations: &Operations,

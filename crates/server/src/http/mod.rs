@@ -4,6 +4,9 @@
 //! authenticates it ([`auth`]), and hands it to the route table ([`routes`]), whose
 //! handlers call the operation layer. `/batch` goes through the same route table.
 //!
+//! The GraphQL API (`graphql`, `graphql_ws`, `playground`) has its own path beside the
+//! mount; its requests are authenticated by the same `auth` code.
+//!
 //! Layer order (outermost first): CORS answers preflights before anything else runs; the
 //! panic catcher turns a bug into a Parse code-1 answer instead of a dropped connection.
 
@@ -14,8 +17,11 @@ pub mod envelope;
 pub mod error;
 pub mod files;
 pub mod functions;
+pub mod graphql;
+pub mod graphql_ws;
 pub mod info;
 pub mod params;
+pub mod playground;
 pub mod routes;
 pub mod schemas;
 pub mod state;
@@ -95,6 +101,10 @@ async fn handle_request(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    // GraphQL (and its WebSocket) first: its path is beside the mount, not below it.
+    if let Some(target) = graphql::target(&state, &request) {
+        return graphql::handle(&state, peer, request, target).await;
+    }
     // LiveQuery: the SDKs open their WebSocket on the server URL (any path is accepted, as
     // Parse Server does).
     let upgrade = request
