@@ -159,6 +159,8 @@ pub struct Job {
     pub user: Option<String>,
     /// The message this one regenerates.
     pub parent: Option<String>,
+    /// The objectId the reply gets (chosen in advance when a create's answer names it).
+    pub message_id: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -231,6 +233,20 @@ pub struct Generator {
     /// another, in commit order, each seeing the replies before it.
     turns: Mutex<HashMap<String, (u64, watch::Receiver<bool>)>>,
     next_turn: std::sync::atomic::AtomicU64,
+    /// Per session with answers queued, the persona chosen last: a `round_robin` choice made
+    /// at commit time must count the replies still waiting for their turn, which the
+    /// database does not hold yet. Dropped when the session's queue empties.
+    chosen_last: Mutex<HashMap<String, String>>,
+}
+
+/// The replies a user's message starts: chosen when the message commits (so the create's
+/// answer can name them), each created when its turn comes.
+#[derive(Debug, Clone)]
+struct AnswerPlan {
+    sender: String,
+    session_id: String,
+    /// Each persona that answers, in order, with the objectId its reply will have.
+    replies: Vec<(Object, String)>,
 }
 
 impl Generator {
@@ -241,6 +257,7 @@ impl Generator {
             counters: Mutex::default(),
             turns: Mutex::default(),
             next_turn: std::sync::atomic::AtomicU64::new(0),
+            chosen_last: Mutex::default(),
         }
     }
 
@@ -273,7 +290,16 @@ impl Generator {
                 .is_some_and(|(number, _)| *number == turn.number)
         {
             turns.remove(&turn.session_id);
+            // Nothing queued any more: every chosen reply is in the database now.
+            if let Ok(mut chosen) = self.chosen_last.lock() {
+                chosen.remove(&turn.session_id);
+            }
         }
+    }
+
+    /// The persona chosen last for a session whose answers are still queued.
+    pub fn chosen_last(&self, session_id: &str) -> Option<String> {
+        self.chosen_last.lock().ok()?.get(session_id).cloned()
     }
 
     /// How long a streaming reply may stand still before it counts as orphaned.
@@ -341,29 +367,66 @@ impl Generator {
         Ok(())
     }
 
-    /// Hears of committed writes to [`watches`] classes; answers in spawned tasks.
-    pub fn after_commit(
+    /// Hears of committed writes to [`watches`] classes and answers in spawned tasks. For
+    /// each committed write, in order, the objectIds of the persona replies it starts (a
+    /// user's message: chosen now, each created when its turn comes; the create's answer
+    /// names them).
+    ///
+    /// Boxed with an explicit `Send`: a reply's own create commits through here again, and
+    /// the compiler cannot see through that cycle on its own.
+    pub fn after_commit<'a>(
+        self: &'a Arc<Self>,
+        operations: &'a Operations,
+        committed: Vec<(String, WriteOutcome)>,
+    ) -> futures::future::BoxFuture<'a, Vec<Vec<String>>> {
+        Box::pin(self.start_answers(operations, committed))
+    }
+
+    async fn start_answers(
         self: &Arc<Self>,
         operations: &Operations,
         committed: Vec<(String, WriteOutcome)>,
-    ) {
-        for (class_name, outcome) in committed {
-            let generator = self.clone();
-            let operations = operations.clone();
-            // Taken here, in the order of the commits, not in the order the tasks run.
-            let turn = match (&*class_name, &outcome) {
+    ) -> Vec<Vec<String>> {
+        // Turns are taken first, in the order of the commits, before anything awaits.
+        let turns: Vec<Option<Turn>> = committed
+            .iter()
+            .map(|(class_name, outcome)| match (&**class_name, outcome) {
                 ("Message", WriteOutcome::Created(message)) => {
                     pointer_id(message.fields.get("session"), "ChatSession")
                         .map(|session_id| self.take_turn(session_id))
                 }
                 _ => None,
+            })
+            .collect();
+        let mut started = Vec::with_capacity(committed.len());
+        for ((class_name, outcome), turn) in committed.into_iter().zip(turns) {
+            let plan = match (&*class_name, &outcome) {
+                ("Message", WriteOutcome::Created(message)) => {
+                    match self.plan_answer(operations, message).await {
+                        Ok(plan) => plan,
+                        Err(error) => {
+                            tracing::warn!(%error, "choosing the personas that answer failed");
+                            None
+                        }
+                    }
+                }
+                _ => None,
             };
+            started.push(plan.as_ref().map_or_else(Vec::new, |plan| {
+                plan.replies.iter().map(|(_, id)| id.clone()).collect()
+            }));
+            let generator = self.clone();
+            let operations = operations.clone();
             tokio::spawn(async move {
                 let done = match turn {
                     Some(turn) => Some(turn.wait().await),
                     None => None,
                 };
-                if let Err(error) = generator.react(&operations, &class_name, outcome).await {
+                let result = match plan {
+                    Some(plan) => generator.run_answer(&operations, plan).await,
+                    None => generator.react(&operations, &class_name, outcome).await,
+                };
+                if let Err(error) = result {
                     tracing::warn!(%error, class_name, "starting a persona reply failed");
                 }
                 if let Some(done) = done {
@@ -371,6 +434,7 @@ impl Generator {
                 }
             });
         }
+        started
     }
 
     async fn react(
@@ -380,9 +444,6 @@ impl Generator {
         outcome: WriteOutcome,
     ) -> OpResult<()> {
         match (class_name, outcome) {
-            ("Message", WriteOutcome::Created(message)) => {
-                self.answer_message(operations, &message).await
-            }
             ("ChatSession", WriteOutcome::Created(session)) => {
                 let added = pointer_ids(session.fields.get("personas"), "Persona");
                 greet(operations, &session, &added).await
@@ -399,48 +460,74 @@ impl Generator {
         }
     }
 
-    /// A user's message: the chosen personas answer one after another, each seeing the
-    /// replies before it.
-    async fn answer_message(
-        self: &Arc<Self>,
+    /// The personas that answer a user's message, each with the objectId its reply will
+    /// have, and the sender; `None` when nobody answers.
+    async fn plan_answer(
+        &self,
         operations: &Operations,
         message: &Object,
-    ) -> OpResult<()> {
+    ) -> OpResult<Option<AnswerPlan>> {
         let role = message.fields.get("role").and_then(Value::as_str);
         if role.is_some_and(|role| role != "user") {
-            return Ok(());
+            return Ok(None);
         }
         let Some(sender) = pointer_id(message.fields.get("sender"), "_User") else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(session_id) = pointer_id(message.fields.get("session"), "ChatSession") else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(session) = load_object(operations, "ChatSession", session_id).await? else {
-            return Ok(());
+            return Ok(None);
         };
         let personas = session_personas(operations, &session).await?;
         if personas.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let content = message
             .fields
             .get("content")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let chosen = policy::choose(operations, &session, personas, content).await?;
-        for persona in chosen {
-            // Reloaded for each reply: `lastMessageAt` and the history moved meanwhile.
-            let session = load_object(operations, "ChatSession", session_id)
-                .await?
-                .unwrap_or_else(|| session.clone());
+        let chosen_last = self.chosen_last(session_id);
+        let chosen = policy::choose(operations, &session, personas, content, chosen_last).await?;
+        if let Some(last) = chosen.last()
+            && let Ok(mut memory) = self.chosen_last.lock()
+        {
+            memory.insert(session_id.to_owned(), last.object_id.clone());
+        }
+        let replies: Vec<(Object, String)> = chosen
+            .into_iter()
+            .map(|persona| (persona, crate::operation::write::new_object_id()))
+            .collect();
+        Ok((!replies.is_empty()).then(|| AnswerPlan {
+            sender: sender.to_owned(),
+            session_id: session_id.to_owned(),
+            replies,
+        }))
+    }
+
+    /// A user's message's replies, one after another, each seeing the replies before it.
+    async fn run_answer(
+        self: &Arc<Self>,
+        operations: &Operations,
+        plan: AnswerPlan,
+    ) -> OpResult<()> {
+        for (persona, message_id) in plan.replies {
+            // Reloaded for each reply: `lastMessageAt` and the history moved meanwhile, and a
+            // session deleted meanwhile gets no more replies.
+            let Some(session) = load_object(operations, "ChatSession", &plan.session_id).await?
+            else {
+                return Ok(());
+            };
             let job = Job {
                 session,
                 persona,
-                user: Some(sender.to_owned()),
+                user: Some(plan.sender.clone()),
                 parent: None,
+                message_id: Some(message_id),
             };
-            let slot = self.try_slot(Some(sender));
+            let slot = self.try_slot(Some(&plan.sender));
             let (_, handle) = self.launch(operations, job, slot).await?;
             // Sequential on purpose: the next persona's prompt includes this reply.
             let _ = handle.await;
@@ -464,7 +551,6 @@ impl Generator {
         body.insert("persona".into(), pointer("Persona", &job.persona.object_id));
         body.insert("role".into(), json!("assistant"));
         body.insert("status".into(), json!("streaming"));
-        body.insert("ACL".into(), members_read_acl(&job.session));
         if let Some(parent) = &job.parent {
             body.insert("parent".into(), pointer("Message", parent));
         }
@@ -472,7 +558,9 @@ impl Generator {
             view: watch::Sender::new(StreamView::default()),
             cancel: watch::Sender::new(false),
         });
-        let message_id = self.create_reply(operations, body, &running).await?;
+        let message_id = self
+            .create_reply(operations, body, job.message_id.clone(), &running)
+            .await?;
         let generator = self.clone();
         let operations = operations.clone();
         let id = message_id.clone();
@@ -493,6 +581,7 @@ impl Generator {
         &self,
         operations: &Operations,
         mut body: Map<String, Value>,
+        message_id: Option<String>,
         running: &Arc<Running>,
     ) -> OpResult<String> {
         body.insert("content".into(), json!("…"));
@@ -503,6 +592,9 @@ impl Generator {
             .created_object_mut()
             .ok_or_else(|| OpError::Parse(Error::new(Code::InternalServerError, "no object")))?;
         object.fields.insert("content".into(), json!(""));
+        if let Some(message_id) = message_id {
+            object.object_id = message_id;
+        }
         let message_id = object.object_id.clone();
         self.counters()
             .running
@@ -614,6 +706,10 @@ impl Generator {
         };
         answer.error = None;
         let mut retried = false;
+        let history_end = match &job.parent {
+            Some(parent) => regeneration_root(operations, parent).await,
+            None => None,
+        };
         loop {
             let mut request = match context::build_request(
                 operations,
@@ -622,6 +718,7 @@ impl Generator {
                 &model,
                 max_output,
                 window,
+                history_end.as_ref(),
             )
             .await
             {
@@ -874,11 +971,29 @@ async fn greet(operations: &Operations, session: &Object, persona_ids: &[String]
         body.insert("role".into(), json!("assistant"));
         body.insert("status".into(), json!("complete"));
         body.insert("content".into(), json!(greeting));
-        body.insert("ACL".into(), members_read_acl(session));
         create_as_master(operations, "Message", body).await?;
         touch_session(operations, &session.object_id).await?;
     }
     Ok(())
+}
+
+/// The first answer of a chain of regenerations ending at `message_id`: each `parent` link
+/// leads to the answer it replaced, and the first one's history is what every sibling
+/// answers. Bounded, so a `parent` cycle written by the master key cannot loop.
+async fn regeneration_root(operations: &Operations, message_id: &str) -> Option<Object> {
+    let mut current = load_object(operations, "Message", message_id)
+        .await
+        .ok()??;
+    for _ in 0..64 {
+        let Some(parent) = pointer_id(current.fields.get("parent"), "Message") else {
+            break;
+        };
+        match load_object(operations, "Message", parent).await {
+            Ok(Some(older)) => current = older,
+            _ => break,
+        }
+    }
+    Some(current)
 }
 
 /// The personas a session lists, in its order, skipping those that no longer exist.
@@ -916,19 +1031,6 @@ async fn tokens_used_today(operations: &Operations, user: &str) -> OpResult<u64>
 /// Today's UTC date, `YYYY-MM-DD`: the key of the daily quota.
 fn today() -> String {
     now_iso().chars().take(10).collect()
-}
-
-/// A Message ACL for a reply: every member of the session reads it; only the server writes.
-pub fn members_read_acl(session: &Object) -> Value {
-    let mut acl = Map::new();
-    let owner = pointer_id(session.fields.get("owner"), "_User").map(str::to_owned);
-    for member in owner
-        .into_iter()
-        .chain(pointer_ids(session.fields.get("participants"), "_User"))
-    {
-        acl.insert(member, json!({"read": true}));
-    }
-    Value::Object(acl)
 }
 
 /// `{"__type":"Pointer",…}`.

@@ -795,7 +795,12 @@ pub fn register(
                         )));
                     }
                     operations
-                        .reset_password(&token, &username, &password)
+                        .reset_password(crate::operation::account_email::PasswordReset {
+                            token: &token,
+                            username: &username,
+                            new_password: &password,
+                            confirmation: None,
+                        })
                         .await
                         .map_err(failure)?;
                     Ok(Some(ok_payload(&ctx)))

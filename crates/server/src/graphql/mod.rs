@@ -135,7 +135,7 @@ pub fn build(
         .map(|name| (*name).to_owned())
         .collect();
     let mut included = Vec::new();
-    for schema in operations.schemas.all() {
+    for schema in operations.schemas.all_visible() {
         let names = ClassNames::of(&schema.class_name);
         let class_types = names.types();
         let collides = names.type_name.is_empty()
