@@ -82,3 +82,6 @@ mod directory;
 
 #[path = "api/graphql.rs"]
 mod graphql;
+
+#[path = "api/graphql_batching.rs"]
+mod graphql_batching;
