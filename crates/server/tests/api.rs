@@ -85,3 +85,6 @@ mod graphql;
 
 #[path = "api/graphql_batching.rs"]
 mod graphql_batching;
+
+#[path = "api/graphql_live.rs"]
+mod graphql_live;

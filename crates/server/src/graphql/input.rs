@@ -146,6 +146,31 @@ fn merge_into(out: &mut Map<String, Value>, key: &str, constraints: Map<String, 
     }
 }
 
+/// A `have` input that only names objects of `target` by id (`{objectId: {equalTo: x}}` or
+/// `{id: {in: […]}}`): the pointer operator and operand it amounts to.
+fn by_id(target: &str, have: &Value) -> Option<(&'static str, Value)> {
+    let have = have.as_object()?;
+    let (key, constraint) = have.iter().next().filter(|_| have.len() == 1)?;
+    if !matches!(key.as_str(), "objectId" | "id") {
+        return None;
+    }
+    let constraint = constraint.as_object()?;
+    let (operator, operand) = constraint.iter().next().filter(|_| constraint.len() == 1)?;
+    let pointer = |id: &Value| {
+        id.as_str().map(|id| {
+            json!({"__type": "Pointer", "className": target, "objectId": object_id_of(target, id)})
+        })
+    };
+    match operator.as_str() {
+        "equalTo" => Some(("$eq", pointer(operand)?)),
+        "in" => {
+            let pointers: Option<Vec<Value>> = operand.as_array()?.iter().map(pointer).collect();
+            Some(("$in", Value::Array(pointers?)))
+        }
+        _ => None,
+    }
+}
+
 /// One field's constraints; `None` when they all went to other keys of `out` (`{key, value}`
 /// constraints on an Object field become `field.key` entries).
 fn field_constraints(
@@ -161,6 +186,14 @@ fn field_constraints(
         let is_relation = matches!(field_type, Some(FieldType::Relation(_)));
         for (name, value) in constraints {
             match name.as_str() {
+                "have" if !is_relation && by_id(target, value).is_some() => {
+                    // `have: {objectId: {equalTo: x}}` names the object itself: a pointer
+                    // comparison (which live subscriptions can follow, and SQL answers from
+                    // the column), rather than a subquery.
+                    if let Some((operator, operand)) = by_id(target, value) {
+                        converted.insert(operator.to_owned(), operand);
+                    }
+                }
                 "have" | "haveNot" => {
                     let operator = if name == "have" {
                         "$inQuery"
@@ -533,7 +566,7 @@ mod tests {
             "meta": {"greaterThan": {"key": "n", "value": 3}},
             "sentAt": {"lessThan": "2024-01-01T00:00:00.000Z"},
             "id": {"in": [crate::graphql::names::global_id("Message", "abc"), "def"]},
-            "OR": [{"content": {"exists": false}}],
+            "OR": [{"content": {"exists": false}}, {"session": {"have": {"id": {"equalTo": crate::graphql::names::global_id("ChatSession", "s1")}}}}],
         });
         assert_eq!(
             where_to_parse(&schemas, "Message", &input),
@@ -543,7 +576,7 @@ mod tests {
                 "meta.n": {"$gt": 3},
                 "sentAt": {"$lt": {"__type": "Date", "iso": "2024-01-01T00:00:00.000Z"}},
                 "objectId": {"$in": ["abc", "def"]},
-                "$or": [{"content": {"$exists": false}}],
+                "$or": [{"content": {"$exists": false}}, {"session": {"$eq": {"__type": "Pointer", "className": "ChatSession", "objectId": "s1"}}}],
             })
         );
     }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::classes::ClassNames;
-use super::read::{Plan, get_object, where_arg};
+use super::read::{Plan, get_planned, where_arg};
 use super::values::{Caller, ParseObject, failure, ready};
 use crate::ai::reply_stream::{ReplyEvent, reply_events};
 use crate::live::Subscription as LiveSubscription;
@@ -110,7 +110,7 @@ pub fn class_subscription(names: &ClassNames) -> (Object, SubscriptionField) {
                     operations,
                     caller,
                     subscription,
-                    includes: !plan.include.is_empty(),
+                    plan,
                     events,
                     done: false,
                 };
@@ -131,8 +131,8 @@ struct Following {
     operations: Operations,
     caller: Caller,
     subscription: LiveSubscription,
-    /// Whether the selection shows pointed objects, which a rendering alone does not hold.
-    includes: bool,
+    /// What the selection shows: pointed objects need a read, a rendering alone lacks them.
+    plan: Plan,
     events: tokio::sync::broadcast::Receiver<std::sync::Arc<ChangeEvent>>,
     done: bool,
 }
@@ -220,23 +220,17 @@ async fn next_event(
 /// object as it is now) when the selection shows them.
 async fn render(state: &Following, object: StoredObject, current: bool) -> Option<ParseObject> {
     let class_name = state.subscription.schema.class_name.clone();
-    if current && state.includes {
-        // The selection's plan is rebuilt from nothing here: read the whole object with
-        // every pointer the class has, as the subscriber may read them.
-        let caller = &state.caller;
-        return get_object(
+    if current && !state.plan.include.is_empty() {
+        // The object as it is now, with the pointed objects the subscriber may read.
+        return get_planned(
             &state.operations,
-            caller,
+            &state.caller,
             &class_name,
             &object.object_id,
-            std::iter::empty(),
+            &state.plan,
         )
         .await
-        .ok()
-        .map(|mut object| {
-            object.class_name = class_name.clone();
-            object
-        });
+        .ok();
     }
     let json = state
         .operations

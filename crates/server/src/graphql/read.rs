@@ -110,7 +110,7 @@ impl Plan {
 
     /// `keys` for the read path: `None` (every field) when nothing but the always-present
     /// fields was asked.
-    fn keys(&self) -> Option<Vec<String>> {
+    pub fn keys(&self) -> Option<Vec<String>> {
         (!self.keys.is_empty()).then(|| self.keys.clone())
     }
 }
@@ -383,9 +383,20 @@ pub async fn get_object<'a>(
         Some(schema) => Plan::of(operations, &schema, fields),
         None => Plan::default(),
     };
+    get_planned(operations, caller, class_name, object_id, &plan).await
+}
+
+/// One object by id, read as `plan` says.
+pub async fn get_planned(
+    operations: &Operations,
+    caller: &Caller,
+    class_name: &str,
+    object_id: &str,
+    plan: &Plan,
+) -> async_graphql::Result<ParseObject> {
     let request = GetRequest {
         keys: plan.keys(),
-        include: plan.include,
+        include: plan.include.clone(),
         ..GetRequest::default()
     };
     let json = operations

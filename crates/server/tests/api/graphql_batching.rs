@@ -103,12 +103,22 @@ fn pointer(class_name: &str, object_id: &str) -> Value {
 }
 
 /// The store queries one GraphQL request makes, and its data.
-async fn run(graphql: &GraphQl, counting: &Counting, auth: &Auth, query: &str, variables: Value) -> (usize, Value) {
+async fn run(
+    graphql: &GraphQl,
+    counting: &Counting,
+    auth: &Auth,
+    query: &str,
+    variables: Value,
+) -> (usize, Value) {
     let built = graphql.schema().await.unwrap();
     let before = counting.finds.load(Ordering::SeqCst);
     let request = async_graphql::Request::new(query)
         .variables(async_graphql::Variables::from_json(variables))
-        .data(Caller::new(auth.clone(), "127.0.0.1".parse().unwrap(), false));
+        .data(Caller::new(
+            auth.clone(),
+            "127.0.0.1".parse().unwrap(),
+            false,
+        ));
     let response = built.schema.execute(request).await;
     assert!(response.errors.is_empty(), "{:?}", response.errors);
     let after = counting.finds.load(Ordering::SeqCst);
@@ -139,11 +149,23 @@ async fn a_page_with_nested_pointers_costs_one_query_per_class_and_level() {
     });
     operations.store = counting.clone();
 
-    let owner = create(&operations, "_User", json!({"username": "olga", "password": "pw"})).await;
+    let owner = create(
+        &operations,
+        "_User",
+        json!({"username": "olga", "password": "pw"}),
+    )
+    .await;
     let members: Vec<String> = {
         let mut members = Vec::new();
         for n in 0..5 {
-            members.push(create(&operations, "_User", json!({"username": format!("m{n}"), "password": "pw"})).await);
+            members.push(
+                create(
+                    &operations,
+                    "_User",
+                    json!({"username": format!("m{n}"), "password": "pw"}),
+                )
+                .await,
+            );
         }
         members
     };
@@ -179,11 +201,26 @@ async fn a_page_with_nested_pointers_costs_one_query_per_class_and_level() {
         edges { node { objectId content sender { username } session { title owner { username } } } } } }"#;
     let mut costs = Vec::new();
     for page in [5, 50] {
-        let (queries, data) = run(&graphql, &counting, &reader, history, json!({"s": session, "n": page})).await;
+        let (queries, data) = run(
+            &graphql,
+            &counting,
+            &reader,
+            history,
+            json!({"s": session, "n": page}),
+        )
+        .await;
         let edges = data["messages"]["edges"].as_array().unwrap();
         assert_eq!(edges.len(), page);
-        assert!(edges.iter().all(|edge| edge["node"]["sender"]["username"].is_string()));
-        assert!(edges.iter().all(|edge| edge["node"]["session"]["owner"]["username"] == "olga"));
+        assert!(
+            edges
+                .iter()
+                .all(|edge| edge["node"]["sender"]["username"].is_string())
+        );
+        assert!(
+            edges
+                .iter()
+                .all(|edge| edge["node"]["session"]["owner"]["username"] == "olga")
+        );
         costs.push(queries);
     }
     // Messages (with the session subquery), their senders, their session, its owner.
