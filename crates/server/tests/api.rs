@@ -88,3 +88,6 @@ mod graphql_batching;
 
 #[path = "api/graphql_live.rs"]
 mod graphql_live;
+
+#[path = "api/graphql_matrix.rs"]
+mod graphql_matrix;

@@ -837,7 +837,7 @@ pub fn register(
 
 /// Signs up (or, with `authData`, logs in or signs up through a provider) as `POST /users`
 /// does; the user's id and session token.
-async fn sign_up(
+pub(super) async fn sign_up(
     operations: &Operations,
     auth: &Auth,
     fields: Value,

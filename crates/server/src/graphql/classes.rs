@@ -228,8 +228,10 @@ fn object_type(
     object
 }
 
+/// `createdAt`/`updatedAt`: nullable (unlike Parse Server's `Date!`), since another user's
+/// public profile shows neither.
 fn date_field(name: &'static str) -> Field {
-    Field::new(name, TypeRef::named_nn("Date"), move |ctx| {
+    Field::new(name, TypeRef::named("Date"), move |ctx| {
         let value = ctx
             .parent_value
             .downcast_ref::<ParseObject>()
@@ -752,40 +754,53 @@ fn mutations(names: &ClassNames) -> Vec<(String, Field)> {
                     let schema = operations.schemas.get(&class_name);
                     let fields =
                         store_uploads(&ctx, schema.as_deref(), input.get("fields")).await?;
-                    let planned = plan_create(operations, &caller.auth, &class_name, fields)
-                        .await
-                        .map_err(failure)?;
-                    let responses = operations.commit(planned).await.map_err(failure)?;
-                    let created = responses
-                        .last()
-                        .map(|response| response.body.clone())
-                        .unwrap_or_default();
+                    let created = if class_name == "_User" {
+                        // As `POST /classes/_User`: a sign-up.
+                        let (object_id, _) =
+                            super::builtins::sign_up(operations, &caller.auth, fields, None)
+                                .await?;
+                        json!({"objectId": object_id})
+                    } else {
+                        let planned = plan_create(operations, &caller.auth, &class_name, fields)
+                            .await
+                            .map_err(failure)?;
+                        let responses = operations.commit(planned).await.map_err(failure)?;
+                        responses
+                            .last()
+                            .map(|response| response.body.clone())
+                            .unwrap_or_default()
+                    };
                     let object_id = created
                         .get("objectId")
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_owned();
                     let selection = payload_selection(&ctx, &single);
-                    let object =
-                        if needs_read(selection.iter().copied(), &["createdAt", "updatedAt"]) {
-                            get_object(
-                                operations,
-                                caller,
-                                &class_name,
-                                &object_id,
-                                selection.into_iter(),
-                            )
-                            .await?
-                        } else {
-                            let mut json = created.as_object().cloned().unwrap_or_default();
-                            if let Some(created_at) = json.get("createdAt").cloned() {
-                                json.insert("updatedAt".into(), created_at);
-                            }
-                            ParseObject {
-                                class_name: class_name.clone(),
-                                json,
-                            }
-                        };
+                    // A sign-up answers only the id: anything else is read.
+                    let answered: &[&str] = if class_name == "_User" {
+                        &[]
+                    } else {
+                        &["createdAt", "updatedAt"]
+                    };
+                    let object = if needs_read(selection.iter().copied(), answered) {
+                        get_object(
+                            operations,
+                            caller,
+                            &class_name,
+                            &object_id,
+                            selection.into_iter(),
+                        )
+                        .await?
+                    } else {
+                        let mut json = created.as_object().cloned().unwrap_or_default();
+                        if let Some(created_at) = json.get("createdAt").cloned() {
+                            json.insert("updatedAt".into(), created_at);
+                        }
+                        ParseObject {
+                            class_name: class_name.clone(),
+                            json,
+                        }
+                    };
                     Ok(Some(FieldValue::owned_any(Payload {
                         object,
                         client_mutation_id: client_mutation_id(&input),
@@ -823,17 +838,29 @@ fn mutations(names: &ClassNames) -> Vec<(String, Field)> {
                     let mut planned = plan_nested(operations, &caller.auth, &mut body, &nested)
                         .await
                         .map_err(failure)?;
-                    planned.push(
+                    let updated = if class_name == "_User" {
+                        // As `PUT /users/:id`: the user's own rules (password, sessions).
+                        if !planned.is_empty() {
+                            operations.commit(planned).await.map_err(failure)?;
+                        }
                         operations
-                            .plan_update(&caller.auth, &class_name, &object_id, &body)
+                            .update_user(&caller.auth, &object_id, &body)
                             .await
-                            .map_err(failure)?,
-                    );
-                    let responses = operations.commit(planned).await.map_err(failure)?;
-                    let updated = responses
-                        .last()
-                        .map(|response| response.body.clone())
-                        .unwrap_or_default();
+                            .map_err(failure)?
+                            .body
+                    } else {
+                        planned.push(
+                            operations
+                                .plan_update(&caller.auth, &class_name, &object_id, &body)
+                                .await
+                                .map_err(failure)?,
+                        );
+                        let responses = operations.commit(planned).await.map_err(failure)?;
+                        responses
+                            .last()
+                            .map(|response| response.body.clone())
+                            .unwrap_or_default()
+                    };
                     let selection = payload_selection(&ctx, &single);
                     let object = if needs_read(selection.iter().copied(), &["updatedAt"]) {
                         get_object(
@@ -898,11 +925,19 @@ fn mutations(names: &ClassNames) -> Vec<(String, Field)> {
                             json,
                         }
                     };
-                    let planned = operations
-                        .plan_delete(&caller.auth, &class_name, &object_id)
-                        .await
-                        .map_err(failure)?;
-                    operations.commit_one(planned).await.map_err(failure)?;
+                    if class_name == "_User" {
+                        // As `DELETE /users/:id`.
+                        operations
+                            .delete_user(&caller.auth, &object_id)
+                            .await
+                            .map_err(failure)?;
+                    } else {
+                        let planned = operations
+                            .plan_delete(&caller.auth, &class_name, &object_id)
+                            .await
+                            .map_err(failure)?;
+                        operations.commit_one(planned).await.map_err(failure)?;
+                    }
                     Ok(Some(FieldValue::owned_any(Payload {
                         object,
                         client_mutation_id: client_mutation_id(&input),

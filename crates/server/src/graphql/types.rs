@@ -338,8 +338,8 @@ pub fn register(mut builder: SchemaBuilder) -> SchemaBuilder {
                     "objectId",
                     TypeRef::named_nn(TypeRef::ID),
                 ))
-                .field(InterfaceField::new("createdAt", TypeRef::named_nn("Date")))
-                .field(InterfaceField::new("updatedAt", TypeRef::named_nn("Date")))
+                .field(InterfaceField::new("createdAt", TypeRef::named("Date")))
+                .field(InterfaceField::new("updatedAt", TypeRef::named("Date")))
                 .field(InterfaceField::new("ACL", TypeRef::named_nn("ACL"))),
         )
         .register(Enum::new("ReadPreference").items([
