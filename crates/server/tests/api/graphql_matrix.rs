@@ -27,6 +27,9 @@ fn fields_input(body: &Value) -> Value {
     Value::Object(fields)
 }
 
+/// Reads a success's data as the table's outcome.
+type Reader = Box<dyn Fn(&Value) -> Option<Expect>>;
+
 /// What a GraphQL reply says, in the table's words (`shape` is what a success should hold).
 fn outcome(reply: &Reply, read: impl Fn(&Value) -> Option<Expect>) -> Expect {
     if reply.status != StatusCode::OK {
@@ -59,7 +62,7 @@ async fn run(world: &World, target: Target, op: Op, caller: Caller) -> (Expect, 
     let plural = names.plural.clone().unwrap_or_default();
     let single = names.single.clone();
     let type_name = names.type_name.clone();
-    let (reply, read): (Reply, Box<dyn Fn(&Value) -> Option<Expect>>) = match op {
+    let (reply, read): (Reply, Reader) = match op {
         Op::Get => {
             let query = format!("query($id: ID!) {{ {single}(id: $id) {{ objectId }} }}");
             let reply = gql_with(&world.server, &headers, &query, json!({"id": id})).await;
@@ -80,7 +83,7 @@ async fn run(world: &World, target: Target, op: Op, caller: Caller) -> (Expect, 
             );
             let reply = gql_with(&world.server, &headers, &query, json!({"id": id})).await;
             let key = plural.clone();
-            let read: Box<dyn Fn(&Value) -> Option<Expect>> = if op == Op::Find {
+            let read: Reader = if op == Op::Find {
                 Box::new(move |data| {
                     data[&key]["edges"]
                         .as_array()
