@@ -686,3 +686,85 @@ async fn hostile_queries_are_refused_cleanly() {
     let reply = gql_master(&server, "{ __schema { types { fields { type { fields { type { fields { type { name } } } } } } } } }", json!({})).await;
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+/// `callCloudCode` lists the server's functions in its enum and runs them with the caller's
+/// rights (an unknown one cannot even be named); the playground and its assets are served by
+/// the binary.
+#[tokio::test]
+async fn cloud_functions_and_the_playground() {
+    let server = TestServer::new().await;
+    let reply = gql_master(
+        &server,
+        r#"{ __type(name: "CloudCodeFunction") { enumValues { name } } }"#,
+        json!({}),
+    )
+    .await;
+    let names: Vec<Value> = ok_data(&reply)["__type"]["enumValues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|value| value["name"].clone())
+        .collect();
+    for name in parlor_server::ai::functions::NAMES {
+        assert!(
+            names.contains(&json!(name)),
+            "{name} missing from {names:?}"
+        );
+    }
+    let reply = gql(
+        &server,
+        "mutation { callCloudCode(input: {functionName: nope}) { result } }",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    // As REST's POST /functions/searchContext: outsiders hear 101 (here the anonymous 209).
+    let rest = server
+        .public(
+            Method::POST,
+            "/functions/searchContext",
+            Some(json!({"sessionId": "x", "query": "q"})),
+        )
+        .await;
+    let reply = gql(
+        &server,
+        r#"mutation { callCloudCode(input: {functionName: searchContext, params: {sessionId: "x", query: "q"}}) { result } }"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        error_code(&reply),
+        rest.body["code"],
+        "{} vs {:?}",
+        reply.text,
+        rest.body
+    );
+
+    let page = server
+        .client
+        .get(format!("{}/graphql/playground", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("/graphql/playground/graphiql.min.js"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external URL: {html}"
+    );
+    for asset in [
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "react.production.min.js",
+        "react-dom.production.min.js",
+    ] {
+        let response = server
+            .client
+            .get(format!("{}/graphql/playground/{asset}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        assert!(response.bytes().await.unwrap().len() > 1000, "{asset}");
+    }
+}
