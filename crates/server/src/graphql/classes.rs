@@ -340,8 +340,8 @@ fn connection_types(names: &ClassNames) -> [Object; 2] {
             let node = ctx
                 .parent_value
                 .downcast_ref::<Edge>()
-                .map(|edge| edge.node.clone());
-            ready(node.map(FieldValue::owned_any))
+                .map(|edge| FieldValue::borrowed_any(&edge.node));
+            ready(node)
         }));
     let connection = Object::new(format!("{type_name}Connection"))
         .field(Field::new(
@@ -363,21 +363,12 @@ fn connection_types(names: &ClassNames) -> [Object; 2] {
                     .parent_value
                     .downcast_ref::<Connection>()
                     .map(|connection| {
-                        let edges: Vec<FieldValue> = connection
-                            .nodes
-                            .iter()
-                            .enumerate()
-                            .map(|(index, node)| {
-                                FieldValue::owned_any(Edge {
-                                    cursor: names::cursor(connection.skip + index as u64),
-                                    node: ParseObject {
-                                        class_name: connection.class_name.clone(),
-                                        json: node.clone(),
-                                    },
-                                })
-                            })
-                            .collect();
-                        FieldValue::list(edges)
+                        FieldValue::list(
+                            connection
+                                .edges
+                                .iter()
+                                .map(|edge| FieldValue::borrowed_any(edge)),
+                        )
                     });
                 ready(edges)
             },
@@ -390,7 +381,7 @@ fn connection_types(names: &ClassNames) -> [Object; 2] {
                     .parent_value
                     .downcast_ref::<Connection>()
                     .map(|connection| {
-                        let len = connection.nodes.len() as u64;
+                        let len = connection.edges.len() as u64;
                         FieldValue::owned_any(PageInfo {
                             has_next_page: connection.has_next_page,
                             has_previous_page: connection.skip > 0,

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::input::where_to_parse;
 use super::names;
-use super::values::{Caller, Connection, ParseObject, failure};
+use super::values::{Caller, Connection, Edge, ParseObject, failure};
 use crate::operation::{FindRequest, GetRequest, OpError, Operations, read::DEFAULT_LIMIT};
 
 /// What to fetch for a selection of an object type.
@@ -343,9 +343,19 @@ pub async fn find_connection(
         None => nodes.len() as u64 > limit,
     };
     nodes.truncate(limit.min(usize::MAX as u64) as usize);
+    let edges = nodes
+        .into_iter()
+        .enumerate()
+        .map(|(index, json)| Edge {
+            cursor: names::cursor(skip + index as u64),
+            node: ParseObject {
+                class_name: class_name.to_owned(),
+                json,
+            },
+        })
+        .collect();
     Ok(Connection {
-        class_name: class_name.to_owned(),
-        nodes,
+        edges,
         skip,
         count,
         has_next_page,

@@ -55,8 +55,8 @@ pub struct ParseObject {
 /// A page of a find: the `…Connection` value.
 #[derive(Debug, Clone)]
 pub struct Connection {
-    pub class_name: String,
-    pub nodes: Vec<Map<String, Value>>,
+    /// The page, built once; resolvers lend its edges and nodes rather than copy them.
+    pub edges: Vec<Edge>,
     /// The offset of the first node (cursors count from the start of the whole result).
     pub skip: u64,
     pub count: Option<u64>,
