@@ -91,3 +91,9 @@ mod graphql_live;
 
 #[path = "api/graphql_matrix.rs"]
 mod graphql_matrix;
+
+#[path = "api/web.rs"]
+mod web;
+
+#[path = "api/metrics.rs"]
+mod metrics;

@@ -51,6 +51,15 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(75);
 /// The output budget of a persona that sets no `maxTokens`.
 pub const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 1024;
 
+/// What a persona's reply runs with: its provider, its model (the persona's, else the
+/// provider's default), its output budget and the model's context window.
+pub struct ReplyPlan {
+    pub provider: Arc<crate::ai::provider::Provider>,
+    pub model: String,
+    pub max_output: u32,
+    pub window: u32,
+}
+
 /// The master-only class where each reply's token usage is recorded, per user and persona.
 pub const USAGE_CLASS: &str = "AiUsage";
 
@@ -135,6 +144,8 @@ struct Answer {
     model: String,
     first_token_ms: Option<u64>,
     usage: Option<Value>,
+    /// The kind of provider failure that ended it, for the metrics.
+    provider_failure: Option<&'static str>,
 }
 
 impl Answer {
@@ -146,6 +157,7 @@ impl Answer {
             model: String::new(),
             first_token_ms: None,
             usage: None,
+            provider_failure: None,
         }
     }
 }
@@ -643,7 +655,36 @@ impl Generator {
             message_id.clone(),
             Arc::clone(&running),
         ));
+        let gauge = operations
+            .metrics
+            .clone()
+            .map(crate::metrics::RunningReply::start);
         let answer = self.produce(&operations, &job, &running, slot).await;
+        drop(gauge);
+        if let Some(metrics) = &operations.metrics {
+            let provider = job
+                .persona
+                .fields
+                .get("provider")
+                .and_then(Value::as_str)
+                .unwrap_or("default");
+            let count = |key: &str| {
+                answer
+                    .usage
+                    .as_ref()
+                    .and_then(|usage| usage.get(key))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+            };
+            metrics.record_reply(&crate::metrics::ReplyFigures {
+                provider,
+                model: &answer.model,
+                prompt_tokens: count("prompt_tokens"),
+                completion_tokens: count("completion_tokens"),
+                first_token: answer.first_token_ms.map(Duration::from_millis),
+                failure: answer.provider_failure,
+            });
+        }
         heartbeat.abort();
         writer.abort();
         let end = End {
@@ -656,6 +697,35 @@ impl Generator {
         // After the final write, so a client that sees `done` reads the finished message.
         running.view.send_modify(|view| view.end = Some(end));
         self.counters().running.remove(&message_id);
+    }
+
+    /// The provider, model and budgets `persona`'s replies run with.
+    pub fn plan(&self, persona: &Object) -> Result<ReplyPlan, ProviderError> {
+        let fields = &persona.fields;
+        let provider = self
+            .providers
+            .get(fields.get("provider").and_then(Value::as_str))?;
+        let model = fields
+            .get("model")
+            .and_then(Value::as_str)
+            .filter(|model| !model.trim().is_empty())
+            .or_else(|| provider.default_model())
+            .unwrap_or_default()
+            .to_owned();
+        let max_output = fields
+            .get("maxTokens")
+            .and_then(Value::as_u64)
+            .filter(|tokens| *tokens > 0)
+            .map_or(DEFAULT_MAX_OUTPUT_TOKENS, |tokens| {
+                u32::try_from(tokens).unwrap_or(u32::MAX)
+            });
+        let window = provider.context_window(&model);
+        Ok(ReplyPlan {
+            provider,
+            model,
+            max_output,
+            window,
+        })
     }
 
     /// Checks the limits, then streams the persona's answer.
@@ -676,28 +746,21 @@ impl Generator {
         {
             return Answer::failed(error);
         }
-        let persona = &job.persona.fields;
-        let provider_name = persona.get("provider").and_then(Value::as_str);
-        let provider = match self.providers.get(provider_name) {
-            Ok(provider) => provider,
+        let ReplyPlan {
+            provider,
+            model,
+            max_output,
+            window,
+        } = match self.plan(&job.persona) {
+            Ok(plan) => plan,
             Err(error) => return Answer::failed(error.to_string()),
         };
-        let model = persona
-            .get("model")
-            .and_then(Value::as_str)
-            .filter(|model| !model.trim().is_empty())
-            .or_else(|| provider.default_model())
-            .unwrap_or_default()
-            .to_owned();
-        let max_output = persona
-            .get("maxTokens")
-            .and_then(Value::as_u64)
-            .filter(|tokens| *tokens > 0)
-            .map_or(DEFAULT_MAX_OUTPUT_TOKENS, |tokens| {
-                u32::try_from(tokens).unwrap_or(u32::MAX)
-            });
-        let temperature = persona.get("temperature").and_then(Value::as_f64);
-        let mut window = provider.context_window(&model);
+        let mut window = window;
+        let temperature = job
+            .persona
+            .fields
+            .get("temperature")
+            .and_then(Value::as_f64);
         let mut cancel = running.cancel.subscribe();
         let started = Instant::now();
         let mut answer = Answer {
@@ -753,6 +816,7 @@ impl Generator {
                 Err(error) => {
                     answer.status = Status::Failed;
                     answer.error = Some(error.to_string());
+                    answer.provider_failure = Some(error.kind());
                     return answer;
                 }
             };
@@ -794,6 +858,7 @@ impl Generator {
                 Err(error) => {
                     answer.status = Status::Failed;
                     answer.error = Some(error.to_string());
+                    answer.provider_failure = Some(error.kind());
                 }
                 Ok(()) => {}
             }

@@ -20,6 +20,7 @@ pub mod functions;
 pub mod graphql;
 pub mod graphql_ws;
 pub mod info;
+pub mod observe;
 pub mod openapi;
 pub mod pages;
 pub mod params;
@@ -29,6 +30,7 @@ pub mod schemas;
 pub mod state;
 pub mod stream;
 pub mod users;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -64,7 +66,8 @@ const ALLOWED_HEADERS: [&str; 15] = [
     "x-parse-cloud-context",
 ];
 
-/// The application: every route below the mount path, plus `/health` at the root.
+/// The application: every route below the mount path, `/health` at the root, and the web
+/// app (`/` and `/assets/…`, see [`web`]).
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::any())
@@ -79,10 +82,12 @@ pub fn router(state: AppState) -> Router {
         .max_age(Duration::from_secs(86_400));
     Router::new()
         .fallback(handle_request)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("handler panicked".into()).into_response()
         }))
+        // Outside the panic catcher, so that a panic is counted as the 500 it becomes.
+        .layer(axum::middleware::from_fn_with_state(state, observe::record))
         .layer(axum::middleware::map_response(expose_headers))
         .layer(cors)
 }
@@ -103,6 +108,9 @@ async fn handle_request(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    if state.config.metrics_route && observe::is_metrics_request(&request) {
+        return observe::serve_metrics(&state, peer);
+    }
     // GraphQL (and its WebSocket) first: its path is beside the mount, not below it.
     if let Some(target) = graphql::target(&state, &request) {
         return graphql::handle(&state, peer, request, target).await;
@@ -131,6 +139,14 @@ async fn handle_request(
             }
             Err(rejection) => rejection.into_response(),
         };
+    }
+    if let Some(response) = web::answer(
+        &state.config,
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+    ) {
+        return response;
     }
     if let Some(rest) = path_below(&state, &request, "files") {
         let (parts, body) = match read_request(request, state.config.max_body_bytes).await {
@@ -166,16 +182,24 @@ async fn handle_request(
         // A stream of events rather than one JSON answer (`{mount}/messages/:id/stream`).
         return stream::handle(&state, peer, request, object_id).await;
     }
-    match answer(&state, peer, request).await {
+    let mut effective = None;
+    let mut response = match answer(&state, peer, request, &mut effective).await {
         Ok(response) => into_http(response),
         Err(error) => error.into_response(),
+    };
+    if let Some(effective) = effective {
+        response.extensions_mut().insert(effective);
     }
+    response
 }
 
+/// Answers an API request; `effective` learns the route it runs as (the JS SDK tunnels
+/// reads through `POST`), for the metrics.
 async fn answer(
     state: &AppState,
     peer: SocketAddr,
     request: Request,
+    effective: &mut Option<observe::EffectiveRoute>,
 ) -> Result<ApiResponse, ApiError> {
     let (parts, body) = request.into_parts();
     let mount = state.config.mount_path.as_str();
@@ -208,6 +232,10 @@ async fn answer(
         json_body,
         peer.ip(),
     )?;
+    *effective = Some(observe::EffectiveRoute {
+        route: observe::api_template(&request.path),
+        method: observe::method_label(&request.method),
+    });
     let mut credentials = credentials;
     if matches!(
         Route::resolve(&request.method, &request.path),

@@ -15,6 +15,8 @@ pub struct HttpConfig {
     pub master_key_ips: Vec<String>,
     /// Configured client keys (REST, JavaScript, client); empty: none needed.
     pub client_keys: Vec<String>,
+    /// The JavaScript key the web app's page hands to the browser (see `http/web.rs`).
+    pub javascript_key: Option<String>,
     /// `/parse`, or empty for a root mount.
     pub mount_path: String,
     pub max_body_bytes: usize,
@@ -23,6 +25,8 @@ pub struct HttpConfig {
     pub idempotency_ttl_seconds: u64,
     /// Where the GraphQL API answers (`/graphql`); `None`: it is off.
     pub graphql_path: Option<String>,
+    /// Whether `GET /metrics` is served on this port (`--metrics`).
+    pub metrics_route: bool,
 }
 
 /// The one state object handlers receive.
