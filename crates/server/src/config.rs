@@ -160,6 +160,23 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_PUBSUB")]
     pub pubsub: Option<String>,
 
+    /// Path of the GraphQL API, beside the REST mount; `none` turns it off [default: /graphql].
+    #[arg(long, env = "PARLOR_GRAPHQL_PATH")]
+    pub graphql_path: Option<String>,
+
+    /// Deepest selection nesting a GraphQL query may have (the master key is exempt); 0: no
+    /// limit [default: 20].
+    #[arg(long, env = "PARLOR_GRAPHQL_MAX_DEPTH")]
+    pub graphql_max_depth: Option<usize>,
+
+    /// Most fields one GraphQL query may select, fragments expanded; 0: no limit [default: 500].
+    #[arg(long, env = "PARLOR_GRAPHQL_MAX_FIELDS")]
+    pub graphql_max_fields: Option<usize>,
+
+    /// Most aliased fields one GraphQL query may have; 0: no limit [default: 50].
+    #[arg(long, env = "PARLOR_GRAPHQL_MAX_ALIASES")]
+    pub graphql_max_aliases: Option<usize>,
+
     /// Classes that live queries serve (comma list) [default: every class].
     #[arg(long, env = "PARLOR_LIVE_QUERY_CLASSES", value_delimiter = ',')]
     pub live_query_classes: Option<Vec<String>>,
@@ -312,6 +329,9 @@ pub struct Config {
     pub smtp_url: Option<String>,
     pub mail_from: String,
     pub live: crate::live::LiveConfig,
+    /// `None`: no GraphQL API.
+    pub graphql_path: Option<String>,
+    pub graphql_limits: crate::graphql::Limits,
     pub llm: LlmConfig,
     /// The PostgreSQL or Redis URL whose pub/sub carries changes between instances.
     pub pubsub: Option<String>,
@@ -392,6 +412,23 @@ impl ServeOptions {
             },
             database,
             llm,
+            graphql_path: match options.graphql_path.as_deref().map(str::trim) {
+                Some("none") | Some("") => None,
+                Some(path) => Some(normalize_mount(path)?).filter(|path| !path.is_empty()),
+                None => Some("/graphql".to_owned()),
+            },
+            graphql_limits: {
+                let limit = |value: Option<usize>, default: usize| match value {
+                    Some(0) => None,
+                    Some(limit) => Some(limit),
+                    None => Some(default),
+                };
+                crate::graphql::Limits {
+                    max_depth: limit(options.graphql_max_depth, 20),
+                    max_fields: limit(options.graphql_max_fields, 500),
+                    max_aliases: limit(options.graphql_max_aliases, 50),
+                }
+            },
             live: crate::live::LiveConfig {
                 classes: options
                     .live_query_classes
@@ -441,6 +478,10 @@ impl ServeOptions {
             log_format: self.log_format.or(other.log_format),
             database_readers: self.database_readers.or(other.database_readers),
             pubsub: self.pubsub.or(other.pubsub),
+            graphql_path: self.graphql_path.or(other.graphql_path),
+            graphql_max_depth: self.graphql_max_depth.or(other.graphql_max_depth),
+            graphql_max_fields: self.graphql_max_fields.or(other.graphql_max_fields),
+            graphql_max_aliases: self.graphql_max_aliases.or(other.graphql_max_aliases),
             live_query_classes: self.live_query_classes.or(other.live_query_classes),
             live_query_max_subscriptions: self
                 .live_query_max_subscriptions

@@ -22,7 +22,7 @@ use crate::ai::{context, search, tokens};
 use crate::operation::template_rules::is_session_member;
 use crate::operation::{Auth, GetRequest, OpError, OpResult, Operations};
 
-/// The functions [`call`] runs.
+/// The functions [`call`] runs (GraphQL's `CloudCodeFunction` enum lists them).
 pub const NAMES: [&str; 5] = [
     "generate",
     "cancelGeneration",

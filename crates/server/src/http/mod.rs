@@ -4,6 +4,9 @@
 //! authenticates it ([`auth`]), and hands it to the route table ([`routes`]), whose
 //! handlers call the operation layer. `/batch` goes through the same route table.
 //!
+//! The GraphQL API (`graphql`, `graphql_ws`, `playground`) has its own path beside the
+//! mount; its requests are authenticated by the same `auth` code.
+//!
 //! Layer order (outermost first): CORS answers preflights before anything else runs; the
 //! request id ([`request_id`]) opens the span everything below logs in; the metrics count
 //! what the panic catcher answers, which turns a bug into a Parse code-1 answer instead of a
@@ -16,11 +19,14 @@ pub mod envelope;
 pub mod error;
 pub mod files;
 pub mod functions;
+pub mod graphql;
+pub mod graphql_ws;
 pub mod info;
 pub mod observe;
 pub mod openapi;
 pub mod pages;
 pub mod params;
+pub mod playground;
 pub mod request_id;
 pub mod routes;
 pub mod schemas;
@@ -109,6 +115,10 @@ async fn handle_request(
 ) -> Response {
     if state.config.metrics_route && observe::is_metrics_request(&request) {
         return observe::serve_metrics(&state, peer);
+    }
+    // GraphQL (and its WebSocket) first: its path is beside the mount, not below it.
+    if let Some(target) = graphql::target(&state, &request) {
+        return graphql::handle(&state, peer, request, target).await;
     }
     // LiveQuery: the SDKs open their WebSocket on the server URL (any path is accepted, as
     // Parse Server does).

@@ -23,6 +23,8 @@ pub struct HttpConfig {
     /// Paths (below the mount, without the leading slash) where `X-Parse-Request-Id` is enforced.
     pub idempotency_paths: Vec<Regex>,
     pub idempotency_ttl_seconds: u64,
+    /// Where the GraphQL API answers (`/graphql`); `None`: it is off.
+    pub graphql_path: Option<String>,
     /// Whether `GET /metrics` is served on this port (`--metrics`).
     pub metrics_route: bool,
 }
@@ -34,4 +36,6 @@ pub struct AppState {
     pub config: Arc<HttpConfig>,
     /// Live-query settings and the connections open per user.
     pub live: Arc<crate::live::Hub>,
+    /// The GraphQL API, when it is on.
+    pub graphql: Option<Arc<crate::graphql::GraphQl>>,
 }

@@ -136,6 +136,10 @@ fn page(config: &HttpConfig, page: Page) -> Response {
         "appId": config.app_id,
         "mountPath": if config.mount_path.is_empty() { "/" } else { config.mount_path.as_str() },
     });
+    if let Some(path) = &config.graphql_path {
+        // Where the console's GraphQL pane sends queries, and where GraphiQL is.
+        settings["graphqlPath"] = serde_json::Value::from(path.as_str());
+    }
     if let Some(key) = &config.javascript_key {
         // Public by design, as in every Parse web app: it only says which app is calling.
         settings["javascriptKey"] = serde_json::Value::from(key.as_str());

@@ -130,6 +130,26 @@ async fn an_admin_reads_the_schema_and_nothing_more() {
     assert_eq!(openapi.status.as_u16(), 200);
     assert!(openapi.body["paths"]["/classes/Message"].is_object());
 
+    // GraphQL's class queries follow the same rule; its class mutations stay the master key's.
+    let classes = crate::graphql::gql_as(&server, &admin, "{ classes { name } }", json!({})).await;
+    assert!(
+        classes.body["data"]["classes"]
+            .as_array()
+            .is_some_and(|list| list.iter().any(|class| class["name"] == "Message")),
+        "{:?}",
+        classes.body
+    );
+    let dropped = crate::graphql::gql_as(
+        &server,
+        &admin,
+        "mutation { deleteClass(input: {name: \"Persona\"}) { class { name } } }",
+        json!({}),
+    )
+    .await;
+    assert!(dropped.body["errors"].is_array(), "{:?}", dropped.body);
+    let outsider = crate::graphql::gql_as(&server, &other, "{ classes { name } }", json!({})).await;
+    assert!(outsider.body["errors"].is_array(), "{:?}", outsider.body);
+
     // Changing the schema stays the master key's.
     for (method, path, body) in [
         (

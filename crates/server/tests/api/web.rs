@@ -38,7 +38,7 @@ async fn the_page_and_its_assets() {
     let html = page.text().await.unwrap();
     assert!(
         html.contains(&format!(
-            r#"content="{{&quot;appId&quot;:&quot;{APP_ID}&quot;,&quot;mountPath&quot;:&quot;/parse&quot;}}""#
+            r#"content="{{&quot;appId&quot;:&quot;{APP_ID}&quot;,&quot;graphqlPath&quot;:&quot;/graphql&quot;,&quot;mountPath&quot;:&quot;/parse&quot;}}""#
         )),
         "{html}"
     );
