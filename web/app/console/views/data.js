@@ -289,10 +289,11 @@ export function dataView(parts, query) {
   /** One cell: the value (pointers and relations as links to follow), editable in place. */
   function cell(schema, row, name) {
     const field = schema.fields[name] ?? {};
-    const value = row[name];
     const td = h('td', { 'data-field': name });
-    const text = formatValue(value, field);
     const show = () => {
+      // Read at each drawing: a save puts the stored value in `row`.
+      const value = row[name];
+      const text = formatValue(value, field);
       const parts = [];
       if (field.type === 'ACL') {
         parts.push(h('button', { type: 'button', class: 'cell-value', 'aria-label': `Edit the ACL of ${row.objectId}`, onclick: () => aclDialog(schema, row) }, text || 'public'));
@@ -312,9 +313,10 @@ export function dataView(parts, query) {
         const ids = value.filter((item) => item?.__type === 'Pointer').map((item) => item.objectId);
         parts.push(h('a', { class: 'follow', href: `#/data/${encodeURIComponent(target)}?id=${encodeURIComponent(ids[0])}`, 'aria-label': `Open ${target} ${ids[0]}` }, '→'));
       }
-      td.replaceChildren(...parts);
+      td.replaceChildren(h('div', { class: 'cell-line' }, ...parts));
     };
     const edit = () => {
+      const value = row[name];
       const multiline = ['Object', 'Array', 'Polygon'].includes(field.type);
       const input = multiline
         ? h('textarea', { rows: 4, 'aria-label': `New value of ${name}` })

@@ -56,13 +56,17 @@ function identityPicker() {
         options();
         select.value = `user:token ${token.value.trim().slice(0, 10)}…`;
         other.hidden = true;
-      } }, 'Use token')),
-    status);
-  select.addEventListener('change', () => { other.hidden = select.value !== 'other'; });
+        status.textContent = 'Requests now carry that session token.';
+      } }, 'Use token')));
+  select.addEventListener('change', () => {
+    other.hidden = select.value !== 'other';
+    status.textContent = '';
+  });
   options();
   const element = h('div', { class: 'identity-picker' },
     h('div', { class: 'field' }, h('label', { for: 'playground-identity' }, 'Send as'), select),
-    other);
+    other,
+    status);
   return {
     element,
     who() {
