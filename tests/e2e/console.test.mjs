@@ -49,6 +49,12 @@ async function newPage(name, viewport = { width: 1400, height: 900 }) {
   return page;
 }
 
+/** A screenshot without the toasts of earlier steps (they fade on their own). */
+async function shot(page, name) {
+  await page.evaluate(() => document.querySelector('.toasts')?.replaceChildren());
+  await screenshot(page, name);
+}
+
 async function assertNamed(page, screen) {
   assert.deepEqual(await unnamedControls(page), [], `controls without an accessible name on ${screen}`);
 }
@@ -115,7 +121,7 @@ test('the console', { timeout: 600_000 }, async (t) => {
     await page.goto(`${base}/console`);
     await page.getByRole('heading', { name: 'Parlor console' }).waitFor();
     await assertNamed(page, 'the sign-in page');
-    await screenshot(page, 'console-sign-in');
+    await shot(page, 'console-sign-in');
     await page.getByLabel('Username').fill('bob');
     await page.getByLabel('Password').fill('secret-pass');
     await page.getByRole('button', { name: 'Log in as an admin' }).click();
@@ -159,6 +165,7 @@ test('the console', { timeout: 600_000 }, async (t) => {
     await page.getByLabel('New value of n').fill('lots');
     await page.getByLabel('New value of n').press('Enter');
     await page.getByRole('alert').filter({ hasText: '"lots" is not a number' }).waitFor();
+    await shot(page, 'console-data-edit');
     await page.getByLabel('New value of n').press('Escape');
     await row.getByRole('button', { name: `Edit text of ${id}` }).click();
     await page.getByLabel('New value of text').fill('edited in the console');
@@ -174,7 +181,7 @@ test('the console', { timeout: 600_000 }, async (t) => {
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByText('Saved n.').waitFor();
     assert.equal((await rest('GET', `/classes/Note/${id}`, undefined, { master: true })).json.n, undefined);
-    await screenshot(page, 'console-data');
+    await shot(page, 'console-data');
   });
 
   await step(t, 'data browser: sort, filter, follow a pointer, add and delete a row, add a column', async () => {
@@ -247,7 +254,7 @@ test('the console', { timeout: 600_000 }, async (t) => {
     await dialog.getByRole('button', { name: 'Add entry' }).click();
     await dialog.getByLabel('Entry 1: who (* for the public, a user id, role:Name)').fill(people.ada.id);
     await dialog.getByLabel('Entry 1: write').check();
-    await screenshot(page, 'console-acl');
+    await shot(page, 'console-acl');
     await dialog.getByRole('button', { name: 'Save ACL' }).click();
     await page.getByText('Saved the ACL.').waitFor();
     assert.deepEqual((await rest('GET', `/classes/Note/${id}`, undefined, { master: true })).json.ACL, { [people.ada.id]: { read: true, write: true } });
@@ -272,12 +279,12 @@ test('the console', { timeout: 600_000 }, async (t) => {
     }
     assert.ok(await diagram.locator('path.er-edge[data-from="Message"][data-to="ChatSession"]').count() >= 1);
     assert.ok(await diagram.locator('path.er-edge[data-from="ChatSession"][data-to="Context"]').count() >= 1);
-    await screenshot(page, 'console-schema');
+    await shot(page, 'console-schema');
     await assertNamed(page, 'the ER diagram');
     await page.getByRole('tab', { name: 'Data dictionary' }).click();
     const message = page.getByRole('table', { name: 'Message' });
     await message.getByRole('row', { name: /content String yes\s+The text \(Markdown\)\./ }).waitFor();
-    await screenshot(page, 'console-dictionary');
+    await shot(page, 'console-dictionary');
     await page.getByRole('tab', { name: 'Mermaid' }).click();
     const shown = await page.locator('pre[data-format="mermaid"]').textContent();
     const printed = spawnSync(process.env.PARLOR_BIN || path.join(REPO_ROOT, 'target', 'debug', 'parlor'), ['schema', '--database', `sqlite://${path.join(dir, 'parlor.db')}`, '--format', 'mermaid'], { encoding: 'utf8' });
@@ -305,7 +312,7 @@ test('the console', { timeout: 600_000 }, async (t) => {
     assert.ok(!curl.includes(server.masterKey), 'the master key itself is not in the curl line');
     await page.getByText('Headers (').click();
     await page.locator('.headers-table th', { hasText: 'x-request-id' }).waitFor();
-    await screenshot(page, 'console-playground');
+    await shot(page, 'console-playground');
     await assertNamed(page, 'the playground');
     // Another user, logged in from the picker: /users/me answers that user.
     await page.getByLabel('Send as').selectOption('other');
@@ -335,8 +342,8 @@ test('the console', { timeout: 600_000 }, async (t) => {
     await page.getByLabel('Query', { exact: true }).fill('query { notes(order: [n_ASC]) { count edges { node { text } } } }');
     await page.getByRole('button', { name: 'Run query' }).click();
     await page.waitForFunction(() => [...document.querySelectorAll('[aria-label="Answer body"]')].some((node) => node.textContent.includes('"count": 3')));
-    await page.locator('#graphql-title').scrollIntoViewIfNeeded();
-    await screenshot(page, 'console-graphql');
+    await page.locator('.result-holder').last().scrollIntoViewIfNeeded();
+    await shot(page, 'console-graphql');
   });
 
   await step(t, 'AI usage: charts and tables from real replies; a running reply is cancelled', async () => {
@@ -349,14 +356,14 @@ test('the console', { timeout: 600_000 }, async (t) => {
     await page.getByRole('table', { name: 'Per persona' }).getByRole('row', { name: /Sage\s+2/ }).waitFor();
     await page.getByRole('table', { name: 'Per user' }).getByRole('row', { name: /bob\s+2/ }).waitFor();
     await page.getByText('No reply is being generated right now.').waitFor();
-    await screenshot(page, 'console-usage');
+    await shot(page, 'console-usage');
     await assertNamed(page, 'the usage screen');
     // A long reply, cancelled from the console.
     const slow = await rest('POST', '/classes/Message', { session: { __type: 'Pointer', className: 'ChatSession', objectId: sessionId }, content: 'Tell me everything' }, { token: people.bob.token });
     const replyId = slow.json.replies[0];
     const cancel = page.getByRole('button', { name: `Cancel reply ${replyId}` });
     await cancel.waitFor();
-    await screenshot(page, 'console-usage-running');
+    await shot(page, 'console-usage-running');
     await cancel.click();
     await page.getByText(`Cancelled ${replyId}.`).waitFor();
     assert.equal((await rest('GET', `/classes/Message/${replyId}`, undefined, { master: true })).json.status, 'cancelled');
@@ -379,7 +386,7 @@ test('the console', { timeout: 600_000 }, async (t) => {
     await perClass.getByRole('row', { name: /ChatSession/ }).waitFor();
     await perClass.getByRole('row', { name: /Message/ }).waitFor();
     await page.getByRole('img', { name: 'Subscriptions per class' }).waitFor();
-    await screenshot(page, 'console-live');
+    await shot(page, 'console-live');
     await assertNamed(page, 'the Live screen');
   });
 

@@ -153,6 +153,10 @@ test('usage figures: per day (gaps filled), persona, user; failures by cause; ti
   assert.equal(summary.days[2].firstTokenP50, 100);
   assert.equal(summary.totals.estimated, 1);
   assert.equal(summary.statuses.cancelled, 1);
+  // A period covers every one of its days, with or without replies.
+  const period = summarize(usage, replies, {}, { from: '2026-11-18', to: '2026-11-23' });
+  assert.deepEqual(period.days.map((day) => day.day), ['2026-11-18', '2026-11-19', '2026-11-20', '2026-11-21', '2026-11-22', '2026-11-23']);
+  assert.equal(period.days[0].replies, 0);
   assert.equal(failureCause('The server generating this reply stopped'), 'server stopped');
   assert.equal(failureCause('HTTP 429: rate limit reached'), 'rate limited');
 });

@@ -35,7 +35,8 @@ export function compact(value) {
  * that order; `label`: the chart's accessible name; `unit` follows figures in titles.
  */
 export function barChart({ labels, series, label, unit = '', height = 200 }) {
-  const width = Math.max(320, labels.length * 26 + 60);
+  // One width whatever the number of bars, so its text keeps one size when scaled.
+  const width = 420;
   const left = 44;
   const bottom = 28;
   const top = 10;
@@ -63,8 +64,8 @@ export function barChart({ labels, series, label, unit = '', height = 200 }) {
       bar.append(el('title', {}, `${name} · ${item.name}: ${value.toLocaleString()}${unit}`));
       svg.append(bar);
     }
-    // Every label when they fit, else every few.
-    const every = Math.ceil(labels.length / Math.max(1, Math.floor((width - left) / 64)));
+    // Every label when they fit, else every few (the last one always).
+    const every = Math.ceil(labels.length / Math.max(1, Math.floor((width - left) / 56)));
     if (index % every === 0) {
       svg.append(el('text', { x: x + barWidth / 2, y: height - 10, class: 'chart-axis', 'text-anchor': 'middle' }, shortLabel(name)));
     }

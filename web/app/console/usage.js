@@ -47,10 +47,11 @@ export function quantile(sorted, q) {
 const id = (pointer) => (pointer && typeof pointer === 'object' ? pointer.objectId : null);
 
 /**
- * The figures: `{days, byDay, byPersona, byUser, failures, firstToken, statuses, totals}`.
- * `names.personas` / `names.users` map objectIds to names for the tables.
+ * The figures: `{days, byPersona, byUser, failures, firstToken, statuses, totals}`.
+ * `names.personas` / `names.users` map objectIds to names for the tables; `period`
+ * (`{from, to}`, YYYY-MM-DD) makes `days` cover every day of it, not only those with data.
  */
-export function summarize(usage, replies, names = {}) {
+export function summarize(usage, replies, names = {}, period = {}) {
   const byDay = new Map();
   const day = (key) => {
     if (!byDay.has(key)) byDay.set(key, { day: key, prompt: 0, completion: 0, total: 0, replies: 0, failed: 0, firstTokenMs: [] });
@@ -110,7 +111,9 @@ export function summarize(usage, replies, names = {}) {
     }
   }
   const keys = [...byDay.keys()].filter(Boolean).sort();
-  const days = keys.length ? daysBetween(keys[0], keys[keys.length - 1]) : [];
+  const first = [period.from, keys[0]].filter(Boolean).sort()[0];
+  const last = [period.to, keys[keys.length - 1]].filter(Boolean).sort().pop();
+  const days = first && last ? daysBetween(first, last) : [];
   firstTokens.sort((a, b) => a - b);
   const sortByTotal = (map) => [...map.values()].sort((a, b) => b.total - a.total || b.replies - a.replies);
   return {

@@ -89,7 +89,8 @@ export function usageView() {
     const userIds = usageRows.map((row) => row.user?.objectId);
     const [personas, users] = await Promise.all([namesOf('Persona', personaIds, 'name'), namesOf('_User', userIds, 'username')]);
     if (destroyed) return;
-    const summary = summarize(usageRows, replyRows, { personas, users });
+    const today = new Date().toISOString().slice(0, 10);
+    const summary = summarize(usageRows, replyRows, { personas, users }, { from: since.iso.slice(0, 10), to: today });
     const notes = [];
     if (usage.status === 'rejected') notes.push(h('p', { class: 'form-error', role: 'alert' }, `Token usage (AiUsage): ${refusalText(usage.reason)}`));
     if (replies.status === 'rejected') notes.push(h('p', { class: 'form-error', role: 'alert' }, `Replies: ${refusalText(replies.reason)}`));
@@ -106,7 +107,7 @@ export function usageView() {
     const ttftSeries = [{ name: 'Median time to first token', values: summary.days.map((day) => day.firstTokenP50 ?? 0), className: 'series-2' }];
     const chart = (title, series, unit) => h('figure', { class: 'chart-figure' },
       h('figcaption', {}, title),
-      labels.length ? barChart({ labels, series, label: title, unit }) : h('p', { class: 'muted' }, 'No replies in this period.'),
+      summary.totals.replies || summary.totals.total ? barChart({ labels, series, label: title, unit }) : h('p', { class: 'muted' }, 'No replies in this period.'),
       series.length > 1 ? legend(series) : null);
     figures.replaceChildren(
       ...notes,
