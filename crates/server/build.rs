@@ -30,8 +30,7 @@ fn main() {
     let gz_dir = out.join("web-gz");
     std::fs::create_dir_all(&gz_dir).unwrap_or_else(|error| panic!("creating {gz_dir:?}: {error}"));
     for (index, (relative, path)) in files.iter().enumerate() {
-        let bytes =
-            std::fs::read(&path).unwrap_or_else(|error| panic!("reading {path:?}: {error}"));
+        let bytes = std::fs::read(path).unwrap_or_else(|error| panic!("reading {path:?}: {error}"));
         hasher.update(relative.as_bytes());
         hasher.update([0]);
         hasher.update(&bytes);
