@@ -1,7 +1,8 @@
 //! The `parlor` binary: `parlor serve` runs the server, `parlor schema` prints the live schema,
 //! `parlor export` / `parlor import` move a whole database through a folder of JSON lines.
 
-use std::io::Write;
+use std::ffi::OsStr;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -58,11 +59,18 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs go to stderr: stdout carries the server's own lines and `parlor schema`'s document.
+    let colour = log_colours(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PARLOR_LOG")
                 .unwrap_or_else(|_| "warn,parlor_server=info".into()),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
     // Every command may build an HTTP client (the LLM providers' probe at start-up).
     parlor_server::ai::provider::install_crypto_provider();
@@ -116,6 +124,13 @@ async fn open_database(
     parlor_server::open_store(&options.resolve()?).await
 }
 
+/// Whether log lines carry ANSI colours: only on a terminal, and never when `NO_COLOR` is set
+/// to anything but the empty string (<https://no-color.org>). A file, a pipe or a log
+/// collector would otherwise get escape codes in every line.
+fn log_colours(is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(OsStr::is_empty)
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -135,5 +150,19 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(log_colours(true, None));
+        assert!(log_colours(true, Some(OsStr::new(""))));
+        assert!(!log_colours(true, Some(OsStr::new("1"))));
+        assert!(!log_colours(false, None));
+        assert!(!log_colours(false, Some(OsStr::new("1"))));
     }
 }

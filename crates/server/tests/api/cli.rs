@@ -139,11 +139,28 @@ fn start_server(
     String,
     Vec<String>,
 ) {
-    use std::io::BufRead;
+    start_command(serve_command(database))
+}
+
+/// `parlor serve` on a free port with a database, its stdout piped.
+fn serve_command(database: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_parlor"));
     command
         .args(["serve", "--port", "0", "--database", database])
         .stdout(std::process::Stdio::piped());
+    command
+}
+
+/// Spawns a `serve` command and waits for its "listening on" line.
+fn start_command(
+    mut command: Command,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+    String,
+    Vec<String>,
+) {
+    use std::io::BufRead;
     let mut child = command.spawn().expect("spawn parlor");
     let Some(stdout) = child.stdout.take() else {
         let _ = child.kill();
@@ -231,4 +248,70 @@ async fn first_start_generates_a_master_key_and_sigterm_stops_cleanly() {
     assert_eq!(found["results"][0]["text"], "kept");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Stops a server with SIGTERM and waits for it.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap()
+}
+
+/// Logs written to a pipe (a file, `docker logs`, a log collector) carry no ANSI colour codes,
+/// and they go to stderr, leaving stdout to the server's own lines.
+#[tokio::test]
+async fn logs_to_a_pipe_carry_no_colour_codes() {
+    use std::io::Read;
+    let (_dir, database) = fresh_database();
+    let mut command = serve_command(&database);
+    command
+        .args(["--master-key", "cli-master"])
+        .env_remove("NO_COLOR")
+        .env_remove("PARLOR_LOG")
+        .stderr(std::process::Stdio::piped());
+    let (mut child, mut reader, url, _) = start_command(command);
+    let mut stderr = child.stderr.take().unwrap();
+    // Drained on a thread, so a full pipe can never stall the server.
+    let stderr_reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        stderr.read_to_end(&mut bytes).map(|_| bytes)
+    });
+    parlor_server::ai::provider::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let signed_up = client
+        .post(format!("{url}/users"))
+        .header("X-Parse-Application-Id", "parlor")
+        .body(r#"{"username":"colour","password":"s3cret","email":"colour@example.com"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_up.status(), 201);
+    // The log-only mailer writes the reset mail as an INFO log line.
+    let reset = client
+        .post(format!("{url}/requestPasswordReset"))
+        .header("X-Parse-Application-Id", "parlor")
+        .body(r#"{"email":"colour@example.com"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
+    let exit = terminate(&mut child);
+    assert!(exit.success(), "exit status {exit:?}");
+    let mut stdout = Vec::new();
+    reader.read_to_end(&mut stdout).unwrap();
+    let stderr = stderr_reader.join().unwrap().unwrap();
+    let logs = String::from_utf8_lossy(&stderr);
+    assert!(
+        logs.contains("mail (log-only mailer)") && logs.contains("INFO"),
+        "the mail log line is on stderr: {logs}"
+    );
+    assert!(!stderr.contains(&0x1b), "ESC in the logs: {logs:?}");
+    assert!(
+        !stdout.contains(&0x1b),
+        "ESC on stdout: {:?}",
+        String::from_utf8_lossy(&stdout)
+    );
 }
