@@ -73,3 +73,6 @@ mod transfer;
 
 #[path = "api/context.rs"]
 mod context;
+
+#[path = "api/connections.rs"]
+mod connections;

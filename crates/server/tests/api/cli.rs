@@ -122,6 +122,10 @@ fn serve_help_documents_every_flag() {
         "--max-body-bytes",
         "--max-limit",
         "--idempotency-paths",
+        "--header-read-timeout",
+        "--body-read-timeout",
+        "--idle-timeout",
+        "--max-connections",
         "--config",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
@@ -314,4 +318,107 @@ async fn logs_to_a_pipe_carry_no_colour_codes() {
         "ESC on stdout: {:?}",
         String::from_utf8_lossy(&stdout)
     );
+}
+
+/// `parlor serve` under `bash -c 'ulimit …; exec parlor serve …'`, stdout and stderr piped;
+/// stderr is drained on a thread (answered by the returned handle once the server exits).
+fn serve_with_ulimit(
+    ulimit: &str,
+    database: &str,
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+    String,
+    std::thread::JoinHandle<String>,
+) {
+    use std::io::Read;
+    let mut command = Command::new("bash");
+    command
+        .arg("-c")
+        .arg(format!(
+            "{ulimit} && exec \"$0\" serve --port 0 --database \"$1\" \"${{@:2}}\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_parlor"))
+        .arg(database)
+        .args(extra)
+        .env("PARLOR_LOG", "warn,parlor_server=info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let (mut child, reader, url, _) = start_command(command);
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    (child, reader, url, logs)
+}
+
+/// At start the server raises its soft open-file limit to the hard limit, and says so.
+#[tokio::test]
+async fn the_open_file_limit_is_raised_at_start() {
+    let hard = Command::new("bash")
+        .args(["-c", "ulimit -Hn"])
+        .output()
+        .unwrap();
+    let hard = String::from_utf8(hard.stdout).unwrap().trim().to_owned();
+    if hard == "unlimited" || hard.parse::<u64>().unwrap() <= 256 {
+        println!("skipped: the hard open-file limit ({hard}) leaves nothing to raise from 256");
+        return;
+    }
+    let (_dir, database) = fresh_database();
+    let (mut child, _reader, _url, logs) = serve_with_ulimit("ulimit -Sn 256", &database, &[]);
+    let exit = terminate(&mut child);
+    assert!(exit.success(), "exit status {exit:?}");
+    let logs = logs.join().unwrap();
+    assert!(
+        logs.contains(&format!("raised the open-file limit from 256 to {hard}")),
+        "{logs}"
+    );
+    assert!(logs.contains("client connections at once"), "{logs}");
+}
+
+/// With the open-file limit nearly used up by idle clients (a cap above the limit, so
+/// `accept` itself fails with EMFILE), the server closes the longest-waiting idle connections
+/// instead of spinning or stopping, and a new client's `/health` is answered.
+#[tokio::test]
+async fn new_clients_are_answered_when_descriptors_run_out() {
+    use tokio::io::AsyncWriteExt;
+    let (_dir, database) = fresh_database();
+    let (mut child, _reader, url, logs) = serve_with_ulimit(
+        "ulimit -n 64",
+        &database,
+        &["--max-connections", "1000", "--header-read-timeout", "60"],
+    );
+    let address = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/parse")
+        .to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"GET /parse/health HTTP/1.1\r\nHost: lo")
+            .await
+            .unwrap();
+        idle.push(stream);
+    }
+    parlor_server::ai::provider::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let health = client.get(format!("{url}/health")).send().await;
+    let elapsed = started.elapsed();
+    let health: Value = health.expect("/health answers").json().await.unwrap();
+    assert_eq!(health, serde_json::json!({"status": "ok"}));
+    assert!(elapsed < std::time::Duration::from_secs(3), "{elapsed:?}");
+    drop(idle);
+    let exit = terminate(&mut child);
+    assert!(exit.success(), "exit status {exit:?}");
+    let logs = logs.join().unwrap();
+    assert!(logs.contains("accepting a connection failed"), "{logs}");
+    assert!(logs.contains("Too many open files"), "{logs}");
 }
