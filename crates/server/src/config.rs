@@ -126,6 +126,16 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_LOGIN_RATE_LIMIT")]
     pub login_rate_limit: Option<u32>,
 
+    /// Whether logged-in users can list and search other users' public profiles (username,
+    /// displayName, avatar) [default: true].
+    #[arg(long, env = "PARLOR_USER_DIRECTORY")]
+    pub user_directory: Option<bool>,
+
+    /// User searches (directory listings) allowed per user per minute; 0: no limit
+    /// [default: 120].
+    #[arg(long, env = "PARLOR_USER_DIRECTORY_RATE_LIMIT")]
+    pub user_directory_rate_limit: Option<u32>,
+
     /// SMTP relay for account mail, `smtp://[user:password@]host[:port]` (no TLS: use a local
     /// relay) [default: none: mail is written to the log].
     #[arg(long, env = "PARLOR_SMTP_URL")]
@@ -289,6 +299,8 @@ pub struct Config {
     pub account_lockout_threshold: u32,
     pub account_lockout_duration: u64,
     pub login_rate_limit: u32,
+    pub user_directory: bool,
+    pub user_directory_rate_limit: u32,
     pub smtp_url: Option<String>,
     pub mail_from: String,
     pub live: crate::live::LiveConfig,
@@ -351,6 +363,8 @@ impl ServeOptions {
             account_lockout_threshold: options.account_lockout_threshold.unwrap_or(5),
             account_lockout_duration: options.account_lockout_duration.unwrap_or(5),
             login_rate_limit: options.login_rate_limit.unwrap_or(60),
+            user_directory: options.user_directory.unwrap_or(true),
+            user_directory_rate_limit: options.user_directory_rate_limit.unwrap_or(120),
             smtp_url: options.smtp_url.filter(|url| !url.is_empty()),
             mail_from: options
                 .mail_from
@@ -445,6 +459,10 @@ impl ServeOptions {
                 .account_lockout_duration
                 .or(other.account_lockout_duration),
             login_rate_limit: self.login_rate_limit.or(other.login_rate_limit),
+            user_directory: self.user_directory.or(other.user_directory),
+            user_directory_rate_limit: self
+                .user_directory_rate_limit
+                .or(other.user_directory_rate_limit),
             smtp_url: self.smtp_url.or(other.smtp_url),
             mail_from: self.mail_from.or(other.mail_from),
         }

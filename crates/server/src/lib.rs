@@ -118,6 +118,8 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
                 config.account_lockout_duration.saturating_mul(60),
             ),
             login_attempts_per_minute: config.login_rate_limit,
+            user_directory: config.user_directory,
+            directory_searches_per_minute: config.user_directory_rate_limit,
         },
     };
     let mut operations = Operations::new(store, SchemaCache::new(schemas), operation_config);

@@ -74,5 +74,11 @@ mod transfer;
 #[path = "api/context.rs"]
 mod context;
 
+#[path = "api/chat_rules.rs"]
+mod chat_rules;
+
+#[path = "api/directory.rs"]
+mod directory;
+
 #[path = "api/connections.rs"]
 mod connections;

@@ -464,7 +464,6 @@ impl Generator {
         body.insert("persona".into(), pointer("Persona", &job.persona.object_id));
         body.insert("role".into(), json!("assistant"));
         body.insert("status".into(), json!("streaming"));
-        body.insert("ACL".into(), members_read_acl(&job.session));
         if let Some(parent) = &job.parent {
             body.insert("parent".into(), pointer("Message", parent));
         }
@@ -874,7 +873,6 @@ async fn greet(operations: &Operations, session: &Object, persona_ids: &[String]
         body.insert("role".into(), json!("assistant"));
         body.insert("status".into(), json!("complete"));
         body.insert("content".into(), json!(greeting));
-        body.insert("ACL".into(), members_read_acl(session));
         create_as_master(operations, "Message", body).await?;
         touch_session(operations, &session.object_id).await?;
     }
@@ -916,19 +914,6 @@ async fn tokens_used_today(operations: &Operations, user: &str) -> OpResult<u64>
 /// Today's UTC date, `YYYY-MM-DD`: the key of the daily quota.
 fn today() -> String {
     now_iso().chars().take(10).collect()
-}
-
-/// A Message ACL for a reply: every member of the session reads it; only the server writes.
-pub fn members_read_acl(session: &Object) -> Value {
-    let mut acl = Map::new();
-    let owner = pointer_id(session.fields.get("owner"), "_User").map(str::to_owned);
-    for member in owner
-        .into_iter()
-        .chain(pointer_ids(session.fields.get("participants"), "_User"))
-    {
-        acl.insert(member, json!({"read": true}));
-    }
-    Value::Object(acl)
 }
 
 /// `{"__type":"Pointer",…}`.

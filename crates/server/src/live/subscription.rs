@@ -11,7 +11,7 @@ use parlor_core::{Code, Error};
 use serde_json::Value;
 
 use crate::operation::access::{check_class_permission, read_filter, read_operation};
-use crate::operation::{Auth, Operations};
+use crate::operation::{Auth, Operations, user_directory};
 
 /// A live query of one client.
 pub struct Subscription {
@@ -128,7 +128,15 @@ impl Subscription {
                 "This query uses an operator live queries do not support ($relatedTo, $inQuery, $notInQuery, $select, $dontSelect, $text, relations)",
             ));
         }
-        let rights = clp.and(read_filter(&auth));
+        // The user directory reaches live queries as it reaches REST: a name search on
+        // `_User` sees every user, each rendered as REST renders it for this subscriber.
+        let directory = user_directory::applies(operations, &schema, &auth)
+            && user_directory::searchable(&where_json, None);
+        let rights = if directory {
+            clp
+        } else {
+            clp.and(read_filter(&auth))
+        };
         let rights_key = format!(
             "{}|{}|{}|{}",
             auth.master,

@@ -2,10 +2,7 @@
 //! user exists or not, the account lockout, the per-address rate limit, `/verifyPassword` and
 //! `/loginAs`.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use parlor_core::Code;
@@ -22,34 +19,6 @@ use super::users::field;
 use super::write::equals;
 use super::{Auth, OpError, OpResult, Operations};
 
-/// Log-in attempts per client address in the current minute: a fixed window is enough to
-/// stop password guessing at speed, and costs one small map.
-#[derive(Debug, Default)]
-pub struct LoginLimiter {
-    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-impl LoginLimiter {
-    /// Counts an attempt; `false` when the address is over its limit.
-    fn admit(&self, ip: IpAddr, per_minute: u32) -> bool {
-        if per_minute == 0 {
-            return true;
-        }
-        let Ok(mut windows) = self.windows.lock() else {
-            return true;
-        };
-        let now = Instant::now();
-        if windows.len() > 100_000 {
-            windows.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
-        }
-        let entry = windows.entry(ip).or_insert((now, 0));
-        if now.duration_since(entry.0) >= Duration::from_secs(60) {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= per_minute
-    }
-}
 /// What `POST /login` (or `GET /login`) carries.
 #[derive(Debug, Clone, Default)]
 pub struct LogIn {
@@ -343,21 +312,5 @@ impl Operations {
             }
             _ => Err(invalid_login()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_login_limiter_counts_per_address_and_minute() {
-        let limiter = LoginLimiter::default();
-        let ip: IpAddr = [127, 0, 0, 1].into();
-        let other: IpAddr = [127, 0, 0, 2].into();
-        assert!((0..3).all(|_| limiter.admit(ip, 3)));
-        assert!(!limiter.admit(ip, 3));
-        assert!(limiter.admit(other, 3));
-        assert!(limiter.admit(ip, 0));
     }
 }

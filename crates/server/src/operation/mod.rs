@@ -15,6 +15,8 @@
 //! - [`files`], [`global_config`], [`installations`], [`idempotency`]: the rest of §13.
 //! - [`roles`]: the roles a user holds (hierarchy, cache) and the rules of role writes.
 //! - [`template_rules`]: the chat template's own rules (owners, participants, senders, ACLs).
+//! - [`user_directory`]: logged-in users find each other and see public profiles only.
+//! - [`rate_limit`]: per-minute limits (log-ins per address, directory searches per user).
 
 pub mod access;
 pub mod account_email;
@@ -28,11 +30,13 @@ pub mod idempotency;
 pub mod installations;
 pub mod login;
 pub mod password;
+pub mod rate_limit;
 pub mod read;
 pub mod roles;
 pub mod schema;
 pub mod sessions;
 pub mod template_rules;
+pub mod user_directory;
 pub mod users;
 pub mod write;
 
@@ -70,7 +74,9 @@ pub struct Operations {
     pub schemas: SchemaCache,
     pub config: Arc<OperationConfig>,
     /// Log-in attempts per client address, shared by every request.
-    pub login_limiter: Arc<login::LoginLimiter>,
+    pub login_limiter: Arc<rate_limit::PerMinute<std::net::IpAddr>>,
+    /// Directory searches per user, shared by every request ([`user_directory`]).
+    pub directory_limiter: Arc<rate_limit::PerMinute<String>>,
     /// The `authData` providers sign-up and log-in accept.
     pub auth_providers: Arc<auth_data::AuthProviders>,
     /// The roles each user holds, shared by every request ([`roles`]).
@@ -94,6 +100,7 @@ impl Operations {
             schemas,
             config: Arc::new(config),
             login_limiter: Arc::default(),
+            directory_limiter: Arc::default(),
             auth_providers: Arc::default(),
             roles: Arc::default(),
             mailer: Arc::new(crate::mail::LogMailer),

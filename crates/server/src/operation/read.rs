@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use super::access::{
     ClassOperation, ProtectedFields, check_class_permission, read_filter, read_operation,
 };
-use super::{Auth, OpError, OpResult, Operations};
+use super::{Auth, OpError, OpResult, Operations, user_directory};
 
 /// The results of a find before the default limit: Parse's is 100.
 pub const DEFAULT_LIMIT: u64 = 100;
@@ -143,11 +143,17 @@ impl Operations {
                 redirected_class_name: None,
             });
         };
-        let limit = match (request.limit, self.config.max_limit) {
+        let mut limit = match (request.limit, self.config.max_limit) {
             (None, max) => DEFAULT_LIMIT.min(max.unwrap_or(u64::MAX)),
             (Some(limit), Some(max)) => limit.min(max),
             (Some(limit), None) => limit,
         };
+        let directory = user_directory::applies(self, &schema, auth)
+            && user_directory::searchable(&request.where_json, request.order.as_deref());
+        if directory {
+            self.admit_directory_search(auth)?;
+            limit = limit.min(user_directory::MAX_PAGE);
+        }
         let mut clp_filter = Filter::True;
         if request.count {
             clp_filter = check_class_permission(&schema, ClassOperation::Count, auth)?;
@@ -186,7 +192,7 @@ impl Operations {
         };
         let filter = parse_where(&request.where_json, &schema, &context)?
             .and(clp_filter)
-            .and(read_filter(auth));
+            .and(acl_filter(auth, directory));
         let order = match &request.order {
             Some(order) => parse_order(order, &schema)?,
             None => Vec::new(),
@@ -214,7 +220,8 @@ impl Operations {
             request.include_all,
             request.keys.as_deref(),
         );
-        let results = self
+        let public_only = directory_rows(directory, auth, &objects);
+        let mut results = self
             .render(
                 auth,
                 &schema,
@@ -224,6 +231,7 @@ impl Operations {
                 &request.exclude_keys,
             )
             .await?;
+        to_public_profiles(&mut results, &public_only);
         let redirected_class_name = (request.redirect_class_name_for_key.is_some()
             && schema.class_name != class_name)
             .then(|| schema.class_name.clone());
@@ -247,7 +255,10 @@ impl Operations {
             .get(class_name)
             .ok_or_else(Error::object_not_found)?;
         let clp_filter = check_class_permission(&schema, ClassOperation::Get, auth)?;
-        let filter = id_filter(object_id).and(clp_filter).and(read_filter(auth));
+        let directory = user_directory::applies(self, &schema, auth);
+        let filter = id_filter(object_id)
+            .and(clp_filter)
+            .and(acl_filter(auth, directory));
         let store_keys = request.keys.as_ref().map(|keys| top_level_keys(keys));
         let query = FindQuery {
             filter,
@@ -265,6 +276,7 @@ impl Operations {
             request.include_all,
             request.keys.as_deref(),
         );
+        let public_only = directory_rows(directory, auth, &objects);
         let mut results = self
             .render(
                 auth,
@@ -275,6 +287,7 @@ impl Operations {
                 &request.exclude_keys,
             )
             .await?;
+        to_public_profiles(&mut results, &public_only);
         Ok(Value::Object(results.pop().unwrap_or_default()))
     }
 
@@ -293,7 +306,8 @@ impl Operations {
         Ok(self.store.find(schema, &query).await?.into_iter().next())
     }
 
-    /// One object as `auth` reads it (protectedFields, secrets removed), without includes.
+    /// One object as `auth` reads it (protectedFields, secrets removed, another user cut to
+    /// its public profile), without includes.
     pub async fn render_one(
         &self,
         auth: &Auth,
@@ -301,9 +315,12 @@ impl Operations {
         object: Object,
     ) -> OpResult<Map<String, Value>> {
         let tree = IncludeTree::default();
+        let directory = user_directory::applies(self, schema, auth);
+        let public_only = directory_rows(directory, auth, std::slice::from_ref(&object));
         let mut rendered = self
             .render(auth, schema, vec![object], &tree, None, &[])
             .await?;
+        to_public_profiles(&mut rendered, &public_only);
         Ok(rendered.pop().unwrap_or_default())
     }
 
@@ -421,12 +438,13 @@ impl Operations {
             return Ok(Vec::new());
         };
         let ids: Vec<Operand> = ids.into_iter().map(Operand::String).collect();
+        let directory = user_directory::applies(self, &schema, auth);
         let filter = Filter::Cond {
             field: object_id_field(),
             cond: Cond::In(ids),
         }
         .and(clp_filter)
-        .and(read_filter(auth));
+        .and(acl_filter(auth, directory));
         let keys: Option<Vec<String>> = subtree
             .keys
             .as_ref()
@@ -439,14 +457,46 @@ impl Operations {
             keys: keys.clone(),
         };
         let objects = self.store.find(&schema, &query).await?;
+        let public_only = directory_rows(directory, auth, &objects);
         let mut rendered = self
             .render(auth, &schema, objects, subtree, keys.as_deref(), &[])
             .await?;
+        to_public_profiles(&mut rendered, &public_only);
         for object in &mut rendered {
             object.insert("__type".into(), "Object".into());
             object.insert("className".into(), class_name.into());
         }
         Ok(rendered)
+    }
+}
+
+/// The ACL part of a read's filter: what the caller's rights reach, or every row of a
+/// directory read (whose other rows are cut to public profiles).
+fn acl_filter(auth: &Auth, directory: bool) -> Filter {
+    if directory {
+        Filter::True
+    } else {
+        read_filter(auth)
+    }
+}
+
+/// Which of a directory read's rows the caller's own rights do not reach.
+fn directory_rows(directory: bool, auth: &Auth, objects: &[Object]) -> Vec<bool> {
+    if !directory {
+        return Vec::new();
+    }
+    objects
+        .iter()
+        .map(|object| !user_directory::readable(object, auth))
+        .collect()
+}
+
+/// Cuts the rows `public_only` marks down to their public profile (render keeps the order).
+fn to_public_profiles(rendered: &mut [Map<String, Value>], public_only: &[bool]) {
+    for (object, public) in rendered.iter_mut().zip(public_only) {
+        if *public {
+            user_directory::to_public_profile(object);
+        }
     }
 }
 

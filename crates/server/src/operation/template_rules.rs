@@ -12,16 +12,22 @@
 //!   The server gives each new session its `Context` (`sessionId`, `data: {}`, `session`,
 //!   the members' ACL) in the same transaction and sets the session's `context` pointer;
 //!   clients cannot choose `context` themselves.
-//! - `Message`: created only by a participant of its session, with `sender` = the caller
-//!   and `role: "user"`; ACL: read for the session's members, write for the sender only;
-//!   `session`, `sender`, `role` and `ACL` cannot be changed afterwards.
-//! - `Context`: created only by a participant of its session; ACL read+write for the
-//!   session's members; one per session (`session` is unique, so a second one for a session
-//!   that already has its server-made Context is refused with `137`); `session`, `sessionId` and `ACL` cannot be changed afterwards.
+//! - `Message`: created, updated and deleted only by a member of its session, with `sender` =
+//!   the caller and `role: "user"`; ACL: read for the session's members, write for the sender
+//!   only (while a member); `session`, `sender`, `role` and `ACL` cannot be changed afterwards,
+//!   and the fields that describe a generation ([`SERVER_OWNED_MESSAGE_FIELDS`]) are the
+//!   server's alone.
+//! - `Context`: created, updated and deleted only by a member of its session; ACL read+write
+//!   for the session's members; one per session (a second one is refused with `137`);
+//!   `session`, `sessionId` and `ACL` cannot be changed afterwards.
 //! - `Persona`: `owner` defaults to the creator; the default ACL is public read, owner write.
 //!
-//! The master key (the server, the operator) bypasses every rule here. A refusal is `119`;
-//! a session that does not exist and one the caller cannot read are refused alike.
+//! The master key (the server, the operator) may set any field, but what it creates gets the
+//! same protective defaults: a ChatSession, Message or Context it creates without an explicit
+//! ACL gets the ACL a user's create would get, a Message or Context must name a session that
+//! exists, a session keeps one Context, and a new session's `context` pointer is in the answer.
+//! A refusal is `119`; a session that does not exist and one the caller cannot read are
+//! refused alike.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -37,6 +43,34 @@ use serde_json::{Map, Value, json};
 
 use super::access::{ClassOperation, check_class_permission, read_filter, write_filter};
 use super::{Auth, OpError, OpResult, Operations};
+
+/// The fields of a Message that describe a generation and its cost: only the server (the
+/// master key, the reply task) writes them, so a client cannot forge a persona's answer or
+/// its usage.
+pub const SERVER_OWNED_MESSAGE_FIELDS: [&str; 6] = [
+    "persona",
+    "status",
+    "usage",
+    "model",
+    "firstTokenMs",
+    "error",
+];
+
+/// The server-owned field a client's write touches, if any (`usage.total_tokens` touches
+/// `usage`).
+fn server_owned_field<'a>(mut fields: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    fields.find(|field| {
+        let top = field.split('.').next().unwrap_or_default();
+        SERVER_OWNED_MESSAGE_FIELDS.contains(&top)
+    })
+}
+
+fn server_owned_error(field: &str) -> OpError {
+    let top = field.split('.').next().unwrap_or_default();
+    forbidden(format!(
+        "{top} of a Message is set by the server only (it describes a persona's reply)."
+    ))
+}
 
 /// Fills template values on a new object; what it fills is also returned, for the response.
 pub fn on_create(schema: &ClassSchema, object: &mut Object) -> Map<String, Value> {
@@ -161,11 +195,12 @@ impl Members {
         acl
     }
 
-    /// A Message's ACL: read for every member, write for its sender only.
+    /// A Message's ACL: read for every member, write for its sender while it is a member
+    /// (one who left keeps neither).
     fn message_acl(&self, sender: Option<&str>) -> Acl {
         let mut acl = self.acl(false);
-        if let Some(sender) = sender {
-            acl.entries.entry(sender.to_owned()).or_default().write = true;
+        if let Some(entry) = sender.and_then(|sender| acl.entries.get_mut(sender)) {
+            entry.write = true;
         }
         acl
     }
@@ -226,10 +261,15 @@ impl Operations {
         body: &Map<String, Value>,
         object: &mut Object,
     ) -> OpResult<Map<String, Value>> {
-        if auth.master {
-            return Ok(Map::new());
-        }
         let rules = Rules { ops: self };
+        if auth.master {
+            return match schema.class_name.as_str() {
+                "ChatSession" => rules.master_create_session(object),
+                "Message" => rules.master_create_message(object).await,
+                "Context" => rules.master_create_context(object).await,
+                _ => Ok(Map::new()),
+            };
+        }
         match schema.class_name.as_str() {
             "_User" => {
                 if body.contains_key("role") {
@@ -238,7 +278,12 @@ impl Operations {
                 Ok(Map::new())
             }
             "ChatSession" => rules.create_session(auth, object).await,
-            "Message" => rules.create_message(auth, object).await,
+            "Message" => {
+                if let Some(field) = server_owned_field(body.keys().map(String::as_str)) {
+                    return Err(server_owned_error(field));
+                }
+                rules.create_message(auth, object).await
+            }
             "Context" => rules.create_context(auth, object).await,
             "Persona" => create_persona(auth, object),
             _ => Ok(Map::new()),
@@ -262,29 +307,38 @@ impl Operations {
             "_User" if touches(updates, "role") => rules.check_role_change(auth).await,
             "ChatSession" => rules.update_session(auth, schema, object_id, updates).await,
             "Message" => {
+                if let Some(field) =
+                    server_owned_field(updates.iter().map(|update| update.field.as_str()))
+                {
+                    return Err(server_owned_error(field));
+                }
                 rules
-                    .keep_fields(
-                        auth,
-                        schema,
-                        object_id,
-                        updates,
-                        &["session", "sender", "role", "ACL"],
-                    )
+                    .member_write(auth, schema, ClassOperation::Update, object_id, updates)
                     .await
             }
             "Context" => {
                 rules
-                    .keep_fields(
-                        auth,
-                        schema,
-                        object_id,
-                        updates,
-                        &["session", "sessionId", "ACL"],
-                    )
+                    .member_write(auth, schema, ClassOperation::Update, object_id, updates)
                     .await
             }
             _ => Ok(()),
         }
+    }
+
+    /// The template's rules for a delete: a Message or Context is deleted only by a member
+    /// of its session (its ACL says which member).
+    pub(super) async fn template_delete(
+        &self,
+        auth: &Auth,
+        schema: &ClassSchema,
+        object_id: &str,
+    ) -> OpResult<()> {
+        if auth.master || !matches!(schema.class_name.as_str(), "Message" | "Context") {
+            return Ok(());
+        }
+        Rules { ops: self }
+            .member_write(auth, schema, ClassOperation::Delete, object_id, &[])
+            .await
     }
 
     /// Adds to `writes` what the template's rules make follow in the same transaction: when
@@ -602,26 +656,24 @@ impl Rules<'_> {
         auth: &Auth,
         object: &mut Object,
     ) -> OpResult<Map<String, Value>> {
-        let session_id = pointer_id(object.fields.get("session"), "ChatSession");
-        let given_id = object.fields.get("sessionId").and_then(Value::as_str);
-        if let (Some(session_id), Some(given_id)) = (session_id, given_id)
-            && session_id != given_id
-        {
-            return Err(OpError::parse(
-                Code::ValidationError,
-                "sessionId must be the objectId of session",
-            ));
-        }
-        let session_id = session_id
-            .or(given_id)
-            .ok_or_else(not_a_participant)?
-            .to_owned();
+        let session_id = context_session_id(object)?.ok_or_else(not_a_participant)?;
         let members = self.members_for(auth, &session_id).await?;
+        self.fill_context(object, &session_id, members).await
+    }
+
+    /// The rest of a new Context's rules once its session is known: one per session, its
+    /// `session` pointer, and its ACL unless the master gave one.
+    async fn fill_context(
+        &self,
+        object: &mut Object,
+        session_id: &str,
+        members: Members,
+    ) -> OpResult<Map<String, Value>> {
         // One Context per session: the server made it with the session.
         let schema = self.template_schema("Context")?;
         let session = Operand::Pointer {
             class_name: "ChatSession".to_owned(),
-            object_id: session_id.clone(),
+            object_id: session_id.to_owned(),
         };
         if self
             .load_one(&schema, equals(&schema, "session", session))
@@ -635,60 +687,113 @@ impl Rules<'_> {
         }
         let mut filled = Map::new();
         if is_unset(object.fields.get("session")) {
-            let session = pointer("ChatSession", &session_id);
+            let session = pointer("ChatSession", session_id);
             object.fields.insert("session".into(), session.clone());
             filled.insert("session".into(), session);
         }
-        let acl = members.context_acl();
-        filled.insert("ACL".into(), acl.to_json());
-        object.acl = Some(acl);
+        if object.acl.is_none() {
+            let acl = members.context_acl();
+            filled.insert("ACL".into(), acl.to_json());
+            object.acl = Some(acl);
+        }
         Ok(filled)
     }
 
-    /// The object as it stands if the caller may update it; `None` lets the write's own
-    /// guard answer `101`, so no rule here reveals an object the caller cannot write.
+    /// A ChatSession the master creates: its Context pointer (the Context itself follows in
+    /// the same transaction) and, unless the master gave one, the ACL a user's session gets.
+    fn master_create_session(&self, object: &mut Object) -> OpResult<Map<String, Value>> {
+        let mut filled = Map::new();
+        if is_unset(object.fields.get("context"))
+            && self.context_pointer_fits(&*self.template_schema("ChatSession")?)
+        {
+            let context = pointer("Context", &super::write::new_object_id());
+            object.fields.insert("context".into(), context.clone());
+            filled.insert("context".into(), context);
+        }
+        if object.acl.is_none() {
+            let acl = Members::of(object).session_acl();
+            filled.insert("ACL".into(), acl.to_json());
+            object.acl = Some(acl);
+        }
+        Ok(filled)
+    }
+
+    /// A Message the master (or a persona's reply) creates: its session must exist, and
+    /// unless the master gave an ACL it gets the one a member's message gets.
+    async fn master_create_message(&self, object: &mut Object) -> OpResult<Map<String, Value>> {
+        let session_id = pointer_id(object.fields.get("session"), "ChatSession")
+            .ok_or_else(|| missing_session("session"))?
+            .to_owned();
+        let members = self.stored_members(&session_id).await?;
+        let mut filled = Map::new();
+        if object.acl.is_none() {
+            let sender = pointer_id(object.fields.get("sender"), "_User");
+            let acl = members.message_acl(sender);
+            filled.insert("ACL".into(), acl.to_json());
+            object.acl = Some(acl);
+        }
+        Ok(filled)
+    }
+
+    /// A Context the master creates: the same rules as a member's, but no membership.
+    async fn master_create_context(&self, object: &mut Object) -> OpResult<Map<String, Value>> {
+        let session_id = context_session_id(object)?.ok_or_else(|| missing_session("sessionId"))?;
+        let members = self.stored_members(&session_id).await?;
+        self.fill_context(object, &session_id, members).await
+    }
+
+    /// The members of a stored session, read by the server; `142` if it does not exist.
+    async fn stored_members(&self, session_id: &str) -> OpResult<Members> {
+        let sessions = self.template_schema("ChatSession")?;
+        let session = self
+            .load_one(&sessions, id_is(&sessions, session_id))
+            .await?
+            .ok_or_else(|| missing_session("session"))?;
+        Ok(Members::of(&session))
+    }
+
+    /// The object as it stands if the caller may `operation` it (update or delete); `None`
+    /// lets the write's own guard answer `101`, so no rule here reveals an object the caller
+    /// cannot write.
     async fn writable(
         &self,
         auth: &Auth,
         schema: &ClassSchema,
+        operation: ClassOperation,
         object_id: &str,
     ) -> OpResult<Option<Object>> {
-        let Ok(clp) = check_class_permission(schema, ClassOperation::Update, auth) else {
+        let Ok(clp) = check_class_permission(schema, operation, auth) else {
             return Ok(None);
         };
         let filter = id_is(schema, object_id).and(clp).and(write_filter(auth));
         self.load_one(schema, filter).await
     }
 
-    /// Refuses (`119`) an update that would change one of `fields`.
-    async fn keep_fields(
+    /// A member's update or delete of a Message or Context: the caller must still belong to
+    /// the object's session, and an update must keep the fields that tie it to the session.
+    async fn member_write(
         &self,
         auth: &Auth,
         schema: &ClassSchema,
+        operation: ClassOperation,
         object_id: &str,
         updates: &[FieldUpdate],
-        fields: &[&str],
     ) -> OpResult<()> {
-        if !fields.iter().any(|field| touches(updates, field)) {
-            return Ok(());
-        }
-        let Some(current) = self.writable(auth, schema, object_id).await? else {
+        let Some(current) = self.writable(auth, schema, operation, object_id).await? else {
             return Ok(());
         };
-        for update in updates {
-            if !fields.contains(&update.field.as_str()) {
-                continue;
-            }
-            let before = current.get(&update.field);
-            let after = apply_at_path(before.as_ref(), &update.path, &update.op)?;
-            if after.filter(|value| !value.is_null()) != before.filter(|value| !value.is_null()) {
-                return Err(forbidden(format!(
-                    "{} of a {} cannot be changed.",
-                    update.field, schema.class_name
-                )));
-            }
-        }
-        Ok(())
+        let session_id = match schema.class_name.as_str() {
+            "Message" => pointer_id(current.fields.get("session"), "ChatSession"),
+            _ => pointer_id(current.fields.get("session"), "ChatSession")
+                .or_else(|| current.fields.get("sessionId").and_then(Value::as_str)),
+        };
+        self.members_for(auth, session_id.ok_or_else(not_a_participant)?)
+            .await?;
+        let kept: &[&str] = match schema.class_name.as_str() {
+            "Message" => &["session", "sender", "role", "ACL"],
+            _ => &["session", "sessionId", "ACL"],
+        };
+        keep_fields(&current, schema, updates, kept)
     }
 
     async fn update_session(
@@ -702,7 +807,10 @@ impl Rules<'_> {
         if !relevant.iter().any(|field| touches(updates, field)) {
             return Ok(());
         }
-        let Some(current) = self.writable(auth, schema, object_id).await? else {
+        let Some(current) = self
+            .writable(auth, schema, ClassOperation::Update, object_id)
+            .await?
+        else {
             return Ok(());
         };
         let mut members = Members::of(&current);
@@ -819,6 +927,54 @@ impl Rules<'_> {
         }
         Ok(writes)
     }
+}
+
+/// The session a new Context names, by its `session` pointer or its `sessionId` (which must
+/// agree when both are given).
+fn context_session_id(object: &Object) -> OpResult<Option<String>> {
+    let session_id = pointer_id(object.fields.get("session"), "ChatSession");
+    let given_id = object.fields.get("sessionId").and_then(Value::as_str);
+    if let (Some(session_id), Some(given_id)) = (session_id, given_id)
+        && session_id != given_id
+    {
+        return Err(OpError::parse(
+            Code::ValidationError,
+            "sessionId must be the objectId of session",
+        ));
+    }
+    Ok(session_id.or(given_id).map(str::to_owned))
+}
+
+/// What the master hears when a Message or Context names a session that does not exist
+/// (a member hears `119`, which does not reveal whether it exists).
+fn missing_session(field: &str) -> OpError {
+    OpError::parse(
+        Code::ValidationError,
+        format!("{field} must name an existing ChatSession."),
+    )
+}
+
+/// Refuses (`119`) an update that would change one of `fields` of `current`.
+fn keep_fields(
+    current: &Object,
+    schema: &ClassSchema,
+    updates: &[FieldUpdate],
+    fields: &[&str],
+) -> OpResult<()> {
+    for update in updates {
+        if !fields.contains(&update.field.as_str()) {
+            continue;
+        }
+        let before = current.get(&update.field);
+        let after = apply_at_path(before.as_ref(), &update.path, &update.op)?;
+        if after.filter(|value| !value.is_null()) != before.filter(|value| !value.is_null()) {
+            return Err(forbidden(format!(
+                "{} of a {} cannot be changed.",
+                update.field, schema.class_name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A Persona made by a user: `owner` is the creator (another owner is refused); without an

@@ -29,6 +29,10 @@ pub struct AccountConfig {
     pub lockout_duration: Duration,
     /// Log-in attempts allowed per client address per minute; 0: no limit.
     pub login_attempts_per_minute: u32,
+    /// Whether logged-in users find each other's public profiles ([`super::user_directory`]).
+    pub user_directory: bool,
+    /// Directory listings one user may request per minute; 0: no limit.
+    pub directory_searches_per_minute: u32,
 }
 
 impl Default for AccountConfig {
@@ -38,6 +42,8 @@ impl Default for AccountConfig {
             lockout_threshold: 5,
             lockout_duration: Duration::from_secs(300),
             login_attempts_per_minute: 60,
+            user_directory: true,
+            directory_searches_per_minute: 120,
         }
     }
 }

@@ -462,6 +462,7 @@ impl Operations {
             .get(class_name)
             .ok_or_else(Error::object_not_found)?;
         let clp_filter = check_class_permission(&schema, ClassOperation::Delete, auth)?;
+        self.template_delete(auth, &schema, object_id).await?;
         let guard = clp_filter.and(write_filter(auth));
         let write = Write::Delete {
             schema,

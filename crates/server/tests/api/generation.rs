@@ -404,6 +404,20 @@ async fn outsiders_are_refused() {
         .await
         .unwrap();
     assert_ne!(stream.status().as_u16(), 200);
+    // The reply the server wrote carries the members' ACL: eve neither finds nor edits it.
+    let found = server
+        .as_user(&eve, Method::GET, "/classes/Message", None)
+        .await;
+    assert_eq!(found.body["results"], json!([]), "{:?}", found.body);
+    let edit = server
+        .as_user(
+            &eve,
+            Method::PUT,
+            &format!("/classes/Message/{message_id}"),
+            Some(json!({"content": "defaced"})),
+        )
+        .await;
+    assert_eq!(edit.body["code"], 101, "{:?}", edit.body);
     assert_eq!(fake.requests().len(), 1, "nothing was generated for eve");
     assert_eq!(messages(&server, &session_id).await.len(), 2);
 }

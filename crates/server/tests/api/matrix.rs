@@ -130,16 +130,18 @@ const MATRIX: &[(Target, Op, [Expect; 6])] = &[
     (Target::RolePersona,   Op::Include("Probe", "rolePersona"), [I(false), I(false), I(false), I(true), I(true), I(true)]),
     (Target::RolePersona,   Op::Subquery("Probe", "rolePersona"), [R(0), R(0),     R(0),      R(1),     R(1),     R(1)]),
 
-    (Target::OtherUser,     Op::Get,                        [D(101),   D(101),   D(101),    D(101),   D(101),   OK]),
-    (Target::OtherUser,     Op::Find,                       [R(0),     R(0),     R(0),      R(0),     R(0),     R(1)]),
-    (Target::OtherUser,     Op::Count,                      [N(0),     N(0),     N(0),      N(0),     N(0),     N(1)]),
+    // The user directory: a logged-in caller finds other users (their public profile only,
+    // see users::the_directory_shows_public_profiles_only); subqueries stay on the ACL.
+    (Target::OtherUser,     Op::Get,                        [D(101),   OK,       OK,        OK,       OK,       OK]),
+    (Target::OtherUser,     Op::Find,                       [R(0),     R(1),     R(1),      R(1),     R(1),     R(1)]),
+    (Target::OtherUser,     Op::Count,                      [N(0),     N(1),     N(1),      N(1),     N(1),     N(1)]),
     (Target::OtherUser,     Op::Create,                     [OK,       OK,       OK,        OK,       OK,       OK]),
     (Target::OtherUser,     Op::Update,                     [D(206),   D(206),   D(206),    D(206),   D(206),   OK]),
     (Target::OtherUser,     Op::Delete,                     [D(206),   D(206),   D(206),    D(206),   D(206),   OK]),
-    (Target::OtherUser,     Op::Include("Probe", "user"),      [I(false), I(false), I(false), I(false), I(false), I(true)]),
+    (Target::OtherUser,     Op::Include("Probe", "user"),      [I(false), I(true), I(true),   I(true),  I(true),  I(true)]),
     (Target::OtherUser,     Op::Subquery("Probe", "user"),     [R(0),   R(0),     R(0),      R(0),     R(0),     R(1)]),
-    // P sent M: the sender is included for P (itself) and the master key only.
-    (Target::OtherUser,     Op::Include("Message", "sender"),  [D(101), R(0),     I(true),   I(false), R(0),     I(true)]),
+    // P sent M: every member sees who sent it.
+    (Target::OtherUser,     Op::Include("Message", "sender"),  [D(101), R(0),     I(true),   I(true),  R(0),     I(true)]),
 
     (Target::OwnUser,       Op::Get,                        [NA,       OK,       OK,        OK,       OK,       NA]),
     (Target::OwnUser,       Op::Find,                       [NA,       R(1),     R(1),      R(1),     R(1),     NA]),

@@ -1286,9 +1286,10 @@ async fn a_user_deletes_itself() {
 // ---------------------------------------------------------------------------------------
 // Reading users: private by default, email protected
 
-/// Item 41 and §5.2: users are private (owner-only ACL), so B's GET of A → 101 and B's find
-/// leaves A out; master sees A with `email`. Once A makes itself publicly readable, B sees
-/// A without `email` (protectedFields default), and A still sees its own email.
+/// Item 41 and §5.2: users are private (owner-only ACL): the public cannot read A, and B
+/// reads only A's public profile through the user directory (no email, no other field);
+/// master sees A with `email`. Once A makes itself publicly readable, B sees A without
+/// `email` (protectedFields default), and A still sees its own email.
 #[tokio::test]
 async fn users_are_private_and_email_is_protected() {
     let server = TestServer::new().await;
@@ -1299,19 +1300,29 @@ async fn users_are_private_and_email_is_protected() {
     let reply = server
         .as_user(&bob.token, Method::GET, &alice_path, None)
         .await;
-    assert_parse_error(&reply, 404, 101, Some("Object not found."));
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({"objectId": alice.id.clone(), "username": "alice"})
+    );
     let reply = server.public(Method::GET, &alice_path, None).await;
     assert_parse_error(&reply, 404, 101, None);
     let listed = server
-        .as_user(&bob.token, Method::GET, "/users", None)
+        .as_user(
+            &bob.token,
+            Method::GET,
+            &format!("/users{}", query_string(&[("order", json!("username"))])),
+            None,
+        )
         .await;
     assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
     assert_eq!(
-        ids(listed.body["results"].as_array().unwrap()),
-        vec![bob.id.clone()]
+        listed.body["results"],
+        json!([{"objectId": alice.id.clone(), "username": "alice"}, listed.body["results"][1].clone()])
     );
+    assert_eq!(listed.body["results"][1]["objectId"], bob.id.as_str());
     assert_eq!(
-        listed.body["results"][0]["email"],
+        listed.body["results"][1]["email"],
         bob.email.as_str(),
         "a user reads its own email"
     );
@@ -1648,7 +1659,7 @@ async fn anonymous_auth_data_signs_up_then_logs_in() {
         .await;
     assert_eq!(other.status, StatusCode::CREATED, "{:?}", other.body);
     assert_ne!(other.body["objectId"], id.as_str());
-    // The other user cannot see this one's authData.
+    // The other user sees this one's public profile only, never its authData.
     let reply = server
         .as_user(
             other.body["sessionToken"].as_str().unwrap(),
@@ -1657,7 +1668,8 @@ async fn anonymous_auth_data_signs_up_then_logs_in() {
             None,
         )
         .await;
-    assert_parse_error(&reply, 404, 101, None);
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert!(reply.body.get("authData").is_none(), "{:?}", reply.body);
 
     let unknown = server
         .public(
