@@ -169,9 +169,9 @@ pub fn default_max_connections(open_file_limit: u64) -> usize {
     limit.saturating_sub(reserve).max(1)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets every
-/// connection finish the request it is answering (idle ones close at once), and returns when
-/// the last one has closed. Upgraded WebSockets live on by themselves, as with `axum::serve`.
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, closes the
+/// connections that have no request in progress, lets the others finish the request they are
+/// answering, and returns when the last one has closed. Upgraded WebSockets live on by themselves, as with `axum::serve`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -245,6 +245,10 @@ pub async fn serve(
                     // Polling `conn` again arms the idle timer.
                     () = connection.became_idle.notified() => {}
                     _ = draining.changed(), if !shutting_down => {
+                        // No request in progress (idle, or headers still coming): close now.
+                        if connection.evict() {
+                            break;
+                        }
                         shutting_down = true;
                         conn.as_mut().graceful_shutdown();
                     }

@@ -420,3 +420,32 @@ async fn a_newcomer_gets_503_when_every_connection_is_busy() {
     }
     assert!(healthy, "a closed WebSocket makes room again");
 }
+
+/// A graceful stop does not wait for clients that have no request in progress: a half-sent
+/// header and an idle keep-alive connection are closed at once.
+#[tokio::test]
+async fn stopping_closes_waiting_connections_at_once() {
+    let server = TestServer::new().await;
+    let mut half_sent = connect(&server).await;
+    half_sent
+        .write_all(b"GET /parse/health HTTP/1.1\r\nHost: lo")
+        .await
+        .unwrap();
+    let mut idle = connect(&server).await;
+    idle.write_all(b"GET /parse/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, head, _) = read_answer(&mut idle, Duration::from_secs(5)).await;
+    assert_eq!(status, 200, "{head}");
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), server.stop())
+        .await
+        .expect("the server stops without waiting for the header timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    read_until_closed(&mut half_sent, Duration::from_secs(1)).await;
+    read_until_closed(&mut idle, Duration::from_secs(1)).await;
+}
