@@ -3,8 +3,10 @@
 //!
 //! `axum::serve` waits on a client for ever and retries a failing `accept` every second, so a
 //! few hundred slow or idle sockets could hold every descriptor the process has. Here each
-//! connection is an HTTP/1 hyper connection over a [`WatchedStream`] that knows which phase
-//! the connection is in, and each phase has its own rule:
+//! connection is an HTTP/1 hyper connection over a [`WatchedStream`] that tracks which phase
+//! the connection is in; a sweeper closes the connections whose phase has lasted too long
+//! (one scan a fraction of a second apart rather than a timer per connection, which would be
+//! reset on every request), and each phase has its own rule:
 //!
 //! - **headers**: a request's headers must be complete within `header_read_timeout` of the
 //!   connection's start or of the request's first byte, else the connection is dropped;
@@ -83,6 +85,11 @@ impl Default for ConnectionLimits {
 /// chunk received extends the deadline by its share (Apache's `mod_reqtimeout` `MinRate`), so
 /// a large upload at a modest rate finishes while a trickle of bytes earns nothing.
 pub const MIN_BODY_RATE: u64 = 16 * 1024;
+
+/// How often the sweeper looks for timed-out connections, at most and at least: a quarter of
+/// the shortest timeout between these bounds, so a timeout fires at most a quarter late.
+const SWEEP_MIN: Duration = Duration::from_millis(100);
+const SWEEP_MAX: Duration = Duration::from_secs(1);
 
 /// How long a refused connection (`503`) is given to take its answer before it is closed.
 const REFUSAL_GRACE: Duration = Duration::from_secs(1);
@@ -188,6 +195,7 @@ pub async fn serve(
     builder.keep_alive(true);
     let mut accept_warning = RateLimitedWarning::default();
     let mut capacity_warning = RateLimitedWarning::default();
+    let sweeper = tokio::spawn(sweep(registry.clone(), limits));
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -216,8 +224,6 @@ pub async fn serve(
         let io = TokioIo::new(WatchedStream {
             stream,
             connection: connection.clone(),
-            limits,
-            timer: None,
             _slot: slot,
         });
         let service = ConnectionService {
@@ -240,13 +246,12 @@ pub async fn serve(
                         }
                         break;
                     }
-                    // Dropping the connection closes its socket: it had no request in progress.
-                    () = connection.evicted.notified() => break,
-                    // Polling `conn` again arms the idle timer.
-                    () = connection.became_idle.notified() => {}
+                    // Timed out or evicted; dropping the connection closes its socket: it had
+                    // no request in progress.
+                    () = connection.closing.notified() => break,
                     _ = draining.changed(), if !shutting_down => {
                         // No request in progress (idle, or headers still coming): close now.
-                        if connection.evict() {
+                        if connection.close_if_waiting() {
                             break;
                         }
                         shutting_down = true;
@@ -261,6 +266,19 @@ pub async fn serve(
     let _ = draining_tx.send(true);
     drop(closed_rx);
     closed_tx.closed().await;
+    sweeper.abort();
+}
+
+/// Closes, again and again, the connections whose phase has outlived its timeout.
+async fn sweep(registry: Arc<Registry>, limits: ConnectionLimits) {
+    let every =
+        (limits.header_read_timeout.min(limits.idle_timeout) / 4).clamp(SWEEP_MIN, SWEEP_MAX);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        registry.close_expired(&limits, Instant::now());
+    }
 }
 
 /// After a failed `accept`: nothing for a connection that died before it was accepted; for a
@@ -359,18 +377,15 @@ enum Phase {
     Busy,
     /// Handed over to a WebSocket.
     Upgraded,
-    /// Closed to make room for a newer connection.
-    Evicted,
+    /// Timed out, or closed to make room for a newer connection.
+    Closing,
 }
 
 /// One open connection's phase, shared by its socket, its service and the registry.
 struct Connection {
     phase: Mutex<Phase>,
-    /// Woken when the registry evicts this connection.
-    evicted: Notify,
-    /// Woken when an answer ends: the socket was last polled while busy, with no deadline, so
-    /// hyper must poll it again for the idle timer to be armed.
-    became_idle: Notify,
+    /// Woken when the connection is to be closed (timed out, evicted, or idle at shutdown).
+    closing: Notify,
 }
 
 impl Connection {
@@ -404,7 +419,6 @@ impl Connection {
         let mut phase = self.phase();
         if let Phase::Busy = *phase {
             *phase = Phase::Idle(now);
-            self.became_idle.notify_one();
         }
     }
 
@@ -415,13 +429,20 @@ impl Connection {
         }
     }
 
-    /// When the connection times out in its current phase; `None`: it does not.
-    fn deadline(&self, limits: &ConnectionLimits) -> Option<Instant> {
-        match *self.phase() {
-            Phase::Headers(since) => Some(since + limits.header_read_timeout),
-            Phase::Idle(since) => Some(since + limits.idle_timeout),
-            Phase::Busy | Phase::Upgraded | Phase::Evicted => None,
+    /// Closes the connection if its phase has outlived its timeout at `now`.
+    fn close_if_expired(&self, limits: &ConnectionLimits, now: Instant) -> bool {
+        let mut phase = self.phase();
+        let deadline = match *phase {
+            Phase::Headers(since) => since + limits.header_read_timeout,
+            Phase::Idle(since) => since + limits.idle_timeout,
+            Phase::Busy | Phase::Upgraded | Phase::Closing => return false,
+        };
+        if now < deadline {
+            return false;
         }
+        *phase = Phase::Closing;
+        self.closing.notify_one();
+        true
     }
 
     /// Since when the connection has been waiting for a request, if it has no request in
@@ -429,16 +450,16 @@ impl Connection {
     fn waiting_since(&self) -> Option<Instant> {
         match *self.phase() {
             Phase::Headers(since) | Phase::Idle(since) => Some(since),
-            Phase::Busy | Phase::Upgraded | Phase::Evicted => None,
+            Phase::Busy | Phase::Upgraded | Phase::Closing => None,
         }
     }
 
-    /// Marks the connection evicted, if it is still waiting, and wakes its task to close it.
-    fn evict(&self) -> bool {
+    /// Closes the connection if it is waiting for a request (no request in progress).
+    fn close_if_waiting(&self) -> bool {
         let mut phase = self.phase();
         if let Phase::Headers(_) | Phase::Idle(_) = *phase {
-            *phase = Phase::Evicted;
-            self.evicted.notify_one();
+            *phase = Phase::Closing;
+            self.closing.notify_one();
             return true;
         }
         false
@@ -461,8 +482,7 @@ impl Registry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let connection = Arc::new(Connection {
             phase: Mutex::new(Phase::Headers(Instant::now())),
-            evicted: Notify::new(),
-            became_idle: Notify::new(),
+            closing: Notify::new(),
         });
         self.open().insert(id, connection.clone());
         let slot = Slot {
@@ -476,6 +496,12 @@ impl Registry {
         self.open().len()
     }
 
+    fn close_expired(&self, limits: &ConnectionLimits, now: Instant) {
+        for connection in self.open().values() {
+            connection.close_if_expired(limits, now);
+        }
+    }
+
     /// Evicts the connection that has waited longest without a request in progress; `false`
     /// when every connection is busy or upgraded.
     fn evict_oldest_waiting(&self) -> bool {
@@ -487,7 +513,7 @@ impl Registry {
                 .min_by_key(|(since, _)| *since);
             match oldest {
                 None => return false,
-                Some((_, connection)) if connection.evict() => return true,
+                Some((_, connection)) if connection.close_if_waiting() => return true,
                 // It began a request since it was looked at, so it is not picked again.
                 Some(_) => continue,
             }
@@ -508,68 +534,12 @@ impl Drop for Slot {
     }
 }
 
-/// A client socket that fails with `TimedOut` once its connection outlives the timeout of
-/// its phase, and moves the phase along as bytes arrive (a request begins) or leave (an
-/// answer is still being taken).
+/// A client socket that moves its connection's phase along as bytes arrive (a request
+/// begins after an idle spell) or leave (an answer is still being taken).
 struct WatchedStream {
     stream: TcpStream,
     connection: Arc<Connection>,
-    limits: ConnectionLimits,
-    /// Armed at the current phase's deadline whenever the socket has to wait, so the
-    /// connection's task wakes when it expires.
-    timer: Option<Pin<Box<Sleep>>>,
     _slot: Slot,
-}
-
-impl WatchedStream {
-    /// `Err(TimedOut)` when the current phase's deadline has passed; otherwise the timer is
-    /// armed at it (with this task's waker).
-    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        let Some(deadline) = self.connection.deadline(&self.limits) else {
-            return Ok(());
-        };
-        let timer = match &mut self.timer {
-            Some(timer) => {
-                if timer.deadline() != deadline {
-                    timer.as_mut().reset(deadline);
-                }
-                timer
-            }
-            None => self
-                .timer
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
-        match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client took too long",
-            )),
-            Poll::Pending => Ok(()),
-        }
-    }
-
-    /// A write's outcome, with the phase told about progress and a wait checked against the
-    /// deadline.
-    fn after_write<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        poll: Poll<io::Result<T>>,
-        progressed: impl FnOnce(&T) -> bool,
-    ) -> Poll<io::Result<T>> {
-        match poll {
-            Poll::Ready(Ok(value)) => {
-                if progressed(&value) {
-                    self.connection.wrote_some(Instant::now());
-                }
-                Poll::Ready(Ok(value))
-            }
-            Poll::Pending => match self.poll_deadline(cx) {
-                Ok(()) => Poll::Pending,
-                Err(error) => Poll::Ready(Err(error)),
-            },
-            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
-        }
-    }
 }
 
 impl AsyncRead for WatchedStream {
@@ -580,19 +550,13 @@ impl AsyncRead for WatchedStream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
-                    this.connection.read_some(Instant::now());
-                }
-                Poll::Ready(Ok(()))
-            }
-            Poll::Pending => match this.poll_deadline(cx) {
-                Ok(()) => Poll::Pending,
-                Err(error) => Poll::Ready(Err(error)),
-            },
-            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+        let poll = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll
+            && buf.filled().len() > before
+        {
+            this.connection.read_some(Instant::now());
         }
+        poll
     }
 }
 
@@ -604,7 +568,12 @@ impl AsyncWrite for WatchedStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
-        this.after_write(cx, poll, |written| *written > 0)
+        if let Poll::Ready(Ok(written)) = poll
+            && written > 0
+        {
+            this.connection.wrote_some(Instant::now());
+        }
+        poll
     }
 
     fn poll_write_vectored(
@@ -614,7 +583,12 @@ impl AsyncWrite for WatchedStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        this.after_write(cx, poll, |written| *written > 0)
+        if let Poll::Ready(Ok(written)) = poll
+            && written > 0
+        {
+            this.connection.wrote_some(Instant::now());
+        }
+        poll
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -622,9 +596,7 @@ impl AsyncWrite for WatchedStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.stream).poll_flush(cx);
-        this.after_write(cx, poll, |_| false)
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -827,6 +799,44 @@ mod tests {
         assert_eq!(limit.rlim_cur, after);
     }
 
+    /// Each phase has its own timeout; a request in progress and a WebSocket have none.
+    #[tokio::test]
+    async fn a_connection_times_out_only_while_waiting_for_its_client() {
+        let limits = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            ..ConnectionLimits::default()
+        };
+        let registry = Arc::new(Registry::default());
+        let start = Instant::now();
+        let (connection, _slot) = registry.register();
+        let later = |seconds| start + Duration::from_secs(seconds);
+        assert!(!connection.close_if_expired(&limits, later(9)));
+        connection.begin_request();
+        assert!(!connection.close_if_expired(&limits, later(3600)), "busy");
+        connection.end_request(later(100));
+        assert!(!connection.close_if_expired(&limits, later(159)));
+        connection.wrote_some(later(150));
+        assert!(
+            !connection.close_if_expired(&limits, later(209)),
+            "still taking its answer"
+        );
+        connection.read_some(later(209));
+        assert!(!connection.close_if_expired(&limits, later(218)));
+        assert!(
+            connection.close_if_expired(&limits, later(219)),
+            "headers took 10 s"
+        );
+        assert!(matches!(*connection.phase(), Phase::Closing));
+
+        let (upgraded, _slot) = registry.register();
+        upgraded.begin_request();
+        upgraded.upgrade();
+        upgraded.end_request(later(1));
+        assert!(!upgraded.close_if_expired(&limits, later(3600)));
+        assert!(!upgraded.close_if_waiting());
+    }
+
     /// A waiting connection is displaced oldest first; busy and upgraded ones never are.
     #[tokio::test]
     async fn eviction_takes_the_longest_waiting_connection() {
@@ -839,10 +849,10 @@ mod tests {
         let (newer, newer_slot) = registry.register();
         assert_eq!(registry.len(), 3);
         assert!(registry.evict_oldest_waiting());
-        assert!(matches!(*older.phase(), Phase::Evicted));
+        assert!(matches!(*older.phase(), Phase::Closing));
         assert!(matches!(*busy.phase(), Phase::Busy));
         assert!(registry.evict_oldest_waiting());
-        assert!(matches!(*newer.phase(), Phase::Evicted));
+        assert!(matches!(*newer.phase(), Phase::Closing));
         assert!(!registry.evict_oldest_waiting(), "only busy ones are left");
         drop(newer_slot);
         assert_eq!(registry.len(), 2);
