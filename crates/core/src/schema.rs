@@ -273,8 +273,8 @@ pub fn is_valid_field_name(name: &str) -> bool {
         && name.len() <= 128
 }
 
-/// Classes whose names start with `_` and which the server knows.
-pub const SYSTEM_CLASSES: [&str; 11] = [
+/// Classes whose names start with `_` and which clients may name.
+pub const SYSTEM_CLASSES: [&str; 9] = [
     "_User",
     "_Role",
     "_Session",
@@ -284,9 +284,17 @@ pub const SYSTEM_CLASSES: [&str; 11] = [
     "_JobStatus",
     "_JobSchedule",
     "_Audience",
-    "_Idempotency",
-    "_GlobalConfig",
 ];
+
+/// The server's own bookkeeping (`/config`'s parameters, `X-Parse-Request-Id` claims): stored
+/// as classes so that every instance sharing the database and `parlor export` see them, but
+/// not valid class names for clients, so no client (master key included) can create, list,
+/// read or write them except through the endpoints that own them.
+pub const INTERNAL_CLASSES: [&str; 2] = ["_GlobalConfig", "_Idempotency"];
+
+pub fn is_internal_class(name: &str) -> bool {
+    INTERNAL_CLASSES.contains(&name)
+}
 
 fn system_fields(class_name: &str) -> Vec<(&'static str, FieldType)> {
     match class_name {

@@ -110,6 +110,16 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_IDEMPOTENCY_TTL")]
     pub idempotency_ttl: Option<u64>,
 
+    /// Serve Prometheus metrics at `GET /metrics` on the main port, to the addresses of
+    /// --master-key-ips only [default: false].
+    #[arg(long, env = "PARLOR_METRICS")]
+    pub metrics: Option<bool>,
+
+    /// Serve Prometheus metrics at `GET /metrics` on a port of their own (e.g.
+    /// `127.0.0.1:9464`), to anyone who reaches it [default: none].
+    #[arg(long, env = "PARLOR_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+
     /// How long a session lasts, in seconds [default: 31536000 (1 year)].
     #[arg(long, env = "PARLOR_SESSION_LENGTH")]
     pub session_length: Option<u64>,
@@ -294,6 +304,8 @@ pub struct Config {
     pub allow_custom_object_id: bool,
     pub idempotency_paths: Vec<String>,
     pub idempotency_ttl: u64,
+    pub metrics: bool,
+    pub metrics_addr: Option<String>,
     pub database_readers: u32,
     pub session_length: u64,
     pub account_lockout_threshold: u32,
@@ -358,6 +370,8 @@ impl ServeOptions {
             allow_custom_object_id: options.allow_custom_object_id.unwrap_or(false),
             idempotency_paths: options.idempotency_paths.unwrap_or_default(),
             idempotency_ttl: options.idempotency_ttl.unwrap_or(300),
+            metrics: options.metrics.unwrap_or(false),
+            metrics_addr: options.metrics_addr.filter(|addr| !addr.trim().is_empty()),
             database_readers: options.database_readers.unwrap_or(4).max(1),
             session_length: options.session_length.unwrap_or(31_536_000).max(1),
             account_lockout_threshold: options.account_lockout_threshold.unwrap_or(5),
@@ -430,6 +444,8 @@ impl ServeOptions {
             allow_custom_object_id: self.allow_custom_object_id.or(other.allow_custom_object_id),
             idempotency_paths: self.idempotency_paths.or(other.idempotency_paths),
             idempotency_ttl: self.idempotency_ttl.or(other.idempotency_ttl),
+            metrics: self.metrics.or(other.metrics),
+            metrics_addr: self.metrics_addr.or(other.metrics_addr),
             database_readers: self.database_readers.or(other.database_readers),
             pubsub: self.pubsub.or(other.pubsub),
             live_query_classes: self.live_query_classes.or(other.live_query_classes),

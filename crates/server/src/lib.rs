@@ -17,6 +17,7 @@ pub mod config;
 pub mod http;
 pub mod live;
 pub mod mail;
+pub mod metrics;
 pub mod operation;
 pub mod relay;
 pub mod schema_doc;
@@ -103,7 +104,12 @@ fn take_max_connections(url: &str) -> anyhow::Result<(String, Option<u32>)> {
 
 /// Opens the store, loads the schema cache and creates the template's classes on first start.
 pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Result<Operations> {
-    let store = open_store(config).await?;
+    let mut store = open_store(config).await?;
+    let metrics = (config.metrics || config.metrics_addr.is_some())
+        .then(|| Arc::new(metrics::Metrics::new()));
+    if let Some(metrics) = &metrics {
+        store = metrics::store::MeteredStore::wrap(store, Arc::clone(metrics));
+    }
     let schemas = store.load_schemas().await.context("loading schemas")?;
     let operation_config = OperationConfig {
         max_limit: config.max_limit,
@@ -123,6 +129,9 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
         },
     };
     let mut operations = Operations::new(store, SchemaCache::new(schemas), operation_config);
+    if let Some(metrics) = metrics {
+        operations = operations.with_metrics(metrics);
+    }
     if let Some(url) = &config.smtp_url {
         let mailer = mail::SmtpMailer::from_url(url, &config.mail_from)
             .map_err(|error| anyhow::anyhow!("{error}"))?;
@@ -284,12 +293,21 @@ pub async fn run(
         max_body_bytes: config.max_body_bytes,
         idempotency_paths,
         idempotency_ttl_seconds: config.idempotency_ttl,
+        metrics_route: config.metrics,
     };
     let store = operations.store.clone();
     let state = AppState {
         operations,
         config: Arc::new(http_config),
         live: Arc::new(live::Hub::new(config.live.clone())),
+    };
+    let metrics_server = match &config.metrics_addr {
+        Some(address) => Some(
+            http::observe::serve_on(address, state.clone(), config.connections)
+                .await
+                .with_context(|| format!("serving metrics on {address}"))?,
+        ),
+        None => None,
     };
     let app = http::router(state);
     let max_connections = connection_cap(&config);
@@ -301,6 +319,9 @@ pub async fn run(
     http::serve::serve(listener, app, config.connections, max_connections, shutdown).await;
     if let Some(sweeper) = sweeper {
         sweeper.abort();
+    }
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
     }
     store.close().await;
     println!("Parlor stopped");

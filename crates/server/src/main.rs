@@ -87,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let config = options.resolve()?;
             let operations = parlor_server::open_operations(&config, String::new()).await?;
-            let schemas = operations.schemas.all();
+            let schemas = operations.schemas.all_visible();
             let refs: Vec<_> = schemas.iter().map(|schema| schema.as_ref()).collect();
             // A closed pipe (`parlor schema | head`) is not an error worth a panic.
             let mut stdout = std::io::stdout().lock();

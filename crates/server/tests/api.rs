@@ -80,5 +80,8 @@ mod chat_rules;
 #[path = "api/directory.rs"]
 mod directory;
 
+#[path = "api/metrics.rs"]
+mod metrics;
+
 #[path = "api/connections.rs"]
 mod connections;

@@ -175,6 +175,22 @@ pub trait Store: Send + Sync + 'static {
         false
     }
 
+    /// How busy the backend is now, for `/metrics`.
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+
     /// Finishes pending writes and closes connections.
     async fn close(&self);
+}
+
+/// A backend's load at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Transactions waiting for the writer (SQLite's single writer thread).
+    pub writer_queue: u64,
+    /// Connections busy with a query.
+    pub connections_in_use: u64,
+    /// Connections open.
+    pub connections: u64,
 }

@@ -56,7 +56,9 @@ const SUMMARY_MAX_TOKENS: u32 = 512;
 /// while one runs is dropped, not queued.
 static SUMMARIZING: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Mutex::default);
 
-/// Builds the request for `persona`'s next reply in `session` (see the module docs).
+/// Builds the request for `persona`'s next reply in `session` (see the module docs). With
+/// `history_before`, the history ends just before that message: a regenerated answer sees
+/// the conversation as the answer it replaces saw it, not that answer nor what came after.
 pub async fn build_request(
     operations: &Operations,
     session: &Object,
@@ -64,6 +66,7 @@ pub async fn build_request(
     model: &str,
     max_output_tokens: u32,
     context_window: u32,
+    history_before: Option<&Object>,
 ) -> OpResult<ChatRequest> {
     let session_id = session.object_id.as_str();
     let context = load_context(operations, session).await?;
@@ -76,7 +79,7 @@ pub async fn build_request(
         .saturating_sub(max_output_tokens as usize)
         .saturating_sub(count(&system) + tokens::TOKENS_PER_MESSAGE);
 
-    let newest_first = recent_messages(operations, session_id).await?;
+    let newest_first = recent_messages(operations, session_id, history_before).await?;
     // A full read means older messages exist beyond it, whether or not the ones read fit.
     let read_all = (newest_first.len() as u64) < HISTORY_LIMIT;
     let oldest_read = newest_first.last().cloned();
@@ -266,18 +269,42 @@ fn created_at(cond: Cond) -> Filter {
     }
 }
 
-/// The session's newest messages, newest first, at most [`HISTORY_LIMIT`].
-async fn recent_messages(operations: &Operations, session_id: &str) -> OpResult<Vec<Object>> {
+/// The session's newest messages (older than `before`, in `(createdAt, objectId)` order,
+/// when given), newest first, at most [`HISTORY_LIMIT`].
+async fn recent_messages(
+    operations: &Operations,
+    session_id: &str,
+    before: Option<&Object>,
+) -> OpResult<Vec<Object>> {
     let Some(schema) = operations.schemas.get("Message") else {
         return Ok(Vec::new());
     };
+    let mut filter = in_session(operations, "Message", session_id);
+    if let Some(before) = before {
+        let created = Operand::Date(before.created_at.clone());
+        let object_id = || FieldRef {
+            field: "objectId".to_owned(),
+            path: Vec::new(),
+            field_type: Some(FieldType::String),
+        };
+        filter = filter.and(Filter::Or(vec![
+            created_at(Cond::Lt(created.clone())),
+            Filter::And(vec![
+                created_at(Cond::Eq(created)),
+                Filter::Cond {
+                    field: object_id(),
+                    cond: Cond::Lt(Operand::String(before.object_id.clone())),
+                },
+            ]),
+        ]));
+    }
     let query = FindQuery {
         order: vec![
             sort_key("createdAt", FieldType::Date, true),
             sort_key("objectId", FieldType::String, true),
         ],
         limit: Some(HISTORY_LIMIT),
-        ..FindQuery::filter(in_session(operations, "Message", session_id))
+        ..FindQuery::filter(filter)
     };
     Ok(operations.store.find(&schema, &query).await?)
 }
@@ -448,8 +475,14 @@ fn spawn_summary(operations: &Operations, session_id: &str) {
     let operations = operations.clone();
     let session_id = session_id.to_owned();
     tokio::spawn(async move {
-        if let Err(error) = summarize_session(&operations, &session_id).await {
-            tracing::warn!(session = %session_id, %error, "summarising the session failed");
+        match summarize_session(&operations, &session_id).await {
+            Err(error) => {
+                tracing::warn!(session = %session_id, %error, "summarising the session failed");
+            }
+            Ok(Summarized::Skipped(reason)) => {
+                tracing::debug!(session = %session_id, reason, "no summary written");
+            }
+            Ok(Summarized::Written(_)) => {}
         }
         if let Ok(mut running) = SUMMARIZING.lock() {
             running.remove(&session_id);
@@ -469,18 +502,17 @@ fn summary_error(message: impl Into<std::borrow::Cow<'static, str>>) -> OpError 
 ///
 /// The server calls it in the background when a prompt had to leave turns out; the
 /// `summarizeSession` cloud function calls it on demand (after checking membership).
-pub async fn summarize_session(
-    operations: &Operations,
-    session_id: &str,
-) -> OpResult<Option<String>> {
+pub async fn summarize_session(operations: &Operations, session_id: &str) -> OpResult<Summarized> {
     let session = crate::ai::generation::load_object(operations, "ChatSession", session_id)
         .await?
         .ok_or_else(|| OpError::from(Error::new(Code::ObjectNotFound, "Object not found.")))?;
     let Some(context) = load_context(operations, &session).await? else {
-        return Ok(None);
+        return Ok(Summarized::Skipped(
+            "this session has no Context to keep a summary in".to_owned(),
+        ));
     };
     let Some(schema) = operations.schemas.get("Message") else {
-        return Ok(None);
+        return Ok(Summarized::Skipped("there are no messages".to_owned()));
     };
     let mut filter = vec![in_session(operations, "Message", session_id)];
     if let Some((_, created_at)) = watermark(&context) {
@@ -505,7 +537,12 @@ pub async fn summarize_session(
     });
     let take = messages.len().saturating_sub(SUMMARY_KEEPS);
     if take < SUMMARY_MIN_TURNS {
-        return Ok(None);
+        return Ok(Summarized::Skipped(format!(
+            "too little to summarise: {} turns since the last summary; the newest \
+             {SUMMARY_KEEPS} are always kept as they are, and at least {SUMMARY_MIN_TURNS} \
+             older ones are needed",
+            messages.len()
+        )));
     }
     messages.truncate(take);
 
@@ -545,7 +582,9 @@ pub async fn summarize_session(
         last = Some(message);
     }
     let Some(last) = last else {
-        return Ok(None);
+        return Ok(Summarized::Skipped(
+            "the turns to summarise do not fit the model's window".to_owned(),
+        ));
     };
     let mut prompt = String::new();
     if !previous.is_empty() {
@@ -591,7 +630,16 @@ pub async fn summarize_session(
         .plan_update(&Auth::master(), "Context", &context.object_id, &body)
         .await?;
     operations.commit_one(plan).await?;
-    Ok(Some(summary))
+    Ok(Summarized::Written(summary))
+}
+
+/// What a summary run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Summarized {
+    /// The new summary, stored in the Context.
+    Written(String),
+    /// Why nothing was summarised.
+    Skipped(String),
 }
 
 fn created_at_after(iso: &str) -> Filter {

@@ -1,9 +1,10 @@
-//! The cloud functions of the AI template (`POST {mount}/functions/<name>`):
-//! `generate`, `cancelGeneration`, `regenerate` and `searchContext`.
+//! The cloud functions of the AI template (`POST {mount}/functions/<name>`): `generate`,
+//! `cancelGeneration`, `regenerate`, `searchContext` and `summarizeSession`.
 //!
 //! Each one first reads the session (and the message) with the caller's own rights, through
-//! the read path: the ChatSession CLP lets only its owner and participants read it, so anyone
-//! else is refused before anything changes. Limits are checked before a message is created,
+//! the read path, and checks membership ([`member_session`]): only the session's owner and
+//! participants (or the master key) get past it, and everyone else hears the same `101`
+//! before anything changes. Limits are checked before a message is created,
 //! so a refused `generate` leaves nothing behind.
 
 use std::sync::Arc;
@@ -12,9 +13,20 @@ use parlor_core::object::Object;
 use parlor_core::{Code, Error};
 use serde_json::{Map, Value, json};
 
+use crate::ai::context::Summarized;
 use crate::ai::generation::{self, Generator, Job, load_object, pointer_id};
 use crate::ai::search;
+use crate::operation::template_rules::is_session_member;
 use crate::operation::{Auth, GetRequest, OpError, OpResult, Operations};
+
+/// The functions [`call`] runs.
+pub const NAMES: [&str; 5] = [
+    "generate",
+    "cancelGeneration",
+    "regenerate",
+    "searchContext",
+    "summarizeSession",
+];
 
 /// Runs the cloud function `name`; its `result`.
 pub async fn call(
@@ -53,9 +65,10 @@ fn generator(operations: &Operations) -> OpResult<Arc<Generator>> {
         .ok_or_else(|| failed("AI generation is not enabled on this server"))
 }
 
-/// The session as stored, once the caller has shown it may read it (owner, participant or
-/// master key); a session the caller may not read is "not found", as for a GET.
-async fn readable_session(
+/// The session as stored, once the caller has shown it is a member (owner or participant)
+/// or the master key. Every function answers anyone else alike — "not found" (`101`), as a
+/// GET of the session does — whether the session exists or not.
+async fn member_session(
     operations: &Operations,
     auth: &Auth,
     session_id: &str,
@@ -70,9 +83,19 @@ async fn readable_session(
     operations
         .get(auth, "ChatSession", session_id, GetRequest::default())
         .await?;
-    load_object(operations, "ChatSession", session_id)
+    let session = load_object(operations, "ChatSession", session_id)
         .await?
-        .ok_or_else(|| Error::object_not_found().into())
+        .ok_or_else(Error::object_not_found)?;
+    let member = auth.master
+        || auth
+            .user_id
+            .as_deref()
+            .is_some_and(|user_id| is_session_member(&session, user_id));
+    if member {
+        Ok(session)
+    } else {
+        Err(Error::object_not_found().into())
+    }
 }
 
 /// The message's JSON as the caller reads it, and the session it belongs to.
@@ -87,7 +110,7 @@ async fn readable_message(
     let session_id = pointer_id(message.get("session"), "ChatSession")
         .ok_or_else(Error::object_not_found)?
         .to_owned();
-    let session = readable_session(operations, auth, &session_id).await?;
+    let session = member_session(operations, auth, &session_id).await?;
     Ok((message, session))
 }
 
@@ -116,7 +139,7 @@ async fn generate(
 ) -> OpResult<Value> {
     let generator = generator(operations)?;
     let session_id = text_param(params, "sessionId")?;
-    let session = readable_session(operations, auth, session_id).await?;
+    let session = member_session(operations, auth, session_id).await?;
     let personas = generation::session_personas(operations, &session).await?;
     let persona = match params.get("personaId").and_then(Value::as_str) {
         Some(persona_id) => personas
@@ -127,7 +150,13 @@ async fn generate(
             let round_robin =
                 session.fields.get("policy").and_then(Value::as_str) == Some("round_robin");
             let chosen = if round_robin {
-                generation::policy::next_in_turn(operations, &session, personas).await?
+                generation::policy::next_in_turn(
+                    operations,
+                    &session,
+                    personas,
+                    generator.chosen_last(&session.object_id),
+                )
+                .await?
             } else {
                 personas.into_iter().next()
             };
@@ -141,6 +170,7 @@ async fn generate(
         persona,
         user,
         parent: None,
+        message_id: None,
     };
     let (message_id, _) = generator.launch(operations, job, Ok(slot)).await?;
     Ok(json!({"messageId": message_id}))
@@ -148,16 +178,20 @@ async fn generate(
 
 /// `summarizeSession {sessionId}` → `{summary}`: folds the session's older turns into its
 /// Context's `summary` now (it also happens in the background when history outgrows the
-/// window); `summary` is `null` when there was too little new to summarise.
+/// window); `{summary: null, reason}` says why nothing was summarised.
 async fn summarize_session(
     operations: &Operations,
     auth: &Auth,
     params: &Map<String, Value>,
 ) -> OpResult<Value> {
     let session_id = text_param(params, "sessionId")?;
-    search::session_for_member(operations, auth, session_id).await?;
-    let summary = crate::ai::context::summarize_session(operations, session_id).await?;
-    Ok(json!({"summary": summary}))
+    member_session(operations, auth, session_id).await?;
+    Ok(
+        match crate::ai::context::summarize_session(operations, session_id).await? {
+            Summarized::Written(summary) => json!({"summary": summary}),
+            Summarized::Skipped(reason) => json!({"summary": null, "reason": reason}),
+        },
+    )
 }
 
 /// `cancelGeneration {messageId}` → the message: stops the reply (and its upstream request).
@@ -207,6 +241,7 @@ async fn regenerate(
         persona,
         user,
         parent: Some(message_id.to_owned()),
+        message_id: None,
     };
     let (new_id, _) = generator.launch(operations, job, Ok(slot)).await?;
     Ok(json!({"messageId": new_id}))
@@ -224,7 +259,7 @@ async fn search_context(
         .get("limit")
         .and_then(Value::as_u64)
         .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
-    readable_session(operations, auth, session_id).await?;
-    let hits = search::search_context(operations, auth, session_id, query, limit).await?;
+    let session = member_session(operations, auth, session_id).await?;
+    let hits = search::search_context(operations, auth, &session, query, limit).await?;
     Ok(Value::Array(hits))
 }

@@ -135,6 +135,8 @@ struct Answer {
     model: String,
     first_token_ms: Option<u64>,
     usage: Option<Value>,
+    /// The kind of provider failure that ended it, for the metrics.
+    provider_failure: Option<&'static str>,
 }
 
 impl Answer {
@@ -146,6 +148,7 @@ impl Answer {
             model: String::new(),
             first_token_ms: None,
             usage: None,
+            provider_failure: None,
         }
     }
 }
@@ -159,6 +162,8 @@ pub struct Job {
     pub user: Option<String>,
     /// The message this one regenerates.
     pub parent: Option<String>,
+    /// The objectId the reply gets (chosen in advance when a create's answer names it).
+    pub message_id: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -231,6 +236,20 @@ pub struct Generator {
     /// another, in commit order, each seeing the replies before it.
     turns: Mutex<HashMap<String, (u64, watch::Receiver<bool>)>>,
     next_turn: std::sync::atomic::AtomicU64,
+    /// Per session with answers queued, the persona chosen last: a `round_robin` choice made
+    /// at commit time must count the replies still waiting for their turn, which the
+    /// database does not hold yet. Dropped when the session's queue empties.
+    chosen_last: Mutex<HashMap<String, String>>,
+}
+
+/// The replies a user's message starts: chosen when the message commits (so the create's
+/// answer can name them), each created when its turn comes.
+#[derive(Debug, Clone)]
+struct AnswerPlan {
+    sender: String,
+    session_id: String,
+    /// Each persona that answers, in order, with the objectId its reply will have.
+    replies: Vec<(Object, String)>,
 }
 
 impl Generator {
@@ -241,6 +260,7 @@ impl Generator {
             counters: Mutex::default(),
             turns: Mutex::default(),
             next_turn: std::sync::atomic::AtomicU64::new(0),
+            chosen_last: Mutex::default(),
         }
     }
 
@@ -273,7 +293,16 @@ impl Generator {
                 .is_some_and(|(number, _)| *number == turn.number)
         {
             turns.remove(&turn.session_id);
+            // Nothing queued any more: every chosen reply is in the database now.
+            if let Ok(mut chosen) = self.chosen_last.lock() {
+                chosen.remove(&turn.session_id);
+            }
         }
+    }
+
+    /// The persona chosen last for a session whose answers are still queued.
+    pub fn chosen_last(&self, session_id: &str) -> Option<String> {
+        self.chosen_last.lock().ok()?.get(session_id).cloned()
     }
 
     /// How long a streaming reply may stand still before it counts as orphaned.
@@ -341,29 +370,66 @@ impl Generator {
         Ok(())
     }
 
-    /// Hears of committed writes to [`watches`] classes; answers in spawned tasks.
-    pub fn after_commit(
+    /// Hears of committed writes to [`watches`] classes and answers in spawned tasks. For
+    /// each committed write, in order, the objectIds of the persona replies it starts (a
+    /// user's message: chosen now, each created when its turn comes; the create's answer
+    /// names them).
+    ///
+    /// Boxed with an explicit `Send`: a reply's own create commits through here again, and
+    /// the compiler cannot see through that cycle on its own.
+    pub fn after_commit<'a>(
+        self: &'a Arc<Self>,
+        operations: &'a Operations,
+        committed: Vec<(String, WriteOutcome)>,
+    ) -> futures::future::BoxFuture<'a, Vec<Vec<String>>> {
+        Box::pin(self.start_answers(operations, committed))
+    }
+
+    async fn start_answers(
         self: &Arc<Self>,
         operations: &Operations,
         committed: Vec<(String, WriteOutcome)>,
-    ) {
-        for (class_name, outcome) in committed {
-            let generator = self.clone();
-            let operations = operations.clone();
-            // Taken here, in the order of the commits, not in the order the tasks run.
-            let turn = match (&*class_name, &outcome) {
+    ) -> Vec<Vec<String>> {
+        // Turns are taken first, in the order of the commits, before anything awaits.
+        let turns: Vec<Option<Turn>> = committed
+            .iter()
+            .map(|(class_name, outcome)| match (&**class_name, outcome) {
                 ("Message", WriteOutcome::Created(message)) => {
                     pointer_id(message.fields.get("session"), "ChatSession")
                         .map(|session_id| self.take_turn(session_id))
                 }
                 _ => None,
+            })
+            .collect();
+        let mut started = Vec::with_capacity(committed.len());
+        for ((class_name, outcome), turn) in committed.into_iter().zip(turns) {
+            let plan = match (&*class_name, &outcome) {
+                ("Message", WriteOutcome::Created(message)) => {
+                    match self.plan_answer(operations, message).await {
+                        Ok(plan) => plan,
+                        Err(error) => {
+                            tracing::warn!(%error, "choosing the personas that answer failed");
+                            None
+                        }
+                    }
+                }
+                _ => None,
             };
+            started.push(plan.as_ref().map_or_else(Vec::new, |plan| {
+                plan.replies.iter().map(|(_, id)| id.clone()).collect()
+            }));
+            let generator = self.clone();
+            let operations = operations.clone();
             tokio::spawn(async move {
                 let done = match turn {
                     Some(turn) => Some(turn.wait().await),
                     None => None,
                 };
-                if let Err(error) = generator.react(&operations, &class_name, outcome).await {
+                let result = match plan {
+                    Some(plan) => generator.run_answer(&operations, plan).await,
+                    None => generator.react(&operations, &class_name, outcome).await,
+                };
+                if let Err(error) = result {
                     tracing::warn!(%error, class_name, "starting a persona reply failed");
                 }
                 if let Some(done) = done {
@@ -371,6 +437,7 @@ impl Generator {
                 }
             });
         }
+        started
     }
 
     async fn react(
@@ -380,9 +447,6 @@ impl Generator {
         outcome: WriteOutcome,
     ) -> OpResult<()> {
         match (class_name, outcome) {
-            ("Message", WriteOutcome::Created(message)) => {
-                self.answer_message(operations, &message).await
-            }
             ("ChatSession", WriteOutcome::Created(session)) => {
                 let added = pointer_ids(session.fields.get("personas"), "Persona");
                 greet(operations, &session, &added).await
@@ -399,48 +463,74 @@ impl Generator {
         }
     }
 
-    /// A user's message: the chosen personas answer one after another, each seeing the
-    /// replies before it.
-    async fn answer_message(
-        self: &Arc<Self>,
+    /// The personas that answer a user's message, each with the objectId its reply will
+    /// have, and the sender; `None` when nobody answers.
+    async fn plan_answer(
+        &self,
         operations: &Operations,
         message: &Object,
-    ) -> OpResult<()> {
+    ) -> OpResult<Option<AnswerPlan>> {
         let role = message.fields.get("role").and_then(Value::as_str);
         if role.is_some_and(|role| role != "user") {
-            return Ok(());
+            return Ok(None);
         }
         let Some(sender) = pointer_id(message.fields.get("sender"), "_User") else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(session_id) = pointer_id(message.fields.get("session"), "ChatSession") else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(session) = load_object(operations, "ChatSession", session_id).await? else {
-            return Ok(());
+            return Ok(None);
         };
         let personas = session_personas(operations, &session).await?;
         if personas.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let content = message
             .fields
             .get("content")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let chosen = policy::choose(operations, &session, personas, content).await?;
-        for persona in chosen {
-            // Reloaded for each reply: `lastMessageAt` and the history moved meanwhile.
-            let session = load_object(operations, "ChatSession", session_id)
-                .await?
-                .unwrap_or_else(|| session.clone());
+        let chosen_last = self.chosen_last(session_id);
+        let chosen = policy::choose(operations, &session, personas, content, chosen_last).await?;
+        if let Some(last) = chosen.last()
+            && let Ok(mut memory) = self.chosen_last.lock()
+        {
+            memory.insert(session_id.to_owned(), last.object_id.clone());
+        }
+        let replies: Vec<(Object, String)> = chosen
+            .into_iter()
+            .map(|persona| (persona, crate::operation::write::new_object_id()))
+            .collect();
+        Ok((!replies.is_empty()).then(|| AnswerPlan {
+            sender: sender.to_owned(),
+            session_id: session_id.to_owned(),
+            replies,
+        }))
+    }
+
+    /// A user's message's replies, one after another, each seeing the replies before it.
+    async fn run_answer(
+        self: &Arc<Self>,
+        operations: &Operations,
+        plan: AnswerPlan,
+    ) -> OpResult<()> {
+        for (persona, message_id) in plan.replies {
+            // Reloaded for each reply: `lastMessageAt` and the history moved meanwhile, and a
+            // session deleted meanwhile gets no more replies.
+            let Some(session) = load_object(operations, "ChatSession", &plan.session_id).await?
+            else {
+                return Ok(());
+            };
             let job = Job {
                 session,
                 persona,
-                user: Some(sender.to_owned()),
+                user: Some(plan.sender.clone()),
                 parent: None,
+                message_id: Some(message_id),
             };
-            let slot = self.try_slot(Some(sender));
+            let slot = self.try_slot(Some(&plan.sender));
             let (_, handle) = self.launch(operations, job, slot).await?;
             // Sequential on purpose: the next persona's prompt includes this reply.
             let _ = handle.await;
@@ -471,7 +561,9 @@ impl Generator {
             view: watch::Sender::new(StreamView::default()),
             cancel: watch::Sender::new(false),
         });
-        let message_id = self.create_reply(operations, body, &running).await?;
+        let message_id = self
+            .create_reply(operations, body, job.message_id.clone(), &running)
+            .await?;
         let generator = self.clone();
         let operations = operations.clone();
         let id = message_id.clone();
@@ -492,6 +584,7 @@ impl Generator {
         &self,
         operations: &Operations,
         mut body: Map<String, Value>,
+        message_id: Option<String>,
         running: &Arc<Running>,
     ) -> OpResult<String> {
         body.insert("content".into(), json!("…"));
@@ -502,6 +595,9 @@ impl Generator {
             .created_object_mut()
             .ok_or_else(|| OpError::Parse(Error::new(Code::InternalServerError, "no object")))?;
         object.fields.insert("content".into(), json!(""));
+        if let Some(message_id) = message_id {
+            object.object_id = message_id;
+        }
         let message_id = object.object_id.clone();
         self.counters()
             .running
@@ -550,7 +646,36 @@ impl Generator {
             message_id.clone(),
             Arc::clone(&running),
         ));
+        let gauge = operations
+            .metrics
+            .clone()
+            .map(crate::metrics::RunningReply::start);
         let answer = self.produce(&operations, &job, &running, slot).await;
+        drop(gauge);
+        if let Some(metrics) = &operations.metrics {
+            let provider = job
+                .persona
+                .fields
+                .get("provider")
+                .and_then(Value::as_str)
+                .unwrap_or("default");
+            let count = |key: &str| {
+                answer
+                    .usage
+                    .as_ref()
+                    .and_then(|usage| usage.get(key))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+            };
+            metrics.record_reply(&crate::metrics::ReplyFigures {
+                provider,
+                model: &answer.model,
+                prompt_tokens: count("prompt_tokens"),
+                completion_tokens: count("completion_tokens"),
+                first_token: answer.first_token_ms.map(Duration::from_millis),
+                failure: answer.provider_failure,
+            });
+        }
         heartbeat.abort();
         writer.abort();
         let end = End {
@@ -613,6 +738,10 @@ impl Generator {
         };
         answer.error = None;
         let mut retried = false;
+        let history_end = match &job.parent {
+            Some(parent) => regeneration_root(operations, parent).await,
+            None => None,
+        };
         loop {
             let mut request = match context::build_request(
                 operations,
@@ -621,6 +750,7 @@ impl Generator {
                 &model,
                 max_output,
                 window,
+                history_end.as_ref(),
             )
             .await
             {
@@ -655,6 +785,7 @@ impl Generator {
                 Err(error) => {
                     answer.status = Status::Failed;
                     answer.error = Some(error.to_string());
+                    answer.provider_failure = Some(error.kind());
                     return answer;
                 }
             };
@@ -696,6 +827,7 @@ impl Generator {
                 Err(error) => {
                     answer.status = Status::Failed;
                     answer.error = Some(error.to_string());
+                    answer.provider_failure = Some(error.kind());
                 }
                 Ok(()) => {}
             }
@@ -877,6 +1009,25 @@ async fn greet(operations: &Operations, session: &Object, persona_ids: &[String]
         touch_session(operations, &session.object_id).await?;
     }
     Ok(())
+}
+
+/// The first answer of a chain of regenerations ending at `message_id`: each `parent` link
+/// leads to the answer it replaced, and the first one's history is what every sibling
+/// answers. Bounded, so a `parent` cycle written by the master key cannot loop.
+async fn regeneration_root(operations: &Operations, message_id: &str) -> Option<Object> {
+    let mut current = load_object(operations, "Message", message_id)
+        .await
+        .ok()??;
+    for _ in 0..64 {
+        let Some(parent) = pointer_id(current.fields.get("parent"), "Message") else {
+            break;
+        };
+        match load_object(operations, "Message", parent).await {
+            Ok(Some(older)) => current = older,
+            _ => break,
+        }
+    }
+    Some(current)
 }
 
 /// The personas a session lists, in its order, skipping those that no longer exist.

@@ -9,12 +9,11 @@
 use parlor_core::object::Object;
 use parlor_core::query::{Cond, FieldRef, Filter, Operand};
 use parlor_core::schema::FieldType;
-use parlor_core::{Code, Error};
 use parlor_store::text_search;
 use serde_json::{Value, json};
 
 use crate::operation::access::read_filter;
-use crate::operation::{Auth, OpError, OpResult, Operations};
+use crate::operation::{Auth, OpResult, Operations};
 
 /// Hits returned when the caller gives no `limit`.
 pub const DEFAULT_LIMIT: usize = 10;
@@ -22,16 +21,6 @@ pub const DEFAULT_LIMIT: usize = 10;
 pub const MAX_LIMIT: usize = 50;
 /// Characters of context around a match in a Context's snippet.
 const SNIPPET_CHARS: usize = 120;
-
-/// The refusal for a caller who is not a member of the session, or a session that does not
-/// exist: the same answer, so the error says nothing about which.
-fn not_a_participant() -> OpError {
-    Error::new(
-        Code::OperationForbidden,
-        "Only the session's participants may do this.",
-    )
-    .into()
-}
 
 /// `field = value` on `class_name`'s schema.
 pub(crate) fn equals(
@@ -67,39 +56,18 @@ pub(crate) fn in_session(operations: &Operations, class_name: &str, session_id: 
     )
 }
 
-/// The session, if `auth` is the master or one of its members (owner or participant);
-/// otherwise a `119` Parse error. For every function that acts on a session.
-pub async fn session_for_member(
-    operations: &Operations,
-    auth: &Auth,
-    session_id: &str,
-) -> OpResult<Object> {
-    let session = crate::ai::generation::load_object(operations, "ChatSession", session_id)
-        .await?
-        .ok_or_else(not_a_participant)?;
-    if auth.master {
-        return Ok(session);
-    }
-    let user_id = auth.user_id.as_deref().ok_or_else(not_a_participant)?;
-    if crate::operation::template_rules::is_session_member(&session, user_id) {
-        Ok(session)
-    } else {
-        Err(not_a_participant())
-    }
-}
-
-/// Searches the session's messages and Context for `query` as `auth` may read them, best
+/// Searches `session`'s messages and Context for `query` as `auth` may read them, best
 /// first: hits `{objectId, className, snippet, createdAt}`. `limit` defaults to
-/// [`DEFAULT_LIMIT`] and is capped at [`MAX_LIMIT`]. A caller who is not a member of the
-/// session gets a Parse error and nothing else.
+/// [`DEFAULT_LIMIT`] and is capped at [`MAX_LIMIT`]. The caller has been checked to be a
+/// member of `session` (the cloud functions' `member_session`).
 pub async fn search_context(
     operations: &Operations,
     auth: &Auth,
-    session_id: &str,
+    session: &Object,
     query: &str,
     limit: Option<usize>,
 ) -> OpResult<Vec<Value>> {
-    session_for_member(operations, auth, session_id).await?;
+    let session_id = session.object_id.as_str();
     let limit = limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
     let terms = text_search::terms(query);
     if limit == 0 || terms.is_empty() {

@@ -84,6 +84,13 @@ impl ApiError {
         }
     }
 
+    /// Logs a server-side failure, whose detail the client never sees.
+    pub fn log(&self) {
+        if let ApiError::Internal(detail) = self {
+            tracing::error!(error = %detail, "request failed");
+        }
+    }
+
     /// The Parse error an item of a batch reports.
     pub fn to_batch_error(&self) -> Value {
         let (_, body) = self.status_and_body();
@@ -124,9 +131,7 @@ impl From<OpError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(detail) = &self {
-            tracing::error!(error = %detail, "request failed");
-        }
+        self.log();
         let (status, body) = self.status_and_body();
         let mut response = (status, axum::Json(body)).into_response();
         if let ApiError::BodyTimeout { .. } = self {

@@ -14,14 +14,18 @@ pub fn health() -> ApiResponse {
     ApiResponse::ok(json!({"status": "ok"}))
 }
 
-/// `GET /serverInfo` (master key).
+/// `GET /serverInfo` (master key): what Parlor really serves, in the shape of Parse Server's
+/// `FeaturesRouter`. Parse Dashboard hides a page whose feature is `false` ("Feature
+/// unavailable"), so each flag must match a route that works: `/config` (read, write and
+/// delete a parameter), the schemas API and `/purge`. There are no cloud jobs, hooks, log
+/// or push routes, so those stay `false`.
 pub fn server_info(auth: &Auth) -> ApiResult<ApiResponse> {
     crate::operation::schema::require_master(auth)?;
     Ok(ApiResponse::ok(json!({
         "parseServerVersion": PARSE_SERVER_VERSION,
         "parlorVersion": env!("CARGO_PKG_VERSION"),
         "features": {
-            "globalConfig": {"create": false, "read": false, "update": false, "delete": false},
+            "globalConfig": {"create": true, "read": true, "update": true, "delete": true},
             "hooks": {"create": false, "read": false, "update": false, "delete": false},
             "cloudCode": {"jobs": false},
             "logs": {"level": false, "size": false, "order": false, "until": false, "from": false},

@@ -15,6 +15,9 @@ pub mod error;
 pub mod files;
 pub mod functions;
 pub mod info;
+pub mod observe;
+pub mod openapi;
+pub mod pages;
 pub mod params;
 pub mod routes;
 pub mod schemas;
@@ -72,10 +75,12 @@ pub fn router(state: AppState) -> Router {
         .max_age(Duration::from_secs(86_400));
     Router::new()
         .fallback(handle_request)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("handler panicked".into()).into_response()
         }))
+        // Outside the panic catcher, so that a panic is counted as the 500 it becomes.
+        .layer(axum::middleware::from_fn_with_state(state, observe::record))
         .layer(axum::middleware::map_response(expose_headers))
         .layer(cors)
 }
@@ -96,6 +101,9 @@ async fn handle_request(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    if state.config.metrics_route && observe::is_metrics_request(&request) {
+        return observe::serve_metrics(&state, peer);
+    }
     // LiveQuery: the SDKs open their WebSocket on the server URL (any path is accepted, as
     // Parse Server does).
     let upgrade = request
@@ -121,17 +129,9 @@ async fn handle_request(
             Err(rejection) => rejection.into_response(),
         };
     }
-    let files_prefix = format!("{}/files/", state.config.mount_path);
-    if let Some(rest) = request
-        .uri()
-        .path()
-        .strip_prefix(files_prefix.as_str())
-        .map(str::to_owned)
-        && request.method() != Method::OPTIONS
-    {
-        let (parts, body) = request.into_parts();
-        let body = match read_body(body, state.config.max_body_bytes).await {
-            Ok(body) => body,
+    if let Some(rest) = path_below(&state, &request, "files") {
+        let (parts, body) = match read_request(request, state.config.max_body_bytes).await {
+            Ok(read) => read,
             Err(error) => return error.into_response(),
         };
         return files::handle(
@@ -144,20 +144,43 @@ async fn handle_request(
         )
         .await;
     }
+    if let Some(rest) = path_below(&state, &request, "apps") {
+        // The pages behind account mail links: HTML for browsers, not the JSON dispatch.
+        let (parts, body) = match read_request(request, state.config.max_body_bytes).await {
+            Ok(read) => read,
+            Err(error) => return error.into_response(),
+        };
+        let page_request = pages::PageRequest {
+            method: &parts.method,
+            rest: &rest,
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            body: &body,
+        };
+        return pages::handle(&state, page_request).await;
+    }
     if let Some(object_id) = stream::message_id(&state, &request) {
         // A stream of events rather than one JSON answer (`{mount}/messages/:id/stream`).
         return stream::handle(&state, peer, request, object_id).await;
     }
-    match answer(&state, peer, request).await {
+    let mut effective = None;
+    let mut response = match answer(&state, peer, request, &mut effective).await {
         Ok(response) => into_http(response),
         Err(error) => error.into_response(),
+    };
+    if let Some(effective) = effective {
+        response.extensions_mut().insert(effective);
     }
+    response
 }
 
+/// Answers an API request; `effective` learns the route it runs as (the JS SDK tunnels
+/// reads through `POST`), for the metrics.
 async fn answer(
     state: &AppState,
     peer: SocketAddr,
     request: Request,
+    effective: &mut Option<observe::EffectiveRoute>,
 ) -> Result<ApiResponse, ApiError> {
     let (parts, body) = request.into_parts();
     let mount = state.config.mount_path.as_str();
@@ -180,12 +203,7 @@ async fn answer(
     if parts.method == Method::GET && path == "/health" {
         return Ok(info::health());
     }
-    let limit = state.config.max_body_bytes;
-    if let Some(link) = path.strip_prefix("/apps/") {
-        let bytes = read_body(body, limit).await?;
-        return account_link(state, &parts.method, link, parts.uri.query(), &bytes).await;
-    }
-    let bytes = read_body(body, limit).await?;
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
     let json_body = envelope::parse_body(&bytes)?;
     let (request, credentials) = envelope::open(
         parts.method.clone(),
@@ -195,6 +213,10 @@ async fn answer(
         json_body,
         peer.ip(),
     )?;
+    *effective = Some(observe::EffectiveRoute {
+        route: observe::api_template(&request.path),
+        method: observe::method_label(&request.method),
+    });
     let mut credentials = credentials;
     if matches!(
         Route::resolve(&request.method, &request.path),
@@ -211,56 +233,26 @@ async fn answer(
     routes::dispatch(state, &auth, request).await
 }
 
-/// The links of account mail (`/apps/<appId>/request_password_reset`, `…/verify_email`): they
-/// carry their own one-time token instead of an application id, since a mail client opens them.
-async fn account_link(
-    state: &AppState,
-    method: &Method,
-    link: &str,
-    query: Option<&str>,
-    bytes: &[u8],
-) -> Result<ApiResponse, ApiError> {
-    let not_routed = || ApiError::NotRouted {
-        method: method.to_string(),
-        path: format!("/apps/{link}"),
-    };
-    let (app_id, page) = link.split_once('/').ok_or_else(not_routed)?;
-    if app_id != state.config.app_id {
-        return Err(not_routed());
+/// The path of a request below `{mount}/<folder>/`, unless it is a CORS preflight (which the
+/// common path answers).
+fn path_below(state: &AppState, request: &Request, folder: &str) -> Option<String> {
+    if request.method() == Method::OPTIONS {
+        return None;
     }
-    // Fields from the query string, then from a JSON or form body.
-    let mut fields: std::collections::HashMap<String, String> =
-        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .map(|(key, value)| (key.into_owned(), value.into_owned()))
-            .collect();
-    match serde_json::from_slice::<serde_json::Value>(bytes) {
-        Ok(serde_json::Value::Object(map)) => {
-            fields.extend(
-                map.into_iter()
-                    .filter_map(|(key, value)| value.as_str().map(|text| (key, text.to_owned()))),
-            );
-        }
-        _ => fields.extend(
-            form_urlencoded::parse(bytes)
-                .map(|(key, value)| (key.into_owned(), value.into_owned())),
-        ),
-    }
-    let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or_default();
-    let operations = &state.operations;
-    let answer = match (method.as_str(), page.trim_end_matches('/')) {
-        ("POST", "request_password_reset") => {
-            operations
-                .reset_password(field("token"), field("username"), field("new_password"))
-                .await?
-        }
-        ("GET", "verify_email") | ("POST", "verify_email") => {
-            operations
-                .verify_email(field("token"), field("username"))
-                .await?
-        }
-        _ => return Err(not_routed()),
-    };
-    Ok(ApiResponse::ok(answer))
+    let prefix = format!("{}/{folder}/", state.config.mount_path);
+    request
+        .uri()
+        .path()
+        .strip_prefix(prefix.as_str())
+        .map(str::to_owned)
+}
+
+async fn read_request(
+    request: Request,
+    limit: usize,
+) -> Result<(axum::http::request::Parts, axum::body::Bytes), ApiError> {
+    let (parts, body) = request.into_parts();
+    Ok((parts, read_body(body, limit).await?))
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
@@ -306,7 +298,7 @@ async fn check_idempotency(
     Ok(())
 }
 
-fn into_http(response: ApiResponse) -> Response {
+pub(super) fn into_http(response: ApiResponse) -> Response {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
     if response.body.is_null() {
         return status.into_response();

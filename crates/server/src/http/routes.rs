@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::envelope::ApiRequest;
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
-use super::{batch, classes, functions, info, schemas, users};
+use super::{batch, classes, functions, info, openapi, schemas, users};
 use crate::operation::Auth;
 
 /// A handler's answer before it becomes an HTTP response.
@@ -53,6 +53,8 @@ pub enum Route {
     UpdateConfig,
     Health,
     ServerInfo,
+    /// `GET /openapi.json`: the API's OpenAPI description (master key).
+    OpenApi,
     FindObjects {
         class_name: String,
     },
@@ -162,6 +164,7 @@ impl Route {
         Some(match (method.as_str(), segments.as_slice()) {
             ("GET", ["health"]) => Route::Health,
             ("GET", ["serverInfo"]) => Route::ServerInfo,
+            ("GET", ["openapi.json"]) => Route::OpenApi,
             ("GET", ["classes", class_name]) => Route::FindObjects {
                 class_name: owned(class_name),
             },
@@ -278,6 +281,19 @@ pub async fn dispatch(
         )),
         Route::Health => Ok(info::health()),
         Route::ServerInfo => info::server_info(auth),
+        Route::OpenApi => {
+            let schemas = operations.all_schemas(auth)?;
+            let classes = schemas["results"].as_array().cloned().unwrap_or_default();
+            let functions: Vec<String> = crate::ai::functions::NAMES
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect();
+            Ok(ApiResponse::ok(openapi::document(
+                &classes,
+                &functions,
+                &operations.config.server_url,
+            )))
+        }
         Route::FindObjects { class_name } => {
             classes::find_objects(operations, auth, &class_name, &request).await
         }

@@ -195,7 +195,8 @@ pub async fn serve(
     builder.keep_alive(true);
     let mut accept_warning = RateLimitedWarning::default();
     let mut capacity_warning = RateLimitedWarning::default();
-    let sweeper = tokio::spawn(sweep(registry.clone(), limits));
+    // Stopped however `serve` ends: returning, or dropped when its task is aborted.
+    let _sweeper = AbortOnDrop(tokio::spawn(sweep(registry.clone(), limits)));
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -266,7 +267,15 @@ pub async fn serve(
     let _ = draining_tx.send(true);
     drop(closed_rx);
     closed_tx.closed().await;
-    sweeper.abort();
+}
+
+/// A task that stops when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Closes, again and again, the connections whose phase has outlived its timeout.

@@ -21,6 +21,8 @@ pub struct HttpConfig {
     /// Paths (below the mount, without the leading slash) where `X-Parse-Request-Id` is enforced.
     pub idempotency_paths: Vec<Regex>,
     pub idempotency_ttl_seconds: u64,
+    /// Whether `GET /metrics` is served on this port (`--metrics`).
+    pub metrics_route: bool,
 }
 
 /// The one state object handlers receive.

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use parlor_core::object::Object;
 use parlor_core::query::{Cond, FieldRef, Filter, Operand};
-use parlor_core::schema::{ClassSchema, FieldType};
+use parlor_core::schema::{ClassSchema, FieldType, is_internal_class};
 use parlor_core::value::as_pointer;
 use parlor_core::{Code, Error};
 use serde_json::Value;
@@ -48,6 +48,20 @@ impl ClassOperation {
     }
 }
 
+/// Refuses the object API on the server's bookkeeping classes to every caller, master key
+/// included (Parse Server refuses them to clients with the same words): they are reached only
+/// through the endpoints that own them, so nobody can read or forge their rows. Checked by
+/// name, so the answer does not depend on whether the class has been created yet.
+pub fn refuse_internal_class(class_name: &str, operation: ClassOperation) -> Result<(), Error> {
+    if is_internal_class(class_name) {
+        return Err(Error::forbidden(format!(
+            "Clients aren't allowed to perform the {} operation on the {class_name} collection.",
+            operation.key()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks the class-level permission for `operation`. `Ok(Filter::True)`: allowed for every
 /// object; `Ok(filter)`: allowed for the objects matching `filter` (pointer permissions);
 /// `Err`: refused.
@@ -56,6 +70,7 @@ pub fn check_class_permission(
     operation: ClassOperation,
     auth: &Auth,
 ) -> Result<Filter, Error> {
+    refuse_internal_class(&schema.class_name, operation)?;
     if auth.master {
         return Ok(Filter::True);
     }

@@ -1,8 +1,11 @@
 //! Account mail (§5.6): password-reset and email-verification requests hand a message with a
-//! one-time link to the [`crate::mail::Mailer`]; the links' endpoints finish the flow.
+//! one-time link to the [`crate::mail::Mailer`]; the links' endpoints finish the flow (the
+//! pages a browser shows there are `http::pages`).
 //!
 //! A reset request answers `{}` whether or not the address belongs to a user, so it cannot
-//! be used to find accounts. Tokens are 128 random bits, stored with the user, single-use.
+//! be used to find accounts. Tokens are 128 random bits, stored with the user, single-use: a
+//! reset consumes its token in the transaction that changes the password, on the condition
+//! that the token is still there, so two uses of one link cannot both succeed.
 
 use std::sync::Arc;
 
@@ -66,11 +69,40 @@ fn url_encode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
+/// The answer to a link whose token is unknown, used or expired.
+fn invalid_link() -> OpError {
+    OpError::parse(Code::OtherCause, "Invalid or expired link.")
+}
+
+/// Whether `error` says the link itself is no good (rather than what was sent with it).
+pub fn is_invalid_link(error: &OpError) -> bool {
+    matches!(error, OpError::Parse(error) if error.code == Code::OtherCause)
+}
+
+/// A new password sent to a reset link: by its page's form, or by an API client.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordReset<'a> {
+    pub token: &'a str,
+    pub username: &'a str,
+    pub new_password: &'a str,
+    /// `confirm_new_password`, the page's second field: when sent, it must match.
+    pub confirmation: Option<&'a str>,
+}
+
 impl Operations {
     fn users(&self) -> OpResult<Arc<ClassSchema>> {
         self.schemas
             .get("_User")
             .ok_or_else(|| OpError::Parse(Error::internal()))
+    }
+
+    async fn user_by_username(
+        &self,
+        username: &str,
+    ) -> OpResult<Option<parlor_core::object::Object>> {
+        let users = self.users()?;
+        let filter = equals(&users, "username", Operand::String(username.to_owned()));
+        self.find_first(&users, filter).await
     }
 
     async fn user_by_email(&self, email: &str) -> OpResult<Option<parlor_core::object::Object>> {
@@ -143,8 +175,8 @@ impl Operations {
             subject: "Password reset".into(),
             text: format!(
                 "Someone asked to reset the password of your account {username}.\n\
-                 To choose a new one, send it to this link within {RESET_LINK_HOURS} hours:\n{link}\n\
-                 (POST with new_password; if you did not ask, ignore this mail.)"
+                 To choose a new one, open this link within {RESET_LINK_HOURS} hours:\n{link}\n\
+                 If you did not ask, ignore this mail: your password stays as it is."
             ),
         };
         self.send_account_mail(mail).await
@@ -165,6 +197,37 @@ impl Operations {
                 format!("Email {email} is already verified."),
             ));
         }
+        self.send_verification_mail(&user, email).await
+    }
+
+    /// `POST /apps/:appId/resend_verification_email {username}`, the button of the page an
+    /// invalid verification link shows: a new link to the account's address if it has one
+    /// still unverified. Answers the same whether or not a mail went out, so the button cannot
+    /// be used to probe accounts.
+    pub async fn resend_verification_email(&self, username: &str) -> OpResult<()> {
+        if username.is_empty() {
+            return Ok(());
+        }
+        let Some(user) = self.user_by_username(username).await? else {
+            return Ok(());
+        };
+        let email = user.fields.get("email").and_then(Value::as_str);
+        let verified = user.fields.get("emailVerified") == Some(&Value::Bool(true));
+        match email {
+            Some(email) if !email.is_empty() && !verified => {
+                self.send_verification_mail(&user, email.to_owned()).await?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Gives the user a new verification token and mails its link to `email`.
+    async fn send_verification_mail(
+        &self,
+        user: &parlor_core::object::Object,
+        email: String,
+    ) -> OpResult<Value> {
         let token = token();
         self.update_user_fields(
             &user.object_id,
@@ -180,7 +243,9 @@ impl Operations {
         let mail = Mail {
             to: email,
             subject: "Please verify your email".into(),
-            text: format!("Confirm that this address belongs to the account {username}:\n{link}"),
+            text: format!(
+                "Open this link to confirm that this address belongs to the account {username}:\n{link}"
+            ),
         };
         self.send_account_mail(mail).await
     }
@@ -193,9 +258,8 @@ impl Operations {
         field: &str,
     ) -> OpResult<parlor_core::object::Object> {
         let users = self.users()?;
-        let invalid = || OpError::parse(Code::OtherCause, "Invalid or expired link.");
         if token.is_empty() {
-            return Err(invalid());
+            return Err(invalid_link());
         }
         let filter = equals(&users, "username", Operand::String(username.to_owned())).and(equals(
             &users,
@@ -203,17 +267,15 @@ impl Operations {
             Operand::String(token.to_owned()),
         ));
         let user = self.find_first(&users, filter).await?;
-        user.ok_or_else(invalid)
+        user.ok_or_else(invalid_link)
     }
 
-    /// `POST /apps/:appId/request_password_reset {token, username, new_password}`: sets the
-    /// new password and ends every session of the user.
-    pub async fn reset_password(
+    /// The user a password-reset link names, if its token matches and has not expired.
+    async fn reset_link_user(
         &self,
         token: &str,
         username: &str,
-        new_password: &str,
-    ) -> OpResult<Value> {
+    ) -> OpResult<parlor_core::object::Object> {
         let user = self
             .user_for_link(username, token, "_perishable_token")
             .await?;
@@ -223,38 +285,83 @@ impl Operations {
             .and_then(as_date)
             .is_none_or(|until| until <= now_iso());
         if expired {
-            return Err(OpError::parse(Code::OtherCause, "Invalid or expired link."));
+            return Err(invalid_link());
         }
-        if new_password.is_empty() {
+        Ok(user)
+    }
+
+    /// `GET /apps/:appId/request_password_reset?token=&username=`: whether the link still
+    /// works (its page then asks for the new password).
+    pub async fn check_reset_link(&self, token: &str, username: &str) -> OpResult<()> {
+        self.reset_link_user(token, username).await.map(|_| ())
+    }
+
+    /// `POST /apps/:appId/request_password_reset {token, username, new_password}`: sets the
+    /// new password, ends every session of the user and unlocks the account (as Parse Server
+    /// does), consuming the token. A bad password or confirmation changes nothing and leaves
+    /// the link usable.
+    pub async fn reset_password(&self, reset: PasswordReset<'_>) -> OpResult<Value> {
+        let user = self.reset_link_user(reset.token, reset.username).await?;
+        if reset.new_password.is_empty() {
             return Err(OpError::parse(
                 Code::PasswordMissing,
                 "password is required.",
             ));
         }
+        if reset
+            .confirmation
+            .is_some_and(|confirmation| confirmation != reset.new_password)
+        {
+            return Err(OpError::parse(
+                Code::ValidationError,
+                "The two passwords do not match.",
+            ));
+        }
+        let users = self.users()?;
         let mut body = Map::new();
-        body.insert("password".into(), new_password.into());
+        body.insert("password".into(), reset.new_password.into());
+        let still_unused = equals(
+            &users,
+            "_perishable_token",
+            Operand::String(reset.token.to_owned()),
+        );
         let plan = self
             .plan_update(&Auth::master(), "_User", &user.object_id, &body)
-            .await?;
-        let mut plans = vec![plan];
-        plans.extend(self.plan_end_user_sessions(&user.object_id).await?);
-        self.commit(plans).await?;
-        self.update_user_fields(
-            &user.object_id,
-            vec![
+            .await?
+            .only_if(still_unused)
+            .with_server_updates(vec![
                 unset("_perishable_token"),
                 unset("_perishable_token_expires_at"),
-            ],
-        )
-        .await?;
-        Ok(json!({}))
+                unset("_failed_login_count"),
+                unset("_account_lockout_expires_at"),
+            ]);
+        let mut plans = vec![plan];
+        plans.extend(self.plan_end_user_sessions(&user.object_id).await?);
+        match self.commit(plans).await {
+            Ok(_) => Ok(json!({})),
+            // Another use of the same link won the race.
+            Err(OpError::Store(parlor_store::StoreError::ObjectNotFound)) => Err(invalid_link()),
+            Err(other) => Err(other),
+        }
     }
 
-    /// `GET /apps/:appId/verify_email?token=&username=`: marks the email verified.
+    /// `GET /apps/:appId/verify_email?token=&username=`: marks the email verified. A link
+    /// opened again (or fetched first by a mail scanner) finds the address verified already
+    /// and succeeds, as in Parse Server.
     pub async fn verify_email(&self, token: &str, username: &str) -> OpResult<Value> {
-        let user = self
+        let user = match self
             .user_for_link(username, token, "_email_verify_token")
-            .await?;
+            .await
+        {
+            Ok(user) => user,
+            Err(error) => {
+                let verified = !token.is_empty()
+                    && self.user_by_username(username).await?.is_some_and(|user| {
+                        user.fields.get("emailVerified") == Some(&Value::Bool(true))
+                    });
+                return if verified { Ok(json!({})) } else { Err(error) };
+            }
+        };
         self.update_user_fields(
             &user.object_id,
             vec![

@@ -86,11 +86,9 @@ impl Operations {
                 _ => master_only.remove(&name),
             };
         }
-        let schema = self.class_for_write(&Auth::master(), CLASS).await?;
         let schema = self
-            .ensure_fields(
-                &Auth::master(),
-                schema,
+            .internal_class(
+                CLASS,
                 &[
                     ("params".to_owned(), FieldType::Object),
                     ("masterKeyOnly".to_owned(), FieldType::Object),

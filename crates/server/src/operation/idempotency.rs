@@ -17,7 +17,7 @@ use parlor_store::{StoreError, Write};
 use serde_json::Map;
 
 use super::write::equals;
-use super::{Auth, OpError, OpResult, Operations};
+use super::{OpError, OpResult, Operations};
 
 const CLASS: &str = "_Idempotency";
 
@@ -93,15 +93,7 @@ impl Operations {
     }
 
     async fn idempotency_class(&self) -> OpResult<Arc<ClassSchema>> {
-        if let Some(schema) = self.schemas.get(CLASS) {
-            return Ok(schema);
-        }
-        let schema = self.class_for_write(&Auth::master(), CLASS).await?;
-        self.ensure_fields(
-            &Auth::master(),
-            schema,
-            &[("expire".to_owned(), FieldType::Date)],
-        )
-        .await
+        self.internal_class(CLASS, &[("expire".to_owned(), FieldType::Date)])
+            .await
     }
 }

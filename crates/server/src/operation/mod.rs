@@ -89,6 +89,8 @@ pub struct Operations {
     /// ([`write`]), so that a user's message starts a reply without waiting for it. `None`
     /// until [`Operations::with_generation`] (tools that only read or migrate need none).
     pub generation: Option<Arc<crate::ai::generation::Generator>>,
+    /// What the server counts for `/metrics`; `None` when metrics are off (nothing counted).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Operations {
@@ -106,7 +108,14 @@ impl Operations {
             mailer: Arc::new(crate::mail::LogMailer),
             events,
             generation: None,
+            metrics: None,
         }
+    }
+
+    /// Counts what happens for `/metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Operations {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Starts persona replies after commits, through `generator`.

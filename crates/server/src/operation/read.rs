@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use super::access::{
     ClassOperation, ProtectedFields, check_class_permission, read_filter, read_operation,
+    refuse_internal_class,
 };
 use super::{Auth, OpError, OpResult, Operations, user_directory};
 
@@ -131,6 +132,7 @@ impl Operations {
         class_name: &str,
         request: FindRequest,
     ) -> OpResult<FindResponse> {
+        refuse_internal_class(class_name, ClassOperation::Find)?;
         let schema = match &request.redirect_class_name_for_key {
             Some(key) => self.redirected_schema(class_name, key)?,
             None => self.schemas.get(class_name),
@@ -250,6 +252,7 @@ impl Operations {
         object_id: &str,
         request: GetRequest,
     ) -> OpResult<Value> {
+        refuse_internal_class(class_name, ClassOperation::Get)?;
         let schema = self
             .schemas
             .get(class_name)

@@ -9,8 +9,8 @@ use std::sync::{Arc, RwLock};
 
 use parlor_core::query::Filter;
 use parlor_core::schema::{
-    ClassSchema, FieldSchema, FieldType, SYSTEM_CLASSES, is_default_field, is_valid_class_name,
-    is_valid_field_name, parse_field, validate_clp,
+    ClassSchema, FieldSchema, FieldType, SYSTEM_CLASSES, is_default_field, is_internal_class,
+    is_valid_class_name, is_valid_field_name, parse_field, validate_clp,
 };
 use parlor_core::value::infer_type;
 use parlor_core::{Code, Error};
@@ -53,6 +53,22 @@ impl SchemaCache {
 
     pub fn get(&self, class_name: &str) -> Option<Arc<ClassSchema>> {
         self.classes.read().ok()?.get(class_name).cloned()
+    }
+
+    /// A class as the schemas API shows it: the server's bookkeeping classes
+    /// ([`is_internal_class`]) do not exist there, as in Parse Server.
+    pub fn visible(&self, class_name: &str) -> Option<Arc<ClassSchema>> {
+        if is_internal_class(class_name) {
+            return None;
+        }
+        self.get(class_name)
+    }
+
+    /// Every class [`SchemaCache::visible`] shows, sorted by name.
+    pub fn all_visible(&self) -> Vec<Arc<ClassSchema>> {
+        let mut all = self.all();
+        all.retain(|schema| !is_internal_class(&schema.class_name));
+        all
     }
 
     /// Every class, sorted by name.
@@ -302,6 +318,21 @@ impl Operations {
         self.create_class(ClassSchema::new(class_name)).await
     }
 
+    /// One of the server's bookkeeping classes ([`is_internal_class`]) with `fields`, created
+    /// or extended if needed. Only the server's own code calls this: the object API refuses
+    /// these classes to every caller (`access::refuse_internal_class`).
+    pub(super) async fn internal_class(
+        &self,
+        class_name: &str,
+        fields: &[(String, FieldType)],
+    ) -> OpResult<Arc<ClassSchema>> {
+        let schema = match self.schemas.get(class_name) {
+            Some(schema) => schema,
+            None => self.create_class(ClassSchema::new(class_name)).await?,
+        };
+        self.ensure_fields(&Auth::master(), schema, fields).await
+    }
+
     /// Makes sure every `(field, type)` exists in the class with a compatible type, adding
     /// new fields (schema-on-write) when the caller's `addField` permission allows it.
     pub async fn ensure_fields(
@@ -323,7 +354,11 @@ impl Operations {
         if !missing {
             return Ok(schema);
         }
-        if check_class_permission(&schema, ClassOperation::AddField, auth)? != Filter::True {
+        // A bookkeeping class is only ever extended by the server itself (`internal_class`):
+        // every client path was refused before it got here.
+        if !is_internal_class(&schema.class_name)
+            && check_class_permission(&schema, ClassOperation::AddField, auth)? != Filter::True
+        {
             return Err(OpError::parse(
                 Code::OperationForbidden,
                 format!(
@@ -378,7 +413,7 @@ impl Operations {
         require_master(auth)?;
         let results: Vec<Value> = self
             .schemas
-            .all()
+            .all_visible()
             .iter()
             .map(|schema| schema.to_json())
             .collect();
@@ -389,7 +424,7 @@ impl Operations {
     pub fn get_schema(&self, auth: &Auth, class_name: &str) -> OpResult<Value> {
         require_master(auth)?;
         self.schemas
-            .get(class_name)
+            .visible(class_name)
             .map(|schema| schema.to_json())
             .ok_or_else(|| class_missing(class_name))
     }
@@ -444,7 +479,7 @@ impl Operations {
         let _guard = self.schemas.changes.lock().await;
         let before = self
             .schemas
-            .get(class_name)
+            .visible(class_name)
             .ok_or_else(|| class_missing(class_name))?;
         let mut after = (*before).clone();
         apply_schema_changes(&mut after, body, false)?;
@@ -456,7 +491,7 @@ impl Operations {
     pub async fn delete_schema(&self, auth: &Auth, class_name: &str) -> OpResult<Value> {
         require_master(auth)?;
         let _guard = self.schemas.changes.lock().await;
-        let Some(schema) = self.schemas.get(class_name) else {
+        let Some(schema) = self.schemas.visible(class_name) else {
             return Ok(json!({}));
         };
         if BUILT_IN_CLASSES.contains(&class_name) {
@@ -482,7 +517,7 @@ impl Operations {
     /// `DELETE /purge/:className`: deletes every object, keeps the class.
     pub async fn purge_class(&self, auth: &Auth, class_name: &str) -> OpResult<Value> {
         require_master(auth)?;
-        if self.schemas.get(class_name).is_some() {
+        if self.schemas.visible(class_name).is_some() {
             self.store.purge_class(class_name).await?;
         }
         Ok(json!({}))

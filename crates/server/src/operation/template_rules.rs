@@ -133,7 +133,8 @@ fn participant_ids(value: Option<&Value>) -> OpResult<Vec<String>> {
 fn participants_type_error() -> OpError {
     OpError::parse(
         Code::IncorrectType,
-        "participants must be an array of _User pointers",
+        "participants must be an array of _User pointers \
+         ({\"__type\":\"Pointer\",\"className\":\"_User\",\"objectId\":…})",
     )
 }
 
@@ -535,7 +536,13 @@ impl Rules<'_> {
         let refused = || forbidden("A session can only list personas its owner can read.");
         let mut ids = BTreeSet::new();
         for item in items {
-            ids.insert(pointer_id(Some(item), "Persona").ok_or_else(refused)?);
+            ids.insert(pointer_id(Some(item), "Persona").ok_or_else(|| {
+                OpError::parse(
+                    Code::IncorrectType,
+                    "personas must be an array of Persona pointers \
+                     ({\"__type\":\"Pointer\",\"className\":\"Persona\",\"objectId\":…})",
+                )
+            })?);
         }
         if ids.is_empty() {
             return Ok(());

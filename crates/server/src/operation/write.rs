@@ -16,7 +16,7 @@ use parlor_store::{Write, WriteOutcome};
 use rand::RngExt;
 use serde_json::{Map, Value};
 
-use super::access::{ClassOperation, check_class_permission, write_filter};
+use super::access::{ClassOperation, check_class_permission, refuse_internal_class, write_filter};
 use super::{Auth, OpError, OpResult, Operations, template_rules};
 
 /// A validated write, ready to commit.
@@ -37,6 +37,15 @@ impl PlannedWrite {
     pub fn only_if(mut self, condition: Filter) -> PlannedWrite {
         if let Write::Update { guard, .. } | Write::Delete { guard, .. } = &mut self.write {
             *guard = std::mem::replace(guard, Filter::True).and(condition);
+        }
+        self
+    }
+
+    /// Adds updates of server-only fields (`_`-prefixed, which no request body may name) to a
+    /// planned update, so they commit in the same transaction as the rest.
+    pub fn with_server_updates(mut self, extra: Vec<FieldUpdate>) -> PlannedWrite {
+        if let Write::Update { updates, .. } = &mut self.write {
+            updates.extend(extra);
         }
         self
     }
@@ -284,6 +293,7 @@ impl Operations {
         class_name: &str,
         body: &Map<String, Value>,
     ) -> OpResult<PlannedWrite> {
+        refuse_internal_class(class_name, ClassOperation::Create)?;
         let schema = self.class_for_write(auth, class_name).await?;
         if check_class_permission(&schema, ClassOperation::Create, auth)? != Filter::True {
             return Err(Error::forbidden(format!(
@@ -376,6 +386,7 @@ impl Operations {
         object_id: &str,
         body: &Map<String, Value>,
     ) -> OpResult<PlannedWrite> {
+        refuse_internal_class(class_name, ClassOperation::Update)?;
         let schema = self
             .schemas
             .get(class_name)
@@ -457,6 +468,7 @@ impl Operations {
         class_name: &str,
         object_id: &str,
     ) -> OpResult<PlannedWrite> {
+        refuse_internal_class(class_name, ClassOperation::Delete)?;
         let schema = self
             .schemas
             .get(class_name)
@@ -483,23 +495,42 @@ impl Operations {
         let writes = self.template_follow_ups(writes).await?;
         // The store reports the commit to the event bus itself, in commit order.
         let outcomes = self.store.write(writes).await?;
+        let mut replies: Vec<Vec<String>> = vec![Vec::new(); planned.len()];
         if let Some(generator) = &self.generation {
             // Told directly rather than through the live-query bus, which may drop events
-            // under load; the generator only spawns tasks, so the caller is not delayed.
-            let committed = planned
+            // under load; the generator only chooses who answers and spawns the replies, so
+            // the caller is not delayed by them.
+            let (indexes, committed): (Vec<usize>, Vec<_>) = planned
                 .iter()
                 .zip(&outcomes)
-                .filter(|(plan, _)| crate::ai::generation::watches(plan.class_name()))
-                .map(|(plan, outcome)| (plan.class_name().to_owned(), outcome.clone()))
-                .collect::<Vec<_>>();
+                .enumerate()
+                .filter(|(_, (plan, _))| crate::ai::generation::watches(plan.class_name()))
+                .map(|(index, (plan, outcome))| {
+                    (index, (plan.class_name().to_owned(), outcome.clone()))
+                })
+                .unzip();
             if !committed.is_empty() {
-                generator.after_commit(self, committed);
+                let started = generator.after_commit(self, committed).await;
+                for (index, ids) in indexes.into_iter().zip(started) {
+                    replies[index] = ids;
+                }
             }
         }
         Ok(planned
             .into_iter()
             .zip(outcomes)
-            .map(|(plan, outcome)| self.respond(plan, outcome))
+            .zip(replies)
+            .map(|((plan, outcome), replies)| {
+                let mut response = self.respond(plan, outcome);
+                // A user's message names the persona replies it started (README "AI
+                // personas"), so a client can follow them at once.
+                if !replies.is_empty()
+                    && let Value::Object(body) = &mut response.body
+                {
+                    body.insert("replies".into(), replies.into());
+                }
+                response
+            })
             .collect())
     }
 

@@ -391,3 +391,50 @@ async fn membership_holds_for_updates_and_deletes() {
     assert_eq!(server.get("Message", &ids[1]).await["content"], "two");
     assert_eq!(server.get("Context", &context_id).await["data"], json!({}));
 }
+
+/// `participants` and `personas` take pointers; a plain objectId string is refused with a
+/// `111` that shows the expected shape (not a misleading "cannot read" refusal).
+#[tokio::test]
+async fn session_lists_take_pointers() {
+    let server = TestServer::new().await;
+    let ada = server.sign_up("ada").await;
+    let bob = server.sign_up("bob").await;
+    let persona = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/Persona",
+            Some(json!({"name": "Mine"})),
+        )
+        .await;
+    let persona_id = persona.body["objectId"].as_str().unwrap().to_owned();
+    for (body, expected) in [
+        (
+            json!({"participants": [bob.id.clone()]}),
+            "participants must be an array of _User pointers",
+        ),
+        (
+            json!({"participants": [], "personas": [persona_id.clone()]}),
+            "personas must be an array of Persona pointers",
+        ),
+    ] {
+        let reply = server
+            .as_user(&ada, Method::POST, "/classes/ChatSession", Some(body))
+            .await;
+        assert_parse_error(&reply, 400, 111, None);
+        assert!(
+            reply.body["error"].as_str().unwrap().starts_with(expected),
+            "{:?}",
+            reply.body
+        );
+    }
+    let created = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/ChatSession",
+            Some(json!({"participants": [pointer("_User", &bob.id)], "personas": [pointer("Persona", &persona_id)]})),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{:?}", created.body);
+}

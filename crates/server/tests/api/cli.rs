@@ -104,6 +104,39 @@ fn schema_mermaid_and_markdown() {
     );
 }
 
+/// `parlor schema` shows what the schemas API shows: not the server's bookkeeping classes
+/// (`/config`'s `_GlobalConfig`), which exist once a config parameter is written.
+#[tokio::test]
+async fn schema_leaves_out_bookkeeping_classes() {
+    let (_dir, database) = fresh_database();
+    let server = crate::common::TestServer::with(parlor_server::config::ServeOptions {
+        database: Some(database.clone()),
+        ..Default::default()
+    })
+    .await;
+    let written = server
+        .master(
+            reqwest::Method::PUT,
+            "/config",
+            Some(serde_json::json!({"params": {"welcome": "hi"}})),
+        )
+        .await;
+    assert_eq!(written.body, serde_json::json!({"result": true}));
+    server.stop().await;
+    let output = parlor(&["schema", "--database", &database, "--format", "json"]);
+    let schema: Value = serde_json::from_str(&output).expect("JSON");
+    let classes: Vec<&str> = schema["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["className"].as_str().unwrap())
+        .collect();
+    assert!(classes.contains(&"_User"), "{classes:?}");
+    assert!(!classes.contains(&"_GlobalConfig"), "{classes:?}");
+    let markdown = parlor(&["schema", "--database", &database, "--format", "markdown"]);
+    assert!(!markdown.contains("_GlobalConfig"), "{markdown}");
+}
+
 /// `parlor serve --help` documents every setting with its environment variable.
 #[test]
 fn serve_help_documents_every_flag() {

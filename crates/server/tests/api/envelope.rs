@@ -899,6 +899,121 @@ async fn server_info_needs_the_master_key() {
     );
 }
 
+/// `/serverInfo` tells Parse Dashboard what Parlor really serves. Global config (create,
+/// read, update, delete: the Dashboard's Config page) and the schema features are on, and
+/// each works as announced; cloud jobs, hooks, logs and push are off, and Parlor has no
+/// route for them.
+#[tokio::test]
+async fn server_info_reports_the_features_that_work() {
+    let server = TestServer::new().await;
+    let info = server.master(Method::GET, "/serverInfo", None).await;
+    let features = &info.body["features"];
+    assert_eq!(
+        features["globalConfig"],
+        json!({"create": true, "read": true, "update": true, "delete": true})
+    );
+    assert_eq!(
+        features["schemas"],
+        json!({
+            "addField": true, "removeField": true, "addClass": true, "removeClass": true,
+            "clearAllDataFromClass": true, "exportClass": false,
+            "editClassLevelPermissions": true, "editPointerPermissions": true
+        })
+    );
+    assert_eq!(features["cloudCode"], json!({"jobs": false}));
+    for (group, flags) in [
+        ("hooks", features["hooks"].clone()),
+        ("logs", features["logs"].clone()),
+        ("push", features["push"].clone()),
+    ] {
+        assert!(
+            flags
+                .as_object()
+                .unwrap()
+                .values()
+                .all(|flag| flag == false),
+            "{group}: {flags}"
+        );
+    }
+
+    // globalConfig: create, read, update and delete a parameter, as the Dashboard does.
+    let config = |params: Value| json!({"params": params});
+    for (body, expected) in [
+        (config(json!({"motd": "hello"})), json!({"motd": "hello"})),
+        (config(json!({"motd": "bye"})), json!({"motd": "bye"})),
+        (config(json!({"motd": {"__op": "Delete"}})), json!({})),
+    ] {
+        let written = server.master(Method::PUT, "/config", Some(body)).await;
+        assert_eq!(written.body, json!({"result": true}));
+        let read = server.master(Method::GET, "/config", None).await;
+        assert_eq!(read.body["params"], expected);
+    }
+
+    // schemas: add a class and a field, edit its CLP, clear its data, remove the field and
+    // the class.
+    let created = server
+        .master(
+            Method::POST,
+            "/schemas/Board",
+            Some(json!({"className": "Board", "fields": {"title": {"type": "String"}}})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+    let changed = server
+        .master(
+            Method::PUT,
+            "/schemas/Board",
+            Some(json!({
+                "fields": {"owner": {"type": "Pointer", "targetClass": "_User"}},
+                "classLevelPermissions": {"find": {"*": true}, "get": {"*": true}, "readUserFields": ["owner"]}
+            })),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{:?}", changed.body);
+    assert_eq!(
+        changed.body["classLevelPermissions"]["readUserFields"],
+        json!(["owner"])
+    );
+    server.create("Board", json!({"title": "x"})).await;
+    let purged = server.master(Method::DELETE, "/purge/Board", None).await;
+    assert_eq!(purged.status, StatusCode::OK, "{:?}", purged.body);
+    assert_eq!(server.count("Board").await, 0);
+    let removed = server
+        .master(
+            Method::PUT,
+            "/schemas/Board",
+            Some(json!({"fields": {"title": {"__op": "Delete"}}})),
+        )
+        .await;
+    assert!(
+        removed.body["fields"].get("title").is_none(),
+        "{:?}",
+        removed.body
+    );
+    let dropped = server.master(Method::DELETE, "/schemas/Board", None).await;
+    assert_eq!(dropped.status, StatusCode::OK, "{:?}", dropped.body);
+    let gone = server.master(Method::GET, "/schemas/Board", None).await;
+    assert_parse_error(&gone, 400, 103, Some("Class Board does not exist."));
+
+    // Off: the routes behind these features do not exist.
+    for (method, path) in [
+        (Method::POST, "/jobs/nightly"),
+        (Method::GET, "/cloud_code/jobs"),
+        (Method::GET, "/hooks/functions"),
+        (Method::GET, "/scriptlog"),
+        (Method::POST, "/push"),
+        (Method::GET, "/push_audiences"),
+    ] {
+        let reply = server.master(method.clone(), path, Some(json!({}))).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {:?}",
+            reply.body
+        );
+    }
+}
+
 /// `POST /events/:name` (analytics) is accepted and ignored: `200 {}`.
 #[tokio::test]
 async fn analytics_events_are_accepted() {

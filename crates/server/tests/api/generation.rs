@@ -392,10 +392,23 @@ async fn outsiders_are_refused() {
             "searchContext",
             json!({"sessionId": session_id, "query": "hi"}),
         ),
+        ("summarizeSession", json!({"sessionId": session_id})),
     ] {
-        let reply = server.call_as(&eve, name, params).await;
-        let code = reply.body["code"].as_i64().unwrap_or_default();
-        assert!(code == 101 || code == 119, "{name}: {:?}", reply.body);
+        // One rule, one answer: an outsider hears "not found", as for a session that does
+        // not exist.
+        let reply = server.call_as(&eve, name, params.clone()).await;
+        assert_eq!(reply.status.as_u16(), 404, "{name}: {:?}", reply.body);
+        assert_eq!(reply.body["code"], 101, "{name}: {:?}", reply.body);
+        if let Some(session) = params.get("sessionId") {
+            let mut missing = params.clone();
+            missing["sessionId"] = json!("noSuchOne1");
+            let reply = server.call_as(&ada, name, missing).await;
+            assert_eq!(
+                reply.body,
+                json!({"code": 101, "error": "Object not found."}),
+                "{name} {session}"
+            );
+        }
     }
     let stream = server
         .client
@@ -855,4 +868,146 @@ async fn a_sessions_messages_are_answered_in_order() {
             .any(|turn| turn["role"] == "assistant" && turn["content"] == first_reply["content"]),
         "the second answer saw the first: {second_prompt}"
     );
+}
+
+/// A user's message answers with `replies`: the objectIds of the persona replies it started,
+/// in the order they answer, before any of them is written; each reply appears under its id.
+/// Messages posted back to back in a `round_robin` session alternate personas even while
+/// the earlier replies are still queued; a session without personas adds no `replies`.
+#[tokio::test]
+async fn a_message_names_the_replies_it_started() {
+    let fake = FakeLlm::start().await;
+    fake.set_default(Script::default().token_delay(Duration::from_millis(30)));
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let ada = server.sign_up("ada").await;
+    let one = persona(&server, json!({"name": "One"})).await;
+    let two = persona(&server, json!({"name": "Two"})).await;
+    let persona_of = |reply: &Value| reply["persona"]["objectId"].as_str().unwrap().to_owned();
+    let post_answer = |session_id: String, content: &'static str| {
+        let body = json!({"session": pointer("ChatSession", &session_id), "content": content});
+        let server = &server;
+        let ada = &ada;
+        async move {
+            let reply = server
+                .as_user(ada, Method::POST, "/classes/Message", Some(body))
+                .await;
+            assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
+            reply.body
+        }
+    };
+
+    let all = session(&server, &ada, &[&one, &two], json!({})).await;
+    let answer = post_answer(all.clone(), "hi both").await;
+    let named: Vec<String> = answer["replies"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no replies: {answer:?}"))
+        .iter()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(named.len(), 2);
+    let replies = finished_replies(&server, &all, 2).await;
+    let written: Vec<(String, String)> = replies
+        .iter()
+        .map(|reply| {
+            (
+                reply["objectId"].as_str().unwrap().to_owned(),
+                persona_of(reply),
+            )
+        })
+        .collect();
+    assert_eq!(
+        written,
+        vec![
+            (named[0].clone(), one.clone()),
+            (named[1].clone(), two.clone())
+        ]
+    );
+
+    let rr = session(
+        &server,
+        &ada,
+        &[&one, &two],
+        json!({"policy": "round_robin"}),
+    )
+    .await;
+    let mut named = Vec::new();
+    for content in ["a", "b", "c"] {
+        let answer = post_answer(rr.clone(), content).await;
+        assert_eq!(
+            answer["replies"].as_array().map(Vec::len),
+            Some(1),
+            "{answer:?}"
+        );
+        named.push(answer["replies"][0].as_str().unwrap().to_owned());
+    }
+    let replies = finished_replies(&server, &rr, 3).await;
+    let by_id = |id: &str| {
+        replies
+            .iter()
+            .find(|reply| reply["objectId"] == id)
+            .map(persona_of)
+            .unwrap_or_else(|| panic!("no reply {id}: {replies:?}"))
+    };
+    assert_eq!(
+        named.iter().map(|id| by_id(id)).collect::<Vec<_>>(),
+        vec![one.clone(), two.clone(), one.clone()]
+    );
+
+    let quiet = session(&server, &ada, &[], json!({})).await;
+    let answer = post_answer(quiet, "anyone?").await;
+    assert!(answer.get("replies").is_none(), "{answer:?}");
+}
+
+/// `regenerate` asks for a new answer to the same question: the provider sees the history
+/// up to the message being answered — not the answer being replaced, not an earlier
+/// regeneration of it, and not what was said after it.
+#[tokio::test]
+async fn regenerate_sees_the_history_up_to_the_question() {
+    let fake = FakeLlm::start().await;
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let (ada, session_id) = ada_and_bot(&server, json!({})).await;
+    fake.push(Script::reply(&["first answer"]));
+    post(&server, &ada, &session_id, "question one").await;
+    let replies = finished_replies(&server, &session_id, 1).await;
+    let first = replies[0]["objectId"].as_str().unwrap().to_owned();
+    fake.push(Script::reply(&["second answer"]));
+    post(&server, &ada, &session_id, "question two").await;
+    finished_replies(&server, &session_id, 2).await;
+
+    fake.push(Script::reply(&["first answer, again"]));
+    let again = server
+        .call_as(&ada, "regenerate", json!({"messageId": first}))
+        .await;
+    assert_eq!(again.status.as_u16(), 200, "{:?}", again.body);
+    let again = result_message_id(&again);
+    finished_replies(&server, &session_id, 3).await;
+    fake.push(Script::reply(&["first answer, thrice"]));
+    let thrice = server
+        .call_as(&ada, "regenerate", json!({"messageId": again}))
+        .await;
+    assert_eq!(thrice.status.as_u16(), 200, "{:?}", thrice.body);
+    finished_replies(&server, &session_id, 4).await;
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 4);
+    for request in &requests[2..] {
+        let turns: Vec<(String, String)> = request.body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|turn| turn["role"] != "system")
+            .map(|turn| {
+                (
+                    turn["role"].as_str().unwrap().to_owned(),
+                    turn["content"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            turns,
+            vec![("user".to_owned(), "question one".to_owned())],
+            "{}",
+            request.body
+        );
+    }
 }

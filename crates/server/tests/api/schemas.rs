@@ -1083,3 +1083,272 @@ async fn global_config() {
         .await;
     assert_parse_error(&direct, 400, 119, None);
 }
+
+/// The names of the classes `GET /schemas` lists.
+async fn listed_classes(server: &TestServer) -> Vec<String> {
+    let all = server.master(Method::GET, "/schemas", None).await;
+    assert_eq!(all.status, StatusCode::OK, "{:?}", all.body);
+    all.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|schema| schema["className"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The server's bookkeeping classes (`/config`'s `_GlobalConfig`, the request-id claims'
+/// `_Idempotency`) are not in the schemas API, as in Parse Server, so Parse Dashboard does not
+/// list them: `GET /schemas` leaves them out, `GET`/`PUT /schemas/:name` answer `103 "Class …
+/// does not exist."`, `POST /schemas` refuses the name (`103`), and neither `DELETE
+/// /schemas/:name` nor `DELETE /purge/:name` touches them (`/config` and idempotency keep
+/// working). The user-facing master-only `AiUsage` stays listed.
+#[tokio::test]
+async fn bookkeeping_classes_are_not_in_the_schemas_api() {
+    let server = TestServer::with(parlor_server::config::ServeOptions {
+        idempotency_paths: Some(vec!["classes/.*".into()]),
+        ..Default::default()
+    })
+    .await;
+    let written = server
+        .master(
+            Method::PUT,
+            "/config",
+            Some(json!({"params": {"welcome": "hi"}})),
+        )
+        .await;
+    assert_eq!(written.body, json!({"result": true}));
+    server.create("Item", json!({"n": 0})).await;
+    let claimed = server
+        .send(
+            Method::POST,
+            "/classes/Item",
+            Some(json!({"n": 1})),
+            &[
+                ("x-parse-application-id", APP_ID),
+                ("x-parse-request-id", "claim-1"),
+            ],
+        )
+        .await;
+    assert_eq!(claimed.status, StatusCode::CREATED, "{:?}", claimed.body);
+    let classes = listed_classes(&server).await;
+    for internal in ["_GlobalConfig", "_Idempotency"] {
+        assert!(!classes.contains(&internal.to_owned()), "{classes:?}");
+    }
+    for visible in [
+        "_User",
+        "_Role",
+        "_Session",
+        "_Installation",
+        "Item",
+        "AiUsage",
+    ] {
+        assert!(
+            classes.contains(&visible.to_owned()),
+            "{visible}: {classes:?}"
+        );
+    }
+
+    for internal in ["_GlobalConfig", "_Idempotency"] {
+        let missing = Some(format!("Class {internal} does not exist."));
+        let path = format!("/schemas/{internal}");
+        let one = server.master(Method::GET, &path, None).await;
+        assert_parse_error(&one, 400, 103, missing.as_deref());
+        let changed = server
+            .master(
+                Method::PUT,
+                &path,
+                Some(json!({"fields": {"extra": {"type": "String"}}})),
+            )
+            .await;
+        assert_parse_error(&changed, 400, 103, missing.as_deref());
+        let created = server
+            .master(
+                Method::POST,
+                "/schemas",
+                Some(json!({"className": internal})),
+            )
+            .await;
+        assert_parse_error(&created, 400, 103, None);
+        let dropped = server.master(Method::DELETE, &path, None).await;
+        assert_eq!(dropped.status, StatusCode::OK, "{:?}", dropped.body);
+        let purged = server
+            .master(Method::DELETE, &format!("/purge/{internal}"), None)
+            .await;
+        assert_eq!(purged.status, StatusCode::OK, "{:?}", purged.body);
+    }
+
+    // Nothing above reached them: the parameter and the claim are still there.
+    let config = server.public(Method::GET, "/config", None).await;
+    assert_eq!(config.body, json!({"params": {"welcome": "hi"}}));
+    let repeated = server
+        .send(
+            Method::POST,
+            "/classes/Item",
+            Some(json!({"n": 2})),
+            &[
+                ("x-parse-application-id", APP_ID),
+                ("x-parse-request-id", "claim-1"),
+            ],
+        )
+        .await;
+    assert_parse_error(&repeated, 400, 159, Some("Duplicate request"));
+}
+
+/// The object API refuses the bookkeeping classes to every caller, the master key included,
+/// before and after they exist: `119 "Clients aren't allowed to perform the <op> operation on
+/// the <class> collection."` (Parse Server's words) for find, get, create, update and delete,
+/// directly and in a batch; a subquery naming one is an invalid class name. No row is read,
+/// forged or removed: `/config` and idempotency behave as before.
+#[tokio::test]
+async fn bookkeeping_classes_refuse_the_object_api_to_everyone() {
+    let server = TestServer::with(parlor_server::config::ServeOptions {
+        idempotency_paths: Some(vec!["classes/.*".into()]),
+        ..Default::default()
+    })
+    .await;
+    let user = server.sign_up("mallory").await;
+    let refused = |reply: &Reply, operation: &str, class_name: &str| {
+        assert_parse_error(
+            reply,
+            400,
+            119,
+            Some(&format!(
+                "Clients aren't allowed to perform the {operation} operation on the {class_name} collection."
+            )),
+        );
+    };
+    // Before the classes exist, the answer is the same as after.
+    for class_name in ["_GlobalConfig", "_Idempotency"] {
+        let found = server
+            .master(Method::GET, &format!("/classes/{class_name}"), None)
+            .await;
+        refused(&found, "find", class_name);
+    }
+    server
+        .master(
+            Method::PUT,
+            "/config",
+            Some(json!({"params": {"welcome": "hi", "secret": 1}, "masterKeyOnly": {"secret": true}})),
+        )
+        .await;
+    server.create("Item", json!({"n": 0})).await;
+    let claimed = server
+        .send(
+            Method::POST,
+            "/classes/Item",
+            Some(json!({"n": 1})),
+            &[
+                ("x-parse-application-id", APP_ID),
+                ("x-parse-request-id", "claim-1"),
+            ],
+        )
+        .await;
+    assert_eq!(claimed.status, StatusCode::CREATED, "{:?}", claimed.body);
+
+    let as_master = [
+        ("x-parse-application-id", APP_ID),
+        ("x-parse-master-key", MASTER_KEY),
+    ];
+    let as_user = [
+        ("x-parse-application-id", APP_ID),
+        ("x-parse-session-token", user.token.as_str()),
+    ];
+    let as_public = [("x-parse-application-id", APP_ID)];
+    for headers in [&as_master[..], &as_user[..], &as_public[..]] {
+        for (class_name, object_id) in [("_GlobalConfig", "1"), ("_Idempotency", "claim-1")] {
+            let collection = format!("/classes/{class_name}");
+            let object = format!("{collection}/{object_id}");
+            let found = server.send(Method::GET, &collection, None, headers).await;
+            refused(&found, "find", class_name);
+            let got = server.send(Method::GET, &object, None, headers).await;
+            refused(&got, "get", class_name);
+            let forged = server
+                .send(
+                    Method::POST,
+                    &collection,
+                    Some(json!({"objectId": "forged", "params": {"welcome": "pwned"}})),
+                    headers,
+                )
+                .await;
+            refused(&forged, "create", class_name);
+            let changed = server
+                .send(
+                    Method::PUT,
+                    &object,
+                    Some(json!({"params": {"welcome": "pwned"}, "expire": null})),
+                    headers,
+                )
+                .await;
+            refused(&changed, "update", class_name);
+            let deleted = server.send(Method::DELETE, &object, None, headers).await;
+            refused(&deleted, "delete", class_name);
+            let batch = server
+                .send(
+                    Method::POST,
+                    "/batch",
+                    Some(json!({"requests": [
+                        {"method": "DELETE", "path": format!("/parse{object}")},
+                        {"method": "GET", "path": format!("/parse{collection}")},
+                    ]})),
+                    headers,
+                )
+                .await;
+            assert_eq!(batch.status, StatusCode::OK, "{:?}", batch.body);
+            for item in batch.body.as_array().unwrap() {
+                assert_eq!(item["error"]["code"], 119, "{:?}", batch.body);
+            }
+            let subqueries = [
+                (
+                    "$inQuery",
+                    json!({"n": {"$inQuery": {"className": class_name, "where": {}}}}),
+                ),
+                (
+                    "$select",
+                    json!({"n": {"$select": {"query": {"className": class_name}, "key": "expire"}}}),
+                ),
+            ];
+            for (operator, subquery) in subqueries {
+                let found = server
+                    .send(
+                        Method::GET,
+                        &format!("/classes/Item?where={}", encode(&subquery.to_string())),
+                        None,
+                        headers,
+                    )
+                    .await;
+                let message = format!("improper usage of {operator}");
+                assert_parse_error(&found, 400, 102, Some(&message));
+            }
+        }
+    }
+
+    let config = server.master(Method::GET, "/config", None).await;
+    assert_eq!(
+        config.body,
+        json!({"params": {"welcome": "hi", "secret": 1}, "masterKeyOnly": {"secret": true}})
+    );
+    let repeated = server
+        .send(
+            Method::POST,
+            "/classes/Item",
+            Some(json!({"n": 2})),
+            &[
+                ("x-parse-application-id", APP_ID),
+                ("x-parse-request-id", "claim-1"),
+            ],
+        )
+        .await;
+    assert_parse_error(&repeated, 400, 159, Some("Duplicate request"));
+    let fresh = server
+        .send(
+            Method::POST,
+            "/classes/Item",
+            Some(json!({"n": 3})),
+            &[
+                ("x-parse-application-id", APP_ID),
+                ("x-parse-request-id", "forged"),
+            ],
+        )
+        .await;
+    assert_eq!(fresh.status, StatusCode::CREATED, "{:?}", fresh.body);
+}

@@ -99,6 +99,15 @@ async fn populate(server: &TestServer) -> Fixture {
             }),
         )
         .await;
+    // `/config` lives in a class the schemas API hides: it must move all the same.
+    let config = server
+        .master(
+            Method::PUT,
+            "/config",
+            Some(json!({"params": {"welcome": "hi", "secret": 7}, "masterKeyOnly": {"secret": true}})),
+        )
+        .await;
+    assert_eq!(config.body, json!({"result": true}));
     Fixture {
         user_id,
         token,
@@ -194,6 +203,13 @@ async fn verify(server: &TestServer, fixture: &Fixture, leg: &str) {
         )
         .await;
     assert_eq!(ids(&likes), vec![fixture.user_id.clone()], "{leg}: likes");
+
+    let config = server.master(Method::GET, "/config", None).await;
+    assert_eq!(
+        config.body,
+        json!({"params": {"welcome": "hi", "secret": 7}, "masterKeyOnly": {"secret": true}}),
+        "{leg}: config"
+    );
 
     let download = server
         .client

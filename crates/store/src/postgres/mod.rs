@@ -49,7 +49,7 @@ use sqlx_postgres::{
 
 use crate::error::{StoreError, StoreResult};
 use crate::sql::quote_ident;
-use crate::{Change, ChangeSink, SearchHit, Store, Write, WriteOutcome};
+use crate::{Change, ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
 use ddl::TableChanges;
 use rows::{PgBind, PgSql, Projection};
@@ -687,6 +687,17 @@ impl Store for PostgresStore {
             .execute(&self.inner.pool)
             .await?;
         Ok(deleted.rows_affected() > 0)
+    }
+
+    fn stats(&self) -> StoreStats {
+        let open = u64::from(self.inner.pool.size());
+        let idle = u64::try_from(self.inner.pool.num_idle()).unwrap_or(u64::MAX);
+        StoreStats {
+            // Writers run concurrently on pool connections; their order is kept by tickets.
+            writer_queue: 0,
+            connections_in_use: open.saturating_sub(idle),
+            connections: open,
+        }
     }
 
     async fn close(&self) {

@@ -32,6 +32,7 @@ mod writes;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -47,7 +48,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Bind, SqlBuilder};
-use crate::{ChangeSink, SearchHit, Store, Write, WriteOutcome};
+use crate::{ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
 pub use ddl::UNIQUE_INDEX_KEY;
 use rows::Projection;
@@ -95,6 +96,9 @@ pub struct SqliteStore {
     generations: Arc<RwLock<HashMap<String, u64>>>,
     /// Where the writer reports each commit (`Store::set_change_sink`).
     sink: SharedSink,
+    /// Reader connections open, and how many are running a query now (`Store::stats`).
+    readers: u64,
+    busy_readers: Arc<AtomicU64>,
 }
 
 /// The job queues. Both are unbounded: every job has a caller awaiting its answer, so the
@@ -187,6 +191,11 @@ impl SqliteStore {
         };
         let mut threads = vec![writer_thread];
         writer_ready.await.unwrap_or_else(|_| Err(closed()))?;
+        let busy_readers = Arc::new(AtomicU64::new(0));
+        let reader_count = match location {
+            Location::Memory => 0,
+            Location::File(_) => u64::from(options.readers.max(1)),
+        };
         let readers = match location {
             Location::Memory => None,
             Location::File(path) => {
@@ -198,6 +207,7 @@ impl SqliteStore {
                     let path = path.clone();
                     let jobs = reader_jobs.clone();
                     let busy_timeout = options.busy_timeout;
+                    let busy = Arc::clone(&busy_readers);
                     threads.push(spawn(
                         &format!("parlor-sqlite-reader-{index}"),
                         move || {
@@ -212,12 +222,14 @@ impl SqliteStore {
                                 }
                             };
                             while let Ok(job) = jobs.recv() {
+                                busy.fetch_add(1, Ordering::Relaxed);
                                 // A panicking read loses its answer (its caller gets an error),
                                 // not the thread.
                                 let run = std::panic::AssertUnwindSafe(|| job(&conn));
                                 if std::panic::catch_unwind(run).is_err() {
                                     tracing::error!("a read panicked");
                                 }
+                                busy.fetch_sub(1, Ordering::Relaxed);
                             }
                         },
                     )?);
@@ -235,6 +247,8 @@ impl SqliteStore {
             tables,
             generations,
             sink,
+            readers: reader_count,
+            busy_readers,
         })
     }
 
@@ -593,6 +607,22 @@ impl Store for SqliteStore {
         class_name
             .get(..7)
             .is_some_and(|prefix| prefix.eq_ignore_ascii_case("sqlite_"))
+    }
+
+    fn stats(&self) -> StoreStats {
+        let writer_queue = self
+            .queues
+            .read()
+            .ok()
+            .and_then(|queues| queues.as_ref().map(|queues| queues.writer.len()))
+            .unwrap_or(0);
+        StoreStats {
+            writer_queue: u64::try_from(writer_queue).unwrap_or(u64::MAX),
+            // The writer's connection is always open and counted as busy while jobs wait.
+            connections_in_use: self.busy_readers.load(Ordering::Relaxed)
+                + u64::from(writer_queue > 0),
+            connections: self.readers + 1,
+        }
     }
 
     async fn close(&self) {

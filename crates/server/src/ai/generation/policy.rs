@@ -11,12 +11,14 @@ use serde_json::{Value, json};
 use super::pointer_id;
 use crate::operation::{Auth, FindRequest, OpResult, Operations};
 
-/// The personas that answer `content`, in the order they answer.
+/// The personas that answer `content`, in the order they answer. `chosen_last` is the
+/// persona chosen last for replies not created yet, if the caller knows one.
 pub async fn choose(
     operations: &Operations,
     session: &Object,
     personas: Vec<Object>,
     content: &str,
+    chosen_last: Option<String>,
 ) -> OpResult<Vec<Object>> {
     let mentioned: Vec<Object> = personas
         .iter()
@@ -34,7 +36,7 @@ pub async fn choose(
     Ok(match policy {
         "manual" => Vec::new(),
         "first" => personas.into_iter().take(1).collect(),
-        "round_robin" => next_in_turn(operations, session, personas)
+        "round_robin" => next_in_turn(operations, session, personas, chosen_last)
             .await?
             .into_iter()
             .collect(),
@@ -43,12 +45,25 @@ pub async fn choose(
 }
 
 /// The persona whose turn it is under `round_robin`: the one after the last persona that
-/// answered in the session (the first when none has).
+/// answered in the session (the first when none has), or after `chosen_last` when replies
+/// chosen already are not written yet.
 pub async fn next_in_turn(
     operations: &Operations,
     session: &Object,
     personas: Vec<Object>,
+    chosen_last: Option<String>,
 ) -> OpResult<Option<Object>> {
+    let last_id = match chosen_last {
+        Some(last_id) => Some(last_id),
+        None => last_to_answer(operations, session).await?,
+    };
+    let position = last_id.and_then(|id| personas.iter().position(|p| p.object_id == id));
+    let next = position.map_or(0, |index| (index + 1) % personas.len().max(1));
+    Ok(personas.into_iter().nth(next))
+}
+
+/// The persona whose reply is the newest in the session.
+async fn last_to_answer(operations: &Operations, session: &Object) -> OpResult<Option<String>> {
     let request = FindRequest {
         where_json: json!({
             "session": super::pointer("ChatSession", &session.object_id),
@@ -66,13 +81,10 @@ pub async fn next_in_turn(
         .results
         .into_iter()
         .next();
-    let last_id = last
+    Ok(last
         .as_ref()
         .and_then(|message| pointer_id(message.get("persona"), "Persona"))
-        .map(str::to_owned);
-    let position = last_id.and_then(|id| personas.iter().position(|p| p.object_id == id));
-    let next = position.map_or(0, |index| (index + 1) % personas.len().max(1));
-    Ok(personas.into_iter().nth(next))
+        .map(str::to_owned))
 }
 
 fn persona_name(persona: &Object) -> &str {

@@ -271,6 +271,22 @@ pub enum ProviderError {
     Protocol(String),
 }
 
+impl ProviderError {
+    /// A short name of the kind of failure, for the `llm_provider_errors` metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::NotConfigured(_) => "not_configured",
+            ProviderError::Connect(_) => "connect",
+            ProviderError::Timeout(_) => "timeout",
+            ProviderError::Status { .. } => "http_status",
+            ProviderError::ContextOverflow(_) => "context_overflow",
+            ProviderError::RateLimited(_) => "rate_limited",
+            ProviderError::Stream(_) => "stream",
+            ProviderError::Protocol(_) => "protocol",
+        }
+    }
+}
+
 fn timeout_message(stage: &str) -> String {
     match stage {
         "connect" => "timed out connecting to the LLM provider".to_owned(),

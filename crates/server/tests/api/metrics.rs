@@ -1,0 +1,215 @@
+//! `GET /metrics` (issue 14): the Prometheus exposition, its counters moving as requests
+//! run, labelled by route template (the JS SDK's tunnelled reads under the route they run).
+
+use parlor_server::config::ServeOptions;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::TestServer;
+
+/// The value of the first sample line starting with `prefix` (name and labels).
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(prefix))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+/// `GET /metrics` beside the mount path.
+async fn get_metrics(server: &TestServer) -> reqwest::Response {
+    server
+        .client
+        .get(server.url("/metrics").replace("/parse/metrics", "/metrics"))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn scrape(server: &TestServer) -> String {
+    let response = get_metrics(server).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+    );
+    response.text().await.unwrap()
+}
+
+/// Scrapes until a sample starting with `prefix` appears (a reply ends in its own task).
+async fn scrape_until(server: &TestServer, prefix: &str) -> String {
+    for _ in 0..200 {
+        let text = scrape(server).await;
+        if sample(&text, prefix).is_some() {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("no {prefix} in {}", scrape(server).await);
+}
+
+/// Requests are counted by route template, method and status, timed, and the store's,
+/// process's and LiveQuery's figures are there.
+#[tokio::test]
+async fn counters_move_as_requests_run() {
+    let server = TestServer::with(ServeOptions {
+        metrics: Some(true),
+        ..ServeOptions::default()
+    })
+    .await;
+    let before = scrape(&server).await;
+    let find =
+        "parlor_http_requests_total{route=\"/classes/:className\",method=\"GET\",status=\"200\"}";
+    let created =
+        "parlor_http_requests_total{route=\"/classes/:className\",method=\"POST\",status=\"201\"}";
+    assert_eq!(sample(&before, find), None);
+    for n in 0..3 {
+        server.create("Note", json!({"n": n})).await;
+    }
+    server.find("Note", &[]).await;
+    // The JS SDK's envelope: a POST that runs a find.
+    let tunnelled = server
+        .js_sdk(
+            "/classes/Note",
+            json!({"_method": "GET", "_ApplicationId": crate::common::APP_ID}),
+        )
+        .await;
+    assert_eq!(tunnelled.status.as_u16(), 200, "{:?}", tunnelled.body);
+    let missing = server.master(Method::GET, "/classes/Note/nope", None).await;
+    assert_eq!(missing.status.as_u16(), 404);
+
+    let after = scrape(&server).await;
+    assert_eq!(sample(&after, created), Some(3.0), "{after}");
+    assert_eq!(sample(&after, find), Some(2.0), "{after}");
+    assert_eq!(
+        sample(
+            &after,
+            "parlor_http_requests_total{route=\"/classes/:className/:objectId\",method=\"GET\",status=\"404\"}"
+        ),
+        Some(1.0)
+    );
+    assert!(
+        sample(
+            &after,
+            "parlor_http_request_duration_seconds_count{route=\"/classes/:className\",method=\"POST\"}"
+        )
+        .is_some_and(|count| count >= 3.0),
+        "{after}"
+    );
+    assert!(
+        sample(
+            &after,
+            "parlor_store_operation_duration_seconds_count{kind=\"write\"}"
+        )
+        .is_some_and(|count| count >= 3.0),
+        "{after}"
+    );
+    assert!(sample(&after, "parlor_store_pool_connections ").is_some_and(|n| n >= 1.0));
+    assert!(sample(&after, "parlor_process_resident_memory_bytes").is_some_and(|n| n > 0.0));
+    assert!(sample(&after, "parlor_livequery_connections ").is_some());
+    // Nothing per raw path: an id never becomes a label.
+    assert!(!after.contains("nope"), "{after}");
+}
+
+/// Without `--metrics`, `/metrics` is not there (and nothing is counted).
+#[tokio::test]
+async fn metrics_are_off_by_default() {
+    let server = TestServer::new().await;
+    assert_eq!(get_metrics(&server).await.status().as_u16(), 404);
+}
+
+/// `--metrics-addr` serves them on a port of their own.
+#[tokio::test]
+async fn metrics_on_their_own_port() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = TestServer::with(ServeOptions {
+        metrics_addr: Some(format!("127.0.0.1:{port}")),
+        ..ServeOptions::default()
+    })
+    .await;
+    server.create("Note", json!({"n": 1})).await;
+    let text = server
+        .client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("parlor_http_requests_total"), "{text}");
+}
+
+/// A persona reply moves the token counters and the time-to-first-token histogram; a
+/// provider failure is counted by kind.
+#[tokio::test]
+async fn replies_count_tokens_and_failures() {
+    use crate::common::fake_llm::{FakeLlm, Script};
+    use crate::common::pointer;
+    let fake = FakeLlm::start().await;
+    let server = TestServer::with(ServeOptions {
+        metrics: Some(true),
+        llm_base_url: Some(fake.base_url.clone()),
+        llm_model: Some("fake-model".to_owned()),
+        ..ServeOptions::default()
+    })
+    .await;
+    let ada = server.sign_up("ada").await;
+    let bot = server.create("Persona", json!({"name": "Bot"})).await;
+    let session = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/ChatSession",
+            Some(json!({"participants": [], "personas": [pointer("Persona", &bot)]})),
+        )
+        .await;
+    let session = pointer("ChatSession", session.body["objectId"].as_str().unwrap());
+    fake.push(Script::reply(&["Hello", " there"]));
+    let posted = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/Message",
+            Some(json!({"session": session, "content": "hi"})),
+        )
+        .await;
+    let reply_id = posted.body["replies"][0].as_str().unwrap().to_owned();
+    let completion = "parlor_llm_tokens_total{provider=\"default\",model=\"fake-model\",direction=\"completion\"}";
+    let text = scrape_until(&server, completion).await;
+    assert!(sample(&text, completion).is_some_and(|n| n > 0.0), "{text}");
+    assert!(
+        sample(
+            &text,
+            "parlor_llm_time_to_first_token_seconds_count{provider=\"default\",model=\"fake-model\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    let stored = server.get("Message", &reply_id).await;
+    assert_eq!(stored["status"], "complete");
+
+    fake.push(Script::http_error(
+        400,
+        "invalid_request_error",
+        None,
+        "no such thing",
+    ));
+    server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/Message",
+            Some(json!({"session": session, "content": "again"})),
+        )
+        .await;
+    let failures = "parlor_llm_provider_errors_total{provider=\"default\",kind=\"http_status\"}";
+    let text = scrape_until(&server, failures).await;
+    assert_eq!(sample(&text, failures), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "parlor_generations_running "), Some(0.0));
+}
