@@ -9,6 +9,7 @@ COPY Cargo.toml Cargo.lock clippy.toml ./
 COPY crates crates
 COPY bench bench
 COPY template template
+COPY web web
 RUN cargo build --release --locked -p parlor_server --bin parlor
 
 FROM debian:bookworm-slim

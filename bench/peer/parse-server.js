@@ -31,6 +31,9 @@ ParseServer.startApp({
   silent: true,
   verbose: false,
   allowClientClassCreation: false,
+  // Its GraphQL API beside /parse, for the graphql_history scenario.
+  mountGraphQL: true,
+  graphQLPath: '/graphql',
 }).then(
   () => process.stdout.write(`parse-server ${req('parse-server/package.json').version} on ${serverURL} pid=${process.pid}\n`),
   (e) => {

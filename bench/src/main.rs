@@ -82,7 +82,7 @@ struct Cli {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "create_message,query_history,get_by_id,health,log_in,sign_up,history_during_log_ins"
+        default_value = "create_message,query_history,graphql_history,get_by_id,health,log_in,sign_up,history_during_log_ins"
     )]
     scenarios: Vec<String>,
     /// Concurrent connections (a comma list runs each in turn). `history_during_log_ins` splits
@@ -389,8 +389,18 @@ impl Scenario {
     }
 }
 
-const KNOWN_SCENARIOS: &str =
-    "create_message, query_history, get_by_id, health, log_in, sign_up, history_during_log_ins";
+const KNOWN_SCENARIOS: &str = "create_message, query_history, graphql_history, get_by_id, health, log_in, sign_up, history_during_log_ins";
+
+/// The history page by GraphQL: the 50 newest messages of a session with their sender and
+/// session expanded (Parse Server's GraphQL API, which Parlor's speaks too).
+const GRAPHQL_HISTORY: &str = "query History($s: ID!) { messages(where: {session: {have: {objectId: {equalTo: $s}}}}, order: [createdAt_DESC], first: 50) { edges { node { objectId content role createdAt sender { objectId username } session { objectId title } } } } }";
+
+/// The GraphQL endpoint beside a REST mount (`…/parse` → `…/graphql`).
+fn graphql_url(base: &str) -> String {
+    let root = base.trim_end_matches('/');
+    let root = root.rsplit_once('/').map_or(root, |(root, _)| root);
+    format!("{root}/graphql")
+}
 
 /// The target of a single-load scenario.
 fn target(name: &str, base: &str, seeded: &seed::Seeded) -> anyhow::Result<Target> {
@@ -424,6 +434,17 @@ fn target(name: &str, base: &str, seeded: &seed::Seeded) -> anyhow::Result<Targe
                 method: Method::GET,
                 url,
                 body: None,
+                master: true,
+            }
+        }
+        "graphql_history" => {
+            let body =
+                json!({"query": GRAPHQL_HISTORY, "variables": {"s": seeded.history_session}});
+            let body: &'static str = Box::leak(body.to_string().into_boxed_str());
+            Target::Fixed {
+                method: Method::POST,
+                url: graphql_url(base),
+                body: Some(body),
                 master: true,
             }
         }
@@ -567,6 +588,34 @@ async fn sanity(client: &Client, keys: &Keys, check: &str, target: &Target) -> R
                 .collect();
             if dates.len() != 50 || dates.windows(2).any(|w| w[0] < w[1]) {
                 return Err("results not ordered by -createdAt".to_owned());
+            }
+            Ok(())
+        }
+        "graphql_history" => {
+            if value.get("errors").is_some() {
+                return Err(format!("errors: {}", shown()));
+            }
+            let edges = value
+                .pointer("/data/messages/edges")
+                .and_then(Value::as_array)
+                .ok_or_else(|| format!("no edges: {}", shown()))?;
+            if edges.len() != 50 {
+                return Err(format!("expected 50 edges, got {}", edges.len()));
+            }
+            let node =
+                |edge: &Value, path: &str| edge.pointer(path).cloned().unwrap_or(Value::Null);
+            let dates: Vec<String> = edges
+                .iter()
+                .filter_map(|edge| node(edge, "/node/createdAt").as_str().map(str::to_owned))
+                .collect();
+            if dates.len() != 50 || dates.windows(2).any(|w| w[0] < w[1]) {
+                return Err("edges not ordered by -createdAt".to_owned());
+            }
+            if edges
+                .iter()
+                .any(|edge| !node(edge, "/node/session/objectId").is_string())
+            {
+                return Err(format!("session not expanded: {}", shown()));
             }
             Ok(())
         }

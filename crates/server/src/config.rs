@@ -165,6 +165,23 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_PUBSUB")]
     pub pubsub: Option<String>,
 
+    /// Path of the GraphQL API, beside the REST mount; `none` turns it off [default: /graphql].
+    #[arg(long, env = "PARLOR_GRAPHQL_PATH")]
+    pub graphql_path: Option<String>,
+
+    /// Deepest selection nesting a GraphQL query may have (the master key is exempt); 0: no
+    /// limit [default: 20].
+    #[arg(long, env = "PARLOR_GRAPHQL_MAX_DEPTH")]
+    pub graphql_max_depth: Option<usize>,
+
+    /// Most fields one GraphQL query may select, fragments expanded; 0: no limit [default: 500].
+    #[arg(long, env = "PARLOR_GRAPHQL_MAX_FIELDS")]
+    pub graphql_max_fields: Option<usize>,
+
+    /// Most aliased fields one GraphQL query may have; 0: no limit [default: 50].
+    #[arg(long, env = "PARLOR_GRAPHQL_MAX_ALIASES")]
+    pub graphql_max_aliases: Option<usize>,
+
     /// Classes that live queries serve (comma list) [default: every class].
     #[arg(long, env = "PARLOR_LIVE_QUERY_CLASSES", value_delimiter = ',')]
     pub live_query_classes: Option<Vec<String>>,
@@ -296,6 +313,8 @@ pub struct Config {
     pub master_key: Option<String>,
     pub master_key_ips: Vec<String>,
     pub client_keys: Vec<String>,
+    /// The JavaScript key, which the web app sends: like any browser client's, it is public.
+    pub javascript_key: Option<String>,
     pub max_body_bytes: usize,
     /// Timeouts of client connections and the cap on how many are open.
     pub connections: crate::http::serve::ConnectionLimits,
@@ -316,6 +335,9 @@ pub struct Config {
     pub smtp_url: Option<String>,
     pub mail_from: String,
     pub live: crate::live::LiveConfig,
+    /// `None`: no GraphQL API.
+    pub graphql_path: Option<String>,
+    pub graphql_limits: crate::graphql::Limits,
     pub llm: LlmConfig,
     /// The PostgreSQL or Redis URL whose pub/sub carries changes between instances.
     pub pubsub: Option<String>,
@@ -363,6 +385,7 @@ impl ServeOptions {
                 .master_key_ips
                 .unwrap_or_else(|| vec!["127.0.0.1".to_owned(), "::1".to_owned()]),
             client_keys,
+            javascript_key: options.javascript_key.clone().filter(|key| !key.is_empty()),
             max_body_bytes: options.max_body_bytes.unwrap_or(20 * 1024 * 1024),
             connections,
             max_limit: options.max_limit,
@@ -396,6 +419,23 @@ impl ServeOptions {
             },
             database,
             llm,
+            graphql_path: match options.graphql_path.as_deref().map(str::trim) {
+                Some("none") | Some("") => None,
+                Some(path) => Some(normalize_mount(path)?).filter(|path| !path.is_empty()),
+                None => Some("/graphql".to_owned()),
+            },
+            graphql_limits: {
+                let limit = |value: Option<usize>, default: usize| match value {
+                    Some(0) => None,
+                    Some(limit) => Some(limit),
+                    None => Some(default),
+                };
+                crate::graphql::Limits {
+                    max_depth: limit(options.graphql_max_depth, 20),
+                    max_fields: limit(options.graphql_max_fields, 500),
+                    max_aliases: limit(options.graphql_max_aliases, 50),
+                }
+            },
             live: crate::live::LiveConfig {
                 classes: options
                     .live_query_classes
@@ -448,6 +488,10 @@ impl ServeOptions {
             metrics_addr: self.metrics_addr.or(other.metrics_addr),
             database_readers: self.database_readers.or(other.database_readers),
             pubsub: self.pubsub.or(other.pubsub),
+            graphql_path: self.graphql_path.or(other.graphql_path),
+            graphql_max_depth: self.graphql_max_depth.or(other.graphql_max_depth),
+            graphql_max_fields: self.graphql_max_fields.or(other.graphql_max_fields),
+            graphql_max_aliases: self.graphql_max_aliases.or(other.graphql_max_aliases),
             live_query_classes: self.live_query_classes.or(other.live_query_classes),
             live_query_max_subscriptions: self
                 .live_query_max_subscriptions

@@ -6,6 +6,8 @@
 //! - [`operation`]: the one layer that applies access rules and schema checks; every
 //!   surface (REST now; GraphQL, LiveQuery and cloud code later) calls it.
 //! - [`http`]: the Parse REST wire protocol on axum; nothing else knows about HTTP.
+//! - [`graphql`]: the GraphQL API generated from the live schema (its HTTP and WebSocket
+//!   edge is `http/graphql.rs`).
 //! - [`template`]: the AI chat template's classes, loaded on first start.
 //! - [`schema_doc`]: the live schema as JSON, a Mermaid ER diagram or a data dictionary.
 //!
@@ -14,6 +16,7 @@
 
 pub mod ai;
 pub mod config;
+pub mod graphql;
 pub mod http;
 pub mod live;
 pub mod mail;
@@ -289,17 +292,29 @@ pub async fn run(
         master_key,
         master_key_ips: config.master_key_ips.clone(),
         client_keys: config.client_keys.clone(),
+        javascript_key: config.javascript_key.clone(),
         mount_path: config.mount_path.clone(),
         max_body_bytes: config.max_body_bytes,
         idempotency_paths,
         idempotency_ttl_seconds: config.idempotency_ttl,
+        graphql_path: config.graphql_path.clone(),
         metrics_route: config.metrics,
     };
     let store = operations.store.clone();
+    let live = Arc::new(live::Hub::new(config.live.clone()));
+    let graphql = match &config.graphql_path {
+        Some(_) => Some(Arc::new(graphql::GraphQl::new(
+            operations.clone(),
+            Arc::clone(&live),
+            config.graphql_limits,
+        )?)),
+        None => None,
+    };
     let state = AppState {
         operations,
         config: Arc::new(http_config),
-        live: Arc::new(live::Hub::new(config.live.clone())),
+        live,
+        graphql,
     };
     let metrics_server = match &config.metrics_addr {
         Some(address) => Some(

@@ -80,6 +80,21 @@ mod chat_rules;
 #[path = "api/directory.rs"]
 mod directory;
 
+#[path = "api/graphql.rs"]
+mod graphql;
+
+#[path = "api/graphql_batching.rs"]
+mod graphql_batching;
+
+#[path = "api/graphql_live.rs"]
+mod graphql_live;
+
+#[path = "api/graphql_matrix.rs"]
+mod graphql_matrix;
+
+#[path = "api/web.rs"]
+mod web;
+
 #[path = "api/metrics.rs"]
 mod metrics;
 

@@ -56,9 +56,45 @@ const SUMMARY_MAX_TOKENS: u32 = 512;
 /// while one runs is dropped, not queued.
 static SUMMARIZING: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Mutex::default);
 
-/// Builds the request for `persona`'s next reply in `session` (see the module docs). With
-/// `history_before`, the history ends just before that message: a regenerated answer sees
-/// the conversation as the answer it replaces saw it, not that answer nor what came after.
+/// One part of the system prompt, with what it holds (`persona`: the persona's own
+/// `systemPrompt`; `identity`: its name and description; `context`: the Context's data;
+/// `summary`: the running summary; `excerpts`: retrieved older turns).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptSection {
+    pub kind: &'static str,
+    pub text: String,
+}
+
+/// A prompt before it becomes a request: what [`build_request`] sends, and what the
+/// `previewContext` cloud function shows.
+#[derive(Debug, Clone)]
+pub struct Assembly {
+    /// The system prompt's non-empty parts, in order (joined by blank lines).
+    pub sections: Vec<PromptSection>,
+    /// The history that fits, oldest first, with the objectId of the message of each turn.
+    pub turns: Vec<(String, ChatMessage)>,
+    /// Turns read but left out for lack of room, plus whether older unread ones exist.
+    pub left_out: usize,
+    pub older_unread: bool,
+    /// Left-out turns the Context's summary does not cover yet.
+    needs_summary: bool,
+}
+
+impl Assembly {
+    /// The system prompt as sent.
+    pub fn system(&self) -> String {
+        let mut system = String::new();
+        for section in &self.sections {
+            push_section(&mut system, &section.text);
+        }
+        system
+    }
+}
+
+/// Builds the request for `persona`'s next reply in `session` (see the module docs), and
+/// starts a background summary when turns the summary does not cover had to be left out.
+/// With `history_before`, the history ends just before that message: a regenerated answer
+/// sees the conversation as the answer it replaces saw it, not that answer nor what came after.
 pub async fn build_request(
     operations: &Operations,
     session: &Object,
@@ -68,16 +104,58 @@ pub async fn build_request(
     context_window: u32,
     history_before: Option<&Object>,
 ) -> OpResult<ChatRequest> {
+    let assembly = assemble(
+        operations,
+        session,
+        persona,
+        model,
+        max_output_tokens,
+        context_window,
+        history_before,
+    )
+    .await?;
+    if assembly.needs_summary {
+        spawn_summary(operations, &session.object_id);
+    }
+    let system = assembly.system();
+    Ok(ChatRequest {
+        model: model.to_owned(),
+        system: (!system.is_empty()).then_some(system),
+        messages: assembly.turns.into_iter().map(|(_, turn)| turn).collect(),
+        temperature: persona.fields.get("temperature").and_then(Value::as_f64),
+        max_tokens: Some(max_output_tokens),
+    })
+}
+
+/// The parts of `persona`'s next prompt in `session`, within `context_window` minus
+/// `max_output_tokens` (and the history before `history_before`, see [`build_request`]);
+/// reads only, changes nothing.
+pub async fn assemble(
+    operations: &Operations,
+    session: &Object,
+    persona: &Object,
+    model: &str,
+    max_output_tokens: u32,
+    context_window: u32,
+    history_before: Option<&Object>,
+) -> OpResult<Assembly> {
     let session_id = session.object_id.as_str();
     let context = load_context(operations, session).await?;
-    let mut system = persona_prompt(persona);
+    let mut sections = persona_sections(persona);
     if let Some(context) = &context {
-        push_section(&mut system, &render_context(context));
+        sections.extend(context_sections(context));
     }
+    let mut assembly = Assembly {
+        sections,
+        turns: Vec::new(),
+        left_out: 0,
+        older_unread: false,
+        needs_summary: false,
+    };
     let count = |text: &str| tokens::count_tokens(model, text);
     let budget = (context_window as usize)
         .saturating_sub(max_output_tokens as usize)
-        .saturating_sub(count(&system) + tokens::TOKENS_PER_MESSAGE);
+        .saturating_sub(count(&assembly.system()) + tokens::TOKENS_PER_MESSAGE);
 
     let newest_first = recent_messages(operations, session_id, history_before).await?;
     // A full read means older messages exist beyond it, whether or not the ones read fit.
@@ -122,7 +200,12 @@ pub async fn build_request(
                 &count,
             )
             .await?;
-            push_section(&mut system, &excerpts);
+            if !excerpts.is_empty() {
+                assembly.sections.push(PromptSection {
+                    kind: "excerpts",
+                    text: excerpts,
+                });
+            }
         }
         // The newest message left out: the first turn that did not fit, else (everything
         // read fits) the oldest one read stands for the unread ones before it.
@@ -130,25 +213,20 @@ pub async fn build_request(
             .get(fitting)
             .map(|(message, _)| message)
             .or(oldest_read.as_ref());
-        if let (Some(message), Some(context)) = (newest_left_out, &context)
-            && !summary_covers(context, message)
-        {
-            spawn_summary(operations, session_id);
-        }
+        assembly.needs_summary = matches!(
+            (newest_left_out, &context),
+            (Some(message), Some(context)) if !summary_covers(context, message)
+        );
     }
-    let mut messages: Vec<ChatMessage> = turns
+    assembly.left_out = turns.len() - fitting;
+    assembly.older_unread = !read_all;
+    assembly.turns = turns
         .into_iter()
         .take(fitting)
-        .map(|(_, turn)| turn)
+        .map(|(message, turn)| (message.object_id, turn))
         .collect();
-    messages.reverse();
-    Ok(ChatRequest {
-        model: model.to_owned(),
-        system: (!system.is_empty()).then_some(system),
-        messages,
-        temperature: persona.fields.get("temperature").and_then(Value::as_f64),
-        max_tokens: Some(max_output_tokens),
-    })
+    assembly.turns.reverse();
+    Ok(assembly)
 }
 
 /// How many of `turns` (newest first) fit in `budget`, taking them in order.
@@ -188,10 +266,7 @@ fn text_field<'a>(object: &'a Object, field: &str) -> Option<&'a str> {
 }
 
 /// The persona's own prompt, then who it is.
-fn persona_prompt(persona: &Object) -> String {
-    let mut system = text_field(persona, "systemPrompt")
-        .unwrap_or_default()
-        .to_owned();
+fn persona_sections(persona: &Object) -> Vec<PromptSection> {
     let identity = match (
         text_field(persona, "name"),
         text_field(persona, "description"),
@@ -201,28 +276,37 @@ fn persona_prompt(persona: &Object) -> String {
         (None, Some(description)) => format!("You are: {description}"),
         (None, None) => String::new(),
     };
-    push_section(&mut system, &identity);
-    system
+    let system_prompt = text_field(persona, "systemPrompt").unwrap_or_default();
+    [
+        ("persona", system_prompt.to_owned()),
+        ("identity", identity),
+    ]
+    .into_iter()
+    .filter(|(_, text)| !text.is_empty())
+    .map(|(kind, text)| PromptSection { kind, text })
+    .collect()
 }
 
 /// The Context as the prompt shows it: its data as compact JSON, then its summary.
-fn render_context(context: &Object) -> String {
-    let mut text = String::new();
+fn context_sections(context: &Object) -> Vec<PromptSection> {
+    let mut sections = Vec::new();
     if let Some(data) = context
         .fields
         .get("data")
         .filter(|data| data.as_object().is_some_and(|data| !data.is_empty()))
     {
-        text.push_str("Session context (JSON): ");
-        text.push_str(&data.to_string());
+        sections.push(PromptSection {
+            kind: "context",
+            text: format!("Session context (JSON): {data}"),
+        });
     }
     if let Some(summary) = text_field(context, "summary") {
-        push_section(
-            &mut text,
-            &format!("Summary of the earlier conversation:\n{summary}"),
-        );
+        sections.push(PromptSection {
+            kind: "summary",
+            text: format!("Summary of the earlier conversation:\n{summary}"),
+        });
     }
-    text
+    sections
 }
 
 /// The session's Context: the one its `context` pointer names, else the one whose

@@ -1,5 +1,7 @@
-//! The cloud functions of the AI template (`POST {mount}/functions/<name>`): `generate`,
-//! `cancelGeneration`, `regenerate`, `searchContext` and `summarizeSession`.
+//! The cloud functions of the AI chat template (`POST {mount}/functions/<name>`):
+//! `generate`, `cancelGeneration`, `regenerate`, `searchContext`, `summarizeSession`,
+//! `previewContext` (the prompt a persona would see next, without sending it) and
+//! `leaveSession` (a participant leaves; the session's update CLP is the owner's alone).
 //!
 //! Each one first reads the session (and the message) with the caller's own rights, through
 //! the read path, and checks membership ([`member_session`]): only the session's owner and
@@ -15,11 +17,12 @@ use serde_json::{Map, Value, json};
 
 use crate::ai::context::Summarized;
 use crate::ai::generation::{self, Generator, Job, load_object, pointer_id};
-use crate::ai::search;
+use crate::ai::provider::ChatRole;
+use crate::ai::{context, search, tokens};
 use crate::operation::template_rules::is_session_member;
 use crate::operation::{Auth, GetRequest, OpError, OpResult, Operations};
 
-/// The functions [`call`] runs.
+/// The functions [`call`] runs (GraphQL's `CloudCodeFunction` enum lists them).
 pub const NAMES: [&str; 5] = [
     "generate",
     "cancelGeneration",
@@ -41,6 +44,8 @@ pub async fn call(
         "regenerate" => regenerate(operations, auth, params).await,
         "searchContext" => search_context(operations, auth, params).await,
         "summarizeSession" => summarize_session(operations, auth, params).await,
+        "previewContext" => preview_context(operations, auth, params).await,
+        "leaveSession" => leave_session(operations, auth, params).await,
         // Parse Server's own answer to an unknown function.
         _ => Err(failed(format!("Invalid function: \"{name}\""))),
     }
@@ -140,29 +145,7 @@ async fn generate(
     let generator = generator(operations)?;
     let session_id = text_param(params, "sessionId")?;
     let session = member_session(operations, auth, session_id).await?;
-    let personas = generation::session_personas(operations, &session).await?;
-    let persona = match params.get("personaId").and_then(Value::as_str) {
-        Some(persona_id) => personas
-            .into_iter()
-            .find(|persona| persona.object_id == persona_id)
-            .ok_or_else(|| failed("personaId is not a persona of this session"))?,
-        None => {
-            let round_robin =
-                session.fields.get("policy").and_then(Value::as_str) == Some("round_robin");
-            let chosen = if round_robin {
-                generation::policy::next_in_turn(
-                    operations,
-                    &session,
-                    personas,
-                    generator.chosen_last(&session.object_id),
-                )
-                .await?
-            } else {
-                personas.into_iter().next()
-            };
-            chosen.ok_or_else(|| failed("this session has no personas"))?
-        }
-    };
+    let persona = chosen_persona(operations, &generator, &session, params).await?;
     let user = auth.user_id.clone();
     let slot = admit(&generator, operations, user.as_deref()).await?;
     let job = Job {
@@ -174,6 +157,163 @@ async fn generate(
     };
     let (message_id, _) = generator.launch(operations, job, Ok(slot)).await?;
     Ok(json!({"messageId": message_id}))
+}
+
+/// The persona `params.personaId` names (one of the session's), or without one the persona
+/// whose turn it is (round_robin) or the first one.
+async fn chosen_persona(
+    operations: &Operations,
+    generator: &Generator,
+    session: &Object,
+    params: &Map<String, Value>,
+) -> OpResult<Object> {
+    let personas = generation::session_personas(operations, session).await?;
+    match params.get("personaId").and_then(Value::as_str) {
+        Some(persona_id) => personas
+            .into_iter()
+            .find(|persona| persona.object_id == persona_id)
+            .ok_or_else(|| failed("personaId is not a persona of this session")),
+        None => {
+            let round_robin =
+                session.fields.get("policy").and_then(Value::as_str) == Some("round_robin");
+            let chosen = if round_robin {
+                generation::policy::next_in_turn(
+                    operations,
+                    session,
+                    personas,
+                    generator.chosen_last(&session.object_id),
+                )
+                .await?
+            } else {
+                personas.into_iter().next()
+            };
+            chosen.ok_or_else(|| failed("this session has no personas"))
+        }
+    }
+}
+
+/// `previewContext {sessionId, personaId?}` → what the persona (chosen as `generate` would)
+/// will see when it answers next: the system prompt's parts and the history that fits, with
+/// token counts, the model and its window. The same rights as `generate`; it sends nothing
+/// to a provider and changes nothing.
+async fn preview_context(
+    operations: &Operations,
+    auth: &Auth,
+    params: &Map<String, Value>,
+) -> OpResult<Value> {
+    let generator = generator(operations)?;
+    let session_id = text_param(params, "sessionId")?;
+    let session = member_session(operations, auth, session_id).await?;
+    let persona = chosen_persona(operations, &generator, &session, params).await?;
+    let plan = generator
+        .plan(&persona)
+        .map_err(|error| failed(error.to_string()))?;
+    let assembly = context::assemble(
+        operations,
+        &session,
+        &persona,
+        &plan.model,
+        plan.max_output,
+        plan.window,
+        None,
+    )
+    .await?;
+    let count = |text: &str| tokens::count_tokens(&plan.model, text);
+    let system = assembly.system();
+    let system_tokens = if system.is_empty() {
+        0
+    } else {
+        count(&system) + tokens::TOKENS_PER_MESSAGE
+    };
+    let parts: Vec<Value> = assembly
+        .sections
+        .iter()
+        .map(|section| json!({"kind": section.kind, "text": section.text, "tokens": count(&section.text)}))
+        .collect();
+    let mut history_tokens = 0;
+    let messages: Vec<Value> = assembly
+        .turns
+        .iter()
+        .map(|(object_id, turn)| {
+            let tokens = count(&turn.content)
+                + turn.name.as_deref().map_or(0, count)
+                + tokens::TOKENS_PER_MESSAGE;
+            history_tokens += tokens;
+            let role = match turn.role {
+                ChatRole::User => "user",
+                ChatRole::Assistant => "assistant",
+            };
+            json!({
+                "objectId": object_id,
+                "role": role,
+                "name": turn.name,
+                "content": turn.content,
+                "tokens": tokens,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "persona": {
+            "objectId": persona.object_id,
+            "name": persona.fields.get("name").cloned().unwrap_or(Value::Null),
+        },
+        "model": plan.model,
+        "contextWindow": plan.window,
+        "maxOutputTokens": plan.max_output,
+        "system": {"text": system, "tokens": system_tokens, "parts": parts},
+        "messages": messages,
+        "historyTokens": history_tokens,
+        "totalTokens": system_tokens + history_tokens,
+        "leftOut": assembly.left_out,
+        "olderUnread": assembly.older_unread,
+    }))
+}
+
+/// `leaveSession {sessionId}` → `{left: true}`: the caller stops being a participant (the
+/// session's ACL and its messages' follow, as for any change of participants). The owner
+/// cannot leave: they archive or delete the session instead.
+async fn leave_session(
+    operations: &Operations,
+    auth: &Auth,
+    params: &Map<String, Value>,
+) -> OpResult<Value> {
+    let session_id = text_param(params, "sessionId")?;
+    let session = member_session(operations, auth, session_id).await?;
+    let user_id = auth
+        .user_id
+        .as_deref()
+        .ok_or_else(|| failed("only a participant can leave a session"))?;
+    if pointer_id(session.fields.get("owner"), "_User") == Some(user_id) {
+        return Err(failed(
+            "The owner cannot leave the session; archive or delete it instead.",
+        ));
+    }
+    let participants = generation::pointer_ids(session.fields.get("participants"), "_User");
+    if !participants.iter().any(|id| id == user_id) {
+        return Err(failed("You are not a participant of this session."));
+    }
+    // The session's update CLP is its owner's: the change is made with the owner's rights,
+    // so the template's rules recompute the session's ACL and its messages' and Context's
+    // in the same transaction, exactly as when the owner removes a participant. It removes
+    // the caller and nothing else.
+    let owner_id = pointer_id(session.fields.get("owner"), "_User")
+        .ok_or_else(|| failed("this session has no owner"))?
+        .to_owned();
+    let owner = Auth {
+        roles: operations.roles_of(&owner_id).await?,
+        user_id: Some(owner_id),
+        ..Auth::default()
+    };
+    let mut body = Map::new();
+    body.insert(
+        "participants".into(),
+        json!({"__op": "Remove", "objects": [generation::pointer("_User", user_id)]}),
+    );
+    let plan = operations
+        .plan_update(&owner, "ChatSession", session_id, &body)
+        .await?;
+    operations.commit_one(plan).await?;
+    Ok(json!({"left": true}))
 }
 
 /// `summarizeSession {sessionId}` → `{summary}`: folds the session's older turns into its

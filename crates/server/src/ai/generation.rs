@@ -51,6 +51,15 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(75);
 /// The output budget of a persona that sets no `maxTokens`.
 pub const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 1024;
 
+/// What a persona's reply runs with: its provider, its model (the persona's, else the
+/// provider's default), its output budget and the model's context window.
+pub struct ReplyPlan {
+    pub provider: Arc<crate::ai::provider::Provider>,
+    pub model: String,
+    pub max_output: u32,
+    pub window: u32,
+}
+
 /// The master-only class where each reply's token usage is recorded, per user and persona.
 pub const USAGE_CLASS: &str = "AiUsage";
 
@@ -698,6 +707,35 @@ impl Generator {
         self.counters().running.remove(&message_id);
     }
 
+    /// The provider, model and budgets `persona`'s replies run with.
+    pub fn plan(&self, persona: &Object) -> Result<ReplyPlan, ProviderError> {
+        let fields = &persona.fields;
+        let provider = self
+            .providers
+            .get(fields.get("provider").and_then(Value::as_str))?;
+        let model = fields
+            .get("model")
+            .and_then(Value::as_str)
+            .filter(|model| !model.trim().is_empty())
+            .or_else(|| provider.default_model())
+            .unwrap_or_default()
+            .to_owned();
+        let max_output = fields
+            .get("maxTokens")
+            .and_then(Value::as_u64)
+            .filter(|tokens| *tokens > 0)
+            .map_or(DEFAULT_MAX_OUTPUT_TOKENS, |tokens| {
+                u32::try_from(tokens).unwrap_or(u32::MAX)
+            });
+        let window = provider.context_window(&model);
+        Ok(ReplyPlan {
+            provider,
+            model,
+            max_output,
+            window,
+        })
+    }
+
     /// Checks the limits, then streams the persona's answer.
     async fn produce(
         &self,
@@ -716,28 +754,21 @@ impl Generator {
         {
             return Answer::failed(error);
         }
-        let persona = &job.persona.fields;
-        let provider_name = persona.get("provider").and_then(Value::as_str);
-        let provider = match self.providers.get(provider_name) {
-            Ok(provider) => provider,
+        let ReplyPlan {
+            provider,
+            model,
+            max_output,
+            window,
+        } = match self.plan(&job.persona) {
+            Ok(plan) => plan,
             Err(error) => return Answer::failed(error.to_string()),
         };
-        let model = persona
-            .get("model")
-            .and_then(Value::as_str)
-            .filter(|model| !model.trim().is_empty())
-            .or_else(|| provider.default_model())
-            .unwrap_or_default()
-            .to_owned();
-        let max_output = persona
-            .get("maxTokens")
-            .and_then(Value::as_u64)
-            .filter(|tokens| *tokens > 0)
-            .map_or(DEFAULT_MAX_OUTPUT_TOKENS, |tokens| {
-                u32::try_from(tokens).unwrap_or(u32::MAX)
-            });
-        let temperature = persona.get("temperature").and_then(Value::as_f64);
-        let mut window = provider.context_window(&model);
+        let mut window = window;
+        let temperature = job
+            .persona
+            .fields
+            .get("temperature")
+            .and_then(Value::as_f64);
         let mut cancel = running.cancel.subscribe();
         let started = Instant::now();
         let mut answer = Answer {

@@ -10,11 +10,13 @@
 //!   recent turns) within the window, and summarising long histories in the background.
 //! - [`search`]: full-text retrieval over a session's messages and context.
 //! - [`generation`]: persona replies, from a committed user message to a finished assistant
-//!   message, with limits and usage; [`functions`]: the AI cloud functions.
+//!   message, with limits and usage; [`functions`]: the AI cloud functions;
+//!   [`reply_stream`]: a reply's growth for whoever follows it (SSE, GraphQL).
 
 pub mod context;
 pub mod functions;
 pub mod generation;
 pub mod provider;
+pub mod reply_stream;
 pub mod search;
 pub mod tokens;

@@ -4,6 +4,9 @@
 //! authenticates it ([`auth`]), and hands it to the route table ([`routes`]), whose
 //! handlers call the operation layer. `/batch` goes through the same route table.
 //!
+//! The GraphQL API (`graphql`, `graphql_ws`, `playground`) has its own path beside the
+//! mount; its requests are authenticated by the same `auth` code.
+//!
 //! Layer order (outermost first): CORS answers preflights before anything else runs; the
 //! panic catcher turns a bug into a Parse code-1 answer instead of a dropped connection.
 
@@ -14,17 +17,21 @@ pub mod envelope;
 pub mod error;
 pub mod files;
 pub mod functions;
+pub mod graphql;
+pub mod graphql_ws;
 pub mod info;
 pub mod observe;
 pub mod openapi;
 pub mod pages;
 pub mod params;
+pub mod playground;
 pub mod routes;
 pub mod schemas;
 pub mod serve;
 pub mod state;
 pub mod stream;
 pub mod users;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -60,7 +67,8 @@ const ALLOWED_HEADERS: [&str; 15] = [
     "x-parse-cloud-context",
 ];
 
-/// The application: every route below the mount path, plus `/health` at the root.
+/// The application: every route below the mount path, `/health` at the root, and the web
+/// app (`/` and `/assets/…`, see [`web`]).
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::any())
@@ -104,6 +112,10 @@ async fn handle_request(
     if state.config.metrics_route && observe::is_metrics_request(&request) {
         return observe::serve_metrics(&state, peer);
     }
+    // GraphQL (and its WebSocket) first: its path is beside the mount, not below it.
+    if let Some(target) = graphql::target(&state, &request) {
+        return graphql::handle(&state, peer, request, target).await;
+    }
     // LiveQuery: the SDKs open their WebSocket on the server URL (any path is accepted, as
     // Parse Server does).
     let upgrade = request
@@ -128,6 +140,14 @@ async fn handle_request(
             }
             Err(rejection) => rejection.into_response(),
         };
+    }
+    if let Some(response) = web::answer(
+        &state.config,
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+    ) {
+        return response;
     }
     if let Some(rest) = path_below(&state, &request, "files") {
         let (parts, body) = match read_request(request, state.config.max_body_bytes).await {

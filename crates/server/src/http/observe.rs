@@ -100,6 +100,9 @@ fn template(mount_path: &str, path: &str) -> &'static str {
     match path.trim_end_matches('/') {
         "/health" => "/health",
         "/metrics" => "/metrics",
+        // The web app (`http/web.rs`): its page and its versioned files.
+        "" | "/index.html" => "/",
+        assets if assets.starts_with("/assets/") => "/assets/…",
         _ if mount_path.is_empty() => api_template(path),
         _ => "other",
     }
@@ -226,6 +229,11 @@ mod tests {
         assert_eq!(template("/parse", "/parse/no/such/thing/here"), "other");
         assert_eq!(template("/parse", "/health"), "/health");
         assert_eq!(template("/parse", "/some/page"), "other");
+        assert_eq!(template("/parse", "/"), "/");
+        assert_eq!(
+            template("/parse", "/assets/0123abcd/views/chat.js"),
+            "/assets/…"
+        );
         assert_eq!(template("", "/classes/X"), "/classes/:className");
     }
 }

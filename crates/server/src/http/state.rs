@@ -15,12 +15,16 @@ pub struct HttpConfig {
     pub master_key_ips: Vec<String>,
     /// Configured client keys (REST, JavaScript, client); empty: none needed.
     pub client_keys: Vec<String>,
+    /// The JavaScript key the web app's page hands to the browser (see `http/web.rs`).
+    pub javascript_key: Option<String>,
     /// `/parse`, or empty for a root mount.
     pub mount_path: String,
     pub max_body_bytes: usize,
     /// Paths (below the mount, without the leading slash) where `X-Parse-Request-Id` is enforced.
     pub idempotency_paths: Vec<Regex>,
     pub idempotency_ttl_seconds: u64,
+    /// Where the GraphQL API answers (`/graphql`); `None`: it is off.
+    pub graphql_path: Option<String>,
     /// Whether `GET /metrics` is served on this port (`--metrics`).
     pub metrics_route: bool,
 }
@@ -32,4 +36,6 @@ pub struct AppState {
     pub config: Arc<HttpConfig>,
     /// Live-query settings and the connections open per user.
     pub live: Arc<crate::live::Hub>,
+    /// The GraphQL API, when it is on.
+    pub graphql: Option<Arc<crate::graphql::GraphQl>>,
 }

@@ -19,3 +19,4 @@ mod subscription;
 
 pub use connection::serve_socket;
 pub use hub::{Hub, LiveConfig};
+pub use subscription::{EventKind, Subscription};

@@ -393,6 +393,8 @@ async fn outsiders_are_refused() {
             json!({"sessionId": session_id, "query": "hi"}),
         ),
         ("summarizeSession", json!({"sessionId": session_id})),
+        ("previewContext", json!({"sessionId": session_id})),
+        ("leaveSession", json!({"sessionId": session_id})),
     ] {
         // One rule, one answer: an outsider hears "not found", as for a session that does
         // not exist.
@@ -1010,4 +1012,181 @@ async fn regenerate_sees_the_history_up_to_the_question() {
             request.body
         );
     }
+}
+
+/// `previewContext` shows exactly the prompt the persona is sent next: the system prompt's
+/// parts (persona prompt, identity, Context data) and the history, with token counts; it
+/// calls no provider and changes nothing.
+#[tokio::test]
+async fn preview_context_shows_the_next_prompt() {
+    let fake = FakeLlm::start().await;
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let ada = server.sign_up("ada").await;
+    let bot = persona(
+        &server,
+        json!({"name": "Bot", "description": "a terse helper", "systemPrompt": "Answer briefly.", "maxTokens": 200}),
+    )
+    .await;
+    let session_id = session(&server, &ada, &[&bot], json!({})).await;
+    let session_object = server.get("ChatSession", &session_id).await;
+    let context_id = session_object["context"]["objectId"].as_str().unwrap();
+    let saved = server
+        .as_user(
+            &ada,
+            Method::PUT,
+            &format!("/classes/Context/{context_id}"),
+            Some(json!({"data": {"city": "Lisbon"}})),
+        )
+        .await;
+    assert_eq!(saved.status.as_u16(), 200, "{:?}", saved.body);
+    post(&server, &ada, &session_id, "Where should we eat?").await;
+    finished_replies(&server, &session_id, 1).await;
+    let before = messages(&server, &session_id).await;
+
+    let preview = server
+        .call_as(&ada, "previewContext", json!({"sessionId": session_id}))
+        .await;
+    assert_eq!(preview.status.as_u16(), 200, "{:?}", preview.body);
+    let preview = &preview.body["result"];
+    assert_eq!(preview["persona"]["objectId"], bot.as_str());
+    assert_eq!(preview["model"], "fake-model");
+    assert_eq!(preview["maxOutputTokens"], 200);
+    let kinds: Vec<&str> = preview["system"]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|part| part["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["persona", "identity", "context"]);
+    assert_eq!(
+        preview["system"]["parts"][2]["text"],
+        r#"Session context (JSON): {"city":"Lisbon"}"#
+    );
+    assert!(preview["system"]["parts"][0]["tokens"].as_u64().unwrap() > 0);
+    let history = preview["messages"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{preview}");
+    assert_eq!(history[0]["role"], "user");
+    assert_eq!(history[0]["content"], "Where should we eat?");
+    assert_eq!(history[1]["role"], "assistant");
+    let history_tokens: u64 = history
+        .iter()
+        .map(|turn| turn["tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!(preview["historyTokens"], history_tokens);
+    assert_eq!(
+        preview["totalTokens"].as_u64().unwrap(),
+        preview["system"]["tokens"].as_u64().unwrap() + history_tokens
+    );
+    assert_eq!(preview["leftOut"], 0);
+    assert_eq!(fake.requests().len(), 1, "the preview calls no provider");
+    assert_eq!(messages(&server, &session_id).await, before, "nor writes");
+
+    // What `generate` then sends is what the preview showed.
+    let generated = server
+        .call_as(&ada, "generate", json!({"sessionId": session_id}))
+        .await;
+    assert_eq!(generated.status.as_u16(), 200, "{:?}", generated.body);
+    finished_replies(&server, &session_id, 2).await;
+    let requests = fake.requests();
+    let sent = requests[1].body["messages"].as_array().unwrap().clone();
+    assert_eq!(sent[0]["role"], "system");
+    assert_eq!(sent[0]["content"], preview["system"]["text"]);
+    let sent_history: Vec<(&Value, &Value)> = sent[1..]
+        .iter()
+        .map(|turn| (&turn["role"], &turn["content"]))
+        .collect();
+    let shown: Vec<(&Value, &Value)> = history
+        .iter()
+        .map(|turn| (&turn["role"], &turn["content"]))
+        .collect();
+    assert_eq!(sent_history, shown);
+
+    // A persona that is not the session's is refused; so is a missing session id.
+    let other = persona(&server, json!({"name": "Other"})).await;
+    let refused = server
+        .call_as(
+            &ada,
+            "previewContext",
+            json!({"sessionId": session_id, "personaId": other}),
+        )
+        .await;
+    assert_eq!(refused.body["code"], 141, "{:?}", refused.body);
+    let missing = server.call_as(&ada, "previewContext", json!({})).await;
+    assert_eq!(missing.body["code"], 141, "{:?}", missing.body);
+}
+
+/// `leaveSession`: a participant leaves (and no longer reads the session or its messages);
+/// the owner cannot leave; someone who already left is not a member any more.
+#[tokio::test]
+async fn a_participant_leaves_a_session() {
+    let fake = FakeLlm::start().await;
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let ada = server.sign_up("ada").await;
+    let bob = server.sign_up("bob").await;
+    let created = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/ChatSession",
+            Some(json!({"title": "Trip", "participants": [pointer("_User", &bob.id)]})),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{:?}", created.body);
+    let session_id = created.body["objectId"].as_str().unwrap().to_owned();
+    post(&server, &ada, &session_id, "hello bob").await;
+    let path = format!("/classes/ChatSession/{session_id}");
+    assert_eq!(
+        server.as_user(&bob, Method::GET, &path, None).await.status,
+        200
+    );
+
+    let owner = server
+        .call_as(&ada, "leaveSession", json!({"sessionId": session_id}))
+        .await;
+    assert_eq!(owner.body["code"], 141, "{:?}", owner.body);
+    assert!(
+        owner.body["error"].as_str().unwrap().contains("owner"),
+        "{:?}",
+        owner.body
+    );
+
+    let left = server
+        .call_as(&bob, "leaveSession", json!({"sessionId": session_id}))
+        .await;
+    assert_eq!(left.status.as_u16(), 200, "{:?}", left.body);
+    assert_eq!(left.body["result"], json!({"left": true}));
+    let stored = server.get("ChatSession", &session_id).await;
+    let participants: Vec<&str> = stored["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|user| user["objectId"].as_str().unwrap())
+        .collect();
+    assert_eq!(participants, [ada.id.as_str()]);
+    assert_eq!(
+        server.as_user(&bob, Method::GET, &path, None).await.body["code"],
+        101
+    );
+    let where_session = json!({"session": pointer("ChatSession", &session_id)}).to_string();
+    let history = server
+        .as_user(
+            &bob,
+            Method::GET,
+            &format!(
+                "/classes/Message?where={}",
+                form_urlencoded::byte_serialize(where_session.as_bytes()).collect::<String>()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(history.body["results"], json!([]), "{:?}", history.body);
+    let again = server
+        .call_as(&bob, "leaveSession", json!({"sessionId": session_id}))
+        .await;
+    assert_eq!(again.body["code"], 101, "{:?}", again.body);
+    // Ada still has her session.
+    assert_eq!(
+        server.as_user(&ada, Method::GET, &path, None).await.status,
+        200
+    );
 }

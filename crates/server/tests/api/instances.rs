@@ -477,3 +477,50 @@ async fn cancel_works_from_any_instance() {
     drop(second);
     drop_pg_schema(&schema, true);
 }
+
+/// A field added on one instance is in the other's GraphQL schema once the change reaches it
+/// through the relay (its schema is rebuilt for the next request, no restart).
+#[tokio::test]
+async fn a_schema_change_reaches_the_other_instances_graphql() {
+    let Some((first, second, _schema)) = two_instances().await else {
+        return;
+    };
+    first
+        .create_class("Book", json!({"fields": {"title": {"type": "String"}}}))
+        .await;
+    let reply = first
+        .master(
+            Method::PUT,
+            "/schemas/Book",
+            Some(json!({"fields": {"rating": {"type": "Number"}}})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    first
+        .create("Book", json!({"title": "Dune", "rating": 5}))
+        .await;
+    let query = json!({"query": "{ books { edges { node { title rating } } } }"}).to_string();
+    let mut last = String::new();
+    for _ in 0..100 {
+        let response = second
+            .client
+            .post(format!("{}/graphql", second.base))
+            .header("x-parse-application-id", APP_ID)
+            .body(query.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        last = response.text().await.unwrap();
+        if status == 200 {
+            let body: Value = serde_json::from_str(&last).unwrap();
+            assert_eq!(
+                body["data"]["books"]["edges"],
+                json!([{"node": {"title": "Dune", "rating": 5}}])
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the second instance never saw the field: {last}");
+}

@@ -18,7 +18,7 @@ use crate::common::*;
 
 /// What a row is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
+pub(crate) enum Target {
     /// The ChatSession `X`: owner O, participants P (and O).
     Session,
     /// The Message `M` that P sent in X.
@@ -37,7 +37,7 @@ enum Target {
 
 /// What is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub(crate) enum Op {
     /// `GET /classes/C/:id`.
     Get,
     /// `GET /classes/C?where={"objectId":{"$in":[id]}}`.
@@ -58,7 +58,7 @@ enum Op {
 
 /// What the caller gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expect {
+pub(crate) enum Expect {
     /// `200` (`201` for a create).
     Ok,
     /// A find answering `200` with this many results.
@@ -82,7 +82,7 @@ use Expect::{Count as N, Deny as D, Incl as I, Ok as OK, Rows as R, Skip as NA};
 /// anonymous), `D(119)` a refusal by CLP or by the template's rules, `D(206)` a `_User`
 /// write without its session.
 #[rustfmt::skip]
-const MATRIX: &[(Target, Op, [Expect; 6])] = &[
+pub(crate) const MATRIX: &[(Target, Op, [Expect; 6])] = &[
     //                                                    anonymous  stranger  participant owner     role      master
     (Target::Session,       Op::Get,                        [D(101),   D(101),   OK,        OK,       D(101),   OK]),
     (Target::Session,       Op::Find,                       [R(0),     R(0),     R(1),      R(1),     R(0),     R(1)]),
@@ -152,21 +152,21 @@ const MATRIX: &[(Target, Op, [Expect; 6])] = &[
 // ---------------------------------------------------------------------------------------
 // The cast and its objects.
 
-struct World {
-    server: TestServer,
-    owner: User,
-    participant: User,
-    stranger: User,
-    role_member: User,
+pub(crate) struct World {
+    pub(crate) server: TestServer,
+    pub(crate) owner: User,
+    pub(crate) participant: User,
+    pub(crate) stranger: User,
+    pub(crate) role_member: User,
     /// A user nobody else in the cast knows.
-    other: User,
-    session: String,
-    message: String,
-    context: String,
-    public_persona: String,
-    role_persona: String,
+    pub(crate) other: User,
+    pub(crate) session: String,
+    pub(crate) message: String,
+    pub(crate) context: String,
+    pub(crate) public_persona: String,
+    pub(crate) role_persona: String,
     /// A public `Probe` object pointing at every target.
-    probe: String,
+    pub(crate) probe: String,
 }
 
 fn headers(auth: Option<&str>, master: bool) -> Vec<(&'static str, &str)> {
@@ -188,7 +188,7 @@ async fn sign_up(server: &TestServer, username: &str) -> User {
 }
 
 impl World {
-    async fn new() -> World {
+    pub(crate) async fn new() -> World {
         let server = TestServer::new().await;
         let owner = sign_up(&server, "olga").await;
         let participant = sign_up(&server, "piet").await;
@@ -243,7 +243,7 @@ impl World {
         world
     }
 
-    fn member(&self, caller: Caller) -> Option<&User> {
+    pub(crate) fn member(&self, caller: Caller) -> Option<&User> {
         match caller {
             Caller::Anonymous | Caller::Master => None,
             Caller::Stranger => Some(&self.stranger),
@@ -253,7 +253,13 @@ impl World {
         }
     }
 
-    async fn call(&self, caller: Caller, method: Method, path: &str, body: Option<Value>) -> Reply {
+    pub(crate) async fn call(
+        &self,
+        caller: Caller,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
         let token = self.member(caller).map(|member| member.token.as_str());
         self.server
             .send(
@@ -278,7 +284,7 @@ impl World {
             .await
     }
 
-    fn class_of(target: Target) -> &'static str {
+    pub(crate) fn class_of(target: Target) -> &'static str {
         match target {
             Target::Session => "ChatSession",
             Target::Message => "Message",
@@ -288,7 +294,7 @@ impl World {
         }
     }
 
-    fn path(class_name: &str) -> String {
+    pub(crate) fn path(class_name: &str) -> String {
         match class_name {
             "_User" => "/users".to_owned(),
             _ => format!("/classes/{class_name}"),
@@ -296,7 +302,7 @@ impl World {
     }
 
     /// The body that creates a target (as its natural creator).
-    fn create_body(&self, target: Target) -> Value {
+    pub(crate) fn create_body(&self, target: Target) -> Value {
         let session = pointer("ChatSession", &self.session);
         match target {
             Target::Session => {
@@ -320,7 +326,7 @@ impl World {
 
     /// A new object of the target's kind, made by its natural creator: sessions, contexts
     /// and public personas by O, messages by P, the role persona by the master key.
-    async fn fresh(&self, target: Target) -> String {
+    pub(crate) async fn fresh(&self, target: Target) -> String {
         let class_name = Self::class_of(target);
         let body = Some(self.create_body(target));
         let path = Self::path(class_name);
@@ -359,7 +365,7 @@ impl World {
     }
 
     /// The object a read row is about, for this caller.
-    fn target_id(&self, target: Target, caller: Caller) -> String {
+    pub(crate) fn target_id(&self, target: Target, caller: Caller) -> String {
         match target {
             Target::Session => self.session.clone(),
             Target::Message => self.message.clone(),
@@ -375,7 +381,7 @@ impl World {
     }
 
     /// A harmless change for an update row.
-    fn update_body(target: Target) -> Value {
+    pub(crate) fn update_body(target: Target) -> Value {
         match target {
             Target::Session => json!({"title": "renamed"}),
             Target::Message => json!({"content": "edited"}),
@@ -386,7 +392,7 @@ impl World {
     }
 
     /// Runs one cell of the table and says what happened, in the table's words.
-    async fn run(&self, target: Target, op: Op, caller: Caller) -> (Expect, String) {
+    pub(crate) async fn run(&self, target: Target, op: Op, caller: Caller) -> (Expect, String) {
         let class_name = Self::class_of(target);
         let base = Self::path(class_name);
         let id = self.target_id(target, caller);
@@ -517,7 +523,7 @@ impl World {
     }
 }
 
-fn rand_suffix() -> String {
+pub(crate) fn rand_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
