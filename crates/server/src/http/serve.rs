@@ -178,7 +178,8 @@ pub fn default_max_connections(open_file_limit: u64) -> usize {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, closes the
 /// connections that have no request in progress, lets the others finish the request they are
-/// answering, and returns when the last one has closed. Upgraded WebSockets live on by themselves, as with `axum::serve`.
+/// answering, and returns when the last one has closed. Upgraded WebSockets live on by
+/// themselves, as with `axum::serve`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
