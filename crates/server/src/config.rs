@@ -2,6 +2,7 @@
 //! `parlor.toml`, in that order of precedence, then defaults.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -78,6 +79,27 @@ pub struct ServeOptions {
     /// Largest request body accepted, in bytes [default: 20971520 (20 MB)].
     #[arg(long, env = "PARLOR_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+
+    /// Seconds a client may take to send a request's headers, counted from the connection's
+    /// start or the request's first byte; a slower one is disconnected [default: 10].
+    #[arg(long, env = "PARLOR_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<u64>,
+
+    /// Seconds a client may take to send a request body, plus one per 16 KiB received; a
+    /// slower one is answered `408` [default: 30].
+    #[arg(long, env = "PARLOR_BODY_READ_TIMEOUT")]
+    pub body_read_timeout: Option<u64>,
+
+    /// Seconds a keep-alive connection may stay silent between requests before it is closed;
+    /// LiveQuery WebSockets and SSE streams are not affected [default: 60].
+    #[arg(long, env = "PARLOR_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+
+    /// Client connections open at once, WebSockets included; past it the connection waiting
+    /// longest without a request is closed, or the newcomer is answered `503` when all are
+    /// busy [default: the open-file limit minus a reserve of a quarter, 32 to 1024].
+    #[arg(long, env = "PARLOR_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 
     /// Largest `limit` a query may use; bigger ones are clamped [default: none].
     #[arg(long, env = "PARLOR_MAX_LIMIT")]
@@ -311,6 +333,8 @@ pub struct Config {
     /// The JavaScript key, which the web app sends: like any browser client's, it is public.
     pub javascript_key: Option<String>,
     pub max_body_bytes: usize,
+    /// Timeouts of client connections and the cap on how many are open.
+    pub connections: crate::http::serve::ConnectionLimits,
     pub max_limit: Option<u64>,
     pub allow_client_class_creation: bool,
     pub allow_custom_object_id: bool,
@@ -367,6 +391,7 @@ impl ServeOptions {
             .clone()
             .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
         let llm = resolve_llm(&options)?;
+        let connections = resolve_connections(&options)?;
         Ok(Config {
             host: options.host.unwrap_or_else(|| "127.0.0.1".to_owned()),
             port: options.port.unwrap_or(1337),
@@ -380,6 +405,7 @@ impl ServeOptions {
             client_keys,
             javascript_key: options.javascript_key.clone().filter(|key| !key.is_empty()),
             max_body_bytes: options.max_body_bytes.unwrap_or(20 * 1024 * 1024),
+            connections,
             max_limit: options.max_limit,
             allow_client_class_creation: options.allow_client_class_creation.unwrap_or(false),
             allow_custom_object_id: options.allow_custom_object_id.unwrap_or(false),
@@ -466,6 +492,10 @@ impl ServeOptions {
             javascript_key: self.javascript_key.or(other.javascript_key),
             client_key: self.client_key.or(other.client_key),
             max_body_bytes: self.max_body_bytes.or(other.max_body_bytes),
+            header_read_timeout: self.header_read_timeout.or(other.header_read_timeout),
+            body_read_timeout: self.body_read_timeout.or(other.body_read_timeout),
+            idle_timeout: self.idle_timeout.or(other.idle_timeout),
+            max_connections: self.max_connections.or(other.max_connections),
             max_limit: self.max_limit.or(other.max_limit),
             allow_client_class_creation: self
                 .allow_client_class_creation
@@ -578,6 +608,33 @@ fn resolve_llm(options: &ServeOptions) -> anyhow::Result<LlmConfig> {
                     std::time::Duration::from_secs(seconds.max(3))
                 }),
         },
+    })
+}
+
+/// The connection timeouts and cap of `options`; a timeout of 0 is refused (it would drop
+/// every client), a cap of 0 means the default.
+fn resolve_connections(
+    options: &ServeOptions,
+) -> anyhow::Result<crate::http::serve::ConnectionLimits> {
+    let defaults = crate::http::serve::ConnectionLimits::default();
+    let seconds = |value: Option<u64>, default: Duration, flag: &str| match value {
+        Some(0) => bail!("--{flag} must be at least 1 second"),
+        Some(seconds) => Ok(Duration::from_secs(seconds)),
+        None => Ok(default),
+    };
+    Ok(crate::http::serve::ConnectionLimits {
+        header_read_timeout: seconds(
+            options.header_read_timeout,
+            defaults.header_read_timeout,
+            "header-read-timeout",
+        )?,
+        body_read_timeout: seconds(
+            options.body_read_timeout,
+            defaults.body_read_timeout,
+            "body-read-timeout",
+        )?,
+        idle_timeout: seconds(options.idle_timeout, defaults.idle_timeout, "idle-timeout")?,
+        max_connections: options.max_connections.filter(|cap| *cap > 0),
     })
 }
 

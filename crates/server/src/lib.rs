@@ -30,7 +30,6 @@ pub mod template;
 pub mod transfer;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -223,6 +222,38 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Raises the open-file limit as far as allowed and answers how many client connections
+/// may be open at once: the configured cap, else one the limit leaves room for.
+fn connection_cap(config: &Config) -> usize {
+    let open_files = match http::serve::raise_open_file_limit() {
+        Ok((before, after)) => {
+            if after > before {
+                tracing::info!("raised the open-file limit from {before} to {after}");
+            }
+            Some(after)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not read or raise the open-file limit");
+            None
+        }
+    };
+    let cap = config.connections.max_connections.unwrap_or_else(|| {
+        // Without a known limit, the common default of 1,024.
+        http::serve::default_max_connections(open_files.unwrap_or(1024))
+    });
+    match open_files {
+        Some(limit) if u64::try_from(cap).unwrap_or(u64::MAX) >= limit => tracing::warn!(
+            "--max-connections {cap} is not below the open-file limit {limit}: when descriptors \
+             run out, idle connections are closed to make room"
+        ),
+        Some(limit) => {
+            tracing::info!("open-file limit {limit}: up to {cap} client connections at once")
+        }
+        None => tracing::info!("up to {cap} client connections at once"),
+    }
+    cap
+}
+
 /// Serves the API on `listener` until `shutdown` resolves; in-flight requests finish, then
 /// the store flushes and closes.
 pub async fn run(
@@ -294,26 +325,21 @@ pub async fn run(
     };
     let metrics_server = match &config.metrics_addr {
         Some(address) => Some(
-            http::observe::serve_on(address, state.clone())
+            http::observe::serve_on(address, state.clone(), config.connections)
                 .await
                 .with_context(|| format!("serving metrics on {address}"))?,
         ),
         None => None,
     };
     let app = http::router(state);
+    let max_connections = connection_cap(&config);
     operation::operator::mark_started();
     println!(
         "Parlor {} listening on {server_url}",
         env!("CARGO_PKG_VERSION")
     );
     println!("Data: {}", config.database);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("serving HTTP")?;
+    http::serve::serve(listener, app, config.connections, max_connections, shutdown).await;
     if let Some(sweeper) = sweeper {
         sweeper.abort();
     }

@@ -1,7 +1,8 @@
 //! The `parlor` binary: `parlor serve` runs the server, `parlor schema` prints the live schema,
 //! `parlor export` / `parlor import` move a whole database through a folder of JSON lines.
 
-use std::io::Write;
+use std::ffi::OsStr;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -59,12 +60,22 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let command = Cli::parse().command;
-    // `serve` logs as its settings say (`--log-format`); the other commands as text.
+    // `serve` logs as its settings say (`--log-format`); the other commands as text. Logs go to
+    // stderr: stdout carries the server's own lines and `parlor schema`'s document.
     let serve = match &command {
         Command::Serve(options) => Some(options.as_ref().clone().resolve()?),
         _ => None,
     };
-    parlor_server::logging::init(serve.as_ref().map_or(LogFormat::Text, |c| c.log_format));
+    let colour = log_colours(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    parlor_server::logging::init(
+        serve
+            .as_ref()
+            .map_or(LogFormat::Text, |config| config.log_format),
+        colour,
+    );
     // Every command may build an HTTP client (the LLM providers' probe at start-up).
     parlor_server::ai::provider::install_crypto_provider();
     match (serve, command) {
@@ -117,24 +128,53 @@ async fn open_database(
     parlor_server::open_store(&options.resolve()?).await
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Whether log lines carry ANSI colours: only on a terminal, and never when `NO_COLOR` is set
+/// to anything but the empty string (<https://no-color.org>). A file, a pipe or a log
+/// collector would otherwise get escape codes in every line.
+fn log_colours(is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(OsStr::is_empty)
+}
+
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal that arrives while the server starts still stops it
+/// gracefully instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            let wait = |handler: Option<tokio::signal::unix::Signal>| async move {
+                match handler {
+                    Some(mut handler) => {
+                        handler.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {},
+                () = wait(terminate) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(log_colours(true, None));
+        assert!(log_colours(true, Some(OsStr::new(""))));
+        assert!(!log_colours(true, Some(OsStr::new("1"))));
+        assert!(!log_colours(false, None));
+        assert!(!log_colours(false, Some(OsStr::new("1"))));
     }
 }

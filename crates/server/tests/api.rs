@@ -100,3 +100,6 @@ mod metrics;
 
 #[path = "api/console.rs"]
 mod console;
+
+#[path = "api/connections.rs"]
+mod connections;

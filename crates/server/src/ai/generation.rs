@@ -749,30 +749,21 @@ impl Generator {
             .map(crate::metrics::RunningReply::start);
         let answer = self.produce(&operations, &job, &running, slot).await;
         drop(gauge);
-        if let Some(metrics) = &operations.metrics {
-            let provider = job
-                .persona
-                .fields
-                .get("provider")
-                .and_then(Value::as_str)
-                .unwrap_or("default");
-            let count = |key: &str| {
-                answer
-                    .usage
-                    .as_ref()
-                    .and_then(|usage| usage.get(key))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0)
-            };
-            metrics.record_reply(&crate::metrics::ReplyFigures {
-                provider,
-                model: &answer.model,
-                prompt_tokens: count("prompt_tokens"),
-                completion_tokens: count("completion_tokens"),
-                first_token: answer.first_token_ms.map(Duration::from_millis),
-                failure: answer.provider_failure,
-            });
-        }
+        let count = |key: &str| {
+            answer
+                .usage
+                .as_ref()
+                .and_then(|usage| usage.get(key))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        let (prompt_tokens, completion_tokens) =
+            (count("prompt_tokens"), count("completion_tokens"));
+        let (model, first_token, failure) = (
+            answer.model.clone(),
+            answer.first_token_ms.map(Duration::from_millis),
+            answer.provider_failure,
+        );
         heartbeat.abort();
         writer.abort();
         let end = End {
@@ -787,6 +778,23 @@ impl Generator {
         );
         if let Err(error) = finish(&operations, &job, &message_id, answer).await {
             tracing::error!(%error, message_id, "writing a persona reply's final state failed");
+        }
+        // After the final write, so whoever sees the reply counted finds it finished.
+        if let Some(metrics) = &operations.metrics {
+            let provider = job
+                .persona
+                .fields
+                .get("provider")
+                .and_then(Value::as_str)
+                .unwrap_or("default");
+            metrics.record_reply(&crate::metrics::ReplyFigures {
+                provider,
+                model: &model,
+                prompt_tokens,
+                completion_tokens,
+                first_token,
+                failure,
+            });
         }
         // After the final write, so a client that sees `done` reads the finished message.
         running.view.send_modify(|view| view.end = Some(end));

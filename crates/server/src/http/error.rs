@@ -26,6 +26,13 @@ pub enum ApiError {
     TooLarge {
         limit: usize,
     },
+    /// The body did not arrive within the body-read timeout (`--body-read-timeout`).
+    BodyTimeout {
+        seconds: u64,
+    },
+    /// Every connection the server may hold is answering a request (`--max-connections`):
+    /// the newcomer is answered this before its request is read.
+    TooManyConnections,
     /// A batch with `transaction: true` failed: `400` with the first failing item's error,
     /// whatever its code (§4).
     Transaction(Error),
@@ -63,6 +70,15 @@ impl ApiError {
             ApiError::TooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({"code": Code::ObjectTooLarge.as_i32(), "error": format!("Request body is larger than the limit of {limit} bytes.")}),
+            ),
+            ApiError::BodyTimeout { seconds } => (
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"code": Code::Timeout.as_i32(), "error": format!("The request body did not arrive in time (body-read timeout: {seconds} s).")}),
+            ),
+            // Code 100 (CONNECTION_FAILED), as for a rate limit: the SDKs retry a 5xx.
+            ApiError::TooManyConnections => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"code": Code::ConnectionFailed.as_i32(), "error": "The server has too many open connections; try again shortly."}),
             ),
             ApiError::Internal(_) => internal_body(),
         }
@@ -117,7 +133,16 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log();
         let (status, body) = self.status_and_body();
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let ApiError::BodyTimeout { .. } = self {
+            // The rest of the body is still on its way: the connection cannot carry another
+            // request.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 

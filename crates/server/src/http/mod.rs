@@ -30,6 +30,7 @@ pub mod playground;
 pub mod request_id;
 pub mod routes;
 pub mod schemas;
+pub mod serve;
 pub mod state;
 pub mod stream;
 pub mod users;
@@ -39,7 +40,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, to_bytes};
+use axum::body::{Body, HttpBody, to_bytes};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
@@ -280,9 +281,19 @@ async fn read_request(
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    // A `Content-Length` over the limit is refused before a byte is read, rather than after
+    // waiting for a body that may never come.
+    if body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX) {
+        return Err(ApiError::TooLarge { limit });
+    }
     to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::TooLarge { limit })
+        .map_err(|error| match serve::BodyTimeout::find(&error) {
+            Some(timeout) => ApiError::BodyTimeout {
+                seconds: timeout.after.as_secs(),
+            },
+            None => ApiError::TooLarge { limit },
+        })
 }
 
 async fn check_idempotency(

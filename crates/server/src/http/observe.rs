@@ -158,11 +158,16 @@ pub fn serve_metrics(state: &AppState, peer: SocketAddr) -> Response {
     exposition(state, metrics)
 }
 
-/// Serves `GET /metrics` on a listener of its own (`--metrics-addr`); the task ends when
-/// aborted.
+/// Connections the metrics listener holds at once: scrapers need one or two.
+const METRICS_MAX_CONNECTIONS: usize = 64;
+
+/// Serves `GET /metrics` on a listener of its own (`--metrics-addr`), with the API's connection
+/// timeouts and a small cap of its own, so a flood there cannot take the API's descriptors; the
+/// task ends when aborted.
 pub async fn serve_on(
     address: &str,
     state: AppState,
+    limits: super::serve::ConnectionLimits,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(address).await?;
     let app = axum::Router::new().route(
@@ -178,11 +183,13 @@ pub async fn serve_on(
         }),
     );
     println!("Metrics on http://{}/metrics", listener.local_addr()?);
-    Ok(tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
-            tracing::warn!(%error, "the metrics listener stopped");
-        }
-    }))
+    Ok(tokio::spawn(super::serve::serve(
+        listener,
+        app,
+        limits,
+        METRICS_MAX_CONNECTIONS,
+        std::future::pending(),
+    )))
 }
 
 /// The exposition as an HTTP answer, with the store's load read now.

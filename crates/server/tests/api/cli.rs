@@ -160,6 +160,10 @@ fn serve_help_documents_every_flag() {
         "--max-body-bytes",
         "--max-limit",
         "--idempotency-paths",
+        "--header-read-timeout",
+        "--body-read-timeout",
+        "--idle-timeout",
+        "--max-connections",
         "--config",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
@@ -177,11 +181,28 @@ fn start_server(
     String,
     Vec<String>,
 ) {
-    use std::io::BufRead;
+    start_command(serve_command(database))
+}
+
+/// `parlor serve` on a free port with a database, its stdout piped.
+fn serve_command(database: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_parlor"));
     command
         .args(["serve", "--port", "0", "--database", database])
         .stdout(std::process::Stdio::piped());
+    command
+}
+
+/// Spawns a `serve` command and waits for its "listening on" line.
+fn start_command(
+    mut command: Command,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+    String,
+    Vec<String>,
+) {
+    use std::io::BufRead;
     let mut child = command.spawn().expect("spawn parlor");
     let Some(stdout) = child.stdout.take() else {
         let _ = child.kill();
@@ -269,6 +290,175 @@ async fn first_start_generates_a_master_key_and_sigterm_stops_cleanly() {
     assert_eq!(found["results"][0]["text"], "kept");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Stops a server with SIGTERM and waits for it.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap()
+}
+
+/// Logs written to a pipe (a file, `docker logs`, a log collector) carry no ANSI colour codes,
+/// and they go to stderr, leaving stdout to the server's own lines.
+#[tokio::test]
+async fn logs_to_a_pipe_carry_no_colour_codes() {
+    use std::io::Read;
+    let (_dir, database) = fresh_database();
+    let mut command = serve_command(&database);
+    command
+        .args(["--master-key", "cli-master"])
+        .env_remove("NO_COLOR")
+        .env_remove("PARLOR_LOG")
+        .stderr(std::process::Stdio::piped());
+    let (mut child, mut reader, url, _) = start_command(command);
+    let mut stderr = child.stderr.take().unwrap();
+    // Drained on a thread, so a full pipe can never stall the server.
+    let stderr_reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        stderr.read_to_end(&mut bytes).map(|_| bytes)
+    });
+    parlor_server::ai::provider::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let signed_up = client
+        .post(format!("{url}/users"))
+        .header("X-Parse-Application-Id", "parlor")
+        .body(r#"{"username":"colour","password":"s3cret","email":"colour@example.com"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_up.status(), 201);
+    // The log-only mailer writes the reset mail as an INFO log line.
+    let reset = client
+        .post(format!("{url}/requestPasswordReset"))
+        .header("X-Parse-Application-Id", "parlor")
+        .body(r#"{"email":"colour@example.com"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
+    let exit = terminate(&mut child);
+    assert!(exit.success(), "exit status {exit:?}");
+    let mut stdout = Vec::new();
+    reader.read_to_end(&mut stdout).unwrap();
+    let stderr = stderr_reader.join().unwrap().unwrap();
+    let logs = String::from_utf8_lossy(&stderr);
+    assert!(
+        logs.contains("mail (log-only mailer)") && logs.contains("INFO"),
+        "the mail log line is on stderr: {logs}"
+    );
+    assert!(!stderr.contains(&0x1b), "ESC in the logs: {logs:?}");
+    assert!(
+        !stdout.contains(&0x1b),
+        "ESC on stdout: {:?}",
+        String::from_utf8_lossy(&stdout)
+    );
+}
+
+/// `parlor serve` under `bash -c 'ulimit …; exec parlor serve …'`, stdout and stderr piped;
+/// stderr is drained on a thread (answered by the returned handle once the server exits).
+fn serve_with_ulimit(
+    ulimit: &str,
+    database: &str,
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+    String,
+    std::thread::JoinHandle<String>,
+) {
+    use std::io::Read;
+    let mut command = Command::new("bash");
+    command
+        .arg("-c")
+        .arg(format!(
+            "{ulimit} && exec \"$0\" serve --port 0 --database \"$1\" \"${{@:2}}\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_parlor"))
+        .arg(database)
+        .args(extra)
+        .env("PARLOR_LOG", "warn,parlor_server=info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let (mut child, reader, url, _) = start_command(command);
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    (child, reader, url, logs)
+}
+
+/// At start the server raises its soft open-file limit to the hard limit, and says so.
+#[tokio::test]
+async fn the_open_file_limit_is_raised_at_start() {
+    let hard = Command::new("bash")
+        .args(["-c", "ulimit -Hn"])
+        .output()
+        .unwrap();
+    let hard = String::from_utf8(hard.stdout).unwrap().trim().to_owned();
+    if hard == "unlimited" || hard.parse::<u64>().unwrap() <= 256 {
+        println!("skipped: the hard open-file limit ({hard}) leaves nothing to raise from 256");
+        return;
+    }
+    let (_dir, database) = fresh_database();
+    let (mut child, _reader, _url, logs) = serve_with_ulimit("ulimit -Sn 256", &database, &[]);
+    let exit = terminate(&mut child);
+    assert!(exit.success(), "exit status {exit:?}");
+    let logs = logs.join().unwrap();
+    assert!(
+        logs.contains(&format!("raised the open-file limit from 256 to {hard}")),
+        "{logs}"
+    );
+    assert!(logs.contains("client connections at once"), "{logs}");
+}
+
+/// With the open-file limit nearly used up by idle clients (a cap above the limit, so
+/// `accept` itself fails with EMFILE), the server closes the longest-waiting idle connections
+/// instead of spinning or stopping, and a new client's `/health` is answered.
+#[tokio::test]
+async fn new_clients_are_answered_when_descriptors_run_out() {
+    use tokio::io::AsyncWriteExt;
+    let (_dir, database) = fresh_database();
+    let (mut child, _reader, url, logs) = serve_with_ulimit(
+        "ulimit -n 64",
+        &database,
+        &["--max-connections", "1000", "--header-read-timeout", "60"],
+    );
+    let address = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/parse")
+        .to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"GET /parse/health HTTP/1.1\r\nHost: lo")
+            .await
+            .unwrap();
+        idle.push(stream);
+    }
+    parlor_server::ai::provider::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let health = client.get(format!("{url}/health")).send().await;
+    let elapsed = started.elapsed();
+    let health: Value = health.expect("/health answers").json().await.unwrap();
+    assert_eq!(health, serde_json::json!({"status": "ok"}));
+    assert!(elapsed < std::time::Duration::from_secs(3), "{elapsed:?}");
+    drop(idle);
+    let exit = terminate(&mut child);
+    assert!(exit.success(), "exit status {exit:?}");
+    let logs = logs.join().unwrap();
+    assert!(logs.contains("accepting a connection failed"), "{logs}");
+    assert!(logs.contains("Too many open files"), "{logs}");
 }
 
 /// `parlor serve --log-format json`: every log line on stderr is one JSON object; a
