@@ -344,6 +344,21 @@ test('the console', { timeout: 600_000 }, async (t) => {
     await page.waitForFunction(() => [...document.querySelectorAll('[aria-label="Answer body"]')].some((node) => node.textContent.includes('"count": 3')));
     await page.locator('.result-holder').last().scrollIntoViewIfNeeded();
     await shot(page, 'console-graphql');
+    // GraphiQL opens with the picked user's token in its headers (never the master key).
+    await page.getByLabel('Send as').selectOption('user:ada');
+    const [graphiql] = await Promise.all([
+      page.context().waitForEvent('page'),
+      page.getByRole('button', { name: 'Open GraphiQL ↗' }).click(),
+    ]);
+    await graphiql.waitForLoadState();
+    assert.match(graphiql.url(), /\/graphql\/playground$/);
+    await graphiql.locator('.graphiql-container').waitFor();
+    // GraphiQL takes the headers the console left for it into its tab's state.
+    const tabs = JSON.parse(await graphiql.evaluate(() => localStorage.getItem('graphiql:tabState')));
+    const headers = JSON.parse(tabs.tabs[tabs.activeTabIndex].headers);
+    assert.match(headers['X-Parse-Session-Token'], /^r:/);
+    assert.equal(headers['X-Parse-Master-Key'], undefined);
+    await graphiql.close();
   });
 
   await step(t, 'AI usage: charts and tables from real replies; a running reply is cancelled', async () => {
