@@ -2,9 +2,10 @@
 //!
 //! The operation layer decides *what* to read and write (with the access rules already
 //! folded into each [`Filter`] as `Readable`/`Writable` conditions); a store decides *how*:
-//! SQL, transactions, indexes. Each backend keeps its dialect in its own module ([`sqlite`],
-//! [`postgres`]); the layout they share (tables, columns, join tables, which value goes in
-//! which storage category) is `layout`, and `sql` builds statements with bound values.
+//! SQL, transactions, indexes. Each backend is a [`translate::Dialect`] ([`sqlite`],
+//! [`postgres`]): the query translator (`translate`) and the read statements (`select`) are
+//! written once over it. The layout both share (tables, columns, join tables, which value
+//! goes in which storage category) is `layout`, and `sql` builds statements with bound values.
 //!
 //! **Invariant:** every query runs in the database, with filters, order, skip, limit and
 //! count translated to SQL; no backend filters rows in Rust.
@@ -13,9 +14,11 @@
 pub mod error;
 mod layout;
 pub mod postgres;
+mod select;
 mod sql;
 pub mod sqlite;
 pub mod text_search;
+mod translate;
 
 use std::sync::Arc;
 

@@ -2,9 +2,9 @@
 //!
 //! - `ddl`: tables, columns, indexes, the `_SCHEMA` and `_Files` tables.
 //! - `rows`: column types, bound values, and how rows decode into objects.
-//! - `translate`: filters and orders → SQL with bound parameters (the dialect).
+//! - `dialect`: how filters and orders are written in this database (`crate::translate`
+//!   holds the one translator).
 //! - `regex`: Parse's regex dialect rewritten for PostgreSQL's engine.
-//! - `select`: whole read statements.
 //! - `search`: full-text search (`to_tsvector`, a GIN expression index made on first use).
 //! - `writes`: creates, updates and deletes inside a transaction.
 //! - `sequencer`: commit order for the change sink.
@@ -20,12 +20,11 @@
 
 pub mod channel;
 mod ddl;
+mod dialect;
 mod regex;
 mod rows;
 mod search;
-mod select;
 mod sequencer;
-mod translate;
 mod writes;
 
 use std::collections::{HashMap, HashSet};
@@ -51,8 +50,10 @@ use crate::error::{StoreError, StoreResult};
 use crate::sql::quote_ident;
 use crate::{Change, ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
+use crate::select::{self, DecodeRow, Projection};
 use ddl::TableChanges;
-use rows::{PgBind, PgSql, Projection};
+use dialect::PgDialect;
+use rows::{PgBind, PgSql};
 use sequencer::{Sequencer, Ticket};
 
 /// Tuning and placement of a [`PostgresStore`].
@@ -565,7 +566,7 @@ impl Store for PostgresStore {
         }
         let (out, projection) = self
             .inner
-            .with_tables(|table_exists| select::find(schema, query, table_exists))?;
+            .with_tables(|table_exists| select::find::<PgDialect>(schema, query, table_exists))?;
         read(|| select_objects(&self.inner.pool, &out, &projection)).await
     }
 
@@ -596,7 +597,7 @@ impl Store for PostgresStore {
         }
         let out = self
             .inner
-            .with_tables(|table_exists| select::count(schema, filter, table_exists))?;
+            .with_tables(|table_exists| select::count::<PgDialect>(schema, filter, table_exists))?;
         let count: i64 = read(|| async {
             let row = bound(&out).fetch_one(&self.inner.pool).await?;
             Ok(sqlx_core::row::Row::try_get(&row, 0)?)
@@ -633,7 +634,7 @@ impl Store for PostgresStore {
     async fn explain(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<String> {
         let (mut out, _) = self
             .inner
-            .with_tables(|table_exists| select::find(schema, query, table_exists))?;
+            .with_tables(|table_exists| select::find::<PgDialect>(schema, query, table_exists))?;
         out.sql.insert_str(0, "EXPLAIN ");
         let lines: Vec<String> = bound(&out)
             .persistent(false)

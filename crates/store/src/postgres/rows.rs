@@ -20,9 +20,8 @@ use sqlx_core::types::Json;
 use sqlx_postgres::PgRow;
 
 use crate::error::{StoreError, StoreResult};
-use crate::layout::{
-    DEFAULT_COLUMNS, Stored, explicit_nulls, field_columns, relation_marker, stored_value,
-};
+use crate::layout::{DEFAULT_COLUMNS, Stored, explicit_nulls, stored_value};
+use crate::select::{DecodeRow, Projection};
 use crate::sql::{BindValue, SqlBuilder};
 
 /// A value bound to a PostgreSQL statement.
@@ -123,37 +122,9 @@ pub(crate) fn encode_nulls(schema: &ClassSchema, fields: &Map<String, Value>) ->
     }
 }
 
-/// What a select returns, in column order after the default columns.
-pub(crate) struct Projection {
-    /// Field columns selected, with their types.
-    pub(crate) columns: Vec<(String, FieldType)>,
-    /// The `{"__type":"Relation"}` marker of each selected relation field.
-    pub(crate) relations: Vec<(String, Value)>,
-}
-
-impl Projection {
-    /// Every field, or only `keys` (plus the default fields) when given.
-    pub(crate) fn new(schema: &ClassSchema, keys: Option<&[String]>) -> Projection {
-        let wanted = |name: &str| keys.is_none_or(|keys| keys.iter().any(|key| key == name));
-        let columns = field_columns(schema)
-            .filter(|(name, _)| wanted(name))
-            .map(|(name, field_type)| (name.to_owned(), field_type.clone()))
-            .collect();
-        let relations = schema
-            .fields
-            .iter()
-            .filter_map(|(name, field)| match &field.field_type {
-                FieldType::Relation(target) if wanted(name) => {
-                    Some((name.clone(), relation_marker(target)))
-                }
-                _ => None,
-            })
-            .collect();
-        Projection { columns, relations }
-    }
-
+impl DecodeRow<PgRow> for Projection {
     /// Decodes one row selected with this projection.
-    pub(crate) fn decode(&self, row: &PgRow) -> StoreResult<Object> {
+    fn decode(&self, row: &PgRow) -> StoreResult<Object> {
         let object_id: Option<String> = row.try_get(0)?;
         let created_at: Option<String> = row.try_get(1)?;
         let updated_at: Option<String> = row.try_get(2)?;

@@ -19,8 +19,9 @@ use sqlx_postgres::PgPool;
 use crate::SearchHit;
 use crate::error::StoreResult;
 use crate::layout::DEFAULT_COLUMNS;
-use crate::postgres::rows::{PgBind, PgSql, Projection};
-use crate::postgres::translate::Translator;
+use crate::postgres::dialect::PgTranslator as Translator;
+use crate::postgres::rows::{PgBind, PgSql};
+use crate::select::{DecodeRow, Projection};
 use crate::sql::quote_ident;
 use crate::text_search;
 

@@ -22,8 +22,10 @@ use crate::layout::{
     join_table,
 };
 use crate::postgres::ddl::{TableChanges, ensure_join_table};
+use crate::postgres::dialect::PgDialect;
 use crate::postgres::rows::{PgBind, PgSql, encode_acl, encode_nulls, encode_value};
-use crate::postgres::{execute, select, select_objects};
+use crate::postgres::{execute, select_objects};
+use crate::select;
 use crate::sql::quote_ident;
 use crate::{Write, WriteOutcome};
 
@@ -210,7 +212,8 @@ async fn current(
     if !table_exists(&schema.class_name) {
         return Err(StoreError::ObjectNotFound);
     }
-    let (out, projection) = select::by_id_for_update(schema, object_id, guard, table_exists)?;
+    let (out, projection) =
+        select::by_id::<PgDialect>(schema, object_id, guard, table_exists, true)?;
     select_objects(conn, &out, &projection)
         .await?
         .pop()

@@ -2,8 +2,8 @@
 //!
 //! - `ddl`: tables, columns, indexes, the `_SCHEMA` table.
 //! - `rows`: how each field type is stored in a column and read back.
-//! - `translate`: filters and orders → SQL with bound parameters (the dialect).
-//! - `select`: whole read statements (projection, WHERE, ORDER BY, LIMIT).
+//! - `dialect`: how filters and orders are written in this database (`crate::translate`
+//!   holds the one translator).
 //! - `writes`: creates, updates and deletes inside a transaction.
 //! - `writer`: the single writer thread and its group commit.
 //! - `search`: full-text search through FTS5 indexes kept by triggers.
@@ -23,10 +23,9 @@
 //! own.
 
 mod ddl;
+mod dialect;
 mod rows;
 mod search;
-mod select;
-mod translate;
 mod writer;
 mod writes;
 
@@ -50,8 +49,9 @@ use crate::error::{StoreError, StoreResult};
 use crate::sql::{Bind, SqlBuilder};
 use crate::{ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
+use crate::select::{self, DecodeRow, Projection};
 pub use ddl::UNIQUE_INDEX_KEY;
-use rows::Projection;
+use dialect::SqliteDialect;
 use writer::{Ddl, Job, SharedSink, Writer};
 
 /// Tuning of a [`SqliteStore`].
@@ -470,8 +470,9 @@ impl Store for SqliteStore {
         if !self.table_exists(&schema.class_name) {
             return Ok(Vec::new());
         }
-        let (out, projection) =
-            self.with_tables(|table_exists| select::find(schema, query, table_exists));
+        let (out, projection) = self.with_tables(|table_exists| {
+            select::find::<SqliteDialect>(schema, query, table_exists)
+        })?;
         self.read(move |conn| select_objects(conn, &out, &projection))
             .await
     }
@@ -480,7 +481,9 @@ impl Store for SqliteStore {
         if !self.table_exists(&schema.class_name) {
             return Ok(0);
         }
-        let out = self.with_tables(|table_exists| select::count(schema, filter, table_exists));
+        let out = self.with_tables(|table_exists| {
+            select::count::<SqliteDialect>(schema, filter, table_exists)
+        })?;
         let count = self
             .read(move |conn| {
                 let mut statement = conn.prepare_cached(&out.sql)?;
@@ -542,8 +545,9 @@ impl Store for SqliteStore {
     }
 
     async fn explain(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<String> {
-        let (mut out, _) =
-            self.with_tables(|table_exists| select::find(schema, query, table_exists));
+        let (mut out, _) = self.with_tables(|table_exists| {
+            select::find::<SqliteDialect>(schema, query, table_exists)
+        })?;
         out.sql.insert_str(0, "EXPLAIN QUERY PLAN ");
         self.read(move |conn| {
             let mut statement = conn.prepare(&out.sql)?;

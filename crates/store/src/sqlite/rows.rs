@@ -18,10 +18,9 @@ use rusqlite::types::ValueRef;
 use serde_json::{Map, Value};
 
 use crate::error::{StoreError, StoreResult};
-pub(crate) use crate::layout::{
-    DEFAULT_COLUMNS, NULLS_COLUMN, field_columns, is_default_field, is_json_column,
-};
-use crate::layout::{Stored, explicit_nulls, relation_marker, stored_value};
+pub(crate) use crate::layout::{DEFAULT_COLUMNS, NULLS_COLUMN, field_columns, is_default_field};
+use crate::layout::{Stored, explicit_nulls, stored_value};
+use crate::select::{DecodeRow, Projection};
 use crate::sql::Bind;
 
 /// The SQL declaration of a field's column; `None` for types without a column
@@ -81,41 +80,9 @@ pub(crate) fn encode_nulls(schema: &ClassSchema, fields: &Map<String, Value>) ->
     }
 }
 
-/// What a select returns, in column order after the default columns.
-///
-/// It owns its names and types (rather than borrowing the schema) so that a read can be
-/// sent, with its statement, to a reader thread.
-pub(crate) struct Projection {
-    /// Field columns selected, with their types.
-    pub(crate) columns: Vec<(String, FieldType)>,
-    /// The `{"__type":"Relation"}` marker of each selected relation field, added to every
-    /// object.
-    pub(crate) relations: Vec<(String, Value)>,
-}
-
-impl Projection {
-    /// Every field, or only `keys` (plus the default fields) when given.
-    pub(crate) fn new(schema: &ClassSchema, keys: Option<&[String]>) -> Projection {
-        let wanted = |name: &str| keys.is_none_or(|keys| keys.iter().any(|key| key == name));
-        let columns = field_columns(schema)
-            .filter(|(name, _)| wanted(name))
-            .map(|(name, field_type)| (name.to_owned(), field_type.clone()))
-            .collect();
-        let relations = schema
-            .fields
-            .iter()
-            .filter_map(|(name, field)| match &field.field_type {
-                FieldType::Relation(target) if wanted(name) => {
-                    Some((name.clone(), relation_marker(target)))
-                }
-                _ => None,
-            })
-            .collect();
-        Projection { columns, relations }
-    }
-
+impl<'r> DecodeRow<Row<'r>> for Projection {
     /// Decodes one row selected with this projection, reading each column in place.
-    pub(crate) fn decode(&self, row: &Row<'_>) -> StoreResult<Object> {
+    fn decode(&self, row: &Row<'r>) -> StoreResult<Object> {
         let object_id = text(row, 0)?.unwrap_or_default().to_owned();
         let created_at = text(row, 1)?.unwrap_or_default().to_owned();
         let updated_at = text(row, 2)?.unwrap_or_default().to_owned();

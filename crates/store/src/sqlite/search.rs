@@ -21,10 +21,11 @@ use rusqlite::{Connection, params_from_iter};
 
 use crate::SearchHit;
 use crate::error::StoreResult;
+use crate::layout::DEFAULT_COLUMNS;
+use crate::select::{DecodeRow, Projection};
 use crate::sql::{Bind, SqlBuilder, quote_ident};
 use crate::sqlite::ddl::TableChanges;
-use crate::sqlite::rows::{DEFAULT_COLUMNS, Projection};
-use crate::sqlite::translate::Translator;
+use crate::sqlite::dialect::SqliteTranslator as Translator;
 use crate::text_search;
 
 /// Words of context on each side of the match in a snippet (FTS5 counts tokens).

@@ -15,14 +15,16 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::error::{StoreError, StoreResult};
+use crate::layout::join_table;
+use crate::select;
 use crate::sql::{Bind, SqlBuilder, quote_ident};
 use crate::sqlite::ddl::{TableChanges, ensure_join_table};
+use crate::sqlite::dialect::SqliteDialect;
 use crate::sqlite::rows::{
     DEFAULT_COLUMNS, NULLS_COLUMN, encode_acl, encode_nulls, encode_value, field_columns,
     is_default_field,
 };
-use crate::sqlite::translate::join_table;
-use crate::sqlite::{execute as run, select, select_objects};
+use crate::sqlite::{execute as run, select_objects};
 use crate::{Write, WriteOutcome};
 
 /// What the writes of a job may consult: which tables exist (for guards with subqueries).
@@ -202,7 +204,8 @@ fn current(
     if !(context.table_exists)(&schema.class_name) {
         return Err(StoreError::ObjectNotFound);
     }
-    let (out, projection) = select::by_id(schema, object_id, guard, context.table_exists);
+    let (out, projection) =
+        select::by_id::<SqliteDialect>(schema, object_id, guard, context.table_exists, false)?;
     select_objects(conn, &out, &projection)?
         .pop()
         .ok_or(StoreError::ObjectNotFound)

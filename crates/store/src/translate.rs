@@ -1,21 +1,20 @@
-//! The PostgreSQL dialect of [`Filter`] and [`SortKey`]: SQL text with bound parameters.
+//! One translator of [`Filter`] and [`SortKey`] into SQL with bound parameters, for every
+//! backend: the structure of each operator is written once here, and what differs between
+//! databases (placeholders, JSON access, array enumeration, regex, ACL columns, ordering of
+//! JSON values) is a [`Dialect`] (`sqlite::dialect`, `postgres::dialect`).
 //!
 //! **Invariant:** the SQL agrees exactly with `parlor_core::query::matcher`; the agreement
-//! property test runs against PostgreSQL too.
+//! property test compares the two on random objects and filters, on both backends.
 //!
-//! It follows the SQLite translator node for node (see `sqlite::translate` for the reasoning
-//! on three-valued logic: a predicate is true, or false-or-NULL, and every `NOT` is written
-//! `NOT COALESCE((…), FALSE)`). What differs is the dialect:
-//! - JSON values are `jsonb`. A path descends with `->` and a bound key per level, which
-//!   reaches only into objects (a text key on an array gives NULL), as the matcher's paths do.
-//!   Kinds are `jsonb_typeof`; numbers and strings compare as jsonb (numbers numerically,
-//!   strings exactly), string order is taken on the extracted text in the `"C"` collation.
-//! - Whole-JSON equality compares `jsonb` text: jsonb equality would call `1` and `1.0` equal,
-//!   which `serde_json` (and so the matcher) does not; jsonb keeps the number's text.
-//! - PostgreSQL does not promise to evaluate `AND` left to right, so anything that could fail
-//!   on a value of the wrong kind (a cast, `jsonb_array_elements`) sits inside a `CASE`.
-//! - Regexes are rewritten for PostgreSQL's engine ([`super::regex`]).
-//! - ACLs are `text[]`: `Readable`/`Writable` are array overlap (`&&`), which a GIN index serves.
+//! Three-valued logic: a translated predicate is *true*, or *false or NULL*, and NULL only
+//! ever stands for false (an absent value). `AND` and `OR` preserve that reading, and a WHERE
+//! clause drops NULL rows, so positive comparisons stay plain `col = ?` (which the planner
+//! can serve from an index). Only negation needs care: every `NOT` is written as
+//! `NOT COALESCE((…), FALSE)`.
+//!
+//! Values are never spliced into SQL: operands, JSON paths and patterns are all bound.
+//! Identifiers are quoted, and every column is qualified with its table alias so a
+//! subquery's columns can never resolve to an outer table.
 
 use parlor_core::query::regex::text_term_pattern;
 use parlor_core::query::{Cond, FieldRef, Filter, Operand, SortKey, SubQuery};
@@ -24,9 +23,83 @@ use serde_json::Value;
 
 use crate::error::StoreError;
 use crate::layout::{NULLS_COLUMN, has_column, is_default_field, is_json_column, join_table};
-use crate::postgres::regex::to_postgres;
-use crate::postgres::rows::{PgBind, PgSql};
-use crate::sql::quote_ident;
+use crate::sql::{BindValue, SqlBuilder, quote_ident};
+
+/// What a column's values compare as in `$select`: equal kinds compare by stored value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScalarKind<'t> {
+    String,
+    Number,
+    Boolean,
+    Date,
+    Pointer(&'t str),
+}
+
+/// A JSON value whose type is only known at run time: at a path inside a column (an empty
+/// path is the column itself), or an item of an enumerated array.
+#[derive(Clone, Copy)]
+pub(crate) enum JsonLoc<'a> {
+    Path { column: &'a str, path: &'a [String] },
+    Item { alias: &'a str },
+}
+
+/// What one database writes differently. Each function appends to the statement of the
+/// translator it is given; anything structural (which operand meets which kind of source,
+/// negation, subqueries, relations) stays in [`Translator`].
+pub(crate) trait Dialect: Sized {
+    type Bind: BindValue;
+    /// The SQL constants for true and false.
+    const TRUE: &'static str;
+    const FALSE: &'static str;
+
+    /// The bound value a Number column is compared with.
+    fn number(number: f64) -> Self::Bind;
+    /// Appends ` LIMIT … OFFSET …` (nothing when there is neither).
+    fn limit_offset(out: &mut SqlBuilder<Self::Bind>, limit: Option<u64>, skip: u64);
+    /// ` = <flag>` as a Boolean column stores it.
+    fn bool_eq(flag: bool) -> &'static str;
+    /// `expr <flag>` for a list of texts: ` IN (?, ?)` or ` = ANY($1)`.
+    fn text_in(t: &mut Translator<'_, Self>, values: Vec<String>);
+
+    /// One ORDER BY term on a top-level column; `nullable` when the column can be NULL.
+    fn order_column(t: &mut Translator<'_, Self>, expr: &str, nullable: bool, descending: bool);
+    /// ORDER BY terms on a JSON value, in the order the matcher's comparison gives.
+    fn order_json(t: &mut Translator<'_, Self>, loc: &JsonLoc<'_>, descending: bool);
+
+    /// The JSON value at `loc` is an array (NULL, i.e. false, for a missing path).
+    fn json_is_array(t: &mut Translator<'_, Self>, loc: &JsonLoc<'_>);
+    /// The path is missing or holds JSON null.
+    fn json_absent(t: &mut Translator<'_, Self>, loc: &JsonLoc<'_>);
+    /// The path exists (an explicit JSON null counts), or with `exists` false, does not.
+    fn json_exists(t: &mut Translator<'_, Self>, loc: &JsonLoc<'_>, exists: bool);
+    /// The JSON value at `loc` (not its items) equals `op`.
+    fn scalar_eq(t: &mut Translator<'_, Self>, loc: &JsonLoc<'_>, op: &Operand);
+    /// A JSON column `expr` equals `value` as a whole (same canonical text).
+    fn whole_json_eq(t: &mut Translator<'_, Self>, expr: &str, value: &Value);
+    /// The JSON value at `loc` is of `op`'s kind and compares to it with `operator`
+    /// (`op` is a Number, String or Date).
+    fn json_compare(t: &mut Translator<'_, Self>, loc: &JsonLoc<'_>, op: &Operand, operator: &str);
+    /// `alias(value)` enumerating the items of the array at `array`, over nothing when the
+    /// value there is not an array.
+    fn array_elements(t: &mut Translator<'_, Self>, array: &JsonLoc<'_>, item_alias: &str);
+    /// The value at `loc` as the SQL scalar of `kind` (as the column of that kind stores it),
+    /// NULL when it is of another kind. `kind` is String, Number or Boolean.
+    fn json_scalar(t: &mut Translator<'_, Self>, loc: &JsonLoc<'_>, kind: ScalarKind<'_>);
+    /// The JSON pointer at `loc` targets the subquery's class and one of its results.
+    fn pointer_in(t: &mut Translator<'_, Self>, loc: &JsonLoc<'_>, query: &SubQuery);
+
+    /// The String column `expr` matches `pattern` (Parse's regex dialect).
+    fn column_matches(t: &mut Translator<'_, Self>, expr: &str, pattern: &str);
+    /// The JSON value at `loc` is a string matching `pattern`.
+    fn string_matches(t: &mut Translator<'_, Self>, loc: &JsonLoc<'_>, pattern: &str);
+    /// The String column `expr` equals `text` with ASCII letters folded.
+    fn column_eq_ignore_case(t: &mut Translator<'_, Self>, expr: &str, text: &str);
+    /// The JSON value at `loc` is a string equal to `text` with ASCII letters folded.
+    fn json_eq_ignore_case(t: &mut Translator<'_, Self>, loc: &JsonLoc<'_>, text: &str);
+
+    /// The list column `column` (an ACL or `_nulls`) holds one of `entries`.
+    fn list_has_any(t: &mut Translator<'_, Self>, column: &str, entries: &[String]);
+}
 
 /// Where a condition's value comes from.
 enum Source {
@@ -44,25 +117,21 @@ enum Source {
     Json { column: String, path: Vec<String> },
 }
 
-/// A JSON value whose type is only known at run time: at a path inside a column, or an
-/// item of `jsonb_array_elements`.
-#[derive(Clone, Copy)]
-enum JsonLoc<'a> {
-    Path { column: &'a str, path: &'a [String] },
-    Item { alias: &'a str },
-}
-
 /// Translates filters and orders into one statement under construction.
-pub(crate) struct Translator<'a> {
-    pub(crate) out: PgSql,
+pub(crate) struct Translator<'a, D: Dialect> {
+    pub(crate) out: SqlBuilder<D::Bind>,
     /// Whether a table exists: subqueries and relations over missing tables are empty.
     table_exists: &'a dyn Fn(&str) -> bool,
-    /// The first pattern PostgreSQL cannot take; the statement is not run.
+    /// The first part of the filter the database cannot take (a regex its engine refuses);
+    /// the statement is then not run.
     error: Option<StoreError>,
 }
 
-impl<'a> Translator<'a> {
-    pub(crate) fn new(out: PgSql, table_exists: &'a dyn Fn(&str) -> bool) -> Translator<'a> {
+impl<'a, D: Dialect> Translator<'a, D> {
+    pub(crate) fn new(
+        out: SqlBuilder<D::Bind>,
+        table_exists: &'a dyn Fn(&str) -> bool,
+    ) -> Translator<'a, D> {
         Translator {
             out,
             table_exists,
@@ -71,21 +140,26 @@ impl<'a> Translator<'a> {
     }
 
     /// The statement, or the error a part of the filter is.
-    pub(crate) fn finish(self) -> Result<PgSql, StoreError> {
+    pub(crate) fn finish(self) -> Result<SqlBuilder<D::Bind>, StoreError> {
         match self.error {
             Some(error) => Err(error),
             None => Ok(self.out),
         }
     }
 
+    /// Records why a part of the filter cannot be translated; the first one wins.
+    pub(crate) fn fail(&mut self, error: StoreError) {
+        self.error.get_or_insert(error);
+    }
+
     /// Appends the predicate of `filter` over the table of `class_name` aliased `alias`.
     pub(crate) fn filter(&mut self, filter: &Filter, class_name: &str, alias: &str) {
         match filter {
-            Filter::True => self.push("TRUE"),
-            Filter::False => self.push("FALSE"),
-            Filter::And(items) => self.join(items, " AND ", "TRUE", class_name, alias),
-            Filter::Or(items) => self.join(items, " OR ", "FALSE", class_name, alias),
-            Filter::Nor(items) => self.not(|t| t.join(items, " OR ", "FALSE", class_name, alias)),
+            Filter::True => self.push(D::TRUE),
+            Filter::False => self.push(D::FALSE),
+            Filter::And(items) => self.join(items, " AND ", D::TRUE, class_name, alias),
+            Filter::Or(items) => self.join(items, " OR ", D::FALSE, class_name, alias),
+            Filter::Nor(items) => self.not(|t| t.join(items, " OR ", D::FALSE, class_name, alias)),
             Filter::Cond { field, cond } if field.is_relation() && field.path.is_empty() => {
                 self.relation_cond(field, cond, class_name, alias);
             }
@@ -130,10 +204,6 @@ impl<'a> Translator<'a> {
 
     /// Appends `ORDER BY …`: each key, then `objectId` as the tie-breaker in the direction
     /// of the last key, so that an index ending in `(…, createdAt, objectId)` serves it.
-    ///
-    /// NULL (absent) sorts first ascending and last descending, as in SQLite. The default
-    /// columns are never NULL and keep PostgreSQL's default NULLS placement, which is what
-    /// a plain index scanned either way provides.
     pub(crate) fn order(&mut self, order: &[SortKey], alias: &str) {
         self.push(" ORDER BY ");
         let mut last_descending = false;
@@ -141,28 +211,19 @@ impl<'a> Translator<'a> {
         let mut ends_with_object_id = false;
         for key in order {
             let source = source(&key.field, alias);
-            let direction = if key.descending { " DESC" } else { " ASC" };
             match &source {
                 Source::Absent => continue,
                 Source::Column { expr, nulls, .. } => {
                     if wrote_any {
                         self.push(", ");
                     }
-                    self.push(expr);
-                    self.push(direction);
-                    if nulls.is_some() {
-                        self.push(if key.descending {
-                            " NULLS LAST"
-                        } else {
-                            " NULLS FIRST"
-                        });
-                    }
+                    D::order_column(self, expr, nulls.is_some(), key.descending);
                 }
                 Source::Json { column, path } => {
                     if wrote_any {
                         self.push(", ");
                     }
-                    self.json_order(&JsonLoc::Path { column, path }, direction);
+                    D::order_json(self, &JsonLoc::Path { column, path }, key.descending);
                 }
             }
             wrote_any = true;
@@ -183,42 +244,17 @@ impl<'a> Translator<'a> {
         }
     }
 
-    /// Orders by a JSON value as SQLite orders `json_extract`: absent and null first, then
-    /// numbers (booleans as 0 and 1), then strings and containers by their text.
-    fn json_order(&mut self, loc: &JsonLoc<'_>, direction: &str) {
-        self.push("CASE jsonb_typeof(");
-        self.loc(loc);
-        self.push(") WHEN 'number' THEN 1 WHEN 'boolean' THEN 1 WHEN 'string' THEN 2 WHEN 'object' THEN 2 WHEN 'array' THEN 2 ELSE 0 END");
-        self.push(direction);
-        self.push(", CASE jsonb_typeof(");
-        self.loc(loc);
-        self.push(") WHEN 'number' THEN (");
-        self.loc(loc);
-        self.push(" #>> '{}')::float8 WHEN 'boolean' THEN CASE WHEN ");
-        self.loc(loc);
-        self.push(" = 'true'::jsonb THEN 1 ELSE 0 END END");
-        self.push(direction);
-        self.push(", CASE jsonb_typeof(");
-        self.loc(loc);
-        self.push(") WHEN 'string' THEN ");
-        self.loc(loc);
-        self.push(" #>> '{}' WHEN 'object' THEN ");
-        self.loc(loc);
-        self.push("::text WHEN 'array' THEN ");
-        self.loc(loc);
-        self.push("::text END COLLATE \"C\"");
-        self.push(direction);
-    }
-
-    fn push(&mut self, text: &str) {
+    pub(crate) fn push(&mut self, text: &str) {
         self.out.push(text);
     }
 
     /// `NOT COALESCE((inner), FALSE)`: a NULL (absent) inner value counts as false.
-    fn not(&mut self, inner: impl FnOnce(&mut Translator<'a>)) {
+    pub(crate) fn not(&mut self, inner: impl FnOnce(&mut Translator<'a, D>)) {
         self.push("NOT COALESCE((");
         inner(self);
-        self.push("), FALSE)");
+        self.push("), ");
+        self.push(D::FALSE);
+        self.push(")");
     }
 
     fn join(
@@ -243,15 +279,15 @@ impl<'a> Translator<'a> {
         self.push(")");
     }
 
-    /// Appends `(p1 <separator> p2 …)` over `items`, or `FALSE` when there are none.
+    /// Appends `(p1 <separator> p2 …)` over `items`, or false when there are none.
     fn each<T>(
         &mut self,
         items: &[T],
         separator: &str,
-        mut each: impl FnMut(&mut Translator<'a>, &T),
+        mut each: impl FnMut(&mut Translator<'a, D>, &T),
     ) {
         if items.is_empty() {
-            self.push("FALSE");
+            self.push(D::FALSE);
             return;
         }
         self.push("(");
@@ -264,13 +300,13 @@ impl<'a> Translator<'a> {
         self.push(")");
     }
 
-    /// `(p1 OR p2 …)`, or `FALSE` when there are none.
-    fn any<T>(&mut self, items: &[T], each: impl FnMut(&mut Translator<'a>, &T)) {
+    /// `(p1 OR p2 …)`, or false when there are none.
+    pub(crate) fn any<T>(&mut self, items: &[T], each: impl FnMut(&mut Translator<'a, D>, &T)) {
         self.each(items, " OR ", each);
     }
 
-    /// `(p1 AND p2 …)`, or `FALSE` when there are none (an empty `$all` matches nothing).
-    fn all<T>(&mut self, items: &[T], each: impl FnMut(&mut Translator<'a>, &T)) {
+    /// `(p1 AND p2 …)`, or false when there are none (an empty `$all` matches nothing).
+    pub(crate) fn all<T>(&mut self, items: &[T], each: impl FnMut(&mut Translator<'a, D>, &T)) {
         self.each(items, " AND ", each);
     }
 
@@ -286,23 +322,23 @@ impl<'a> Translator<'a> {
             Cond::Nin(ops) => self.not(|t| t.any(ops, |t, op| t.eq(source, op))),
             Cond::All(ops) => self.with_array(source, |t, array| {
                 t.all(ops, |t, op| {
-                    t.array_contains(array, |t, item| t.scalar_eq(item, op));
+                    t.array_contains(array, |t, item| D::scalar_eq(t, item, op));
                 });
             }),
             Cond::AllMatch(patterns) => self.with_array(source, |t, array| {
                 t.all(patterns, |t, pattern| {
                     t.array_contains(array, |t, item| {
-                        t.string_matches(item, &pattern.source);
+                        D::string_matches(t, item, &pattern.source);
                     });
                 });
             }),
             Cond::ContainedBy(ops) => self.with_array(source, |t, array| {
                 t.push("NOT EXISTS (SELECT 1 FROM ");
                 let item_alias = t.out.alias("je");
-                t.array_elements(array, &item_alias);
+                D::array_elements(t, array, &item_alias);
                 t.push(" WHERE ");
                 let item = JsonLoc::Item { alias: &item_alias };
-                t.not(|t| t.any(ops, |t, op| t.scalar_eq(&item, op)));
+                t.not(|t| t.any(ops, |t, op| D::scalar_eq(t, &item, op)));
                 t.push(")");
             }),
             Cond::Exists(exists) => self.exists(source, *exists),
@@ -321,9 +357,9 @@ impl<'a> Translator<'a> {
     fn eq(&mut self, source: &Source, op: &Operand) {
         match source {
             Source::Absent => self.push(if matches!(op, Operand::Null) {
-                "TRUE"
+                D::TRUE
             } else {
-                "FALSE"
+                D::FALSE
             }),
             Source::Column {
                 expr, field_type, ..
@@ -343,11 +379,11 @@ impl<'a> Translator<'a> {
                     (FieldType::Number, Operand::Number(number)) => {
                         self.push(expr);
                         self.push(" = ");
-                        self.out.param(PgBind::Float(*number));
+                        self.out.param(D::number(*number));
                     }
                     (FieldType::Boolean, Operand::Bool(flag)) => {
                         self.push(expr);
-                        self.push(if *flag { " = TRUE" } else { " = FALSE" });
+                        self.push(D::bool_eq(*flag));
                     }
                     (
                         FieldType::Pointer(target),
@@ -360,109 +396,37 @@ impl<'a> Translator<'a> {
                         self.push(" = ");
                         self.out.text(object_id);
                     }
-                    (FieldType::Array, Operand::Json(Value::Array(_))) => {
-                        self.whole_json_eq(expr, op);
+                    (FieldType::Array, Operand::Json(value @ Value::Array(_))) => {
+                        D::whole_json_eq(self, expr, value);
                     }
                     (FieldType::Array, _) => {
                         let array = JsonLoc::Path {
                             column: expr,
                             path: &[],
                         };
-                        self.array_contains(&array, |t, item| t.scalar_eq(item, op));
+                        self.array_contains(&array, |t, item| D::scalar_eq(t, item, op));
                     }
-                    (field_type, Operand::Json(_)) if is_json_column(field_type) => {
-                        self.whole_json_eq(expr, op);
+                    (field_type, Operand::Json(value)) if is_json_column(field_type) => {
+                        D::whole_json_eq(self, expr, value);
                     }
-                    _ => self.push("FALSE"),
+                    _ => self.push(D::FALSE),
                 }
             }
             Source::Json { column, path } => {
                 let here = JsonLoc::Path { column, path };
                 match op {
-                    Operand::Null => self.json_absent(&here),
-                    Operand::Json(Value::Array(_)) => self.scalar_eq(&here, op),
+                    Operand::Null => D::json_absent(self, &here),
+                    Operand::Json(Value::Array(_)) => D::scalar_eq(self, &here, op),
                     _ => {
                         self.push("(");
-                        self.scalar_eq(&here, op);
+                        D::scalar_eq(self, &here, op);
                         self.push(" OR ");
-                        self.array_contains(&here, |t, item| t.scalar_eq(item, op));
+                        self.json_array_contains(&here, |t, item| D::scalar_eq(t, item, op));
                         self.push(")");
                     }
                 }
             }
         }
-    }
-
-    /// The jsonb text of `expr` equals that of the operand (see the module docs).
-    fn whole_json_eq(&mut self, expr: &str, op: &Operand) {
-        let Operand::Json(value) = op else {
-            self.push("FALSE");
-            return;
-        };
-        self.push(expr);
-        self.push("::text = ");
-        self.out.param(PgBind::Json(value.clone()));
-        self.push("::text");
-    }
-
-    /// The JSON value at `loc` (not its items) equals `op`.
-    fn scalar_eq(&mut self, loc: &JsonLoc<'_>, op: &Operand) {
-        self.push("(");
-        match op {
-            Operand::Null => self.json_type_is(loc, &["null"]),
-            Operand::Bool(flag) => {
-                self.loc(loc);
-                self.push(if *flag {
-                    " = 'true'::jsonb"
-                } else {
-                    " = 'false'::jsonb"
-                });
-            }
-            // jsonb equality is exact on strings and numeric on numbers (`1` = `1.0`, as
-            // the matcher compares `f64`s), and false between kinds.
-            Operand::Number(number) => {
-                self.loc(loc);
-                self.push(" = ");
-                self.out.param(PgBind::Json(json_number(*number)));
-            }
-            Operand::String(text) => {
-                self.loc(loc);
-                self.push(" = ");
-                self.out.param(PgBind::Json(Value::from(text.as_str())));
-            }
-            Operand::Date(iso) => {
-                self.member(loc, "__type");
-                self.push(" = '\"Date\"'::jsonb AND ");
-                self.member(loc, "iso");
-                self.push(" = ");
-                self.out.param(PgBind::Json(Value::from(iso.as_str())));
-            }
-            Operand::Pointer {
-                class_name,
-                object_id,
-            } => {
-                self.pointer_type(loc);
-                self.push(" AND ");
-                self.member(loc, "className");
-                self.push(" = ");
-                self.out
-                    .param(PgBind::Json(Value::from(class_name.as_str())));
-                self.push(" AND ");
-                self.member(loc, "objectId");
-                self.push(" = ");
-                self.out
-                    .param(PgBind::Json(Value::from(object_id.as_str())));
-            }
-            Operand::Json(value) => {
-                self.json_type_is(loc, &["object", "array"]);
-                self.push(" AND ");
-                self.loc(loc);
-                self.push("::text = ");
-                self.out.param(PgBind::Json(value.clone()));
-                self.push("::text");
-            }
-        }
-        self.push(")");
     }
 
     /// `<`, `<=`, `>`, `>=` between scalars of the operand's kind; anything else is false.
@@ -471,20 +435,20 @@ impl<'a> Translator<'a> {
             op,
             Operand::Number(_) | Operand::String(_) | Operand::Date(_)
         ) {
-            self.push("FALSE");
+            self.push(D::FALSE);
             return;
         }
         match source {
-            Source::Absent => self.push("FALSE"),
+            Source::Absent => self.push(D::FALSE),
             Source::Column {
                 expr, field_type, ..
             } => {
                 let bind = match (field_type, op) {
-                    (FieldType::Number, Operand::Number(number)) => PgBind::Float(*number),
+                    (FieldType::Number, Operand::Number(number)) => D::number(*number),
                     (FieldType::String, Operand::String(text))
-                    | (FieldType::Date, Operand::Date(text)) => PgBind::Text(text.clone()),
+                    | (FieldType::Date, Operand::Date(text)) => D::Bind::text(text.clone()),
                     _ => {
-                        self.push("FALSE");
+                        self.push(D::FALSE);
                         return;
                     }
                 };
@@ -495,41 +459,8 @@ impl<'a> Translator<'a> {
                 self.out.param(bind);
             }
             Source::Json { column, path } => {
-                let here = JsonLoc::Path { column, path };
                 self.push("(");
-                match op {
-                    Operand::Number(number) => {
-                        // jsonb orders numbers numerically.
-                        self.json_type_is(&here, &["number"]);
-                        self.push(" AND ");
-                        self.loc(&here);
-                        self.push(" ");
-                        self.push(operator);
-                        self.push(" ");
-                        self.out.param(PgBind::Json(json_number(*number)));
-                    }
-                    Operand::Date(iso) => {
-                        self.member(&here, "__type");
-                        self.push(" = '\"Date\"'::jsonb AND jsonb_typeof(");
-                        self.member(&here, "iso");
-                        self.push(") = 'string' AND (");
-                        self.loc(&here);
-                        self.push(" ->> 'iso') COLLATE \"C\" ");
-                        self.push(operator);
-                        self.push(" ");
-                        self.out.text(iso);
-                    }
-                    Operand::String(text) => {
-                        self.json_type_is(&here, &["string"]);
-                        self.push(" AND ");
-                        self.json_text(&here);
-                        self.push(" COLLATE \"C\" ");
-                        self.push(operator);
-                        self.push(" ");
-                        self.out.text(text);
-                    }
-                    _ => self.push("FALSE"),
-                }
+                D::json_compare(self, &JsonLoc::Path { column, path }, op, operator);
                 self.push(")");
             }
         }
@@ -537,7 +468,7 @@ impl<'a> Translator<'a> {
 
     fn exists(&mut self, source: &Source, exists: bool) {
         match source {
-            Source::Absent => self.push(if exists { "FALSE" } else { "TRUE" }),
+            Source::Absent => self.push(if exists { D::FALSE } else { D::TRUE }),
             Source::Column {
                 expr, nulls: None, ..
             } => {
@@ -555,10 +486,8 @@ impl<'a> Translator<'a> {
                     self.not(|t| t.column_present(expr, nulls, name));
                 }
             }
-            // `->` gives SQL NULL for a missing key and jsonb `null` for an explicit one.
             Source::Json { column, path } => {
-                self.loc(&JsonLoc::Path { column, path });
-                self.push(if exists { " IS NOT NULL" } else { " IS NULL" });
+                D::json_exists(self, &JsonLoc::Path { column, path }, exists);
             }
         }
     }
@@ -568,10 +497,8 @@ impl<'a> Translator<'a> {
         self.push("(");
         self.push(expr);
         self.push(" IS NOT NULL OR ");
-        self.push(nulls);
-        self.push(" @> ARRAY[");
-        self.out.text(name);
-        self.push("])");
+        D::list_has_any(self, nulls, &[name.to_owned()]);
+        self.push(")");
     }
 
     /// The value is a string matching every pattern.
@@ -581,40 +508,12 @@ impl<'a> Translator<'a> {
                 expr,
                 field_type: FieldType::String,
                 ..
-            } => self.all(patterns, |t, pattern| {
-                t.push(expr);
-                t.push(" ~ ");
-                t.pattern(pattern);
-            }),
+            } => self.all(patterns, |t, pattern| D::column_matches(t, expr, pattern)),
             Source::Json { column, path } => {
                 let here = JsonLoc::Path { column, path };
-                self.all(patterns, |t, pattern| t.string_matches(&here, pattern));
+                self.all(patterns, |t, pattern| D::string_matches(t, &here, pattern));
             }
-            _ => self.push("FALSE"),
-        }
-    }
-
-    /// The JSON value at `loc` is a string matching `pattern`.
-    fn string_matches(&mut self, loc: &JsonLoc<'_>, pattern: &str) {
-        self.push("(");
-        self.json_type_is(loc, &["string"]);
-        self.push(" AND ");
-        self.json_text(loc);
-        self.push(" ~ ");
-        self.pattern(pattern);
-        self.push(")");
-    }
-
-    /// Binds a pattern in PostgreSQL's syntax, or records why it cannot be.
-    fn pattern(&mut self, source: &str) {
-        match to_postgres(source) {
-            Ok(pattern) => {
-                self.out.param(PgBind::Text(pattern));
-            }
-            Err(error) => {
-                self.push("FALSE");
-                self.error.get_or_insert(StoreError::Invalid(error));
-            }
+            _ => self.push(D::FALSE),
         }
     }
 
@@ -623,7 +522,7 @@ impl<'a> Translator<'a> {
     fn with_array(
         &mut self,
         source: &Source,
-        inner: impl FnOnce(&mut Translator<'a>, &JsonLoc<'_>),
+        inner: impl FnOnce(&mut Translator<'a, D>, &JsonLoc<'_>),
     ) {
         match source {
             Source::Column {
@@ -646,114 +545,40 @@ impl<'a> Translator<'a> {
             Source::Json { column, path } => {
                 let here = JsonLoc::Path { column, path };
                 self.push("(");
-                self.json_type_is(&here, &["array"]);
+                D::json_is_array(self, &here);
                 self.push(" AND ");
                 inner(self, &here);
                 self.push(")");
             }
-            _ => self.push("FALSE"),
+            _ => self.push(D::FALSE),
         }
     }
 
-    /// `EXISTS (SELECT 1 FROM jsonb_array_elements(…) WHERE item_matches)`; false when the
-    /// value at `array` is not an array.
+    /// `EXISTS (SELECT 1 FROM <items of array> WHERE item_matches)`.
     fn array_contains(
         &mut self,
         array: &JsonLoc<'_>,
-        item_matches: impl FnOnce(&mut Translator<'a>, &JsonLoc<'_>),
+        item_matches: impl FnOnce(&mut Translator<'a, D>, &JsonLoc<'_>),
     ) {
         self.push("EXISTS (SELECT 1 FROM ");
         let item_alias = self.out.alias("je");
-        self.array_elements(array, &item_alias);
+        D::array_elements(self, array, &item_alias);
         self.push(" WHERE ");
         item_matches(self, &JsonLoc::Item { alias: &item_alias });
         self.push(")");
     }
 
-    /// `jsonb_array_elements(…) AS alias(value)`, over nothing when the value is not an
-    /// array (the function would fail on it).
-    fn array_elements(&mut self, array: &JsonLoc<'_>, item_alias: &str) {
-        self.push("jsonb_array_elements(CASE WHEN jsonb_typeof(");
-        self.loc(array);
-        self.push(") = 'array' THEN ");
-        self.loc(array);
-        self.push(" END) AS ");
-        self.push(item_alias);
-        self.push("(value)");
-    }
-
-    /// The jsonb expression of `loc`: `(column -> $1::text -> $2::text)` or `alias.value`.
-    fn loc(&mut self, loc: &JsonLoc<'_>) {
-        match loc {
-            JsonLoc::Path { column, path: [] } => self.push(column),
-            JsonLoc::Path { column, path } => {
-                self.push("(");
-                self.push(column);
-                for key in *path {
-                    self.push(" -> ");
-                    self.out.text(key);
-                }
-                self.push(")");
-            }
-            JsonLoc::Item { alias } => {
-                self.push(alias);
-                self.push(".value");
-            }
-        }
-    }
-
-    /// The member `key` of the JSON object at `loc` (NULL when there is none, or when the
-    /// value is not an object).
-    fn member(&mut self, loc: &JsonLoc<'_>, key: &str) {
+    /// The value at `loc` is an array with an item that matches.
+    fn json_array_contains(
+        &mut self,
+        loc: &JsonLoc<'_>,
+        item_matches: impl FnOnce(&mut Translator<'a, D>, &JsonLoc<'_>),
+    ) {
         self.push("(");
-        self.loc(loc);
-        self.push(" -> '");
-        // Keys given here are constants of this module, never client data.
-        self.push(key);
-        self.push("')");
-    }
-
-    /// The value at `loc` is a pointer (`__type` Pointer, or Object for an included one).
-    fn pointer_type(&mut self, loc: &JsonLoc<'_>) {
-        self.member(loc, "__type");
-        self.push(" IN ('\"Pointer\"'::jsonb, '\"Object\"'::jsonb)");
-    }
-
-    /// The text of the (string) value at `loc`.
-    fn json_text(&mut self, loc: &JsonLoc<'_>) {
-        self.push("(");
-        self.loc(loc);
-        self.push(" #>> '{}')");
-    }
-
-    /// The JSON type at `loc` is one of `types` (NULL, i.e. false, for a missing path).
-    fn json_type_is(&mut self, loc: &JsonLoc<'_>, types: &[&str]) {
-        self.push("jsonb_typeof(");
-        self.loc(loc);
+        D::json_is_array(self, loc);
+        self.push(" AND ");
+        self.array_contains(loc, item_matches);
         self.push(")");
-        if let [only] = types {
-            self.push(" = '");
-            self.push(only);
-            self.push("'");
-        } else {
-            self.push(" IN (");
-            for (index, json_type) in types.iter().enumerate() {
-                if index > 0 {
-                    self.push(", ");
-                }
-                self.push("'");
-                self.push(json_type);
-                self.push("'");
-            }
-            self.push(")");
-        }
-    }
-
-    /// The path is missing or holds JSON null.
-    fn json_absent(&mut self, loc: &JsonLoc<'_>) {
-        self.push("COALESCE(jsonb_typeof(");
-        self.loc(loc);
-        self.push("), 'null') = 'null'");
     }
 
     /// No ACL, or one of `group` is among the entries of `column`.
@@ -763,40 +588,24 @@ impl<'a> Translator<'a> {
         self.push(" IS NULL");
         if !group.is_empty() {
             self.push(" OR ");
-            self.out.column(alias, column);
-            self.push(" && ");
-            self.out.param(PgBind::TextArray(group.to_vec()));
+            let expr = format!("{alias}.{}", quote_ident(column));
+            D::list_has_any(self, &expr, group);
         }
         self.push(")");
     }
 
-    /// A string equal to `text` with ASCII letters folded: `lower` in the `"C"` collation
-    /// folds ASCII only, like SQLite's `NOCASE`. On a String column this is
-    /// `lower(col) = lower(?)`, which the `lower(col)` unique indexes serve.
+    /// A string equal to `text` with ASCII letters folded, as `str::eq_ignore_ascii_case`.
     fn eq_ignore_case(&mut self, source: &Source, text: &str) {
         match source {
             Source::Column {
                 expr,
                 field_type: FieldType::String,
                 ..
-            } => {
-                self.push("lower(");
-                self.push(expr);
-                self.push(") = lower(");
-                self.out.text(text);
-                self.push(" COLLATE \"C\")");
-            }
+            } => D::column_eq_ignore_case(self, expr, text),
             Source::Json { column, path } => {
-                let here = JsonLoc::Path { column, path };
-                self.push("(");
-                self.json_type_is(&here, &["string"]);
-                self.push(" AND lower(");
-                self.json_text(&here);
-                self.push(" COLLATE \"C\") = lower(");
-                self.out.text(text);
-                self.push(" COLLATE \"C\"))");
+                D::json_eq_ignore_case(self, &JsonLoc::Path { column, path }, text);
             }
-            _ => self.push("FALSE"),
+            _ => self.push(D::FALSE),
         }
     }
 
@@ -833,14 +642,16 @@ impl<'a> Translator<'a> {
             }
         };
         if ids.is_empty() || !(self.table_exists)(&table) {
-            self.push(if negate { "TRUE" } else { "FALSE" });
+            self.push(if negate { D::TRUE } else { D::FALSE });
             return;
         }
         if negate {
             self.push("NOT ");
         }
-        // `objectId IN (SELECT owningId …)`: the join table's `relatedId` index finds the few
-        // owners. Neither column is ever NULL, so the IN is exactly true or false.
+        // `objectId IN (SELECT owningId …)` rather than a correlated EXISTS: the join table's
+        // `relatedId` index finds the few owners, whose rows are then looked up by key,
+        // instead of probing the join table once per row of the class. Neither column is
+        // ever NULL, so the IN is exactly true or false.
         let join_alias = self.out.alias("j");
         self.out.column(alias, "objectId");
         self.push(" IN (SELECT ");
@@ -855,9 +666,7 @@ impl<'a> Translator<'a> {
             self.push(" = ");
             self.out.text(id);
         } else {
-            self.push(" = ANY(");
-            self.out.param(PgBind::TextArray(ids));
-            self.push(")");
+            D::text_in(self, ids);
         }
         self.push(")");
     }
@@ -865,7 +674,7 @@ impl<'a> Translator<'a> {
     fn related_to(&mut self, owner_class: &str, owner_id: &str, key: &str, alias: &str) {
         let table = join_table(key, owner_class);
         if !(self.table_exists)(&table) {
-            self.push("FALSE");
+            self.push(D::FALSE);
             return;
         }
         let join_alias = self.out.alias("j");
@@ -885,7 +694,7 @@ impl<'a> Translator<'a> {
 
     /// Appends `(SELECT alias."column" FROM "class" AS alias WHERE <filter>)`, keeping only
     /// rows where the column is set when `require_value`.
-    fn subquery(&mut self, query: &SubQuery, column: &str, require_value: bool) {
+    pub(crate) fn subquery(&mut self, query: &SubQuery, column: &str, require_value: bool) {
         let sub_alias = self.out.alias("t");
         self.push("(SELECT ");
         self.out.column(&sub_alias, column);
@@ -910,7 +719,7 @@ impl<'a> Translator<'a> {
     /// the subquery returns.
     fn in_query(&mut self, source: &Source, query: &SubQuery) {
         if !(self.table_exists)(&query.class_name) {
-            self.push("FALSE");
+            self.push(D::FALSE);
             return;
         }
         match source {
@@ -920,7 +729,7 @@ impl<'a> Translator<'a> {
                 ..
             } => {
                 if *target != query.class_name {
-                    self.push("FALSE");
+                    self.push(D::FALSE);
                     return;
                 }
                 self.push(expr);
@@ -936,36 +745,18 @@ impl<'a> Translator<'a> {
                     column: expr,
                     path: &[],
                 };
-                self.array_contains(&array, |t, item| t.pointer_in(item, query));
+                self.array_contains(&array, |t, item| D::pointer_in(t, item, query));
             }
             Source::Json { column, path } => {
                 let here = JsonLoc::Path { column, path };
                 self.push("(");
-                self.pointer_in(&here, query);
+                D::pointer_in(self, &here, query);
                 self.push(" OR ");
-                self.array_contains(&here, |t, item| t.pointer_in(item, query));
+                self.json_array_contains(&here, |t, item| D::pointer_in(t, item, query));
                 self.push(")");
             }
-            _ => self.push("FALSE"),
+            _ => self.push(D::FALSE),
         }
-    }
-
-    /// The JSON pointer at `loc` targets the subquery's class and one of its results.
-    fn pointer_in(&mut self, loc: &JsonLoc<'_>, query: &SubQuery) {
-        self.push("(");
-        self.pointer_type(loc);
-        self.push(" AND ");
-        self.member(loc, "className");
-        self.push(" = ");
-        self.out
-            .param(PgBind::Json(Value::from(query.class_name.as_str())));
-        self.push(" AND jsonb_typeof(");
-        self.member(loc, "objectId");
-        self.push(") = 'string' AND (");
-        self.loc(loc);
-        self.push(" ->> 'objectId') IN ");
-        self.subquery(query, "objectId", false);
-        self.push(")");
     }
 
     /// The value at `source` is among the set `key` values of the subquery's results.
@@ -976,11 +767,11 @@ impl<'a> Translator<'a> {
             _ => None,
         };
         let Some(key_kind) = key_kind else {
-            self.push("FALSE");
+            self.push(D::FALSE);
             return;
         };
         if !(self.table_exists)(&query.class_name) {
-            self.push("FALSE");
+            self.push(D::FALSE);
             return;
         }
         match source {
@@ -989,50 +780,22 @@ impl<'a> Translator<'a> {
             } if scalar_kind(field_type) == Some(key_kind) => {
                 self.push(expr);
             }
-            Source::Json { column, path } => {
-                let here = JsonLoc::Path { column, path };
-                // The cast only runs on a value of the right kind.
-                let (json_type, cast) = match key_kind {
-                    ScalarKind::String => ("string", ""),
-                    ScalarKind::Number => ("number", "::float8"),
-                    ScalarKind::Boolean => ("boolean", "::boolean"),
-                    _ => {
-                        self.push("FALSE");
-                        return;
-                    }
-                };
-                self.push("CASE WHEN ");
-                self.json_type_is(&here, &[json_type]);
-                self.push(" THEN ");
-                self.json_text(&here);
-                self.push(cast);
-                self.push(" END");
+            Source::Json { column, path }
+                if matches!(
+                    key_kind,
+                    ScalarKind::String | ScalarKind::Number | ScalarKind::Boolean
+                ) =>
+            {
+                D::json_scalar(self, &JsonLoc::Path { column, path }, key_kind);
             }
             _ => {
-                self.push("FALSE");
+                self.push(D::FALSE);
                 return;
             }
         }
         self.push(" IN ");
         self.subquery(query, &key.field, true);
     }
-}
-
-/// A JSON number for an `f64` operand.
-fn json_number(number: f64) -> Value {
-    serde_json::Number::from_f64(number)
-        .map(Value::Number)
-        .unwrap_or(Value::Null)
-}
-
-/// What a column's values compare as in `$select`: equal kinds compare by stored value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ScalarKind<'t> {
-    String,
-    Number,
-    Boolean,
-    Date,
-    Pointer(&'t str),
 }
 
 fn scalar_kind(field_type: &FieldType) -> Option<ScalarKind<'_>> {

@@ -1,0 +1,145 @@
+//! Whole read statements for every backend: the select list of a projection, WHERE,
+//! ORDER BY, LIMIT/OFFSET, written once over a [`Dialect`]. How a row is decoded back into
+//! an object is each backend's (`rows.rs`).
+
+use parlor_core::object::Object;
+use parlor_core::query::{Filter, FindQuery};
+use parlor_core::schema::{ClassSchema, FieldType};
+use serde_json::Value;
+
+use crate::error::StoreResult;
+use crate::layout::{DEFAULT_COLUMNS, field_columns, relation_marker};
+use crate::sql::{BindValue, SqlBuilder};
+use crate::translate::{Dialect, Translator};
+
+/// What a select returns, in column order after the default columns.
+///
+/// It owns its names and types (rather than borrowing the schema) so that a read can be
+/// sent, with its statement, to a reader thread.
+pub(crate) struct Projection {
+    /// Field columns selected, with their types.
+    pub(crate) columns: Vec<(String, FieldType)>,
+    /// The `{"__type":"Relation"}` marker of each selected relation field, added to every
+    /// object.
+    pub(crate) relations: Vec<(String, Value)>,
+}
+
+impl Projection {
+    /// Every field, or only `keys` (plus the default fields) when given.
+    pub(crate) fn new(schema: &ClassSchema, keys: Option<&[String]>) -> Projection {
+        let wanted = |name: &str| keys.is_none_or(|keys| keys.iter().any(|key| key == name));
+        let columns = field_columns(schema)
+            .filter(|(name, _)| wanted(name))
+            .map(|(name, field_type)| (name.to_owned(), field_type.clone()))
+            .collect();
+        let relations = schema
+            .fields
+            .iter()
+            .filter_map(|(name, field)| match &field.field_type {
+                FieldType::Relation(target) if wanted(name) => {
+                    Some((name.clone(), relation_marker(target)))
+                }
+                _ => None,
+            })
+            .collect();
+        Projection { columns, relations }
+    }
+
+    /// The default columns, then the projection's field columns.
+    pub(crate) fn column_names(&self) -> impl Iterator<Item = &str> {
+        let field_columns = self.columns.iter().map(|(name, _)| name.as_str());
+        DEFAULT_COLUMNS.into_iter().chain(field_columns)
+    }
+}
+
+/// How a backend reads one selected row (of type `R`) back into an object.
+pub(crate) trait DecodeRow<R: ?Sized> {
+    fn decode(&self, row: &R) -> StoreResult<Object>;
+}
+
+/// Appends `SELECT <projection> FROM "class" AS t0`, leaving the builder ready for a WHERE;
+/// returns the alias.
+pub(crate) fn select_from<B: BindValue>(
+    out: &mut SqlBuilder<B>,
+    class_name: &str,
+    projection: &Projection,
+) -> String {
+    let alias = out.alias("t");
+    out.push("SELECT ");
+    for (index, column) in projection.column_names().enumerate() {
+        if index > 0 {
+            out.push(", ");
+        }
+        out.column(&alias, column);
+    }
+    out.push(" FROM ");
+    out.ident(class_name);
+    out.push(" AS ");
+    out.push(&alias);
+    alias
+}
+
+/// The statement of a find, and the projection that decodes its rows.
+pub(crate) fn find<D: Dialect>(
+    schema: &ClassSchema,
+    query: &FindQuery,
+    table_exists: &dyn Fn(&str) -> bool,
+) -> StoreResult<(SqlBuilder<D::Bind>, Projection)> {
+    let projection = Projection::new(schema, query.keys.as_deref());
+    let mut out = SqlBuilder::new();
+    let alias = select_from(&mut out, &schema.class_name, &projection);
+    out.push(" WHERE ");
+    let mut translator = Translator::<D>::new(out, table_exists);
+    translator.filter(&query.filter, &schema.class_name, &alias);
+    translator.order(&query.order, &alias);
+    let mut out = translator.finish()?;
+    D::limit_offset(&mut out, query.limit, query.skip);
+    Ok((out, projection))
+}
+
+/// `SELECT COUNT(*)` of the objects matching `filter`.
+pub(crate) fn count<D: Dialect>(
+    schema: &ClassSchema,
+    filter: &Filter,
+    table_exists: &dyn Fn(&str) -> bool,
+) -> StoreResult<SqlBuilder<D::Bind>> {
+    let mut out = SqlBuilder::new();
+    let alias = out.alias("t");
+    out.push("SELECT COUNT(*) FROM ");
+    out.ident(&schema.class_name);
+    out.push(" AS ");
+    out.push(&alias);
+    out.push(" WHERE ");
+    let mut translator = Translator::<D>::new(out, table_exists);
+    translator.filter(filter, &schema.class_name, &alias);
+    translator.finish()
+}
+
+/// The whole object with this id, if it satisfies `guard`. With `for_update`, its row is
+/// locked until the transaction ends (PostgreSQL: concurrent updates then apply one after
+/// the other, and a waiting transaction re-checks the guard on the row as committed by the
+/// one it waited for); SQLite's single writer needs no lock.
+pub(crate) fn by_id<D: Dialect>(
+    schema: &ClassSchema,
+    object_id: &str,
+    guard: &Filter,
+    table_exists: &dyn Fn(&str) -> bool,
+    for_update: bool,
+) -> StoreResult<(SqlBuilder<D::Bind>, Projection)> {
+    let projection = Projection::new(schema, None);
+    let mut out = SqlBuilder::new();
+    let alias = select_from(&mut out, &schema.class_name, &projection);
+    out.push(" WHERE ");
+    out.column(&alias, "objectId");
+    out.push(" = ");
+    out.text(object_id);
+    out.push(" AND ");
+    let mut translator = Translator::<D>::new(out, table_exists);
+    translator.filter(guard, &schema.class_name, &alias);
+    let mut out = translator.finish()?;
+    if for_update {
+        out.push(" FOR UPDATE OF ");
+        out.push(&alias);
+    }
+    Ok((out, projection))
+}
