@@ -19,6 +19,7 @@ mod sql;
 pub mod sqlite;
 pub mod text_search;
 mod translate;
+mod writes;
 
 use std::sync::Arc;
 

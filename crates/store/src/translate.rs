@@ -16,12 +16,13 @@
 //! Identifiers are quoted, and every column is qualified with its table alias so a
 //! subquery's columns can never resolve to an outer table.
 
+use parlor_core::object::Acl;
 use parlor_core::query::regex::text_term_pattern;
 use parlor_core::query::{Cond, FieldRef, Filter, Operand, SortKey, SubQuery};
-use parlor_core::schema::FieldType;
-use serde_json::Value;
+use parlor_core::schema::{ClassSchema, FieldType};
+use serde_json::{Map, Value};
 
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::layout::{NULLS_COLUMN, has_column, is_default_field, is_json_column, join_table};
 use crate::sql::{BindValue, SqlBuilder, quote_ident};
 
@@ -54,6 +55,12 @@ pub(crate) trait Dialect: Sized {
 
     /// The bound value a Number column is compared with.
     fn number(number: f64) -> Self::Bind;
+    /// The bound value that stores `value` in the column of a field of `field_type`.
+    fn encode_value(name: &str, field_type: &FieldType, value: &Value) -> StoreResult<Self::Bind>;
+    /// The `_rperm` and `_wperm` values of an ACL (NULL for none: public).
+    fn encode_acl(acl: Option<&Acl>) -> (Self::Bind, Self::Bind);
+    /// The `_nulls` value: the fields of `fields` that are explicitly null.
+    fn encode_nulls(schema: &ClassSchema, fields: &Map<String, Value>) -> Self::Bind;
     /// Appends ` LIMIT … OFFSET …` (nothing when there is neither).
     fn limit_offset(out: &mut SqlBuilder<Self::Bind>, limit: Option<u64>, skip: u64);
     /// ` = <flag>` as a Boolean column stores it.
@@ -246,6 +253,26 @@ impl<'a, D: Dialect> Translator<'a, D> {
 
     pub(crate) fn push(&mut self, text: &str) {
         self.out.push(text);
+    }
+
+    /// ` = 'name'` or ` IN ('a', 'b')` over constant names (never client data).
+    pub(crate) fn is_one_of(&mut self, names: &[&str]) {
+        if let [only] = names {
+            self.push(" = '");
+            self.push(only);
+            self.push("'");
+            return;
+        }
+        self.push(" IN (");
+        for (index, name) in names.iter().enumerate() {
+            if index > 0 {
+                self.push(", ");
+            }
+            self.push("'");
+            self.push(name);
+            self.push("'");
+        }
+        self.push(")");
     }
 
     /// `NOT COALESCE((inner), FALSE)`: a NULL (absent) inner value counts as false.

@@ -12,12 +12,14 @@
 //!   on a value of the wrong kind (a cast, `jsonb_array_elements`) sits inside a `CASE`.
 //! - ACL checks are array overlap (`&&`), which a GIN index serves.
 
+use parlor_core::object::Acl;
 use parlor_core::query::{Operand, SubQuery};
-use serde_json::Value;
+use parlor_core::schema::{ClassSchema, FieldType};
+use serde_json::{Map, Value};
 
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::postgres::regex::to_postgres;
-use crate::postgres::rows::{PgBind, PgSql};
+use crate::postgres::rows::{self, PgBind, PgSql};
 use crate::translate::{Dialect, JsonLoc, ScalarKind, Translator};
 
 /// The PostgreSQL dialect.
@@ -82,22 +84,7 @@ fn type_named(t: &mut PgTranslator<'_>, loc: &JsonLoc<'_>, names: &[&str]) {
     t.push("jsonb_typeof(");
     loc_expr(t, loc);
     t.push(")");
-    if let [only] = names {
-        t.push(" = '");
-        t.push(only);
-        t.push("'");
-    } else {
-        t.push(" IN (");
-        for (index, name) in names.iter().enumerate() {
-            if index > 0 {
-                t.push(", ");
-            }
-            t.push("'");
-            t.push(name);
-            t.push("'");
-        }
-        t.push(")");
-    }
+    t.is_one_of(names);
 }
 
 /// Binds a pattern in PostgreSQL's syntax, or records why it cannot be.
@@ -117,6 +104,18 @@ impl Dialect for PgDialect {
     type Bind = PgBind;
     const TRUE: &'static str = "TRUE";
     const FALSE: &'static str = "FALSE";
+
+    fn encode_value(name: &str, field_type: &FieldType, value: &Value) -> StoreResult<PgBind> {
+        rows::encode_value(name, field_type, value)
+    }
+
+    fn encode_acl(acl: Option<&Acl>) -> (PgBind, PgBind) {
+        rows::encode_acl(acl)
+    }
+
+    fn encode_nulls(schema: &ClassSchema, fields: &Map<String, Value>) -> PgBind {
+        rows::encode_nulls(schema, fields)
+    }
 
     fn number(number: f64) -> PgBind {
         PgBind::Float(number)

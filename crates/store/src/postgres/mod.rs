@@ -422,12 +422,12 @@ impl Inner {
         ] = writes
             && relations.is_empty()
         {
-            let statement = writes::insert_statement(schema, object)?;
+            let statement = crate::writes::insert::<PgDialect>(schema, object)?;
             let mut conn = self.pool.acquire().await?;
             let ticket = self.sequencer.ticket();
             execute(&mut conn, &statement).await?;
             drop(conn);
-            let outcomes = vec![writes::created(schema, object)];
+            let outcomes = vec![crate::writes::created(schema, object)];
             self.report(ticket, writes, &outcomes, TableChanges::default())
                 .await;
             return Ok(outcomes);

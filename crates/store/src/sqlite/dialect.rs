@@ -6,11 +6,14 @@
 //! needs a `CASE`; but an item of `json_each` is plain SQL text for a string, which
 //! `json_extract` would reject as malformed JSON, so a member of an item is read under one.
 
+use parlor_core::object::Acl;
 use parlor_core::query::{Operand, SubQuery};
-use serde_json::Value;
+use parlor_core::schema::{ClassSchema, FieldType};
+use serde_json::{Map, Value};
 
+use crate::error::StoreResult;
 use crate::sql::{Bind, SqlBuilder};
-use crate::sqlite::rows::canonical_json;
+use crate::sqlite::rows::{self, canonical_json};
 use crate::translate::{Dialect, JsonLoc, ScalarKind, Translator};
 
 /// The SQLite dialect.
@@ -50,22 +53,7 @@ fn json_type(t: &mut SqliteTranslator<'_>, loc: &JsonLoc<'_>) {
 /// The `json_type` at `loc` is one of `names`.
 fn type_named(t: &mut SqliteTranslator<'_>, loc: &JsonLoc<'_>, names: &[&str]) {
     json_type(t, loc);
-    if let [only] = names {
-        t.push(" = '");
-        t.push(only);
-        t.push("'");
-    } else {
-        t.push(" IN (");
-        for (index, name) in names.iter().enumerate() {
-            if index > 0 {
-                t.push(", ");
-            }
-            t.push("'");
-            t.push(name);
-            t.push("'");
-        }
-        t.push(")");
-    }
+    t.is_one_of(names);
 }
 
 /// The SQL value at `loc`: text, number, 1/0 for booleans, JSON text for containers.
@@ -131,6 +119,18 @@ impl Dialect for SqliteDialect {
     type Bind = Bind;
     const TRUE: &'static str = "1";
     const FALSE: &'static str = "0";
+
+    fn encode_value(name: &str, field_type: &FieldType, value: &Value) -> StoreResult<Bind> {
+        rows::encode_value(name, field_type, value)
+    }
+
+    fn encode_acl(acl: Option<&Acl>) -> (Bind, Bind) {
+        rows::encode_acl(acl)
+    }
+
+    fn encode_nulls(schema: &ClassSchema, fields: &Map<String, Value>) -> Bind {
+        rows::encode_nulls(schema, fields)
+    }
 
     fn number(number: f64) -> Bind {
         Bind::number(number)

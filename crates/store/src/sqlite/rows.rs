@@ -18,7 +18,7 @@ use rusqlite::types::ValueRef;
 use serde_json::{Map, Value};
 
 use crate::error::{StoreError, StoreResult};
-pub(crate) use crate::layout::{DEFAULT_COLUMNS, NULLS_COLUMN, field_columns, is_default_field};
+pub(crate) use crate::layout::{DEFAULT_COLUMNS, NULLS_COLUMN, field_columns};
 use crate::layout::{Stored, explicit_nulls, stored_value};
 use crate::select::{DecodeRow, Projection};
 use crate::sql::Bind;
