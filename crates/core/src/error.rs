@@ -20,6 +20,7 @@ pub enum Code {
     InvalidJson = 107,
     CommandUnavailable = 108,
     IncorrectType = 111,
+    PushMisconfigured = 115,
     ObjectTooLarge = 116,
     OperationForbidden = 119,
     InvalidNestedKey = 121,

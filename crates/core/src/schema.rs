@@ -185,7 +185,9 @@ impl ClassSchema {
         self.fields.get(name).map(|field| &field.field_type)
     }
 
-    /// The `/schemas` response shape.
+    /// The `/schemas` response shape, as Parse Server's PostgreSQL adapter gives it: every CLP
+    /// operation listed (`{}` where the stored CLP has none: nobody but master) and `indexes`
+    /// even when there are none (SDKs read `schema.indexes.x`).
     pub fn to_json(&self) -> Value {
         let fields: Map<String, Value> = self
             .fields
@@ -193,15 +195,16 @@ impl ClassSchema {
             .filter(|(name, _)| !is_internal_field(name))
             .map(|(name, field)| (name.clone(), field.to_json()))
             .collect();
-        let mut schema = json!({
+        let mut clp = self.class_level_permissions.clone();
+        for operation in CLP_OPERATIONS.into_iter().chain(["protectedFields"]) {
+            clp.entry(operation).or_insert_with(|| json!({}));
+        }
+        json!({
             "className": self.class_name,
             "fields": fields,
-            "classLevelPermissions": self.class_level_permissions,
-        });
-        if !self.indexes.is_empty() {
-            schema["indexes"] = Value::Object(self.indexes.clone());
-        }
-        schema
+            "classLevelPermissions": clp,
+            "indexes": self.indexes,
+        })
     }
 
     /// Reads a stored schema back (the inverse of [`ClassSchema::to_json`]).
@@ -261,7 +264,8 @@ pub fn is_valid_class_name(name: &str) -> bool {
     SYSTEM_CLASSES.contains(&name) || is_valid_field_name(name)
 }
 
-/// `^[A-Za-z][A-Za-z0-9_]*$` and not `className`.
+/// `^[A-Za-z][A-Za-z0-9_]*$`, and neither `className` nor `length` (Parse Server refuses
+/// `length`: JavaScript SDKs would read it as the length of an array-like object).
 pub fn is_valid_field_name(name: &str) -> bool {
     let mut chars = name.chars();
     let starts_with_letter = chars
@@ -270,6 +274,7 @@ pub fn is_valid_field_name(name: &str) -> bool {
     starts_with_letter
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && name != "className"
+        && name != "length"
         && name.len() <= 128
 }
 
@@ -373,7 +378,8 @@ pub fn default_clp(class_name: &str) -> Map<String, Value> {
     // Server bookkeeping classes are for the master key (and the server) only.
     let master_only: &[&str] = match class_name {
         "_Installation" => &["find", "count", "delete"],
-        "_Idempotency" | "_GlobalConfig" => &CLP_OPERATIONS,
+        // Pushes say whom the app notified of what: the master key's, as in Parse Server.
+        "_Idempotency" | "_GlobalConfig" | "_PushStatus" => &CLP_OPERATIONS,
         _ => &[],
     };
     for operation in CLP_OPERATIONS {

@@ -216,6 +216,17 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_LIVE_QUERY_QUEUE")]
     pub live_query_queue: Option<usize>,
 
+    /// The template created on first start and whose rules apply: `chat` (the AI chat
+    /// template: ChatSession, Message, Context, Persona) or `none` (plain Parse: classes with
+    /// those names get no special rules and no persona replies) [default: chat].
+    #[arg(long, env = "PARLOR_TEMPLATE")]
+    pub template: Option<String>,
+
+    /// Let clients without a user upload files, as Parse Server's
+    /// `fileUpload.enableForPublic` [default: false].
+    #[arg(long, env = "PARLOR_FILE_UPLOAD_PUBLIC")]
+    pub file_upload_public: Option<bool>,
+
     /// Base URL of the default LLM provider, e.g. `https://api.openai.com/v1` or
     /// `http://127.0.0.1:11434/v1` [default: a local Ollama when one answers, else none].
     #[arg(long, env = "PARLOR_LLM_BASE_URL")]
@@ -359,6 +370,9 @@ pub struct Config {
     pub llm: LlmConfig,
     /// The PostgreSQL or Redis URL whose pub/sub carries changes between instances.
     pub pubsub: Option<String>,
+    /// Whether the chat template is on (`--template chat`, the default) or off (`none`).
+    pub chat_template: bool,
+    pub file_upload_public: bool,
 }
 
 pub const DEFAULT_DATABASE: &str = "sqlite://./parlor-data/parlor.db";
@@ -392,7 +406,14 @@ impl ServeOptions {
             .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
         let llm = resolve_llm(&options)?;
         let connections = resolve_connections(&options)?;
+        let chat_template = match options.template.as_deref().map(str::trim) {
+            None | Some("chat") => true,
+            Some("none") => false,
+            Some(other) => bail!("unsupported --template {other}: use chat or none"),
+        };
         Ok(Config {
+            chat_template,
+            file_upload_public: options.file_upload_public.unwrap_or(false),
             host: options.host.unwrap_or_else(|| "127.0.0.1".to_owned()),
             port: options.port.unwrap_or(1337),
             mount_path,
@@ -520,6 +541,8 @@ impl ServeOptions {
                 .live_query_max_connections_per_user
                 .or(other.live_query_max_connections_per_user),
             live_query_queue: self.live_query_queue.or(other.live_query_queue),
+            template: self.template.or(other.template),
+            file_upload_public: self.file_upload_public.or(other.file_upload_public),
             llm_base_url: self.llm_base_url.or(other.llm_base_url),
             llm_api_key: self.llm_api_key.or(other.llm_api_key),
             llm_model: self.llm_model.or(other.llm_model),

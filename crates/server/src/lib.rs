@@ -122,6 +122,8 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
         allow_custom_object_id: config.allow_custom_object_id,
         server_url,
         app_id: config.app_id.clone(),
+        chat_template: config.chat_template,
+        file_upload_public: config.file_upload_public,
         accounts: AccountConfig {
             session_length: Duration::from_secs(config.session_length),
             lockout_threshold: config.account_lockout_threshold,
@@ -142,10 +144,18 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
             .map_err(|error| anyhow::anyhow!("{error}"))?;
         operations = operations.with_mailer(Arc::new(mailer));
     }
+    // `--template none`: the built-in classes only, no persona replies (plain Parse).
+    let template = match config.chat_template {
+        true => template::chat_template()?,
+        false => serde_json::json!({"results": []}),
+    };
     operations
-        .bootstrap(&template::chat_template()?)
+        .bootstrap(&template)
         .await
-        .map_err(|error| anyhow::anyhow!("creating the chat template's classes: {error}"))?;
+        .map_err(|error| anyhow::anyhow!("creating the template's classes: {error}"))?;
+    if !config.chat_template {
+        return Ok(operations);
+    }
     operations
         .bootstrap(&ai::generation::usage_class_schema())
         .await

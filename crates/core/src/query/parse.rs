@@ -92,6 +92,7 @@ pub fn parse_where(
 
 /// Parses `order` (`-score,name`): a comma list, `-` for descending.
 ///
+/// `_created_at` and `_updated_at` stand for `createdAt` and `updatedAt`, as in Parse Server.
 /// Fields the schema does not have, `$score`, and ACL/Relation fields are dropped; a name that
 /// is not a valid field name is `105 "Invalid field name: x."`.
 pub fn parse_order(order: &str, schema: &ClassSchema) -> Result<Vec<SortKey>> {
@@ -109,6 +110,12 @@ pub fn parse_order(order: &str, schema: &ClassSchema) -> Result<Vec<SortKey>> {
         if name == "$score" {
             continue;
         }
+        // Parse Server accepts the storage names of the timestamps as aliases.
+        let name = match name {
+            "_created_at" => "createdAt",
+            "_updated_at" => "updatedAt",
+            other => other,
+        };
         let invalid = || Error::invalid_key_name(format!("Invalid field name: {}.", clip(name)));
         let Some((root, path)) = split_key(name) else {
             return Err(invalid());
@@ -236,8 +243,10 @@ impl Parser<'_> {
                 "$and" => Filter::And(self.where_list("$and", value, schema)?),
                 "$nor" => Filter::Nor(self.where_list("$nor", value, schema)?),
                 "$relatedTo" => self.related_to(value, schema)?,
+                // Parse Server checks top-level keys against its key-name pattern first,
+                // so an unknown `$operator` here is an invalid key name (105), not 102.
                 other if other.starts_with('$') => {
-                    return Err(Error::invalid_query(format!(
+                    return Err(Error::invalid_key_name(format!(
                         "Invalid key name: {}",
                         clip(other)
                     )));
@@ -1370,12 +1379,12 @@ mod tests {
             "!102 Bad $or format - use an array of objects.",
         );
         check(r#"{"$or":[{"ACL":1}]}"#, "!102 Cannot query on ACL.");
-        check(r#"{"$foo":1}"#, "!102 Invalid key name: $foo");
+        check(r#"{"$foo":1}"#, "!105 Invalid key name: $foo");
         check(
             r#"{"$text":{"$search":{"$term":"a"}}}"#,
-            "!102 Invalid key name: $text",
+            "!105 Invalid key name: $text",
         );
-        check(r#"{"$":1}"#, "!102 Invalid key name: $");
+        check(r#"{"$":1}"#, "!105 Invalid key name: $");
     }
 
     #[test]
@@ -1625,6 +1634,7 @@ mod tests {
         check_order("ACL,likes,n", "n");
         check_order("n,-n,text", "n,text");
         check_order("objectId,updatedAt", "objectId,updatedAt");
+        check_order("-_created_at,_updated_at", "-createdAt,updatedAt");
         check_order("_rperm", "!105 Invalid field name: _rperm.");
         check_order("-", "!105 Invalid field name: .");
         check_order("--n", "!105 Invalid field name: -n.");

@@ -17,8 +17,9 @@ pub fn health() -> ApiResponse {
 /// `GET /serverInfo` (master key): what Parlor really serves, in the shape of Parse Server's
 /// `FeaturesRouter`. Parse Dashboard hides a page whose feature is `false` ("Feature
 /// unavailable"), so each flag must match a route that works: `/config` (read, write and
-/// delete a parameter), the schemas API and `/purge`. There are no cloud jobs, hooks, log
-/// or push routes, so those stay `false`.
+/// delete a parameter), the schemas API and `/purge`. There are no cloud jobs, hooks or log
+/// routes, and `POST /push` only records a `_PushStatus` (nothing is delivered, as Parse
+/// Server without a push adapter), so those stay `false`.
 pub fn server_info(auth: &Auth) -> ApiResult<ApiResponse> {
     crate::operation::schema::require_master(auth)?;
     Ok(ApiResponse::ok(json!({

@@ -16,6 +16,8 @@ pub struct ApiResponse {
     pub status: u16,
     pub body: Value,
     pub location: Option<String>,
+    /// The `_PushStatus` of a push, sent as `X-Parse-Push-Status-Id`.
+    pub push_status_id: Option<String>,
 }
 
 impl ApiResponse {
@@ -24,6 +26,7 @@ impl ApiResponse {
             status: 200,
             body,
             location: None,
+            push_status_id: None,
         }
     }
 }
@@ -95,6 +98,8 @@ pub enum Route {
         class_name: String,
     },
     TrackEvent,
+    /// `POST /push` (master key).
+    SendPush,
     /// `POST /functions/:name`: a cloud function.
     CallFunction {
         name: String,
@@ -208,6 +213,7 @@ impl Route {
                 class_name: owned(class_name),
             },
             ("POST", ["events", _]) => Route::TrackEvent,
+            ("POST", ["push"]) => Route::SendPush,
             ("POST", ["functions", name]) => Route::CallFunction { name: owned(name) },
             ("GET", ["messages", object_id, "stream"]) => Route::MessageStream {
                 object_id: owned(object_id),
@@ -340,6 +346,14 @@ pub async fn dispatch(
             operations.purge_class(auth, &class_name).await?,
         )),
         Route::TrackEvent => Ok(ApiResponse::ok(serde_json::json!({}))),
+        Route::SendPush => {
+            let body = classes::body_object(&request)?;
+            let status_id = operations.send_push(auth, &body).await?;
+            Ok(ApiResponse {
+                push_status_id: Some(status_id),
+                ..ApiResponse::ok(serde_json::json!({"result": true}))
+            })
+        }
         Route::CallFunction { name } => functions::call(operations, auth, &name, &request).await,
         // Only reachable from `/batch`, whose answers are JSON.
         Route::MessageStream { .. } => Err(ApiError::NotRouted {

@@ -78,7 +78,7 @@ impl Operations {
         content_type: Option<&str>,
         data: Vec<u8>,
     ) -> OpResult<Value> {
-        if !auth.master && auth.user_id.is_none() {
+        if !auth.master && auth.user_id.is_none() && !self.config.file_upload_public {
             return Err(OpError::parse(
                 Code::FileSaveError,
                 "File upload by public is disabled.",

@@ -14,6 +14,7 @@
 //!   anonymous log-ins; [`account_email`]: password-reset and verification mail.
 //! - [`files`], [`global_config`], [`installations`], [`idempotency`]: the rest of §13.
 //! - [`roles`]: the roles a user holds (hierarchy, cache) and the rules of role writes.
+//! - [`push`]: `POST /push`, recorded in `_PushStatus` (no delivery adapter).
 //! - [`template_rules`]: the chat template's own rules (owners, participants, senders, ACLs).
 //! - [`user_directory`]: logged-in users find each other and see public profiles only.
 //! - [`rate_limit`]: per-minute limits (log-ins per address, directory searches per user).
@@ -32,6 +33,7 @@ pub mod installations;
 pub mod login;
 pub mod operator;
 pub mod password;
+pub mod push;
 pub mod rate_limit;
 pub mod read;
 pub mod roles;
@@ -67,6 +69,11 @@ pub struct OperationConfig {
     pub accounts: users::AccountConfig,
     /// The application id, which account links (`/apps/<id>/…`) carry.
     pub app_id: String,
+    /// Whether the chat template's rules apply (`--template chat`); off, classes named
+    /// `Message`, `ChatSession`, `Context` or `Persona` behave as any Parse class.
+    pub chat_template: bool,
+    /// Whether clients without a user may upload files (`--file-upload-public`).
+    pub file_upload_public: bool,
 }
 
 /// The operations, with the store and schema cache they share.

@@ -138,7 +138,13 @@ impl Operations {
             None => self.schemas.get(class_name),
         };
         let Some(schema) = schema else {
-            // Parse answers an empty result for a class that does not exist yet.
+            // Parse answers an empty result for a class that does not exist yet, once the
+            // where has passed its checks (an invalid key or `$options` is still an error).
+            let context = CallerQueryContext {
+                operations: self,
+                auth,
+            };
+            parse_where(&request.where_json, &ClassSchema::new(class_name), &context)?;
             return Ok(FindResponse {
                 results: Vec::new(),
                 count: request.count.then_some(0),

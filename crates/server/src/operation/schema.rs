@@ -409,15 +409,35 @@ impl Operations {
     }
 
     /// `GET /schemas`: the master key, or an admin user (see [`Operations::require_schema_reader`]).
+    ///
+    /// As in Parse Server, where a built-in class exists once something created it, a
+    /// built-in class that is still as the server made it (its default schema, no objects)
+    /// is not listed.
     pub async fn all_schemas(&self, auth: &Auth) -> OpResult<Value> {
         self.require_schema_reader(auth).await?;
-        let results: Vec<Value> = self
-            .schemas
-            .all_visible()
-            .iter()
-            .map(|schema| schema.to_json())
-            .collect();
+        let mut results: Vec<Value> = Vec::new();
+        for schema in self.schemas.all_visible() {
+            if self.is_pristine_built_in(&schema).await? {
+                continue;
+            }
+            results.push(schema.to_json());
+        }
         Ok(json!({ "results": results }))
+    }
+
+    /// A built-in class with its default schema and no objects.
+    async fn is_pristine_built_in(&self, schema: &ClassSchema) -> OpResult<bool> {
+        if !BUILT_IN_CLASSES.contains(&schema.class_name.as_str()) {
+            return Ok(false);
+        }
+        let fresh = ClassSchema::new(&schema.class_name);
+        if schema.fields != fresh.fields
+            || schema.indexes != fresh.indexes
+            || schema.class_level_permissions != fresh.class_level_permissions
+        {
+            return Ok(false);
+        }
+        Ok(self.store.count(schema, &Filter::True).await? == 0)
     }
 
     /// `GET /schemas/:className`: as [`Operations::all_schemas`].
@@ -487,19 +507,14 @@ impl Operations {
         Ok(self.schemas.put(after).to_json())
     }
 
-    /// `DELETE /schemas/:className`: only an empty class can be dropped.
+    /// `DELETE /schemas/:className`: only an empty class can be dropped; an empty built-in
+    /// class is reset to its default schema.
     pub async fn delete_schema(&self, auth: &Auth, class_name: &str) -> OpResult<Value> {
         require_master(auth)?;
         let _guard = self.schemas.changes.lock().await;
         let Some(schema) = self.schemas.visible(class_name) else {
             return Ok(json!({}));
         };
-        if BUILT_IN_CLASSES.contains(&class_name) {
-            return Err(OpError::parse(
-                Code::InvalidSchemaOperation,
-                format!("Class {class_name} is a system class and cannot be dropped."),
-            ));
-        }
         let count = self.store.count(&schema, &Filter::True).await?;
         if count > 0 {
             return Err(OpError::parse(
@@ -508,6 +523,14 @@ impl Operations {
                     "Class {class_name} is not empty, contains {count} objects, cannot drop schema."
                 ),
             ));
+        }
+        if BUILT_IN_CLASSES.contains(&class_name) {
+            // Parse Server drops an empty built-in class and recreates it on next use; the
+            // server's own code needs the class, so it goes back to its default schema.
+            let fresh = ClassSchema::new(class_name);
+            self.store.update_class(&schema, &fresh).await?;
+            self.schemas.put(fresh);
+            return Ok(json!({}));
         }
         self.store.drop_class(class_name).await?;
         self.schemas.remove(class_name);
@@ -648,15 +671,12 @@ fn apply_schema_changes(
     if let Some(clp) = body.get("classLevelPermissions")
         && !clp.is_null()
     {
-        let clp = clp
-            .as_object()
-            .ok_or_else(|| Error::invalid_json("classLevelPermissions must be an object"))?;
-        let mut validated = validate_clp(clp)?;
-        // An operation absent from a written CLP means nobody but master (§8.1).
-        if !validated.contains_key("protectedFields") {
-            validated.insert("protectedFields".into(), json!({"*": []}));
-        }
-        schema.class_level_permissions = validated;
+        // A value that is not an object counts as `{}`, as in Parse Server (whose SDK suite
+        // sets `1234` and expects every operation closed). An operation absent from a
+        // written CLP means nobody but master (§8.1).
+        let empty = Map::new();
+        let clp = clp.as_object().unwrap_or(&empty);
+        schema.class_level_permissions = validate_clp(clp)?;
     }
     if let Some(indexes) = body.get("indexes") {
         let indexes = indexes

@@ -1,9 +1,12 @@
 //! Sessions (§5.7): the `_Session` objects behind session tokens — creating them, resolving a
 //! token to its user (unknown and expired tokens are `209` on every route), ending them.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use parlor_core::Code;
-use parlor_core::query::{FindQuery, Operand};
+use parlor_core::query::{Filter, FindQuery, Operand};
+use parlor_core::schema::ClassSchema;
 use parlor_core::value::{as_date, as_pointer, date_value, format_date, now_iso, pointer_value};
 use parlor_store::WriteOutcome;
 use rand::RngExt;
@@ -69,6 +72,21 @@ impl Operations {
         self.plan_end_sessions(user_id, None).await
     }
 
+    /// Deletes of every session of `user_id` but the one whose token is `keep`.
+    pub(super) async fn plan_end_sessions_but(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> OpResult<Vec<PlannedWrite>> {
+        let sessions = self.class("_Session")?;
+        let mut filter = equals(&sessions, "user", user_pointer(user_id));
+        if let Some(token) = keep {
+            let kept = equals(&sessions, "sessionToken", Operand::String(token.to_owned()));
+            filter = filter.and(Filter::Nor(vec![kept]));
+        }
+        self.plan_delete_sessions(&sessions, filter).await
+    }
+
     /// Plans deleting the user's sessions (all, or those of one installation).
     pub(super) async fn plan_end_sessions(
         &self,
@@ -84,9 +102,18 @@ impl Operations {
                 Operand::String(installation_id.to_owned()),
             ));
         }
+        self.plan_delete_sessions(&sessions, filter).await
+    }
+
+    /// Deletes of the sessions matching `filter`.
+    async fn plan_delete_sessions(
+        &self,
+        sessions: &Arc<ClassSchema>,
+        filter: Filter,
+    ) -> OpResult<Vec<PlannedWrite>> {
         let found = self
             .store
-            .find(&sessions, &FindQuery::filter(filter))
+            .find(sessions, &FindQuery::filter(filter))
             .await?;
         let mut plans = Vec::with_capacity(found.len());
         for session in found {

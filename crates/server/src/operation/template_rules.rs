@@ -250,6 +250,9 @@ fn touches(updates: &[FieldUpdate], field: &str) -> bool {
 impl Operations {
     /// Whether the caller is a template admin (its own `_User.role` is `"admin"`).
     pub(super) async fn caller_is_admin(&self, auth: &Auth) -> OpResult<bool> {
+        if !self.config.chat_template {
+            return Ok(false);
+        }
         Rules { ops: self }.caller_is_admin(auth).await
     }
 
@@ -262,6 +265,9 @@ impl Operations {
         body: &Map<String, Value>,
         object: &mut Object,
     ) -> OpResult<Map<String, Value>> {
+        if !self.config.chat_template {
+            return Ok(Map::new());
+        }
         let rules = Rules { ops: self };
         if auth.master {
             return match schema.class_name.as_str() {
@@ -300,7 +306,7 @@ impl Operations {
         object_id: &str,
         updates: &mut Vec<FieldUpdate>,
     ) -> OpResult<()> {
-        if auth.master {
+        if auth.master || !self.config.chat_template {
             return Ok(());
         }
         let rules = Rules { ops: self };
@@ -334,7 +340,10 @@ impl Operations {
         schema: &ClassSchema,
         object_id: &str,
     ) -> OpResult<()> {
-        if auth.master || !matches!(schema.class_name.as_str(), "Message" | "Context") {
+        if auth.master
+            || !self.config.chat_template
+            || !matches!(schema.class_name.as_str(), "Message" | "Context")
+        {
             return Ok(());
         }
         Rules { ops: self }
@@ -346,6 +355,9 @@ impl Operations {
     /// a ChatSession's participants were set together with its ACL (what
     /// [`Operations::template_update`] plans), the ACLs of its Messages and Context objects.
     pub(super) async fn template_follow_ups(&self, mut writes: Vec<Write>) -> OpResult<Vec<Write>> {
+        if !self.config.chat_template {
+            return Ok(writes);
+        }
         let rules = Rules { ops: self };
         let mut follow_ups = rules.session_contexts(&mut writes).await?;
         for write in &writes {

@@ -72,9 +72,18 @@ impl Operations {
 
     /// `POST /users` (and `POST /classes/_User`): signs up, or logs in with `authData`.
     pub async fn sign_up(&self, auth: &Auth, body: &Map<String, Value>) -> OpResult<WriteResponse> {
-        if let Some(auth_data) = body.get("authData").filter(|value| !value.is_null()) {
+        // `authData` whose providers are all `null` links nothing (the SDK's sign-up of an
+        // anonymous user unlinks it so): a plain sign-up.
+        let links_nothing = |value: &Value| match value {
+            Value::Null => true,
+            Value::Object(links) => !links.is_empty() && links.values().all(Value::is_null),
+            _ => false,
+        };
+        if let Some(auth_data) = body.get("authData").filter(|value| !links_nothing(value)) {
             return self.log_in_with_auth_data(auth, auth_data, body).await;
         }
+        let mut body = body.clone();
+        body.remove("authData");
         let username = body
             .get("username")
             .and_then(Value::as_str)
@@ -97,7 +106,7 @@ impl Operations {
         }
         self.check_unique_identity(Some(username), body.get("email"), None)
             .await?;
-        self.create_user(auth, body.clone(), "password").await
+        self.create_user(auth, body, "password").await
     }
 
     /// Username and email are unique, ignoring letter case (`202`/`203`); an email must look
@@ -339,7 +348,8 @@ impl Operations {
     }
 
     /// `PUT /users/:id`: only the user itself (or the master key). A new password ends the
-    /// user's sessions; a user changing its own password gets a new session in the answer.
+    /// user's sessions but the one that made the change, as Parse Server does (the SDKs keep
+    /// using their token; a fresh one in the answer would be ignored and the next call fail).
     pub async fn update_user(
         &self,
         auth: &Auth,
@@ -399,31 +409,57 @@ impl Operations {
             );
             body.insert("ACL".into(), acl.to_json());
         }
+        if let Some(Value::Object(links)) = body.get("authData")
+            && links.values().any(Value::is_null)
+        {
+            let merged = self.unlinked_auth_data(user_id, links).await?;
+            body.insert("authData".into(), merged);
+        }
         let plan = self.plan_update(auth, "_User", user_id, &body).await?;
         let password_changed = plan.password_changed();
         let mut plans = vec![plan];
-        let mut new_token = None;
         if password_changed {
-            plans.extend(self.plan_end_sessions(user_id, None).await?);
-            if !auth.master && auth.user_id.as_deref() == Some(user_id) {
-                let (session, token) = self
-                    .plan_session(
-                        user_id,
-                        "login",
-                        "password",
-                        auth.installation_id.as_deref(),
-                    )
-                    .await?;
-                plans.push(session);
-                new_token = Some(token);
-            }
+            let own_session = auth
+                .session_token
+                .as_deref()
+                .filter(|_| !auth.master && auth.user_id.as_deref() == Some(user_id));
+            plans.extend(self.plan_end_sessions_but(user_id, own_session).await?);
         }
         let mut responses = self.commit(plans).await.map_err(map_user_conflict)?;
-        let mut response = responses.swap_remove(0);
-        if let Some(token) = new_token {
-            response.body["sessionToken"] = token.into();
+        Ok(responses.swap_remove(0))
+    }
+
+    /// The user's `authData` with the providers given as `null` removed and the others set
+    /// (Parse's unlink: the SDK signs an anonymous user up with `{"anonymous": null}`); a
+    /// `Delete` when no provider is left.
+    async fn unlinked_auth_data(
+        &self,
+        user_id: &str,
+        links: &Map<String, Value>,
+    ) -> OpResult<Value> {
+        let users = self.class("_User")?;
+        let filter = equals(&users, "objectId", Operand::String(user_id.to_owned()));
+        let current = self.find_first(&users, filter).await?;
+        let mut merged = current
+            .and_then(|user| {
+                user.fields
+                    .get("authData")
+                    .and_then(Value::as_object)
+                    .cloned()
+            })
+            .unwrap_or_default();
+        for (provider, data) in links {
+            if data.is_null() {
+                merged.remove(provider);
+            } else {
+                merged.insert(provider.clone(), data.clone());
+            }
         }
-        Ok(response)
+        Ok(if merged.is_empty() {
+            json!({"__op": "Delete"})
+        } else {
+            Value::Object(merged)
+        })
     }
 
     /// `DELETE /users/:id`: only the user itself (or the master key); its sessions go too.

@@ -355,7 +355,9 @@ impl Operations {
             acl: parsed.acl.flatten(),
             fields,
         };
-        extra.extend(template_rules::on_create(&schema, &mut object));
+        if self.config.chat_template {
+            extra.extend(template_rules::on_create(&schema, &mut object));
+        }
         extra.extend(
             self.template_create(auth, &schema, body, &mut object)
                 .await?,

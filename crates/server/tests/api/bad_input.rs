@@ -724,7 +724,8 @@ async fn hostile_object_ids() {
     assert_database_intact(&server).await;
 }
 
-/// Invalid field names in a write → 105; `$` or `.` inside an Object value's keys → 121;
+/// Invalid field names in a write → 105 (`length` too, as Parse Server: "Invalid field name:
+/// length."); `$` or `.` inside an Object value's keys → 121;
 /// nothing is created.
 #[tokio::test]
 async fn invalid_field_names_are_105() {
@@ -741,6 +742,7 @@ async fn invalid_field_names_are_105() {
         "",
         long.as_str(),
         "é",
+        "length",
     ] {
         let mut body = serde_json::Map::new();
         body.insert(key.to_owned(), json!(1));
@@ -752,6 +754,9 @@ async fn invalid_field_names_are_105() {
             )
             .await;
         assert_parse_error(&reply, 400, 105, None);
+        if key == "length" {
+            assert_eq!(reply.body["error"], "Invalid field name: length.");
+        }
         let reply = server
             .public(
                 Method::PUT,

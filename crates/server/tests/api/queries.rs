@@ -1154,7 +1154,8 @@ async fn date_comparisons_and_relative_time() {
 }
 
 /// Item 35 (first half): a query on `ACL` → `102 "Cannot query on ACL."`. An invalid key →
-/// `105 "Invalid key name: x"`; an unknown `$operator` → 102.
+/// `105 "Invalid key name: x"`, a top-level `$foo` too (Parse Server's key-name check); an
+/// unknown `$operator` on a field → 102.
 #[tokio::test]
 async fn refused_constraints() {
     let server = TestServer::new().await;
@@ -1188,7 +1189,32 @@ async fn refused_constraints() {
     )
     .await;
     refused(&server, "Q", json!({"score": {"$foo": 1}}), 102, None).await;
-    refused(&server, "Q", json!({"$foo": 1}), 102, None).await;
+    refused(
+        &server,
+        "Q",
+        json!({"$foo": 1}),
+        105,
+        Some("Invalid key name: $foo"),
+    )
+    .await;
+    // A class that does not exist yet still has its where checked (the SDK's suite expects
+    // the error, not an empty result).
+    refused(
+        &server,
+        "NoSuchClassYet",
+        json!({"$foo": "bar"}),
+        105,
+        Some("Invalid key name: $foo"),
+    )
+    .await;
+    refused(
+        &server,
+        "NoSuchClassYet",
+        json!({"myString": {"$regex": "football", "$options": "some invalid thing"}}),
+        102,
+        Some("Bad $options value for query: some invalid thing"),
+    )
+    .await;
     refused(
         &server,
         "Q",
