@@ -237,6 +237,7 @@ fn page_query(schema: &ClassSchema, after: Option<&str>, limit: usize) -> FindQu
         order: vec![SortKey {
             field: object_id,
             descending: false,
+            near: None,
         }],
         skip: 0,
         limit: Some(limit as u64),

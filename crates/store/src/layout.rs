@@ -90,6 +90,11 @@ pub(crate) fn pointer_index(class_name: &str, field: &str) -> String {
     format!("{class_name}$ptr${field}")
 }
 
+/// The latitude index of a GeoPoint field (SQLite), which geo queries narrow rows with.
+pub(crate) fn geo_index(class_name: &str, field: &str) -> String {
+    format!("{class_name}$geo${field}")
+}
+
 /// The unique index of a [`SYSTEM_UNIQUE`] field.
 pub(crate) fn unique_index(class_name: &str, field: &str) -> String {
     format!("{class_name}$unique${field}")

@@ -17,6 +17,7 @@
 //! subquery's columns can never resolve to an outer table.
 
 use parlor_core::object::Acl;
+use parlor_core::query::geo::{GeoCond, GeoPoint};
 use parlor_core::query::regex::text_term_pattern;
 use parlor_core::query::{Cond, FieldRef, Filter, Operand, SortKey, SubQuery};
 use parlor_core::schema::{ClassSchema, FieldType};
@@ -103,6 +104,12 @@ pub(crate) trait Dialect: Sized {
     fn column_eq_ignore_case(t: &mut Translator<'_, Self>, expr: &str, text: &str);
     /// The JSON value at `loc` is a string equal to `text` with ASCII letters folded.
     fn json_eq_ignore_case(t: &mut Translator<'_, Self>, loc: &JsonLoc<'_>, text: &str);
+
+    /// A geo condition on the GeoPoint column `expr` (the Polygon column, for
+    /// `PolygonContains`), which holds the value's Parse JSON.
+    fn geo(t: &mut Translator<'_, Self>, expr: &str, geo: &GeoCond);
+    /// One ORDER BY term: the distance of the GeoPoint column `expr` from `point`.
+    fn order_distance(t: &mut Translator<'_, Self>, expr: &str, point: GeoPoint, descending: bool);
 
     /// The list column `column` (an ACL or `_nulls`) holds one of `entries`.
     fn list_has_any(t: &mut Translator<'_, Self>, column: &str, entries: &[String]);
@@ -220,12 +227,24 @@ impl<'a, D: Dialect> Translator<'a, D> {
             let source = source(&key.field, alias);
             match &source {
                 Source::Absent => continue,
+                Source::Column {
+                    expr, field_type, ..
+                } if key.near.is_some() => {
+                    let (FieldType::GeoPoint, Some(point)) = (field_type, key.near) else {
+                        continue;
+                    };
+                    if wrote_any {
+                        self.push(", ");
+                    }
+                    D::order_distance(self, expr, point, key.descending);
+                }
                 Source::Column { expr, nulls, .. } => {
                     if wrote_any {
                         self.push(", ");
                     }
                     D::order_column(self, expr, nulls.is_some(), key.descending);
                 }
+                Source::Json { .. } if key.near.is_some() => continue,
                 Source::Json { column, path } => {
                     if wrote_any {
                         self.push(", ");
@@ -369,6 +388,19 @@ impl<'a, D: Dialect> Translator<'a, D> {
                 t.push(")");
             }),
             Cond::Exists(exists) => self.exists(source, *exists),
+            Cond::Geo(geo) => match source {
+                Source::Column {
+                    expr,
+                    field_type: FieldType::GeoPoint,
+                    ..
+                } if !geo.on_polygon() => D::geo(self, expr, geo),
+                Source::Column {
+                    expr,
+                    field_type: FieldType::Polygon,
+                    ..
+                } if geo.on_polygon() => D::geo(self, expr, geo),
+                _ => self.push(D::FALSE),
+            },
             Cond::EqIgnoreCase(text) => self.eq_ignore_case(source, text),
             Cond::Regex(pattern) => self.regex(source, std::slice::from_ref(&pattern.source)),
             Cond::Text(terms) => {
@@ -834,6 +866,16 @@ fn scalar_kind(field_type: &FieldType) -> Option<ScalarKind<'_>> {
         FieldType::Pointer(target) => Some(ScalarKind::Pointer(target)),
         _ => None,
     }
+}
+
+/// The latitudes (degrees) a point within `radius` radians of `center` can have, widened by
+/// a hair so that rounding never drops a point the exact distance keeps.
+pub(crate) fn latitude_band(center: GeoPoint, radius: f64) -> (f64, f64) {
+    let reach = radius.to_degrees() + 1e-9;
+    (
+        (center.latitude - reach).max(-90.0),
+        (center.latitude + reach).min(90.0),
+    )
 }
 
 /// Resolves a field reference to where its value lives. As in the matcher, a field the

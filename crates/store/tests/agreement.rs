@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use parlor_core::object::{Acl, Object, Permission};
+use parlor_core::query::geo::{GeoCond, GeoPoint};
 use parlor_core::query::matcher::matches;
 use parlor_core::query::{Cond, FieldRef, Filter, FindQuery, Operand, Pattern};
 use parlor_core::schema::{ClassSchema, FieldSchema, FieldType};
@@ -45,6 +46,8 @@ fn schema() -> ClassSchema {
         ("p", FieldType::Pointer("_User".into())),
         ("a", FieldType::Array),
         ("o", FieldType::Object),
+        ("g", FieldType::GeoPoint),
+        ("y", FieldType::Polygon),
     ] {
         schema
             .fields
@@ -89,6 +92,71 @@ fn pointer_strategy() -> impl Strategy<Value = (String, String)> {
         prop::sample::select(IDS.to_vec()),
     )
         .prop_map(|(class_name, id)| (class_name.to_owned(), id.to_owned()))
+}
+
+/// A point anywhere in a band that keeps clear of the poles and the antimeridian (where
+/// PostgreSQL's planar polygons and the matcher would read "inside" differently); continuous
+/// values, so no point falls exactly on an edge or a distance limit.
+fn geo_point_strategy() -> impl Strategy<Value = GeoPoint> {
+    (-60.0..60.0f64, -120.0..120.0f64).prop_map(|(latitude, longitude)| GeoPoint {
+        latitude,
+        longitude,
+    })
+}
+
+fn geo_point_json(point: GeoPoint) -> Value {
+    json!({"__type": "GeoPoint", "latitude": point.latitude, "longitude": point.longitude})
+}
+
+/// Triangles: always simple polygons, on which every point-in-polygon rule agrees.
+fn triangle_strategy() -> impl Strategy<Value = Vec<GeoPoint>> {
+    prop::collection::vec(geo_point_strategy(), 3)
+}
+
+fn polygon_json(points: &[GeoPoint]) -> Value {
+    let coordinates: Vec<Value> = points
+        .iter()
+        .map(|point| json!([point.latitude, point.longitude]))
+        .collect();
+    json!({"__type": "Polygon", "coordinates": coordinates})
+}
+
+fn geo_cond_strategy() -> impl Strategy<Value = Cond> {
+    prop_oneof![
+        2 => (geo_point_strategy(), prop::option::of(0.0..1.5f64))
+            .prop_map(|(point, max_distance)| GeoCond::Near { point, max_distance }),
+        2 => (geo_point_strategy(), geo_point_strategy()).prop_map(|(a, b)| {
+            let south_west = GeoPoint { latitude: a.latitude.min(b.latitude), longitude: a.longitude };
+            let north_east = GeoPoint { latitude: a.latitude.max(b.latitude), longitude: b.longitude };
+            GeoCond::WithinBox { south_west, north_east }
+        }),
+        2 => triangle_strategy().prop_map(GeoCond::WithinPolygon),
+        2 => (geo_point_strategy(), 0.0..1.5f64)
+            .prop_map(|(center, radius)| GeoCond::WithinSphere { center, radius }),
+        2 => geo_point_strategy().prop_map(GeoCond::PolygonContains),
+    ]
+    .prop_map(Cond::Geo)
+}
+
+/// The fields geo conditions go on: their own, and others where they hold nothing.
+fn geo_field_strategy() -> impl Strategy<Value = FieldRef> {
+    let schema = schema();
+    let top =
+        prop::sample::select(vec!["g", "y", "g", "y", "s", "o", "missing"]).prop_map(move |name| {
+            FieldRef {
+                field: name.to_owned(),
+                path: Vec::new(),
+                field_type: schema.field_type(name).cloned(),
+            }
+        });
+    prop_oneof![
+        6 => top,
+        1 => Just(FieldRef {
+            field: "o".to_owned(),
+            path: vec!["k".to_owned()],
+            field_type: Some(FieldType::Object),
+        }),
+    ]
 }
 
 /// A value that can sit inside an array or an object.
@@ -170,8 +238,14 @@ fn fields_strategy() -> impl Strategy<Value = Map<String, Value>> {
         ),
         sometimes(array_strategy().boxed()),
         sometimes(object_value_strategy().boxed()),
+        sometimes(geo_point_strategy().prop_map(geo_point_json).boxed()),
+        sometimes(
+            triangle_strategy()
+                .prop_map(|points| polygon_json(&points))
+                .boxed(),
+        ),
     )
-        .prop_map(|(s, n, b, d, p, a, o)| {
+        .prop_map(|(s, n, b, d, p, a, o, g, y)| {
             let mut fields = Map::new();
             for (name, value) in [
                 ("s", s),
@@ -181,6 +255,8 @@ fn fields_strategy() -> impl Strategy<Value = Map<String, Value>> {
                 ("p", p),
                 ("a", a),
                 ("o", o),
+                ("g", g),
+                ("y", y),
             ] {
                 if let Some(value) = value {
                     fields.insert(name.to_owned(), value);
@@ -298,6 +374,7 @@ fn group_strategy() -> impl Strategy<Value = Vec<String>> {
 fn filter_strategy() -> impl Strategy<Value = Filter> {
     let leaf = prop_oneof![
         8 => (field_strategy(), cond_strategy()).prop_map(|(field, cond)| Filter::Cond { field, cond }),
+        3 => (geo_field_strategy(), geo_cond_strategy()).prop_map(|(field, cond)| Filter::Cond { field, cond }),
         1 => group_strategy().prop_map(Filter::Readable),
         1 => group_strategy().prop_map(Filter::Writable),
         1 => prop_oneof![Just(Filter::True), Just(Filter::False)],

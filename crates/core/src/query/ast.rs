@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use crate::query::geo::{GeoCond, GeoPoint};
 use crate::schema::FieldType;
 
 /// A field a condition applies to.
@@ -97,6 +98,9 @@ pub enum Cond {
     /// (other characters compare exactly). The parser never produces it: it is for the
     /// server's own lookups (unique username and email, log-in by email).
     EqIgnoreCase(String),
+    /// A geo condition on a GeoPoint field (a Polygon field for `PolygonContains`); false on
+    /// a field of another type or a dotted key.
+    Geo(GeoCond),
 }
 
 /// A `where` clause.
@@ -151,6 +155,9 @@ pub struct SubQuery {
 pub struct SortKey {
     pub field: FieldRef,
     pub descending: bool,
+    /// Orders a GeoPoint field by its distance from this point (`$nearSphere`) instead of
+    /// by its value.
+    pub near: Option<GeoPoint>,
 }
 
 /// What a find asks the store for.
@@ -178,6 +185,23 @@ impl FindQuery {
 }
 
 impl Filter {
+    /// The order `$nearSphere` implies: by distance from its point, nearest first, when the
+    /// filter requires it of every result (a top-level condition or one of a top-level AND).
+    pub fn near_order(&self) -> Option<SortKey> {
+        match self {
+            Filter::Cond {
+                field,
+                cond: Cond::Geo(GeoCond::Near { point, .. }),
+            } => Some(SortKey {
+                field: field.clone(),
+                descending: false,
+                near: Some(*point),
+            }),
+            Filter::And(items) => items.iter().find_map(Filter::near_order),
+            _ => None,
+        }
+    }
+
     /// `a AND b`, flattening trivial cases.
     pub fn and(self, other: Filter) -> Filter {
         match (self, other) {

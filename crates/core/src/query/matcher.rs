@@ -74,6 +74,20 @@ pub fn matches(filter: &Filter, object: &Object) -> bool {
         Filter::Or(items) => items.iter().any(|item| matches(item, object)),
         Filter::Nor(items) => !items.iter().any(|item| matches(item, object)),
         Filter::Cond { field, .. } if field.is_relation() => false,
+        // Geo conditions hold on top-level fields of their type only, as in SQL.
+        Filter::Cond {
+            field,
+            cond: Cond::Geo(geo),
+        } if !field.path.is_empty()
+            || field.field_type
+                != Some(if geo.on_polygon() {
+                    FieldType::Polygon
+                } else {
+                    FieldType::GeoPoint
+                }) =>
+        {
+            false
+        }
         Filter::Cond { field, cond } => {
             let value = field_value(object, field);
             matches_cond(cond, value.as_deref())
@@ -123,6 +137,7 @@ pub fn matches_cond(cond: &Cond, stored: Option<&Value>) -> bool {
             _ => false,
         },
         Cond::Exists(exists) => stored.is_some() == *exists,
+        Cond::Geo(geo) => value.is_some_and(|value| geo.matches(value)),
         Cond::Regex(pattern) => value.is_some_and(|value| is_match(pattern, value)),
         Cond::EqIgnoreCase(operand) => value
             .and_then(Value::as_str)

@@ -3,6 +3,7 @@
 //! A property test keeps the two evaluators in agreement.
 
 pub mod ast;
+pub mod geo;
 pub mod matcher;
 pub mod parse;
 pub mod regex;

@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Code, Error, Result};
 use crate::query::ast::{Cond, FieldRef, Filter, Operand, Pattern, SortKey, SubQuery};
-use crate::query::regex;
+use crate::query::{geo, regex};
 use crate::schema::{ClassSchema, FieldType, is_valid_class_name, is_valid_field_name};
 use crate::value;
 
@@ -47,7 +47,7 @@ pub const MAX_PATTERNS: usize = 100;
 /// The most keys an `order` may hold.
 pub const MAX_SORT_KEYS: usize = 64;
 
-/// Operators of the geo family, which Parlor does not support yet.
+/// Operators of the geo family, read together by [`geo::parse_geo`].
 const GEO_OPERATORS: [&str; 13] = [
     "$near",
     "$nearSphere",
@@ -142,6 +142,7 @@ pub fn parse_order(order: &str, schema: &ClassSchema) -> Result<Vec<SortKey>> {
                 field_type: Some(field_type.clone()),
             },
             descending,
+            near: None,
         });
     }
     Ok(sort_keys)
@@ -345,6 +346,12 @@ impl Parser<'_> {
                 cond: Cond::Eq(operand(&Value::Object(plain))?),
             });
         }
+        for geo in geo::parse_geo(map)? {
+            filter = filter.and(Filter::Cond {
+                field: field.clone(),
+                cond: Cond::Geo(geo),
+            });
+        }
         for (operator, value) in map {
             let name = operator.as_str();
             let cond = match name {
@@ -385,9 +392,7 @@ impl Parser<'_> {
                     filter = filter.and(in_query);
                     continue;
                 }
-                geo if GEO_OPERATORS.contains(&geo) => {
-                    return Err(Error::invalid_query("geo queries are not supported yet"));
-                }
+                geo if GEO_OPERATORS.contains(&geo) => continue,
                 other => {
                     return Err(Error::invalid_query(format!(
                         "Invalid query operator: {}",
@@ -934,6 +939,7 @@ mod tests {
             Cond::Regex(pattern) => format!("~ /{}/", pattern.source),
             Cond::Text(terms) => format!("text {terms:?}"),
             Cond::EqIgnoreCase(text) => format!("=i {text:?}"),
+            Cond::Geo(geo) => format!("geo {geo:?}"),
         }
     }
 
@@ -1337,10 +1343,16 @@ mod tests {
             r#"{"n":{"$relativeTime":"now"}}"#,
             "!102 Invalid query operator",
         );
-        for geo in GEO_OPERATORS {
+        // Geo operands are checked (107); alone, the `$maxDistance*` and shape keys are
+        // ignored as Parse Server ignores them.
+        for geo in ["$nearSphere", "$within", "$geoWithin", "$geoIntersects"] {
             let where_text = format!(r#"{{"loc":{{"{geo}":{{}}}}}}"#);
-            check(&where_text, "!102 geo queries are not supported yet");
+            check(&where_text, "!107");
         }
+        check(
+            r#"{"loc":{"$nearSphere":{"__type":"GeoPoint","latitude":1,"longitude":2},"$maxDistanceInKilometers":6371}}"#,
+            "loc geo Near { point: GeoPoint { latitude: 1.0, longitude: 2.0 }, max_distance: Some(1.0) }",
+        );
     }
 
     #[test]

@@ -339,6 +339,7 @@ fn sort_key(field: &str, field_type: FieldType, descending: bool) -> SortKey {
             field_type: Some(field_type),
         },
         descending,
+        near: None,
     }
 }
 

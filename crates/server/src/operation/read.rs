@@ -201,10 +201,17 @@ impl Operations {
         let filter = parse_where(&request.where_json, &schema, &context)?
             .and(clp_filter)
             .and(acl_filter(auth, directory));
-        let order = match &request.order {
+        let mut order = match &request.order {
             Some(order) => parse_order(order, &schema)?,
             None => Vec::new(),
         };
+        // `$nearSphere` sorts by distance unless the query gives its own order (Parse
+        // Server's PostgreSQL adapter).
+        if order.is_empty()
+            && let Some(near) = filter.near_order()
+        {
+            order.push(near);
+        }
         let store_keys = request.keys.as_ref().map(|keys| top_level_keys(keys));
         let count = if request.count {
             Some(self.store.count(&schema, &filter).await?)

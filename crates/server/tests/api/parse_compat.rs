@@ -278,3 +278,70 @@ async fn timestamps_sort_by_their_storage_names() {
         .await;
     assert_eq!(ids(&descending), vec![second, first]);
 }
+
+/// Geo queries over REST: `$nearSphere` sorts by distance (unless `order` says otherwise)
+/// and `$maxDistanceInKilometers` limits it; `$within $box`, `$geoWithin $centerSphere`;
+/// bad geo operands → 107.
+#[tokio::test]
+async fn geo_queries_over_rest() {
+    let server = TestServer::new().await;
+    let geo = |latitude: f64, longitude: f64| json!({"__type": "GeoPoint", "latitude": latitude, "longitude": longitude});
+    let sf = server
+        .create(
+            "Place",
+            json!({"name": "sf", "at": geo(37.7749, -122.4194)}),
+        )
+        .await;
+    let la = server
+        .create(
+            "Place",
+            json!({"name": "la", "at": geo(34.0522, -118.2437)}),
+        )
+        .await;
+    let oak = server
+        .create(
+            "Place",
+            json!({"name": "oak", "at": geo(37.8044, -122.2712)}),
+        )
+        .await;
+    let near = |extra: Value| {
+        let mut constraint = json!({"$nearSphere": geo(34.0, -118.0)});
+        for (key, value) in extra.as_object().unwrap() {
+            constraint[key] = value.clone();
+        }
+        json!({"at": constraint})
+    };
+    let found = server.find("Place", &[("where", near(json!({})))]).await;
+    assert_eq!(ids(&found), vec![la.clone(), oak.clone(), sf.clone()]);
+    let found = server
+        .find(
+            "Place",
+            &[("where", near(json!({"$maxDistanceInKilometers": 100.0})))],
+        )
+        .await;
+    assert_eq!(ids(&found), vec![la.clone()]);
+    let found = server
+        .find(
+            "Place",
+            &[
+                ("where", near(json!({"$maxDistanceInMiles": 400.0}))),
+                ("order", json!("-name")),
+            ],
+        )
+        .await;
+    assert_eq!(ids(&found), vec![sf.clone(), oak.clone(), la.clone()]);
+    let boxed = json!({"at": {"$within": {"$box": [geo(37.0, -123.0), geo(38.0, -122.0)]}}});
+    let found = server.find("Place", &[("where", boxed)]).await;
+    assert_eq!(ids(&found), vec![sf.clone(), oak.clone()]);
+    let sphere = json!({"at": {"$geoWithin": {"$centerSphere": [[-122.4194, 37.7749], 0.003]}}});
+    let found = server.find("Place", &[("where", sphere)]).await;
+    assert_eq!(ids(&found), vec![sf, oak]);
+    let reply = server
+        .find_as(
+            false,
+            "Place",
+            &[("where", json!({"at": {"$nearSphere": geo(95.0, 0.0)}}))],
+        )
+        .await;
+    assert_parse_error(&reply, 400, 107, None);
+}

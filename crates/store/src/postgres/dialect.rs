@@ -13,6 +13,7 @@
 //! - ACL checks are array overlap (`&&`), which a GIN index serves.
 
 use parlor_core::object::Acl;
+use parlor_core::query::geo::{GeoCond, GeoPoint};
 use parlor_core::query::{Operand, SubQuery};
 use parlor_core::schema::{ClassSchema, FieldType};
 use serde_json::{Map, Value};
@@ -20,7 +21,7 @@ use serde_json::{Map, Value};
 use crate::error::{StoreError, StoreResult};
 use crate::postgres::regex::to_postgres;
 use crate::postgres::rows::{self, PgBind, PgSql};
-use crate::translate::{Dialect, JsonLoc, ScalarKind, Translator};
+use crate::translate::{Dialect, JsonLoc, ScalarKind, Translator, latitude_band};
 
 /// The PostgreSQL dialect.
 pub(crate) struct PgDialect;
@@ -85,6 +86,26 @@ fn type_named(t: &mut PgTranslator<'_>, loc: &JsonLoc<'_>, names: &[&str]) {
     loc_expr(t, loc);
     t.push(")");
     t.is_one_of(names);
+}
+
+/// The haversine distance in radians between the GeoPoint column `expr` and `point`, in
+/// plain SQL (no PostGIS): the formula of `parlor_core::query::geo::distance`, term for term.
+fn distance_sql(t: &mut PgTranslator<'_>, expr: &str, point: GeoPoint) {
+    let latitude = format!("(({expr} ->> 'latitude')::float8)");
+    let longitude = format!("(({expr} ->> 'longitude')::float8)");
+    t.push("(2 * asin(least(sqrt(power(sin((radians(");
+    t.push(&latitude);
+    t.push(") - radians(");
+    t.out.param(PgBind::Float(point.latitude));
+    t.push(")) / 2), 2) + cos(radians(");
+    t.out.param(PgBind::Float(point.latitude));
+    t.push(")) * cos(radians(");
+    t.push(&latitude);
+    t.push(")) * power(sin(radians(");
+    t.push(&longitude);
+    t.push(" - ");
+    t.out.param(PgBind::Float(point.longitude));
+    t.push(") / 2), 2)), 1)))");
 }
 
 /// Binds a pattern in PostgreSQL's syntax, or records why it cannot be.
@@ -384,6 +405,91 @@ impl Dialect for PgDialect {
         t.push(" COLLATE \"C\") = lower(");
         t.out.text(text);
         t.push(" COLLATE \"C\"))");
+    }
+
+    /// GeoPoints are jsonb objects; polygons use PostgreSQL's built-in `point` and `polygon`
+    /// types with `(longitude, latitude)` coordinates, as Parse Server's adapter does.
+    fn geo(t: &mut PgTranslator<'_>, expr: &str, geo: &GeoCond) {
+        let latitude = format!("(({expr} ->> 'latitude')::float8)");
+        let longitude = format!("(({expr} ->> 'longitude')::float8)");
+        let within = |t: &mut PgTranslator<'_>, center: GeoPoint, radius: f64| {
+            let (low, high) = latitude_band(center, radius);
+            t.push("(");
+            t.push(&latitude);
+            t.push(" BETWEEN ");
+            t.out.param(PgBind::Float(low));
+            t.push(" AND ");
+            t.out.param(PgBind::Float(high));
+            t.push(" AND ");
+            distance_sql(t, expr, center);
+            t.push(" <= ");
+            t.out.param(PgBind::Float(radius));
+            t.push(")");
+        };
+        match geo {
+            GeoCond::Near {
+                point,
+                max_distance: Some(max),
+            } => within(t, *point, *max),
+            GeoCond::Near {
+                max_distance: None, ..
+            } => {
+                t.push(expr);
+                t.push(" IS NOT NULL");
+            }
+            GeoCond::WithinSphere { center, radius } => within(t, *center, *radius),
+            GeoCond::WithinBox {
+                south_west,
+                north_east,
+            } => {
+                let between = |t: &mut PgTranslator<'_>, what: &str, a: f64, b: f64| {
+                    t.push(what);
+                    t.push(" BETWEEN ");
+                    t.out.param(PgBind::Float(a.min(b)));
+                    t.push(" AND ");
+                    t.out.param(PgBind::Float(a.max(b)));
+                };
+                t.push("(");
+                between(t, &latitude, south_west.latitude, north_east.latitude);
+                t.push(" AND ");
+                between(t, &longitude, south_west.longitude, north_east.longitude);
+                t.push(")");
+            }
+            GeoCond::WithinPolygon(polygon) => {
+                let points: Vec<String> = polygon
+                    .iter()
+                    .map(|point| format!("({},{})", point.longitude, point.latitude))
+                    .collect();
+                t.push("(point(");
+                t.push(&longitude);
+                t.push(", ");
+                t.push(&latitude);
+                t.push(") <@ polygon(");
+                t.out.text(&format!("({})", points.join(",")));
+                t.push("))");
+            }
+            GeoCond::PolygonContains(point) => {
+                // The field's `[[lat, lon], …]` as a `polygon` of (lon, lat), in order.
+                t.push("((SELECT polygon('(' || string_agg('(' || (c.value ->> 1) || ',' || (c.value ->> 0) || ')', ',' ORDER BY c.ordinality) || ')') FROM jsonb_array_elements(CASE WHEN jsonb_typeof(");
+                t.push(expr);
+                t.push(" -> 'coordinates') = 'array' THEN ");
+                t.push(expr);
+                t.push(" -> 'coordinates' END) WITH ORDINALITY AS c(value, ordinality)) @> point(");
+                t.out.param(PgBind::Float(point.longitude));
+                t.push(", ");
+                t.out.param(PgBind::Float(point.latitude));
+                t.push("))");
+            }
+        }
+    }
+
+    fn order_distance(t: &mut PgTranslator<'_>, expr: &str, point: GeoPoint, descending: bool) {
+        distance_sql(t, expr, point);
+        t.push(if descending {
+            " DESC NULLS LAST"
+        } else {
+            " ASC NULLS FIRST"
+        });
     }
 
     /// Lists are `text[]`; overlap is served by the ACL columns' GIN indexes.

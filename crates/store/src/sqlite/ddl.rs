@@ -21,8 +21,8 @@ use serde_json::Value;
 use crate::error::{StoreError, StoreResult};
 pub use crate::layout::UNIQUE_INDEX_KEY;
 use crate::layout::{
-    CASE_INSENSITIVE_UNIQUE, FieldChanges, SYSTEM_UNIQUE, join_table, pointer_index, schema_index,
-    unique_index,
+    CASE_INSENSITIVE_UNIQUE, FieldChanges, SYSTEM_UNIQUE, geo_index, join_table, pointer_index,
+    schema_index, unique_index,
 };
 use crate::sql::quote_ident;
 use crate::sqlite::rows::{NULLS_COLUMN, column_decl, field_columns};
@@ -176,6 +176,18 @@ fn add_field_extras(
             )?;
         }
         FieldType::Relation(_) => ensure_join_table(conn, name, class_name, changes)?,
+        // The expression the dialect's geo conditions and distance order read, literally.
+        FieldType::GeoPoint => {
+            execute(
+                conn,
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {} (json_extract({}, '$.latitude'))",
+                    quote_ident(&geo_index(class_name, name)),
+                    quote_ident(class_name),
+                    quote_ident(name)
+                ),
+            )?;
+        }
         _ => {}
     }
     if SYSTEM_UNIQUE.contains(&(class_name, name)) {
@@ -361,6 +373,7 @@ pub(crate) fn update_class(
         for index in [
             pointer_index(class_name, name),
             unique_index(class_name, name),
+            geo_index(class_name, name),
         ] {
             execute(
                 conn,

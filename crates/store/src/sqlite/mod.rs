@@ -326,7 +326,59 @@ fn configure(conn: &Connection, busy_timeout: Duration) -> StoreResult<()> {
     conn.pragma_update(None, "foreign_keys", false)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     add_regexp(conn)?;
+    add_geo_functions(conn)?;
     Ok(())
+}
+
+/// Registers the geo functions the dialect's geo conditions call, computed by
+/// `parlor_core::query::geo`, the matcher's own code, so both evaluators agree to the bit:
+/// - `parlor_geo_distance(lat, lon, lat0, lon0)`: great-circle distance in radians;
+/// - `parlor_geo_in_polygon(lat, lon, polygon)`: `polygon` a JSON `[[lat, lon], …]`;
+/// - `parlor_polygon_contains(polygon_field, lat, lon)`: a Polygon field's JSON contains the
+///   point.
+///
+/// Each gives NULL (false in a WHERE) when an argument is NULL or not what it should be.
+fn add_geo_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use parlor_core::query::geo::{self, GeoPoint};
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    let point = |ctx: &rusqlite::functions::Context<'_>, at: usize| -> Option<GeoPoint> {
+        Some(GeoPoint {
+            latitude: ctx.get::<Option<f64>>(at).ok()??,
+            longitude: ctx.get::<Option<f64>>(at + 1).ok()??,
+        })
+    };
+    conn.create_scalar_function("parlor_geo_distance", 4, flags, move |ctx| {
+        Ok(point(ctx, 0)
+            .zip(point(ctx, 2))
+            .map(|(a, b)| geo::distance(b, a)))
+    })?;
+    conn.create_scalar_function("parlor_geo_in_polygon", 3, flags, move |ctx| {
+        let polygon = ctx.get_or_create_aux(
+            2,
+            |value| -> Result<Vec<GeoPoint>, Box<dyn std::error::Error + Send + Sync>> {
+                let pairs: Vec<[f64; 2]> = serde_json::from_str(value.as_str()?)?;
+                Ok(pairs
+                    .into_iter()
+                    .map(|[latitude, longitude]| GeoPoint {
+                        latitude,
+                        longitude,
+                    })
+                    .collect())
+            },
+        )?;
+        Ok(point(ctx, 0).map(|here| geo::point_in_polygon(here, &polygon)))
+    })?;
+    conn.create_scalar_function("parlor_polygon_contains", 3, flags, move |ctx| {
+        let Some(text) = ctx.get::<Option<String>>(0)? else {
+            return Ok(None);
+        };
+        let polygon = serde_json::from_str(&text)
+            .ok()
+            .and_then(|value| geo::polygon_of(&value));
+        Ok(polygon
+            .zip(point(ctx, 1))
+            .map(|(polygon, here)| geo::point_in_polygon(here, &polygon)))
+    })
 }
 
 /// Opens the writer's connection (creating the file and its folders), prepares the

@@ -38,6 +38,7 @@ macro_rules! store_tests {
             class_generation_follows_committed_changes,
             files_round_trip,
             field_type_changes_do_not_reuse_stale_statements,
+            geo_queries_and_distance_order,
         );
         $crate::suite::store_tests!(@multi_thread $open;
             concurrent_updates_compose,
@@ -559,6 +560,131 @@ pub async fn filters_match_like_the_matcher(store: &dyn Store) {
 }
 
 /// Order on several keys, descending, skip, limit, keys and count.
+/// `$nearSphere` (with and without a limit), `$within $box`, `$geoWithin` `$polygon` and
+/// `$centerSphere`, `$geoIntersects` on a Polygon field, and the distance order.
+pub async fn geo_queries_and_distance_order(store: &dyn Store) {
+    use parlor_core::query::geo::{GeoCond, GeoPoint};
+    let schema = class(
+        "Place",
+        &[("at", FieldType::GeoPoint), ("area", FieldType::Polygon)],
+    );
+    store.create_class(&schema).await.unwrap();
+    let point = |latitude: f64, longitude: f64| GeoPoint {
+        latitude,
+        longitude,
+    };
+    let geo = |latitude: f64, longitude: f64| json!({"__type": "GeoPoint", "latitude": latitude, "longitude": longitude});
+    // San Francisco, Oakland (13 km), Los Angeles (559 km), New York; none without a point.
+    insert(
+        store,
+        &schema,
+        vec![
+            object("sf", 1, json!({"at": geo(37.7749, -122.4194), "area": {"__type": "Polygon", "coordinates": [[37.0, -123.0], [38.0, -123.0], [38.0, -122.0], [37.0, -122.0]]}})),
+            object("oak", 2, json!({"at": geo(37.8044, -122.2712)})),
+            object("la", 3, json!({"at": geo(34.0522, -118.2437)})),
+            object("ny", 4, json!({"at": geo(40.7128, -74.0060)})),
+            object("none", 5, json!({})),
+        ],
+    )
+    .await;
+    let find = |filter: Filter, near: Option<GeoPoint>| {
+        let schema = &schema;
+        async move {
+            let mut query = FindQuery::filter(filter);
+            if let Some(near) = near {
+                query.order = vec![SortKey {
+                    field: field_ref(schema, "at"),
+                    descending: false,
+                    near: Some(near),
+                }];
+            }
+            store
+                .find(schema, &query)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|object| object.object_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let sf = point(37.7749, -122.4194);
+    let within_km = |km: f64| {
+        cond(
+            &schema,
+            "at",
+            Cond::Geo(GeoCond::Near {
+                point: sf,
+                max_distance: Some(km / 6371.0),
+            }),
+        )
+    };
+    assert_eq!(find(within_km(20.0), Some(sf)).await, vec!["sf", "oak"]);
+    assert_eq!(
+        find(within_km(600.0), Some(sf)).await,
+        vec!["sf", "oak", "la"]
+    );
+    let everywhere = cond(
+        &schema,
+        "at",
+        Cond::Geo(GeoCond::Near {
+            point: point(40.0, -75.0),
+            max_distance: None,
+        }),
+    );
+    assert_eq!(
+        find(everywhere, Some(point(40.0, -75.0))).await,
+        vec!["ny", "la", "oak", "sf"]
+    );
+    let boxed = cond(
+        &schema,
+        "at",
+        Cond::Geo(GeoCond::WithinBox {
+            south_west: point(33.0, -123.0),
+            north_east: point(38.0, -118.0),
+        }),
+    );
+    assert_eq!(find(boxed, None).await, vec!["sf", "oak", "la"]);
+    let bay = cond(
+        &schema,
+        "at",
+        Cond::Geo(GeoCond::WithinPolygon(vec![
+            point(37.0, -123.0),
+            point(38.5, -123.0),
+            point(38.5, -122.0),
+            point(37.0, -122.0),
+        ])),
+    );
+    assert_eq!(find(bay, None).await, vec!["sf", "oak"]);
+    let sphere = cond(
+        &schema,
+        "at",
+        Cond::Geo(GeoCond::WithinSphere {
+            center: point(34.0, -118.0),
+            radius: 50.0 / 6371.0,
+        }),
+    );
+    assert_eq!(find(sphere, None).await, vec!["la"]);
+    let contains = |latitude: f64, longitude: f64| {
+        cond(
+            &schema,
+            "area",
+            Cond::Geo(GeoCond::PolygonContains(point(latitude, longitude))),
+        )
+    };
+    assert_eq!(find(contains(37.5, -122.5), None).await, vec!["sf"]);
+    assert!(find(contains(36.0, -122.5), None).await.is_empty());
+    // On a field of another type, a geo condition holds nothing.
+    let wrong = cond(
+        &schema,
+        "area",
+        Cond::Geo(GeoCond::WithinSphere {
+            center: sf,
+            radius: 1.0,
+        }),
+    );
+    assert!(find(wrong, None).await.is_empty());
+}
+
 pub async fn order_paging_keys_and_count(store: &dyn Store) {
     let schema = class(
         "Row",
@@ -584,6 +710,7 @@ pub async fn order_paging_keys_and_count(store: &dyn Store) {
             .map(|(key, descending)| SortKey {
                 field: field_ref(&schema, key),
                 descending: *descending,
+                near: None,
             })
             .collect()
     };
@@ -1642,6 +1769,7 @@ pub async fn hostile_values_match_literally(store: &dyn Store, more: &[&str]) {
                     field_type: Some(FieldType::Object),
                 },
                 descending: true,
+                near: None,
             }],
             ..FindQuery::filter(Filter::True)
         };
@@ -1928,6 +2056,7 @@ pub async fn chat_history(store: &dyn Store) -> (ClassSchema, FindQuery) {
         order: vec![SortKey {
             field: field_ref(&schema, "createdAt"),
             descending: true,
+            near: None,
         }],
         skip: 0,
         limit: Some(50),
