@@ -113,6 +113,17 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_ALLOW_CUSTOM_OBJECT_ID")]
     pub allow_custom_object_id: Option<bool>,
 
+    /// New fields one write without the master key may add to its class (each is a column,
+    /// added while other writes wait); past it the write is refused with `255`; 0: no limit
+    /// [default: 20].
+    #[arg(long, env = "PARLOR_MAX_NEW_FIELDS_PER_REQUEST")]
+    pub max_new_fields_per_request: Option<usize>,
+
+    /// Fields (the default ones included) a class may reach through writes without the master
+    /// key; past it such writes may not add fields (`255`); 0: no limit [default: 200].
+    #[arg(long, env = "PARLOR_MAX_FIELDS_PER_CLASS")]
+    pub max_fields_per_class: Option<usize>,
+
     /// Paths (regexes below the mount path, comma list, e.g. `classes/.*,functions/.*`) where a
     /// repeated `X-Parse-Request-Id` is refused [default: none: idempotency off].
     #[arg(long, env = "PARLOR_IDEMPOTENCY_PATHS", value_delimiter = ',')]
@@ -338,6 +349,8 @@ pub struct Config {
     pub max_limit: Option<u64>,
     pub allow_client_class_creation: bool,
     pub allow_custom_object_id: bool,
+    /// How many fields clients may add to a class by writing to it.
+    pub schema_growth: crate::operation::schema::SchemaGrowth,
     pub idempotency_paths: Vec<String>,
     pub idempotency_ttl: u64,
     pub metrics: bool,
@@ -409,6 +422,24 @@ impl ServeOptions {
             max_limit: options.max_limit,
             allow_client_class_creation: options.allow_client_class_creation.unwrap_or(false),
             allow_custom_object_id: options.allow_custom_object_id.unwrap_or(false),
+            schema_growth: {
+                let defaults = crate::operation::schema::SchemaGrowth::default();
+                let limit = |value: Option<usize>, default: Option<usize>| match value {
+                    Some(0) => None,
+                    Some(limit) => Some(limit),
+                    None => default,
+                };
+                crate::operation::schema::SchemaGrowth {
+                    new_fields_per_request: limit(
+                        options.max_new_fields_per_request,
+                        defaults.new_fields_per_request,
+                    ),
+                    fields_per_class: limit(
+                        options.max_fields_per_class,
+                        defaults.fields_per_class,
+                    ),
+                }
+            },
             idempotency_paths: options.idempotency_paths.unwrap_or_default(),
             idempotency_ttl: options.idempotency_ttl.unwrap_or(300),
             metrics: options.metrics.unwrap_or(false),
@@ -501,6 +532,10 @@ impl ServeOptions {
                 .allow_client_class_creation
                 .or(other.allow_client_class_creation),
             allow_custom_object_id: self.allow_custom_object_id.or(other.allow_custom_object_id),
+            max_new_fields_per_request: self
+                .max_new_fields_per_request
+                .or(other.max_new_fields_per_request),
+            max_fields_per_class: self.max_fields_per_class.or(other.max_fields_per_class),
             idempotency_paths: self.idempotency_paths.or(other.idempotency_paths),
             idempotency_ttl: self.idempotency_ttl.or(other.idempotency_ttl),
             metrics: self.metrics.or(other.metrics),

@@ -120,6 +120,7 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
         max_limit: config.max_limit,
         allow_client_class_creation: config.allow_client_class_creation,
         allow_custom_object_id: config.allow_custom_object_id,
+        schema_growth: config.schema_growth,
         server_url,
         app_id: config.app_id.clone(),
         accounts: AccountConfig {

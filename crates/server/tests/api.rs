@@ -23,6 +23,9 @@ mod batch;
 #[path = "api/schemas.rs"]
 mod schemas;
 
+#[path = "api/limits.rs"]
+mod limits;
+
 #[path = "api/bad_input.rs"]
 mod bad_input;
 

@@ -63,6 +63,8 @@ pub struct OperationConfig {
     pub allow_client_class_creation: bool,
     /// Whether clients may choose an `objectId` on create.
     pub allow_custom_object_id: bool,
+    /// How many fields clients may add to a class by writing to it.
+    pub schema_growth: schema::SchemaGrowth,
     /// The public URL prefix (`http://host:port/parse`), for `Location` headers and file URLs.
     pub server_url: String,
     /// Sessions, lockout and log-in limits.
