@@ -1,0 +1,426 @@
+//! Cloud Code (§10): a Parse Server `cloud/main.js` (`tests/fixtures/cloud/main.js`) run by
+//! the embedded engine, exercised over REST as a client sees it.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use parlor_server::config::ServeOptions;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+fn fixture() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/cloud/main.js"
+    ))
+}
+
+async fn cloud_server(options: ServeOptions) -> TestServer {
+    TestServer::with(ServeOptions {
+        cloud: Some(options.cloud.clone().unwrap_or_else(fixture)),
+        cloud_runtimes: Some(options.cloud_runtimes.unwrap_or(2)),
+        ..options
+    })
+    .await
+}
+
+async fn call(server: &TestServer, name: &str, body: Value, headers: &[(&str, &str)]) -> Reply {
+    server
+        .send(
+            Method::POST,
+            &format!("/functions/{name}"),
+            Some(body),
+            headers,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn functions_answer_their_result_and_the_ai_functions_stay() {
+    let server = cloud_server(ServeOptions::default()).await;
+    let reply = call(&server, "hello", json!({"name": "Ada"}), &PUBLIC_HEADERS).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body, json!({"result": "Hello Ada!"}));
+
+    let echo = call(
+        &server,
+        "echo",
+        json!({"when": {"__type": "Date", "iso": "2026-01-02T03:04:05.000Z"}, "n": [1, 2]}),
+        &PUBLIC_HEADERS,
+    )
+    .await;
+    assert_eq!(
+        echo.body["result"],
+        json!({"when": {"__type": "Date", "iso": "2026-01-02T03:04:05.000Z"}, "n": [1, 2]})
+    );
+
+    let unknown = call(&server, "nope", json!({}), &PUBLIC_HEADERS).await;
+    assert_parse_error(&unknown, 400, 141, Some("Invalid function: \"nope\""));
+
+    // A built-in AI function still answers as before (its own refusal, not "Invalid function").
+    let built_in = call(&server, "searchContext", json!({}), &PUBLIC_HEADERS).await;
+    assert_ne!(
+        built_in.body["error"],
+        "Invalid function: \"searchContext\""
+    );
+
+    // CommonJS require of a relative .js and .json file.
+    let banned = call(&server, "banned", json!({}), &PUBLIC_HEADERS).await;
+    assert_eq!(banned.body, json!({"result": 102}));
+    let log = call(&server, "log", json!({}), &PUBLIC_HEADERS).await;
+    assert_eq!(log.body, json!({"result": "a **** fine day"}));
+    let again = call(&server, "runHello", json!({}), &PUBLIC_HEADERS).await;
+    assert_eq!(again.body, json!({"result": "Hello again!"}));
+}
+
+#[tokio::test]
+async fn request_carries_the_user_and_master_flag() {
+    let server = cloud_server(ServeOptions::default()).await;
+    let ada = server.sign_up("ada").await;
+    let reply = server
+        .as_user(&ada, Method::POST, "/functions/whoami", Some(json!({})))
+        .await;
+    assert_eq!(
+        reply.body["result"],
+        json!({"user": "ada", "master": false, "functionName": "whoami"})
+    );
+    let master = call(&server, "whoami", json!({}), &MASTER_HEADERS).await;
+    assert_eq!(
+        master.body["result"],
+        json!({"user": null, "master": true, "functionName": "whoami"})
+    );
+}
+
+#[tokio::test]
+async fn thrown_errors_keep_parse_codes() {
+    let server = cloud_server(ServeOptions::default()).await;
+    for (how, code, message) in [
+        ("string", 141, "plain string failure"),
+        ("error", 141, "plain Error failure"),
+        ("custom", 9001, "custom code failure"),
+        ("parse", 102, "a Parse.Error keeps its code"),
+    ] {
+        let reply = call(&server, "fail", json!({"how": how}), &PUBLIC_HEADERS).await;
+        assert_parse_error(&reply, 400, code, Some(message));
+    }
+    let reply = call(&server, "asyncFail", json!({}), &PUBLIC_HEADERS).await;
+    assert_parse_error(&reply, 404, 101, Some("thrown after an await"));
+}
+
+#[tokio::test]
+async fn validators_answer_142_with_parse_servers_messages() {
+    let server = cloud_server(ServeOptions::default()).await;
+    let cases = [
+        (
+            "needsUser",
+            json!({}),
+            "Validation failed. Please login to continue.",
+        ),
+        (
+            "needsMaster",
+            json!({}),
+            "Validation failed. Master key is required to complete this request.",
+        ),
+        (
+            "typed",
+            json!({}),
+            "Validation failed. Please specify data for text.",
+        ),
+        (
+            "typed",
+            json!({"text": 5}),
+            "Validation failed. Invalid type for text. Expected: string",
+        ),
+        (
+            "typed",
+            json!({"text": "far too long text"}),
+            "Validation failed. Invalid value for text.",
+        ),
+        (
+            "typed",
+            json!({"text": "ok", "role": "robot"}),
+            "Validation failed. Invalid option for role. Expected: user, assistant, system",
+        ),
+        (
+            "typed",
+            json!({"text": "ok", "short": "long"}),
+            "short is too long",
+        ),
+        (
+            "needsRole",
+            json!({}),
+            "Validation failed. Please login to continue.",
+        ),
+    ];
+    for (name, params, message) in cases {
+        let reply = call(&server, name, params, &PUBLIC_HEADERS).await;
+        assert_parse_error(&reply, 400, 142, Some(message));
+    }
+    // A default fills a missing parameter.
+    let ok = call(&server, "typed", json!({"text": "hi"}), &PUBLIC_HEADERS).await;
+    assert_eq!(ok.body["result"], json!({"text": "hi", "role": "user"}));
+
+    let ada = server.sign_up("ada").await;
+    let no_role = server
+        .as_user(&ada, Method::POST, "/functions/needsRole", Some(json!({})))
+        .await;
+    assert_parse_error(
+        &no_role,
+        400,
+        142,
+        Some("Validation failed. User does not match the required roles."),
+    );
+    let no_email = server
+        .as_user(&ada, Method::POST, "/functions/needsEmail", Some(json!({})))
+        .await;
+    assert_parse_error(
+        &no_email,
+        400,
+        142,
+        Some("Validation failed. Please set data for email on your account."),
+    );
+    // The master key skips validators, unless validateMasterKey.
+    let master = call(&server, "needsUser", json!({}), &MASTER_HEADERS).await;
+    assert_eq!(master.body, json!({"result": "ok"}));
+    let strict = call(&server, "strictMaster", json!({}), &MASTER_HEADERS).await;
+    assert_parse_error(
+        &strict,
+        400,
+        142,
+        Some("Validation failed. Please login to continue."),
+    );
+}
+
+#[tokio::test]
+async fn objects_and_queries_run_with_the_callers_rights() {
+    let server = cloud_server(ServeOptions {
+        allow_client_class_creation: Some(true),
+        ..ServeOptions::default()
+    })
+    .await;
+    let ada = server.sign_up("ada").await;
+    let bob = server.sign_up("bob").await;
+    let created = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/functions/createNote",
+            Some(json!({"text": "secret", "private": true})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+    let note = &created.body["result"];
+    assert_eq!(note["__type"], "Object");
+    assert_eq!(note["className"], "Note");
+    assert_eq!(note["text"], "secret");
+    assert_eq!(note["tags"], json!(["a", "b"]));
+    assert_eq!(note["views"], 2);
+    let id = note["objectId"].as_str().unwrap().to_owned();
+
+    // Ada sees her note; Bob's call does not, unless the function uses the master key.
+    assert_eq!(count_notes(&server, &ada, false).await, 1);
+    assert_eq!(count_notes(&server, &bob, false).await, 0);
+    assert_eq!(count_notes(&server, &bob, true).await, 1);
+    let found = server
+        .as_user(&bob, Method::POST, "/functions/findNotes", Some(json!({})))
+        .await;
+    assert_eq!(found.body["result"], json!([]));
+
+    let edited = call(&server, "editNote", json!({"id": id}), &PUBLIC_HEADERS).await;
+    assert_eq!(
+        edited.body["result"],
+        json!({"views": 3, "tags": ["a", "b", "edited"], "draft": false})
+    );
+    let deleted = call(&server, "deleteNote", json!({"id": id}), &PUBLIC_HEADERS).await;
+    assert_eq!(deleted.body["result"], true);
+    let gone = server
+        .master(Method::GET, &format!("/classes/Note/{id}"), None)
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
+
+async fn count_notes(server: &TestServer, user: &User, master: bool) -> Value {
+    server
+        .as_user(
+            user,
+            Method::POST,
+            "/functions/countNotes",
+            Some(json!({"asMaster": master})),
+        )
+        .await
+        .body["result"]
+        .clone()
+}
+
+#[tokio::test]
+async fn an_endless_loop_and_a_memory_bomb_fail_alone() {
+    let server = cloud_server(ServeOptions {
+        cloud_timeout: Some(1.5),
+        cloud_memory_limit: Some(32),
+        ..ServeOptions::default()
+    })
+    .await;
+    let spinning = {
+        let client = reqwest::Client::new();
+        let url = server.url("/functions/spin");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .header("x-parse-application-id", APP_ID)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Meanwhile the server answers, cloud functions included.
+    let started = Instant::now();
+    let health = server.public(Method::GET, "/health", None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    let hello = call(&server, "hello", json!({}), &PUBLIC_HEADERS).await;
+    assert_eq!(hello.body, json!({"result": "Hello world!"}));
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    let spun = spinning.await.unwrap();
+    assert_eq!(spun["code"], 141, "{spun:?}");
+    assert!(
+        spun["error"].as_str().unwrap().contains("timed out"),
+        "{spun:?}"
+    );
+
+    let bomb = call(&server, "bomb", json!({}), &PUBLIC_HEADERS).await;
+    assert_parse_error(&bomb, 400, 141, None);
+    assert!(
+        bomb.body["error"].as_str().unwrap().contains("memory"),
+        "{:?}",
+        bomb.body
+    );
+    // The runtimes are rebuilt: functions work again.
+    for _ in 0..3 {
+        let hello = call(&server, "hello", json!({}), &PUBLIC_HEADERS).await;
+        assert_eq!(hello.body, json!({"result": "Hello world!"}));
+    }
+}
+
+fn settings(entry: PathBuf) -> parlor_server::cloud::CloudSettings {
+    parlor_server::cloud::CloudSettings {
+        entry,
+        runtimes: 1,
+        timeout: Duration::from_secs(5),
+        memory_limit: 64 * 1024 * 1024,
+        watch: false,
+        http_allow: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_syntax_or_load_error_stops_start_up_with_file_line_and_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("main.js");
+    std::fs::write(
+        &main,
+        "const helper = require('./helper');\nParse.Cloud.define('a', () => 1);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("helper.js"),
+        "module.exports = {\n  ok: true,\n  broken: (,\n};\n",
+    )
+    .unwrap();
+    let error = parlor_server::cloud::Cloud::start(settings(main.clone()))
+        .await
+        .err()
+        .expect("a syntax error stops start-up")
+        .to_string();
+    assert!(error.contains("helper.js:3"), "{error}");
+    assert!(error.contains("SyntaxError"), "{error}");
+
+    std::fs::write(&main, "require('fs');\n").unwrap();
+    let error = parlor_server::cloud::Cloud::start(settings(main.clone()))
+        .await
+        .err()
+        .expect("a Node built-in stops start-up")
+        .to_string();
+    assert!(error.contains("\"fs\""), "{error}");
+    assert!(error.contains("main.js:1"), "{error}");
+
+    std::fs::write(&main, "\n\nthrow new Error('boom at load');\n").unwrap();
+    let error = parlor_server::cloud::Cloud::start(settings(main))
+        .await
+        .err()
+        .expect("a throw at load stops start-up")
+        .to_string();
+    assert!(error.contains("main.js:3"), "{error}");
+    assert!(error.contains("boom at load"), "{error}");
+}
+
+#[tokio::test]
+async fn es_modules_import_relative_files_and_commonjs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.js"),
+        "import { greet } from './greet.js';\nimport words from './words.cjs';\n\
+         Parse.Cloud.define('greet', (request) => greet(request.params.name) + words.suffix);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("greet.js"),
+        "export function greet(name) { return `hi ${name}`; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("words.cjs"),
+        "module.exports = { suffix: '!' };\n",
+    )
+    .unwrap();
+    let server = cloud_server(ServeOptions {
+        cloud: Some(dir.path().join("main.js")),
+        ..ServeOptions::default()
+    })
+    .await;
+    let reply = call(&server, "greet", json!({"name": "Ada"}), &PUBLIC_HEADERS).await;
+    assert_eq!(reply.body, json!({"result": "hi Ada!"}));
+}
+
+#[tokio::test]
+async fn watch_reloads_edits_and_keeps_the_last_good_code_on_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("main.js");
+    std::fs::write(&main, "Parse.Cloud.define('version', () => 1);\n").unwrap();
+    let server = cloud_server(ServeOptions {
+        cloud: Some(main.clone()),
+        cloud_watch: Some(true),
+        ..ServeOptions::default()
+    })
+    .await;
+    let version = || call(&server, "version", json!({}), &PUBLIC_HEADERS);
+    assert_eq!(version().await.body, json!({"result": 1}));
+
+    // Modification times can be coarse: make sure the edit is seen as one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(
+        &main,
+        "Parse.Cloud.define('version', () => 2);\nParse.Cloud.define('added', () => 'new');\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while version().await.body != json!({"result": 2}) {
+        assert!(Instant::now() < deadline, "the edit was not picked up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let added = call(&server, "added", json!({}), &PUBLIC_HEADERS).await;
+    assert_eq!(added.body, json!({"result": "new"}));
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(&main, "Parse.Cloud.define('version', () => {\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(version().await.body, json!({"result": 2}));
+    let added = call(&server, "added", json!({}), &PUBLIC_HEADERS).await;
+    assert_eq!(added.body, json!({"result": "new"}));
+}
