@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use parlor_core::{Code, Error};
 use serde_json::{Map, Value};
 
-use crate::operation::hooks::{CloudHooks, RequestMeta};
+use crate::operation::hooks::{CloudHooks, RequestMeta, Trigger};
 use crate::operation::{Auth, OpError, OpResult, Operations};
 use modules::CodeSnapshot;
 
@@ -411,6 +411,36 @@ impl Cloud {
 
 #[async_trait::async_trait]
 impl CloudHooks for Cloud {
+    fn has_trigger(&self, trigger: Trigger, class_name: &str) -> bool {
+        Cloud::has_trigger(self, trigger.name(), class_name)
+    }
+
+    async fn run_trigger(
+        &self,
+        operations: &Operations,
+        auth: &Auth,
+        trigger: Trigger,
+        class_name: &str,
+        payload: Value,
+    ) -> OpResult<Value> {
+        let mut request = match payload {
+            Value::Object(fields) => fields,
+            _ => Map::new(),
+        };
+        request.insert("user".into(), bridge::user_json(operations, auth).await?);
+        request.insert("master".into(), auth.master.into());
+        request.insert("installationId".into(), auth.installation_id.clone().into());
+        request.insert("roles".into(), auth.roles.clone().into());
+        let context = CallContext {
+            operations: operations.clone(),
+            auth: auth.clone(),
+        };
+        let name = format!("{}:{class_name}", trigger.name());
+        Ok(self
+            .call("trigger", &name, Value::Object(request), context)
+            .await?)
+    }
+
     fn function_names(&self) -> Vec<String> {
         self.definitions().functions.iter().cloned().collect()
     }

@@ -916,7 +916,118 @@
     return encode(await entry.handler(request), true);
   }
 
-  const kinds = { function: runFunction };
+  // The request of a trigger on an object; `json` is the REST shape of the object.
+  function objectFromJSON(className, json) {
+    const object = objectOf(className, json && json.objectId);
+    if (json) object._finish(json);
+    object._existed = !!json;
+    return object;
+  }
+
+  async function guarded(entry, request) {
+    try {
+      await validate(entry.validator, request);
+    } catch (e) {
+      throw failure(e, ParseError.VALIDATION_ERROR);
+    }
+    return entry.handler(request);
+  }
+
+  async function runTrigger(name, raw) {
+    const entry = triggers.get(name);
+    if (!entry) return null;
+    const [kind, className] = name.split(":");
+    const request = requestBase(raw, `${kind} ${className}`);
+    request.triggerName = kind;
+    switch (kind) {
+      case "beforeSave": {
+        const original = raw.original ? objectFromJSON(className, raw.original) : undefined;
+        const object = raw.original ? objectFromJSON(className, raw.original) : objectOf(className, undefined);
+        const body = raw.body || {};
+        for (const key of Object.keys(body)) {
+          if (key === "objectId" || key === "createdAt" || key === "updatedAt") continue;
+          object.set(key, key === "ACL" ? body[key] : decode(body[key]));
+        }
+        if (original) object._existed = true;
+        const incoming = {};
+        const before = object._body();
+        for (const key of Object.keys(before)) incoming[key] = JSON.stringify(before[key]);
+        request.object = object;
+        request.original = original;
+        const returned = await guarded(entry, request);
+        const result = returned instanceof ParseObject ? returned : object;
+        const out = result._body();
+        // What the client sent and the trigger left alone keeps its exact form (ops too).
+        for (const key of Object.keys(body)) if (key in out && incoming[key] === JSON.stringify(out[key])) out[key] = body[key];
+        const echo = Object.keys(out).filter((key) => incoming[key] !== JSON.stringify(out[key]));
+        return { body: out, echo };
+      }
+      case "afterSave":
+      case "afterDelete":
+      case "beforeDelete":
+        request.object = objectFromJSON(className, raw.object);
+        if (raw.original) request.original = objectFromJSON(className, raw.original);
+        await guarded(entry, request);
+        return null;
+      case "beforeFind": {
+        request.query = ParseQuery.fromJSON(className, raw.query || {});
+        request.count = !!raw.count;
+        request.isGet = !!raw.isGet;
+        const returned = await guarded(entry, request);
+        const query = returned instanceof ParseQuery ? returned : request.query;
+        return query.toJSON();
+      }
+      case "afterFind": {
+        request.objects = (raw.objects || []).map((json) => objectFromJSON(className, json));
+        request.query = ParseQuery.fromJSON(className, raw.query || {});
+        const returned = await guarded(entry, request);
+        const objects = Array.isArray(returned) ? returned : request.objects;
+        return objects.map((object) => (object instanceof ParseObject ? object._encodeFull() : encode(object, true)));
+      }
+      case "beforeLogin":
+      case "afterLogin":
+      case "afterLogout":
+        request.object = objectFromJSON(className, raw.object);
+        if (kind !== "afterLogout") request.user = request.object;
+        await guarded(entry, request);
+        return null;
+      case "beforeSubscribe": {
+        request.query = ParseQuery.fromJSON(className, raw.query || {});
+        request.op = "subscribe";
+        request.requestId = raw.requestId;
+        request.sessionToken = raw.sessionToken;
+        const returned = await guarded(entry, request);
+        const query = returned instanceof ParseQuery ? returned : request.query;
+        return query.toJSON();
+      }
+      case "afterLiveQueryEvent": {
+        request.event = raw.event;
+        request.object = raw.object ? objectFromJSON(className, raw.object) : undefined;
+        request.original = raw.original ? objectFromJSON(className, raw.original) : undefined;
+        request.sendEvent = true;
+        await guarded(entry, request);
+        return {
+          sendEvent: request.sendEvent !== false,
+          object: request.object ? request.object._encodeFull() : null,
+          original: request.original ? request.original._encodeFull() : null,
+        };
+      }
+    }
+    return null;
+  }
+
+  async function runJob(name, raw) {
+    const handler = jobs.get(name);
+    if (!handler) throw new ParseError(ParseError.SCRIPT_FAILED, "Invalid job.");
+    const request = requestBase(raw, `job ${name}`);
+    request.params = decode(raw.params || {});
+    request.jobName = name;
+    request.jobId = raw.jobId;
+    request.message = (text) => op("jobMessage", { jobId: raw.jobId, message: String(text) });
+    return encode(await handler(request), true);
+  }
+
+  const kinds = { function: runFunction, trigger: runTrigger, job: runJob };
 
   function dispatch(callId, kind, name, json) {
     currentCall = callId;

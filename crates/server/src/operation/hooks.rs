@@ -20,9 +20,59 @@ pub struct RequestMeta {
     pub context: Map<String, Value>,
 }
 
+/// The triggers an app's code may define (§10.3, §11.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    BeforeSave,
+    AfterSave,
+    BeforeDelete,
+    AfterDelete,
+    BeforeFind,
+    AfterFind,
+    BeforeLogin,
+    AfterLogin,
+    AfterLogout,
+    BeforeSubscribe,
+    AfterLiveQueryEvent,
+}
+
+impl Trigger {
+    /// The name `Parse.Cloud.<name>` registers it under.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trigger::BeforeSave => "beforeSave",
+            Trigger::AfterSave => "afterSave",
+            Trigger::BeforeDelete => "beforeDelete",
+            Trigger::AfterDelete => "afterDelete",
+            Trigger::BeforeFind => "beforeFind",
+            Trigger::AfterFind => "afterFind",
+            Trigger::BeforeLogin => "beforeLogin",
+            Trigger::AfterLogin => "afterLogin",
+            Trigger::AfterLogout => "afterLogout",
+            Trigger::BeforeSubscribe => "beforeSubscribe",
+            Trigger::AfterLiveQueryEvent => "afterLiveQueryEvent",
+        }
+    }
+}
+
 /// An app's code, as the operation layer sees it.
 #[async_trait::async_trait]
 pub trait CloudHooks: Send + Sync {
+    /// Whether the code defines `trigger` for `class_name` (cheap: asked on every write).
+    fn has_trigger(&self, trigger: Trigger, class_name: &str) -> bool;
+
+    /// Runs `trigger` on `class_name` with `payload` (the trigger's own request fields; the
+    /// caller's user, master flag and installation are added from `auth`); the trigger's
+    /// answer, whose shape depends on the trigger (see the callers in this module).
+    async fn run_trigger(
+        &self,
+        operations: &Operations,
+        auth: &Auth,
+        trigger: Trigger,
+        class_name: &str,
+        payload: Value,
+    ) -> OpResult<Value>;
+
     /// The functions `POST /functions/:name` runs (GraphQL's `callCloudCode` lists them).
     fn function_names(&self) -> Vec<String>;
 
@@ -38,6 +88,200 @@ pub trait CloudHooks: Send + Sync {
 }
 
 impl Operations {
+    /// Whether the app's code defines `trigger` on `class_name`.
+    pub fn has_trigger(&self, trigger: Trigger, class_name: &str) -> bool {
+        self.cloud
+            .as_ref()
+            .is_some_and(|cloud| cloud.has_trigger(trigger, class_name))
+    }
+
+    /// Runs `trigger` if the app defines it: `None` when it does not.
+    pub async fn run_trigger(
+        &self,
+        auth: &Auth,
+        trigger: Trigger,
+        class_name: &str,
+        payload: Value,
+    ) -> OpResult<Option<Value>> {
+        match &self.cloud {
+            Some(cloud) if cloud.has_trigger(trigger, class_name) => cloud
+                .run_trigger(self, auth, trigger, class_name, payload)
+                .await
+                .map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// `beforeSave`: the write's body as the trigger left it, and the fields whose value the
+    /// trigger changed (the response echoes them); `None` without a trigger. `original` is
+    /// the stored object of an update.
+    pub(super) async fn before_save(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        original: Option<Map<String, Value>>,
+        body: &Map<String, Value>,
+    ) -> OpResult<Option<(Map<String, Value>, Vec<String>)>> {
+        let payload = serde_json::json!({"original": original, "body": body});
+        let Some(answer) = self
+            .run_trigger(auth, Trigger::BeforeSave, class_name, payload)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let body = answer
+            .get("body")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let echo = answer
+            .get("echo")
+            .and_then(Value::as_array)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some((body, echo)))
+    }
+
+    /// `afterSave` / `afterDelete` of committed writes: awaited, and a failure is only
+    /// logged — the write stands and the client hears of its success (§10.3).
+    pub(super) async fn after_write(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        outcome: &parlor_store::WriteOutcome,
+    ) {
+        use parlor_store::WriteOutcome;
+        let (trigger, payload) = match outcome {
+            WriteOutcome::Created(object) => (
+                Trigger::AfterSave,
+                serde_json::json!({"object": object.to_json(), "original": null}),
+            ),
+            WriteOutcome::Updated { before, after } => (
+                Trigger::AfterSave,
+                serde_json::json!({"object": after.to_json(), "original": before.to_json()}),
+            ),
+            WriteOutcome::Deleted(object) => (
+                Trigger::AfterDelete,
+                serde_json::json!({"object": object.to_json()}),
+            ),
+        };
+        if let Err(error) = self.run_trigger(auth, trigger, class_name, payload).await {
+            tracing::warn!(
+                trigger = trigger.name(),
+                class = class_name,
+                "Cloud Code trigger failed after the write committed: {error}"
+            );
+        }
+    }
+
+    /// `beforeFind`: the app may change or replace the query (§10.3).
+    pub(super) async fn before_find(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        request: &mut super::FindRequest,
+        is_get: bool,
+    ) -> OpResult<()> {
+        if !self.has_trigger(Trigger::BeforeFind, class_name) {
+            return Ok(());
+        }
+        let mut query = Map::new();
+        query.insert("where".into(), request.where_json.clone());
+        if let Some(limit) = request.limit {
+            query.insert("limit".into(), limit.into());
+        }
+        if request.skip > 0 {
+            query.insert("skip".into(), request.skip.into());
+        }
+        if let Some(order) = &request.order {
+            query.insert("order".into(), order.clone().into());
+        }
+        if let Some(keys) = &request.keys {
+            query.insert("keys".into(), keys.join(",").into());
+        }
+        if !request.include.is_empty() {
+            query.insert("include".into(), request.include.join(",").into());
+        }
+        let payload = serde_json::json!({"query": query, "count": request.count, "isGet": is_get});
+        let Some(answer) = self
+            .run_trigger(auth, Trigger::BeforeFind, class_name, payload)
+            .await?
+        else {
+            return Ok(());
+        };
+        let list = |value: Option<&Value>| -> Option<Vec<String>> {
+            value.and_then(Value::as_str).map(|text| {
+                text.split(',')
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+        };
+        if let Some(where_json) = answer.get("where") {
+            request.where_json = where_json.clone();
+        }
+        request.limit = answer
+            .get("limit")
+            .and_then(Value::as_u64)
+            .or(request.limit);
+        request.skip = answer.get("skip").and_then(Value::as_u64).unwrap_or(0);
+        request.order = answer
+            .get("order")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        request.keys = list(answer.get("keys"));
+        request.include = list(answer.get("include")).unwrap_or_default();
+        if let Some(exclude) = list(answer.get("excludeKeys")) {
+            request.exclude_keys = exclude;
+        }
+        Ok(())
+    }
+
+    /// `afterFind`: the app may change, filter or replace the results; each then carries
+    /// its `className`, as Parse Server answers when an afterFind exists.
+    pub(super) async fn after_find(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        results: Vec<Value>,
+    ) -> OpResult<Vec<Value>> {
+        if !self.has_trigger(Trigger::AfterFind, class_name) {
+            return Ok(results);
+        }
+        let objects: Vec<Value> = results
+            .into_iter()
+            .map(|mut object| {
+                if let Value::Object(fields) = &mut object {
+                    fields.insert("__type".into(), "Object".into());
+                    fields.insert("className".into(), class_name.into());
+                }
+                object
+            })
+            .collect();
+        let payload = serde_json::json!({"objects": objects});
+        let answer = self
+            .run_trigger(auth, Trigger::AfterFind, class_name, payload)
+            .await?;
+        let objects = match answer {
+            Some(Value::Array(objects)) => objects,
+            _ => objects,
+        };
+        Ok(objects
+            .into_iter()
+            .map(|mut object| {
+                if let Value::Object(fields) = &mut object {
+                    fields.remove("__type");
+                }
+                object
+            })
+            .collect())
+    }
+
     /// Runs `app code` hooks through `hooks`.
     pub fn with_cloud(mut self, hooks: Arc<dyn CloudHooks>) -> Operations {
         self.cloud = Some(hooks);

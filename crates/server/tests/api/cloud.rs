@@ -424,3 +424,228 @@ async fn watch_reloads_edits_and_keeps_the_last_good_code_on_a_broken_one() {
     let added = call(&server, "added", json!({}), &PUBLIC_HEADERS).await;
     assert_eq!(added.body, json!({"result": "new"}));
 }
+
+async fn audit(server: &TestServer) -> Vec<String> {
+    let found = server
+        .master(Method::GET, "/classes/AuditLog?order=createdAt", None)
+        .await;
+    found.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|log| log["what"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn save_and_delete_triggers_run_in_order_and_echo_their_changes() {
+    let server = cloud_server(ServeOptions {
+        allow_client_class_creation: Some(true),
+        ..ServeOptions::default()
+    })
+    .await;
+    let ada = server.sign_up("ada").await;
+    let created = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/Task",
+            Some(json!({"title": "Buy Milk", "n": 1})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    // Only the field the trigger changed is echoed.
+    assert_eq!(created.body["slug"], "buy-milk");
+    assert!(created.body.get("title").is_none(), "{:?}", created.body);
+    let id = created.body["objectId"].as_str().unwrap().to_owned();
+
+    let updated = server
+        .as_user(
+            &ada,
+            Method::PUT,
+            &format!("/classes/Task/{id}"),
+            Some(json!({"title": "Buy Oat Milk", "n": {"__op": "Increment", "amount": 2}})),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{:?}", updated.body);
+    assert_eq!(updated.body["slug"], "buy-oat-milk");
+    assert_eq!(updated.body["edits"], 1);
+    let stored = server.get("Task", &id).await;
+    assert_eq!(stored["n"], 3);
+    assert_eq!(stored["slug"], "buy-oat-milk");
+
+    // Refusals: a Parse.Error keeps its code, a string is 141, a validator 142.
+    let reject = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/Task",
+            Some(json!({"title": "reject"})),
+        )
+        .await;
+    assert_parse_error(&reject, 400, 162, Some("Tasks may not be called reject"));
+    let fail = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/Task",
+            Some(json!({"title": "fail"})),
+        )
+        .await;
+    assert_parse_error(&fail, 400, 141, Some("a plain failure"));
+    let untitled = server
+        .as_user(&ada, Method::POST, "/classes/Task", Some(json!({"n": 1})))
+        .await;
+    assert_parse_error(
+        &untitled,
+        400,
+        142,
+        Some("Validation failed. Please specify data for title."),
+    );
+
+    // A throwing afterSave: the client still succeeds.
+    let crash = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/Task",
+            Some(json!({"title": "crash after"})),
+        )
+        .await;
+    assert_eq!(crash.status, StatusCode::CREATED, "{:?}", crash.body);
+
+    let locked = server
+        .create("Task", json!({"title": "keep", "locked": true}))
+        .await;
+    let refused = server
+        .as_user(
+            &ada,
+            Method::DELETE,
+            &format!("/classes/Task/{locked}"),
+            None,
+        )
+        .await;
+    assert_parse_error(&refused, 400, 119, Some("This task is locked"));
+    let deleted = server
+        .as_user(&ada, Method::DELETE, &format!("/classes/Task/{id}"), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
+
+    assert_eq!(
+        audit(&server).await,
+        ["created", "updated", "created", "deleted"]
+    );
+}
+
+#[tokio::test]
+async fn triggers_hold_for_batch_and_find_triggers_shape_results() {
+    let server = cloud_server(ServeOptions {
+        allow_client_class_creation: Some(true),
+        ..ServeOptions::default()
+    })
+    .await;
+    let ada = server.sign_up("ada").await;
+    // A batch goes through the same seam: the beforeSave refuses its sub-request.
+    let batch = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/batch",
+            Some(json!({"requests": [
+                {"method": "POST", "path": "/parse/classes/Task", "body": {"title": "One"}},
+                {"method": "POST", "path": "/parse/classes/Task", "body": {"title": "reject"}},
+                {"method": "POST", "path": "/parse/classes/Task", "body": {"title": "Old", "archived": true}},
+            ]})),
+        )
+        .await;
+    assert_eq!(batch.status, StatusCode::OK, "{:?}", batch.body);
+    assert_eq!(batch.body[0]["success"]["slug"], "one");
+    assert_eq!(batch.body[1]["error"]["code"], 162);
+    assert!(batch.body[2]["success"]["objectId"].is_string());
+
+    // beforeFind hides archived tasks from clients; afterFind adds a field and className.
+    let found = server
+        .as_user(&ada, Method::GET, "/classes/Task", None)
+        .await;
+    let results = found.body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{:?}", found.body);
+    assert_eq!(results[0]["shout"], "ONE");
+    assert_eq!(results[0]["className"], "Task");
+    let all = server.master(Method::GET, "/classes/Task", None).await;
+    assert_eq!(all.body["results"].as_array().unwrap().len(), 2);
+    let id = results[0]["objectId"].as_str().unwrap();
+    let one = server
+        .as_user(&ada, Method::GET, &format!("/classes/Task/{id}"), None)
+        .await;
+    assert_eq!(one.body["shout"], "ONE");
+}
+
+#[tokio::test]
+async fn template_classes_and_users_take_app_rules() {
+    let server = cloud_server(ServeOptions::default()).await;
+    let ada = server.sign_up("ada").await;
+    let session = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/ChatSession",
+            Some(json!({"participants": []})),
+        )
+        .await;
+    assert_eq!(session.status, StatusCode::CREATED, "{:?}", session.body);
+    let session = pointer("ChatSession", session.body["objectId"].as_str().unwrap());
+    let rude = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/Message",
+            Some(json!({"session": session, "content": "what the heck"})),
+        )
+        .await;
+    assert_parse_error(&rude, 400, 142, Some("Please keep it polite"));
+    let polite = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/Message",
+            Some(json!({"session": session, "content": "hello"})),
+        )
+        .await;
+    assert_eq!(polite.status, StatusCode::CREATED, "{:?}", polite.body);
+    // The template's own rules still hold (the sender is the caller).
+    let message = server
+        .get("Message", polite.body["objectId"].as_str().unwrap())
+        .await;
+    assert_eq!(message["sender"]["objectId"], ada.id.as_str());
+
+    // beforeLogin vetoes a banned user; afterLogin and afterLogout run.
+    let login = server
+        .public(
+            Method::POST,
+            "/login",
+            Some(json!({"username": "ada", "password": "pw"})),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{:?}", login.body);
+    let token = login.body["sessionToken"].as_str().unwrap().to_owned();
+    let logout = server
+        .as_user(&token, Method::POST, "/logout", Some(json!({})))
+        .await;
+    assert_eq!(logout.status, StatusCode::OK, "{:?}", logout.body);
+    server
+        .master(
+            Method::PUT,
+            &format!("/users/{}", ada.id),
+            Some(json!({"banned": true})),
+        )
+        .await;
+    let banned = server
+        .public(
+            Method::POST,
+            "/login",
+            Some(json!({"username": "ada", "password": "pw"})),
+        )
+        .await;
+    assert_parse_error(&banned, 404, 101, Some("This account is banned"));
+    assert_eq!(audit(&server).await, ["login", "logout"]);
+}
