@@ -53,6 +53,14 @@ pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value
                 Ok(json!({}))
             }
             "config" => operations.get_config(&auth).await,
+            "jobMessage" => {
+                let job_id = args.get("jobId").and_then(Value::as_str).unwrap_or("");
+                let message = args.get("message").cloned().unwrap_or(Value::Null);
+                operations
+                    .update_job_status(job_id, json!({"message": message}))
+                    .await?;
+                Ok(Value::Null)
+            }
             "run" => {
                 let function = args.get("name").and_then(Value::as_str).unwrap_or("");
                 let params = object("params");

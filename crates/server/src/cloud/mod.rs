@@ -445,6 +445,61 @@ impl CloudHooks for Cloud {
         self.definitions().functions.iter().cloned().collect()
     }
 
+    fn has_job(&self, name: &str) -> bool {
+        Cloud::has_job(self, name)
+    }
+
+    fn start_job(
+        &self,
+        operations: &Operations,
+        auth: &Auth,
+        name: &str,
+        params: &Map<String, Value>,
+        job_id: &str,
+    ) -> OpResult<()> {
+        let cloud = self
+            .me
+            .upgrade()
+            .ok_or_else(|| OpError::from(CloudFailure::script("Cloud Code is shutting down")))?;
+        let request = serde_json::json!({
+            "params": params,
+            "master": auth.master,
+            "jobId": job_id,
+            "user": null,
+        });
+        let context = CallContext {
+            operations: operations.clone(),
+            auth: auth.clone(),
+        };
+        let operations = operations.clone();
+        let name = name.to_owned();
+        let job_id = job_id.to_owned();
+        // The job outlives the request; its end is written to its _JobStatus.
+        tokio::spawn(async move {
+            let outcome = cloud.call("job", &name, request, context).await;
+            let finished =
+                serde_json::json!({"__type": "Date", "iso": parlor_core::value::now_iso()});
+            let fields = match outcome {
+                Ok(result) => {
+                    let message = match result {
+                        Value::String(text) => text,
+                        Value::Null => String::new(),
+                        other => other.to_string(),
+                    };
+                    serde_json::json!({"status": "succeeded", "message": message, "finishedAt": finished})
+                }
+                Err(failure) => {
+                    tracing::warn!(job = %name, "Cloud Code job failed: {}", failure.message);
+                    serde_json::json!({"status": "failed", "message": failure.message, "finishedAt": finished})
+                }
+            };
+            if let Err(error) = operations.update_job_status(&job_id, fields).await {
+                tracing::warn!(job = %name, "could not record the end of a job: {error}");
+            }
+        });
+        Ok(())
+    }
+
     async fn call_function(
         &self,
         operations: &Operations,

@@ -1,4 +1,5 @@
-//! `POST /functions/:name`: cloud functions, answered as `{"result": …}` as Parse does.
+//! `POST /functions/:name`: cloud functions, answered as `{"result": …}` as Parse does;
+//! `POST /jobs/:name`: cloud jobs, answered at once with the `_JobStatus` id in a header.
 
 use serde_json::json;
 
@@ -27,4 +28,21 @@ pub async fn call(
     };
     let result = crate::cloud::call_function(operations, auth, name, &params, &meta).await?;
     Ok(ApiResponse::ok(json!({"result": result})))
+}
+
+/// Starts the cloud job `name` (master key only): `200 {}` and `X-Parse-Job-Status-Id`.
+pub async fn run_job(
+    operations: &Operations,
+    auth: &Auth,
+    name: &str,
+    request: &ApiRequest,
+) -> ApiResult<ApiResponse> {
+    let mut params = body_object(request)?;
+    for (key, value) in &request.params {
+        params.entry(key.clone()).or_insert_with(|| value.clone());
+    }
+    let job_id = operations.start_job(auth, name, &params).await?;
+    let mut response = ApiResponse::ok(json!({}));
+    response.headers.push(("x-parse-job-status-id", job_id));
+    Ok(response)
 }

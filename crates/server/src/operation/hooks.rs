@@ -76,6 +76,20 @@ pub trait CloudHooks: Send + Sync {
     /// The functions `POST /functions/:name` runs (GraphQL's `callCloudCode` lists them).
     fn function_names(&self) -> Vec<String>;
 
+    /// Starts the job `name` in the background, its progress recorded in `_JobStatus`
+    /// object `job_id`.
+    fn start_job(
+        &self,
+        operations: &Operations,
+        auth: &Auth,
+        name: &str,
+        params: &Map<String, Value>,
+        job_id: &str,
+    ) -> OpResult<()>;
+
+    /// Whether the code defines the job `name`.
+    fn has_job(&self, name: &str) -> bool;
+
     /// Runs the function `name`; its `result`.
     async fn call_function(
         &self,
@@ -177,6 +191,61 @@ impl Operations {
                 "Cloud Code trigger failed after the write committed: {error}"
             );
         }
+    }
+
+    /// `POST /jobs/:name`: records a `_JobStatus` (`running`) and starts the job; the
+    /// status's objectId. Master key only; an unknown job is `141 Invalid job.`
+    pub async fn start_job(
+        &self,
+        auth: &Auth,
+        name: &str,
+        params: &Map<String, Value>,
+    ) -> OpResult<String> {
+        super::schema::require_master(auth)?;
+        let Some(cloud) = self.cloud.as_ref().filter(|cloud| cloud.has_job(name)) else {
+            return Err(super::OpError::parse(
+                parlor_core::Code::ScriptFailed,
+                "Invalid job.",
+            ));
+        };
+        let now = serde_json::json!({"__type": "Date", "iso": parlor_core::value::now_iso()});
+        let status = serde_json::json!({
+            "jobName": name,
+            "source": "api",
+            "status": "running",
+            "params": params,
+            "startedAt": now,
+            "ACL": {},
+        });
+        let planned = self
+            .plan_create(
+                &Auth::master(),
+                "_JobStatus",
+                status.as_object().unwrap_or(&Map::new()),
+            )
+            .await?;
+        let created = self.commit_one(planned).await?;
+        let job_id = created
+            .body
+            .get("objectId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        cloud.start_job(self, auth, name, params, &job_id)?;
+        Ok(job_id)
+    }
+
+    /// Updates a job's `_JobStatus` (its `message`, or its end: `succeeded`/`failed`).
+    pub async fn update_job_status(&self, job_id: &str, fields: Value) -> OpResult<()> {
+        let body = match fields {
+            Value::Object(body) => body,
+            _ => Map::new(),
+        };
+        let planned = self
+            .plan_update(&Auth::master(), "_JobStatus", job_id, &body)
+            .await?;
+        self.commit_one(planned).await?;
+        Ok(())
     }
 
     /// `beforeFind`: the app may change or replace the query (§10.3).

@@ -649,3 +649,71 @@ async fn template_classes_and_users_take_app_rules() {
     assert_parse_error(&banned, 404, 101, Some("This account is banned"));
     assert_eq!(audit(&server).await, ["login", "logout"]);
 }
+
+async fn job_status(server: &TestServer, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = server.get("_JobStatus", id).await;
+        if status["status"] != "running" {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job did not finish: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn jobs_run_in_the_background_and_record_their_status() {
+    let server = cloud_server(ServeOptions::default()).await;
+    server
+        .create("Task", json!({"title": "Old", "archived": true}))
+        .await;
+    server.create("Task", json!({"title": "New"})).await;
+
+    let refused = server
+        .public(Method::POST, "/jobs/cleanup", Some(json!({})))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        refused.body["error"],
+        "unauthorized: master key is required"
+    );
+    let unknown = server
+        .master(Method::POST, "/jobs/nope", Some(json!({})))
+        .await;
+    assert_parse_error(&unknown, 400, 141, Some("Invalid job."));
+
+    let started = server
+        .master(
+            Method::POST,
+            "/jobs/cleanup",
+            Some(json!({"what": "tasks"})),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+    assert_eq!(started.body, json!({}));
+    let id = started.headers["x-parse-job-status-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let status = job_status(&server, &id).await;
+    assert_eq!(status["status"], "succeeded", "{status:?}");
+    assert_eq!(status["jobName"], "cleanup");
+    assert_eq!(status["message"], "removed 1 of tasks");
+    assert_eq!(status["params"], json!({"what": "tasks"}));
+    assert_eq!(server.count("Task").await, 1);
+
+    let broken = server
+        .master(Method::POST, "/jobs/brokenJob", Some(json!({})))
+        .await;
+    let id = broken.headers["x-parse-job-status-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let status = job_status(&server, &id).await;
+    assert_eq!(status["status"], "failed");
+    assert_eq!(status["message"], "the job broke");
+}
