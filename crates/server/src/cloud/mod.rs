@@ -449,6 +449,10 @@ impl CloudHooks for Cloud {
         Cloud::has_job(self, name)
     }
 
+    fn code_version(&self) -> u64 {
+        self.shared.generation()
+    }
+
     fn start_job(
         &self,
         operations: &Operations,

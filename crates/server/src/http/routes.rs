@@ -298,10 +298,13 @@ pub async fn dispatch(
         Route::OpenApi => {
             let schemas = operations.all_schemas(auth).await?;
             let classes = schemas["results"].as_array().cloned().unwrap_or_default();
-            let functions: Vec<String> = crate::ai::functions::NAMES
+            let mut functions: Vec<String> = crate::ai::functions::NAMES
                 .iter()
                 .map(|name| (*name).to_owned())
                 .collect();
+            if let Some(cloud) = &operations.cloud {
+                functions.extend(cloud.function_names());
+            }
             Ok(ApiResponse::ok(openapi::document(
                 &classes,
                 &functions,

@@ -76,6 +76,9 @@ pub trait CloudHooks: Send + Sync {
     /// The functions `POST /functions/:name` runs (GraphQL's `callCloudCode` lists them).
     fn function_names(&self) -> Vec<String>;
 
+    /// Moves when the code is reloaded (what it defines may have changed).
+    fn code_version(&self) -> u64;
+
     /// Starts the job `name` in the background, its progress recorded in `_JobStatus`
     /// object `job_id`.
     fn start_job(

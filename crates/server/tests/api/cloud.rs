@@ -717,3 +717,73 @@ async fn jobs_run_in_the_background_and_record_their_status() {
     assert_eq!(status["status"], "failed");
     assert_eq!(status["message"], "the job broke");
 }
+
+#[tokio::test]
+async fn graphql_calls_the_apps_functions_and_writes_take_its_triggers() {
+    use crate::graphql::{gql_as, gql_with};
+    let server = cloud_server(ServeOptions {
+        allow_client_class_creation: Some(true),
+        ..ServeOptions::default()
+    })
+    .await;
+    let ada = server.sign_up("ada").await;
+    let hello = gql_with(
+        &server,
+        &[],
+        r#"mutation { callCloudCode(input: {functionName: hello, params: {name: "Ada"}}) { result } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        hello.body["data"]["callCloudCode"]["result"], "Hello Ada!",
+        "{:?}",
+        hello.body
+    );
+    let who = gql_as(
+        &server,
+        &ada,
+        "mutation { callCloudCode(input: {functionName: whoami}) { result } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(who.body["data"]["callCloudCode"]["result"]["user"], "ada");
+    let invalid = gql_with(
+        &server,
+        &[],
+        "mutation { callCloudCode(input: {functionName: typed, params: {}}) { result } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        invalid.body["errors"][0]["extensions"]["code"], 142,
+        "{:?}",
+        invalid.body
+    );
+
+    // A GraphQL create goes through the same beforeSave as REST.
+    server.create("Task", json!({"title": "Seed"})).await;
+    let created = gql_as(
+        &server,
+        &ada,
+        r#"mutation { createTask(input: {fields: {title: "From GraphQL"}}) { task { objectId slug } } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        created.body["data"]["createTask"]["task"]["slug"], "from-graphql",
+        "{:?}",
+        created.body
+    );
+    let rejected = gql_as(
+        &server,
+        &ada,
+        r#"mutation { createTask(input: {fields: {title: "reject"}}) { task { objectId } } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        rejected.body["errors"][0]["extensions"]["code"], 162,
+        "{:?}",
+        rejected.body
+    );
+}
