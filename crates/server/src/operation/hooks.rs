@@ -251,6 +251,108 @@ impl Operations {
         Ok(())
     }
 
+    /// `beforeSubscribe` (LiveQuery and GraphQL subscriptions): the app may change the
+    /// subscription's `where` and `keys`, or refuse it by throwing.
+    pub async fn before_subscribe(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        query: &mut Value,
+        request_id: i64,
+    ) -> OpResult<()> {
+        if !self.has_trigger(Trigger::BeforeSubscribe, class_name) {
+            return Ok(());
+        }
+        let mut sent = Map::new();
+        sent.insert(
+            "where".into(),
+            query
+                .get("where")
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({})),
+        );
+        if let Some(keys) = query.get("keys").or_else(|| query.get("fields")) {
+            let keys = match keys {
+                Value::Array(keys) => keys
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.as_str().unwrap_or_default().to_owned(),
+            };
+            sent.insert("keys".into(), keys.into());
+        }
+        let payload = serde_json::json!({
+            "query": sent,
+            "requestId": request_id,
+            "sessionToken": auth.session_token,
+        });
+        let Some(answer) = self
+            .run_trigger(auth, Trigger::BeforeSubscribe, class_name, payload)
+            .await?
+        else {
+            return Ok(());
+        };
+        if let Value::Object(query) = query {
+            if let Some(where_json) = answer.get("where") {
+                query.insert("where".into(), where_json.clone());
+            }
+            query.remove("fields");
+            match answer.get("keys").and_then(Value::as_str) {
+                Some(keys) => {
+                    let keys: Vec<Value> = keys
+                        .split(',')
+                        .filter(|key| !key.is_empty())
+                        .map(|key| Value::String(key.to_owned()))
+                        .collect();
+                    query.insert("keys".into(), Value::Array(keys));
+                }
+                None => {
+                    query.remove("keys");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `afterLiveQueryEvent`, once per subscriber and event: the object and original the
+    /// subscriber gets (the app may change them), or `None` when the app holds the event
+    /// back (`request.sendEvent = false`). A failing trigger holds the event back too.
+    pub async fn after_live_event(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        event: &str,
+        object: Value,
+        original: Option<Value>,
+    ) -> Option<(Value, Option<Value>)> {
+        let payload = serde_json::json!({"event": event, "object": object, "original": original});
+        match self
+            .run_trigger(auth, Trigger::AfterLiveQueryEvent, class_name, payload)
+            .await
+        {
+            Ok(Some(answer)) => {
+                if answer.get("sendEvent") == Some(&Value::Bool(false)) {
+                    return None;
+                }
+                let object = answer.get("object").cloned().unwrap_or(object);
+                let original = match answer.get("original") {
+                    Some(Value::Null) | None => original,
+                    Some(changed) => Some(changed.clone()),
+                };
+                Some((object, original))
+            }
+            Ok(None) => Some((object, original)),
+            Err(error) => {
+                tracing::warn!(
+                    class = class_name,
+                    "Cloud Code afterLiveQueryEvent failed: {error}"
+                );
+                None
+            }
+        }
+    }
+
     /// `beforeFind`: the app may change or replace the query (§10.3).
     pub(super) async fn before_find(
         &self,

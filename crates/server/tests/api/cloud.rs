@@ -787,3 +787,44 @@ async fn graphql_calls_the_apps_functions_and_writes_take_its_triggers() {
         rejected.body
     );
 }
+
+#[tokio::test]
+async fn live_query_subscriptions_and_events_take_the_apps_triggers() {
+    use crate::common::live;
+    let server = cloud_server(ServeOptions::default()).await;
+    server.create("Task", json!({"title": "seed"})).await;
+    let mut socket = live::connected(&server, None).await;
+    let refused = live::subscribe(
+        &mut socket,
+        1,
+        json!({"className": "Task", "where": {"forbidden": true}}),
+    )
+    .await;
+    assert_eq!(refused["op"], "error", "{refused}");
+    assert_eq!(refused["code"], 119);
+    assert_eq!(refused["error"], "No such subscription");
+    assert_eq!(refused["requestId"], 1);
+
+    let subscribed =
+        live::subscribe(&mut socket, 2, json!({"className": "Task", "where": {}})).await;
+    assert_eq!(subscribed["op"], "subscribed", "{subscribed}");
+    // beforeSubscribe narrowed the query to the blue team; afterLiveQueryEvent holds back
+    // secret tasks and adds a field.
+    server
+        .create("Task", json!({"title": "red one", "team": "red"}))
+        .await;
+    server
+        .create(
+            "Task",
+            json!({"title": "hidden", "team": "blue", "secret": true}),
+        )
+        .await;
+    server
+        .create("Task", json!({"title": "blue one", "team": "blue"}))
+        .await;
+    let event = live::next(&mut socket).await;
+    assert_eq!(event["op"], "create", "{event}");
+    assert_eq!(event["object"]["title"], "blue one");
+    assert_eq!(event["object"]["seenLive"], true);
+    live::quiet(&mut socket).await;
+}
