@@ -262,6 +262,34 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_REPLY_STALE_AFTER")]
     pub reply_stale_after: Option<u64>,
 
+    /// Cloud Code entry file, a Parse Server `cloud/main.js` (CommonJS or ES module)
+    /// [default: none].
+    #[arg(long, env = "PARLOR_CLOUD")]
+    pub cloud: Option<PathBuf>,
+
+    /// Reload Cloud Code when one of its files changes; a broken edit keeps the last good
+    /// code running [default: false].
+    #[arg(long, env = "PARLOR_CLOUD_WATCH")]
+    pub cloud_watch: Option<bool>,
+
+    /// Seconds one Cloud Code call (function, trigger, job) may run, its awaited queries
+    /// included; past it the call fails with code 141 [default: 15].
+    #[arg(long, env = "PARLOR_CLOUD_TIMEOUT")]
+    pub cloud_timeout: Option<f64>,
+
+    /// Megabytes of memory one Cloud Code runtime may use; a script that needs more fails
+    /// with code 141 [default: 256].
+    #[arg(long, env = "PARLOR_CLOUD_MEMORY_LIMIT")]
+    pub cloud_memory_limit: Option<usize>,
+
+    /// Cloud Code runtimes (each on its own thread) [default: one per CPU core].
+    #[arg(long, env = "PARLOR_CLOUD_RUNTIMES")]
+    pub cloud_runtimes: Option<usize>,
+
+    /// Hosts `Parse.Cloud.httpRequest` may reach (comma list; `*` for any) [default: none].
+    #[arg(long, env = "PARLOR_CLOUD_HTTP_ALLOW", value_delimiter = ',')]
+    pub cloud_http_allow: Option<Vec<String>>,
+
     /// Named LLM providers, which a persona's `provider` field names (`parlor.toml` only:
     /// `[[providers]]` tables with `name`, `kind`, `base_url`, `api_key`, `model`).
     #[arg(skip)]
@@ -372,6 +400,8 @@ pub struct Config {
     pub llm: LlmConfig,
     /// The PostgreSQL or Redis URL whose pub/sub carries changes between instances.
     pub pubsub: Option<String>,
+    /// `None`: no Cloud Code.
+    pub cloud: Option<crate::cloud::CloudSettings>,
 }
 
 pub const DEFAULT_DATABASE: &str = "sqlite://./parlor-data/parlor.db";
@@ -405,7 +435,9 @@ impl ServeOptions {
             .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
         let llm = resolve_llm(&options)?;
         let connections = resolve_connections(&options)?;
+        let cloud = resolve_cloud(&options)?;
         Ok(Config {
+            cloud,
             host: options.host.unwrap_or_else(|| "127.0.0.1".to_owned()),
             port: options.port.unwrap_or(1337),
             mount_path,
@@ -566,6 +598,12 @@ impl ServeOptions {
             daily_token_quota: self.daily_token_quota.or(other.daily_token_quota),
             reply_stale_after: self.reply_stale_after.or(other.reply_stale_after),
             providers: self.providers.or(other.providers),
+            cloud: self.cloud.or(other.cloud),
+            cloud_watch: self.cloud_watch.or(other.cloud_watch),
+            cloud_timeout: self.cloud_timeout.or(other.cloud_timeout),
+            cloud_memory_limit: self.cloud_memory_limit.or(other.cloud_memory_limit),
+            cloud_runtimes: self.cloud_runtimes.or(other.cloud_runtimes),
+            cloud_http_allow: self.cloud_http_allow.or(other.cloud_http_allow),
             session_length: self.session_length.or(other.session_length),
             account_lockout_threshold: self
                 .account_lockout_threshold
@@ -582,6 +620,39 @@ impl ServeOptions {
             mail_from: self.mail_from.or(other.mail_from),
         }
     }
+}
+
+/// The Cloud Code settings of `options`; `None` without `--cloud`.
+fn resolve_cloud(options: &ServeOptions) -> anyhow::Result<Option<crate::cloud::CloudSettings>> {
+    let Some(entry) = options
+        .cloud
+        .clone()
+        .filter(|path| !path.as_os_str().is_empty())
+    else {
+        return Ok(None);
+    };
+    let timeout = options.cloud_timeout.unwrap_or(15.0);
+    if !(timeout.is_finite() && timeout > 0.0) {
+        bail!("--cloud-timeout must be a number of seconds above 0");
+    }
+    let runtimes = options.cloud_runtimes.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    Ok(Some(crate::cloud::CloudSettings {
+        entry,
+        runtimes: runtimes.max(1),
+        timeout: Duration::from_secs_f64(timeout),
+        memory_limit: options.cloud_memory_limit.unwrap_or(256).max(8) * 1024 * 1024,
+        watch: options.cloud_watch.unwrap_or(false),
+        http_allow: options
+            .cloud_http_allow
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|host| host.trim().to_ascii_lowercase())
+            .filter(|host| !host.is_empty())
+            .collect(),
+    }))
 }
 
 /// The providers and limits of `options`.

@@ -16,6 +16,7 @@
 //! listener and a shutdown future.
 
 pub mod ai;
+pub mod cloud;
 pub mod config;
 pub mod graphql;
 pub mod http;
@@ -270,7 +271,15 @@ pub async fn run(
         .map(|url| url.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| format!("http://{address}{}", config.mount_path));
     let master_key = master_key(&config)?;
-    let operations = open_operations(&config, server_url.clone()).await?;
+    let mut operations = open_operations(&config, server_url.clone()).await?;
+    let cloud = match &config.cloud {
+        Some(settings) => Some(cloud::Cloud::start(settings.clone()).await?),
+        None => None,
+    };
+    if let Some(cloud) = &cloud {
+        operations =
+            operations.with_cloud(Arc::clone(cloud) as Arc<dyn operation::hooks::CloudHooks>);
+    }
     if let Some(url) = &config.pubsub {
         relay::start(&operations, url)
             .await
@@ -346,6 +355,9 @@ pub async fn run(
     }
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
+    }
+    if let Some(cloud) = cloud {
+        cloud.shutdown();
     }
     store.close().await;
     println!("Parlor stopped");

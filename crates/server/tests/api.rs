@@ -11,6 +11,9 @@ mod envelope;
 #[path = "api/objects.rs"]
 mod objects;
 
+#[path = "api/cloud.rs"]
+mod cloud;
+
 #[path = "api/acl.rs"]
 mod acl;
 

@@ -31,6 +31,12 @@ pub const NAMES: [&str; 5] = [
     "summarizeSession",
 ];
 
+/// Whether `name` is one of the functions [`call`] runs (an app's Cloud Code cannot replace
+/// them).
+pub fn is_built_in(name: &str) -> bool {
+    NAMES.contains(&name) || matches!(name, "previewContext" | "leaveSession")
+}
+
 /// Runs the cloud function `name`; its `result`.
 pub async fn call(
     operations: &Operations,

@@ -19,6 +19,7 @@
 //! - [`user_directory`]: logged-in users find each other and see public profiles only.
 //! - [`rate_limit`]: per-minute limits (log-ins per address, directory searches per user).
 //! - [`operator`]: the master key's views of the running server (status, replies running).
+//! - [`hooks`]: the seam where an app's Cloud Code (functions, triggers) plugs in.
 
 pub mod access;
 pub mod account_email;
@@ -29,6 +30,7 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod global_config;
+pub mod hooks;
 pub mod idempotency;
 pub mod installations;
 pub mod login;
@@ -99,6 +101,8 @@ pub struct Operations {
     pub generation: Option<Arc<crate::ai::generation::Generator>>,
     /// What the server counts for `/metrics`; `None` when metrics are off (nothing counted).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The app's Cloud Code (`--cloud`), if any.
+    pub cloud: Option<Arc<dyn hooks::CloudHooks>>,
 }
 
 impl Operations {
@@ -118,6 +122,7 @@ impl Operations {
             events,
             generation: None,
             metrics: None,
+            cloud: None,
         }
     }
 

@@ -193,6 +193,20 @@ impl Operations {
                     .plan_delete(&Auth::master(), "_Session", &session.object_id)
                     .await?;
                 self.commit(vec![plan]).await?;
+                // afterLogout: the session is gone; a failure is only logged.
+                let mut json = session.to_json();
+                json.retain(|key, _| !key.starts_with('_'));
+                if let Err(error) = self
+                    .run_trigger(
+                        auth,
+                        super::hooks::Trigger::AfterLogout,
+                        "_Session",
+                        json!({"object": json}),
+                    )
+                    .await
+                {
+                    tracing::warn!("Cloud Code afterLogout failed: {error}");
+                }
             }
         }
         Ok(json!({}))
