@@ -103,3 +103,6 @@ mod console;
 
 #[path = "api/connections.rs"]
 mod connections;
+
+#[path = "api/tools.rs"]
+mod tools;
