@@ -277,6 +277,22 @@ async fn a_persona_calls_a_tool_and_answers_with_its_result() {
         assert_eq!(record["toolCall"]["round"], 1);
         assert!(record["toolCall"].get("error").is_none());
         assert!(record.get("sender").is_none());
+
+        // `previewContext` names the tools the model is offered.
+        let preview = server
+            .as_user(
+                &ada,
+                Method::POST,
+                "/functions/previewContext",
+                Some(json!({"sessionId": session_id})),
+            )
+            .await;
+        assert_eq!(
+            preview.body["result"]["tools"],
+            json!([{"name": "lookupOrder", "description": "Finds an order by its id and tells its status"}]),
+            "{:?}",
+            preview.body
+        );
     }
 }
 
