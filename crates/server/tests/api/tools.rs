@@ -674,3 +674,59 @@ async fn earlier_tool_turns_stay_out_of_the_history() {
     );
     assert_eq!(tool_messages(&server, new_id).await.len(), 1);
 }
+
+/// A database made before tools existed gets `Persona.tools`, `Message.toolCall` and
+/// `Message.reply` at the next start (the template's new fields are added; nothing else
+/// changes), so a persona's owner can list tools without the master key.
+#[tokio::test]
+async fn an_older_database_gains_the_tool_fields() {
+    if crate::common::skip_on_postgres("restarts on one SQLite file") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let options = || ServeOptions {
+        database: Some(format!("sqlite://{}/parlor.db", dir.path().display())),
+        ..ServeOptions::default()
+    };
+    let first = TestServer::with(options()).await;
+    for (class_name, fields) in [
+        ("Persona", json!({"tools": {"__op": "Delete"}})),
+        (
+            "Message",
+            json!({"toolCall": {"__op": "Delete"}, "reply": {"__op": "Delete"}}),
+        ),
+    ] {
+        let changed = first
+            .master(
+                Method::PUT,
+                &format!("/schemas/{class_name}"),
+                Some(json!({"fields": fields})),
+            )
+            .await;
+        assert_eq!(changed.status.as_u16(), 200, "{:?}", changed.body);
+    }
+    let ada = first.sign_up("ada").await;
+    first.stop().await;
+
+    let second = TestServer::with(options()).await;
+    let persona = second.master(Method::GET, "/schemas/Persona", None).await;
+    assert_eq!(persona.body["fields"]["tools"], json!({"type": "Array"}));
+    let message = second.master(Method::GET, "/schemas/Message", None).await;
+    assert_eq!(
+        message.body["fields"]["toolCall"],
+        json!({"type": "Object"})
+    );
+    assert_eq!(
+        message.body["fields"]["reply"],
+        json!({"type": "Pointer", "targetClass": "Message"})
+    );
+    let created = second
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/Persona",
+            Some(json!({"name": "P", "tools": ["lookupOrder"]})),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{:?}", created.body);
+}
