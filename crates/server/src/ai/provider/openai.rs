@@ -247,14 +247,19 @@ impl Decoder {
         {
             call.id = id.to_owned();
         }
-        if let Some(name) = fragment.pointer("/function/name").and_then(Value::as_str) {
-            call.name.push_str(name);
-        }
-        if let Some(arguments) = fragment
-            .pointer("/function/arguments")
-            .and_then(Value::as_str)
+        // The name comes whole in a call's first fragment; servers that repeat it in later
+        // ones must not double it.
+        if let Some(name) = fragment.pointer("/function/name").and_then(Value::as_str)
+            && call.name.is_empty()
         {
-            call.arguments.push_str(arguments);
+            call.name = name.to_owned();
+        }
+        // A string of JSON fragments, as OpenAI streams them; a few servers send the
+        // arguments as one object instead.
+        match fragment.pointer("/function/arguments") {
+            Some(Value::String(arguments)) => call.arguments.push_str(arguments),
+            Some(arguments @ Value::Object(_)) => call.arguments = arguments.to_string(),
+            _ => {}
         }
     }
 
