@@ -14,6 +14,9 @@
 //!    [`FLUSH_EVERY`] so LiveQuery subscribers see it grow, and ends the message `complete`,
 //!    `failed` (text so far kept, with `error`) or `cancelled`, with `model`, `firstTokenMs`
 //!    and `usage`. Usage also goes into the master-only [`USAGE_CLASS`].
+//! 5. When the persona lists tools and the model calls some, each call is run ([`tools`]),
+//!    stored as a `role: "tool"` Message, and its result sent back; the model's next answer
+//!    streams into the same reply, up to `tool_rounds` rounds (then the reply ends `failed`).
 //!
 //! A reply belongs to the server: nothing that happens to a client connection stops it, only
 //! `cancelGeneration` (which drops the provider stream, closing the upstream connection).
