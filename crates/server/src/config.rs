@@ -290,6 +290,15 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_CLOUD_HTTP_ALLOW", value_delimiter = ',')]
     pub cloud_http_allow: Option<Vec<String>>,
 
+    /// Times one reply may send tool results back to the model; a reply whose model still
+    /// calls tools after that many rounds ends `failed` [default: 5].
+    #[arg(long, env = "PARLOR_AI_TOOL_ROUNDS")]
+    pub ai_tool_rounds: Option<u32>,
+
+    /// Seconds one tool call may run before the model is told it timed out [default: 15].
+    #[arg(long, env = "PARLOR_AI_TOOL_TIMEOUT")]
+    pub ai_tool_timeout: Option<u64>,
+
     /// Named LLM providers, which a persona's `provider` field names (`parlor.toml` only:
     /// `[[providers]]` tables with `name`, `kind`, `base_url`, `api_key`, `model`).
     #[arg(skip)]
@@ -343,6 +352,10 @@ pub struct GenerationLimits {
     pub daily_token_quota: Option<u64>,
     /// How long a streaming reply may stand still before it counts as orphaned.
     pub stale_after: std::time::Duration,
+    /// Rounds of tool results one reply may send back to its model.
+    pub tool_rounds: u32,
+    /// How long one tool call may run.
+    pub tool_timeout: std::time::Duration,
 }
 
 impl Default for GenerationLimits {
@@ -352,6 +365,8 @@ impl Default for GenerationLimits {
             max_per_user: 4,
             daily_token_quota: None,
             stale_after: std::time::Duration::from_secs(30),
+            tool_rounds: 5,
+            tool_timeout: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -398,6 +413,9 @@ pub struct Config {
     pub graphql_path: Option<String>,
     pub graphql_limits: crate::graphql::Limits,
     pub llm: LlmConfig,
+    /// What runs the tools personas call ([`crate::ai::tools`]); `None`: personas have no
+    /// tools. Set by code, not by flags (tests, embedders); cloud code registers its own.
+    pub tools: Option<std::sync::Arc<dyn crate::ai::tools::ToolRunner>>,
     /// The PostgreSQL or Redis URL whose pub/sub carries changes between instances.
     pub pubsub: Option<String>,
     /// `None`: no Cloud Code.
@@ -501,6 +519,7 @@ impl ServeOptions {
             },
             database,
             llm,
+            tools: None,
             graphql_path: match options.graphql_path.as_deref().map(str::trim) {
                 Some("none") | Some("") => None,
                 Some(path) => Some(normalize_mount(path)?).filter(|path| !path.is_empty()),
@@ -597,6 +616,8 @@ impl ServeOptions {
                 .or(other.max_generations_per_user),
             daily_token_quota: self.daily_token_quota.or(other.daily_token_quota),
             reply_stale_after: self.reply_stale_after.or(other.reply_stale_after),
+            ai_tool_rounds: self.ai_tool_rounds.or(other.ai_tool_rounds),
+            ai_tool_timeout: self.ai_tool_timeout.or(other.ai_tool_timeout),
             providers: self.providers.or(other.providers),
             cloud: self.cloud.or(other.cloud),
             cloud_watch: self.cloud_watch.or(other.cloud_watch),
@@ -713,6 +734,12 @@ fn resolve_llm(options: &ServeOptions) -> anyhow::Result<LlmConfig> {
                 .map_or(defaults.stale_after, |seconds| {
                     std::time::Duration::from_secs(seconds.max(3))
                 }),
+            tool_rounds: options.ai_tool_rounds.unwrap_or(defaults.tool_rounds),
+            tool_timeout: match options.ai_tool_timeout {
+                Some(0) => bail!("--ai-tool-timeout must be at least 1 second"),
+                Some(seconds) => std::time::Duration::from_secs(seconds),
+                None => defaults.tool_timeout,
+            },
         },
     })
 }

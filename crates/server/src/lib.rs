@@ -154,6 +154,11 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
         .map_err(|error| anyhow::anyhow!("creating the AI usage class: {error}"))?;
     let providers = llm_providers(config).await;
     let generator = ai::generation::Generator::new(providers, config.llm.limits);
+    if let Some(tools) = &config.tools
+        && generator.set_tools(Arc::clone(tools)).is_err()
+    {
+        bail!("a tool runner is registered twice");
+    }
     Ok(operations.with_generation(Arc::new(generator)))
 }
 

@@ -109,3 +109,6 @@ mod console;
 
 #[path = "api/connections.rs"]
 mod connections;
+
+#[path = "api/tools.rs"]
+mod tools;
