@@ -113,6 +113,17 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_ALLOW_CUSTOM_OBJECT_ID")]
     pub allow_custom_object_id: Option<bool>,
 
+    /// New fields one write without the master key may add to its class (each is a column,
+    /// added while other writes wait); past it the write is refused with `255`; 0: no limit
+    /// [default: 20].
+    #[arg(long, env = "PARLOR_MAX_NEW_FIELDS_PER_REQUEST")]
+    pub max_new_fields_per_request: Option<usize>,
+
+    /// Fields (the default ones included) a class may reach through writes without the master
+    /// key; past it such writes may not add fields (`255`); 0: no limit [default: 200].
+    #[arg(long, env = "PARLOR_MAX_FIELDS_PER_CLASS")]
+    pub max_fields_per_class: Option<usize>,
+
     /// Paths (regexes below the mount path, comma list, e.g. `classes/.*,functions/.*`) where a
     /// repeated `X-Parse-Request-Id` is refused [default: none: idempotency off].
     #[arg(long, env = "PARLOR_IDEMPOTENCY_PATHS", value_delimiter = ',')]
@@ -262,6 +273,43 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_REPLY_STALE_AFTER")]
     pub reply_stale_after: Option<u64>,
 
+    /// Cloud Code entry file, a Parse Server `cloud/main.js` (CommonJS or ES module)
+    /// [default: none].
+    #[arg(long, env = "PARLOR_CLOUD")]
+    pub cloud: Option<PathBuf>,
+
+    /// Reload Cloud Code when one of its files changes; a broken edit keeps the last good
+    /// code running [default: false].
+    #[arg(long, env = "PARLOR_CLOUD_WATCH")]
+    pub cloud_watch: Option<bool>,
+
+    /// Seconds one Cloud Code call (function, trigger, job) may run, its awaited queries
+    /// included; past it the call fails with code 141 [default: 15].
+    #[arg(long, env = "PARLOR_CLOUD_TIMEOUT")]
+    pub cloud_timeout: Option<f64>,
+
+    /// Megabytes of memory one Cloud Code runtime may use; a script that needs more fails
+    /// with code 141 [default: 256].
+    #[arg(long, env = "PARLOR_CLOUD_MEMORY_LIMIT")]
+    pub cloud_memory_limit: Option<usize>,
+
+    /// Cloud Code runtimes (each on its own thread) [default: one per CPU core].
+    #[arg(long, env = "PARLOR_CLOUD_RUNTIMES")]
+    pub cloud_runtimes: Option<usize>,
+
+    /// Hosts `Parse.Cloud.httpRequest` may reach (comma list; `*` for any) [default: none].
+    #[arg(long, env = "PARLOR_CLOUD_HTTP_ALLOW", value_delimiter = ',')]
+    pub cloud_http_allow: Option<Vec<String>>,
+
+    /// Times one reply may send tool results back to the model; a reply whose model still
+    /// calls tools after that many rounds ends `failed` [default: 5].
+    #[arg(long, env = "PARLOR_AI_TOOL_ROUNDS")]
+    pub ai_tool_rounds: Option<u32>,
+
+    /// Seconds one tool call may run before the model is told it timed out [default: 15].
+    #[arg(long, env = "PARLOR_AI_TOOL_TIMEOUT")]
+    pub ai_tool_timeout: Option<u64>,
+
     /// Named LLM providers, which a persona's `provider` field names (`parlor.toml` only:
     /// `[[providers]]` tables with `name`, `kind`, `base_url`, `api_key`, `model`).
     #[arg(skip)]
@@ -315,6 +363,10 @@ pub struct GenerationLimits {
     pub daily_token_quota: Option<u64>,
     /// How long a streaming reply may stand still before it counts as orphaned.
     pub stale_after: std::time::Duration,
+    /// Rounds of tool results one reply may send back to its model.
+    pub tool_rounds: u32,
+    /// How long one tool call may run.
+    pub tool_timeout: std::time::Duration,
 }
 
 impl Default for GenerationLimits {
@@ -324,6 +376,8 @@ impl Default for GenerationLimits {
             max_per_user: 4,
             daily_token_quota: None,
             stale_after: std::time::Duration::from_secs(30),
+            tool_rounds: 5,
+            tool_timeout: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -349,6 +403,8 @@ pub struct Config {
     pub max_limit: Option<u64>,
     pub allow_client_class_creation: bool,
     pub allow_custom_object_id: bool,
+    /// How many fields clients may add to a class by writing to it.
+    pub schema_growth: crate::operation::schema::SchemaGrowth,
     pub idempotency_paths: Vec<String>,
     pub idempotency_ttl: u64,
     pub metrics: bool,
@@ -368,11 +424,16 @@ pub struct Config {
     pub graphql_path: Option<String>,
     pub graphql_limits: crate::graphql::Limits,
     pub llm: LlmConfig,
+    /// What runs the tools personas call ([`crate::ai::tools`]); `None`: personas have no
+    /// tools. Set by code, not by flags (tests, embedders); cloud code registers its own.
+    pub tools: Option<std::sync::Arc<dyn crate::ai::tools::ToolRunner>>,
     /// The PostgreSQL or Redis URL whose pub/sub carries changes between instances.
     pub pubsub: Option<String>,
     /// Whether the chat template is on (`--template chat`, the default) or off (`none`).
     pub chat_template: bool,
     pub file_upload_public: bool,
+    /// `None`: no Cloud Code.
+    pub cloud: Option<crate::cloud::CloudSettings>,
 }
 
 pub const DEFAULT_DATABASE: &str = "sqlite://./parlor-data/parlor.db";
@@ -411,9 +472,11 @@ impl ServeOptions {
             Some("none") => false,
             Some(other) => bail!("unsupported --template {other}: use chat or none"),
         };
+        let cloud = resolve_cloud(&options)?;
         Ok(Config {
             chat_template,
             file_upload_public: options.file_upload_public.unwrap_or(false),
+            cloud,
             host: options.host.unwrap_or_else(|| "127.0.0.1".to_owned()),
             port: options.port.unwrap_or(1337),
             mount_path,
@@ -430,6 +493,24 @@ impl ServeOptions {
             max_limit: options.max_limit,
             allow_client_class_creation: options.allow_client_class_creation.unwrap_or(false),
             allow_custom_object_id: options.allow_custom_object_id.unwrap_or(false),
+            schema_growth: {
+                let defaults = crate::operation::schema::SchemaGrowth::default();
+                let limit = |value: Option<usize>, default: Option<usize>| match value {
+                    Some(0) => None,
+                    Some(limit) => Some(limit),
+                    None => default,
+                };
+                crate::operation::schema::SchemaGrowth {
+                    new_fields_per_request: limit(
+                        options.max_new_fields_per_request,
+                        defaults.new_fields_per_request,
+                    ),
+                    fields_per_class: limit(
+                        options.max_fields_per_class,
+                        defaults.fields_per_class,
+                    ),
+                }
+            },
             idempotency_paths: options.idempotency_paths.unwrap_or_default(),
             idempotency_ttl: options.idempotency_ttl.unwrap_or(300),
             metrics: options.metrics.unwrap_or(false),
@@ -459,6 +540,7 @@ impl ServeOptions {
             },
             database,
             llm,
+            tools: None,
             graphql_path: match options.graphql_path.as_deref().map(str::trim) {
                 Some("none") | Some("") => None,
                 Some(path) => Some(normalize_mount(path)?).filter(|path| !path.is_empty()),
@@ -522,6 +604,10 @@ impl ServeOptions {
                 .allow_client_class_creation
                 .or(other.allow_client_class_creation),
             allow_custom_object_id: self.allow_custom_object_id.or(other.allow_custom_object_id),
+            max_new_fields_per_request: self
+                .max_new_fields_per_request
+                .or(other.max_new_fields_per_request),
+            max_fields_per_class: self.max_fields_per_class.or(other.max_fields_per_class),
             idempotency_paths: self.idempotency_paths.or(other.idempotency_paths),
             idempotency_ttl: self.idempotency_ttl.or(other.idempotency_ttl),
             metrics: self.metrics.or(other.metrics),
@@ -553,7 +639,15 @@ impl ServeOptions {
                 .or(other.max_generations_per_user),
             daily_token_quota: self.daily_token_quota.or(other.daily_token_quota),
             reply_stale_after: self.reply_stale_after.or(other.reply_stale_after),
+            ai_tool_rounds: self.ai_tool_rounds.or(other.ai_tool_rounds),
+            ai_tool_timeout: self.ai_tool_timeout.or(other.ai_tool_timeout),
             providers: self.providers.or(other.providers),
+            cloud: self.cloud.or(other.cloud),
+            cloud_watch: self.cloud_watch.or(other.cloud_watch),
+            cloud_timeout: self.cloud_timeout.or(other.cloud_timeout),
+            cloud_memory_limit: self.cloud_memory_limit.or(other.cloud_memory_limit),
+            cloud_runtimes: self.cloud_runtimes.or(other.cloud_runtimes),
+            cloud_http_allow: self.cloud_http_allow.or(other.cloud_http_allow),
             session_length: self.session_length.or(other.session_length),
             account_lockout_threshold: self
                 .account_lockout_threshold
@@ -570,6 +664,39 @@ impl ServeOptions {
             mail_from: self.mail_from.or(other.mail_from),
         }
     }
+}
+
+/// The Cloud Code settings of `options`; `None` without `--cloud`.
+fn resolve_cloud(options: &ServeOptions) -> anyhow::Result<Option<crate::cloud::CloudSettings>> {
+    let Some(entry) = options
+        .cloud
+        .clone()
+        .filter(|path| !path.as_os_str().is_empty())
+    else {
+        return Ok(None);
+    };
+    let timeout = options.cloud_timeout.unwrap_or(15.0);
+    if !(timeout.is_finite() && timeout > 0.0) {
+        bail!("--cloud-timeout must be a number of seconds above 0");
+    }
+    let runtimes = options.cloud_runtimes.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    Ok(Some(crate::cloud::CloudSettings {
+        entry,
+        runtimes: runtimes.max(1),
+        timeout: Duration::from_secs_f64(timeout),
+        memory_limit: options.cloud_memory_limit.unwrap_or(256).max(8) * 1024 * 1024,
+        watch: options.cloud_watch.unwrap_or(false),
+        http_allow: options
+            .cloud_http_allow
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|host| host.trim().to_ascii_lowercase())
+            .filter(|host| !host.is_empty())
+            .collect(),
+    }))
 }
 
 /// The providers and limits of `options`.
@@ -630,6 +757,12 @@ fn resolve_llm(options: &ServeOptions) -> anyhow::Result<LlmConfig> {
                 .map_or(defaults.stale_after, |seconds| {
                     std::time::Duration::from_secs(seconds.max(3))
                 }),
+            tool_rounds: options.ai_tool_rounds.unwrap_or(defaults.tool_rounds),
+            tool_timeout: match options.ai_tool_timeout {
+                Some(0) => bail!("--ai-tool-timeout must be at least 1 second"),
+                Some(seconds) => std::time::Duration::from_secs(seconds),
+                None => defaults.tool_timeout,
+            },
         },
     })
 }

@@ -16,6 +16,7 @@
 //! listener and a shutdown future.
 
 pub mod ai;
+pub mod cloud;
 pub mod config;
 pub mod graphql;
 pub mod http;
@@ -120,6 +121,7 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
         max_limit: config.max_limit,
         allow_client_class_creation: config.allow_client_class_creation,
         allow_custom_object_id: config.allow_custom_object_id,
+        schema_growth: config.schema_growth,
         server_url,
         app_id: config.app_id.clone(),
         chat_template: config.chat_template,
@@ -162,6 +164,11 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
         .map_err(|error| anyhow::anyhow!("creating the AI usage class: {error}"))?;
     let providers = llm_providers(config).await;
     let generator = ai::generation::Generator::new(providers, config.llm.limits);
+    if let Some(tools) = &config.tools
+        && generator.set_tools(Arc::clone(tools)).is_err()
+    {
+        bail!("a tool runner is registered twice");
+    }
     Ok(operations.with_generation(Arc::new(generator)))
 }
 
@@ -279,7 +286,15 @@ pub async fn run(
         .map(|url| url.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| format!("http://{address}{}", config.mount_path));
     let master_key = master_key(&config)?;
-    let operations = open_operations(&config, server_url.clone()).await?;
+    let mut operations = open_operations(&config, server_url.clone()).await?;
+    let cloud = match &config.cloud {
+        Some(settings) => Some(cloud::Cloud::start(settings.clone()).await?),
+        None => None,
+    };
+    if let Some(cloud) = &cloud {
+        operations =
+            operations.with_cloud(Arc::clone(cloud) as Arc<dyn operation::hooks::CloudHooks>);
+    }
     if let Some(url) = &config.pubsub {
         relay::start(&operations, url)
             .await
@@ -355,6 +370,9 @@ pub async fn run(
     }
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
+    }
+    if let Some(cloud) = cloud {
+        cloud.shutdown();
     }
     store.close().await;
     println!("Parlor stopped");

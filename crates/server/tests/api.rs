@@ -11,6 +11,9 @@ mod envelope;
 #[path = "api/objects.rs"]
 mod objects;
 
+#[path = "api/cloud.rs"]
+mod cloud;
+
 #[path = "api/acl.rs"]
 mod acl;
 
@@ -22,6 +25,9 @@ mod batch;
 
 #[path = "api/schemas.rs"]
 mod schemas;
+
+#[path = "api/limits.rs"]
+mod limits;
 
 #[path = "api/bad_input.rs"]
 mod bad_input;
@@ -106,3 +112,5 @@ mod connections;
 
 #[path = "api/parse_compat.rs"]
 mod parse_compat;
+#[path = "api/tools.rs"]
+mod tools;

@@ -8,7 +8,7 @@ use parlor_core::schema::{ClassSchema, FieldType};
 use serde_json::Value;
 
 use crate::error::StoreResult;
-use crate::layout::{DEFAULT_COLUMNS, field_columns, relation_marker};
+use crate::layout::{DEFAULT_COLUMNS, UntypedNulls, field_columns, relation_marker};
 use crate::sql::{BindValue, SqlBuilder};
 use crate::translate::{Dialect, Translator};
 
@@ -22,6 +22,8 @@ pub(crate) struct Projection {
     /// The `{"__type":"Relation"}` marker of each selected relation field, added to every
     /// object.
     pub(crate) relations: Vec<(String, Value)>,
+    /// The explicit nulls of fields the schema does not know, read from `_nulls`.
+    pub(crate) untyped_nulls: UntypedNulls,
 }
 
 impl Projection {
@@ -42,7 +44,11 @@ impl Projection {
                 _ => None,
             })
             .collect();
-        Projection { columns, relations }
+        Projection {
+            columns,
+            relations,
+            untyped_nulls: UntypedNulls::new(schema, keys),
+        }
     }
 
     /// The default columns, then the projection's field columns.

@@ -16,7 +16,7 @@ use crate::WriteOutcome;
 use crate::error::{StoreError, StoreResult};
 use crate::layout::{
     DEFAULT_COLUMNS, NULLS_COLUMN, add_relation_markers, field_columns, is_default_field,
-    join_table,
+    is_untyped_null_write, join_table,
 };
 use crate::sql::{BindValue, SqlBuilder, quote_ident};
 use crate::translate::Dialect;
@@ -49,7 +49,9 @@ pub(crate) fn insert<D: Dialect>(
         }
         match schema.field_type(name) {
             Some(FieldType::Relation(_)) => continue,
-            Some(_) if value.is_null() => continue,
+            // An explicit null lives in `_nulls` alone, whether the schema knows the field
+            // or not (`layout::explicit_nulls`).
+            Some(_) | None if value.is_null() => continue,
             Some(field_type) => {
                 columns.push(name);
                 values.push(D::encode_value(name, field_type, value)?);
@@ -156,6 +158,8 @@ pub(crate) fn plan_update<'u, D: Dialect>(
             continue;
         }
         match schema.field_type(&update.field) {
+            // `_nulls` alone records it.
+            None if is_untyped_null_write(schema, update) => {}
             Some(FieldType::Relation(_) | FieldType::Acl) | None => {
                 return Err(invalid(format!(
                     "cannot write {} in {}",

@@ -24,7 +24,7 @@ impl From<WriteResponse> for ApiResponse {
             status: response.status,
             body: response.body,
             location: response.location,
-            push_status_id: None,
+            headers: Vec::new(),
         }
     }
 }

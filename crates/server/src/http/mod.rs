@@ -345,12 +345,11 @@ pub(super) fn into_http(response: ApiResponse) -> Response {
     {
         http.headers_mut().insert(header::LOCATION, location);
     }
-    if let Some(id) = response
-        .push_status_id
-        .and_then(|id| HeaderValue::from_str(&id).ok())
-    {
-        http.headers_mut()
-            .insert(HeaderName::from_static("x-parse-push-status-id"), id);
+    for (name, value) in response.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            http.headers_mut()
+                .insert(header::HeaderName::from_static(name), value);
+        }
     }
     http
 }

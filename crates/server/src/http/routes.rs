@@ -16,8 +16,8 @@ pub struct ApiResponse {
     pub status: u16,
     pub body: Value,
     pub location: Option<String>,
-    /// The `_PushStatus` of a push, sent as `X-Parse-Push-Status-Id`.
-    pub push_status_id: Option<String>,
+    /// Further headers (`X-Parse-Job-Status-Id`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiResponse {
@@ -26,7 +26,7 @@ impl ApiResponse {
             status: 200,
             body,
             location: None,
-            push_status_id: None,
+            headers: Vec::new(),
         }
     }
 }
@@ -102,6 +102,10 @@ pub enum Route {
     SendPush,
     /// `POST /functions/:name`: a cloud function.
     CallFunction {
+        name: String,
+    },
+    /// `POST /jobs/:name`: starts a cloud job (master key).
+    RunJob {
         name: String,
     },
     /// `GET /messages/:objectId/stream`: a reply's tokens as Server-Sent Events; answered
@@ -215,6 +219,7 @@ impl Route {
             ("POST", ["events", _]) => Route::TrackEvent,
             ("POST", ["push"]) => Route::SendPush,
             ("POST", ["functions", name]) => Route::CallFunction { name: owned(name) },
+            ("POST", ["jobs", name]) => Route::RunJob { name: owned(name) },
             ("GET", ["messages", object_id, "stream"]) => Route::MessageStream {
                 object_id: owned(object_id),
             },
@@ -296,10 +301,13 @@ pub async fn dispatch(
         Route::OpenApi => {
             let schemas = operations.all_schemas(auth).await?;
             let classes = schemas["results"].as_array().cloned().unwrap_or_default();
-            let functions: Vec<String> = crate::ai::functions::NAMES
+            let mut functions: Vec<String> = crate::ai::functions::NAMES
                 .iter()
                 .map(|name| (*name).to_owned())
                 .collect();
+            if let Some(cloud) = &operations.cloud {
+                functions.extend(cloud.function_names());
+            }
             Ok(ApiResponse::ok(openapi::document(
                 &classes,
                 &functions,
@@ -350,11 +358,12 @@ pub async fn dispatch(
             let body = classes::body_object(&request)?;
             let status_id = operations.send_push(auth, &body).await?;
             Ok(ApiResponse {
-                push_status_id: Some(status_id),
+                headers: vec![("x-parse-push-status-id", status_id)],
                 ..ApiResponse::ok(serde_json::json!({"result": true}))
             })
         }
         Route::CallFunction { name } => functions::call(operations, auth, &name, &request).await,
+        Route::RunJob { name } => functions::run_job(operations, auth, &name, &request).await,
         // Only reachable from `/batch`, whose answers are JSON.
         Route::MessageStream { .. } => Err(ApiError::NotRouted {
             method: request.method.to_string(),

@@ -112,7 +112,8 @@ pub(crate) fn encode_acl(acl: Option<&Acl>) -> (PgBind, PgBind) {
     }
 }
 
-/// [`NULLS_COLUMN`](crate::layout::NULLS_COLUMN) for the fields of `fields` that are explicitly null and have a column.
+/// [`NULLS_COLUMN`](crate::layout::NULLS_COLUMN) for the fields of `fields` that are explicitly
+/// null ([`explicit_nulls`]).
 pub(crate) fn encode_nulls(schema: &ClassSchema, fields: &Map<String, Value>) -> PgBind {
     let names = explicit_nulls(schema, fields);
     if names.is_empty() {
@@ -147,6 +148,7 @@ impl DecodeRow<PgRow> for Projection {
                 fields.insert(name.clone(), Value::Null);
             }
         }
+        self.untyped_nulls.add(&nulls, &mut fields);
         for (name, marker) in &self.relations {
             fields.insert(name.clone(), marker.clone());
         }

@@ -50,6 +50,7 @@ use crate::sql::{Bind, SqlBuilder};
 use crate::{ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
 use crate::select::{self, DecodeRow, Projection};
+pub(crate) use ddl::MAX_COLUMNS;
 pub use ddl::UNIQUE_INDEX_KEY;
 use dialect::SqliteDialect;
 use writer::{Ddl, Job, SharedSink, Writer};

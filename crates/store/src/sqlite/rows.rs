@@ -70,7 +70,7 @@ pub(crate) fn encode_acl(acl: Option<&Acl>) -> (Bind, Bind) {
     }
 }
 
-/// [`NULLS_COLUMN`] for the fields of `fields` that are explicitly null and have a column.
+/// [`NULLS_COLUMN`] for the fields of `fields` that are explicitly null ([`explicit_nulls`]).
 pub(crate) fn encode_nulls(schema: &ClassSchema, fields: &Map<String, Value>) -> Bind {
     let names = explicit_nulls(schema, fields);
     if names.is_empty() {
@@ -99,6 +99,7 @@ impl<'r> DecodeRow<Row<'r>> for Projection {
                 fields.insert(name.clone(), Value::Null);
             }
         }
+        self.untyped_nulls.add(&nulls, &mut fields);
         for (name, marker) in &self.relations {
             fields.insert(name.clone(), marker.clone());
         }
