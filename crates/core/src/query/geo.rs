@@ -94,9 +94,26 @@ pub fn in_box(point: GeoPoint, a: GeoPoint, b: GeoPoint) -> bool {
         && (lon_low..=lon_high).contains(&point.longitude)
 }
 
-/// Even-odd rule in the (longitude, latitude) plane.
+/// Even-odd rule in the (longitude, latitude) plane; a point on an edge or a vertex is
+/// inside, as with PostgreSQL's `point <@ polygon` (Parse Server's adapter).
 pub fn point_in_polygon(point: GeoPoint, polygon: &[GeoPoint]) -> bool {
     let (x, y) = (point.longitude, point.latitude);
+    let on_edge = |a: &GeoPoint, b: &GeoPoint| {
+        let cross = (b.longitude - a.longitude) * (y - a.latitude)
+            - (b.latitude - a.latitude) * (x - a.longitude);
+        cross == 0.0
+            && x >= a.longitude.min(b.longitude)
+            && x <= a.longitude.max(b.longitude)
+            && y >= a.latitude.min(b.latitude)
+            && y <= a.latitude.max(b.latitude)
+    };
+    if polygon
+        .iter()
+        .zip(polygon.iter().cycle().skip(1))
+        .any(|(a, b)| on_edge(a, b))
+    {
+        return true;
+    }
     let mut inside = false;
     let mut previous = match polygon.last() {
         Some(last) => *last,
@@ -209,13 +226,9 @@ pub fn parse_geo(map: &Map<String, Value>) -> Result<Vec<GeoCond>> {
             .and_then(Value::as_array)
             .filter(|corners| corners.len() == 2)
             .ok_or_else(|| bad("bad $within: should be {$box: [southWest, northEast]}"))?;
+        // Corners in either order make the same box (PostgreSQL's `box`, as Parse Server).
         let south_west = point_operand(&corners[0], "$box")?;
         let north_east = point_operand(&corners[1], "$box")?;
-        if south_west.latitude > north_east.latitude {
-            return Err(Error::invalid_query(
-                "bad $within: the south-west corner is north of the north-east corner",
-            ));
-        }
         conds.push(GeoCond::WithinBox {
             south_west,
             north_east,
@@ -305,6 +318,9 @@ mod tests {
         assert!(point_in_polygon(point(5.0, 5.0), &square));
         assert!(!point_in_polygon(point(15.0, 5.0), &square));
         assert!(!point_in_polygon(point(5.0, -1.0), &square));
+        // Edges and vertices are inside.
+        assert!(point_in_polygon(point(0.0, 0.0), &square));
+        assert!(point_in_polygon(point(10.0, 5.0), &square));
         assert!(in_box(point(5.0, 5.0), point(0.0, 0.0), point(10.0, 10.0)));
         assert!(!in_box(
             point(5.0, 11.0),
