@@ -294,6 +294,17 @@ pub async fn run(
     if let Some(cloud) = &cloud {
         operations =
             operations.with_cloud(Arc::clone(cloud) as Arc<dyn operation::hooks::CloudHooks>);
+        // Functions defined with `{tool: …}` become the personas' tools, unless code
+        // registered its own runner (`Config::tools`).
+        if let Some(generator) = &operations.generation
+            && generator
+                .set_tools(Arc::new(cloud::tools::CloudTools(Arc::clone(cloud))))
+                .is_err()
+        {
+            tracing::warn!(
+                "Cloud Code tools are not offered to personas: another tool runner is registered"
+            );
+        }
     }
     if let Some(url) = &config.pubsub {
         relay::start(&operations, url)

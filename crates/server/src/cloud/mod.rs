@@ -7,12 +7,14 @@
 //!   of the operation layer with the calling request's rights (or the master key's with
 //!   `useMasterKey`), never HTTP to the server itself.
 //! - `parse.js`: the JavaScript half (`Parse.Cloud.define`, validators, `Parse.Object`, …).
+//! - [`tools`]: the functions marked `{tool: …}`, offered to personas' models as tools.
 //!
 //! JavaScript runs only on the workers' threads, never on tokio's; a call that runs too long
 //! is interrupted and one that exhausts its runtime's memory fails, each with code 141.
 
 pub mod bridge;
 pub mod modules;
+pub mod tools;
 pub mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
