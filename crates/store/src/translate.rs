@@ -69,8 +69,6 @@ pub(crate) trait Dialect: Sized {
     /// `expr <flag>` for a list of texts: ` IN (?, ?)` or ` = ANY($1)`.
     fn text_in(t: &mut Translator<'_, Self>, values: Vec<String>);
 
-    /// One ORDER BY term on a top-level column; `nullable` when the column can be NULL.
-    fn order_column(t: &mut Translator<'_, Self>, expr: &str, nullable: bool, descending: bool);
     /// ORDER BY terms on a JSON value, in the order the matcher's comparison gives.
     fn order_json(t: &mut Translator<'_, Self>, loc: &JsonLoc<'_>, descending: bool);
 
@@ -105,11 +103,21 @@ pub(crate) trait Dialect: Sized {
     /// The JSON value at `loc` is a string equal to `text` with ASCII letters folded.
     fn json_eq_ignore_case(t: &mut Translator<'_, Self>, loc: &JsonLoc<'_>, text: &str);
 
-    /// A geo condition on the GeoPoint column `expr` (the Polygon column, for
-    /// `PolygonContains`), which holds the value's Parse JSON.
-    fn geo(t: &mut Translator<'_, Self>, expr: &str, geo: &GeoCond);
-    /// One ORDER BY term: the distance of the GeoPoint column `expr` from `point`.
-    fn order_distance(t: &mut Translator<'_, Self>, expr: &str, point: GeoPoint, descending: bool);
+    /// A bound float.
+    fn float(value: f64) -> Self::Bind;
+    /// The SQL expression of a coordinate (`"latitude"` or `"longitude"`) of the GeoPoint
+    /// column `expr`, which holds the value's Parse JSON; constants only, no bound value.
+    fn coordinate(expr: &str, name: &str) -> String;
+    /// The great-circle distance in radians between the GeoPoint column `expr` and `point`,
+    /// as `parlor_core::query::geo::distance` computes it.
+    fn distance(t: &mut Translator<'_, Self>, expr: &str, point: GeoPoint);
+    /// The GeoPoint column `expr` is inside `polygon` (edges included).
+    fn in_polygon(t: &mut Translator<'_, Self>, expr: &str, polygon: &[GeoPoint]);
+    /// The Polygon column `expr` contains `point` (edges included).
+    fn polygon_contains(t: &mut Translator<'_, Self>, expr: &str, point: GeoPoint);
+    /// ` NULLS …` after an ORDER BY term on a nullable expression, where the database's
+    /// default does not already put NULL first ascending and last descending.
+    fn nulls_order(descending: bool) -> &'static str;
 
     /// The list column `column` (an ACL or `_nulls`) holds one of `entries`.
     fn list_has_any(t: &mut Translator<'_, Self>, column: &str, entries: &[String]);
@@ -249,13 +257,21 @@ impl<'a, D: Dialect> Translator<'a, D> {
                     if wrote_any {
                         self.push(", ");
                     }
-                    D::order_distance(self, expr, point, key.descending);
+                    D::distance(self, expr, point);
+                    self.push(if key.descending { " DESC" } else { " ASC" });
+                    self.push(D::nulls_order(key.descending));
                 }
                 Source::Column { expr, nulls, .. } => {
                     if wrote_any {
                         self.push(", ");
                     }
-                    D::order_column(self, expr, nulls.is_some(), key.descending);
+                    self.push(expr);
+                    self.push(if key.descending { " DESC" } else { " ASC" });
+                    // The default columns are never NULL and keep the database's default
+                    // NULLS placement, which a plain index scanned either way provides.
+                    if nulls.is_some() {
+                        self.push(D::nulls_order(key.descending));
+                    }
                 }
                 Source::Json { .. } if key.near.is_some() => continue,
                 Source::Json { column, path } => {
@@ -406,12 +422,12 @@ impl<'a, D: Dialect> Translator<'a, D> {
                     expr,
                     field_type: FieldType::GeoPoint,
                     ..
-                } if !geo.on_polygon() => D::geo(self, expr, geo),
+                } if !geo.on_polygon() => self.geo(expr, geo),
                 Source::Column {
                     expr,
                     field_type: FieldType::Polygon,
                     ..
-                } if geo.on_polygon() => D::geo(self, expr, geo),
+                } if geo.on_polygon() => self.geo(expr, geo),
                 _ => self.push(D::FALSE),
             },
             Cond::EqIgnoreCase(text) => self.eq_ignore_case(source, text),
@@ -623,6 +639,56 @@ impl<'a, D: Dialect> Translator<'a, D> {
                 self.push(")");
             }
             _ => self.push(D::FALSE),
+        }
+    }
+
+    /// A geo condition on a GeoPoint column (a Polygon column for `PolygonContains`). A
+    /// latitude band (exact: a point within `d` radians is within `d` of latitude) comes
+    /// before the distance, so an index on the latitude narrows the rows.
+    fn geo(&mut self, expr: &str, geo: &GeoCond) {
+        let latitude = D::coordinate(expr, "latitude");
+        let longitude = D::coordinate(expr, "longitude");
+        let between = |t: &mut Translator<'a, D>, what: &str, a: f64, b: f64| {
+            t.push(what);
+            t.push(" BETWEEN ");
+            t.out.param(D::float(a.min(b)));
+            t.push(" AND ");
+            t.out.param(D::float(a.max(b)));
+        };
+        let within = |t: &mut Translator<'a, D>, center: GeoPoint, radius: f64| {
+            let (low, high) = latitude_band(center, radius);
+            t.push("(");
+            between(t, &latitude, low, high);
+            t.push(" AND ");
+            D::distance(t, expr, center);
+            t.push(" <= ");
+            t.out.param(D::float(radius));
+            t.push(")");
+        };
+        match geo {
+            GeoCond::Near {
+                point,
+                max_distance: Some(max),
+            } => within(self, *point, *max),
+            GeoCond::Near {
+                max_distance: None, ..
+            } => {
+                self.push(expr);
+                self.push(" IS NOT NULL");
+            }
+            GeoCond::WithinSphere { center, radius } => within(self, *center, *radius),
+            GeoCond::WithinBox {
+                south_west,
+                north_east,
+            } => {
+                self.push("(");
+                between(self, &latitude, south_west.latitude, north_east.latitude);
+                self.push(" AND ");
+                between(self, &longitude, south_west.longitude, north_east.longitude);
+                self.push(")");
+            }
+            GeoCond::WithinPolygon(polygon) => D::in_polygon(self, expr, polygon),
+            GeoCond::PolygonContains(point) => D::polygon_contains(self, expr, *point),
         }
     }
 

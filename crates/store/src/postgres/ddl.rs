@@ -283,7 +283,7 @@ fn index_columns(schema: &ClassSchema, index_name: &str, spec: &Value) -> Option
         .map(|(field, direction)| {
             let descending = direction.as_f64() == Some(-1.0);
             // The default columns are never NULL; a find orders them with PostgreSQL's
-            // default NULLS placement, and fields with SQLite's (see `Dialect::order_column`).
+            // default NULLS placement, and fields with SQLite's (see `Translator::order` and `Dialect::nulls_order`).
             let nulls = if matches!(field.as_str(), "objectId" | "createdAt" | "updatedAt") {
                 ""
             } else if field_columns(schema).any(|(name, _)| name == field) {

@@ -13,7 +13,7 @@
 //! - ACL checks are array overlap (`&&`), which a GIN index serves.
 
 use parlor_core::object::Acl;
-use parlor_core::query::geo::{GeoCond, GeoPoint};
+use parlor_core::query::geo::GeoPoint;
 use parlor_core::query::{Operand, SubQuery};
 use parlor_core::schema::{ClassSchema, FieldType};
 use serde_json::{Map, Value};
@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use crate::error::{StoreError, StoreResult};
 use crate::postgres::regex::to_postgres;
 use crate::postgres::rows::{self, PgBind, PgSql};
-use crate::translate::{Dialect, JsonLoc, ScalarKind, Translator, latitude_band};
+use crate::translate::{Dialect, JsonLoc, ScalarKind, Translator};
 
 /// The PostgreSQL dialect.
 pub(crate) struct PgDialect;
@@ -161,21 +161,6 @@ impl Dialect for PgDialect {
         t.push(" = ANY(");
         t.out.param(PgBind::TextArray(values));
         t.push(")");
-    }
-
-    /// NULL (absent) sorts first ascending and last descending, as in SQLite. The default
-    /// columns are never NULL and keep PostgreSQL's default NULLS placement, which is what
-    /// a plain index scanned either way provides.
-    fn order_column(t: &mut PgTranslator<'_>, expr: &str, nullable: bool, descending: bool) {
-        t.push(expr);
-        t.push(if descending { " DESC" } else { " ASC" });
-        if nullable {
-            t.push(if descending {
-                " NULLS LAST"
-            } else {
-                " NULLS FIRST"
-            });
-        }
     }
 
     /// Orders by a JSON value as SQLite orders `json_extract`: absent and null first, then
@@ -407,89 +392,55 @@ impl Dialect for PgDialect {
         t.push(" COLLATE \"C\"))");
     }
 
-    /// GeoPoints are jsonb objects; polygons use PostgreSQL's built-in `point` and `polygon`
-    /// types with `(longitude, latitude)` coordinates, as Parse Server's adapter does.
-    fn geo(t: &mut PgTranslator<'_>, expr: &str, geo: &GeoCond) {
-        let latitude = format!("(({expr} ->> 'latitude')::float8)");
-        let longitude = format!("(({expr} ->> 'longitude')::float8)");
-        let within = |t: &mut PgTranslator<'_>, center: GeoPoint, radius: f64| {
-            let (low, high) = latitude_band(center, radius);
-            t.push("(");
-            t.push(&latitude);
-            t.push(" BETWEEN ");
-            t.out.param(PgBind::Float(low));
-            t.push(" AND ");
-            t.out.param(PgBind::Float(high));
-            t.push(" AND ");
-            distance_sql(t, expr, center);
-            t.push(" <= ");
-            t.out.param(PgBind::Float(radius));
-            t.push(")");
-        };
-        match geo {
-            GeoCond::Near {
-                point,
-                max_distance: Some(max),
-            } => within(t, *point, *max),
-            GeoCond::Near {
-                max_distance: None, ..
-            } => {
-                t.push(expr);
-                t.push(" IS NOT NULL");
-            }
-            GeoCond::WithinSphere { center, radius } => within(t, *center, *radius),
-            GeoCond::WithinBox {
-                south_west,
-                north_east,
-            } => {
-                let between = |t: &mut PgTranslator<'_>, what: &str, a: f64, b: f64| {
-                    t.push(what);
-                    t.push(" BETWEEN ");
-                    t.out.param(PgBind::Float(a.min(b)));
-                    t.push(" AND ");
-                    t.out.param(PgBind::Float(a.max(b)));
-                };
-                t.push("(");
-                between(t, &latitude, south_west.latitude, north_east.latitude);
-                t.push(" AND ");
-                between(t, &longitude, south_west.longitude, north_east.longitude);
-                t.push(")");
-            }
-            GeoCond::WithinPolygon(polygon) => {
-                let points: Vec<String> = polygon
-                    .iter()
-                    .map(|point| format!("({},{})", point.longitude, point.latitude))
-                    .collect();
-                t.push("(point(");
-                t.push(&longitude);
-                t.push(", ");
-                t.push(&latitude);
-                t.push(") <@ polygon(");
-                t.out.text(&format!("({})", points.join(",")));
-                t.push("))");
-            }
-            GeoCond::PolygonContains(point) => {
-                // The field's `[[lat, lon], …]` as a `polygon` of (lon, lat), in order.
-                t.push("((SELECT polygon('(' || string_agg('(' || (c.value ->> 1) || ',' || (c.value ->> 0) || ')', ',' ORDER BY c.ordinality) || ')') FROM jsonb_array_elements(CASE WHEN jsonb_typeof(");
-                t.push(expr);
-                t.push(" -> 'coordinates') = 'array' THEN ");
-                t.push(expr);
-                t.push(" -> 'coordinates' END) WITH ORDINALITY AS c(value, ordinality)) @> point(");
-                t.out.param(PgBind::Float(point.longitude));
-                t.push(", ");
-                t.out.param(PgBind::Float(point.latitude));
-                t.push("))");
-            }
-        }
+    fn float(value: f64) -> PgBind {
+        PgBind::Float(value)
     }
 
-    fn order_distance(t: &mut PgTranslator<'_>, expr: &str, point: GeoPoint, descending: bool) {
+    fn coordinate(expr: &str, name: &str) -> String {
+        format!("(({expr} ->> '{name}')::float8)")
+    }
+
+    /// In plain SQL (no PostGIS), term for term the formula of the matcher.
+    fn distance(t: &mut PgTranslator<'_>, expr: &str, point: GeoPoint) {
         distance_sql(t, expr, point);
-        t.push(if descending {
-            " DESC NULLS LAST"
+    }
+
+    /// PostgreSQL's `point <@ polygon` in the plane of (longitude, latitude), as Parse
+    /// Server's adapter: edges and vertices are inside.
+    fn in_polygon(t: &mut PgTranslator<'_>, expr: &str, polygon: &[GeoPoint]) {
+        let points: Vec<String> = polygon
+            .iter()
+            .map(|point| format!("({},{})", point.longitude, point.latitude))
+            .collect();
+        t.push("(point(");
+        t.push(&Self::coordinate(expr, "longitude"));
+        t.push(", ");
+        t.push(&Self::coordinate(expr, "latitude"));
+        t.push(") <@ polygon(");
+        t.out.text(&format!("({})", points.join(",")));
+        t.push("))");
+    }
+
+    /// The field's `[[lat, lon], …]` as a `polygon` of (lon, lat), in order.
+    fn polygon_contains(t: &mut PgTranslator<'_>, expr: &str, point: GeoPoint) {
+        t.push("((SELECT polygon('(' || string_agg('(' || (c.value ->> 1) || ',' || (c.value ->> 0) || ')', ',' ORDER BY c.ordinality) || ')') FROM jsonb_array_elements(CASE WHEN jsonb_typeof(");
+        t.push(expr);
+        t.push(" -> 'coordinates') = 'array' THEN ");
+        t.push(expr);
+        t.push(" -> 'coordinates' END) WITH ORDINALITY AS c(value, ordinality)) @> point(");
+        t.out.param(PgBind::Float(point.longitude));
+        t.push(", ");
+        t.out.param(PgBind::Float(point.latitude));
+        t.push("))");
+    }
+
+    /// NULL sorts first ascending and last descending, as in SQLite.
+    fn nulls_order(descending: bool) -> &'static str {
+        if descending {
+            " NULLS LAST"
         } else {
-            " ASC NULLS FIRST"
-        });
+            " NULLS FIRST"
+        }
     }
 
     /// Lists are `text[]`; overlap is served by the ACL columns' GIN indexes.

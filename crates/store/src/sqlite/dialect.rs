@@ -7,7 +7,7 @@
 //! `json_extract` would reject as malformed JSON, so a member of an item is read under one.
 
 use parlor_core::object::Acl;
-use parlor_core::query::geo::{GeoCond, GeoPoint};
+use parlor_core::query::geo::GeoPoint;
 use parlor_core::query::{Operand, SubQuery};
 use parlor_core::schema::{ClassSchema, FieldType};
 use serde_json::{Map, Value};
@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::error::StoreResult;
 use crate::sql::{Bind, SqlBuilder};
 use crate::sqlite::rows::{self, canonical_json};
-use crate::translate::{Dialect, JsonLoc, ScalarKind, Translator, latitude_band};
+use crate::translate::{Dialect, JsonLoc, ScalarKind, Translator};
 
 /// The SQLite dialect.
 pub(crate) struct SqliteDialect;
@@ -159,12 +159,6 @@ impl Dialect for SqliteDialect {
         t.push(" IN (");
         t.out.param_list(values.into_iter().map(Bind::Text));
         t.push(")");
-    }
-
-    /// SQLite sorts NULL (absent) first ascending and last descending.
-    fn order_column(t: &mut SqliteTranslator<'_>, expr: &str, _nullable: bool, descending: bool) {
-        t.push(expr);
-        t.push(if descending { " DESC" } else { " ASC" });
     }
 
     /// `json_extract` orders absent and null first, then numbers (booleans as 0 and 1),
@@ -373,97 +367,56 @@ impl Dialect for SqliteDialect {
         t.push(" COLLATE NOCASE)");
     }
 
-    /// GeoPoint columns hold `{"__type":"GeoPoint","latitude":…,"longitude":…}` text; the
-    /// latitude is read with the literal path `'$.latitude'`, the expression of the index
-    /// the DDL makes on every GeoPoint field, so a latitude band (exact: a point within `d`
-    /// radians is within `d` of latitude) narrows the rows before the distance is computed.
-    fn geo(t: &mut SqliteTranslator<'_>, expr: &str, geo: &GeoCond) {
-        let latitude = format!("json_extract({expr}, '$.latitude')");
-        let longitude = format!("json_extract({expr}, '$.longitude')");
-        let within = |t: &mut SqliteTranslator<'_>, center: GeoPoint, radius: f64| {
-            let (low, high) = latitude_band(center, radius);
-            t.push("(");
-            t.push(&latitude);
-            t.push(" BETWEEN ");
-            t.out.param(Bind::Real(low));
-            t.push(" AND ");
-            t.out.param(Bind::Real(high));
-            t.push(" AND parlor_geo_distance(");
-            t.push(&latitude);
-            t.push(", ");
-            t.push(&longitude);
-            t.push(", ");
-            t.out.param(Bind::Real(center.latitude));
-            t.push(", ");
-            t.out.param(Bind::Real(center.longitude));
-            t.push(") <= ");
-            t.out.param(Bind::Real(radius));
-            t.push(")");
-        };
-        match geo {
-            GeoCond::Near {
-                point,
-                max_distance: Some(max),
-            } => within(t, *point, *max),
-            GeoCond::Near {
-                max_distance: None, ..
-            } => {
-                t.push(expr);
-                t.push(" IS NOT NULL");
-            }
-            GeoCond::WithinSphere { center, radius } => within(t, *center, *radius),
-            GeoCond::WithinBox {
-                south_west,
-                north_east,
-            } => {
-                let between = |t: &mut SqliteTranslator<'_>, what: &str, a: f64, b: f64| {
-                    t.push(what);
-                    t.push(" BETWEEN ");
-                    t.out.param(Bind::Real(a.min(b)));
-                    t.push(" AND ");
-                    t.out.param(Bind::Real(a.max(b)));
-                };
-                t.push("(");
-                between(t, &latitude, south_west.latitude, north_east.latitude);
-                t.push(" AND ");
-                between(t, &longitude, south_west.longitude, north_east.longitude);
-                t.push(")");
-            }
-            GeoCond::WithinPolygon(polygon) => {
-                let pairs: Vec<[f64; 2]> = polygon
-                    .iter()
-                    .map(|point| [point.latitude, point.longitude])
-                    .collect();
-                t.push("parlor_geo_in_polygon(");
-                t.push(&latitude);
-                t.push(", ");
-                t.push(&longitude);
-                t.push(", ");
-                t.out.text(&serde_json::json!(pairs).to_string());
-                t.push(")");
-            }
-            GeoCond::PolygonContains(point) => {
-                t.push("parlor_polygon_contains(");
-                t.push(expr);
-                t.push(", ");
-                t.out.param(Bind::Real(point.latitude));
-                t.push(", ");
-                t.out.param(Bind::Real(point.longitude));
-                t.push(")");
-            }
-        }
+    fn float(value: f64) -> Bind {
+        Bind::Real(value)
     }
 
-    fn order_distance(t: &mut SqliteTranslator<'_>, expr: &str, point: GeoPoint, descending: bool) {
-        t.push("parlor_geo_distance(json_extract(");
-        t.push(expr);
-        t.push(", '$.latitude'), json_extract(");
-        t.push(expr);
-        t.push(", '$.longitude'), ");
+    /// With the literal path: the expression of the index the DDL makes on every GeoPoint
+    /// field's latitude, which a bound path would not match.
+    fn coordinate(expr: &str, name: &str) -> String {
+        format!("json_extract({expr}, '$.{name}')")
+    }
+
+    /// `parlor_geo_distance`, registered on each connection (`sqlite::add_geo_functions`).
+    fn distance(t: &mut SqliteTranslator<'_>, expr: &str, point: GeoPoint) {
+        t.push("parlor_geo_distance(");
+        t.push(&Self::coordinate(expr, "latitude"));
+        t.push(", ");
+        t.push(&Self::coordinate(expr, "longitude"));
+        t.push(", ");
         t.out.param(Bind::Real(point.latitude));
         t.push(", ");
         t.out.param(Bind::Real(point.longitude));
-        t.push(if descending { ") DESC" } else { ") ASC" });
+        t.push(")");
+    }
+
+    fn in_polygon(t: &mut SqliteTranslator<'_>, expr: &str, polygon: &[GeoPoint]) {
+        let pairs: Vec<[f64; 2]> = polygon
+            .iter()
+            .map(|point| [point.latitude, point.longitude])
+            .collect();
+        t.push("parlor_geo_in_polygon(");
+        t.push(&Self::coordinate(expr, "latitude"));
+        t.push(", ");
+        t.push(&Self::coordinate(expr, "longitude"));
+        t.push(", ");
+        t.out.text(&serde_json::json!(pairs).to_string());
+        t.push(")");
+    }
+
+    fn polygon_contains(t: &mut SqliteTranslator<'_>, expr: &str, point: GeoPoint) {
+        t.push("parlor_polygon_contains(");
+        t.push(expr);
+        t.push(", ");
+        t.out.param(Bind::Real(point.latitude));
+        t.push(", ");
+        t.out.param(Bind::Real(point.longitude));
+        t.push(")");
+    }
+
+    /// SQLite already sorts NULL first ascending and last descending.
+    fn nulls_order(_descending: bool) -> &'static str {
+        ""
     }
 
     /// Lists are JSON arrays of strings.
