@@ -5,9 +5,38 @@
 
 use std::borrow::Cow;
 
-/// Parse's numbered error codes (parse-protocol.md §9) that Parlor produces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
+/// Declares [`Code`] from its `Name = number` list, with the conversions both ways.
+macro_rules! parse_codes {
+    ($($name:ident = $value:literal,)*) => {
+        /// Parse's numbered error codes (parse-protocol.md §9) that Parlor produces, and
+        /// `Custom` for any other number (cloud code may throw `new Parse.Error(9001, …)`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Code {
+            $($name,)*
+            Custom(i32),
+        }
+
+        impl Code {
+            /// The numeric code sent on the wire.
+            pub fn as_i32(self) -> i32 {
+                match self {
+                    $(Code::$name => $value,)*
+                    Code::Custom(value) => value,
+                }
+            }
+
+            /// The code with this number (a named one when Parlor knows it).
+            pub fn from_i32(value: i32) -> Code {
+                match value {
+                    $($value => Code::$name,)*
+                    other => Code::Custom(other),
+                }
+            }
+        }
+    };
+}
+
+parse_codes! {
     OtherCause = -1,
     InternalServerError = 1,
     ConnectionFailed = 100,
@@ -51,11 +80,6 @@ pub enum Code {
 }
 
 impl Code {
-    /// The numeric code sent on the wire.
-    pub fn as_i32(self) -> i32 {
-        self as i32
-    }
-
     /// The HTTP status Parse Server answers with for this code.
     pub fn http_status(self) -> u16 {
         match self {

@@ -262,6 +262,43 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_REPLY_STALE_AFTER")]
     pub reply_stale_after: Option<u64>,
 
+    /// Cloud Code entry file, a Parse Server `cloud/main.js` (CommonJS or ES module)
+    /// [default: none].
+    #[arg(long, env = "PARLOR_CLOUD")]
+    pub cloud: Option<PathBuf>,
+
+    /// Reload Cloud Code when one of its files changes; a broken edit keeps the last good
+    /// code running [default: false].
+    #[arg(long, env = "PARLOR_CLOUD_WATCH")]
+    pub cloud_watch: Option<bool>,
+
+    /// Seconds one Cloud Code call (function, trigger, job) may run, its awaited queries
+    /// included; past it the call fails with code 141 [default: 15].
+    #[arg(long, env = "PARLOR_CLOUD_TIMEOUT")]
+    pub cloud_timeout: Option<f64>,
+
+    /// Megabytes of memory one Cloud Code runtime may use; a script that needs more fails
+    /// with code 141 [default: 256].
+    #[arg(long, env = "PARLOR_CLOUD_MEMORY_LIMIT")]
+    pub cloud_memory_limit: Option<usize>,
+
+    /// Cloud Code runtimes (each on its own thread) [default: one per CPU core].
+    #[arg(long, env = "PARLOR_CLOUD_RUNTIMES")]
+    pub cloud_runtimes: Option<usize>,
+
+    /// Hosts `Parse.Cloud.httpRequest` may reach (comma list; `*` for any) [default: none].
+    #[arg(long, env = "PARLOR_CLOUD_HTTP_ALLOW", value_delimiter = ',')]
+    pub cloud_http_allow: Option<Vec<String>>,
+
+    /// Times one reply may send tool results back to the model; a reply whose model still
+    /// calls tools after that many rounds ends `failed` [default: 5].
+    #[arg(long, env = "PARLOR_AI_TOOL_ROUNDS")]
+    pub ai_tool_rounds: Option<u32>,
+
+    /// Seconds one tool call may run before the model is told it timed out [default: 15].
+    #[arg(long, env = "PARLOR_AI_TOOL_TIMEOUT")]
+    pub ai_tool_timeout: Option<u64>,
+
     /// Named LLM providers, which a persona's `provider` field names (`parlor.toml` only:
     /// `[[providers]]` tables with `name`, `kind`, `base_url`, `api_key`, `model`).
     #[arg(skip)]
@@ -315,6 +352,10 @@ pub struct GenerationLimits {
     pub daily_token_quota: Option<u64>,
     /// How long a streaming reply may stand still before it counts as orphaned.
     pub stale_after: std::time::Duration,
+    /// Rounds of tool results one reply may send back to its model.
+    pub tool_rounds: u32,
+    /// How long one tool call may run.
+    pub tool_timeout: std::time::Duration,
 }
 
 impl Default for GenerationLimits {
@@ -324,6 +365,8 @@ impl Default for GenerationLimits {
             max_per_user: 4,
             daily_token_quota: None,
             stale_after: std::time::Duration::from_secs(30),
+            tool_rounds: 5,
+            tool_timeout: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -370,8 +413,13 @@ pub struct Config {
     pub graphql_path: Option<String>,
     pub graphql_limits: crate::graphql::Limits,
     pub llm: LlmConfig,
+    /// What runs the tools personas call ([`crate::ai::tools`]); `None`: personas have no
+    /// tools. Set by code, not by flags (tests, embedders); cloud code registers its own.
+    pub tools: Option<std::sync::Arc<dyn crate::ai::tools::ToolRunner>>,
     /// The PostgreSQL or Redis URL whose pub/sub carries changes between instances.
     pub pubsub: Option<String>,
+    /// `None`: no Cloud Code.
+    pub cloud: Option<crate::cloud::CloudSettings>,
 }
 
 pub const DEFAULT_DATABASE: &str = "sqlite://./parlor-data/parlor.db";
@@ -405,7 +453,9 @@ impl ServeOptions {
             .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
         let llm = resolve_llm(&options)?;
         let connections = resolve_connections(&options)?;
+        let cloud = resolve_cloud(&options)?;
         Ok(Config {
+            cloud,
             host: options.host.unwrap_or_else(|| "127.0.0.1".to_owned()),
             port: options.port.unwrap_or(1337),
             mount_path,
@@ -469,6 +519,7 @@ impl ServeOptions {
             },
             database,
             llm,
+            tools: None,
             graphql_path: match options.graphql_path.as_deref().map(str::trim) {
                 Some("none") | Some("") => None,
                 Some(path) => Some(normalize_mount(path)?).filter(|path| !path.is_empty()),
@@ -565,7 +616,15 @@ impl ServeOptions {
                 .or(other.max_generations_per_user),
             daily_token_quota: self.daily_token_quota.or(other.daily_token_quota),
             reply_stale_after: self.reply_stale_after.or(other.reply_stale_after),
+            ai_tool_rounds: self.ai_tool_rounds.or(other.ai_tool_rounds),
+            ai_tool_timeout: self.ai_tool_timeout.or(other.ai_tool_timeout),
             providers: self.providers.or(other.providers),
+            cloud: self.cloud.or(other.cloud),
+            cloud_watch: self.cloud_watch.or(other.cloud_watch),
+            cloud_timeout: self.cloud_timeout.or(other.cloud_timeout),
+            cloud_memory_limit: self.cloud_memory_limit.or(other.cloud_memory_limit),
+            cloud_runtimes: self.cloud_runtimes.or(other.cloud_runtimes),
+            cloud_http_allow: self.cloud_http_allow.or(other.cloud_http_allow),
             session_length: self.session_length.or(other.session_length),
             account_lockout_threshold: self
                 .account_lockout_threshold
@@ -582,6 +641,39 @@ impl ServeOptions {
             mail_from: self.mail_from.or(other.mail_from),
         }
     }
+}
+
+/// The Cloud Code settings of `options`; `None` without `--cloud`.
+fn resolve_cloud(options: &ServeOptions) -> anyhow::Result<Option<crate::cloud::CloudSettings>> {
+    let Some(entry) = options
+        .cloud
+        .clone()
+        .filter(|path| !path.as_os_str().is_empty())
+    else {
+        return Ok(None);
+    };
+    let timeout = options.cloud_timeout.unwrap_or(15.0);
+    if !(timeout.is_finite() && timeout > 0.0) {
+        bail!("--cloud-timeout must be a number of seconds above 0");
+    }
+    let runtimes = options.cloud_runtimes.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    Ok(Some(crate::cloud::CloudSettings {
+        entry,
+        runtimes: runtimes.max(1),
+        timeout: Duration::from_secs_f64(timeout),
+        memory_limit: options.cloud_memory_limit.unwrap_or(256).max(8) * 1024 * 1024,
+        watch: options.cloud_watch.unwrap_or(false),
+        http_allow: options
+            .cloud_http_allow
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|host| host.trim().to_ascii_lowercase())
+            .filter(|host| !host.is_empty())
+            .collect(),
+    }))
 }
 
 /// The providers and limits of `options`.
@@ -642,6 +734,12 @@ fn resolve_llm(options: &ServeOptions) -> anyhow::Result<LlmConfig> {
                 .map_or(defaults.stale_after, |seconds| {
                     std::time::Duration::from_secs(seconds.max(3))
                 }),
+            tool_rounds: options.ai_tool_rounds.unwrap_or(defaults.tool_rounds),
+            tool_timeout: match options.ai_tool_timeout {
+                Some(0) => bail!("--ai-tool-timeout must be at least 1 second"),
+                Some(seconds) => std::time::Duration::from_secs(seconds),
+                None => defaults.tool_timeout,
+            },
         },
     })
 }

@@ -16,6 +16,7 @@
 //! listener and a shutdown future.
 
 pub mod ai;
+pub mod cloud;
 pub mod config;
 pub mod graphql;
 pub mod http;
@@ -153,6 +154,11 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
         .map_err(|error| anyhow::anyhow!("creating the AI usage class: {error}"))?;
     let providers = llm_providers(config).await;
     let generator = ai::generation::Generator::new(providers, config.llm.limits);
+    if let Some(tools) = &config.tools
+        && generator.set_tools(Arc::clone(tools)).is_err()
+    {
+        bail!("a tool runner is registered twice");
+    }
     Ok(operations.with_generation(Arc::new(generator)))
 }
 
@@ -270,7 +276,26 @@ pub async fn run(
         .map(|url| url.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| format!("http://{address}{}", config.mount_path));
     let master_key = master_key(&config)?;
-    let operations = open_operations(&config, server_url.clone()).await?;
+    let mut operations = open_operations(&config, server_url.clone()).await?;
+    let cloud = match &config.cloud {
+        Some(settings) => Some(cloud::Cloud::start(settings.clone()).await?),
+        None => None,
+    };
+    if let Some(cloud) = &cloud {
+        operations =
+            operations.with_cloud(Arc::clone(cloud) as Arc<dyn operation::hooks::CloudHooks>);
+        // Functions defined with `{tool: …}` become the personas' tools, unless code
+        // registered its own runner (`Config::tools`).
+        if let Some(generator) = &operations.generation
+            && generator
+                .set_tools(Arc::new(cloud::tools::CloudTools(Arc::clone(cloud))))
+                .is_err()
+        {
+            tracing::warn!(
+                "Cloud Code tools are not offered to personas: another tool runner is registered"
+            );
+        }
+    }
     if let Some(url) = &config.pubsub {
         relay::start(&operations, url)
             .await
@@ -346,6 +371,9 @@ pub async fn run(
     }
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
+    }
+    if let Some(cloud) = cloud {
+        cloud.shutdown();
     }
     store.close().await;
     println!("Parlor stopped");

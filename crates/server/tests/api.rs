@@ -11,6 +11,9 @@ mod envelope;
 #[path = "api/objects.rs"]
 mod objects;
 
+#[path = "api/cloud.rs"]
+mod cloud;
+
 #[path = "api/acl.rs"]
 mod acl;
 
@@ -106,3 +109,6 @@ mod console;
 
 #[path = "api/connections.rs"]
 mod connections;
+
+#[path = "api/tools.rs"]
+mod tools;

@@ -31,6 +31,12 @@ pub const NAMES: [&str; 5] = [
     "summarizeSession",
 ];
 
+/// Whether `name` is one of the functions [`call`] runs (an app's Cloud Code cannot replace
+/// them).
+pub fn is_built_in(name: &str) -> bool {
+    NAMES.contains(&name) || matches!(name, "previewContext" | "leaveSession")
+}
+
 /// Runs the cloud function `name`; its `result`.
 pub async fn call(
     operations: &Operations,
@@ -218,6 +224,11 @@ async fn preview_context(
         None,
     )
     .await?;
+    let offered = crate::ai::tools::offered(generator.tools(), &persona).await;
+    let tools: Vec<Value> = offered
+        .iter()
+        .map(|tool| json!({"name": tool.name, "description": tool.description}))
+        .collect();
     let count = |text: &str| tokens::count_tokens(&plan.model, text);
     let system = assembly.system();
     let system_tokens = if system.is_empty() {
@@ -266,6 +277,7 @@ async fn preview_context(
         "totalTokens": system_tokens + history_tokens,
         "leftOut": assembly.left_out,
         "olderUnread": assembly.older_unread,
+        "tools": tools,
     }))
 }
 

@@ -329,11 +329,22 @@ fn schema_fields(
     Ok(fields)
 }
 
-/// The `CloudCodeFunction` names: every function the server has, when GraphQL can name it.
-fn function_names() -> Vec<&'static str> {
-    crate::ai::functions::NAMES
+/// The `CloudCodeFunction` names: every function the server has (the template's and the
+/// app's Cloud Code), when GraphQL can name it.
+fn function_names(operations: &Operations) -> Vec<String> {
+    let mut names: Vec<String> = crate::ai::functions::NAMES
         .iter()
-        .copied()
+        .map(|name| (*name).to_owned())
+        .collect();
+    if let Some(cloud) = &operations.cloud {
+        for name in cloud.function_names() {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+        .into_iter()
         .filter(|name| {
             name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -347,6 +358,7 @@ pub fn register(
     query: Object,
     mut mutation: Object,
     user_schema: Option<&ClassSchema>,
+    operations: &Operations,
 ) -> (SchemaBuilder, Object, Object) {
     let query = query
         .field(Field::new(
@@ -527,7 +539,7 @@ pub fn register(
             },
         ),
     ];
-    let functions = function_names();
+    let functions = function_names(operations);
     if !functions.is_empty() {
         builder = builder.register(Enum::new("CloudCodeFunction").items(functions));
         mutations.push(relay_mutation(
@@ -548,10 +560,15 @@ pub fn register(
                         .map(|params| to_json(params.as_value()))
                         .and_then(|params| params.as_object().cloned())
                         .unwrap_or_default();
-                    let result =
-                        crate::ai::functions::call(operations, &caller.auth, &name, &params)
-                            .await
-                            .map_err(failure)?;
+                    let result = crate::cloud::call_function(
+                        operations,
+                        &caller.auth,
+                        &name,
+                        &params,
+                        &Default::default(),
+                    )
+                    .await
+                    .map_err(failure)?;
                     Ok(Some(FieldValue::value(object_value([
                         ("result", to_gql(&result)),
                         ("clientMutationId", client_mutation_id(&ctx)),

@@ -79,7 +79,11 @@ pub fn class_subscription(names: &ClassNames) -> (Object, SubscriptionField) {
                     )));
                 }
                 let where_json = where_arg(&operations, &class_name, ctx.args.get("where"));
-                let query = json!({"className": class_name, "where": where_json});
+                let mut query = json!({"className": class_name, "where": where_json});
+                operations
+                    .before_subscribe(&caller.auth, &class_name, &mut query, 0)
+                    .await
+                    .map_err(failure)?;
                 let expires_at = match &caller.auth.session_token {
                     Some(token) => {
                         operations

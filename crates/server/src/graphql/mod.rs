@@ -63,9 +63,10 @@ const RESERVED_FIELDS: [&str; 20] = [
     "__typename",
 ];
 
-/// A built schema and the schema-cache version it was built from.
+/// A built schema and the versions it was built from: the schema cache's and the Cloud
+/// Code's (whose functions `callCloudCode` names).
 pub struct Built {
-    pub version: u64,
+    pub version: (u64, u64),
     pub schema: Schema,
 }
 
@@ -87,7 +88,7 @@ impl GraphQl {
         live: Arc<crate::live::Hub>,
         limits: Limits,
     ) -> anyhow::Result<GraphQl> {
-        let version = operations.schemas.version();
+        let version = versions(&operations);
         let schema = build(&operations, &live, limits)?;
         Ok(GraphQl {
             operations,
@@ -104,14 +105,14 @@ impl GraphQl {
 
     /// The schema for a request starting now: rebuilt first if the classes changed.
     pub async fn schema(&self) -> anyhow::Result<Arc<Built>> {
-        let version = self.operations.schemas.version();
+        let version = versions(&self.operations);
         if let Some(built) = self.current().filter(|built| built.version == version) {
             return Ok(built);
         }
         let _guard = self.rebuilding.lock().await;
         // Read the version before the classes: a change during the build leaves the new
         // schema marked stale, so the next request builds again.
-        let version = self.operations.schemas.version();
+        let version = versions(&self.operations);
         if let Some(built) = self.current().filter(|built| built.version == version) {
             return Ok(built);
         }
@@ -122,6 +123,14 @@ impl GraphQl {
         }
         Ok(built)
     }
+}
+
+fn versions(operations: &Operations) -> (u64, u64) {
+    let cloud = operations
+        .cloud
+        .as_ref()
+        .map_or(0, |cloud| cloud.code_version());
+    (operations.schemas.version(), cloud)
 }
 
 /// Builds the schema of the classes the cache holds now.
@@ -202,7 +211,7 @@ pub fn build(
     }
     builder = builder.register(array_result);
     let (next, query, mutation) =
-        builtins::register(builder, query, mutation, user_schema.as_deref());
+        builtins::register(builder, query, mutation, user_schema.as_deref(), operations);
     builder = next;
     if has_subscriptions {
         let (next, subscription) = live::register(builder, subscription, &known);

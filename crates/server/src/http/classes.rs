@@ -24,6 +24,7 @@ impl From<WriteResponse> for ApiResponse {
             status: response.status,
             body: response.body,
             location: response.location,
+            headers: Vec::new(),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `POST /functions/:name`: cloud functions, answered as `{"result": …}` as Parse does.
+//! `POST /functions/:name`: cloud functions, answered as `{"result": …}` as Parse does;
+//! `POST /jobs/:name`: cloud jobs, answered at once with the `_JobStatus` id in a header.
 
 use serde_json::json;
 
@@ -6,6 +7,7 @@ use super::classes::body_object;
 use super::envelope::ApiRequest;
 use super::error::ApiResult;
 use super::routes::ApiResponse;
+use crate::operation::hooks::RequestMeta;
 use crate::operation::{Auth, Operations};
 
 /// Runs one cloud function with the request body as its parameters.
@@ -15,7 +17,32 @@ pub async fn call(
     name: &str,
     request: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
-    let params = body_object(request)?;
-    let result = crate::ai::functions::call(operations, auth, name, &params).await?;
+    let mut params = body_object(request)?;
+    // Query-string fields are parameters too (§10.1).
+    for (key, value) in &request.params {
+        params.entry(key.clone()).or_insert_with(|| value.clone());
+    }
+    let meta = RequestMeta {
+        ip: Some(request.client_ip.to_string()),
+        ..RequestMeta::default()
+    };
+    let result = crate::cloud::call_function(operations, auth, name, &params, &meta).await?;
     Ok(ApiResponse::ok(json!({"result": result})))
+}
+
+/// Starts the cloud job `name` (master key only): `200 {}` and `X-Parse-Job-Status-Id`.
+pub async fn run_job(
+    operations: &Operations,
+    auth: &Auth,
+    name: &str,
+    request: &ApiRequest,
+) -> ApiResult<ApiResponse> {
+    let mut params = body_object(request)?;
+    for (key, value) in &request.params {
+        params.entry(key.clone()).or_insert_with(|| value.clone());
+    }
+    let job_id = operations.start_job(auth, name, &params).await?;
+    let mut response = ApiResponse::ok(json!({}));
+    response.headers.push(("x-parse-job-status-id", job_id));
+    Ok(response)
 }

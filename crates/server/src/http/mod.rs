@@ -345,5 +345,11 @@ pub(super) fn into_http(response: ApiResponse) -> Response {
     {
         http.headers_mut().insert(header::LOCATION, location);
     }
+    for (name, value) in response.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            http.headers_mut()
+                .insert(header::HeaderName::from_static(name), value);
+        }
+    }
     http
 }

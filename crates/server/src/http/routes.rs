@@ -16,6 +16,8 @@ pub struct ApiResponse {
     pub status: u16,
     pub body: Value,
     pub location: Option<String>,
+    /// Further headers (`X-Parse-Job-Status-Id`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiResponse {
@@ -24,6 +26,7 @@ impl ApiResponse {
             status: 200,
             body,
             location: None,
+            headers: Vec::new(),
         }
     }
 }
@@ -97,6 +100,10 @@ pub enum Route {
     TrackEvent,
     /// `POST /functions/:name`: a cloud function.
     CallFunction {
+        name: String,
+    },
+    /// `POST /jobs/:name`: starts a cloud job (master key).
+    RunJob {
         name: String,
     },
     /// `GET /messages/:objectId/stream`: a reply's tokens as Server-Sent Events; answered
@@ -209,6 +216,7 @@ impl Route {
             },
             ("POST", ["events", _]) => Route::TrackEvent,
             ("POST", ["functions", name]) => Route::CallFunction { name: owned(name) },
+            ("POST", ["jobs", name]) => Route::RunJob { name: owned(name) },
             ("GET", ["messages", object_id, "stream"]) => Route::MessageStream {
                 object_id: owned(object_id),
             },
@@ -290,10 +298,13 @@ pub async fn dispatch(
         Route::OpenApi => {
             let schemas = operations.all_schemas(auth).await?;
             let classes = schemas["results"].as_array().cloned().unwrap_or_default();
-            let functions: Vec<String> = crate::ai::functions::NAMES
+            let mut functions: Vec<String> = crate::ai::functions::NAMES
                 .iter()
                 .map(|name| (*name).to_owned())
                 .collect();
+            if let Some(cloud) = &operations.cloud {
+                functions.extend(cloud.function_names());
+            }
             Ok(ApiResponse::ok(openapi::document(
                 &classes,
                 &functions,
@@ -341,6 +352,7 @@ pub async fn dispatch(
         )),
         Route::TrackEvent => Ok(ApiResponse::ok(serde_json::json!({}))),
         Route::CallFunction { name } => functions::call(operations, auth, &name, &request).await,
+        Route::RunJob { name } => functions::run_job(operations, auth, &name, &request).await,
         // Only reachable from `/batch`, whose answers are JSON.
         Route::MessageStream { .. } => Err(ApiError::NotRouted {
             method: request.method.to_string(),

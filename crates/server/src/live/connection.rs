@@ -26,6 +26,7 @@ use crate::http::auth::authenticate;
 use crate::http::envelope::Credentials;
 use crate::operation::Auth;
 use crate::operation::events::ChangeEvent;
+use crate::operation::hooks::Trigger;
 
 /// How often the server pings.
 const PING_EVERY: Duration = Duration::from_secs(10);
@@ -324,6 +325,21 @@ async fn subscribe(
         Some(token) => subscriber_auth(state, token, &connection_auth).await,
         None => (connection_auth, client.expires_at.clone()),
     };
+    let mut query = query;
+    if let Some(class_name) = query
+        .get("className")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        && let Err(error) = state
+            .operations
+            .before_subscribe(&auth, &class_name, &mut query, request_id)
+            .await
+    {
+        let error = error
+            .to_parse_error()
+            .unwrap_or_else(|| Error::forbidden("unauthorized: master key is required"));
+        return vec![error_from(&error, Some(request_id))];
+    }
     match Subscription::new(&state.operations, request_id, &query, auth, expires_at) {
         Ok(subscription) => {
             // Parse answers an `update` as a fresh subscription.
@@ -561,12 +577,33 @@ async fn event_frames(
         } else {
             rendering(state, subscription, event, which).await
         };
-        let original = match (kind, &event.before) {
+        let mut original = match (kind, &event.before) {
             (EventKind::Update | EventKind::Enter | EventKind::Leave, Some(_)) => {
                 Some(rendering(state, subscription, event, State::Before).await)
             }
             _ => None,
         };
+        let mut object = object;
+        let operations = &state.operations;
+        if operations.has_trigger(Trigger::AfterLiveQueryEvent, &event.class_name) {
+            // The app's afterLiveQueryEvent, per subscriber: it may change or hold back what
+            // this subscriber gets.
+            let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+            let changed = operations
+                .after_live_event(
+                    &subscription.auth,
+                    &event.class_name,
+                    kind.op(),
+                    parse(&object),
+                    original.as_deref().map(parse),
+                )
+                .await;
+            let Some((changed_object, changed_original)) = changed else {
+                continue;
+            };
+            object = Arc::from(changed_object.to_string());
+            original = changed_original.map(|value| Arc::from(value.to_string()));
+        }
         frames.push(event_frame(
             client,
             kind.op(),

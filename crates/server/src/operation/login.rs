@@ -14,6 +14,7 @@ use parlor_core::value::{as_date, date_value, format_date, now_iso};
 use parlor_store::Write;
 use serde_json::Value;
 
+use super::hooks::Trigger;
 use super::password::{self, Verified};
 use super::users::field;
 use super::write::equals;
@@ -162,6 +163,24 @@ impl Operations {
                 op: FieldOp::Set(Value::String(hashed)),
             });
         }
+        // beforeLogin: after the password check, before the session exists (§10.3).
+        let user_auth = Auth {
+            user_id: Some(user_id.clone()),
+            installation_id: installation_id.map(str::to_owned),
+            ..Auth::default()
+        };
+        let user_json = || {
+            let mut json = user.to_json();
+            json.retain(|key, _| !key.starts_with('_'));
+            Value::Object(json)
+        };
+        self.run_trigger(
+            &user_auth,
+            Trigger::BeforeLogin,
+            "_User",
+            serde_json::json!({"object": user_json()}),
+        )
+        .await?;
         let (session, token) = self
             .plan_session(&user_id, "login", "password", installation_id)
             .await?;
@@ -178,6 +197,21 @@ impl Operations {
         }
         self.store.write(writes).await?;
         self.commit(plans).await?;
+        let user_auth = Auth {
+            session_token: Some(token.clone()),
+            ..user_auth
+        };
+        if let Err(error) = self
+            .run_trigger(
+                &user_auth,
+                Trigger::AfterLogin,
+                "_User",
+                serde_json::json!({"object": user_json()}),
+            )
+            .await
+        {
+            tracing::warn!("Cloud Code afterLogin failed: {error}");
+        }
         let mut rendered = self.render_self(&users, user, &user_id).await?;
         rendered.insert("sessionToken".into(), token.into());
         Ok(Value::Object(rendered))

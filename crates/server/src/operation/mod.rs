@@ -14,19 +14,23 @@
 //!   anonymous log-ins; [`account_email`]: password-reset and verification mail.
 //! - [`files`], [`global_config`], [`installations`], [`idempotency`]: the rest of §13.
 //! - [`roles`]: the roles a user holds (hierarchy, cache) and the rules of role writes.
+//! - [`class_cache`]: answers read from one class (roles, sessions), reused until it changes.
 //! - [`template_rules`]: the chat template's own rules (owners, participants, senders, ACLs).
 //! - [`user_directory`]: logged-in users find each other and see public profiles only.
 //! - [`rate_limit`]: per-minute limits (log-ins per address, directory searches per user).
 //! - [`operator`]: the master key's views of the running server (status, replies running).
+//! - [`hooks`]: the seam where an app's Cloud Code (functions, triggers) plugs in.
 
 pub mod access;
 pub mod account_email;
 pub mod auth;
 pub mod auth_data;
+pub mod class_cache;
 pub mod error;
 pub mod events;
 pub mod files;
 pub mod global_config;
+pub mod hooks;
 pub mod idempotency;
 pub mod installations;
 pub mod login;
@@ -85,6 +89,8 @@ pub struct Operations {
     pub auth_providers: Arc<auth_data::AuthProviders>,
     /// The roles each user holds, shared by every request ([`roles`]).
     pub roles: Arc<roles::RoleCache>,
+    /// The session each token names, shared by every request ([`sessions`]).
+    pub sessions: Arc<sessions::SessionCache>,
     /// Where password-reset and verification mails go.
     pub mailer: Arc<dyn crate::mail::Mailer>,
     /// Committed changes, for live queries.
@@ -95,6 +101,8 @@ pub struct Operations {
     pub generation: Option<Arc<crate::ai::generation::Generator>>,
     /// What the server counts for `/metrics`; `None` when metrics are off (nothing counted).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The app's Cloud Code (`--cloud`), if any.
+    pub cloud: Option<Arc<dyn hooks::CloudHooks>>,
 }
 
 impl Operations {
@@ -108,11 +116,13 @@ impl Operations {
             login_limiter: Arc::default(),
             directory_limiter: Arc::default(),
             auth_providers: Arc::default(),
-            roles: Arc::default(),
+            roles: Arc::new(roles::role_cache()),
+            sessions: Arc::new(sessions::session_cache()),
             mailer: Arc::new(crate::mail::LogMailer),
             events,
             generation: None,
             metrics: None,
+            cloud: None,
         }
     }
 

@@ -130,9 +130,11 @@ impl Operations {
         &self,
         auth: &Auth,
         class_name: &str,
-        request: FindRequest,
+        mut request: FindRequest,
     ) -> OpResult<FindResponse> {
         refuse_internal_class(class_name, ClassOperation::Find)?;
+        self.before_find(auth, class_name, &mut request, false)
+            .await?;
         let schema = match &request.redirect_class_name_for_key {
             Some(key) => self.redirected_schema(class_name, key)?,
             None => self.schemas.get(class_name),
@@ -237,8 +239,14 @@ impl Operations {
         let redirected_class_name = (request.redirect_class_name_for_key.is_some()
             && schema.class_name != class_name)
             .then(|| schema.class_name.clone());
+        let results = results.into_iter().map(Value::Object).collect();
+        let results = if limit > 0 {
+            self.after_find(auth, &schema.class_name, results).await?
+        } else {
+            results
+        };
         Ok(FindResponse {
-            results: results.into_iter().map(Value::Object).collect(),
+            results,
             count,
             redirected_class_name,
         })
@@ -250,9 +258,21 @@ impl Operations {
         auth: &Auth,
         class_name: &str,
         object_id: &str,
-        request: GetRequest,
+        mut request: GetRequest,
     ) -> OpResult<Value> {
         refuse_internal_class(class_name, ClassOperation::Get)?;
+        if self.has_trigger(super::hooks::Trigger::BeforeFind, class_name) {
+            // A get's beforeFind may veto it or change its keys and include.
+            let mut find = FindRequest {
+                where_json: serde_json::json!({"objectId": object_id}),
+                keys: request.keys.clone(),
+                include: request.include.clone(),
+                ..FindRequest::default()
+            };
+            self.before_find(auth, class_name, &mut find, true).await?;
+            request.keys = find.keys;
+            request.include = find.include;
+        }
         let schema = self
             .schemas
             .get(class_name)
@@ -291,7 +311,11 @@ impl Operations {
             )
             .await?;
         to_public_profiles(&mut results, &public_only);
-        Ok(Value::Object(results.pop().unwrap_or_default()))
+        let results = results.into_iter().map(Value::Object).collect();
+        let mut results = self.after_find(auth, class_name, results).await?;
+        results
+            .pop()
+            .ok_or_else(|| Error::object_not_found().into())
     }
 
     /// The first object matching `filter`, for lookups the server makes on its own behalf

@@ -232,7 +232,8 @@ fn accepts(expected: &FieldType, got: &FieldType) -> bool {
 }
 
 impl Operations {
-    /// Creates the built-in classes and the template's classes that do not exist yet.
+    /// Creates the built-in classes and the template's classes that do not exist yet, and
+    /// adds to existing template classes the fields the template has and they lack.
     /// `template` has the `/schemas` response shape: `{"results":[schema,…]}` or an array.
     ///
     /// Several instances starting at once on an empty database race to do the same; a
@@ -309,7 +310,26 @@ impl Operations {
                         self.schemas.put(after);
                     }
                 }
-                Some(_) => {}
+                // A template class made by an older version: the fields the template has
+                // gained since are added (none is changed or removed, nor the CLPs), so what
+                // the server reads from them (a persona's `tools`, a tool call's `toolCall`)
+                // exists, and clients may write them as on a new database.
+                Some(existing) => {
+                    let missing: Vec<(String, FieldSchema)> = wanted
+                        .fields
+                        .iter()
+                        .filter(|(name, _)| !existing.fields.contains_key(*name))
+                        .map(|(name, field)| (name.clone(), field.clone()))
+                        .collect();
+                    if missing.is_empty() {
+                        continue;
+                    }
+                    let _guard = self.schemas.changes.lock().await;
+                    let mut after = (*existing).clone();
+                    after.fields.extend(missing);
+                    self.store.update_class(&existing, &after).await?;
+                    self.schemas.put(after);
+                }
             }
         }
         Ok(())

@@ -17,7 +17,8 @@ use rand::RngExt;
 use serde_json::{Map, Value};
 
 use super::access::{ClassOperation, check_class_permission, refuse_internal_class, write_filter};
-use super::{Auth, OpError, OpResult, Operations, template_rules};
+use super::hooks::Trigger;
+use super::{Auth, GetRequest, OpError, OpResult, Operations, template_rules};
 
 /// A validated write, ready to commit.
 #[derive(Debug, Clone)]
@@ -29,6 +30,10 @@ pub struct PlannedWrite {
     extra: Map<String, Value>,
     /// A `_User` write that sets a new password (its sessions must end).
     password_changed: bool,
+    /// Fields a `beforeSave` trigger changed: the response echoes their stored values.
+    trigger_echo: Vec<String>,
+    /// The caller, kept when an `afterSave`/`afterDelete` trigger must run after the commit.
+    after_trigger: Option<Auth>,
 }
 
 impl PlannedWrite {
@@ -301,6 +306,15 @@ impl Operations {
             ))
             .into());
         }
+        // The app's beforeSave runs after the permission check and before validation (§10.3).
+        let triggered = self.before_save(auth, class_name, None, body).await?;
+        let (body, trigger_echo) = match &triggered {
+            Some((body, echo)) => (body, echo.clone()),
+            None => (body, Vec::new()),
+        };
+        let after_trigger = self
+            .has_trigger(Trigger::AfterSave, class_name)
+            .then(|| auth.clone());
         let mut parsed = parse_body(body, true, self.config.allow_custom_object_id)?;
         check_user_fields(class_name, auth, &parsed.updates)?;
         check_session_fields(class_name, auth, &parsed.updates, parsed.acl.is_some())?;
@@ -373,6 +387,8 @@ impl Operations {
             echoed,
             extra,
             password_changed,
+            trigger_echo,
+            after_trigger,
         })
     }
 
@@ -390,6 +406,26 @@ impl Operations {
             .get(class_name)
             .ok_or_else(Error::object_not_found)?;
         let clp_filter = check_class_permission(&schema, ClassOperation::Update, auth)?;
+        let triggered = if self.has_trigger(Trigger::BeforeSave, class_name) {
+            // The trigger sees the stored object (`request.original`); whether the caller may
+            // write it is still decided by the write's guard, as without a trigger.
+            let by_id = equals(&schema, "objectId", Operand::String(object_id.to_owned()));
+            let original = self
+                .find_first(&schema, by_id)
+                .await?
+                .ok_or_else(Error::object_not_found)?;
+            self.before_save(auth, class_name, Some(original.into_json()), body)
+                .await?
+        } else {
+            None
+        };
+        let (body, trigger_echo) = match &triggered {
+            Some((body, echo)) => (body, echo.clone()),
+            None => (body, Vec::new()),
+        };
+        let after_trigger = self
+            .has_trigger(Trigger::AfterSave, class_name)
+            .then(|| auth.clone());
         let mut parsed = parse_body(body, false, false)?;
         check_user_fields(class_name, auth, &parsed.updates)?;
         check_session_fields(class_name, auth, &parsed.updates, parsed.acl.is_some())?;
@@ -452,6 +488,8 @@ impl Operations {
             echoed,
             extra: Map::new(),
             password_changed,
+            trigger_echo,
+            after_trigger,
         })
     }
 
@@ -468,6 +506,22 @@ impl Operations {
             .get(class_name)
             .ok_or_else(Error::object_not_found)?;
         let clp_filter = check_class_permission(&schema, ClassOperation::Delete, auth)?;
+        if self.has_trigger(Trigger::BeforeDelete, class_name) {
+            // Loaded with the caller's rights first: an object it cannot read is not found.
+            let object = self
+                .get(auth, class_name, object_id, GetRequest::default())
+                .await?;
+            self.run_trigger(
+                auth,
+                Trigger::BeforeDelete,
+                class_name,
+                serde_json::json!({"object": object}),
+            )
+            .await?;
+        }
+        let after_trigger = self
+            .has_trigger(Trigger::AfterDelete, class_name)
+            .then(|| auth.clone());
         self.template_delete(auth, &schema, object_id).await?;
         let guard = clp_filter.and(write_filter(auth));
         let write = Write::Delete {
@@ -480,6 +534,8 @@ impl Operations {
             echoed: Vec::new(),
             extra: Map::new(),
             password_changed: false,
+            trigger_echo: Vec::new(),
+            after_trigger,
         })
     }
 
@@ -489,6 +545,12 @@ impl Operations {
         let writes = self.template_follow_ups(writes).await?;
         // The store reports the commit to the event bus itself, in commit order.
         let outcomes = self.store.write(writes).await?;
+        // afterSave / afterDelete, in the order of the writes, before the client is answered.
+        for (plan, outcome) in planned.iter().zip(&outcomes) {
+            if let Some(auth) = &plan.after_trigger {
+                self.after_write(auth, plan.class_name(), outcome).await;
+            }
+        }
         let mut replies: Vec<Vec<String>> = vec![Vec::new(); planned.len()];
         if let Some(generator) = &self.generation {
             // Told directly rather than through the live-query bus, which may drop events
@@ -559,6 +621,13 @@ impl Operations {
             WriteOutcome::Deleted(_) => (200, None, None),
         };
         if let Some(state) = state {
+            for field in &plan.trigger_echo {
+                let value = match field.as_str() {
+                    "ACL" => state.acl.as_ref().map(|acl| acl.to_json()),
+                    _ => state.fields.get(field).cloned(),
+                };
+                body.insert(field.clone(), value.unwrap_or(Value::Null));
+            }
             for update in &plan.echoed {
                 let mut value = state.fields.get(&update.field);
                 for segment in &update.path {

@@ -1,0 +1,114 @@
+//! The native half of the shim: each `Parse.*` call a script makes becomes one operation of
+//! the operation layer, with the rights of the request that started the call — the master
+//! key's only with `useMasterKey: true`, a given user's with `sessionToken` — so every rule,
+//! trigger and LiveQuery event applies as it would to a client's request.
+
+use serde_json::{Map, Value, json};
+
+use super::{CallContext, CloudFailure};
+use crate::operation::{Auth, GetRequest, OpResult, Operations};
+
+/// Runs the operation `name` with `args` (from the shim) for `context`'s call.
+pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value, CloudFailure> {
+    let result = async {
+        let auth = rights(context, &args).await?;
+        let operations = &context.operations;
+        let class_name = args.get("className").and_then(Value::as_str).unwrap_or("");
+        let object_id = args.get("objectId").and_then(Value::as_str).unwrap_or("");
+        let object = |key: &str| -> Map<String, Value> {
+            args.get(key)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
+        };
+        match name {
+            "find" => {
+                let find = crate::http::params::find_request(&object("query"))?;
+                let response = operations.find(&auth, class_name, find).await?;
+                let mut body = json!({"results": response.results});
+                if let Some(count) = response.count {
+                    body["count"] = count.into();
+                }
+                Ok(body)
+            }
+            "get" => {
+                let get = crate::http::params::get_request(&object("query"))?;
+                operations.get(&auth, class_name, object_id, get).await
+            }
+            "create" => {
+                let planned = operations
+                    .plan_create(&auth, class_name, &object("body"))
+                    .await?;
+                Ok(operations.commit_one(planned).await?.body)
+            }
+            "update" => {
+                let planned = operations
+                    .plan_update(&auth, class_name, object_id, &object("body"))
+                    .await?;
+                Ok(operations.commit_one(planned).await?.body)
+            }
+            "delete" => {
+                let planned = operations.plan_delete(&auth, class_name, object_id).await?;
+                operations.commit_one(planned).await?;
+                Ok(json!({}))
+            }
+            "config" => operations.get_config(&auth).await,
+            "jobMessage" => {
+                let job_id = args.get("jobId").and_then(Value::as_str).unwrap_or("");
+                let message = args.get("message").cloned().unwrap_or(Value::Null);
+                operations
+                    .update_job_status(job_id, json!({"message": message}))
+                    .await?;
+                Ok(Value::Null)
+            }
+            "run" => {
+                let function = args.get("name").and_then(Value::as_str).unwrap_or("");
+                let params = object("params");
+                super::call_function(operations, &auth, function, &params, &Default::default())
+                    .await
+            }
+            other => Err(CloudFailure::script(format!(
+                "Parse operation \"{other}\" is not supported in Cloud Code"
+            ))
+            .into()),
+        }
+    }
+    .await;
+    result.map_err(|error| CloudFailure::from_op_error(&error))
+}
+
+/// The rights an operation runs with: the call's own, the master key's, or a session's.
+async fn rights(context: &CallContext, args: &Value) -> OpResult<Auth> {
+    if args.get("useMasterKey").and_then(Value::as_bool) == Some(true) {
+        return Ok(Auth::master());
+    }
+    if let Some(token) = args.get("sessionToken").and_then(Value::as_str) {
+        let operations = &context.operations;
+        let user_id = operations.resolve_session(token).await?;
+        return Ok(Auth {
+            roles: operations.roles_of(&user_id).await?,
+            user_id: Some(user_id),
+            session_token: Some(token.to_owned()),
+            ..Auth::default()
+        });
+    }
+    Ok(context.auth.clone())
+}
+
+/// `request.user`: the caller's `_User` in full (with its session token), or `null`.
+pub async fn user_json(operations: &Operations, auth: &Auth) -> OpResult<Value> {
+    let Some(user_id) = &auth.user_id else {
+        return Ok(Value::Null);
+    };
+    let mut user = operations
+        .get(&Auth::master(), "_User", user_id, GetRequest::default())
+        .await?;
+    if let Value::Object(fields) = &mut user {
+        fields.insert("__type".into(), "Object".into());
+        fields.insert("className".into(), "_User".into());
+        if let Some(token) = &auth.session_token {
+            fields.insert("sessionToken".into(), token.clone().into());
+        }
+    }
+    Ok(user)
+}

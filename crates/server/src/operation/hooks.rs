@@ -1,0 +1,471 @@
+//! The hook seam: what the operation layer asks of code that is not its own — an app's
+//! Cloud Code (`cloud/`) — without knowing how that code runs.
+//!
+//! Every entry point (REST, batch, GraphQL, LiveQuery, the web app, cloud code itself)
+//! reaches functions and triggers through [`Operations`] and this trait, so a rule written in
+//! cloud code holds whichever way a request comes in.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::{Auth, OpResult, Operations};
+
+/// What a request carries besides its credentials: `request.headers`, `ip`, `context`.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub headers: Map<String, Value>,
+    pub ip: Option<String>,
+    /// `X-Parse-Cloud-Context` (or the body's `_context`).
+    pub context: Map<String, Value>,
+}
+
+/// The triggers an app's code may define (§10.3, §11.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    BeforeSave,
+    AfterSave,
+    BeforeDelete,
+    AfterDelete,
+    BeforeFind,
+    AfterFind,
+    BeforeLogin,
+    AfterLogin,
+    AfterLogout,
+    BeforeSubscribe,
+    AfterLiveQueryEvent,
+}
+
+impl Trigger {
+    /// The name `Parse.Cloud.<name>` registers it under.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trigger::BeforeSave => "beforeSave",
+            Trigger::AfterSave => "afterSave",
+            Trigger::BeforeDelete => "beforeDelete",
+            Trigger::AfterDelete => "afterDelete",
+            Trigger::BeforeFind => "beforeFind",
+            Trigger::AfterFind => "afterFind",
+            Trigger::BeforeLogin => "beforeLogin",
+            Trigger::AfterLogin => "afterLogin",
+            Trigger::AfterLogout => "afterLogout",
+            Trigger::BeforeSubscribe => "beforeSubscribe",
+            Trigger::AfterLiveQueryEvent => "afterLiveQueryEvent",
+        }
+    }
+}
+
+/// An app's code, as the operation layer sees it.
+#[async_trait::async_trait]
+pub trait CloudHooks: Send + Sync {
+    /// Whether the code defines `trigger` for `class_name` (cheap: asked on every write).
+    fn has_trigger(&self, trigger: Trigger, class_name: &str) -> bool;
+
+    /// Runs `trigger` on `class_name` with `payload` (the trigger's own request fields; the
+    /// caller's user, master flag and installation are added from `auth`); the trigger's
+    /// answer, whose shape depends on the trigger (see the callers in this module).
+    async fn run_trigger(
+        &self,
+        operations: &Operations,
+        auth: &Auth,
+        trigger: Trigger,
+        class_name: &str,
+        payload: Value,
+    ) -> OpResult<Value>;
+
+    /// The functions `POST /functions/:name` runs (GraphQL's `callCloudCode` lists them).
+    fn function_names(&self) -> Vec<String>;
+
+    /// Moves when the code is reloaded (what it defines may have changed).
+    fn code_version(&self) -> u64;
+
+    /// Starts the job `name` in the background, its progress recorded in `_JobStatus`
+    /// object `job_id`.
+    fn start_job(
+        &self,
+        operations: &Operations,
+        auth: &Auth,
+        name: &str,
+        params: &Map<String, Value>,
+        job_id: &str,
+    ) -> OpResult<()>;
+
+    /// Whether the code defines the job `name`.
+    fn has_job(&self, name: &str) -> bool;
+
+    /// Runs the function `name`; its `result`.
+    async fn call_function(
+        &self,
+        operations: &Operations,
+        auth: &Auth,
+        name: &str,
+        params: &Map<String, Value>,
+        meta: &RequestMeta,
+    ) -> OpResult<Value>;
+}
+
+impl Operations {
+    /// Whether the app's code defines `trigger` on `class_name`.
+    pub fn has_trigger(&self, trigger: Trigger, class_name: &str) -> bool {
+        self.cloud
+            .as_ref()
+            .is_some_and(|cloud| cloud.has_trigger(trigger, class_name))
+    }
+
+    /// Runs `trigger` if the app defines it: `None` when it does not.
+    pub async fn run_trigger(
+        &self,
+        auth: &Auth,
+        trigger: Trigger,
+        class_name: &str,
+        payload: Value,
+    ) -> OpResult<Option<Value>> {
+        match &self.cloud {
+            Some(cloud) if cloud.has_trigger(trigger, class_name) => cloud
+                .run_trigger(self, auth, trigger, class_name, payload)
+                .await
+                .map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// `beforeSave`: the write's body as the trigger left it, and the fields whose value the
+    /// trigger changed (the response echoes them); `None` without a trigger. `original` is
+    /// the stored object of an update.
+    pub(super) async fn before_save(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        original: Option<Map<String, Value>>,
+        body: &Map<String, Value>,
+    ) -> OpResult<Option<(Map<String, Value>, Vec<String>)>> {
+        let payload = serde_json::json!({"original": original, "body": body});
+        let Some(answer) = self
+            .run_trigger(auth, Trigger::BeforeSave, class_name, payload)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let body = answer
+            .get("body")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let echo = answer
+            .get("echo")
+            .and_then(Value::as_array)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some((body, echo)))
+    }
+
+    /// `afterSave` / `afterDelete` of committed writes: awaited, and a failure is only
+    /// logged — the write stands and the client hears of its success (§10.3).
+    pub(super) async fn after_write(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        outcome: &parlor_store::WriteOutcome,
+    ) {
+        use parlor_store::WriteOutcome;
+        let (trigger, payload) = match outcome {
+            WriteOutcome::Created(object) => (
+                Trigger::AfterSave,
+                serde_json::json!({"object": object.to_json(), "original": null}),
+            ),
+            WriteOutcome::Updated { before, after } => (
+                Trigger::AfterSave,
+                serde_json::json!({"object": after.to_json(), "original": before.to_json()}),
+            ),
+            WriteOutcome::Deleted(object) => (
+                Trigger::AfterDelete,
+                serde_json::json!({"object": object.to_json()}),
+            ),
+        };
+        if let Err(error) = self.run_trigger(auth, trigger, class_name, payload).await {
+            tracing::warn!(
+                trigger = trigger.name(),
+                class = class_name,
+                "Cloud Code trigger failed after the write committed: {error}"
+            );
+        }
+    }
+
+    /// `POST /jobs/:name`: records a `_JobStatus` (`running`) and starts the job; the
+    /// status's objectId. Master key only; an unknown job is `141 Invalid job.`
+    pub async fn start_job(
+        &self,
+        auth: &Auth,
+        name: &str,
+        params: &Map<String, Value>,
+    ) -> OpResult<String> {
+        super::schema::require_master(auth)?;
+        let Some(cloud) = self.cloud.as_ref().filter(|cloud| cloud.has_job(name)) else {
+            return Err(super::OpError::parse(
+                parlor_core::Code::ScriptFailed,
+                "Invalid job.",
+            ));
+        };
+        let now = serde_json::json!({"__type": "Date", "iso": parlor_core::value::now_iso()});
+        let status = serde_json::json!({
+            "jobName": name,
+            "source": "api",
+            "status": "running",
+            "params": params,
+            "startedAt": now,
+            "ACL": {},
+        });
+        let planned = self
+            .plan_create(
+                &Auth::master(),
+                "_JobStatus",
+                status.as_object().unwrap_or(&Map::new()),
+            )
+            .await?;
+        let created = self.commit_one(planned).await?;
+        let job_id = created
+            .body
+            .get("objectId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        cloud.start_job(self, auth, name, params, &job_id)?;
+        Ok(job_id)
+    }
+
+    /// Updates a job's `_JobStatus` (its `message`, or its end: `succeeded`/`failed`).
+    pub async fn update_job_status(&self, job_id: &str, fields: Value) -> OpResult<()> {
+        let body = match fields {
+            Value::Object(body) => body,
+            _ => Map::new(),
+        };
+        let planned = self
+            .plan_update(&Auth::master(), "_JobStatus", job_id, &body)
+            .await?;
+        self.commit_one(planned).await?;
+        Ok(())
+    }
+
+    /// `beforeSubscribe` (LiveQuery and GraphQL subscriptions): the app may change the
+    /// subscription's `where` and `keys`, or refuse it by throwing.
+    pub async fn before_subscribe(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        query: &mut Value,
+        request_id: i64,
+    ) -> OpResult<()> {
+        if !self.has_trigger(Trigger::BeforeSubscribe, class_name) {
+            return Ok(());
+        }
+        let mut sent = Map::new();
+        sent.insert(
+            "where".into(),
+            query
+                .get("where")
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({})),
+        );
+        if let Some(keys) = query.get("keys").or_else(|| query.get("fields")) {
+            let keys = match keys {
+                Value::Array(keys) => keys
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.as_str().unwrap_or_default().to_owned(),
+            };
+            sent.insert("keys".into(), keys.into());
+        }
+        let payload = serde_json::json!({
+            "query": sent,
+            "requestId": request_id,
+            "sessionToken": auth.session_token,
+        });
+        let Some(answer) = self
+            .run_trigger(auth, Trigger::BeforeSubscribe, class_name, payload)
+            .await?
+        else {
+            return Ok(());
+        };
+        if let Value::Object(query) = query {
+            if let Some(where_json) = answer.get("where") {
+                query.insert("where".into(), where_json.clone());
+            }
+            query.remove("fields");
+            match answer.get("keys").and_then(Value::as_str) {
+                Some(keys) => {
+                    let keys: Vec<Value> = keys
+                        .split(',')
+                        .filter(|key| !key.is_empty())
+                        .map(|key| Value::String(key.to_owned()))
+                        .collect();
+                    query.insert("keys".into(), Value::Array(keys));
+                }
+                None => {
+                    query.remove("keys");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `afterLiveQueryEvent`, once per subscriber and event: the object and original the
+    /// subscriber gets (the app may change them), or `None` when the app holds the event
+    /// back (`request.sendEvent = false`). A failing trigger holds the event back too.
+    pub async fn after_live_event(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        event: &str,
+        object: Value,
+        original: Option<Value>,
+    ) -> Option<(Value, Option<Value>)> {
+        let payload = serde_json::json!({"event": event, "object": object, "original": original});
+        match self
+            .run_trigger(auth, Trigger::AfterLiveQueryEvent, class_name, payload)
+            .await
+        {
+            Ok(Some(answer)) => {
+                if answer.get("sendEvent") == Some(&Value::Bool(false)) {
+                    return None;
+                }
+                let object = answer.get("object").cloned().unwrap_or(object);
+                let original = match answer.get("original") {
+                    Some(Value::Null) | None => original,
+                    Some(changed) => Some(changed.clone()),
+                };
+                Some((object, original))
+            }
+            Ok(None) => Some((object, original)),
+            Err(error) => {
+                tracing::warn!(
+                    class = class_name,
+                    "Cloud Code afterLiveQueryEvent failed: {error}"
+                );
+                None
+            }
+        }
+    }
+
+    /// `beforeFind`: the app may change or replace the query (§10.3).
+    pub(super) async fn before_find(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        request: &mut super::FindRequest,
+        is_get: bool,
+    ) -> OpResult<()> {
+        if !self.has_trigger(Trigger::BeforeFind, class_name) {
+            return Ok(());
+        }
+        let mut query = Map::new();
+        query.insert("where".into(), request.where_json.clone());
+        if let Some(limit) = request.limit {
+            query.insert("limit".into(), limit.into());
+        }
+        if request.skip > 0 {
+            query.insert("skip".into(), request.skip.into());
+        }
+        if let Some(order) = &request.order {
+            query.insert("order".into(), order.clone().into());
+        }
+        if let Some(keys) = &request.keys {
+            query.insert("keys".into(), keys.join(",").into());
+        }
+        if !request.include.is_empty() {
+            query.insert("include".into(), request.include.join(",").into());
+        }
+        let payload = serde_json::json!({"query": query, "count": request.count, "isGet": is_get});
+        let Some(answer) = self
+            .run_trigger(auth, Trigger::BeforeFind, class_name, payload)
+            .await?
+        else {
+            return Ok(());
+        };
+        let list = |value: Option<&Value>| -> Option<Vec<String>> {
+            value.and_then(Value::as_str).map(|text| {
+                text.split(',')
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+        };
+        if let Some(where_json) = answer.get("where") {
+            request.where_json = where_json.clone();
+        }
+        request.limit = answer
+            .get("limit")
+            .and_then(Value::as_u64)
+            .or(request.limit);
+        request.skip = answer.get("skip").and_then(Value::as_u64).unwrap_or(0);
+        request.order = answer
+            .get("order")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        request.keys = list(answer.get("keys"));
+        request.include = list(answer.get("include")).unwrap_or_default();
+        if let Some(exclude) = list(answer.get("excludeKeys")) {
+            request.exclude_keys = exclude;
+        }
+        Ok(())
+    }
+
+    /// `afterFind`: the app may change, filter or replace the results; each then carries
+    /// its `className`, as Parse Server answers when an afterFind exists.
+    pub(super) async fn after_find(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        results: Vec<Value>,
+    ) -> OpResult<Vec<Value>> {
+        if !self.has_trigger(Trigger::AfterFind, class_name) {
+            return Ok(results);
+        }
+        let objects: Vec<Value> = results
+            .into_iter()
+            .map(|mut object| {
+                if let Value::Object(fields) = &mut object {
+                    fields.insert("__type".into(), "Object".into());
+                    fields.insert("className".into(), class_name.into());
+                }
+                object
+            })
+            .collect();
+        let payload = serde_json::json!({"objects": objects});
+        let answer = self
+            .run_trigger(auth, Trigger::AfterFind, class_name, payload)
+            .await?;
+        let objects = match answer {
+            Some(Value::Array(objects)) => objects,
+            _ => objects,
+        };
+        Ok(objects
+            .into_iter()
+            .map(|mut object| {
+                if let Value::Object(fields) = &mut object {
+                    fields.remove("__type");
+                }
+                object
+            })
+            .collect())
+    }
+
+    /// Runs `app code` hooks through `hooks`.
+    pub fn with_cloud(mut self, hooks: Arc<dyn CloudHooks>) -> Operations {
+        self.cloud = Some(hooks);
+        self
+    }
+
+    /// Whether the app's code defines the function `name`.
+    pub fn has_cloud_function(&self, name: &str) -> bool {
+        self.cloud
+            .as_ref()
+            .is_some_and(|cloud| cloud.function_names().iter().any(|known| known == name))
+    }
+}
