@@ -907,8 +907,14 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             && name.as_str() != FANOUT
             && name.as_str() != GENERATION
             && !KNOWN_SCENARIOS.split(", ").any(|k| k == *name)
+            && !name
+                .strip_suffix(MASTER_SUFFIX)
+                .is_some_and(|plain| USER_SCENARIOS.contains(&plain))
     }) {
-        bail!("unknown scenario {unknown} (known: {KNOWN_SCENARIOS}, {FANOUT}, {GENERATION})");
+        bail!(
+            "unknown scenario {unknown} (known: {KNOWN_SCENARIOS}, {FANOUT}, {GENERATION}, and {MASTER_SUFFIX} after {})",
+            USER_SCENARIOS.join(", ")
+        );
     }
     let fanout = cli.scenarios.iter().any(|s| s == FANOUT);
     let generation = cli.scenarios.iter().any(|s| s == GENERATION);
