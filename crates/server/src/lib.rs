@@ -286,10 +286,10 @@ pub async fn run(
     }
     // Replies whose server died (this one before a restart, or another instance) are
     // marked failed instead of streaming forever.
-    let sweeper = operations.generation.as_ref().map(|generator| {
+    let sweeper = ai::generation::generator(&operations).map(|generator| {
         tokio::spawn(ai::generation::recovery::sweep_forever(
             operations.clone(),
-            Arc::downgrade(generator),
+            Arc::downgrade(&generator),
         ))
     });
     let idempotency_paths = config

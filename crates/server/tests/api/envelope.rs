@@ -995,9 +995,14 @@ async fn server_info_reports_the_features_that_work() {
     let gone = server.master(Method::GET, "/schemas/Board", None).await;
     assert_parse_error(&gone, 400, 103, Some("Class Board does not exist."));
 
+    // `POST /jobs/:name` runs Cloud Code jobs (none here), but the dashboard's job pages
+    // (`/cloud_code/jobs`, schedules) stay off.
+    let job = server
+        .master(Method::POST, "/jobs/nightly", Some(json!({})))
+        .await;
+    assert_parse_error(&job, 400, 141, Some("Invalid job."));
     // Off: the routes behind these features do not exist.
     for (method, path) in [
-        (Method::POST, "/jobs/nightly"),
         (Method::GET, "/cloud_code/jobs"),
         (Method::GET, "/hooks/functions"),
         (Method::GET, "/scriptlog"),
