@@ -104,6 +104,8 @@ impl From<CloudFailure> for OpError {
 pub struct CallContext {
     pub operations: Operations,
     pub auth: Auth,
+    /// Hosts `Parse.Cloud.httpRequest` may reach (`--cloud-http-allow`).
+    pub http_allow: Arc<[String]>,
 }
 
 /// What the loaded code defines.
@@ -198,6 +200,7 @@ impl Shared {
 
 /// The pool of cloud-code runtimes.
 pub struct Cloud {
+    http_allow: Arc<[String]>,
     /// This pool itself, for the calls it hands out (`Parse.Cloud.run` reaches it again).
     me: std::sync::Weak<Cloud>,
     shared: Arc<Shared>,
@@ -250,6 +253,7 @@ impl Cloud {
                 .spawn(move || worker::run(shared, index))?;
         }
         let cloud = Arc::new_cyclic(|me| Cloud {
+            http_allow: settings.http_allow.clone().into(),
             me: me.clone(),
             shared,
             calls_tx: Mutex::new(Some(calls_tx)),
@@ -404,6 +408,7 @@ impl Cloud {
         let context = CallContext {
             operations: operations.clone(),
             auth: auth.clone(),
+            http_allow: Arc::clone(&self.http_allow),
         };
         Ok(self.call("function", name, request, context).await?)
     }
@@ -434,6 +439,7 @@ impl CloudHooks for Cloud {
         let context = CallContext {
             operations: operations.clone(),
             auth: auth.clone(),
+            http_allow: Arc::clone(&self.http_allow),
         };
         let name = format!("{}:{class_name}", trigger.name());
         Ok(self
@@ -474,6 +480,7 @@ impl CloudHooks for Cloud {
         let context = CallContext {
             operations: operations.clone(),
             auth: auth.clone(),
+            http_allow: Arc::clone(&self.http_allow),
         };
         let operations = operations.clone();
         let name = name.to_owned();

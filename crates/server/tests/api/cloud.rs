@@ -828,3 +828,30 @@ async fn live_query_subscriptions_and_events_take_the_apps_triggers() {
     assert_eq!(event["object"]["seenLive"], true);
     live::quiet(&mut socket).await;
 }
+
+#[tokio::test]
+async fn http_requests_reach_only_allowed_hosts() {
+    let closed = cloud_server(ServeOptions::default()).await;
+    let url = closed.url("/health");
+    let refused = call(&closed, "fetch", json!({"url": url}), &PUBLIC_HEADERS).await;
+    assert_parse_error(&refused, 400, 141, None);
+    assert!(
+        refused.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("\"127.0.0.1\" is not allowed"),
+        "{:?}",
+        refused.body
+    );
+    let open = cloud_server(ServeOptions {
+        cloud_http_allow: Some(vec!["127.0.0.1".to_owned()]),
+        ..ServeOptions::default()
+    })
+    .await;
+    let url = open.url("/health");
+    let fetched = call(&open, "fetch", json!({"url": url}), &PUBLIC_HEADERS).await;
+    assert_eq!(
+        fetched.body["result"],
+        json!({"status": 200, "data": {"status": "ok"}})
+    );
+}
