@@ -19,12 +19,13 @@ pub enum Target {
         method: Method,
         url: String,
         body: Option<&'static str>,
-        master: bool,
+        auth: Auth,
     },
     /// `GET <prefix><id>` with an id drawn at random from `ids`.
     RandomId {
         prefix: String,
         ids: Arc<Vec<String>>,
+        auth: Auth,
     },
     /// `POST <url>` with the body `<before><n><after>`, `n` a counter shared by every worker (and
     /// every run of the scenario), so each request carries a value never sent before (sign-up's
@@ -45,6 +46,38 @@ pub enum Target {
 pub struct Keys {
     pub app_id: String,
     pub master_key: String,
+}
+
+/// Who a request is sent as. Clients send a user's session token, which makes the server resolve
+/// the session, the user's roles, the CLP, the ACL and the chat template's rules; the master key
+/// skips all of that, so its figures only stand beside the session-token ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// The application id alone.
+    Anonymous,
+    Master,
+    /// `X-Parse-Session-Token`.
+    Session(String),
+}
+
+impl Auth {
+    /// The name printed in the result lines.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Auth::Anonymous => "anonymous",
+            Auth::Master => "master",
+            Auth::Session(_) => "session",
+        }
+    }
+
+    /// Adds this identity's header (if any) to `request`.
+    pub fn apply(&self, request: RequestBuilder, keys: &Keys) -> RequestBuilder {
+        match self {
+            Auth::Anonymous => request,
+            Auth::Master => request.header("X-Parse-Master-Key", &keys.master_key),
+            Auth::Session(token) => request.header("X-Parse-Session-Token", token),
+        }
+    }
 }
 
 impl Target {
@@ -96,6 +129,15 @@ impl Target {
         }
     }
 
+    /// Who this target's requests are sent as (a spread's first part speaks for all).
+    pub fn auth(&self) -> Auth {
+        match self {
+            Target::Fixed { auth, .. } | Target::RandomId { auth, .. } => auth.clone(),
+            Target::Unique { .. } => Auth::Anonymous,
+            Target::Spread(targets) => targets.first().map_or(Auth::Anonymous, |t| t.auth()),
+        }
+    }
+
     /// The next body of a [`Target::Unique`] (`None` for the other kinds).
     pub fn next_body(&self) -> Option<String> {
         match self {
@@ -118,14 +160,14 @@ impl Target {
                 method,
                 url,
                 body,
-                master,
+                auth,
             } => {
-                let mut request = client
-                    .request(method.clone(), url)
-                    .header("X-Parse-Application-Id", &keys.app_id);
-                if *master {
-                    request = request.header("X-Parse-Master-Key", &keys.master_key);
-                }
+                let mut request = auth.apply(
+                    client
+                        .request(method.clone(), url)
+                        .header("X-Parse-Application-Id", &keys.app_id),
+                    keys,
+                );
                 if let Some(body) = body {
                     request = request
                         .header("Content-Type", "application/json")
@@ -133,12 +175,14 @@ impl Target {
                 }
                 request
             }
-            Target::RandomId { prefix, ids } => {
+            Target::RandomId { prefix, ids, auth } => {
                 let id = &ids[rng.below(ids.len())];
-                client
-                    .get(format!("{prefix}{id}"))
-                    .header("X-Parse-Application-Id", &keys.app_id)
-                    .header("X-Parse-Master-Key", &keys.master_key)
+                auth.apply(
+                    client
+                        .get(format!("{prefix}{id}"))
+                        .header("X-Parse-Application-Id", &keys.app_id),
+                    keys,
+                )
             }
             Target::Unique { url, .. } => client
                 .post(url)

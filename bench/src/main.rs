@@ -29,7 +29,7 @@ use clap::Parser;
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
 
-use load::{Keys, Target};
+use load::{Auth, Keys, Target};
 use seed::{SeedOptions, api_as, encode, pointer, text, truncate};
 use server::{
     Server, StartOptions, cpu_seconds, loadavg, machine_busy_seconds, machine_info, round1, round2,
@@ -82,7 +82,7 @@ struct Cli {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "create_message,query_history,graphql_history,get_by_id,health,log_in,sign_up,history_during_log_ins"
+        default_value = "create_message,create_message_master,query_history,query_history_master,graphql_history,graphql_history_master,get_by_id,get_by_id_master,health,log_in,sign_up,history_during_log_ins"
     )]
     scenarios: Vec<String>,
     /// Concurrent connections (a comma list runs each in turn). `history_during_log_ins` splits
@@ -391,6 +391,18 @@ impl Scenario {
 
 const KNOWN_SCENARIOS: &str = "create_message, query_history, graphql_history, get_by_id, health, log_in, sign_up, history_during_log_ins";
 
+/// The suffix of a scenario sent with the master key instead of the seeded user's session token
+/// (`query_history_master`): only for the scenarios that take a session token.
+const MASTER_SUFFIX: &str = "_master";
+
+/// The scenarios sent as the seeded user (session token), which take a `_master` twin.
+const USER_SCENARIOS: [&str; 4] = [
+    "create_message",
+    "query_history",
+    "graphql_history",
+    "get_by_id",
+];
+
 /// The history page by GraphQL: the 50 newest messages of a session with their sender and
 /// session expanded (Parse Server's GraphQL API, which Parlor's speaks too).
 const GRAPHQL_HISTORY: &str = "query History($s: ID!) { messages(where: {session: {have: {objectId: {equalTo: $s}}}}, order: [createdAt_DESC], first: 50) { edges { node { objectId content role createdAt sender { objectId username } session { objectId title } } } } }";
@@ -402,8 +414,10 @@ fn graphql_url(base: &str) -> String {
     format!("{root}/graphql")
 }
 
-/// The target of a single-load scenario.
-fn target(name: &str, base: &str, seeded: &seed::Seeded) -> anyhow::Result<Target> {
+/// The target of a single-load scenario; the user scenarios are sent as `user` (the seeded
+/// user's session token, or the master key for their `_master` twins).
+fn target(name: &str, base: &str, seeded: &seed::Seeded, user: &Auth) -> anyhow::Result<Target> {
+    let auth = user.clone();
     Ok(match name {
         "create_message" => {
             let mut body = json!({
@@ -420,7 +434,7 @@ fn target(name: &str, base: &str, seeded: &seed::Seeded) -> anyhow::Result<Targe
                 method: Method::POST,
                 url: format!("{base}/classes/Message"),
                 body: Some(body),
-                master: true,
+                auth,
             }
         }
         "query_history" => {
@@ -434,7 +448,7 @@ fn target(name: &str, base: &str, seeded: &seed::Seeded) -> anyhow::Result<Targe
                 method: Method::GET,
                 url,
                 body: None,
-                master: true,
+                auth,
             }
         }
         "graphql_history" => {
@@ -445,7 +459,7 @@ fn target(name: &str, base: &str, seeded: &seed::Seeded) -> anyhow::Result<Targe
                 method: Method::POST,
                 url: graphql_url(base),
                 body: Some(body),
-                master: true,
+                auth,
             }
         }
         "get_by_id" => {
@@ -455,13 +469,14 @@ fn target(name: &str, base: &str, seeded: &seed::Seeded) -> anyhow::Result<Targe
             Target::RandomId {
                 prefix: format!("{base}/classes/Message/"),
                 ids: Arc::new(seeded.message_ids.clone()),
+                auth,
             }
         }
         "health" => Target::Fixed {
             method: Method::GET,
             url: format!("{base}/health"),
             body: None,
-            master: false,
+            auth: Auth::Anonymous,
         },
         "log_in" => {
             let body = json!({ "username": seeded.username, "password": seeded.password });
@@ -470,7 +485,7 @@ fn target(name: &str, base: &str, seeded: &seed::Seeded) -> anyhow::Result<Targe
                 method: Method::POST,
                 url: format!("{base}/login"),
                 body: Some(body),
-                master: false,
+                auth: Auth::Anonymous,
             }
         }
         "sign_up" => {
@@ -497,14 +512,25 @@ fn build_scenarios(
     bases: &[String],
     seeded: &seed::Seeded,
 ) -> anyhow::Result<Vec<Scenario>> {
-    let load = |name: &str, check: &'static str| -> anyhow::Result<Load> {
-        let targets = bases.iter().map(|base| target(check, base, seeded));
+    let session = seeded.session_token.clone().map(Auth::Session);
+    let load_as = |name: &str, check: &'static str, master: bool| -> anyhow::Result<Load> {
+        let user = if master {
+            Auth::Master
+        } else if let Some(session) = &session {
+            session.clone()
+        } else if USER_SCENARIOS.contains(&check) {
+            bail!("{name} is sent with the seeded user's session token, and its sign-up failed");
+        } else {
+            Auth::Anonymous
+        };
+        let targets = bases.iter().map(|base| target(check, base, seeded, &user));
         Ok(Load {
             name: name.to_owned(),
             check,
             target: Arc::new(Target::spread(targets.collect::<anyhow::Result<_>>()?)),
         })
     };
+    let load = |name: &str, check: &'static str| load_as(name, check, false);
     let mut scenarios = Vec::new();
     for name in cli.scenarios.iter().filter(|name| *name != FANOUT) {
         let scenario = match name.as_str() {
@@ -514,15 +540,19 @@ fn build_scenarios(
                 background: Some(load("log_in_background", "log_in")?),
             },
             single => {
+                let (plain, master) = match single.strip_suffix(MASTER_SUFFIX) {
+                    Some(plain) if USER_SCENARIOS.contains(&plain) => (plain, true),
+                    _ => (single, false),
+                };
                 let check = KNOWN_SCENARIOS
                     .split(", ")
-                    .find(|known| *known == single)
+                    .find(|known| *known == plain)
                     .with_context(|| {
-                        format!("unknown scenario {single} (known: {KNOWN_SCENARIOS})")
+                        format!("unknown scenario {single} (known: {KNOWN_SCENARIOS}, and {MASTER_SUFFIX} after {})", USER_SCENARIOS.join(", "))
                     })?;
                 Scenario {
                     name: name.clone(),
-                    main: load(single, check)?,
+                    main: load_as(single, check, master)?,
                     background: None,
                 }
             }
@@ -534,35 +564,28 @@ fn build_scenarios(
 
 /// One request by hand, checked, so that a broken scenario is reported rather than measured.
 async fn sanity(client: &Client, keys: &Keys, check: &str, target: &Target) -> Result<(), String> {
-    let (method, url, body, master) = match target {
+    let auth = target.auth();
+    let (method, url, body) = match target {
         Target::Fixed {
-            method,
-            url,
-            body,
-            master,
+            method, url, body, ..
         } => (
             method.clone(),
             url.clone(),
             body.map(|b| serde_json::from_str::<Value>(b).unwrap_or(Value::Null)),
-            *master,
         ),
-        Target::RandomId { prefix, ids } => (
-            Method::GET,
-            format!("{prefix}{}", ids[ids.len() / 2]),
-            None,
-            true,
-        ),
+        Target::RandomId { prefix, ids, .. } => {
+            (Method::GET, format!("{prefix}{}", ids[ids.len() / 2]), None)
+        }
         Target::Unique { url, .. } => (
             Method::POST,
             url.clone(),
             target
                 .next_body()
                 .map(|b| serde_json::from_str::<Value>(&b).unwrap_or(Value::Null)),
-            false,
         ),
         Target::Spread(_) => return Err("check each instance's target on its own".to_owned()),
     };
-    let (status, value) = api_as(client, keys, master, method, &url, body.as_ref())
+    let (status, value) = api_as(client, keys, &auth, method, &url, body.as_ref())
         .await
         .map_err(|e| format!("{e:#}"))?;
     let shown = || truncate(&value.to_string(), 300);
@@ -732,9 +755,12 @@ async fn measure(
             "postgres_cores": postgres.filter(|_| cli.backend.starts_with("postgres")).map(|(b, a)| round2((a - b) / elapsed)),
         })
     };
-    let common = |name: &str, cpu: Value, with: Option<(&str, usize)>| {
+    let common = |load: &Load, cpu: Value, with: Option<(&str, usize)>| {
+        let name = load.name.as_str();
+        let auth = load.target.auth().label();
         let mut fields = json!({
             "scenario": name, "run": run, "label": cli.label, "at": now(),
+            "auth": auth,
             "backend": cli.backend, "instances": cli.instances,
             "cpu": cpu,
             "server_memory": topology::memory(pids),
@@ -751,7 +777,7 @@ async fn measure(
             finish_line(
                 main,
                 common(
-                    &scenario.main.name,
+                    &scenario.main,
                     cpu(None),
                     Some((&load.name, background_connections)),
                 ),
@@ -759,7 +785,7 @@ async fn measure(
             finish_line(
                 background,
                 common(
-                    &load.name,
+                    load,
                     cpu(None),
                     Some((&scenario.main.name, main_connections)),
                 ),
@@ -769,7 +795,7 @@ async fn measure(
             let requests = main["requests"].as_f64();
             vec![finish_line(
                 main,
-                common(&scenario.main.name, cpu(requests), None),
+                common(&scenario.main, cpu(requests), None),
             )]
         }
     }

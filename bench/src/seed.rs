@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
 
-use crate::load::{Keys, Rng};
+use crate::load::{Auth, Keys, Rng};
 use crate::server::round1;
 
 /// A JSON request with the master key; returns the status and the decoded body.
@@ -19,24 +19,24 @@ pub async fn api(
     url: &str,
     body: Option<&Value>,
 ) -> anyhow::Result<(u16, Value)> {
-    api_as(client, keys, true, method, url, body).await
+    api_as(client, keys, &Auth::Master, method, url, body).await
 }
 
-/// A JSON request, with the master key if `master`; returns the status and the decoded body.
+/// A JSON request sent as `auth`; returns the status and the decoded body.
 pub async fn api_as(
     client: &Client,
     keys: &Keys,
-    master: bool,
+    auth: &Auth,
     method: Method,
     url: &str,
     body: Option<&Value>,
 ) -> anyhow::Result<(u16, Value)> {
-    let mut request = client
-        .request(method.clone(), url)
-        .header("X-Parse-Application-Id", &keys.app_id);
-    if master {
-        request = request.header("X-Parse-Master-Key", &keys.master_key);
-    }
+    let mut request = auth.apply(
+        client
+            .request(method.clone(), url)
+            .header("X-Parse-Application-Id", &keys.app_id),
+        keys,
+    );
     if let Some(body) = body {
         request = request.json(body);
     }
@@ -113,6 +113,8 @@ pub struct Seeded {
     /// A session that receives the messages of the create scenario.
     pub write_session: String,
     pub user_id: Option<String>,
+    /// The seeded user's session token from its sign-up: the identity of the client scenarios.
+    pub session_token: Option<String>,
     /// The seeded user's credentials (log-in scenarios); the user exists only if `user_id` is set.
     pub username: String,
     pub password: String,
@@ -179,7 +181,7 @@ pub async fn seed(
     // One user: owner and participant of every session, sender of every message.
     let username = format!("bench_{}", std::process::id());
     let password = "bench-pass-1".to_owned();
-    let user_id = match api(
+    let signed_up = match api(
         client,
         keys,
         Method::POST,
@@ -188,10 +190,10 @@ pub async fn seed(
     )
     .await
     {
-        Ok((status, value)) if (200..300).contains(&status) => value
-            .get("objectId")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        Ok((status, value)) if (200..300).contains(&status) => {
+            let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+            field("objectId").zip(field("sessionToken"))
+        }
         Ok((status, value)) => {
             eprintln!(
                 "[seed] sign-up failed ({status} {}); sessions get no participants",
@@ -204,6 +206,7 @@ pub async fn seed(
             None
         }
     };
+    let (user_id, session_token) = signed_up.unzip();
     let acl = user_id
         .as_ref()
         .map(|id| json!({ id.as_str(): { "read": true, "write": true } }));
@@ -347,6 +350,7 @@ pub async fn seed(
         history_session,
         write_session,
         user_id,
+        session_token,
         username,
         password,
         message_ids,

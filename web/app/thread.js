@@ -19,11 +19,22 @@ export function compareMessages(a, b) {
   return a.objectId < b.objectId ? -1 : a.objectId > b.objectId ? 1 : 0;
 }
 
-/** Who wrote a message: `user:<id>`, `persona:<id>`, or `system`. */
+/** Who wrote a message: `user:<id>`, `persona:<id>` (its replies and tool calls), or `system`. */
 export function authorKey(message) {
-  if (message.role === 'assistant') return `persona:${message.persona?.objectId ?? '?'}`;
+  if (message.role === 'assistant' || message.role === 'tool') return `persona:${message.persona?.objectId ?? '?'}`;
   if (message.role === 'system') return 'system';
   return `user:${message.sender?.objectId ?? '?'}`;
+}
+
+/**
+ * What a persona's tool call (`role: "tool"`, with `toolCall: {name, result | error}`) shows
+ * in the chat: one line of Markdown naming the tool, and its error when it failed.
+ */
+export function toolSummary(message) {
+  const call = message.toolCall ?? {};
+  const name = String(call.name ?? 'a tool').replace(/[`\\]/g, '');
+  if (typeof call.error === 'string') return `Used \`${name}\`: failed (${call.error.replace(/\s+/g, ' ')})`;
+  return `Used \`${name}\``;
 }
 
 /**

@@ -1,7 +1,7 @@
 // How messages become the chat's items: order, regenerated siblings, author groups, days.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { chainRoots, dayLabel, groupItems, threadItems } from '../app/thread.js';
+import { authorKey, chainRoots, dayLabel, groupItems, threadItems, toolSummary } from '../app/thread.js';
 
 const at = (minutes) => new Date(Date.UTC(2026, 10, 24, 10, 0) + minutes * 60_000).toISOString();
 const user = (id, minutes, sender = 'u1') => ({ objectId: id, createdAt: at(minutes), role: 'user', sender: { objectId: sender } });
@@ -60,4 +60,17 @@ test('day labels', () => {
   assert.equal(dayLabel(Date.parse('2026-11-24T08:00:00'), now), 'Today');
   assert.equal(dayLabel(Date.parse('2026-11-23T08:00:00'), now), 'Yesterday');
   assert.match(dayLabel(Date.parse('2026-11-01T08:00:00'), now), /2026/);
+});
+
+test("a persona's tool calls are its own, one line each", () => {
+  const call = {
+    objectId: 't1', createdAt: at(2), role: 'tool', persona: { objectId: 'p1' },
+    toolCall: { name: 'lookupOrder', arguments: { orderId: 'A1' }, result: { status: 'shipped' } },
+  };
+  assert.equal(authorKey(call), 'persona:p1');
+  assert.equal(toolSummary(call), 'Used `lookupOrder`');
+  const failed = { ...call, toolCall: { name: 'look`up', error: 'Object not\nfound.' } };
+  assert.equal(toolSummary(failed), 'Used `lookup`: failed (Object not found.)');
+  const items = threadItems([user('q', 0), reply('r1', 1), call]);
+  assert.deepEqual(items.map((item) => item.message.objectId), ['q', 'r1', 't1']);
 });

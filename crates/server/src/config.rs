@@ -113,6 +113,17 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_ALLOW_CUSTOM_OBJECT_ID")]
     pub allow_custom_object_id: Option<bool>,
 
+    /// New fields one write without the master key may add to its class (each is a column,
+    /// added while other writes wait); past it the write is refused with `255`; 0: no limit
+    /// [default: 20].
+    #[arg(long, env = "PARLOR_MAX_NEW_FIELDS_PER_REQUEST")]
+    pub max_new_fields_per_request: Option<usize>,
+
+    /// Fields (the default ones included) a class may reach through writes without the master
+    /// key; past it such writes may not add fields (`255`); 0: no limit [default: 200].
+    #[arg(long, env = "PARLOR_MAX_FIELDS_PER_CLASS")]
+    pub max_fields_per_class: Option<usize>,
+
     /// Paths (regexes below the mount path, comma list, e.g. `classes/.*,functions/.*`) where a
     /// repeated `X-Parse-Request-Id` is refused [default: none: idempotency off].
     #[arg(long, env = "PARLOR_IDEMPOTENCY_PATHS", value_delimiter = ',')]
@@ -279,6 +290,15 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_CLOUD_HTTP_ALLOW", value_delimiter = ',')]
     pub cloud_http_allow: Option<Vec<String>>,
 
+    /// Times one reply may send tool results back to the model; a reply whose model still
+    /// calls tools after that many rounds ends `failed` [default: 5].
+    #[arg(long, env = "PARLOR_AI_TOOL_ROUNDS")]
+    pub ai_tool_rounds: Option<u32>,
+
+    /// Seconds one tool call may run before the model is told it timed out [default: 15].
+    #[arg(long, env = "PARLOR_AI_TOOL_TIMEOUT")]
+    pub ai_tool_timeout: Option<u64>,
+
     /// Named LLM providers, which a persona's `provider` field names (`parlor.toml` only:
     /// `[[providers]]` tables with `name`, `kind`, `base_url`, `api_key`, `model`).
     #[arg(skip)]
@@ -332,6 +352,10 @@ pub struct GenerationLimits {
     pub daily_token_quota: Option<u64>,
     /// How long a streaming reply may stand still before it counts as orphaned.
     pub stale_after: std::time::Duration,
+    /// Rounds of tool results one reply may send back to its model.
+    pub tool_rounds: u32,
+    /// How long one tool call may run.
+    pub tool_timeout: std::time::Duration,
 }
 
 impl Default for GenerationLimits {
@@ -341,6 +365,8 @@ impl Default for GenerationLimits {
             max_per_user: 4,
             daily_token_quota: None,
             stale_after: std::time::Duration::from_secs(30),
+            tool_rounds: 5,
+            tool_timeout: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -366,6 +392,8 @@ pub struct Config {
     pub max_limit: Option<u64>,
     pub allow_client_class_creation: bool,
     pub allow_custom_object_id: bool,
+    /// How many fields clients may add to a class by writing to it.
+    pub schema_growth: crate::operation::schema::SchemaGrowth,
     pub idempotency_paths: Vec<String>,
     pub idempotency_ttl: u64,
     pub metrics: bool,
@@ -385,6 +413,9 @@ pub struct Config {
     pub graphql_path: Option<String>,
     pub graphql_limits: crate::graphql::Limits,
     pub llm: LlmConfig,
+    /// What runs the tools personas call ([`crate::ai::tools`]); `None`: personas have no
+    /// tools. Set by code, not by flags (tests, embedders); cloud code registers its own.
+    pub tools: Option<std::sync::Arc<dyn crate::ai::tools::ToolRunner>>,
     /// The PostgreSQL or Redis URL whose pub/sub carries changes between instances.
     pub pubsub: Option<String>,
     /// `None`: no Cloud Code.
@@ -441,6 +472,24 @@ impl ServeOptions {
             max_limit: options.max_limit,
             allow_client_class_creation: options.allow_client_class_creation.unwrap_or(false),
             allow_custom_object_id: options.allow_custom_object_id.unwrap_or(false),
+            schema_growth: {
+                let defaults = crate::operation::schema::SchemaGrowth::default();
+                let limit = |value: Option<usize>, default: Option<usize>| match value {
+                    Some(0) => None,
+                    Some(limit) => Some(limit),
+                    None => default,
+                };
+                crate::operation::schema::SchemaGrowth {
+                    new_fields_per_request: limit(
+                        options.max_new_fields_per_request,
+                        defaults.new_fields_per_request,
+                    ),
+                    fields_per_class: limit(
+                        options.max_fields_per_class,
+                        defaults.fields_per_class,
+                    ),
+                }
+            },
             idempotency_paths: options.idempotency_paths.unwrap_or_default(),
             idempotency_ttl: options.idempotency_ttl.unwrap_or(300),
             metrics: options.metrics.unwrap_or(false),
@@ -470,6 +519,7 @@ impl ServeOptions {
             },
             database,
             llm,
+            tools: None,
             graphql_path: match options.graphql_path.as_deref().map(str::trim) {
                 Some("none") | Some("") => None,
                 Some(path) => Some(normalize_mount(path)?).filter(|path| !path.is_empty()),
@@ -533,6 +583,10 @@ impl ServeOptions {
                 .allow_client_class_creation
                 .or(other.allow_client_class_creation),
             allow_custom_object_id: self.allow_custom_object_id.or(other.allow_custom_object_id),
+            max_new_fields_per_request: self
+                .max_new_fields_per_request
+                .or(other.max_new_fields_per_request),
+            max_fields_per_class: self.max_fields_per_class.or(other.max_fields_per_class),
             idempotency_paths: self.idempotency_paths.or(other.idempotency_paths),
             idempotency_ttl: self.idempotency_ttl.or(other.idempotency_ttl),
             metrics: self.metrics.or(other.metrics),
@@ -562,6 +616,8 @@ impl ServeOptions {
                 .or(other.max_generations_per_user),
             daily_token_quota: self.daily_token_quota.or(other.daily_token_quota),
             reply_stale_after: self.reply_stale_after.or(other.reply_stale_after),
+            ai_tool_rounds: self.ai_tool_rounds.or(other.ai_tool_rounds),
+            ai_tool_timeout: self.ai_tool_timeout.or(other.ai_tool_timeout),
             providers: self.providers.or(other.providers),
             cloud: self.cloud.or(other.cloud),
             cloud_watch: self.cloud_watch.or(other.cloud_watch),
@@ -678,6 +734,12 @@ fn resolve_llm(options: &ServeOptions) -> anyhow::Result<LlmConfig> {
                 .map_or(defaults.stale_after, |seconds| {
                     std::time::Duration::from_secs(seconds.max(3))
                 }),
+            tool_rounds: options.ai_tool_rounds.unwrap_or(defaults.tool_rounds),
+            tool_timeout: match options.ai_tool_timeout {
+                Some(0) => bail!("--ai-tool-timeout must be at least 1 second"),
+                Some(seconds) => std::time::Duration::from_secs(seconds),
+                None => defaults.tool_timeout,
+            },
         },
     })
 }

@@ -121,6 +121,7 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
         max_limit: config.max_limit,
         allow_client_class_creation: config.allow_client_class_creation,
         allow_custom_object_id: config.allow_custom_object_id,
+        schema_growth: config.schema_growth,
         server_url,
         app_id: config.app_id.clone(),
         accounts: AccountConfig {
@@ -153,6 +154,11 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
         .map_err(|error| anyhow::anyhow!("creating the AI usage class: {error}"))?;
     let providers = llm_providers(config).await;
     let generator = ai::generation::Generator::new(providers, config.llm.limits);
+    if let Some(tools) = &config.tools
+        && generator.set_tools(Arc::clone(tools)).is_err()
+    {
+        bail!("a tool runner is registered twice");
+    }
     Ok(operations.with_generation(Arc::new(generator)))
 }
 

@@ -26,6 +26,9 @@ mod batch;
 #[path = "api/schemas.rs"]
 mod schemas;
 
+#[path = "api/limits.rs"]
+mod limits;
+
 #[path = "api/bad_input.rs"]
 mod bad_input;
 
@@ -106,3 +109,6 @@ mod console;
 
 #[path = "api/connections.rs"]
 mod connections;
+
+#[path = "api/tools.rs"]
+mod tools;

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 
+use parlor_core::ops::{FieldOp, FieldUpdate};
 use parlor_core::schema::{ClassSchema, FieldType};
 use parlor_core::{Error, value};
 use serde_json::{Map, Value};
@@ -78,6 +79,30 @@ pub(crate) fn field_columns(schema: &ClassSchema) -> impl Iterator<Item = (&str,
         .iter()
         .filter(|(name, field)| !is_default_field(name) && has_column(&field.field_type))
         .map(|(name, field)| (name.as_str(), &field.field_type))
+}
+
+/// Refuses, before any statement runs, a class that would need more columns than the
+/// backend's tables hold (`max_columns`: SQLite 2,000, PostgreSQL 1,600): the default
+/// columns and one per field with a column. Adding columns one by one until the database
+/// says no would hold the writer for seconds first. The error is the client's (`255`).
+pub(crate) fn check_column_count(schema: &ClassSchema, max_columns: usize) -> StoreResult<()> {
+    let columns = DEFAULT_COLUMNS.len() + field_columns(schema).count();
+    if columns > max_columns {
+        return Err(StoreError::Invalid(too_many_columns(max_columns)));
+    }
+    Ok(())
+}
+
+/// The error of a class past its backend's column limit.
+pub(crate) fn too_many_columns(max_columns: usize) -> Error {
+    Error::new(
+        parlor_core::Code::InvalidSchemaOperation,
+        format!(
+            "Too many fields: the database holds at most {max_columns} columns per class \
+             ({} of them for the default fields).",
+            DEFAULT_COLUMNS.len()
+        ),
+    )
 }
 
 /// The name of the join table of relation `field` on `class_name`.
@@ -226,13 +251,59 @@ pub(crate) fn normalize_dates(value: &Value) -> Value {
     }
 }
 
-/// The fields of `fields` that are explicitly null and have a column, sorted.
-pub(crate) fn explicit_nulls<'s>(
-    schema: &'s ClassSchema,
-    fields: &Map<String, Value>,
-) -> BTreeSet<&'s str> {
-    field_columns(schema)
-        .map(|(name, _)| name)
-        .filter(|name| fields.get(*name).is_some_and(Value::is_null))
+/// The fields of `fields` that are explicitly null, sorted: those with a column, and those
+/// the schema does not know at all (a null says nothing of a type, so it adds no field and
+/// no column: [`NULLS_COLUMN`] alone keeps it, as MongoDB keeps `{"f": null}`, so that it
+/// reads back and `$exists` finds it).
+pub(crate) fn explicit_nulls<'f>(
+    schema: &ClassSchema,
+    fields: &'f Map<String, Value>,
+) -> BTreeSet<&'f str> {
+    fields
+        .iter()
+        .filter(|(name, value)| {
+            value.is_null()
+                && match schema.field_type(name) {
+                    Some(field_type) => !is_default_field(name) && has_column(field_type),
+                    None => true,
+                }
+        })
+        .map(|(name, _)| name.as_str())
         .collect()
+}
+
+/// The explicit nulls a read returns for fields the schema does not know ([`explicit_nulls`]):
+/// the names in a row's [`NULLS_COLUMN`] that are no field of the class, among `keys`.
+#[derive(Debug, Clone)]
+pub(crate) struct UntypedNulls {
+    /// The class's fields (a listed name among them is read from its column instead).
+    known: BTreeSet<String>,
+    keys: Option<Vec<String>>,
+}
+
+impl UntypedNulls {
+    pub(crate) fn new(schema: &ClassSchema, keys: Option<&[String]>) -> UntypedNulls {
+        UntypedNulls {
+            known: schema.fields.keys().cloned().collect(),
+            keys: keys.map(<[String]>::to_vec),
+        }
+    }
+
+    /// Adds to `fields` the untyped nulls among `listed` (a row's [`NULLS_COLUMN`]).
+    pub(crate) fn add(&self, listed: &[String], fields: &mut Map<String, Value>) {
+        for name in listed {
+            let wanted = self.keys.as_ref().is_none_or(|keys| keys.contains(name));
+            if wanted && !self.known.contains(name) {
+                fields.insert(name.clone(), Value::Null);
+            }
+        }
+    }
+}
+
+/// Whether an update of `field` is the write of an explicit null (or its removal) on a field
+/// the schema does not know, which [`NULLS_COLUMN`] alone records.
+pub(crate) fn is_untyped_null_write(schema: &ClassSchema, update: &FieldUpdate) -> bool {
+    schema.field_type(&update.field).is_none()
+        && update.path.is_empty()
+        && matches!(update.op, FieldOp::Set(Value::Null) | FieldOp::Delete)
 }

@@ -12,7 +12,7 @@ import { menuButton, navigate } from '../nav.js';
 import { api, live, loadPeople, cachedPersona, cachedUser, displayName } from '../store.js';
 import { pointer, fileUrl } from '../api.js';
 import { ReplyText } from '../stream.js';
-import { dayLabel, groupItems, threadItems, timeOf, chainRoots } from '../thread.js';
+import { dayLabel, groupItems, threadItems, timeOf, chainRoots, toolSummary } from '../thread.js';
 import { ContextPanel } from './context.js';
 
 const PAGE = 50;
@@ -364,6 +364,7 @@ class ChatView {
   }
 
   textOf(message) {
+    if (message.role === 'tool') return toolSummary(message);
     const reply = this.replies.get(message.objectId);
     if (reply) {
       reply.text.applySnapshot(message.content, message.status);
@@ -443,7 +444,9 @@ class ChatView {
 
   buildMessage(item, text) {
     const { message, siblings, index, startsGroup } = item;
-    const assistant = message.role === 'assistant';
+    // A persona's tool call shows as a short line of that persona's, with no actions.
+    const tool = message.role === 'tool';
+    const assistant = message.role === 'assistant' || tool;
     const system = message.role === 'system';
     const mine = !assistant && message.sender?.objectId === api.user?.objectId;
     const persona = assistant ? cachedPersona(message.persona?.objectId) : null;
@@ -467,7 +470,9 @@ class ChatView {
         h('span', { class: 'sibling-count', text: `${index + 1} / ${siblings.length}` }),
         iconButton('right', 'Next answer', () => pick(1))));
     }
-    if (assistant && status === 'streaming') {
+    if (tool) {
+      // Nothing to copy, regenerate or stop: the reply that made the call has those.
+    } else if (assistant && status === 'streaming') {
       foot.append(h('button', { type: 'button', class: 'chip-button', onclick: () => this.stop(message.objectId) }, icon('stop'), 'Stop'));
     } else if (assistant) {
       actions.append(iconButton('copy', 'Copy message', () => copy(text)));
@@ -487,7 +492,7 @@ class ChatView {
     const element = h(
       'article',
       {
-        class: `message ${assistant ? 'assistant' : system ? 'system' : 'user'}${mine ? ' mine' : ''}${startsGroup ? ' starts' : ' continues'} status-${status}`,
+        class: `message ${assistant ? 'assistant' : system ? 'system' : 'user'}${tool ? ' tool' : ''}${mine ? ' mine' : ''}${startsGroup ? ' starts' : ' continues'} status-${status}`,
         id: `m-${message.objectId}`,
         'data-id': message.objectId,
         'data-author': name,

@@ -1,6 +1,6 @@
 // Personas: the list of those the user may use, and a page to create or edit one (name,
 // avatar, description, system prompt, greeting, provider and model, temperature, max
-// tokens, who may use it), or to fill one from a Character Card (JSON or PNG).
+// tokens, tools, who may use it), or to fill one from a Character Card (JSON or PNG).
 
 import { avatar, confirmDialog, h, icon, toast } from '../dom.js';
 import { describeError } from '../errors.js';
@@ -55,6 +55,7 @@ export function personaEditView(personaId) {
     model: h('input', { id: 'persona-model', placeholder: 'the provider\u2019s default' }),
     temperature: h('input', { id: 'persona-temperature', type: 'number', min: '0', max: '2', step: '0.1', placeholder: '0.7' }),
     maxTokens: h('input', { id: 'persona-max-tokens', type: 'number', min: '1', step: '1', placeholder: 'server default' }),
+    tools: h('input', { id: 'persona-tools', placeholder: 'none', autocapitalize: 'none', spellcheck: 'false' }),
   };
   const avatarImage = h('span', { class: 'avatar-slot' });
   const avatarInput = h('input', { type: 'file', accept: 'image/*', class: 'visually-hidden', id: 'persona-avatar' });
@@ -154,6 +155,7 @@ export function personaEditView(personaId) {
     field('Greeting', inputs.greeting, 'Posted when it joins a session.'),
     h('div', { class: 'grid-2' }, field('Provider', inputs.provider), field('Model', inputs.model)),
     h('div', { class: 'grid-2' }, field('Temperature', inputs.temperature), field('Max tokens per reply', inputs.maxTokens)),
+    field('Tools', inputs.tools, 'Cloud functions it may call while it answers, by name, separated by commas.'),
     h('fieldset', { class: 'field' }, h('legend', { id: 'audience-label', text: 'Who may use it' }), audience),
     allowedRow,
     error,
@@ -174,6 +176,9 @@ export function personaEditView(personaId) {
     const maxTokens = number(inputs.maxTokens);
     if (temperature !== undefined && !(temperature >= 0 && temperature <= 2)) return showError('Temperature is a number from 0 to 2.');
     if (maxTokens !== undefined && !(Number.isInteger(maxTokens) && maxTokens > 0)) return showError('Max tokens is a whole number above 0.');
+    const tools = inputs.tools.value.split(/[\s,]+/).filter(Boolean);
+    const badTool = tools.find((tool) => !/^[A-Za-z0-9_-]{1,64}$/.test(tool));
+    if (badTool) return showError(`"${badTool}" is not a tool name: letters, digits, _ and - only.`);
     submit.disabled = true;
     try {
       if (state.avatarFile) {
@@ -194,6 +199,7 @@ export function personaEditView(personaId) {
         model: inputs.model.value.trim() || { __op: 'Delete' },
         temperature: temperature ?? { __op: 'Delete' },
         maxTokens: maxTokens ?? { __op: 'Delete' },
+        tools: tools.length ? [...new Set(tools)] : { __op: 'Delete' },
         ACL: acl,
       };
       if (state.avatar) body.avatar = state.avatar;
@@ -229,6 +235,7 @@ export function personaEditView(personaId) {
       state.mine = persona.owner?.objectId === me.objectId;
       heading.textContent = persona.name;
       for (const [key, input] of Object.entries(inputs)) input.value = persona[key] ?? '';
+      inputs.tools.value = Array.isArray(persona.tools) ? persona.tools.join(', ') : '';
       const { kind, users } = audienceOf(persona.ACL, persona.owner?.objectId);
       radios.find((radio) => radio.value === kind).checked = true;
       allowedRow.hidden = kind !== 'some';

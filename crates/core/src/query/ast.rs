@@ -17,7 +17,8 @@ pub struct FieldRef {
     /// Keys inside an Object field, for dotted keys (`meta.model` → `["model"]`).
     pub path: Vec<String>,
     /// The schema type of the top-level field; `None` when the class has no such field,
-    /// in which case the field is missing on every object.
+    /// in which case the field is missing on every object but those that store it as an
+    /// explicit `null` (which adds no field), where only `Exists` sees it.
     pub field_type: Option<FieldType>,
 }
 

@@ -5,7 +5,9 @@
 //!
 //! # The value of a field
 //! `v` is the object's value at the [`FieldRef`]:
-//! - a field the schema does not have (`field_type` is `None`) is *missing* on every object;
+//! - a field the schema does not have (`field_type` is `None`) is *missing* on every object,
+//!   but where it is stored as an explicit `null` at the top level (a null carries no type,
+//!   so it adds no field to the schema): there v is `null`;
 //! - otherwise the top-level value, with `objectId` as a string and `createdAt`/`updatedAt` as
 //!   `{"__type":"Date"}` values ([`Object::get`]); a field the object lacks is *missing*;
 //! - a `path` descends through JSON objects, and only on Object fields: a path on a field of
@@ -142,7 +144,13 @@ pub fn matches_cond(cond: &Cond, stored: Option<&Value>) -> bool {
 
 /// The value at a field reference: `None` when missing, `Some(Null)` for an explicit null.
 fn field_value<'o>(object: &'o Object, field: &FieldRef) -> Option<Cow<'o, Value>> {
-    let field_type = field.field_type.as_ref()?;
+    let Some(field_type) = field.field_type.as_ref() else {
+        return object
+            .fields
+            .get(&field.field)
+            .filter(|value| value.is_null() && field.path.is_empty())
+            .map(Cow::Borrowed);
+    };
     if !field.path.is_empty() && *field_type != FieldType::Object {
         return None;
     }

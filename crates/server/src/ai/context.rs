@@ -124,6 +124,7 @@ pub async fn build_request(
         messages: assembly.turns.into_iter().map(|(_, turn)| turn).collect(),
         temperature: persona.fields.get("temperature").and_then(Value::as_f64),
         max_tokens: Some(max_output_tokens),
+        tools: Vec::new(),
     })
 }
 
@@ -468,7 +469,7 @@ fn pointer_id<'a>(message: &'a Object, field: &str) -> Option<&'a str> {
 
 /// A stored message as a turn of `persona`'s conversation; `None` for what the model should
 /// not see: replies still streaming (including the one being generated), empty ones,
-/// `system` notices.
+/// `system` notices, and the `tool` records of earlier replies' tool calls.
 fn to_turn(message: &Object, persona: &Object, names: &Names) -> Option<ChatMessage> {
     let status = message.fields.get("status").and_then(Value::as_str);
     if status == Some("streaming") {
@@ -488,7 +489,9 @@ fn to_turn(message: &Object, persona: &Object, names: &Names) -> Option<ChatMess
                 Some(ChatMessage::user(content).with_name(name))
             }
         }
-        Some("system") => None,
+        // Tool calls of earlier replies stay out: the reply that made them says what it
+        // learnt, and a provider refuses tool turns whose tools are not offered again.
+        Some("system" | "tool") => None,
         _ => {
             let turn = ChatMessage::user(content);
             match pointer_id(message, "sender").and_then(|id| names.users.get(id)) {
@@ -509,7 +512,16 @@ async fn retrieve(
     budget: usize,
     count: &impl Fn(&str) -> usize,
 ) -> OpResult<String> {
-    let older = created_at(Cond::Lt(Operand::Date(before.to_owned())));
+    // Tool records are not turns of the conversation (see `to_turn`).
+    let not_tool = Filter::Cond {
+        field: FieldRef {
+            field: "role".to_owned(),
+            path: Vec::new(),
+            field_type: Some(FieldType::String),
+        },
+        cond: Cond::Ne(Operand::String("tool".to_owned())),
+    };
+    let older = created_at(Cond::Lt(Operand::Date(before.to_owned()))).and(not_tool);
     let hits = search_messages(operations, session_id, older, query, RETRIEVED_EXCERPTS).await?;
     let heading = "Earlier excerpts from this conversation (retrieved; they may be out of date):";
     let mut used = count(heading);
@@ -615,10 +627,12 @@ pub async fn summarize_session(operations: &Operations, session_id: &str) -> OpR
     let mut messages = operations.store.find(&schema, &query).await?;
     // Equal timestamps: drop what the watermark already covers.
     messages.retain(|message| !summary_covers(&context, message));
-    // What a prompt would show: no streaming replies, no empty ones, no system notices.
+    // What a prompt would show: no streaming replies, no empty ones, no system notices, no
+    // tool records.
     messages.retain(|message| {
+        let role = message.fields.get("role").and_then(Value::as_str);
         message.fields.get("status").and_then(Value::as_str) != Some("streaming")
-            && message.fields.get("role").and_then(Value::as_str) != Some("system")
+            && !matches!(role, Some("system" | "tool"))
             && text_field(message, "content").is_some()
     });
     let take = messages.len().saturating_sub(SUMMARY_KEEPS);
@@ -687,6 +701,7 @@ pub async fn summarize_session(operations: &Operations, session_id: &str) -> OpR
         messages: vec![ChatMessage::user(prompt)],
         temperature: Some(0.2),
         max_tokens: Some(SUMMARY_MAX_TOKENS),
+        tools: Vec::new(),
     };
     let mut stream = provider
         .stream(request)

@@ -222,6 +222,11 @@ async fn preview_context(
         None,
     )
     .await?;
+    let offered = crate::ai::tools::offered(generator.tools(), &persona).await;
+    let tools: Vec<Value> = offered
+        .iter()
+        .map(|tool| json!({"name": tool.name, "description": tool.description}))
+        .collect();
     let count = |text: &str| tokens::count_tokens(&plan.model, text);
     let system = assembly.system();
     let system_tokens = if system.is_empty() {
@@ -270,6 +275,7 @@ async fn preview_context(
         "totalTokens": system_tokens + history_tokens,
         "leftOut": assembly.left_out,
         "olderUnread": assembly.older_unread,
+        "tools": tools,
     }))
 }
 

@@ -14,6 +14,9 @@
 //!    [`FLUSH_EVERY`] so LiveQuery subscribers see it grow, and ends the message `complete`,
 //!    `failed` (text so far kept, with `error`) or `cancelled`, with `model`, `firstTokenMs`
 //!    and `usage`. Usage also goes into the master-only [`USAGE_CLASS`].
+//! 5. When the persona lists tools and the model calls some, each call is run ([`tools`]),
+//!    stored as a `role: "tool"` Message, and its result sent back; the model's next answer
+//!    streams into the same reply, up to `tool_rounds` rounds (then the reply ends `failed`).
 //!
 //! A reply belongs to the server: nothing that happens to a client connection stops it, only
 //! `cancelGeneration` (which drops the provider stream, closing the upstream connection).
@@ -37,9 +40,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::ai::context;
-use crate::ai::provider::{ChatRequest, ProviderError, Providers, StreamEvent, Usage};
-use crate::ai::tokens;
+use crate::ai::provider::{
+    ChatMessage, ChatRequest, ProviderError, Providers, StreamEvent, ToolCallRequest, Usage,
+};
+use crate::ai::tools::{self, ToolRunner};
+use crate::ai::{context, tokens};
 use crate::config::GenerationLimits;
 use crate::operation::write::equals;
 use crate::operation::{Auth, FindRequest, OpError, OpResult, Operations};
@@ -306,6 +311,9 @@ pub struct Generator {
     /// at commit time must count the replies still waiting for their turn, which the
     /// database does not hold yet. Dropped when the session's queue empties.
     chosen_last: Mutex<HashMap<String, String>>,
+    /// What runs the tools personas call, registered once at start-up ([`Generator::set_tools`]);
+    /// unset, personas have no tools.
+    tools: std::sync::OnceLock<Arc<dyn ToolRunner>>,
 }
 
 /// The replies a user's message starts: chosen when the message commits (so the create's
@@ -327,7 +335,20 @@ impl Generator {
             turns: Mutex::default(),
             next_turn: std::sync::atomic::AtomicU64::new(0),
             chosen_last: Mutex::default(),
+            tools: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Registers what runs the tools personas call (see [`crate::ai::tools`]). Once per
+    /// server, at start-up: a second registration is refused and handed back. It may come
+    /// after the generator is built, for a runner that needs the [`Operations`] which hold it.
+    pub fn set_tools(&self, runner: Arc<dyn ToolRunner>) -> Result<(), Arc<dyn ToolRunner>> {
+        self.tools.set(runner)
+    }
+
+    /// The registered tool runner, if any.
+    pub fn tools(&self) -> Option<&Arc<dyn ToolRunner>> {
+        self.tools.get()
     }
 
     /// Queues an answer in its session: it runs after the one queued before it.
@@ -788,7 +809,9 @@ impl Generator {
             .metrics
             .clone()
             .map(crate::metrics::RunningReply::start);
-        let answer = self.produce(&operations, &job, &running, slot).await;
+        let answer = self
+            .produce(&operations, &job, &message_id, &running, slot)
+            .await;
         drop(gauge);
         let count = |key: &str| {
             answer
@@ -871,11 +894,13 @@ impl Generator {
         })
     }
 
-    /// Checks the limits, then streams the persona's answer.
+    /// Checks the limits, then streams the persona's answer: round after round while the
+    /// model calls tools (each call run and its result sent back), up to the round limit.
     async fn produce(
         &self,
         operations: &Operations,
         job: &Job,
+        message_id: &str,
         running: &Running,
         slot: Result<Slot, String>,
     ) -> Answer {
@@ -916,7 +941,12 @@ impl Generator {
             Some(parent) => regeneration_root(operations, parent).await,
             None => None,
         };
-        loop {
+        let runner = self.tools.get();
+        let offered = tools::offered(runner, &job.persona).await;
+        // Resolved at the first call: most replies call no tool.
+        let mut caller: Option<Auth> = None;
+        let mut usage = UsageSum::default();
+        'prompt: loop {
             let mut request = match context::build_request(
                 operations,
                 &job.session,
@@ -941,88 +971,188 @@ impl Generator {
             if request.max_tokens.is_none() {
                 request.max_tokens = Some(max_output);
             }
-            let prompt_tokens = estimate_prompt(&model, &request);
-            let opened = tokio::select! {
-                () = cancelled(&mut cancel) => {
-                    answer.status = Status::Cancelled;
-                    return answer;
-                }
-                opened = provider.stream(request) => opened,
-            };
-            let mut stream = match opened {
-                Ok(stream) => stream,
-                Err(ProviderError::ContextOverflow(_)) if !retried => {
-                    retried = true;
-                    window /= 2;
-                    continue;
-                }
-                Err(error) => {
-                    answer.status = Status::Failed;
-                    answer.error = Some(error.to_string());
-                    answer.provider_failure = Some(error.kind());
-                    return answer;
-                }
-            };
-            let mut reported: Option<Usage> = None;
-            let outcome: Result<(), ProviderError> = loop {
-                tokio::select! {
-                    biased;
+            request.tools = offered.clone();
+            let mut round: u32 = 0;
+            loop {
+                let prompt_tokens = estimate_prompt(&model, &request);
+                let opened = tokio::select! {
                     () = cancelled(&mut cancel) => {
                         answer.status = Status::Cancelled;
-                        break Ok(());
+                        return answer.with_usage(usage);
                     }
-                    event = stream.next() => match event {
-                        Some(Ok(StreamEvent::Delta(text))) => {
-                            if answer.first_token_ms.is_none() {
-                                let elapsed = started.elapsed().as_millis();
-                                answer.first_token_ms = Some(u64::try_from(elapsed).unwrap_or(u64::MAX));
-                            }
-                            answer.text.push_str(&text);
-                            // SSE clients see it now; the message follows (`write_text_while_streaming`).
-                            running.view.send_modify(|view| view.text.push_str(&text));
-                        }
-                        Some(Ok(StreamEvent::Usage(usage))) => reported = Some(usage),
-                        Some(Ok(StreamEvent::Finished { .. })) | None => {
-                            answer.status = Status::Complete;
+                    opened = provider.stream(request.clone()) => opened,
+                };
+                let mut stream = match opened {
+                    Ok(stream) => stream,
+                    Err(ProviderError::ContextOverflow(_)) if !retried && round == 0 => {
+                        retried = true;
+                        window /= 2;
+                        continue 'prompt;
+                    }
+                    Err(error) => {
+                        answer.status = Status::Failed;
+                        answer.error = Some(error.to_string());
+                        answer.provider_failure = Some(error.kind());
+                        return answer.with_usage(usage);
+                    }
+                };
+                let mut reported: Option<Usage> = None;
+                let mut calls: Vec<ToolCallRequest> = Vec::new();
+                // This round's own text, for the history of the next round.
+                let mut round_text = String::new();
+                let outcome: Result<(), ProviderError> = loop {
+                    tokio::select! {
+                        biased;
+                        () = cancelled(&mut cancel) => {
+                            answer.status = Status::Cancelled;
                             break Ok(());
                         }
-                        Some(Err(error)) => break Err(error),
-                    },
+                        event = stream.next() => match event {
+                            Some(Ok(StreamEvent::Delta(mut text))) => {
+                                if answer.first_token_ms.is_none() {
+                                    let elapsed = started.elapsed().as_millis();
+                                    answer.first_token_ms = Some(u64::try_from(elapsed).unwrap_or(u64::MAX));
+                                }
+                                round_text.push_str(&text);
+                                // A later round's text starts a new paragraph of the reply.
+                                if round > 0 && round_text.len() == text.len() && !answer.text.is_empty() {
+                                    text.insert_str(0, "\n\n");
+                                }
+                                answer.text.push_str(&text);
+                                // SSE clients see it now; the message follows (`write_text_while_streaming`).
+                                running.view.send_modify(|view| view.text.push_str(&text));
+                            }
+                            Some(Ok(StreamEvent::ToolCalls(requested))) => calls = requested,
+                            Some(Ok(StreamEvent::Usage(counted))) => reported = Some(counted),
+                            Some(Ok(StreamEvent::Finished { .. })) | None => {
+                                answer.status = Status::Complete;
+                                break Ok(());
+                            }
+                            Some(Err(error)) => break Err(error),
+                        },
+                    }
+                };
+                // Dropping the stream closes the upstream connection (a cancel stops the cost).
+                drop(stream);
+                match outcome {
+                    Err(ProviderError::ContextOverflow(_))
+                        if !retried && round == 0 && answer.text.is_empty() =>
+                    {
+                        retried = true;
+                        window /= 2;
+                        continue 'prompt;
+                    }
+                    Err(error) => {
+                        answer.status = Status::Failed;
+                        answer.error = Some(error.to_string());
+                        answer.provider_failure = Some(error.kind());
+                    }
+                    Ok(()) => {}
                 }
-            };
-            // Dropping the stream closes the upstream connection (a cancel stops the cost).
-            drop(stream);
-            match outcome {
-                Err(ProviderError::ContextOverflow(_)) if !retried && answer.text.is_empty() => {
-                    retried = true;
-                    window /= 2;
-                    continue;
+                usage.add(reported, || {
+                    let arguments: String =
+                        calls.iter().map(|call| call.arguments.as_str()).collect();
+                    let completion = tokens::count_tokens(&model, &round_text)
+                        + tokens::count_tokens(&model, &arguments);
+                    (prompt_tokens, completion as u64)
+                });
+                if answer.status != Status::Complete || calls.is_empty() {
+                    return answer.with_usage(usage);
                 }
-                Err(error) => {
+                if round >= self.limits.tool_rounds {
                     answer.status = Status::Failed;
-                    answer.error = Some(error.to_string());
-                    answer.provider_failure = Some(error.kind());
+                    answer.error = Some(format!(
+                        "the persona was still calling tools after {round} rounds of tool \
+                         results, the server's limit (--ai-tool-rounds); the text so far is kept"
+                    ));
+                    return answer.with_usage(usage);
                 }
-                Ok(()) => {}
+                round += 1;
+                let caller = match &caller {
+                    Some(caller) => caller,
+                    None => {
+                        caller.insert(tools::caller_auth(operations, job.user.as_deref()).await)
+                    }
+                };
+                let tool_context = tools::ToolContext {
+                    operations,
+                    runner,
+                    offered: &offered,
+                    caller,
+                    session_id: &job.session.object_id,
+                    persona_id: &job.persona.object_id,
+                    reply_id: message_id,
+                    timeout: self.limits.tool_timeout,
+                };
+                let mut results = Vec::with_capacity(calls.len());
+                for call in &calls {
+                    let outcome = tokio::select! {
+                        () = cancelled(&mut cancel) => {
+                            answer.status = Status::Cancelled;
+                            return answer.with_usage(usage);
+                        }
+                        outcome = tools::run_call(&tool_context, call.clone()) => outcome,
+                    };
+                    tools::record(&tool_context, &outcome, round).await;
+                    results.push(outcome.to_result());
+                }
+                request
+                    .messages
+                    .push(ChatMessage::tool_calls(round_text, calls));
+                request.messages.push(ChatMessage::tool_results(results));
             }
-            answer.usage = Some(match reported {
-                Some(usage) => json!({
-                    "prompt_tokens": usage.prompt_tokens,
-                    "completion_tokens": usage.completion_tokens,
-                    "total_tokens": usage.total_tokens,
-                }),
-                None => {
-                    let completion = tokens::count_tokens(&model, &answer.text) as u64;
-                    json!({
-                        "prompt_tokens": prompt_tokens,
-                        "completion_tokens": completion,
-                        "total_tokens": prompt_tokens + completion,
-                        "estimated": true,
-                    })
-                }
-            });
-            return answer;
         }
+    }
+}
+
+/// Token usage summed over a reply's rounds.
+#[derive(Debug, Default)]
+struct UsageSum {
+    prompt: u64,
+    completion: u64,
+    total: u64,
+    /// Whether any round was counted by Parlor rather than reported by the provider.
+    estimated: bool,
+    rounds: u32,
+}
+
+impl UsageSum {
+    /// Adds one round: what the provider reported, else Parlor's `(prompt, completion)`.
+    fn add(&mut self, reported: Option<Usage>, estimate: impl FnOnce() -> (u64, u64)) {
+        self.rounds += 1;
+        match reported {
+            Some(usage) => {
+                self.prompt += usage.prompt_tokens;
+                self.completion += usage.completion_tokens;
+                self.total += usage.total_tokens;
+            }
+            None => {
+                let (prompt, completion) = estimate();
+                self.prompt += prompt;
+                self.completion += completion;
+                self.total += prompt + completion;
+                self.estimated = true;
+            }
+        }
+    }
+}
+
+impl Answer {
+    /// The answer with its usage (none when no round reached the provider).
+    fn with_usage(mut self, usage: UsageSum) -> Answer {
+        if usage.rounds == 0 {
+            return self;
+        }
+        let mut value = json!({
+            "prompt_tokens": usage.prompt,
+            "completion_tokens": usage.completion,
+            "total_tokens": usage.total,
+        });
+        if usage.estimated {
+            value["estimated"] = json!(true);
+        }
+        self.usage = Some(value);
+        self
     }
 }
 
@@ -1042,6 +1172,18 @@ fn estimate_prompt(model: &str, request: &ChatRequest) -> u64 {
     }
     for message in &request.messages {
         total += tokens::TOKENS_PER_MESSAGE + tokens::count_tokens(model, &message.content);
+        for call in &message.tool_calls {
+            total += tokens::count_tokens(model, &call.name)
+                + tokens::count_tokens(model, &call.arguments);
+        }
+        for result in &message.tool_results {
+            total += tokens::TOKENS_PER_MESSAGE + tokens::count_tokens(model, &result.content);
+        }
+    }
+    for tool in &request.tools {
+        total += tokens::count_tokens(model, &tool.name)
+            + tokens::count_tokens(model, &tool.description)
+            + tokens::count_tokens(model, &tool.parameters.to_string());
     }
     total as u64
 }

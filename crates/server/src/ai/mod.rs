@@ -12,6 +12,9 @@
 //! - [`generation`]: persona replies, from a committed user message to a finished assistant
 //!   message, with limits and usage; [`functions`]: the AI cloud functions;
 //!   [`reply_stream`]: a reply's growth for whoever follows it (SSE, GraphQL).
+//! - [`tools`]: the functions a persona's model may call during a reply (the
+//!   [`tools::ToolRunner`] trait that cloud code implements), run with the rights of the
+//!   user whose message started the reply, each call stored as a `role: "tool"` Message.
 
 pub mod context;
 pub mod functions;
@@ -20,3 +23,4 @@ pub mod provider;
 pub mod reply_stream;
 pub mod search;
 pub mod tokens;
+pub mod tools;

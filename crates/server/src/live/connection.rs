@@ -18,6 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::frame::{self, Op};
 use super::hub::UserSlot;
 use super::subscription::{EventKind, Subscription, Subscriptions, project};
 use crate::http::AppState;
@@ -223,44 +224,69 @@ async fn write_frames(
 }
 
 /// Answers one client frame with zero or more frames.
+///
+/// The error frames follow Parse Server's: a frame of the wrong shape (1), or an op that
+/// needs a `connect` first or names an unknown subscription (2), is answered with
+/// `reconnect: true` and no `requestId` (the SDKs reconnect and subscribe again); an error
+/// that belongs to one subscription's query or rights carries its `requestId` and
+/// `reconnect: false`.
 async fn handle_frame(
     state: &AppState,
     client: &mut Client,
     text: &str,
     peer: IpAddr,
 ) -> Vec<Value> {
-    let Ok(Value::Object(message)) = serde_json::from_str::<Value>(text) else {
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
         return vec![error_frame(1, "Invalid JSON", true, None)];
     };
-    let request_id = message.get("requestId").and_then(Value::as_i64);
-    let op = message
-        .get("op")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    match op {
-        "connect" => connect(state, client, &message, peer).await,
-        "subscribe" | "update" => subscribe(state, client, &message, request_id).await,
-        "unsubscribe" => {
-            if client.auth.is_none() {
-                return vec![error_frame(2, NOT_CONNECTED, true, request_id)];
+    let (op, message) = match frame::check(value) {
+        Ok(checked) => checked,
+        Err(message) => return vec![error_frame(1, &message, true, None)],
+    };
+    // A number by the frame's schema; Parlor keeps subscriptions by integer ids.
+    let request_id = match message.get("requestId") {
+        None => None,
+        Some(id) => match id.as_i64() {
+            Some(id) => Some(id),
+            None => {
+                return vec![error_frame(1, "requestId must be an integer", true, None)];
             }
-            match request_id.and_then(|id| client.subscriptions.remove(&id)) {
-                Some(subscription) => vec![Value::Object(
-                    client.frame("unsubscribed", Some(subscription.request_id)),
-                )],
-                None => vec![error_frame(
-                    2,
-                    "Cannot find subscription with this requestId",
-                    true,
-                    request_id,
-                )],
-            }
+        },
+    };
+    match (op, request_id) {
+        (Op::Connect, _) => connect(state, client, &message, peer).await,
+        (Op::Subscribe | Op::Update, Some(request_id)) => {
+            subscribe(state, client, &message, request_id).await
         }
-        _ => vec![error_frame(
-            3,
-            &format!("Unknown op: {op}"),
+        (Op::Unsubscribe, Some(request_id)) => unsubscribe(client, request_id),
+        // The schema requires a requestId for these.
+        (_, None) => Vec::new(),
+    }
+}
+
+/// `unsubscribe` (§11.3).
+fn unsubscribe(client: &mut Client, request_id: i64) -> Vec<Value> {
+    if client.auth.is_none() {
+        return vec![error_frame(
+            2,
+            "Can not find this client, make sure you connect to server before unsubscribing",
             true,
-            request_id,
+            None,
+        )];
+    }
+    match client.subscriptions.remove(&request_id) {
+        Some(subscription) => vec![Value::Object(
+            client.frame("unsubscribed", Some(subscription.request_id)),
+        )],
+        None => vec![error_frame(
+            2,
+            &format!(
+                "Cannot find subscription with clientId {} subscriptionId {request_id}. \
+                 Make sure you subscribe to live query server before unsubscribing.",
+                client.id
+            ),
+            true,
+            None,
         )],
     }
 }
@@ -270,13 +296,10 @@ async fn subscribe(
     state: &AppState,
     client: &mut Client,
     message: &Map<String, Value>,
-    request_id: Option<i64>,
+    request_id: i64,
 ) -> Vec<Value> {
     let Some(connection_auth) = client.auth.clone() else {
-        return vec![error_frame(2, NOT_CONNECTED, true, request_id)];
-    };
-    let Some(request_id) = request_id else {
-        return vec![error_frame(1, "requestId must be a number", true, None)];
+        return vec![error_frame(2, NOT_CONNECTED, true, None)];
     };
     let replaces = client.subscriptions.contains_key(&request_id);
     if !replaces && client.subscriptions.len() >= state.live.config.max_subscriptions {
@@ -362,7 +385,9 @@ async fn connect(
     };
     let mut auth = match authenticate(state, &credentials, peer).await {
         Ok(auth) => auth,
-        Err(_) => return vec![error_frame(4, "Key in request is not valid", false, None)],
+        // Parse Server lets the client retry (`reconnect: true`), as for every connect error
+        // but a `beforeConnect` refusal.
+        Err(_) => return vec![error_frame(4, "Key in request is not valid", true, None)],
     };
     let mut expires_at = None;
     // An invalid token is not an error here: the client simply sees public objects (§11.5).

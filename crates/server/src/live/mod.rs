@@ -11,9 +11,11 @@
 //!
 //! - `hub`: settings and the per-user connection count.
 //! - `connection`: one client's protocol state machine and its queue.
+//! - `frame`: the shape each client frame must have, checked as Parse Server checks it.
 //! - `subscription`: one query, its rights and the event a change gives it.
 
 mod connection;
+mod frame;
 mod hub;
 mod subscription;
 

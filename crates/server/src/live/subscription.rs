@@ -91,12 +91,10 @@ impl Subscription {
         let query = query_json
             .as_object()
             .ok_or_else(|| invalid("query must be an object"))?;
-        if let Some(extra) = query.keys().find(|key| {
-            !matches!(
-                key.as_str(),
-                "className" | "where" | "keys" | "fields" | "watch"
-            )
-        }) {
+        if let Some(extra) = query
+            .keys()
+            .find(|key| !matches!(key.as_str(), "className" | "where" | "keys" | "watch"))
+        {
             return Err(invalid(&format!(
                 "Additional properties not allowed: {extra}"
             )));
@@ -109,11 +107,7 @@ impl Subscription {
             .get("where")
             .cloned()
             .unwrap_or_else(|| Value::Object(Default::default()));
-        // `fields` is what older SDKs call `keys`.
-        let keys = match string_list(query.get("keys"), "keys")? {
-            Some(keys) => Some(keys),
-            None => string_list(query.get("fields"), "fields")?,
-        };
+        let keys = string_list(query.get("keys"), "keys")?;
         let watch = string_list(query.get("watch"), "watch")?;
         let schema_version = operations.schemas.version();
         let schema = operations

@@ -14,6 +14,7 @@
 //!   anonymous log-ins; [`account_email`]: password-reset and verification mail.
 //! - [`files`], [`global_config`], [`installations`], [`idempotency`]: the rest of §13.
 //! - [`roles`]: the roles a user holds (hierarchy, cache) and the rules of role writes.
+//! - [`class_cache`]: answers read from one class (roles, sessions), reused until it changes.
 //! - [`template_rules`]: the chat template's own rules (owners, participants, senders, ACLs).
 //! - [`user_directory`]: logged-in users find each other and see public profiles only.
 //! - [`rate_limit`]: per-minute limits (log-ins per address, directory searches per user).
@@ -24,6 +25,7 @@ pub mod access;
 pub mod account_email;
 pub mod auth;
 pub mod auth_data;
+pub mod class_cache;
 pub mod error;
 pub mod events;
 pub mod files;
@@ -63,6 +65,8 @@ pub struct OperationConfig {
     pub allow_client_class_creation: bool,
     /// Whether clients may choose an `objectId` on create.
     pub allow_custom_object_id: bool,
+    /// How many fields clients may add to a class by writing to it.
+    pub schema_growth: schema::SchemaGrowth,
     /// The public URL prefix (`http://host:port/parse`), for `Location` headers and file URLs.
     pub server_url: String,
     /// Sessions, lockout and log-in limits.
@@ -85,6 +89,8 @@ pub struct Operations {
     pub auth_providers: Arc<auth_data::AuthProviders>,
     /// The roles each user holds, shared by every request ([`roles`]).
     pub roles: Arc<roles::RoleCache>,
+    /// The session each token names, shared by every request ([`sessions`]).
+    pub sessions: Arc<sessions::SessionCache>,
     /// Where password-reset and verification mails go.
     pub mailer: Arc<dyn crate::mail::Mailer>,
     /// Committed changes, for live queries.
@@ -110,7 +116,8 @@ impl Operations {
             login_limiter: Arc::default(),
             directory_limiter: Arc::default(),
             auth_providers: Arc::default(),
-            roles: Arc::default(),
+            roles: Arc::new(roles::role_cache()),
+            sessions: Arc::new(sessions::session_cache()),
             mailer: Arc::new(crate::mail::LogMailer),
             events,
             generation: None,

@@ -8,20 +8,19 @@
 //!
 //! **Invariant:** a committed change to `_Role` (a create, an update including relation ops,
 //! a delete, a purge or drop of the class) is seen by the next role lookup. The cache checks
-//! the store's [`Store::class_generation`](parlor_store::Store::class_generation) of `_Role`
-//! on every hit, so no write path has to remember to clear it; [`Operations::invalidate_roles`]
+//! the store's generation of `_Role` on every hit ([`super::class_cache`]), so no write path
+//! has to remember to clear it; [`Operations::invalidate_roles`]
 //! clears it explicitly as well.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::RwLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
 
 use parlor_core::query::{Cond, FieldRef, Filter, FindQuery, Operand};
 use parlor_core::schema::FieldType;
 use parlor_core::{Code, Error};
 use serde_json::{Map, Value};
 
+use super::class_cache::ClassCache;
 use super::{OpResult, Operations};
 
 /// How long a user's roles are reused without looking again, at most. Changes made through
@@ -38,70 +37,12 @@ const MAX_ROLE_DEPTH: usize = 16;
 /// The most roles one user is found to hold; the lookup stops there (and logs it).
 const MAX_ROLES: usize = 1_000;
 
-/// The roles each user holds, shared by all requests.
-///
-/// A `std` lock: it is held only to copy an entry in or out, never across an `.await`.
-#[derive(Debug, Default)]
-pub struct RoleCache {
-    entries: RwLock<HashMap<String, CachedRoles>>,
-    /// Moved by [`RoleCache::clear`]; an entry loaded under another value is stale. It also
-    /// keeps a lookup that started before a clear from storing what it read.
-    generation: AtomicU64,
-}
+/// The roles each user holds (by user id), shared by all requests.
+pub type RoleCache = ClassCache<Vec<String>>;
 
-#[derive(Debug, Clone)]
-struct CachedRoles {
-    names: Vec<String>,
-    loaded_at: Instant,
-    /// [`RoleCache::generation`] and the store's `_Role` generation, read before the lookup
-    /// that produced `names`.
-    stamp: (u64, u64),
-}
-
-impl RoleCache {
-    /// The cached roles of `user_id`, if loaded under `stamp` and recently.
-    fn get(&self, user_id: &str, stamp: (u64, u64)) -> Option<Vec<String>> {
-        let entries = self.entries.read().ok()?;
-        let cached = entries.get(user_id)?;
-        (cached.stamp == stamp && cached.loaded_at.elapsed() < ROLE_CACHE_TTL)
-            .then(|| cached.names.clone())
-    }
-
-    fn insert(&self, user_id: &str, names: Vec<String>, stamp: (u64, u64)) {
-        let Ok(mut entries) = self.entries.write() else {
-            return;
-        };
-        if self.generation.load(Ordering::SeqCst) != stamp.0 {
-            return;
-        }
-        if entries.len() >= ROLE_CACHE_USERS && !entries.contains_key(user_id) {
-            entries.retain(|_, cached| {
-                cached.stamp == stamp && cached.loaded_at.elapsed() < ROLE_CACHE_TTL
-            });
-            if entries.len() >= ROLE_CACHE_USERS {
-                entries.clear();
-            }
-        }
-        entries.insert(
-            user_id.to_owned(),
-            CachedRoles {
-                names,
-                loaded_at: Instant::now(),
-                stamp,
-            },
-        );
-    }
-
-    /// Forgets every user's roles.
-    pub fn clear(&self) {
-        // Under the write lock, so that no insert checks the generation in between.
-        let mut entries = self
-            .entries
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        entries.clear();
-    }
+/// A role cache with this module's limits.
+pub fn role_cache() -> RoleCache {
+    ClassCache::new(ROLE_CACHE_TTL, ROLE_CACHE_USERS)
 }
 
 impl Operations {
@@ -112,10 +53,7 @@ impl Operations {
     /// level finds nothing new (a cycle ends there), [`MAX_ROLE_DEPTH`] levels or
     /// [`MAX_ROLES`] roles.
     pub async fn roles_of(&self, user_id: &str) -> OpResult<Vec<String>> {
-        let stamp = (
-            self.roles.generation.load(Ordering::SeqCst),
-            self.store.class_generation("_Role"),
-        );
+        let stamp = self.roles.stamp(self.store.class_generation("_Role"));
         if let Some(names) = self.roles.get(user_id, stamp) {
             return Ok(names);
         }
@@ -340,20 +278,5 @@ mod tests {
             ),
             Ok(())
         );
-    }
-
-    /// A clear between reading the stamp and storing the answer keeps the answer out.
-    #[test]
-    fn cache_refuses_answers_from_before_a_clear() {
-        let cache = RoleCache::default();
-        let stamp = (cache.generation.load(Ordering::SeqCst), 7);
-        cache.insert("u1", vec!["Mods".to_owned()], stamp);
-        assert_eq!(cache.get("u1", stamp), Some(vec!["Mods".to_owned()]));
-        assert_eq!(cache.get("u1", (stamp.0, 8)), None);
-        cache.clear();
-        assert_eq!(cache.get("u1", stamp), None);
-        cache.insert("u1", vec!["Mods".to_owned()], stamp);
-        let now = (cache.generation.load(Ordering::SeqCst), 7);
-        assert_eq!(cache.get("u1", now), None);
     }
 }

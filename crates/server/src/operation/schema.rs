@@ -124,6 +124,75 @@ impl SchemaCache {
     }
 }
 
+/// How far callers without the master key may grow a class by writing fields it does not
+/// have yet (schema-on-write). Each new field is a column added while every other write
+/// waits, and stays for good: without a bound, one anonymous body with thousands of keys on a
+/// class whose `addField` is public held the writer for seconds and left thousands of columns
+/// behind. The master key (and the schemas API, which needs it) is not bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaGrowth {
+    /// New fields one write may add; `None`: no limit.
+    pub new_fields_per_request: Option<usize>,
+    /// Fields (the default ones included) a class may reach through such writes; `None`: no
+    /// limit.
+    pub fields_per_class: Option<usize>,
+}
+
+impl Default for SchemaGrowth {
+    fn default() -> SchemaGrowth {
+        SchemaGrowth {
+            new_fields_per_request: Some(20),
+            fields_per_class: Some(200),
+        }
+    }
+}
+
+impl SchemaGrowth {
+    /// Refuses (255, nothing changed) a write that would add `new_fields` fields to `schema`
+    /// past a limit.
+    fn check(&self, schema: &ClassSchema, new_fields: usize) -> OpResult<()> {
+        let class_name = &schema.class_name;
+        if let Some(limit) = self.new_fields_per_request
+            && new_fields > limit
+        {
+            return Err(OpError::parse(
+                Code::InvalidSchemaOperation,
+                format!(
+                    "Too many new fields: this write would add {new_fields} fields to class {class_name}, \
+                     and a write without the master key may add at most {limit}. \
+                     Add fields with the master key (or the schemas API) instead."
+                ),
+            ));
+        }
+        let fields = schema.fields.len();
+        if let Some(limit) = self.fields_per_class
+            && fields + new_fields > limit
+        {
+            return Err(OpError::parse(
+                Code::InvalidSchemaOperation,
+                format!(
+                    "Too many fields: class {class_name} has {fields} fields, and a write without \
+                     the master key may not take it past {limit} (this one would add {new_fields}). \
+                     Add fields with the master key (or the schemas API) instead."
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How many distinct fields of `wanted` `schema` does not have.
+fn count_new_fields(schema: &ClassSchema, wanted: &[(String, FieldType)]) -> usize {
+    let mut new_fields: Vec<&str> = wanted
+        .iter()
+        .map(|(field, _)| field.as_str())
+        .filter(|field| !schema.fields.contains_key(*field))
+        .collect();
+    new_fields.sort_unstable();
+    new_fields.dedup();
+    new_fields.len()
+}
+
 /// Classes that exist in every deployment, created at start-up.
 pub const BUILT_IN_CLASSES: [&str; 4] = ["_User", "_Role", "_Session", "_Installation"];
 
@@ -147,13 +216,24 @@ fn invalid_class_name(class_name: &str) -> OpError {
     )
 }
 
+/// `clp` with `addField` closed to clients: the CLP an earlier release's template wrote for
+/// `_User`, which kept clients from setting new fields on their users (`user.set('nickname',
+/// …)`). The template now keeps Parse's open default there, as schema growth from clients is
+/// bounded ([`SchemaGrowth`]); a deployment still holding the old CLP unchanged takes the new one.
+fn with_add_field_closed(clp: &Map<String, Value>) -> Map<String, Value> {
+    let mut closed = clp.clone();
+    closed.insert("addField".into(), json!({}));
+    closed
+}
+
 /// Whether a stored field type accepts a value of `got`'s type.
 fn accepts(expected: &FieldType, got: &FieldType) -> bool {
     expected == got
 }
 
 impl Operations {
-    /// Creates the built-in classes and the template's classes that do not exist yet.
+    /// Creates the built-in classes and the template's classes that do not exist yet, and
+    /// adds to existing template classes the fields the template has and they lack.
     /// `template` has the `/schemas` response shape: `{"results":[schema,…]}` or an array.
     ///
     /// Several instances starting at once on an empty database race to do the same; a
@@ -217,8 +297,10 @@ impl Operations {
                     let mut after = (*existing).clone();
                     after.fields.extend(missing);
                     if has_template_clp
-                        && existing.class_level_permissions
+                        && (existing.class_level_permissions
                             == parlor_core::schema::default_clp(&class_name)
+                            || existing.class_level_permissions
+                                == with_add_field_closed(&wanted.class_level_permissions))
                     {
                         after.class_level_permissions =
                             std::mem::take(&mut wanted.class_level_permissions);
@@ -228,7 +310,26 @@ impl Operations {
                         self.schemas.put(after);
                     }
                 }
-                Some(_) => {}
+                // A template class made by an older version: the fields the template has
+                // gained since are added (none is changed or removed, nor the CLPs), so what
+                // the server reads from them (a persona's `tools`, a tool call's `toolCall`)
+                // exists, and clients may write them as on a new database.
+                Some(existing) => {
+                    let missing: Vec<(String, FieldSchema)> = wanted
+                        .fields
+                        .iter()
+                        .filter(|(name, _)| !existing.fields.contains_key(*name))
+                        .map(|(name, field)| (name.clone(), field.clone()))
+                        .collect();
+                    if missing.is_empty() {
+                        continue;
+                    }
+                    let _guard = self.schemas.changes.lock().await;
+                    let mut after = (*existing).clone();
+                    after.fields.extend(missing);
+                    self.store.update_class(&existing, &after).await?;
+                    self.schemas.put(after);
+                }
             }
         }
         Ok(())
@@ -367,12 +468,23 @@ impl Operations {
                 ),
             ));
         }
+        // Growth is bounded for clients; the server's own bookkeeping and the master key are
+        // not. Checked before queueing for the schema lock, so a refused body costs no wait,
+        // and again under it, against the class as stored.
+        let bounded = !auth.master && !is_internal_class(&schema.class_name);
+        let growth = self.config.schema_growth;
+        if bounded {
+            growth.check(&schema, count_new_fields(&schema, wanted))?;
+        }
         let _guard = self.schemas.changes.lock().await;
         // Another request (or another instance) may have changed the class meanwhile.
         let before = match self.reload_class(&schema.class_name).await? {
             Some(stored) => stored,
             None => self.schemas.get(&schema.class_name).unwrap_or(schema),
         };
+        if bounded {
+            growth.check(&before, count_new_fields(&before, wanted))?;
+        }
         let mut after = (*before).clone();
         for (field, field_type) in wanted {
             match after.field_type(field) {

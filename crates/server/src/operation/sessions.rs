@@ -1,6 +1,8 @@
 //! Sessions (§5.7): the `_Session` objects behind session tokens — creating them, resolving a
 //! token to its user (unknown and expired tokens are `209` on every route), ending them.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use parlor_core::Code;
 use parlor_core::query::{FindQuery, Operand};
@@ -9,6 +11,7 @@ use parlor_store::WriteOutcome;
 use rand::RngExt;
 use serde_json::{Map, Value, json};
 
+use super::class_cache::ClassCache;
 use super::users::user_pointer;
 use super::write::{PlannedWrite, WriteResponse, equals};
 use super::{Auth, OpError, OpResult, Operations};
@@ -21,6 +24,23 @@ pub fn new_session_token() -> String {
 }
 pub(super) fn invalid_session() -> OpError {
     OpError::parse(Code::InvalidSessionToken, "Invalid session token")
+}
+
+/// How long a token's session is reused without reading `_Session` again, at most. A change
+/// made through this server (log-out, revocation, a password change) is seen at once; one made
+/// by another instance is seen at once with the relay (it clears the cache), within this time
+/// without one — Parse Server's own session cache keeps entries for the same 5 s.
+const SESSION_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// The most tokens whose session is kept.
+const SESSION_CACHE_TOKENS: usize = 50_000;
+
+/// The session each token names, shared by every request.
+pub type SessionCache = ClassCache<SessionInfo>;
+
+/// A session cache with this module's limits.
+pub fn session_cache() -> SessionCache {
+    ClassCache::new(SESSION_CACHE_TTL, SESSION_CACHE_TOKENS)
 }
 
 /// A valid session: whose it is and until when.
@@ -105,16 +125,21 @@ impl Operations {
 
     /// [`Operations::resolve_session`] with the session's expiry, for holders of a token
     /// over time (live-query connections).
+    ///
+    /// Every request with a token asks this, so the answer is cached ([`SessionCache`]) until
+    /// `_Session` changes; expiry is checked on every use, cached or not.
     pub async fn session_info(&self, token: &str) -> OpResult<SessionInfo> {
-        let Some(sessions) = self.schemas.get("_Session") else {
-            return Err(invalid_session());
+        let stamp = self.sessions.stamp(self.store.class_generation("_Session"));
+        let info = match self.sessions.get(token, stamp) {
+            Some(info) => info,
+            None => {
+                let info = self.load_session(token).await?;
+                self.sessions.insert(token, info.clone(), stamp);
+                info
+            }
         };
-        let by_token = equals(&sessions, "sessionToken", Operand::String(token.to_owned()));
-        let Some(session) = self.find_first(&sessions, by_token).await? else {
-            return Err(invalid_session());
-        };
-        let expires_at = session.fields.get("expiresAt").and_then(as_date);
-        if expires_at
+        if info
+            .expires_at
             .as_ref()
             .is_some_and(|expires_at| *expires_at <= now_iso())
         {
@@ -123,6 +148,25 @@ impl Operations {
                 "Session token is expired.",
             ));
         }
+        Ok(info)
+    }
+
+    /// Forgets every cached session; the next requests read `_Session` again (another
+    /// instance changed it).
+    pub fn invalidate_sessions(&self) {
+        self.sessions.clear();
+    }
+
+    /// Reads the session of `token` from the store (unknown tokens are `209`).
+    async fn load_session(&self, token: &str) -> OpResult<SessionInfo> {
+        let Some(sessions) = self.schemas.get("_Session") else {
+            return Err(invalid_session());
+        };
+        let by_token = equals(&sessions, "sessionToken", Operand::String(token.to_owned()));
+        let Some(session) = self.find_first(&sessions, by_token).await? else {
+            return Err(invalid_session());
+        };
+        let expires_at = session.fields.get("expiresAt").and_then(as_date);
         let user_id = session
             .fields
             .get("user")

@@ -21,6 +21,8 @@
 //!   for the session's members; one per session (a second one is refused with `137`);
 //!   `session`, `sessionId` and `ACL` cannot be changed afterwards.
 //! - `Persona`: `owner` defaults to the creator; the default ACL is public read, owner write.
+//!   `tools` is an array of tool names (`111` otherwise), for every caller, the master key
+//!   included: replies read it.
 //!
 //! The master key (the server, the operator) may set any field, but what it creates gets the
 //! same protective defaults: a ChatSession, Message or Context it creates without an explicit
@@ -47,13 +49,16 @@ use super::{Auth, OpError, OpResult, Operations};
 /// The fields of a Message that describe a generation and its cost: only the server (the
 /// master key, the reply task) writes them, so a client cannot forge a persona's answer or
 /// its usage.
-pub const SERVER_OWNED_MESSAGE_FIELDS: [&str; 6] = [
+pub const SERVER_OWNED_MESSAGE_FIELDS: [&str; 8] = [
     "persona",
     "status",
     "usage",
     "model",
     "firstTokenMs",
     "error",
+    // A persona's tool calls (`role: "tool"` messages): what it ran and what it got back.
+    "toolCall",
+    "reply",
 ];
 
 /// The server-owned field a client's write touches, if any (`usage.total_tokens` touches
@@ -263,6 +268,11 @@ impl Operations {
         object: &mut Object,
     ) -> OpResult<Map<String, Value>> {
         let rules = Rules { ops: self };
+        if schema.class_name == "Persona"
+            && let Some(tools) = object.fields.get("tools").filter(|tools| !tools.is_null())
+        {
+            check_tools(tools)?;
+        }
         if auth.master {
             return match schema.class_name.as_str() {
                 "ChatSession" => rules.master_create_session(object),
@@ -300,6 +310,9 @@ impl Operations {
         object_id: &str,
         updates: &mut Vec<FieldUpdate>,
     ) -> OpResult<()> {
+        if schema.class_name == "Persona" {
+            check_tool_updates(updates)?;
+        }
         if auth.master {
             return Ok(());
         }
@@ -984,6 +997,61 @@ fn keep_fields(
     Ok(())
 }
 
+/// The most tools one persona may list (OpenAI's own limit on one request is 128).
+pub const MAX_PERSONA_TOOLS: usize = 128;
+
+/// Whether `name` can be a tool's name on both wire formats.
+pub fn is_valid_tool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+}
+
+/// Checks a Persona's `tools` value: an array of tool names. The message of a refusal
+/// (which the template's rules answer with `111`).
+pub fn check_persona_tools(value: &Value) -> Result<(), String> {
+    const SHAPE: &str = "tools must be an array of tool names (strings of letters, digits, _ and -, at most 64 characters each)";
+    let Value::Array(items) = value else {
+        return Err(SHAPE.to_owned());
+    };
+    if items.len() > MAX_PERSONA_TOOLS {
+        return Err(format!(
+            "a persona may list at most {MAX_PERSONA_TOOLS} tools"
+        ));
+    }
+    match items
+        .iter()
+        .find(|item| !item.as_str().is_some_and(is_valid_tool_name))
+    {
+        Some(bad) => Err(format!("{SHAPE}; {bad} is not one")),
+        None => Ok(()),
+    }
+}
+
+/// A Persona's `tools`: an array of tool names.
+fn check_tools(tools: &Value) -> OpResult<()> {
+    check_persona_tools(tools).map_err(|message| OpError::parse(Code::IncorrectType, message))
+}
+
+/// The updates of a Persona's `tools`: a new array of tool names, or names added or removed.
+fn check_tool_updates(updates: &[FieldUpdate]) -> OpResult<()> {
+    for update in updates.iter().filter(|update| update.field == "tools") {
+        match &update.op {
+            FieldOp::Set(Value::Null) | FieldOp::Delete => {}
+            FieldOp::Set(value) if update.path.is_empty() => check_tools(value)?,
+            FieldOp::Add(items) | FieldOp::AddUnique(items) | FieldOp::Remove(items)
+                if update.path.is_empty() =>
+            {
+                check_tools(&Value::Array(items.clone()))?;
+            }
+            _ => check_tools(&Value::Null)?,
+        }
+    }
+    Ok(())
+}
+
 /// A Persona made by a user: `owner` is the creator (another owner is refused); without an
 /// ACL of its own it is public read, owner write.
 fn create_persona(auth: &Auth, object: &mut Object) -> OpResult<Map<String, Value>> {
@@ -1020,4 +1088,21 @@ fn create_persona(auth: &Auth, object: &mut Object) -> OpResult<Map<String, Valu
         object.acl = Some(acl);
     }
     Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn persona_tools_are_an_array_of_names() {
+        assert!(check_persona_tools(&json!([])).is_ok());
+        assert!(check_persona_tools(&json!(["lookupOrder", "get_weather-2"])).is_ok());
+        assert!(check_persona_tools(&json!("lookupOrder")).is_err());
+        assert!(check_persona_tools(&json!([1])).is_err());
+        assert!(check_persona_tools(&json!(["has space"])).is_err());
+        assert!(check_persona_tools(&json!(["x".repeat(65)])).is_err());
+        let many: Vec<String> = (0..=MAX_PERSONA_TOOLS).map(|i| format!("t{i}")).collect();
+        assert!(check_persona_tools(&json!(many)).is_err());
+    }
 }

@@ -337,14 +337,12 @@ impl Operations {
                 continue;
             }
             let current = fields.get(&update.field);
-            // An explicit null is kept for a field the schema knows (it reads back as null and
-            // `$exists`); for an unknown field it carries no type, so nothing is stored.
+            // An explicit null is kept (it reads back as null, and `$exists` finds it), also
+            // for a field the schema does not know: a null carries no type, so it adds no
+            // field, and the store keeps it in its list of nulls (MongoDB's behaviour).
             match apply_at_path(current, &update.path, &update.op)? {
-                Some(Value::Null) if schema.fields.contains_key(&update.field) => {
-                    fields.insert(update.field.clone(), Value::Null)
-                }
-                Some(Value::Null) | None => fields.remove(&update.field),
                 Some(value) => fields.insert(update.field.clone(), value),
+                None => fields.remove(&update.field),
             };
         }
         let mut extra = Map::new();
@@ -439,16 +437,12 @@ impl Operations {
         let schema = self
             .ensure_fields(auth, schema, &implied_types(&parsed.updates))
             .await?;
-        // Unsetting a field the class does not have (null or Delete) changes nothing.
-        let unsets_unknown = |update: &FieldUpdate| {
-            update.path.is_empty()
-                && !schema.fields.contains_key(&update.field)
-                && matches!(&update.op, FieldOp::Delete | FieldOp::Set(Value::Null))
-        };
+        // A null (or a Delete) of a field the class does not have adds no field: the store
+        // records (or forgets) the explicit null alone.
         let mut updates: Vec<FieldUpdate> = parsed
             .updates
             .into_iter()
-            .filter(|update| !is_relation_marker(update) && !unsets_unknown(update))
+            .filter(|update| !is_relation_marker(update))
             .collect();
         for update in &updates {
             let required = schema

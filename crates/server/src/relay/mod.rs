@@ -157,8 +157,10 @@ async fn receive(operations: &Operations, instance: &str, text: &str) {
     };
     let before = state(message.remove("b"));
     let after = state(message.remove("a"));
-    if class_name == "_Role" {
-        operations.invalidate_roles();
+    match class_name.as_str() {
+        "_Role" => operations.invalidate_roles(),
+        "_Session" => operations.invalidate_sessions(),
+        _ => {}
     }
     operations
         .events

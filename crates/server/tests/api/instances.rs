@@ -246,6 +246,40 @@ async fn schema_and_role_changes_cross_instances() {
     drop_pg_schema(&schema, true);
 }
 
+/// A session used on one instance (and so cached there) is refused there at once when it is
+/// logged out through the other.
+#[tokio::test]
+async fn a_log_out_on_one_instance_ends_the_session_on_the_other() {
+    let Some((first, second, schema)) = two_instances().await else {
+        return;
+    };
+    let User { token, .. } = first.sign_up("alice").await;
+    let me = second.as_user(&token, Method::GET, "/users/me", None).await;
+    assert_eq!(me.status, 200, "{:?}", me.body);
+    let out = first
+        .as_user(&token, Method::POST, "/logout", Some(json!({})))
+        .await;
+    assert_eq!(out.status, 200, "{:?}", out.body);
+    let mut refused = false;
+    // The relay carries the deletion within milliseconds; the session cache's own time limit
+    // (5 s) is longer than this wait, so passing here means the relay cleared it.
+    for _ in 0..40 {
+        let me = second.as_user(&token, Method::GET, "/users/me", None).await;
+        if me.body["code"] == 209 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        refused,
+        "the other instance still accepts a logged-out token"
+    );
+    drop(first);
+    drop(second);
+    drop_pg_schema(&schema, true);
+}
+
 /// The Redis alternative carries the same events (`--pubsub redis://…`).
 #[tokio::test]
 async fn live_events_cross_instances_over_redis() {

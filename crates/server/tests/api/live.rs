@@ -166,8 +166,20 @@ async fn events_respect_each_subscribers_rights() {
     );
 }
 
-/// Protocol errors: subscribing before `connect` (2), an unknown op (3), a wrong app id (4),
-/// a query live queries cannot evaluate (102), a CLP that forbids the class (119).
+/// The fields of an error frame that say what to do: code, message, reconnect, requestId.
+fn error_fields(frame: &Value) -> (Value, Value, Value, Value) {
+    assert_eq!(frame["op"], "error", "{frame}");
+    (
+        frame["code"].clone(),
+        frame["error"].clone(),
+        frame["reconnect"].clone(),
+        frame["requestId"].clone(),
+    )
+}
+
+/// Protocol errors as Parse Server sends them: subscribing before `connect` (2, no
+/// requestId, reconnect), an unknown op (1, the schema's words), a wrong app id (4,
+/// reconnect), a query live queries cannot evaluate (102), a CLP that forbids the class (119).
 #[tokio::test]
 async fn protocol_errors() {
     let server = TestServer::new().await;
@@ -177,19 +189,45 @@ async fn protocol_errors() {
         json!({"op": "subscribe", "requestId": 1, "query": {"className": "Note", "where": {}}}),
     )
     .await;
-    let error = next(&mut socket).await;
     assert_eq!(
-        (error["op"].clone(), error["code"].clone()),
-        (json!("error"), json!(2))
+        error_fields(&next(&mut socket).await),
+        (
+            json!(2),
+            json!("Can not find this client, make sure you connect to server before subscribing"),
+            json!(true),
+            Value::Null
+        )
+    );
+    send(&mut socket, json!({"op": "unsubscribe", "requestId": 1})).await;
+    let (code, _, reconnect, request_id) = error_fields(&next(&mut socket).await);
+    assert_eq!(
+        (code, reconnect, request_id),
+        (json!(2), json!(true), Value::Null)
     );
     send(&mut socket, json!({"op": "dance"})).await;
-    assert_eq!(next(&mut socket).await["code"], 3);
+    assert_eq!(
+        error_fields(&next(&mut socket).await),
+        (
+            json!(1),
+            json!("No enum match for: \"dance\""),
+            json!(true),
+            Value::Null
+        )
+    );
     send(
         &mut socket,
         json!({"op": "connect", "applicationId": "wrong"}),
     )
     .await;
-    assert_eq!(next(&mut socket).await["code"], 4);
+    assert_eq!(
+        error_fields(&next(&mut socket).await),
+        (
+            json!(4),
+            json!("Key in request is not valid"),
+            json!(true),
+            Value::Null
+        )
+    );
 
     let mut socket = connected(&server, None).await;
     let subquery = json!({"op": "subscribe", "requestId": 2, "query": {"className": "Note", "where": {"x": {"$inQuery": {"className": "Other", "where": {}}}}}});
@@ -210,6 +248,84 @@ async fn protocol_errors() {
         (error["code"].clone(), error["requestId"].clone()),
         (json!(101), json!(3))
     );
+}
+
+/// Frames that do not fit the protocol's schema for their op — an unknown property, a
+/// missing or mistyped one — are refused as Parse Server refuses them (error 1, its message,
+/// `reconnect: true`, no `requestId`) and change nothing: no connection, no subscription.
+/// The JS SDK reconnects on that error, and subscribes again.
+#[tokio::test]
+async fn frames_that_do_not_fit_the_protocol_are_refused() {
+    let server = TestServer::new().await;
+    let refused = |message: &str| (json!(1), json!(message), json!(true), Value::Null);
+    let mut socket = open(&server).await;
+    send(
+        &mut socket,
+        json!({"op": "connect", "applicationId": APP_ID, "bogus": 1}),
+    )
+    .await;
+    assert_eq!(
+        error_fields(&next(&mut socket).await),
+        refused("Additional properties not allowed")
+    );
+    send(&mut socket, json!({"op": "connect"})).await;
+    assert_eq!(
+        error_fields(&next(&mut socket).await),
+        refused("Missing required property: applicationId")
+    );
+    // Still not connected: the refused connects did nothing.
+    send(
+        &mut socket,
+        json!({"op": "subscribe", "requestId": 1, "query": {"className": "Note", "where": {}}}),
+    )
+    .await;
+    assert_eq!(error_fields(&next(&mut socket).await).0, json!(2));
+
+    let mut socket = connected(&server, None).await;
+    for (frame, message) in [
+        (
+            json!({"op": "subscribe", "requestId": 1, "query": {"className": "Note", "where": {}, "unknownField": "x"}}),
+            "Additional properties not allowed",
+        ),
+        (
+            json!({"op": "subscribe", "requestId": 1, "query": {"className": "Note", "where": {}}, "bogus": 1}),
+            "Additional properties not allowed",
+        ),
+        (
+            json!({"op": "subscribe", "requestId": "1", "query": {"className": "Note", "where": {}}}),
+            "Invalid type: string (expected number)",
+        ),
+        (
+            json!({"op": "subscribe", "requestId": 1, "query": {"className": "Note"}}),
+            "Missing required property: where",
+        ),
+        (
+            json!({"op": "update", "requestId": 1, "query": {"className": "Note", "where": {}, "keys": []}}),
+            "Array is too short (0), minimum 1",
+        ),
+        (
+            json!({"op": "unsubscribe", "requestId": 1, "bogus": true}),
+            "Additional properties not allowed",
+        ),
+    ] {
+        send(&mut socket, frame.clone()).await;
+        assert_eq!(
+            error_fields(&next(&mut socket).await),
+            refused(message),
+            "{frame}"
+        );
+    }
+    // None of them subscribed: a new note gives no event, and requestId 1 is free.
+    server.create("Note", json!({"text": "x"})).await;
+    quiet(&mut socket).await;
+    send(&mut socket, json!({"op": "unsubscribe", "requestId": 1})).await;
+    let (code, _, reconnect, request_id) = error_fields(&next(&mut socket).await);
+    assert_eq!(
+        (code, reconnect, request_id),
+        (json!(2), json!(true), Value::Null)
+    );
+    let subscribed = subscribe(&mut socket, 1, json!({"className": "Note", "where": {}})).await;
+    assert_eq!(subscribed["op"], "subscribed", "{subscribed}");
 }
 
 /// A note only `user` may read.
@@ -568,15 +684,28 @@ async fn failed_writes_publish_nothing() {
     );
 }
 
-/// `fields`, the older SDKs' name for `keys`, limits the fields sent the same way.
+/// `fields`, which Parse Server's subscribe schema once allowed for `keys`, is refused as
+/// Parse Server refuses it now (error 1, "Additional properties not allowed"); `keys`
+/// limits the fields sent.
 #[tokio::test]
-async fn fields_is_keys_by_its_older_name() {
+async fn fields_is_refused_and_keys_limits() {
     let server = TestServer::new().await;
     server
         .create("Note", json!({"text": "setup", "other": 0}))
         .await;
     let mut socket = connected(&server, None).await;
     let query = json!({"className": "Note", "where": {}, "fields": ["text"]});
+    let refused = subscribe(&mut socket, 1, query).await;
+    assert_eq!(
+        error_fields(&refused),
+        (
+            json!(1),
+            json!("Additional properties not allowed"),
+            json!(true),
+            Value::Null
+        )
+    );
+    let query = json!({"className": "Note", "where": {}, "keys": ["text"]});
     assert_eq!(subscribe(&mut socket, 1, query).await["op"], "subscribed");
     server
         .create("Note", json!({"text": "hello", "other": 1}))
@@ -584,4 +713,33 @@ async fn fields_is_keys_by_its_older_name() {
     let event = next(&mut socket).await;
     assert_eq!(event["object"]["text"], "hello");
     assert!(event["object"].get("other").is_none(), "{event}");
+}
+
+/// `$exists: true` matches an explicit null in live queries as in REST, also on a field the
+/// schema does not know (a null adds no field); `$exists: false` does not.
+#[tokio::test]
+async fn exists_matches_an_explicit_null_live() {
+    let server = TestServer::new().await;
+    server.create("Fresh", json!({"other": 1})).await;
+    let mut socket = connected(&server, None).await;
+    let present = subscribe(
+        &mut socket,
+        1,
+        json!({"className": "Fresh", "where": {"nul": {"$exists": true}}}),
+    )
+    .await;
+    assert_eq!(present["op"], "subscribed", "{present}");
+    let id = server.create("Fresh", json!({"nul": null})).await;
+    let event = next(&mut socket).await;
+    assert_eq!(
+        (
+            event["op"].clone(),
+            event["requestId"].clone(),
+            event["object"]["objectId"].clone()
+        ),
+        (json!("create"), json!(1), json!(id))
+    );
+    assert_eq!(event["object"].get("nul"), Some(&Value::Null), "{event}");
+    server.create("Fresh", json!({"other": 2})).await;
+    quiet(&mut socket).await;
 }

@@ -1080,12 +1080,73 @@ async fn null_is_stored_as_null() {
         .await;
     assert_eq!(values(&missing, "w"), vec![json!(3)]);
 
-    // A null for a field no schema knows says nothing about its type: it is not stored and
-    // adds no field.
+    // A null for a field no schema knows says nothing about its type: it adds no field, but
+    // it is stored (as MongoDB stores it), reads back, and `$exists` finds it (issue 10).
     let untyped = server.create("Item", json!({"u": null, "w": 4})).await;
-    assert!(server.get("Item", &untyped).await.get("u").is_none());
+    assert_eq!(
+        server.get("Item", &untyped).await.get("u"),
+        Some(&Value::Null)
+    );
     let schema = server.master(Method::GET, "/schemas/Item", None).await.body;
     assert!(schema["fields"].get("u").is_none(), "{schema}");
+    let exists = |value: bool| json!({"u": {"$exists": value}});
+    let found = server.find("Item", &[("where", exists(true))]).await;
+    assert_eq!(values(&found, "w"), vec![json!(4)]);
+    let others = server
+        .find("Item", &[("where", exists(false)), ("order", json!("w"))])
+        .await;
+    assert_eq!(values(&others, "w"), vec![json!(1), json!(2), json!(3)]);
+    // On update too; a Delete takes it away again.
+    let reply = server
+        .public(
+            Method::PUT,
+            &format!("/classes/Item/{updated}"),
+            Some(json!({"u": null})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let found = server
+        .find("Item", &[("where", exists(true)), ("order", json!("w"))])
+        .await;
+    assert_eq!(values(&found, "w"), vec![json!(2), json!(4)]);
+    let reply = server
+        .public(
+            Method::PUT,
+            &format!("/classes/Item/{untyped}"),
+            Some(json!({"u": {"__op": "Delete"}})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert!(server.get("Item", &untyped).await.get("u").is_none());
+    let found = server.find("Item", &[("where", exists(true))]).await;
+    assert_eq!(values(&found, "w"), vec![json!(2)]);
+    // `keys` names it like any field.
+    let picked = server
+        .find("Item", &[("where", exists(true)), ("keys", json!("u"))])
+        .await;
+    assert_eq!(picked[0].get("u"), Some(&Value::Null), "{picked:?}");
+    // Once the field has a type, the stored null is still that object's value.
+    server.create("Item", json!({"u": "typed", "w": 5})).await;
+    let found = server
+        .find("Item", &[("where", exists(true)), ("order", json!("w"))])
+        .await;
+    assert_eq!(values(&found, "w"), vec![json!(2), json!(5)]);
+    assert_eq!(
+        server.get("Item", &updated).await.get("u"),
+        Some(&Value::Null)
+    );
+}
+
+/// The issue's probe: `{"nul": null}` on a new class, then `$exists: true` on it.
+#[tokio::test]
+async fn exists_finds_a_null_on_a_new_class() {
+    let server = TestServer::new().await;
+    let id = server.create("Fresh", json!({"nul": null})).await;
+    let found = server
+        .find("Fresh", &[("where", json!({"nul": {"$exists": true}}))])
+        .await;
+    assert_eq!(ids(&found), vec![id]);
+    assert_eq!(found[0].get("nul"), Some(&Value::Null));
 }
 
 /// §2.7: a `Batch` of relation ops adds and removes members in one write; writing the

@@ -17,6 +17,7 @@ use crate::common::fake_llm::{DEFAULT_REPLY, FakeLlm, Outcome, Script};
 #[derive(Debug, Default)]
 struct Answer {
     deltas: Vec<String>,
+    tool_calls: Vec<parlor_server::ai::provider::ToolCallRequest>,
     usage: Option<Usage>,
     finished: Option<Option<String>>,
     error: Option<ProviderError>,
@@ -42,6 +43,10 @@ async fn collect(mut stream: EventStream) -> Answer {
                 assert!(!text.is_empty());
                 assert!(answer.usage.is_none(), "delta after usage");
                 answer.deltas.push(text);
+            }
+            Ok(StreamEvent::ToolCalls(calls)) => {
+                assert!(answer.usage.is_none(), "tool calls after usage");
+                answer.tool_calls.extend(calls);
             }
             Ok(StreamEvent::Usage(usage)) => {
                 assert!(answer.usage.is_none(), "usage twice");
@@ -458,6 +463,7 @@ async fn openai_request_body() {
         ],
         temperature: Some(0.25),
         max_tokens: Some(64),
+        tools: Vec::new(),
     };
     collect(provider.stream(chat).await.unwrap()).await;
     let received = &fake.requests()[0];
@@ -534,6 +540,7 @@ async fn anthropic_sequence_and_request() {
         messages: vec![ChatMessage::user("Hello there")],
         temperature: Some(0.5),
         max_tokens: None,
+        tools: Vec::new(),
     };
     let answer = collect(provider.stream(chat).await.unwrap()).await;
     assert_eq!(answer.deltas, tokens(DEFAULT_REPLY));
@@ -717,4 +724,35 @@ async fn ollama_discovery() {
             .await
             .is_none()
     );
+}
+
+/// Tool calls streamed in fragments, in both formats, come out whole, after the text and
+/// before the usage, with the format's finish reason.
+#[tokio::test]
+async fn tool_calls_stream_in_both_formats() {
+    let fake = FakeLlm::start().await;
+    for (config, reason, id) in [
+        (fake.openai_config("main"), "tool_calls", "call_1"),
+        (fake.anthropic_config("claude"), "tool_use", "toolu_1"),
+    ] {
+        fake.push(
+            Script::tool_calls(&[
+                ("now", json!({})),
+                ("lookupOrder", json!({"orderId": "A1", "note": "é ✓"})),
+            ])
+            .saying(&["Let me ", "check."]),
+        );
+        let answer = collect(Provider::new(config).stream(request("hi")).await.unwrap()).await;
+        assert_eq!(answer.error, None);
+        assert_eq!(answer.text(), "Let me check.");
+        assert_eq!(answer.finished, Some(Some(reason.to_owned())));
+        assert_eq!(answer.tool_calls.len(), 2, "{:?}", answer.tool_calls);
+        assert_eq!(answer.tool_calls[1].id, id);
+        assert_eq!(answer.tool_calls[1].name, "lookupOrder");
+        assert_eq!(
+            answer.tool_calls[1].parsed_arguments(),
+            Ok(json!({"orderId": "A1", "note": "é ✓"}))
+        );
+        assert!(answer.usage.is_some());
+    }
 }

@@ -523,3 +523,106 @@ async fn admins_set_other_users_roles() {
     crate::common::assert_parse_error(&other_field, 400, 206, None);
     assert_eq!(server.get("_User", &bert.id).await["role"], "admin");
 }
+
+/// Parse's default on `_User` (issue 15): clients add fields to their own user —
+/// `user.set('nickname', …)` on sign-up and afterwards — within the bounds on schema growth;
+/// the template's other protections stay: `email` hidden from others, `role` set by admins
+/// only, another user's object not writable.
+#[tokio::test]
+async fn users_add_fields_to_themselves() {
+    let server = TestServer::new().await;
+    let clp = server
+        .master(Method::GET, "/schemas/_User", None)
+        .await
+        .body;
+    assert_eq!(
+        clp["classLevelPermissions"]["addField"],
+        json!({"*": true}),
+        "{clp}"
+    );
+    let nina = server
+        .sign_up_with(json!({"username": "nina", "password": "pw", "email": "nina@example.com", "nickname": "N"}))
+        .await;
+    assert_eq!(server.get("_User", &nina.id).await["nickname"], "N");
+    let path = format!("/users/{}", nina.id);
+    let updated = server
+        .as_user(
+            &nina,
+            Method::PUT,
+            &path,
+            Some(json!({"favouriteColour": "teal"})),
+        )
+        .await;
+    assert_eq!(updated.status.as_u16(), 200, "{:?}", updated.body);
+    assert_eq!(
+        server.get("_User", &nina.id).await["favouriteColour"],
+        "teal"
+    );
+
+    let olga = server.sign_up("olga").await;
+    let theirs = server
+        .as_user(&olga, Method::PUT, &path, Some(json!({"hobby": "x"})))
+        .await;
+    assert!(theirs.status.is_client_error(), "{:?}", theirs.body);
+    let seen = server.as_user(&olga, Method::GET, &path, None).await;
+    assert!(seen.body.get("email").is_none(), "{:?}", seen.body);
+    let promote = server
+        .as_user(&nina, Method::PUT, &path, Some(json!({"role": "admin"})))
+        .await;
+    crate::common::assert_parse_error(&promote, 400, 119, None);
+    let too_many: serde_json::Map<String, Value> = (0..21)
+        .map(|index| (format!("extra{index}"), json!(index)))
+        .collect();
+    let refused = server
+        .as_user(&nina, Method::PUT, &path, Some(Value::Object(too_many)))
+        .await;
+    crate::common::assert_parse_error(&refused, 400, 255, None);
+}
+
+/// A deployment whose `_User` still has the CLP an earlier template wrote (`addField`
+/// closed) gets Parse's default on its next start; a CLP the operator changed otherwise is
+/// left alone.
+#[tokio::test]
+async fn the_old_user_clp_is_upgraded_on_start() {
+    if crate::common::skip_on_postgres("restarts on one SQLite file") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/parlor.db", dir.path().display());
+    let on = || parlor_server::config::ServeOptions {
+        database: Some(database.clone()),
+        ..parlor_server::config::ServeOptions::default()
+    };
+    let user_clp = |add_field: Value, find: Value| {
+        json!({"get": {"*": true}, "find": find, "count": {"*": true},
+               "create": {"*": true}, "update": {"*": true}, "delete": {"*": true},
+               "addField": add_field, "protectedFields": {"*": ["email"]}})
+    };
+    let first = TestServer::with(on()).await;
+    first
+        .set_clp("_User", user_clp(json!({}), json!({"*": true})))
+        .await;
+    first.stop().await;
+    let second = TestServer::with(on()).await;
+    let schema = second
+        .master(Method::GET, "/schemas/_User", None)
+        .await
+        .body;
+    assert_eq!(
+        schema["classLevelPermissions"],
+        user_clp(json!({"*": true}), json!({"*": true})),
+        "{schema}"
+    );
+    // An operator's own CLP (find closed too) is theirs.
+    second
+        .set_clp("_User", user_clp(json!({}), json!({})))
+        .await;
+    second.stop().await;
+    let third = TestServer::with(on()).await;
+    let schema = third.master(Method::GET, "/schemas/_User", None).await.body;
+    assert_eq!(
+        schema["classLevelPermissions"],
+        user_clp(json!({}), json!({})),
+        "{schema}"
+    );
+}

@@ -856,6 +856,66 @@ async fn expired_sessions_fail_with_209() {
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
 }
 
+/// Sessions are cached per token (every request resolves one): a session already used is still
+/// refused at once when it is logged out, deleted or made to expire, never served stale.
+#[tokio::test]
+async fn a_used_session_is_refused_at_once_when_it_ends() {
+    let server = TestServer::new().await;
+    let alice = sign_up(&server, "alice").await;
+    let me = |token: String| {
+        let server = &server;
+        async move { server.as_user(&token, Method::GET, "/users/me", None).await }
+    };
+    // Expired by an update of its `expiresAt`.
+    let expiring = extra_session(&server, &alice.token).await;
+    assert_eq!(me(expiring.clone()).await.status, StatusCode::OK);
+    let session = server
+        .as_user(&expiring, Method::GET, "/sessions/me", None)
+        .await;
+    let session_id = session.body["objectId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let past = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let expired = server
+        .master(
+            Method::PUT,
+            &format!("/classes/_Session/{session_id}"),
+            Some(json!({"expiresAt": {"__type": "Date", "iso": past.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()}})),
+        )
+        .await;
+    assert_eq!(expired.status, StatusCode::OK, "{:?}", expired.body);
+    assert_eq!(
+        me(expiring).await.body,
+        json!({"code": 209, "error": "Session token is expired."})
+    );
+    // Deleted with the master key.
+    let deleted = extra_session(&server, &alice.token).await;
+    assert_eq!(me(deleted.clone()).await.status, StatusCode::OK);
+    let session = server
+        .as_user(&deleted, Method::GET, "/sessions/me", None)
+        .await;
+    let session_id = session.body["objectId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let gone = server
+        .master(
+            Method::DELETE,
+            &format!("/classes/_Session/{session_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::OK, "{:?}", gone.body);
+    assert_invalid_token(&me(deleted).await);
+    // Logged out.
+    assert_eq!(me(alice.token.clone()).await.status, StatusCode::OK);
+    server
+        .as_user(&alice.token, Method::POST, "/logout", Some(json!({})))
+        .await;
+    assert_invalid_token(&me(alice.token.clone()).await);
+}
+
 /// A short `session_length` gives sessions that expire by themselves.
 #[tokio::test]
 async fn session_length_sets_the_expiry() {

@@ -3,8 +3,14 @@
 //!
 //! Routes: `POST /v1/chat/completions` and `POST /chat/completions` (OpenAI SSE),
 //! `POST /v1/messages` (Anthropic SSE), `GET /api/tags` (Ollama's model list, for
-//! discovery). Each request takes the next pushed [`Script`], or the default script when the
-//! queue is empty. Every request is recorded ([`FakeLlm::requests`]) with its outcome, so
+//! discovery). Each request follows the first [`ToolRule`] that applies to it, else takes the
+//! next pushed [`Script`], or the default script when the queue is empty.
+//!
+//! Tool calls, in both formats: a script with [`Script::tool_calls`] streams its text, then
+//! the calls (OpenAI `delta.tool_calls` fragments, `finish_reason: "tool_calls"`; Anthropic
+//! `tool_use` blocks with `input_json_delta` fragments, `stop_reason: "tool_use"`).
+//! [`FakeLlm::on_asked`] scripts a whole exchange: "when the user's latest message contains
+//! X, call tool T with arguments A; once the result is back, answer with it". Every request is recorded ([`FakeLlm::requests`]) with its outcome, so
 //! tests check the prompt Parlor assembled and that a cancel closed the connection.
 //!
 //! HTTP/1.1 is written by hand rather than with axum: a hand-written loop can watch the
@@ -131,6 +137,24 @@ pub struct Script {
     pub hang: Option<Hang>,
     /// Send OpenAI's `data: [DONE]` at the end.
     pub done_marker: bool,
+    /// Tools called after the text: `(name, arguments)`; the finish reason becomes
+    /// `tool_calls` (OpenAI) / `tool_use` (Anthropic).
+    pub tool_calls: Vec<(String, Value)>,
+    /// Answer with the last tool result in the request ("Tool said: …") instead of `tokens`.
+    pub answer_from_tool: bool,
+}
+
+/// "When the latest user message contains `asked`, call `tool` with `arguments`; once
+/// `rounds` results are back (after that message), answer from the last one."
+#[derive(Debug, Clone)]
+pub struct ToolRule {
+    pub asked: String,
+    pub tool: String,
+    pub arguments: Value,
+    /// Tool rounds before the answer; `usize::MAX` calls the tool forever.
+    pub rounds: usize,
+    /// Text said before each call.
+    pub preface: Option<String>,
 }
 
 impl Default for Script {
@@ -156,7 +180,35 @@ impl Script {
             retry_after: None,
             hang: None,
             done_marker: true,
+            tool_calls: Vec::new(),
+            answer_from_tool: false,
         }
+    }
+
+    /// Calls these tools (after `tokens`, none by default).
+    pub fn tool_calls(calls: &[(&str, Value)]) -> Script {
+        Script {
+            tool_calls: calls
+                .iter()
+                .map(|(name, arguments)| ((*name).to_owned(), arguments.clone()))
+                .collect(),
+            finish_reason: "tool_calls".to_owned(),
+            ..Script::reply(&[])
+        }
+    }
+
+    /// Answers "Tool said: <the last tool result's content>".
+    pub fn answer_from_tool() -> Script {
+        Script {
+            answer_from_tool: true,
+            ..Script::reply(&[])
+        }
+    }
+
+    /// The text said before the tool calls.
+    pub fn saying(mut self, tokens: &[&str]) -> Script {
+        self.tokens = tokens.iter().map(|token| (*token).to_owned()).collect();
+        self
     }
 
     /// Answers with the last message's text, word by word ("Echo: " first).
@@ -275,6 +327,7 @@ impl Script {
 }
 
 struct State {
+    rules: Vec<ToolRule>,
     scripts: VecDeque<Script>,
     default: Script,
     requests: Vec<RecordedRequest>,
@@ -288,6 +341,7 @@ impl FakeLlm {
             .expect("bind fake LLM");
         let address = listener.local_addr().expect("fake LLM address");
         let shared = Arc::new(Mutex::new(State {
+            rules: Vec::new(),
             scripts: VecDeque::new(),
             default: Script::default(),
             requests: Vec::new(),
@@ -311,6 +365,23 @@ impl FakeLlm {
     /// Queues a script for the next request.
     pub fn push(&self, script: Script) {
         self.state().scripts.push_back(script);
+    }
+
+    /// Scripts a tool exchange: a request whose latest user message contains `asked` calls
+    /// `tool` with `arguments` until `rounds` results are back after that message, then
+    /// answers from the last result ("Tool said: …"). Rules come before the queue.
+    pub fn on_asked(&self, asked: &str, tool: &str, arguments: Value, rounds: usize) {
+        self.add_rule(ToolRule {
+            asked: asked.to_owned(),
+            tool: tool.to_owned(),
+            arguments,
+            rounds,
+            preface: None,
+        });
+    }
+
+    pub fn add_rule(&self, rule: ToolRule) {
+        self.state().rules.push(rule);
     }
 
     /// Replaces the script used when the queue is empty.
@@ -434,10 +505,17 @@ async fn serve(shared: Arc<Mutex<State>>, mut stream: TcpStream) {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let (index, script) = {
         let mut state = lock(&shared);
-        let script = state
-            .scripts
-            .pop_front()
-            .unwrap_or_else(|| state.default.clone());
+        let by_rule = state
+            .rules
+            .iter()
+            .find_map(|rule| rule_script(rule, format, &body));
+        let script = match by_rule {
+            Some(script) => script,
+            None => state
+                .scripts
+                .pop_front()
+                .unwrap_or_else(|| state.default.clone()),
+        };
         state.requests.push(RecordedRequest {
             method,
             path,
@@ -572,6 +650,11 @@ async fn play(
         .unwrap_or("fake-model");
     let tokens = if script.echo {
         echo_tokens(request)
+    } else if script.answer_from_tool {
+        let said = conversation(format, request)
+            .last_result
+            .unwrap_or_else(|| "nothing".to_owned());
+        vec!["Tool said: ".to_owned(), said]
     } else {
         script.tokens.clone()
     };
@@ -655,6 +738,20 @@ async fn play(
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});
     match format {
         Format::OpenAi => {
+            for (index, (name, arguments)) in script.tool_calls.iter().enumerate() {
+                let start = chunk(
+                    model,
+                    json!([{"index": 0, "delta": {"tool_calls": [{"index": index, "id": format!("call_{index}"), "type": "function", "function": {"name": name, "arguments": ""}}]}, "finish_reason": null}]),
+                );
+                wire.event(format, "", &start).await?;
+                for part in halves(&arguments.to_string()) {
+                    let fragment = chunk(
+                        model,
+                        json!([{"index": 0, "delta": {"tool_calls": [{"index": index, "function": {"arguments": part}}]}, "finish_reason": null}]),
+                    );
+                    wire.event(format, "", &fragment).await?;
+                }
+            }
             let last = chunk(
                 model,
                 json!([{"index": 0, "delta": {}, "finish_reason": script.finish_reason}]),
@@ -688,9 +785,23 @@ async fn play(
                 &json!({"type": "content_block_stop", "index": 0}),
             )
             .await?;
+            for (position, (name, arguments)) in script.tool_calls.iter().enumerate() {
+                let index = position + 1;
+                wire.event(format, "content_block_start", &json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": format!("toolu_{position}"), "name": name, "input": {}}})).await?;
+                for part in halves(&arguments.to_string()) {
+                    wire.event(format, "content_block_delta", &json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": part}})).await?;
+                }
+                wire.event(
+                    format,
+                    "content_block_stop",
+                    &json!({"type": "content_block_stop", "index": index}),
+                )
+                .await?;
+            }
             let stop_reason = match script.finish_reason.as_str() {
                 "stop" => "end_turn",
                 "length" => "max_tokens",
+                "tool_calls" => "tool_use",
                 other => other,
             };
             let mut delta = json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null}});
@@ -706,6 +817,95 @@ async fn play(
     }
     wire.write(b"0\r\n\r\n").await?;
     Ok(Outcome::Completed)
+}
+
+/// A text in two fragments (split at a character boundary), as models stream arguments.
+fn halves(text: &str) -> Vec<String> {
+    let middle = text.chars().count() / 2;
+    let cut = text
+        .char_indices()
+        .nth(middle)
+        .map_or(text.len(), |(at, _)| at);
+    vec![text[..cut].to_owned(), text[cut..].to_owned()]
+}
+
+/// What a request's conversation holds, as the tool rules read it.
+#[derive(Debug, Default)]
+struct Conversation {
+    /// The text of the latest user turn that is not tool results.
+    last_user_text: Option<String>,
+    /// Tool results after that turn.
+    results_after: usize,
+    /// The content of the last tool result.
+    last_result: Option<String>,
+}
+
+fn conversation(format: Format, request: &Value) -> Conversation {
+    let mut seen = Conversation::default();
+    let messages = request
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for message in &messages {
+        let role = message.get("role").and_then(Value::as_str).unwrap_or("");
+        let content = message.get("content");
+        match (format, role) {
+            (Format::OpenAi, "tool") => {
+                seen.results_after += 1;
+                seen.last_result = content.and_then(Value::as_str).map(str::to_owned);
+            }
+            (_, "user") => match content {
+                Some(Value::String(text)) => {
+                    seen.last_user_text = Some(text.clone());
+                    seen.results_after = 0;
+                }
+                Some(Value::Array(blocks)) => {
+                    for block in blocks {
+                        match block.get("type").and_then(Value::as_str) {
+                            Some("tool_result") => {
+                                seen.results_after += 1;
+                                let text =
+                                    block.get("content").and_then(Value::as_str).unwrap_or("");
+                                let error =
+                                    block.get("is_error").and_then(Value::as_bool) == Some(true);
+                                seen.last_result = Some(if error {
+                                    format!("error: {text}")
+                                } else {
+                                    text.to_owned()
+                                });
+                            }
+                            Some("text") => {
+                                seen.last_user_text =
+                                    block.get("text").and_then(Value::as_str).map(str::to_owned);
+                                seen.results_after = 0;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    seen
+}
+
+/// The script a rule gives this request, if the rule applies.
+fn rule_script(rule: &ToolRule, format: Format, request: &Value) -> Option<Script> {
+    let seen = conversation(format, request);
+    if !seen.last_user_text?.contains(&rule.asked) {
+        return None;
+    }
+    if seen.results_after >= rule.rounds {
+        return Some(Script::answer_from_tool());
+    }
+    let script = Script::tool_calls(&[(rule.tool.as_str(), rule.arguments.clone())]);
+    Some(match &rule.preface {
+        Some(text) => script.saying(&[text.as_str()]),
+        None => script,
+    })
 }
 
 /// An OpenAI `chat.completion.chunk`.

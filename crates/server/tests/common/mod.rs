@@ -118,6 +118,14 @@ impl TestServer {
 
     /// A server with some options set (database, port, keys are filled in).
     pub async fn with(options: ServeOptions) -> TestServer {
+        TestServer::with_tools(options, None).await
+    }
+
+    /// A server with some options set and personas' tools run by `tools`.
+    pub async fn with_tools(
+        options: ServeOptions,
+        tools: Option<std::sync::Arc<dyn parlor_server::ai::tools::ToolRunner>>,
+    ) -> TestServer {
         parlor_server::ai::provider::install_crypto_provider();
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut pg_schema = None;
@@ -140,7 +148,8 @@ impl TestServer {
             port: Some(0),
             ..options
         };
-        let config = options.resolve().expect("config");
+        let mut config = options.resolve().expect("config");
+        config.tools = tools;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let (stop, stopped) = oneshot::channel::<()>();

@@ -29,7 +29,7 @@ use sqlx_postgres::PgConnection;
 use crate::error::{StoreError, StoreResult};
 use crate::layout::{
     CASE_INSENSITIVE_UNIQUE, FieldChanges, NULLS_COLUMN, SYSTEM_UNIQUE, UNIQUE_INDEX_KEY,
-    field_columns, join_table, pointer_index, schema_index, unique_index,
+    check_column_count, field_columns, join_table, pointer_index, schema_index, unique_index,
 };
 use crate::postgres::rows::column_type;
 use crate::sql::quote_ident;
@@ -43,6 +43,11 @@ pub(crate) struct TableChanges {
 
 /// PostgreSQL's longest identifier, in bytes.
 const MAX_IDENTIFIER: usize = 63;
+
+/// The most columns a PostgreSQL table holds. Dropped columns keep counting until the table
+/// is rewritten, which only the database sees: past the check on the schema, its own refusal
+/// (`54011`) is mapped to the same error.
+const MAX_COLUMNS: usize = 1600;
 
 /// Runs DDL text (simple protocol: each statement runs once, nothing to cache).
 async fn execute(conn: &mut PgConnection, sql: String) -> StoreResult<()> {
@@ -65,6 +70,47 @@ pub(crate) fn identifier(name: &str) -> String {
         end -= 1;
     }
     format!("{}${hash:016x}", &name[..end])
+}
+
+/// Refuses names PostgreSQL would cut to [`MAX_IDENTIFIER`] bytes: a class's table, the
+/// columns of `fields` and the join tables of its relations among them. Cut names could
+/// collide (two fields sharing their first 63 bytes would be one column, two relations one
+/// join table), so a schema change that needs one is the client's error, before any
+/// statement runs. Index names are shortened safely instead ([`identifier`]).
+fn check_identifiers<'s>(
+    class_name: &str,
+    fields: impl IntoIterator<Item = (&'s String, &'s FieldType)>,
+) -> StoreResult<()> {
+    let too_long = |code, what: String| {
+        Err(StoreError::Invalid(Error::new(
+            code,
+            format!(
+                "{what} is too long: PostgreSQL keeps at most {MAX_IDENTIFIER} bytes of a name."
+            ),
+        )))
+    };
+    if class_name.len() > MAX_IDENTIFIER {
+        return too_long(
+            parlor_core::Code::InvalidClassName,
+            format!("The class name {class_name}"),
+        );
+    }
+    for (name, field_type) in fields {
+        if name.len() > MAX_IDENTIFIER {
+            return too_long(
+                parlor_core::Code::InvalidKeyName,
+                format!("The field name {name}"),
+            );
+        }
+        let join = join_table(name, class_name);
+        if matches!(field_type, FieldType::Relation(_)) && join.len() > MAX_IDENTIFIER {
+            return too_long(
+                parlor_core::Code::InvalidKeyName,
+                format!("The relation {name} of class {class_name} (its table {join})"),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn quote_index(name: &str) -> String {
@@ -97,6 +143,14 @@ pub(crate) async fn create_class(
     changes: &mut TableChanges,
 ) -> StoreResult<()> {
     let class_name = &schema.class_name;
+    check_column_count(schema, MAX_COLUMNS)?;
+    check_identifiers(
+        class_name,
+        schema
+            .fields
+            .iter()
+            .map(|(name, field)| (name, &field.field_type)),
+    )?;
     let table = quote_ident(class_name);
     let mut sql = format!(
         "CREATE TABLE {table} (\"objectId\" text COLLATE \"C\" PRIMARY KEY, \
@@ -263,7 +317,9 @@ pub(crate) async fn update_class(
             "cannot rename a class",
         )));
     }
+    check_column_count(after, MAX_COLUMNS)?;
     let fields = FieldChanges::between(before, after);
+    check_identifiers(class_name, fields.added.iter().copied())?;
     let table = quote_ident(class_name);
     for (index_name, spec) in &before.indexes {
         if after.indexes.get(index_name) != Some(spec) || fields.index_uses_removed(spec) {
@@ -300,17 +356,24 @@ pub(crate) async fn update_class(
             _ => {}
         }
     }
+    // New columns in one statement: the table's exclusive lock is taken once, and the
+    // catalog is written once, however many fields arrive together.
+    let new_columns: Vec<String> = fields
+        .added
+        .iter()
+        .filter_map(|(name, field_type)| {
+            column_type(field_type)
+                .map(|column_type| format!("ADD COLUMN {} {column_type}", quote_ident(name)))
+        })
+        .collect();
+    if !new_columns.is_empty() {
+        execute(
+            conn,
+            format!("ALTER TABLE {table} {}", new_columns.join(", ")),
+        )
+        .await?;
+    }
     for (name, field_type) in &fields.added {
-        if let Some(column_type) = column_type(field_type) {
-            execute(
-                conn,
-                format!(
-                    "ALTER TABLE {table} ADD COLUMN {} {column_type}",
-                    quote_ident(name)
-                ),
-            )
-            .await?;
-        }
         add_field_extras(conn, class_name, name, field_type, changes).await?;
     }
     for (index_name, spec) in &after.indexes {

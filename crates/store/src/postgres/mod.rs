@@ -133,14 +133,48 @@ impl From<sqlx_core::Error> for StoreError {
             Some("22021" | "22P05") => rows::unstorable(&error.to_string()),
             Some("2201B") => StoreError::Invalid(parlor_core::Error::invalid_query(format!(
                 "Invalid regular expression: {}",
-                error
-                    .as_database_error()
-                    .map(|database| database.message().to_owned())
-                    .unwrap_or_default()
+                database_message(&error)
             ))),
+            // PostgreSQL's limits (class 54), which a client's request can reach: the
+            // statement failed, its transaction is rolled back, nothing changed.
+            // Past `ddl`'s own check: columns of deleted fields still count here.
+            Some("54011") => StoreError::Invalid(parlor_core::Error::new(
+                parlor_core::Code::InvalidSchemaOperation,
+                "Too many fields: PostgreSQL holds at most 1600 columns per class, \
+                 counting those of fields deleted earlier.",
+            )),
+            Some("54000") => StoreError::Invalid(parlor_core::Error::new(
+                parlor_core::Code::ObjectTooLarge,
+                format!(
+                    "The object is too large for the database: {}.",
+                    database_message(&error)
+                ),
+            )),
+            Some("54001" | "54023") => {
+                StoreError::Invalid(parlor_core::Error::invalid_query(format!(
+                    "The query is too large or too deeply nested for the database ({}).",
+                    database_message(&error)
+                )))
+            }
+            // sqlx refuses, before sending it, a statement with more bound values than the
+            // protocol carries (65,535), e.g. a huge `$in`.
+            None if matches!(&error, sqlx_core::Error::Protocol(message) if message.contains("too many arguments")) => {
+                StoreError::Invalid(parlor_core::Error::invalid_query(
+                    "The query is too large for the database (more than 65535 values).",
+                ))
+            }
             _ => StoreError::Database(Box::new(error)),
         }
     }
+}
+
+/// The message PostgreSQL gave with a failure (empty for failures that are not the
+/// database's).
+fn database_message(error: &sqlx_core::Error) -> String {
+    error
+        .as_database_error()
+        .map(|database| database.message().to_owned())
+        .unwrap_or_default()
 }
 
 /// The SQLSTATE of a database failure.

@@ -21,7 +21,8 @@ use sqlx_postgres::PgRow;
 
 use crate::error::{StoreError, StoreResult};
 use crate::layout::{
-    DEFAULT_COLUMNS, Stored, explicit_nulls, field_columns, relation_marker, stored_value,
+    DEFAULT_COLUMNS, Stored, UntypedNulls, explicit_nulls, field_columns, relation_marker,
+    stored_value,
 };
 use crate::sql::{BindValue, SqlBuilder};
 
@@ -113,7 +114,8 @@ pub(crate) fn encode_acl(acl: Option<&Acl>) -> (PgBind, PgBind) {
     }
 }
 
-/// [`NULLS_COLUMN`](crate::layout::NULLS_COLUMN) for the fields of `fields` that are explicitly null and have a column.
+/// [`NULLS_COLUMN`](crate::layout::NULLS_COLUMN) for the fields of `fields` that are explicitly
+/// null ([`explicit_nulls`]).
 pub(crate) fn encode_nulls(schema: &ClassSchema, fields: &Map<String, Value>) -> PgBind {
     let names = explicit_nulls(schema, fields);
     if names.is_empty() {
@@ -129,6 +131,8 @@ pub(crate) struct Projection {
     pub(crate) columns: Vec<(String, FieldType)>,
     /// The `{"__type":"Relation"}` marker of each selected relation field.
     pub(crate) relations: Vec<(String, Value)>,
+    /// The explicit nulls of fields the schema does not know, read from `_nulls`.
+    pub(crate) untyped_nulls: UntypedNulls,
 }
 
 impl Projection {
@@ -149,7 +153,11 @@ impl Projection {
                 _ => None,
             })
             .collect();
-        Projection { columns, relations }
+        Projection {
+            columns,
+            relations,
+            untyped_nulls: UntypedNulls::new(schema, keys),
+        }
     }
 
     /// Decodes one row selected with this projection.
@@ -176,6 +184,7 @@ impl Projection {
                 fields.insert(name.clone(), Value::Null);
             }
         }
+        self.untyped_nulls.add(&nulls, &mut fields);
         for (name, marker) in &self.relations {
             fields.insert(name.clone(), marker.clone());
         }

@@ -89,6 +89,19 @@ impl<'a> Translator<'a> {
             Filter::Cond { field, cond } if field.is_relation() && field.path.is_empty() => {
                 self.relation_cond(field, cond, class_name, alias);
             }
+            // A field the schema does not know has no column, but an explicit null of it
+            // may be listed in `_nulls` (`layout::explicit_nulls`), which `Exists` finds.
+            Filter::Cond {
+                field,
+                cond: Cond::Exists(exists),
+            } if field.field_type.is_none() && field.path.is_empty() => {
+                let nulls = format!("{alias}.{}", quote_ident(NULLS_COLUMN));
+                if *exists {
+                    self.column_present("NULL", &nulls, &field.field);
+                } else {
+                    self.not(|t| t.column_present("NULL", &nulls, &field.field));
+                }
+            }
             Filter::Cond { field, cond } => {
                 let source = source(field, alias);
                 self.cond(&source, cond);

@@ -19,7 +19,7 @@ use sqlx_postgres::PgConnection;
 use crate::error::{StoreError, StoreResult};
 use crate::layout::{
     DEFAULT_COLUMNS, NULLS_COLUMN, add_relation_markers, field_columns, is_default_field,
-    join_table,
+    is_untyped_null_write, join_table,
 };
 use crate::postgres::ddl::{TableChanges, ensure_join_table};
 use crate::postgres::rows::{PgBind, PgSql, encode_acl, encode_nulls, encode_value};
@@ -88,8 +88,9 @@ pub(crate) fn insert_statement(schema: &ClassSchema, object: &Object) -> StoreRe
         }
         match schema.field_type(name) {
             Some(FieldType::Relation(_)) => continue,
-            // An explicit null lives in `_nulls` alone.
-            Some(_) if value.is_null() => continue,
+            // An explicit null lives in `_nulls` alone, whether the schema knows the field
+            // or not (`layout::explicit_nulls`).
+            Some(_) | None if value.is_null() => continue,
             Some(field_type) => {
                 columns.push(name);
                 values.push(encode_value(name, field_type, value)?);
@@ -254,6 +255,8 @@ impl Update<'_> {
                 continue;
             }
             match schema.field_type(&update.field) {
+                // `_nulls` alone records it.
+                None if is_untyped_null_write(schema, update) => {}
                 Some(FieldType::Relation(_) | FieldType::Acl) | None => {
                     return Err(invalid(format!(
                         "cannot write {} in {}",

@@ -21,11 +21,15 @@ use serde_json::Value;
 use crate::error::{StoreError, StoreResult};
 pub use crate::layout::UNIQUE_INDEX_KEY;
 use crate::layout::{
-    CASE_INSENSITIVE_UNIQUE, FieldChanges, SYSTEM_UNIQUE, join_table, pointer_index, schema_index,
-    unique_index,
+    CASE_INSENSITIVE_UNIQUE, FieldChanges, SYSTEM_UNIQUE, check_column_count, join_table,
+    pointer_index, schema_index, unique_index,
 };
 use crate::sql::quote_ident;
 use crate::sqlite::rows::{NULLS_COLUMN, column_decl, field_columns};
+
+/// The most columns a table holds (`SQLITE_MAX_COLUMN`, which the bundled build keeps at
+/// SQLite's default).
+pub(crate) const MAX_COLUMNS: usize = 2000;
 
 /// Tables a job created or dropped, applied to the store's table list once the job is
 /// committed.
@@ -124,6 +128,7 @@ pub(crate) fn create_class(
     changes: &mut TableChanges,
 ) -> StoreResult<()> {
     let class_name = &schema.class_name;
+    check_column_count(schema, MAX_COLUMNS)?;
     let mut sql = format!(
         "CREATE TABLE {} (\"objectId\" TEXT PRIMARY KEY, \"createdAt\" TEXT, \"updatedAt\" TEXT, \
          \"_rperm\" TEXT, \"_wperm\" TEXT, {} TEXT",
@@ -341,6 +346,7 @@ pub(crate) fn update_class(
             "cannot rename a class",
         )));
     }
+    check_column_count(after, MAX_COLUMNS)?;
     let fields = FieldChanges::between(before, after);
     let (removed, added) = (&fields.removed, &fields.added);
 

@@ -50,6 +50,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::sql::{Bind, SqlBuilder};
 use crate::{ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
+pub(crate) use ddl::MAX_COLUMNS;
 pub use ddl::UNIQUE_INDEX_KEY;
 use rows::Projection;
 use writer::{Ddl, Job, SharedSink, Writer};

@@ -21,7 +21,7 @@ use crate::error::{StoreError, StoreResult};
 pub(crate) use crate::layout::{
     DEFAULT_COLUMNS, NULLS_COLUMN, field_columns, is_default_field, is_json_column,
 };
-use crate::layout::{Stored, explicit_nulls, relation_marker, stored_value};
+use crate::layout::{Stored, UntypedNulls, explicit_nulls, relation_marker, stored_value};
 use crate::sql::Bind;
 
 /// The SQL declaration of a field's column; `None` for types without a column
@@ -71,7 +71,7 @@ pub(crate) fn encode_acl(acl: Option<&Acl>) -> (Bind, Bind) {
     }
 }
 
-/// [`NULLS_COLUMN`] for the fields of `fields` that are explicitly null and have a column.
+/// [`NULLS_COLUMN`] for the fields of `fields` that are explicitly null ([`explicit_nulls`]).
 pub(crate) fn encode_nulls(schema: &ClassSchema, fields: &Map<String, Value>) -> Bind {
     let names = explicit_nulls(schema, fields);
     if names.is_empty() {
@@ -91,6 +91,8 @@ pub(crate) struct Projection {
     /// The `{"__type":"Relation"}` marker of each selected relation field, added to every
     /// object.
     pub(crate) relations: Vec<(String, Value)>,
+    /// The explicit nulls of fields the schema does not know, read from `_nulls`.
+    pub(crate) untyped_nulls: UntypedNulls,
 }
 
 impl Projection {
@@ -111,7 +113,11 @@ impl Projection {
                 _ => None,
             })
             .collect();
-        Projection { columns, relations }
+        Projection {
+            columns,
+            relations,
+            untyped_nulls: UntypedNulls::new(schema, keys),
+        }
     }
 
     /// Decodes one row selected with this projection, reading each column in place.
@@ -132,6 +138,7 @@ impl Projection {
                 fields.insert(name.clone(), Value::Null);
             }
         }
+        self.untyped_nulls.add(&nulls, &mut fields);
         for (name, marker) in &self.relations {
             fields.insert(name.clone(), marker.clone());
         }

@@ -15,6 +15,7 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::error::{StoreError, StoreResult};
+use crate::layout::is_untyped_null_write;
 use crate::sql::{Bind, SqlBuilder, quote_ident};
 use crate::sqlite::ddl::{TableChanges, ensure_join_table};
 use crate::sqlite::rows::{
@@ -104,8 +105,9 @@ fn create(
         }
         match schema.field_type(name) {
             Some(FieldType::Relation(_)) => continue,
-            // An explicit null lives in `_nulls` alone.
-            Some(_) if value.is_null() => continue,
+            // An explicit null lives in `_nulls` alone, whether the schema knows the field
+            // or not (`layout::explicit_nulls`).
+            Some(_) | None if value.is_null() => continue,
             Some(field_type) => {
                 columns.push(name);
                 values.push(encode_value(name, field_type, value)?);
@@ -242,6 +244,8 @@ fn update(
             continue;
         }
         match schema.field_type(&update.field) {
+            // `_nulls` alone records it.
+            None if is_untyped_null_write(schema, update) => {}
             Some(FieldType::Relation(_) | FieldType::Acl) | None => {
                 return Err(invalid(format!(
                     "cannot write {} in {}",

@@ -33,6 +33,7 @@ macro_rules! store_tests {
             guards_protect_updates_and_deletes,
             unique_index_violation_is_duplicate_value,
             explicit_nulls_are_stored_and_exist,
+            untyped_nulls_are_kept,
             relation_membership_conditions,
             equality_ignoring_case,
             class_generation_follows_committed_changes,
@@ -1201,6 +1202,77 @@ pub async fn explicit_nulls_are_stored_and_exist(store: &dyn Store) {
     assert_eq!(
         ids(store, &schema, cond(sc, "s", Cond::Exists(true))).await,
         Vec::<String>::new()
+    );
+}
+
+/// A null of a field the schema does not know (issue 10): no column, but `_nulls` keeps it,
+/// so it reads back (when `keys` allows), `Exists` finds it, a Delete forgets it, and once
+/// the field is added to the schema the stored null is that object's value.
+pub async fn untyped_nulls_are_kept(store: &dyn Store) {
+    let schema = class("Loose", &[("w", FieldType::Number)]);
+    store.create_class(&schema).await.unwrap();
+    insert(
+        store,
+        &schema,
+        vec![
+            object("a", 1, json!({"u": null, "w": 1})),
+            object("b", 2, json!({"w": 2})),
+        ],
+    )
+    .await;
+    let a = get(store, &schema, "a").await.unwrap();
+    assert_eq!(Value::Object(a.fields.clone()), json!({"u": null, "w": 1}));
+    let sc = &schema;
+    assert_eq!(
+        ids(store, sc, cond(sc, "u", Cond::Exists(true))).await,
+        vec!["a"]
+    );
+    assert_eq!(
+        ids(store, sc, cond(sc, "u", Cond::Exists(false))).await,
+        vec!["b"]
+    );
+    // Every other condition sees it absent, as for a typed field.
+    assert_eq!(
+        ids(store, sc, cond(sc, "u", Cond::Eq(Operand::Null))).await,
+        vec!["a", "b"]
+    );
+    let mut query = FindQuery::filter(Filter::True);
+    query.keys = Some(vec!["w".to_owned()]);
+    let found = store.find(&schema, &query).await.unwrap();
+    assert_eq!(Value::Object(found[0].fields.clone()), json!({"w": 1}));
+
+    // An update sets it on b and forgets it on a.
+    store
+        .write(vec![
+            update(&schema, "b", vec![set("u", FieldOp::Set(Value::Null))]),
+            update(&schema, "a", vec![set("u", FieldOp::Delete)]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(store, sc, cond(sc, "u", Cond::Exists(true))).await,
+        vec!["b"]
+    );
+    assert!(
+        !get(store, &schema, "a")
+            .await
+            .unwrap()
+            .fields
+            .contains_key("u")
+    );
+
+    // The field gets a type: b's stored null is its value.
+    let mut typed = schema.clone();
+    typed.fields.insert(
+        "u".into(),
+        parlor_core::schema::FieldSchema::of(FieldType::String),
+    );
+    store.update_class(&schema, &typed).await.unwrap();
+    let b = get(store, &typed, "b").await.unwrap();
+    assert_eq!(b.fields.get("u"), Some(&Value::Null));
+    assert_eq!(
+        ids(store, &typed, cond(&typed, "u", Cond::Exists(true))).await,
+        vec!["b"]
     );
 }
 

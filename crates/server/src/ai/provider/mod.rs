@@ -7,8 +7,10 @@
 //! share: sending, mapping errors, timeouts, retries before the first token, and the stream.
 //!
 //! The stream's contract, whatever the provider:
-//! - zero or more [`StreamEvent::Delta`]s, then at most one [`StreamEvent::Usage`] (when the
-//!   provider reported usage), then one [`StreamEvent::Finished`], then the end;
+//! - zero or more [`StreamEvent::Delta`]s, then at most one [`StreamEvent::ToolCalls`] (when
+//!   the request offered tools and the model called some: every call of the turn, its
+//!   arguments complete), then at most one [`StreamEvent::Usage`] (when the provider reported
+//!   usage), then one [`StreamEvent::Finished`], then the end;
 //! - or, at any point, one `Err` and then the end (deltas already yielded stay valid);
 //! - nothing is retried once a delta has been yielded, so no text is ever repeated;
 //! - dropping the stream closes the upstream HTTP connection, which is how a cancelled
@@ -31,6 +33,7 @@ use std::time::Duration;
 
 use futures::Stream;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::ai::tokens;
 
@@ -175,18 +178,67 @@ pub struct ChatRequest {
     pub temperature: Option<f64>,
     /// The output budget. Anthropic requires one, so 1024 is sent when this is `None`.
     pub max_tokens: Option<u32>,
+    /// The tools the model may call (OpenAI `tools` of type `function`, Anthropic `tools`);
+    /// none are sent when empty.
+    pub tools: Vec<ToolSpec>,
+}
+
+/// A tool as the model sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    /// `[a-zA-Z0-9_-]{1,64}`, which both wire formats accept.
+    pub name: String,
+    pub description: String,
+    /// A JSON Schema of the arguments (an `object` schema).
+    pub parameters: Value,
+}
+
+/// One call of a tool the model asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCallRequest {
+    /// The provider's id of the call, which the result must name.
+    pub id: String,
+    pub name: String,
+    /// The arguments as the model wrote them: a JSON text (OpenAI streams it in fragments,
+    /// Anthropic's `input_json_delta`s are joined into one). Parsed by the caller, which
+    /// tells the model when it is not JSON.
+    pub arguments: String,
+}
+
+impl ToolCallRequest {
+    /// The arguments as JSON: `{}` for an empty text, an error sentence when not JSON.
+    pub fn parsed_arguments(&self) -> Result<Value, String> {
+        if self.arguments.trim().is_empty() {
+            return Ok(Value::Object(serde_json::Map::new()));
+        }
+        serde_json::from_str(&self.arguments)
+            .map_err(|err| format!("the arguments are not valid JSON ({err})"))
+    }
+}
+
+/// What a tool answered, as sent back to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolResult {
+    /// The [`ToolCallRequest::id`] it answers.
+    pub call_id: String,
+    /// The result's JSON text, or the sentence saying why the tool did not run or failed.
+    pub content: String,
+    /// Whether `content` is an error: Anthropic marks it with `is_error`, OpenAI's
+    /// `content` is `{"error": …}` then.
+    pub is_error: bool,
 }
 
 /// Who said a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ChatRole {
+    #[default]
     User,
     Assistant,
 }
 
 /// One turn of the conversation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChatMessage {
     pub role: ChatRole,
     pub content: String,
@@ -194,6 +246,13 @@ pub struct ChatMessage {
     /// providers get it as `name` (sanitised to `[a-zA-Z0-9_-]{1,64}`); Anthropic has no
     /// such field, so the text is prefixed with `name: ` instead.
     pub name: Option<String>,
+    /// An assistant turn's tool calls, after its text (OpenAI `tool_calls`, Anthropic
+    /// `tool_use` blocks).
+    pub tool_calls: Vec<ToolCallRequest>,
+    /// A user turn that answers the tool calls of the assistant turn before it (OpenAI:
+    /// one `role: "tool"` message each; Anthropic: `tool_result` blocks); `content` is
+    /// then unused.
+    pub tool_results: Vec<ToolResult>,
 }
 
 impl ChatMessage {
@@ -202,7 +261,7 @@ impl ChatMessage {
         ChatMessage {
             role: ChatRole::User,
             content: content.into(),
-            name: None,
+            ..ChatMessage::default()
         }
     }
 
@@ -211,7 +270,26 @@ impl ChatMessage {
         ChatMessage {
             role: ChatRole::Assistant,
             content: content.into(),
-            name: None,
+            ..ChatMessage::default()
+        }
+    }
+
+    /// An assistant turn that called tools (its text, possibly empty, came first).
+    pub fn tool_calls(content: impl Into<String>, calls: Vec<ToolCallRequest>) -> ChatMessage {
+        ChatMessage {
+            role: ChatRole::Assistant,
+            content: content.into(),
+            tool_calls: calls,
+            ..ChatMessage::default()
+        }
+    }
+
+    /// The results of the tool calls of the assistant turn before it.
+    pub fn tool_results(results: Vec<ToolResult>) -> ChatMessage {
+        ChatMessage {
+            role: ChatRole::User,
+            tool_results: results,
+            ..ChatMessage::default()
         }
     }
 
@@ -227,9 +305,12 @@ impl ChatMessage {
 pub enum StreamEvent {
     /// More text, never empty.
     Delta(String),
+    /// The tools the model called in this turn, in its order, each complete.
+    ToolCalls(Vec<ToolCallRequest>),
     /// What the provider counted, once, just before [`StreamEvent::Finished`].
     Usage(Usage),
-    /// The end, with the provider's reason (`stop`, `length`, `end_turn`, `max_tokens`, …).
+    /// The end, with the provider's reason (`stop`, `length`, `end_turn`, `max_tokens`,
+    /// `tool_calls`, `tool_use`, …).
     Finished { reason: Option<String> },
 }
 

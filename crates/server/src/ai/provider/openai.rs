@@ -6,13 +6,21 @@
 //! null` (vLLM) or rides on the last content chunk (Ollama); some servers send no usage at
 //! all; an error can arrive as a `data:` object with an `error` member after text has
 //! started; and a few servers end the body without `[DONE]` after the finish reason.
+//!
+//! Tools: the request offers `tools` (type `function`); the model's calls stream as
+//! `delta.tool_calls` fragments, each with the `index` of its call, the `id` and
+//! `function.name` in the first fragment and `function.arguments` split over any number of
+//! them, then `finish_reason: "tool_calls"`. They are joined here and yielded as one
+//! [`StreamEvent::ToolCalls`] at the end. The calls go back as the assistant message's
+//! `tool_calls`, and each result as a `role: "tool"` message naming its `tool_call_id`.
 
 use serde_json::{Map, Value, json};
 
 use super::sse::SseEvent;
 use super::transport::{self, Failure, Plan, closed_early, error_info};
 use super::{
-    ChatRequest, ChatRole, ProviderConfig, ProviderError, StreamEvent, Usage, sanitize_name,
+    ChatMessage, ChatRequest, ChatRole, ProviderConfig, ProviderError, StreamEvent,
+    ToolCallRequest, Usage, sanitize_name,
 };
 
 /// Builds the HTTP request.
@@ -26,21 +34,25 @@ pub(super) fn plan(config: &ProviderConfig, model: &str, request: &ChatRequest) 
         messages.push(json!({"role": "system", "content": system}));
     }
     for message in &request.messages {
-        let role = match message.role {
-            ChatRole::User => "user",
-            ChatRole::Assistant => "assistant",
-        };
-        let mut entry = Map::new();
-        entry.insert("role".to_owned(), json!(role));
-        entry.insert("content".to_owned(), json!(message.content));
-        if let Some(name) = message.name.as_deref().and_then(sanitize_name) {
-            entry.insert("name".to_owned(), json!(name));
-        }
-        messages.push(Value::Object(entry));
+        push_message(&mut messages, message);
     }
     let mut body = Map::new();
     body.insert("model".to_owned(), json!(model));
     body.insert("messages".to_owned(), Value::Array(messages));
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|tool| {
+                json!({"type": "function", "function": {
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": tool.parameters,
+                }})
+            })
+            .collect();
+        body.insert("tools".to_owned(), Value::Array(tools));
+    }
     body.insert("stream".to_owned(), json!(true));
     body.insert("stream_options".to_owned(), json!({"include_usage": true}));
     if let Some(temperature) = request.temperature {
@@ -62,6 +74,51 @@ pub(super) fn plan(config: &ProviderConfig, model: &str, request: &ChatRequest) 
         // Serialising a `Value` with string keys cannot fail.
         body: serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
     }
+}
+
+/// Appends one turn in OpenAI's shape: tool results become one `role: "tool"` message each,
+/// an assistant turn's calls its `tool_calls` (with `content: null` when it said nothing).
+fn push_message(messages: &mut Vec<Value>, message: &ChatMessage) {
+    if !message.tool_results.is_empty() {
+        for result in &message.tool_results {
+            let content = if result.is_error {
+                json!({"error": result.content}).to_string()
+            } else {
+                result.content.clone()
+            };
+            messages
+                .push(json!({"role": "tool", "tool_call_id": result.call_id, "content": content}));
+        }
+        return;
+    }
+    let role = match message.role {
+        ChatRole::User => "user",
+        ChatRole::Assistant => "assistant",
+    };
+    let mut entry = Map::new();
+    entry.insert("role".to_owned(), json!(role));
+    if message.tool_calls.is_empty() || !message.content.is_empty() {
+        entry.insert("content".to_owned(), json!(message.content));
+    } else {
+        entry.insert("content".to_owned(), Value::Null);
+    }
+    if let Some(name) = message.name.as_deref().and_then(sanitize_name) {
+        entry.insert("name".to_owned(), json!(name));
+    }
+    if !message.tool_calls.is_empty() {
+        let calls: Vec<Value> = message
+            .tool_calls
+            .iter()
+            .map(|call| {
+                json!({"id": call.id, "type": "function", "function": {
+                    "name": call.name,
+                    "arguments": call.arguments,
+                }})
+            })
+            .collect();
+        entry.insert("tool_calls".to_owned(), Value::Array(calls));
+    }
+    messages.push(Value::Object(entry));
 }
 
 /// OpenAI's reasoning models reject `max_tokens` and want `max_completion_tokens`; every
@@ -86,6 +143,8 @@ pub(super) struct Decoder {
     pub generating: bool,
     finish_reason: Option<String>,
     usage: Option<Usage>,
+    /// The tool calls being streamed, by their `index`.
+    tool_calls: Vec<ToolCallRequest>,
 }
 
 impl Decoder {
@@ -133,6 +192,15 @@ impl Decoder {
                 if reasoning {
                     self.generating = true;
                 }
+                if let Some(calls) = choice
+                    .pointer("/delta/tool_calls")
+                    .and_then(Value::as_array)
+                {
+                    self.generating = true;
+                    for (position, fragment) in calls.iter().enumerate() {
+                        self.tool_fragment(position, fragment);
+                    }
+                }
                 if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
                     self.finish_reason = Some(reason.to_owned());
                 }
@@ -153,7 +221,64 @@ impl Decoder {
         Ok(())
     }
 
+    /// Joins one `delta.tool_calls` item into its call. Servers that send each call whole
+    /// in one chunk sometimes leave out `index`; the item's place in the array stands for it.
+    fn tool_fragment(&mut self, position: usize, fragment: &Value) {
+        let index = fragment
+            .get("index")
+            .and_then(Value::as_u64)
+            .map_or(position, |index| {
+                usize::try_from(index).unwrap_or(usize::MAX)
+            });
+        // A bounded number of calls: a hostile index must not allocate without limit.
+        if index >= MAX_TOOL_CALLS {
+            return;
+        }
+        while self.tool_calls.len() <= index {
+            self.tool_calls.push(ToolCallRequest {
+                id: String::new(),
+                name: String::new(),
+                arguments: String::new(),
+            });
+        }
+        let call = &mut self.tool_calls[index];
+        if let Some(id) = fragment.get("id").and_then(Value::as_str)
+            && !id.is_empty()
+        {
+            call.id = id.to_owned();
+        }
+        // The name comes whole in a call's first fragment; servers that repeat it in later
+        // ones must not double it.
+        if let Some(name) = fragment.pointer("/function/name").and_then(Value::as_str)
+            && call.name.is_empty()
+        {
+            call.name = name.to_owned();
+        }
+        // A string of JSON fragments, as OpenAI streams them; a few servers send the
+        // arguments as one object instead.
+        match fragment.pointer("/function/arguments") {
+            Some(Value::String(arguments)) => call.arguments.push_str(arguments),
+            Some(arguments @ Value::Object(_)) => call.arguments = arguments.to_string(),
+            _ => {}
+        }
+    }
+
     fn end(&mut self, out: &mut Vec<StreamEvent>) {
+        let calls: Vec<ToolCallRequest> = std::mem::take(&mut self.tool_calls)
+            .into_iter()
+            .enumerate()
+            .filter(|(_, call)| !call.name.is_empty())
+            .map(|(index, mut call)| {
+                // An id is what the result is matched by; a server that sends none gets one.
+                if call.id.is_empty() {
+                    call.id = format!("call_{index}");
+                }
+                call
+            })
+            .collect();
+        if !calls.is_empty() {
+            out.push(StreamEvent::ToolCalls(calls));
+        }
         if let Some(usage) = self.usage.take() {
             out.push(StreamEvent::Usage(usage));
         }
@@ -162,6 +287,9 @@ impl Decoder {
         });
     }
 }
+
+/// The most tool calls read from one answer; more are ignored.
+const MAX_TOOL_CALLS: usize = 64;
 
 fn parse_usage(usage: &Value) -> Usage {
     let count = |name: &str| usage.get(name).and_then(Value::as_u64).unwrap_or(0);
@@ -305,6 +433,7 @@ mod tests {
             ],
             temperature: Some(0.5),
             max_tokens: Some(100),
+            tools: Vec::new(),
         };
         let plan = plan(&config, "gpt-4o", &request);
         assert_eq!(plan.url, "http://h/v1/chat/completions");
@@ -333,5 +462,87 @@ mod tests {
         assert_eq!(max_tokens_field("openai/o1"), "max_completion_tokens");
         assert_eq!(max_tokens_field("o1x"), "max_tokens");
         assert_eq!(max_tokens_field("llama3"), "max_tokens");
+    }
+
+    #[test]
+    fn tool_call_fragments_are_joined_by_index() {
+        let (events, end) = decode(&[
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"lookupOrder","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"id\":"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b","type":"function","function":{"name":"weather","arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"A1\"}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            "[DONE]",
+        ]);
+        assert_eq!(end, Ok(true));
+        assert_eq!(
+            events,
+            vec![
+                StreamEvent::ToolCalls(vec![
+                    ToolCallRequest {
+                        id: "call_a".to_owned(),
+                        name: "lookupOrder".to_owned(),
+                        arguments: r#"{"id":"A1"}"#.to_owned(),
+                    },
+                    ToolCallRequest {
+                        id: "call_b".to_owned(),
+                        name: "weather".to_owned(),
+                        arguments: "{}".to_owned(),
+                    },
+                ]),
+                StreamEvent::Finished {
+                    reason: Some("tool_calls".to_owned())
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn tools_and_tool_turns_in_the_request() {
+        use crate::ai::provider::{ToolResult, ToolSpec};
+        let config = ProviderConfig::new("p", ProviderKind::OpenAi, "http://h/v1");
+        let call = ToolCallRequest {
+            id: "call_1".to_owned(),
+            name: "lookupOrder".to_owned(),
+            arguments: r#"{"id":"A1"}"#.to_owned(),
+        };
+        let request = ChatRequest {
+            messages: vec![
+                ChatMessage::user("where is A1?"),
+                ChatMessage::tool_calls("", vec![call]),
+                ChatMessage::tool_results(vec![
+                    ToolResult {
+                        call_id: "call_1".to_owned(),
+                        content: r#"{"status":"shipped"}"#.to_owned(),
+                        is_error: false,
+                    },
+                    ToolResult {
+                        call_id: "call_2".to_owned(),
+                        content: "Object not found.".to_owned(),
+                        is_error: true,
+                    },
+                ]),
+            ],
+            tools: vec![ToolSpec {
+                name: "lookupOrder".to_owned(),
+                description: "Finds an order".to_owned(),
+                parameters: json!({"type": "object", "properties": {"id": {"type": "string"}}}),
+            }],
+            ..ChatRequest::default()
+        };
+        let body: Value = serde_json::from_slice(&plan(&config, "m", &request).body).unwrap();
+        assert_eq!(
+            body["tools"],
+            json!([{"type": "function", "function": {"name": "lookupOrder", "description": "Finds an order", "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}}}])
+        );
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": "where is A1?"},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "lookupOrder", "arguments": "{\"id\":\"A1\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "{\"status\":\"shipped\"}"},
+                {"role": "tool", "tool_call_id": "call_2", "content": "{\"error\":\"Object not found.\"}"},
+            ])
+        );
     }
 }
