@@ -284,6 +284,16 @@ pub async fn run(
     if let Some(cloud) = &cloud {
         operations =
             operations.with_cloud(Arc::clone(cloud) as Arc<dyn operation::hooks::CloudHooks>);
+        // The app's functions marked as tools are what personas may call, unless an
+        // embedder registered its own runner.
+        if config.tools.is_none()
+            && let Some(generator) = ai::generation::generator(&operations)
+            && generator
+                .set_tools(Arc::clone(cloud) as Arc<dyn ai::tools::ToolRunner>)
+                .is_err()
+        {
+            bail!("a tool runner is registered twice");
+        }
     }
     if let Some(url) = &config.pubsub {
         relay::start(&operations, url)

@@ -6,6 +6,7 @@
 //! - [`bridge`]: what the shim's `Parse.Object`/`Parse.Query`/… call natively: operations
 //!   of the operation layer with the calling request's rights (or the master key's with
 //!   `useMasterKey`), never HTTP to the server itself.
+//! - [`tools`]: functions marked `{tool: …}` as the tools personas may call.
 //! - `parse.js`: the JavaScript half (`Parse.Cloud.define`, validators, `Parse.Object`, …).
 //!
 //! JavaScript runs only on the workers' threads, never on tokio's; a call that runs too long
@@ -13,6 +14,7 @@
 
 pub mod bridge;
 pub mod modules;
+pub mod tools;
 pub mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -335,8 +335,7 @@ async fn a_syntax_or_load_error_stops_start_up_with_file_line_and_message() {
     .unwrap();
     let error = parlor_server::cloud::Cloud::start(settings(main.clone()))
         .await
-        .err()
-        .expect("a syntax error stops start-up")
+        .expect_err("a syntax error stops start-up")
         .to_string();
     assert!(error.contains("helper.js:3"), "{error}");
     assert!(error.contains("SyntaxError"), "{error}");
@@ -344,8 +343,7 @@ async fn a_syntax_or_load_error_stops_start_up_with_file_line_and_message() {
     std::fs::write(&main, "require('fs');\n").unwrap();
     let error = parlor_server::cloud::Cloud::start(settings(main.clone()))
         .await
-        .err()
-        .expect("a Node built-in stops start-up")
+        .expect_err("a Node built-in stops start-up")
         .to_string();
     assert!(error.contains("\"fs\""), "{error}");
     assert!(error.contains("main.js:1"), "{error}");
@@ -353,8 +351,7 @@ async fn a_syntax_or_load_error_stops_start_up_with_file_line_and_message() {
     std::fs::write(&main, "\n\nthrow new Error('boom at load');\n").unwrap();
     let error = parlor_server::cloud::Cloud::start(settings(main))
         .await
-        .err()
-        .expect("a throw at load stops start-up")
+        .expect_err("a throw at load stops start-up")
         .to_string();
     assert!(error.contains("main.js:3"), "{error}");
     assert!(error.contains("boom at load"), "{error}");
