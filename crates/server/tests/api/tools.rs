@@ -730,3 +730,65 @@ async fn an_older_database_gains_the_tool_fields() {
         .await;
     assert_eq!(created.status.as_u16(), 201, "{:?}", created.body);
 }
+
+/// Cloud Code is a tool runner too: a function defined with `{tool: …}` is offered to the
+/// model and runs with the rights of the user whose message started the reply.
+#[tokio::test]
+async fn cloud_code_functions_are_tools_with_the_askers_rights() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("main.js");
+    std::fs::write(
+        &main,
+        r#"Parse.Cloud.define("lookupOrder", async (request) => {
+  const order = await new Parse.Query("Order").get(request.params.orderId);
+  return { status: order.get("status"), askedBy: request.user.id, master: request.master };
+}, { tool: { description: "Finds an order by its id and tells its status",
+  parameters: { type: "object", properties: { orderId: { type: "string" } }, required: ["orderId"] } } });
+"#,
+    )
+    .unwrap();
+    for kind in KINDS {
+        let fake = FakeLlm::start().await;
+        let base_url = match kind {
+            ProviderKind::OpenAi => fake.base_url.clone(),
+            ProviderKind::Anthropic => fake.anthropic_base_url.clone(),
+        };
+        let server = TestServer::with(ServeOptions {
+            llm_base_url: Some(base_url),
+            llm_model: Some("fake-model".to_owned()),
+            llm_kind: Some(kind.as_str().to_owned()),
+            cloud: Some(main.clone()),
+            cloud_runtimes: Some(1),
+            ..ServeOptions::default()
+        })
+        .await;
+        let ada = server.sign_up("ada").await;
+        let bob = server.sign_up("bob").await;
+        let ada_order = order(&server, &ada, "shipped").await;
+        let bob_order = order(&server, &bob, "secret").await;
+        let clerk = persona(&server, json!(["lookupOrder"])).await;
+        let session_id = session(&server, &ada, &[], &clerk).await;
+
+        fake.on_asked("where is", "lookupOrder", json!({"orderId": ada_order}), 1);
+        let reply_id = ask(&server, &ada, &session_id, "where is my order?").await;
+        let reply = finished(&server, &reply_id).await;
+        assert_eq!(reply["status"], "complete", "{kind}: {reply}");
+        let content = reply["content"].as_str().unwrap();
+        assert!(content.contains("shipped"), "{kind}: {content}");
+        assert!(content.contains(&ada.id), "{kind}: {content}");
+        assert!(content.contains("\"master\":false"), "{kind}: {content}");
+
+        fake.on_asked(
+            "bob's order",
+            "lookupOrder",
+            json!({"orderId": bob_order}),
+            1,
+        );
+        let reply_id = ask(&server, &ada, &session_id, "what about bob's order?").await;
+        let reply = finished(&server, &reply_id).await;
+        assert_eq!(reply["status"], "complete", "{kind}: {reply}");
+        let content = reply["content"].as_str().unwrap();
+        assert!(content.contains("Object not found"), "{kind}: {content}");
+        assert!(!content.contains("secret"), "{kind}: {content}");
+    }
+}
