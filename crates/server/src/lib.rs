@@ -284,15 +284,16 @@ pub async fn run(
     if let Some(cloud) = &cloud {
         operations =
             operations.with_cloud(Arc::clone(cloud) as Arc<dyn operation::hooks::CloudHooks>);
-        // The app's functions marked as tools are what personas may call, unless an
-        // embedder registered its own runner.
-        if config.tools.is_none()
-            && let Some(generator) = ai::generation::generator(&operations)
+        // Functions defined with `{tool: …}` become the personas' tools, unless code
+        // registered its own runner (`Config::tools`).
+        if let Some(generator) = ai::generation::generator(&operations)
             && generator
-                .set_tools(Arc::clone(cloud) as Arc<dyn ai::tools::ToolRunner>)
+                .set_tools(Arc::new(cloud::tools::CloudTools(Arc::clone(cloud))))
                 .is_err()
         {
-            bail!("a tool runner is registered twice");
+            tracing::warn!(
+                "Cloud Code tools are not offered to personas: another tool runner is registered"
+            );
         }
     }
     if let Some(url) = &config.pubsub {

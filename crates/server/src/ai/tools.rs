@@ -2,8 +2,9 @@
 //!
 //! Parlor does not define tools itself. A [`ToolRunner`] registered at start-up
 //! ([`crate::ai::generation::Generator::set_tools`]) lists the tools that exist and runs
-//! them; cloud code's `Parse.Cloud.define(name, handler, {tool: {description, parameters}})`
-//! is meant to be one, and [`ToolSet`] (Rust closures) is another, for tests and embedders.
+//! them: cloud code's functions defined with `Parse.Cloud.define(name, handler, {tool:
+//! {description, parameters}})` ([`crate::cloud::tools::CloudTools`], registered when the
+//! server runs cloud code), or [`ToolSet`] (Rust closures), for tests and embedders.
 //! A persona names the tools it may use in its `tools` field; a reply offers the model the
 //! tools that are both listed there and defined by the runner.
 //!

@@ -8,6 +8,7 @@
 //!   `useMasterKey`), never HTTP to the server itself.
 //! - [`tools`]: functions marked `{tool: …}` as the tools personas may call.
 //! - `parse.js`: the JavaScript half (`Parse.Cloud.define`, validators, `Parse.Object`, …).
+//! - [`tools`]: the functions marked `{tool: …}`, offered to personas' models as tools.
 //!
 //! JavaScript runs only on the workers' threads, never on tokio's; a call that runs too long
 //! is interrupted and one that exhausts its runtime's memory fails, each with code 141.
@@ -197,6 +198,14 @@ impl Shared {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .code,
         )
+    }
+}
+
+impl std::fmt::Debug for Cloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cloud")
+            .field("entry", &self.shared.settings.entry)
+            .finish_non_exhaustive()
     }
 }
 

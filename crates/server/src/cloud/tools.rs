@@ -1,7 +1,18 @@
-//! Cloud Code functions as persona tools: `Parse.Cloud.define(name, handler, {tool:
-//! {description, parameters}})` marks a function as a tool, and the pool is the
-//! [`ToolRunner`] the AI's replies call (`ai::tools`), running the function with the rights
-//! of the user whose message started the reply, like any call of it.
+//! Cloud functions as persona tools: `Parse.Cloud.define(name, handler, {tool: {description,
+//! parameters}})` marks a function as a tool, and [`CloudTools`] is the
+//! [`ToolRunner`](crate::ai::tools::ToolRunner) that offers and runs such functions for
+//! persona replies.
+//!
+//! A call runs exactly as `POST /functions/<name>` from the user whose message started the
+//! reply would: `request.params` are the model's arguments, `request.user` is that user
+//! (`undefined` for an anonymous caller), `request.master` is false, validators apply, and
+//! every `Parse.*` call inside runs with that user's rights unless the code asks for the
+//! master key. `request.context` says where the call comes from: `{sessionId, personaId,
+//! messageId}` (the reply). A thrown error or a validator's refusal reaches the model as the
+//! tool's error; `--cloud-timeout` interrupts the JavaScript, and the reply's own per-call
+//! limit (`--ai-tool-timeout`) stops waiting for it.
+
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
@@ -9,21 +20,29 @@ use super::Cloud;
 use crate::ai::provider::ToolSpec;
 use crate::ai::tools::{ToolCall, ToolRunner};
 use crate::operation::Operations;
+use crate::operation::hooks::RequestMeta;
 
-impl std::fmt::Debug for Cloud {
+/// The functions the loaded code marks as tools (the current code: a reload counts at the
+/// next reply).
+pub struct CloudTools(pub Arc<Cloud>);
+
+impl std::fmt::Debug for CloudTools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cloud")
-            .field("entry", &self.shared.settings.entry)
-            .finish_non_exhaustive()
+        let definitions = self.0.definitions();
+        f.debug_tuple("CloudTools")
+            .field(&definitions.tools.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
 #[async_trait::async_trait]
-impl ToolRunner for Cloud {
+impl ToolRunner for CloudTools {
     async fn tools(&self) -> Vec<ToolSpec> {
-        self.definitions()
+        let definitions = self.0.definitions();
+        definitions
             .tools
             .iter()
+            .filter(|(name, _)| definitions.functions.contains(*name))
             .map(|(name, tool)| ToolSpec {
                 name: name.clone(),
                 description: tool
@@ -31,8 +50,11 @@ impl ToolRunner for Cloud {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned(),
+                // A tool that takes nothing may leave `parameters` out; providers want an
+                // object schema all the same.
                 parameters: tool
                     .get("parameters")
+                    .filter(|parameters| parameters.is_object())
                     .cloned()
                     .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
             })
@@ -40,26 +62,22 @@ impl ToolRunner for Cloud {
     }
 
     async fn run(&self, operations: &Operations, call: ToolCall) -> Result<Value, String> {
-        let cloud = self
-            .me
-            .upgrade()
-            .ok_or_else(|| "Cloud Code is shutting down".to_owned())?;
         let params = match call.arguments {
             Value::Object(params) => params,
-            _ => Map::new(),
+            Value::Null => Map::new(),
+            _ => return Err("the arguments must be a JSON object".to_owned()),
         };
-        cloud
-            .run_function(
-                operations,
-                &call.caller,
-                &call.name,
-                &params,
-                Default::default(),
-            )
+        let mut context = Map::new();
+        context.insert("sessionId".into(), json!(call.session_id));
+        context.insert("personaId".into(), json!(call.persona_id));
+        context.insert("messageId".into(), json!(call.reply_id));
+        let meta = RequestMeta {
+            context,
+            ..RequestMeta::default()
+        };
+        self.0
+            .run_function(operations, &call.caller, &call.name, &params, meta)
             .await
-            .map_err(|error| match error.to_parse_error() {
-                Some(error) => error.message.into_owned(),
-                None => "unauthorized: master key is required".to_owned(),
-            })
+            .map_err(|error| error.to_string())
     }
 }

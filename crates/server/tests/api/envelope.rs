@@ -995,8 +995,7 @@ async fn server_info_reports_the_features_that_work() {
     let gone = server.master(Method::GET, "/schemas/Board", None).await;
     assert_parse_error(&gone, 400, 103, Some("Class Board does not exist."));
 
-    // `POST /jobs/:name` runs Cloud Code jobs (none here), but the dashboard's job pages
-    // (`/cloud_code/jobs`, schedules) stay off.
+    // Jobs run through Cloud Code: without one defined, a job is unknown (Parse's answer).
     let job = server
         .master(Method::POST, "/jobs/nightly", Some(json!({})))
         .await;

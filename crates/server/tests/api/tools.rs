@@ -731,19 +731,40 @@ async fn an_older_database_gains_the_tool_fields() {
     assert_eq!(created.status.as_u16(), 201, "{:?}", created.body);
 }
 
-/// Cloud Code is a tool runner too: a function defined with `{tool: …}` is offered to the
-/// model and runs with the rights of the user whose message started the reply.
+/// End to end with Cloud Code: a `cloud/main.js` as a Parse Server user writes it defines
+/// `lookupOrder` with `{tool: {description, parameters}}`; a persona listing it calls it over
+/// both wire formats. Inside, `Parse.Query` runs with the asking user's rights (another
+/// user's order stays hidden, and the model hears why), `request.user` is that user and
+/// `request.context` names the session; a function without `tool` is never offered.
 #[tokio::test]
-async fn cloud_code_functions_are_tools_with_the_askers_rights() {
+async fn cloud_code_functions_are_tools() {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("main.js");
     std::fs::write(
         &main,
-        r#"Parse.Cloud.define("lookupOrder", async (request) => {
+        r#"
+Parse.Cloud.define("lookupOrder", async (request) => {
   const order = await new Parse.Query("Order").get(request.params.orderId);
-  return { status: order.get("status"), askedBy: request.user.id, master: request.master };
-}, { tool: { description: "Finds an order by its id and tells its status",
-  parameters: { type: "object", properties: { orderId: { type: "string" } }, required: ["orderId"] } } });
+  return {
+    status: order.get("status"),
+    askedBy: request.user ? request.user.id : null,
+    master: request.master,
+    session: request.context.sessionId,
+  };
+}, {
+  requireUser: true,
+  fields: { orderId: { required: true, type: String } },
+  tool: {
+    description: "Finds one of the user's orders by its id",
+    parameters: {
+      type: "object",
+      properties: { orderId: { type: "string" } },
+      required: ["orderId"],
+    },
+  },
+});
+
+Parse.Cloud.define("secretReport", () => "not a tool");
 "#,
     )
     .unwrap();
@@ -764,31 +785,47 @@ async fn cloud_code_functions_are_tools_with_the_askers_rights() {
         .await;
         let ada = server.sign_up("ada").await;
         let bob = server.sign_up("bob").await;
-        let ada_order = order(&server, &ada, "shipped").await;
-        let bob_order = order(&server, &bob, "secret").await;
-        let clerk = persona(&server, json!(["lookupOrder"])).await;
+        let mine = order(&server, &ada, "shipped").await;
+        let bobs = order(&server, &bob, "secret").await;
+        let clerk = persona(&server, json!(["lookupOrder", "secretReport"])).await;
         let session_id = session(&server, &ada, &[], &clerk).await;
 
-        fake.on_asked("where is", "lookupOrder", json!({"orderId": ada_order}), 1);
+        fake.on_asked("my order", "lookupOrder", json!({"orderId": mine}), 1);
         let reply_id = ask(&server, &ada, &session_id, "where is my order?").await;
         let reply = finished(&server, &reply_id).await;
         assert_eq!(reply["status"], "complete", "{kind}: {reply}");
-        let content = reply["content"].as_str().unwrap();
-        assert!(content.contains("shipped"), "{kind}: {content}");
-        assert!(content.contains(&ada.id), "{kind}: {content}");
-        assert!(content.contains("\"master\":false"), "{kind}: {content}");
-
-        fake.on_asked(
-            "bob's order",
-            "lookupOrder",
-            json!({"orderId": bob_order}),
-            1,
+        let stored = tool_messages(&server, &reply_id).await;
+        let result = &stored[0]["toolCall"]["result"];
+        assert_eq!(result["status"], "shipped", "{kind}: {stored:?}");
+        assert_eq!(result["askedBy"], ada.id.as_str());
+        assert_eq!(result["master"], false);
+        assert_eq!(result["session"], session_id.as_str());
+        assert!(reply["content"].as_str().unwrap().contains("shipped"));
+        let offered = fake.requests()[0].body["tools"].to_string();
+        assert!(
+            offered.contains("Finds one of the user's orders"),
+            "{kind}: {offered}"
         );
-        let reply_id = ask(&server, &ada, &session_id, "what about bob's order?").await;
+        assert!(!offered.contains("secretReport"), "{kind}: {offered}");
+
+        fake.on_asked("bob's order", "lookupOrder", json!({"orderId": bobs}), 1);
+        let reply_id = ask(&server, &ada, &session_id, "and bob's order?").await;
         let reply = finished(&server, &reply_id).await;
         assert_eq!(reply["status"], "complete", "{kind}: {reply}");
         let content = reply["content"].as_str().unwrap();
         assert!(content.contains("Object not found"), "{kind}: {content}");
         assert!(!content.contains("secret"), "{kind}: {content}");
+
+        // A validator's refusal is the tool's answer too.
+        fake.on_asked("no id", "lookupOrder", json!({}), 1);
+        let reply_id = ask(&server, &ada, &session_id, "no id at all").await;
+        let reply = finished(&server, &reply_id).await;
+        assert!(
+            reply["content"]
+                .as_str()
+                .unwrap()
+                .contains("Please specify data for orderId"),
+            "{kind}: {reply}"
+        );
     }
 }
