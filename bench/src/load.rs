@@ -27,13 +27,12 @@ pub enum Target {
         ids: Arc<Vec<String>>,
         auth: Auth,
     },
-    /// `POST <url>` with the body `<before><n><after>`, `n` a counter shared by every worker (and
-    /// every run of the scenario), so each request carries a value never sent before (sign-up's
-    /// fresh username). Application id only, no master key.
+    /// `POST <url>` with the body `parts` joined by `n`, a counter shared by every worker (and
+    /// every run of the scenario), so each request carries values never sent before (sign-up's
+    /// fresh username, a flood's new field names). Application id only, no master key.
     Unique {
         url: String,
-        before: String,
-        after: String,
+        parts: Vec<String>,
         counter: AtomicU64,
     },
     /// One target per server instance: worker `i` sends to instance `i mod n` (see
@@ -83,7 +82,7 @@ impl Auth {
 impl Target {
     /// One target per instance, the same request to each: a single one as it is, several as a
     /// [`Target::Spread`]. A [`Target::Unique`]'s values get the instance's number (`i1_`, …)
-    /// after its prefix, so that the instances' counters never send the same value.
+    /// before each counter, so that the instances' counters never send the same value.
     pub fn spread(targets: Vec<Target>) -> Target {
         let mut targets = targets;
         if targets.len() == 1
@@ -97,15 +96,19 @@ impl Target {
             .map(|(i, target)| match target {
                 Target::Unique {
                     url,
-                    before,
-                    after,
+                    mut parts,
                     counter,
-                } if i > 0 => Target::Unique {
-                    url,
-                    before: format!("{before}i{i}_"),
-                    after,
-                    counter,
-                },
+                } if i > 0 => {
+                    let last = parts.len().saturating_sub(1);
+                    for part in &mut parts[..last] {
+                        part.push_str(&format!("i{i}_"));
+                    }
+                    Target::Unique {
+                        url,
+                        parts,
+                        counter,
+                    }
+                }
                 other => other,
             })
             .map(Arc::new)
@@ -141,14 +144,9 @@ impl Target {
     /// The next body of a [`Target::Unique`] (`None` for the other kinds).
     pub fn next_body(&self) -> Option<String> {
         match self {
-            Target::Unique {
-                before,
-                after,
-                counter,
-                ..
-            } => {
+            Target::Unique { parts, counter, .. } => {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
-                Some(format!("{before}{n}{after}"))
+                Some(parts.join(&n.to_string()))
             }
             _ => None,
         }

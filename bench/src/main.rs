@@ -389,7 +389,12 @@ impl Scenario {
     }
 }
 
-const KNOWN_SCENARIOS: &str = "create_message, query_history, graphql_history, get_by_id, health, log_in, sign_up, history_during_log_ins, cloud_function";
+const KNOWN_SCENARIOS: &str = "create_message, query_history, graphql_history, get_by_id, health, log_in, sign_up, history_during_log_ins, create_during_field_flood, cloud_function";
+
+/// New fields in each body of the `field_flood` load (more than a client may add by default:
+/// the load measures what refusing them costs; with `--server-arg
+/// --max-new-fields-per-request=0` and `--max-fields-per-class=0` it measures the growth).
+const FLOOD_FIELDS: usize = 1000;
 
 /// The suffix of a scenario sent with the master key instead of the seeded user's session token
 /// (`query_history_master`): only for the scenarios that take a session token.
@@ -510,8 +515,29 @@ fn target(name: &str, base: &str, seeded: &seed::Seeded, user: &Auth) -> anyhow:
             );
             Target::Unique {
                 url: format!("{base}/users"),
-                before,
-                after,
+                parts: vec![before, after],
+                counter: AtomicU64::new(0),
+            }
+        }
+        "field_flood" => {
+            // An anonymous device registration naming FLOOD_FIELDS fields `fl_<pid>_<n>_<k>`
+            // that `_Installation` does not have: the hostile probe of issue 10, which held
+            // the single writer for seconds per request before schema growth was bounded.
+            let prefix = format!("fl_{}_", std::process::id());
+            // Each part is followed by `n`, but the last: `…"installationId":"<p><n>",
+            // "<p><n>_0":0, …, "<p><n>_K":K}`.
+            let mut parts = vec![
+                format!("{{\"deviceType\":\"ios\",\"installationId\":\"{prefix}"),
+                format!("\",\"{prefix}"),
+            ];
+            for k in 0..FLOOD_FIELDS - 1 {
+                parts.push(format!("_{k}\":{k},\"{prefix}"));
+            }
+            let last = FLOOD_FIELDS - 1;
+            parts.push(format!("_{last}\":{last}}}"));
+            Target::Unique {
+                url: format!("{base}/installations"),
+                parts,
                 counter: AtomicU64::new(0),
             }
         }
@@ -551,6 +577,11 @@ fn build_scenarios(
                 name: name.clone(),
                 main: load("history_during_log_ins", "query_history")?,
                 background: Some(load("log_in_background", "log_in")?),
+            },
+            "create_during_field_flood" => Scenario {
+                name: name.clone(),
+                main: load("create_during_field_flood", "create_message")?,
+                background: Some(load("field_flood_background", "field_flood")?),
             },
             single => {
                 let (plain, master) = match single.strip_suffix(MASTER_SUFFIX) {
@@ -602,6 +633,14 @@ async fn sanity(client: &Client, keys: &Keys, check: &str, target: &Target) -> R
         .await
         .map_err(|e| format!("{e:#}"))?;
     let shown = || truncate(&value.to_string(), 300);
+    if check == "field_flood" {
+        // Refused (`255`: past the bounds on schema growth) or registered (bounds off): both
+        // are this load's normal answers.
+        return match (status, value.get("code").and_then(Value::as_i64)) {
+            (201, _) | (400, Some(255)) => Ok(()),
+            _ => Err(format!("status {status}: {}", shown())),
+        };
+    }
     if !(200..300).contains(&status) {
         return Err(format!("status {status}: {}", shown()));
     }

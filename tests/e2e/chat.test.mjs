@@ -161,6 +161,13 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     });
     console.log(`first screen (cold): ${timing.firstScreen.toFixed(0)} ms; DOMContentLoaded ${timing.domContentLoaded.toFixed(0)} ms; load ${timing.load.toFixed(0)} ms`);
     assert.ok(timing.firstScreen < 1000, `first screen after ${timing.firstScreen} ms`);
+    // The developer tools are one click away from `/`, and the playground link leads to GraphiQL.
+    const tools = alice.page.getByRole('navigation', { name: 'Developer tools' });
+    assert.equal(await tools.getByRole('link', { name: 'Console' }).getAttribute('href'), '/console');
+    const playground = await tools.getByRole('link', { name: 'GraphQL playground' }).getAttribute('href');
+    assert.equal(playground, '/graphql/playground');
+    const graphiql = await fetch(`${base()}${playground}`);
+    assert.equal(graphiql.status, 200, 'the playground link answers');
     await screenshot(alice.page, 'login');
     await assertNamed(alice.page, 'the log-in page');
   });

@@ -13,7 +13,13 @@ function settings() {
   }
 }
 
-const { appId = 'parlor', mountPath = '/parse', javascriptKey } = settings();
+const { appId = 'parlor', mountPath = '/parse', javascriptKey, graphqlPath } = settings();
+
+/** Where the developer tools are: the GraphQL playground (when GraphQL is on) and the console. */
+export const developerLinks = [
+  graphqlPath ? { href: `${graphqlPath.replace(/\/$/, '')}/playground`, label: 'GraphQL playground' } : null,
+  { href: '/console', label: 'Console' },
+].filter(Boolean);
 
 export const api = new Api({ appId, mountPath, javascriptKey });
 export const live = new Live(api);

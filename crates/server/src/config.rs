@@ -865,6 +865,27 @@ mod tests {
     }
 
     #[test]
+    fn schema_growth_limits_default_and_turn_off_with_zero() {
+        let defaults = ServeOptions::default().resolve().expect("resolve");
+        assert_eq!(
+            defaults.schema_growth,
+            crate::operation::schema::SchemaGrowth {
+                new_fields_per_request: Some(20),
+                fields_per_class: Some(200),
+            }
+        );
+        let off = ServeOptions {
+            max_new_fields_per_request: Some(0),
+            max_fields_per_class: Some(50),
+            ..ServeOptions::default()
+        }
+        .resolve()
+        .expect("resolve");
+        assert_eq!(off.schema_growth.new_fields_per_request, None);
+        assert_eq!(off.schema_growth.fields_per_class, Some(50));
+    }
+
+    #[test]
     fn mount_paths_are_normalised() {
         assert_eq!(normalize_mount("parse/").ok().as_deref(), Some("/parse"));
         assert_eq!(normalize_mount("/").ok().as_deref(), Some(""));

@@ -2,7 +2,7 @@
 
 import { h, icon } from '../dom.js';
 import { describeError } from '../errors.js';
-import { api } from '../store.js';
+import { api, developerLinks } from '../store.js';
 
 export function authView(mode, onDone) {
   const signup = mode === 'signup';
@@ -63,6 +63,14 @@ export function authView(mode, onDone) {
     focus?.focus();
   }
 
+  // For developers trying the API: the same server answers REST and GraphQL.
+  const tools = h(
+    'nav',
+    { class: 'developer-links', 'aria-label': 'Developer tools' },
+    'For developers: ',
+    ...developerLinks.flatMap((link, index) => [index ? ' · ' : null, h('a', { href: link.href }, link.label)]),
+  );
+  form.append(tools);
   const element = h('div', { class: 'auth-page' }, form);
   return { element, focus: () => username.focus() };
 }
