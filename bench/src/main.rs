@@ -389,7 +389,7 @@ impl Scenario {
     }
 }
 
-const KNOWN_SCENARIOS: &str = "create_message, query_history, graphql_history, get_by_id, health, log_in, sign_up, history_during_log_ins, create_during_field_flood";
+const KNOWN_SCENARIOS: &str = "create_message, query_history, graphql_history, get_by_id, health, log_in, sign_up, history_during_log_ins, create_during_field_flood, cloud_function";
 
 /// New fields in each body of the `field_flood` load (more than a client may add by default:
 /// the load measures what refusing them costs; with `--server-arg
@@ -401,11 +401,12 @@ const FLOOD_FIELDS: usize = 1000;
 const MASTER_SUFFIX: &str = "_master";
 
 /// The scenarios sent as the seeded user (session token), which take a `_master` twin.
-const USER_SCENARIOS: [&str; 4] = [
+const USER_SCENARIOS: [&str; 5] = [
     "create_message",
     "query_history",
     "graphql_history",
     "get_by_id",
+    "cloud_function",
 ];
 
 /// The history page by GraphQL: the 50 newest messages of a session with their sender and
@@ -474,6 +475,18 @@ fn target(name: &str, base: &str, seeded: &seed::Seeded, user: &Auth) -> anyhow:
             Target::RandomId {
                 prefix: format!("{base}/classes/Message/"),
                 ids: Arc::new(seeded.message_ids.clone()),
+                auth,
+            }
+        }
+        // `POST /functions/latestMessage` of `bench/cloud/main.js` (the server must run it:
+        // `--server-arg=--cloud=bench/cloud/main.js`): one Parse.Query in Cloud Code.
+        "cloud_function" => {
+            let body = json!({ "sessionId": seeded.history_session });
+            let body: &'static str = Box::leak(body.to_string().into_boxed_str());
+            Target::Fixed {
+                method: Method::POST,
+                url: format!("{base}/functions/latestMessage"),
+                body: Some(body),
                 auth,
             }
         }
@@ -635,6 +648,9 @@ async fn sanity(client: &Client, keys: &Keys, check: &str, target: &Target) -> R
     match check {
         "create_message" | "get_by_id" if !has("objectId") => {
             Err(format!("no objectId: {}", shown()))
+        }
+        "cloud_function" if value.get("result").is_none_or(Value::is_null) => {
+            Err(format!("no result: {}", shown()))
         }
         "query_history" => {
             let results = value

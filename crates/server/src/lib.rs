@@ -296,7 +296,7 @@ pub async fn run(
             operations.with_cloud(Arc::clone(cloud) as Arc<dyn operation::hooks::CloudHooks>);
         // Functions defined with `{tool: …}` become the personas' tools, unless code
         // registered its own runner (`Config::tools`).
-        if let Some(generator) = &operations.generation
+        if let Some(generator) = ai::generation::generator(&operations)
             && generator
                 .set_tools(Arc::new(cloud::tools::CloudTools(Arc::clone(cloud))))
                 .is_err()
@@ -313,10 +313,10 @@ pub async fn run(
     }
     // Replies whose server died (this one before a restart, or another instance) are
     // marked failed instead of streaming forever.
-    let sweeper = operations.generation.as_ref().map(|generator| {
+    let sweeper = ai::generation::generator(&operations).map(|generator| {
         tokio::spawn(ai::generation::recovery::sweep_forever(
             operations.clone(),
-            Arc::downgrade(generator),
+            Arc::downgrade(&generator),
         ))
     });
     let idempotency_paths = config

@@ -649,9 +649,7 @@ pub async fn summarize_session(operations: &Operations, session_id: &str) -> OpR
 
     let personas = crate::ai::generation::session_personas(operations, &session).await?;
     let persona = personas.first();
-    let generator = operations
-        .generation
-        .as_ref()
+    let generator = crate::ai::generation::generator(operations)
         .ok_or_else(|| summary_error("no LLM provider is configured"))?;
     let provider_name = persona.and_then(|persona| text_field(persona, "provider"));
     let provider = generator

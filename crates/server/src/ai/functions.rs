@@ -70,9 +70,7 @@ fn text_param<'a>(params: &'a Map<String, Value>, name: &str) -> OpResult<&'a st
 }
 
 fn generator(operations: &Operations) -> OpResult<Arc<Generator>> {
-    operations
-        .generation
-        .clone()
+    generation::generator(operations)
         .ok_or_else(|| failed("AI generation is not enabled on this server"))
 }
 

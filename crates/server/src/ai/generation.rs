@@ -99,6 +99,47 @@ pub fn watches(class_name: &str) -> bool {
     matches!(class_name, "Message" | "ChatSession")
 }
 
+/// The generator behind `operations` (the hook it installed on the operation layer's
+/// commit), if any.
+pub fn generator(operations: &Operations) -> Option<Arc<Generator>> {
+    operations
+        .generation
+        .clone()
+        .and_then(|hook| hook.into_any().downcast::<Generator>().ok())
+}
+
+impl crate::operation::hooks::CommitHook for Generator {
+    fn watches(&self, class_name: &str) -> bool {
+        watches(class_name)
+    }
+
+    fn after_commit<'a>(
+        self: Arc<Self>,
+        operations: &'a Operations,
+        committed: Vec<(String, WriteOutcome)>,
+    ) -> futures::future::BoxFuture<'a, Vec<Vec<String>>> {
+        Box::pin(async move { Generator::after_commit(&self, operations, committed).await })
+    }
+
+    fn status(&self) -> Value {
+        let limits = self.limits();
+        serde_json::json!({
+            "running": self.running_list().len(),
+            "maxConcurrent": limits.max_concurrent,
+            "maxPerUser": limits.max_per_user,
+            "dailyTokenQuota": limits.daily_token_quota,
+        })
+    }
+
+    fn running(&self) -> Vec<Value> {
+        self.running_list()
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
 /// How a reply ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {

@@ -40,9 +40,7 @@ pub async fn reply_events(
     operations
         .get(auth, "Message", message_id, GetRequest::default())
         .await?;
-    let running = operations
-        .generation
-        .as_ref()
+    let running = crate::ai::generation::generator(operations)
         .and_then(|generator| generator.running(message_id));
     if let Some(running) = running {
         return Ok(futures::future::Either::Left(live_events(

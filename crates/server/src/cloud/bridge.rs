@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{CallContext, CloudFailure};
-use crate::operation::{Auth, GetRequest, OpResult, Operations};
+use crate::operation::{Auth, GetRequest, OpError, OpResult, Operations};
 
 /// Runs the operation `name` with `args` (from the shim) for `context`'s call.
 pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value, CloudFailure> {
@@ -53,6 +53,7 @@ pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value
                 Ok(json!({}))
             }
             "config" => operations.get_config(&auth).await,
+            "httpRequest" => http_request(&context.http_allow, &args).await,
             "jobMessage" => {
                 let job_id = args.get("jobId").and_then(Value::as_str).unwrap_or("");
                 let message = args.get("message").cloned().unwrap_or(Value::Null);
@@ -111,4 +112,81 @@ pub async fn user_json(operations: &Operations, auth: &Auth) -> OpResult<Value> 
         }
     }
     Ok(user)
+}
+
+/// `Parse.Cloud.httpRequest`: only to the hosts of `--cloud-http-allow` (none by default), so
+/// cloud code cannot reach the server's internal network unless the operator says so.
+async fn http_request(allow: &[String], args: &Value) -> OpResult<Value> {
+    let failed = |message: String| OpError::from(CloudFailure::script(message));
+    let url = args.get("url").and_then(Value::as_str).unwrap_or("");
+    let mut parsed = reqwest::Url::parse(url)
+        .map_err(|error| failed(format!("Parse.Cloud.httpRequest: bad url {url:?}: {error}")))?;
+    let host = parsed.host_str().unwrap_or("").to_ascii_lowercase();
+    if !matches!(parsed.scheme(), "http" | "https")
+        || !allow
+            .iter()
+            .any(|allowed| allowed == "*" || *allowed == host)
+    {
+        return Err(failed(format!(
+            "Parse.Cloud.httpRequest: host \"{host}\" is not allowed (see --cloud-http-allow)"
+        )));
+    }
+    if let Some(Value::Object(params)) = args.get("params") {
+        let mut pairs = parsed.query_pairs_mut();
+        for (key, value) in params {
+            let text = match value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            pairs.append_pair(key, &text);
+        }
+    }
+    let method = args
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("GET")
+        .to_ascii_uppercase();
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|_| failed(format!("Parse.Cloud.httpRequest: bad method {method}")))?;
+    let redirects = if args.get("followRedirects") == Some(&Value::Bool(true)) {
+        reqwest::redirect::Policy::limited(5)
+    } else {
+        reqwest::redirect::Policy::none()
+    };
+    let client = reqwest::Client::builder()
+        .redirect(redirects)
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|error| failed(format!("Parse.Cloud.httpRequest: {error}")))?;
+    let mut request = client.request(method, parsed);
+    if let Some(Value::Object(headers)) = args.get("headers") {
+        for (name, value) in headers {
+            if let Some(value) = value.as_str() {
+                request = request.header(name.as_str(), value);
+            }
+        }
+    }
+    if let Some(body) = args.get("body").and_then(Value::as_str) {
+        request = request.body(body.to_owned());
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|error| failed(format!("Parse.Cloud.httpRequest: {error}")))?;
+    let status = response.status().as_u16();
+    let headers: Map<String, Value> = response
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((
+                name.as_str().to_owned(),
+                Value::String(value.to_str().ok()?.to_owned()),
+            ))
+        })
+        .collect();
+    let text = response
+        .text()
+        .await
+        .map_err(|error| failed(format!("Parse.Cloud.httpRequest: {error}")))?;
+    Ok(json!({"status": status, "headers": headers, "text": text}))
 }

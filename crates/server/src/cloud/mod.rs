@@ -6,6 +6,7 @@
 //! - [`bridge`]: what the shim's `Parse.Object`/`Parse.Query`/… call natively: operations
 //!   of the operation layer with the calling request's rights (or the master key's with
 //!   `useMasterKey`), never HTTP to the server itself.
+//! - [`tools`]: functions marked `{tool: …}` as the tools personas may call.
 //! - `parse.js`: the JavaScript half (`Parse.Cloud.define`, validators, `Parse.Object`, …).
 //! - [`tools`]: the functions marked `{tool: …}`, offered to personas' models as tools.
 //!
@@ -106,6 +107,8 @@ impl From<CloudFailure> for OpError {
 pub struct CallContext {
     pub operations: Operations,
     pub auth: Auth,
+    /// Hosts `Parse.Cloud.httpRequest` may reach (`--cloud-http-allow`).
+    pub http_allow: Arc<[String]>,
 }
 
 /// What the loaded code defines.
@@ -198,8 +201,17 @@ impl Shared {
     }
 }
 
+impl std::fmt::Debug for Cloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cloud")
+            .field("entry", &self.shared.settings.entry)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The pool of cloud-code runtimes.
 pub struct Cloud {
+    http_allow: Arc<[String]>,
     /// This pool itself, for the calls it hands out (`Parse.Cloud.run` reaches it again).
     me: std::sync::Weak<Cloud>,
     shared: Arc<Shared>,
@@ -252,6 +264,7 @@ impl Cloud {
                 .spawn(move || worker::run(shared, index))?;
         }
         let cloud = Arc::new_cyclic(|me| Cloud {
+            http_allow: settings.http_allow.clone().into(),
             me: me.clone(),
             shared,
             calls_tx: Mutex::new(Some(calls_tx)),
@@ -406,6 +419,7 @@ impl Cloud {
         let context = CallContext {
             operations: operations.clone(),
             auth: auth.clone(),
+            http_allow: Arc::clone(&self.http_allow),
         };
         Ok(self.call("function", name, request, context).await?)
     }
@@ -436,6 +450,7 @@ impl CloudHooks for Cloud {
         let context = CallContext {
             operations: operations.clone(),
             auth: auth.clone(),
+            http_allow: Arc::clone(&self.http_allow),
         };
         let name = format!("{}:{class_name}", trigger.name());
         Ok(self
@@ -476,6 +491,7 @@ impl CloudHooks for Cloud {
         let context = CallContext {
             operations: operations.clone(),
             auth: auth.clone(),
+            http_allow: Arc::clone(&self.http_allow),
         };
         let operations = operations.clone();
         let name = name.to_owned();

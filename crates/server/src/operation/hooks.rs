@@ -11,6 +11,31 @@ use serde_json::{Map, Value};
 
 use super::{Auth, OpResult, Operations};
 
+/// Work the server starts itself once writes commit — the AI template's persona replies
+/// (`ai::generation::Generator`) — told directly by [`Operations::commit`] rather than
+/// through the live-query bus, which may drop events under load.
+pub trait CommitHook: Send + Sync + 'static {
+    /// Whether commits to `class_name` concern it.
+    fn watches(&self, class_name: &str) -> bool;
+
+    /// Hears of committed writes to watched classes; for each, in order, the objectIds of
+    /// what it started (the create's answer names them as `replies`).
+    fn after_commit<'a>(
+        self: Arc<Self>,
+        operations: &'a Operations,
+        committed: Vec<(String, parlor_store::WriteOutcome)>,
+    ) -> futures::future::BoxFuture<'a, Vec<Vec<String>>>;
+
+    /// Its figures for `/serverStatus`.
+    fn status(&self) -> Value;
+
+    /// What it runs now, for `GET /generations`.
+    fn running(&self) -> Vec<Value>;
+
+    /// Itself, for the module that owns it to find its own type again.
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
+}
+
 /// What a request carries besides its credentials: `request.headers`, `ip`, `context`.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {

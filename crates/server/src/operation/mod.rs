@@ -105,7 +105,7 @@ pub struct Operations {
     /// Persona replies: told about committed Messages and ChatSessions after each commit
     /// ([`write`]), so that a user's message starts a reply without waiting for it. `None`
     /// until [`Operations::with_generation`] (tools that only read or migrate need none).
-    pub generation: Option<Arc<crate::ai::generation::Generator>>,
+    pub generation: Option<Arc<dyn hooks::CommitHook>>,
     /// What the server counts for `/metrics`; `None` when metrics are off (nothing counted).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The app's Cloud Code (`--cloud`), if any.
@@ -140,10 +140,7 @@ impl Operations {
     }
 
     /// Starts persona replies after commits, through `generator`.
-    pub fn with_generation(
-        mut self,
-        generator: Arc<crate::ai::generation::Generator>,
-    ) -> Operations {
+    pub fn with_generation(mut self, generator: Arc<dyn hooks::CommitHook>) -> Operations {
         self.generation = Some(generator);
         self
     }

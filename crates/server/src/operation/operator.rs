@@ -36,15 +36,7 @@ impl Operations {
         let process = crate::metrics::process_figures()
             .map(|(resident, cpu)| json!({"residentBytes": resident, "cpuSeconds": cpu}));
         let generations = match &self.generation {
-            Some(generator) => {
-                let limits = generator.limits();
-                json!({
-                    "running": generator.running_list().len(),
-                    "maxConcurrent": limits.max_concurrent,
-                    "maxPerUser": limits.max_per_user,
-                    "dailyTokenQuota": limits.daily_token_quota,
-                })
-            }
+            Some(generator) => generator.status(),
             None => Value::Null,
         };
         Ok(json!({
@@ -75,7 +67,7 @@ impl Operations {
         let mut results: Vec<Value> = self
             .generation
             .as_ref()
-            .map(|generator| generator.running_list())
+            .map(|generator| generator.running())
             .unwrap_or_default();
         for entry in &mut results {
             entry["here"] = Value::Bool(true);

@@ -562,13 +562,13 @@ impl Operations {
                 .iter()
                 .zip(&outcomes)
                 .enumerate()
-                .filter(|(_, (plan, _))| crate::ai::generation::watches(plan.class_name()))
+                .filter(|(_, (plan, _))| generator.watches(plan.class_name()))
                 .map(|(index, (plan, outcome))| {
                     (index, (plan.class_name().to_owned(), outcome.clone()))
                 })
                 .unzip();
             if !committed.is_empty() {
-                let started = generator.after_commit(self, committed).await;
+                let started = Arc::clone(generator).after_commit(self, committed).await;
                 for (index, ids) in indexes.into_iter().zip(started) {
                     replies[index] = ids;
                 }

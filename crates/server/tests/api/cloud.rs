@@ -335,8 +335,7 @@ async fn a_syntax_or_load_error_stops_start_up_with_file_line_and_message() {
     .unwrap();
     let error = parlor_server::cloud::Cloud::start(settings(main.clone()))
         .await
-        .err()
-        .expect("a syntax error stops start-up")
+        .expect_err("a syntax error stops start-up")
         .to_string();
     assert!(error.contains("helper.js:3"), "{error}");
     assert!(error.contains("SyntaxError"), "{error}");
@@ -344,8 +343,7 @@ async fn a_syntax_or_load_error_stops_start_up_with_file_line_and_message() {
     std::fs::write(&main, "require('fs');\n").unwrap();
     let error = parlor_server::cloud::Cloud::start(settings(main.clone()))
         .await
-        .err()
-        .expect("a Node built-in stops start-up")
+        .expect_err("a Node built-in stops start-up")
         .to_string();
     assert!(error.contains("\"fs\""), "{error}");
     assert!(error.contains("main.js:1"), "{error}");
@@ -353,8 +351,7 @@ async fn a_syntax_or_load_error_stops_start_up_with_file_line_and_message() {
     std::fs::write(&main, "\n\nthrow new Error('boom at load');\n").unwrap();
     let error = parlor_server::cloud::Cloud::start(settings(main))
         .await
-        .err()
-        .expect("a throw at load stops start-up")
+        .expect_err("a throw at load stops start-up")
         .to_string();
     assert!(error.contains("main.js:3"), "{error}");
     assert!(error.contains("boom at load"), "{error}");
@@ -827,4 +824,31 @@ async fn live_query_subscriptions_and_events_take_the_apps_triggers() {
     assert_eq!(event["object"]["title"], "blue one");
     assert_eq!(event["object"]["seenLive"], true);
     live::quiet(&mut socket).await;
+}
+
+#[tokio::test]
+async fn http_requests_reach_only_allowed_hosts() {
+    let closed = cloud_server(ServeOptions::default()).await;
+    let url = closed.url("/health");
+    let refused = call(&closed, "fetch", json!({"url": url}), &PUBLIC_HEADERS).await;
+    assert_parse_error(&refused, 400, 141, None);
+    assert!(
+        refused.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("\"127.0.0.1\" is not allowed"),
+        "{:?}",
+        refused.body
+    );
+    let open = cloud_server(ServeOptions {
+        cloud_http_allow: Some(vec!["127.0.0.1".to_owned()]),
+        ..ServeOptions::default()
+    })
+    .await;
+    let url = open.url("/health");
+    let fetched = call(&open, "fetch", json!({"url": url}), &PUBLIC_HEADERS).await;
+    assert_eq!(
+        fetched.body["result"],
+        json!({"status": 200, "data": {"status": "ok"}})
+    );
 }
