@@ -68,4 +68,7 @@ test('a LiveQuery subscription with withinKilometers hears only nearby creates',
   await sleep(200);
   assert.deepEqual(heard, ['near']);
   await subscription.unsubscribe();
+  // Close the socket before the server stops, or the client would keep reconnecting (and the
+  // test process would never end).
+  await Parse.LiveQuery.close();
 });

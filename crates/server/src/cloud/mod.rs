@@ -364,6 +364,7 @@ impl Cloud {
     ) -> Result<Value, CloudFailure> {
         let timeout = self.shared.settings.timeout;
         let (reply, answer) = tokio::sync::oneshot::channel();
+        let metrics = context.operations.metrics.clone();
         let call = worker::Call {
             kind,
             name: name.to_owned(),
@@ -371,6 +372,7 @@ impl Cloud {
             context,
             deadline: Instant::now() + timeout,
             reply,
+            span: tracing::Span::current(),
         };
         let sender = self
             .calls_tx
@@ -385,14 +387,26 @@ impl Cloud {
         }
         // The worker enforces the deadline; this bound only covers a worker that is itself
         // stuck (a call waiting in the queue behind a long one counts from its start).
-        match tokio::time::timeout(timeout * 2 + Duration::from_secs(1), answer).await {
+        let result = match tokio::time::timeout(timeout * 2 + Duration::from_secs(1), answer).await
+        {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(CloudFailure::script("Cloud Code stopped before answering")),
             Err(_) => Err(CloudFailure::script(format!(
                 "Cloud Code timed out: no answer within {}s (--cloud-timeout)",
                 timeout.as_secs_f64()
             ))),
+        };
+        if let Some(metrics) = metrics {
+            let labels = crate::metrics::CloudLabels {
+                kind,
+                name: name.to_owned(),
+            };
+            metrics.cloud_calls.get_or_create(&labels).inc();
+            if result.is_err() {
+                metrics.cloud_failures.get_or_create(&labels).inc();
+            }
         }
+        result
     }
 
     /// `POST /functions/:name` for a function the code defines: its `result`.

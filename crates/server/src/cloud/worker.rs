@@ -25,6 +25,8 @@ use rquickjs::{CatchResultExt, CaughtError, Context, Ctx, Function, Module, Obje
 use serde_json::Value;
 
 use super::modules::{self, CodeSnapshot};
+use tracing::Instrument;
+
 use super::{CallContext, CloudFailure, Shared};
 
 /// The Parse SDK shim, evaluated in every runtime before the user's code.
@@ -40,10 +42,14 @@ pub struct Call {
     pub context: CallContext,
     pub deadline: Instant,
     pub reply: tokio::sync::oneshot::Sender<Result<Value, CloudFailure>>,
+    /// The span of the request behind the call (its `request_id`): the call's logs, and the
+    /// operations it runs, are recorded inside it although they run on this thread.
+    pub span: tracing::Span,
 }
 
 /// An operation a call started, finished on the tokio side.
 pub struct OpDone {
+    call_id: u64,
     op_id: f64,
     result: Result<Value, CloudFailure>,
 }
@@ -53,6 +59,7 @@ struct ActiveCall {
     context: CallContext,
     deadline: Instant,
     reply: tokio::sync::oneshot::Sender<Result<Value, CloudFailure>>,
+    span: tracing::Span,
 }
 
 /// State the native functions share with the event loop (single-threaded: the worker's).
@@ -196,13 +203,16 @@ impl Engine {
             context,
             deadline,
             reply,
+            span,
         } = call;
+        let _entered = span.clone().entered();
         self.state.calls.borrow_mut().insert(
             call_id,
             ActiveCall {
                 context,
                 deadline,
                 reply,
+                span,
             },
         );
         let request = request.to_string();
@@ -219,6 +229,13 @@ impl Engine {
             Ok(value) => (true, value.to_string()),
             Err(failure) => (false, failure.to_json().to_string()),
         };
+        let span = self
+            .state
+            .calls
+            .borrow()
+            .get(&done.call_id)
+            .map_or_else(tracing::Span::none, |call| call.span.clone());
+        let _entered = span.entered();
         self.enter(|ctx| {
             let parlor: Object = ctx.globals().get("__parlor")?;
             let settle: Function = parlor.get("settle")?;
@@ -376,12 +393,13 @@ fn install_natives<'js>(
         Function::new(
             ctx.clone(),
             move |ctx: Ctx<'js>, call_id: f64, op_id: f64, name: String, args: String| {
-                let context = op_state
+                let call_id = call_id as u64;
+                let held = op_state
                     .calls
                     .borrow()
-                    .get(&(call_id as u64))
-                    .map(|call| call.context.clone());
-                let Some(context) = context else {
+                    .get(&call_id)
+                    .map(|call| (call.context.clone(), call.span.clone()));
+                let Some((context, span)) = held else {
                     return Err(rquickjs::Exception::throw_message(
                         &ctx,
                         "this cloud call has already finished",
@@ -389,10 +407,17 @@ fn install_natives<'js>(
                 };
                 let args: Value = serde_json::from_str(&args).unwrap_or(Value::Null);
                 let done_tx = op_state.done_tx.clone();
-                op_state.shared.handle.spawn(async move {
-                    let result = super::bridge::run(&context, &name, args).await;
-                    let _ = done_tx.send(OpDone { op_id, result });
-                });
+                op_state.shared.handle.spawn(
+                    async move {
+                        let result = super::bridge::run(&context, &name, args).await;
+                        let _ = done_tx.send(OpDone {
+                            call_id,
+                            op_id,
+                            result,
+                        });
+                    }
+                    .instrument(span),
+                );
                 Ok(())
             },
         )?,

@@ -473,6 +473,13 @@ async fn json_logs_carry_the_request_id() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_parlor"))
         .args(["serve", "--port", "0", "--database", &database])
         .args(["--master-key", "json-logs-master", "--log-format", "json"])
+        .args([
+            "--cloud",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../tests/fixtures/cloud/main.js"
+            ),
+        ])
         .env("PARLOR_LOG", "warn,parlor_server=info")
         .env_remove("PARLOR_LLM_BASE_URL")
         .stdout(std::process::Stdio::piped())
@@ -563,6 +570,13 @@ async fn json_logs_carry_the_request_id() {
     .unwrap();
     assert_ne!(answer_id(&odd), "two words\"}");
 
+    // Cloud Code runs on its own threads; its console lines still name the request.
+    let logged_by_cloud = post("/functions/log", serde_json::json!({}), Some("cloud-9"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logged_by_cloud.status(), 200);
+
     // A persona reply (it fails: no provider is configured) runs after its request.
     let persona: Value = client
         .post(format!("{url}/classes/Persona"))
@@ -636,6 +650,18 @@ async fn json_logs_carry_the_request_id() {
     assert!(in_request(reply, "message-42"), "{reply}");
     assert_eq!(reply["status"], "failed", "{reply}");
     assert!(reply["span"]["message_id"].is_string(), "{reply}");
+    for text in ["console.log from a function", "request.log from a function"] {
+        let line = lines
+            .iter()
+            .find(|line| {
+                line["message"]
+                    .as_str()
+                    .is_some_and(|message| message.starts_with(text))
+            })
+            .unwrap_or_else(|| panic!("no {text:?} line in {lines:?}"));
+        assert!(in_request(line, "cloud-9"), "{line}");
+        assert_eq!(line["function"], "log", "{line}");
+    }
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -299,3 +299,48 @@ async fn livequery_series_follow_clients() {
     scrape_until_value(&server, subscriptions, 1.0).await;
     drop(first);
 }
+
+/// Cloud Code calls are counted by kind and name, failures apart.
+#[tokio::test]
+async fn cloud_code_calls_and_failures_are_counted() {
+    let server = TestServer::with(ServeOptions {
+        metrics: Some(true),
+        cloud: Some(std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/cloud/main.js"
+        ))),
+        cloud_runtimes: Some(1),
+        ..ServeOptions::default()
+    })
+    .await;
+    for name in ["hello", "hello", "fail"] {
+        server
+            .master(Method::POST, &format!("/functions/{name}"), Some(json!({})))
+            .await;
+    }
+    let text = scrape(&server).await;
+    let calls = |name: &str| {
+        sample(
+            &text,
+            &format!("parlor_cloud_code_calls_total{{kind=\"function\",name=\"{name}\"}}"),
+        )
+    };
+    assert_eq!(calls("hello"), Some(2.0), "{text}");
+    assert_eq!(calls("fail"), Some(1.0), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "parlor_cloud_code_failures_total{kind=\"function\",name=\"fail\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "parlor_cloud_code_failures_total{kind=\"function\",name=\"hello\"}"
+        ),
+        None,
+        "{text}"
+    );
+}
