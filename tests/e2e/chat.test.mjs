@@ -484,7 +484,7 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     await side(page).getByRole('link', { name: /Your profile/ }).click();
     await page.getByLabel('Display name').fill('Alice A.');
     await page.getByRole('button', { name: 'Save profile' }).click();
-    await page.getByText('Saved.').waitFor();
+    await page.getByText('Saved.', { exact: true }).waitFor();
     await page.getByLabel('New password', { exact: true }).fill('new-secret-pass');
     await page.getByLabel('New password again').fill('new-secret-pass');
     await page.getByRole('button', { name: 'Change password' }).click();

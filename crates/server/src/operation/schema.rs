@@ -527,14 +527,25 @@ impl Operations {
     /// is not listed.
     pub async fn all_schemas(&self, auth: &Auth) -> OpResult<Value> {
         self.require_schema_reader(auth).await?;
-        let mut results: Vec<Value> = Vec::new();
-        for schema in self.schemas.all_visible() {
-            if self.is_pristine_built_in(&schema).await? {
-                continue;
-            }
-            results.push(schema.to_json());
-        }
+        let results: Vec<Value> = self
+            .listed_schemas()
+            .await?
+            .iter()
+            .map(|schema| schema.to_json())
+            .collect();
         Ok(json!({ "results": results }))
+    }
+
+    /// The classes `GET /schemas` lists (and `parlor schema` prints): the visible ones but the
+    /// built-in classes still as the server made them. No access check: callers check.
+    pub async fn listed_schemas(&self) -> OpResult<Vec<Arc<ClassSchema>>> {
+        let mut listed = Vec::new();
+        for schema in self.schemas.all_visible() {
+            if !self.is_pristine_built_in(&schema).await? {
+                listed.push(schema);
+            }
+        }
+        Ok(listed)
     }
 
     /// A built-in class with its default schema and no objects.
