@@ -65,8 +65,7 @@ pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value
             "run" => {
                 let function = args.get("name").and_then(Value::as_str).unwrap_or("");
                 let params = object("params");
-                super::call_function(operations, &auth, function, &params, &Default::default())
-                    .await
+                super::call_function(operations, &auth, function, &params, None).await
             }
             other => Err(CloudFailure::script(format!(
                 "Parse operation \"{other}\" is not supported in Cloud Code"
@@ -78,22 +77,31 @@ pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value
     result.map_err(|error| CloudFailure::from_op_error(&error))
 }
 
-/// The rights an operation runs with: the call's own, the master key's, or a session's.
+/// The rights an operation runs with: the call's own, the master key's, or a session's;
+/// with the request's headers and the `context` the script passed (`save(…, {context})`).
 async fn rights(context: &CallContext, args: &Value) -> OpResult<Auth> {
-    if args.get("useMasterKey").and_then(Value::as_bool) == Some(true) {
-        return Ok(Auth::master());
-    }
-    if let Some(token) = args.get("sessionToken").and_then(Value::as_str) {
+    let mut auth = if args.get("useMasterKey").and_then(Value::as_bool) == Some(true) {
+        Auth::master()
+    } else if let Some(token) = args.get("sessionToken").and_then(Value::as_str) {
         let operations = &context.operations;
         let user_id = operations.resolve_session(token).await?;
-        return Ok(Auth {
+        Auth {
             roles: operations.roles_of(&user_id).await?,
             user_id: Some(user_id),
             session_token: Some(token.to_owned()),
             ..Auth::default()
-        });
-    }
-    Ok(context.auth.clone())
+        }
+    } else {
+        context.auth.clone()
+    };
+    // A save from cloud code is a request of its own: its context is the one it passes.
+    let mut meta = context.auth.request.as_deref().cloned().unwrap_or_default();
+    meta.context = match args.get("context") {
+        Some(Value::Object(passed)) => passed.clone(),
+        _ => Map::new(),
+    };
+    auth.request = Some(std::sync::Arc::new(meta));
+    Ok(auth)
 }
 
 /// `request.user`: the caller's `_User` in full (with its session token), or `null`.

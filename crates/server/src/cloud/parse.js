@@ -960,9 +960,18 @@
         // What the client sent and the trigger left alone keeps its exact form (ops too).
         for (const key of Object.keys(body)) if (key in out && incoming[key] === JSON.stringify(out[key])) out[key] = body[key];
         const echo = Object.keys(out).filter((key) => incoming[key] !== JSON.stringify(out[key]));
-        return { body: out, echo };
+        return { body: out, echo, context: request.context };
       }
-      case "afterSave":
+      case "afterSave": {
+        request.object = objectFromJSON(className, raw.object);
+        if (raw.original) request.original = objectFromJSON(className, raw.original);
+        const returned = await guarded(entry, request);
+        // A plain object returned is the response; otherwise the object as the trigger left
+        // it (or the one it returns) tells which fields it changed.
+        if (returned && typeof returned === "object" && !(returned instanceof ParseObject)) return { json: encode(returned, true) };
+        const result = returned instanceof ParseObject ? returned : request.object;
+        return { object: result._encodeFull() };
+      }
       case "afterDelete":
       case "beforeDelete":
         request.object = objectFromJSON(className, raw.object);

@@ -34,6 +34,7 @@ pub mod global_config;
 pub mod hooks;
 pub mod idempotency;
 pub mod installations;
+pub mod jobs;
 pub mod login;
 pub mod operator;
 pub mod password;
@@ -110,6 +111,8 @@ pub struct Operations {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The app's Cloud Code (`--cloud`), if any.
     pub cloud: Option<Arc<dyn hooks::CloudHooks>>,
+    /// The server's own rules on writes (the chat template's), if any.
+    pub rules: Option<Arc<dyn hooks::WriteRules>>,
 }
 
 impl Operations {
@@ -130,6 +133,7 @@ impl Operations {
             generation: None,
             metrics: None,
             cloud: None,
+            rules: None,
         }
     }
 
