@@ -6,6 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{CallContext, CloudFailure};
+use crate::operation::class_cache::ClassCache;
 use crate::operation::{Auth, GetRequest, OpError, OpResult, Operations};
 
 /// Runs the operation `name` with `args` (from the shim) for `context`'s call.
@@ -104,20 +105,40 @@ async fn rights(context: &CallContext, args: &Value) -> OpResult<Auth> {
     Ok(auth)
 }
 
+/// The `_User` objects handed to cloud code as `request.user`, by user id.
+pub type UserCache = ClassCache<Value>;
+
+/// Entries live a few seconds at most: another instance's change to a user is seen within
+/// that (this instance's own changes end them at once: the cache is stamped with `_User`'s
+/// generation).
+pub fn user_cache() -> UserCache {
+    ClassCache::new(std::time::Duration::from_secs(5), 10_000)
+}
+
 /// `request.user`: the caller's `_User` in full (with its session token), or `null`.
-pub async fn user_json(operations: &Operations, auth: &Auth) -> OpResult<Value> {
+pub async fn user_json(operations: &Operations, auth: &Auth, cache: &UserCache) -> OpResult<Value> {
     let Some(user_id) = &auth.user_id else {
         return Ok(Value::Null);
     };
-    let mut user = operations
-        .get(&Auth::master(), "_User", user_id, GetRequest::default())
-        .await?;
-    if let Value::Object(fields) = &mut user {
-        fields.insert("__type".into(), "Object".into());
-        fields.insert("className".into(), "_User".into());
-        if let Some(token) = &auth.session_token {
-            fields.insert("sessionToken".into(), token.clone().into());
+    let stamp = cache.stamp(operations.store.class_generation("_User"));
+    let mut user = match cache.get(user_id, stamp) {
+        Some(user) => user,
+        None => {
+            let mut user = operations
+                .get(&Auth::master(), "_User", user_id, GetRequest::default())
+                .await?;
+            if let Value::Object(fields) = &mut user {
+                fields.insert("__type".into(), "Object".into());
+                fields.insert("className".into(), "_User".into());
+            }
+            cache.insert(user_id, user.clone(), stamp);
+            user
         }
+    };
+    if let Value::Object(fields) = &mut user
+        && let Some(token) = &auth.session_token
+    {
+        fields.insert("sessionToken".into(), token.clone().into());
     }
     Ok(user)
 }

@@ -212,6 +212,9 @@ impl std::fmt::Debug for Cloud {
 /// The pool of cloud-code runtimes.
 pub struct Cloud {
     http_allow: Arc<[String]>,
+    /// `request.user` of each caller, kept until `_User` changes (every trigger and function
+    /// call hands it over; reading it each time was a store read per call).
+    users: bridge::UserCache,
     /// This pool itself, for the calls it hands out (`Parse.Cloud.run` reaches it again).
     me: std::sync::Weak<Cloud>,
     shared: Arc<Shared>,
@@ -265,6 +268,7 @@ impl Cloud {
         }
         let cloud = Arc::new_cyclic(|me| Cloud {
             http_allow: settings.http_allow.clone().into(),
+            users: bridge::user_cache(),
             me: me.clone(),
             shared,
             calls_tx: Mutex::new(Some(calls_tx)),
@@ -418,7 +422,7 @@ impl Cloud {
         params: &Map<String, Value>,
         meta: RequestMeta,
     ) -> Result<Value, OpError> {
-        let user = bridge::user_json(operations, auth).await?;
+        let user = bridge::user_json(operations, auth, &self.users).await?;
         let request = serde_json::json!({
             "params": params,
             "user": user,
@@ -457,7 +461,10 @@ impl CloudHooks for Cloud {
             Value::Object(fields) => fields,
             _ => Map::new(),
         };
-        request.insert("user".into(), bridge::user_json(operations, auth).await?);
+        request.insert(
+            "user".into(),
+            bridge::user_json(operations, auth, &self.users).await?,
+        );
         request.insert("master".into(), auth.master.into());
         request.insert("installationId".into(), auth.installation_id.clone().into());
         request.insert("roles".into(), auth.roles.clone().into());

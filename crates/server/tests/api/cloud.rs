@@ -91,6 +91,20 @@ async fn request_carries_the_user_and_master_flag() {
         master.body["result"],
         json!({"user": null, "master": true, "functionName": "whoami"})
     );
+    // `request.user` is the user as stored now: a change shows at the next call.
+    let renamed = server
+        .as_user(
+            &ada,
+            Method::PUT,
+            &format!("/users/{}", ada.id),
+            Some(json!({"username": "ada2"})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
+    let reply = server
+        .as_user(&ada, Method::POST, "/functions/whoami", Some(json!({})))
+        .await;
+    assert_eq!(reply.body["result"]["user"], "ada2");
 }
 
 #[tokio::test]
