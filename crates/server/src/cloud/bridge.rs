@@ -53,6 +53,81 @@ pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value
                 operations.commit_one(planned).await?;
                 Ok(json!({}))
             }
+            "signUp" => Ok(operations.sign_up(&auth, &object("body")).await?.body),
+            "logIn" => {
+                let request = crate::operation::login::LogIn {
+                    username: args.get("username").cloned(),
+                    email: None,
+                    password: args.get("password").cloned(),
+                };
+                operations
+                    .log_in(request, None, client_ip(&context.auth))
+                    .await
+            }
+            "become" => {
+                let token = args
+                    .get("sessionToken")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let user_id = operations.resolve_session(token).await?;
+                let caller = Auth {
+                    roles: operations.roles_of(&user_id).await?,
+                    user_id: Some(user_id),
+                    session_token: Some(token.to_owned()),
+                    ..Auth::default()
+                };
+                operations.current_user(&caller).await
+            }
+            "requestPasswordReset" => {
+                let mut body = Map::new();
+                body.insert(
+                    "email".into(),
+                    args.get("email").cloned().unwrap_or(Value::Null),
+                );
+                operations.request_password_reset(&body).await
+            }
+            "saveFile" => {
+                use base64::Engine as _;
+                let name = args.get("name").and_then(Value::as_str).unwrap_or("");
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(args.get("base64").and_then(Value::as_str).unwrap_or(""))
+                    .map_err(|_| {
+                        OpError::parse(
+                            parlor_core::Code::FileSaveError,
+                            "Parse.File: the data is not valid base64.",
+                        )
+                    })?;
+                let content_type = args.get("type").and_then(Value::as_str);
+                operations
+                    .upload_file(&auth, name, content_type, data)
+                    .await
+            }
+            "readFile" => {
+                use base64::Engine as _;
+                let name = args.get("name").and_then(Value::as_str).unwrap_or("");
+                let Some((_, data)) = operations.read_file(name).await? else {
+                    return Err(OpError::parse(
+                        parlor_core::Code::ObjectNotFound,
+                        "Parse.File: no such file.",
+                    ));
+                };
+                Ok(json!({"base64": base64::engine::general_purpose::STANDARD.encode(data)}))
+            }
+            "deleteFile" => {
+                let name = args.get("name").and_then(Value::as_str).unwrap_or("");
+                operations.delete_file(&auth, name).await
+            }
+            "sleep" => {
+                // setTimeout: bounded by the call's own time limit, which interrupts it.
+                let ms = args.get("ms").and_then(Value::as_f64).unwrap_or(0.0);
+                let ms = if ms.is_finite() {
+                    ms.clamp(0.0, 3_600_000.0)
+                } else {
+                    0.0
+                };
+                tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await;
+                Ok(Value::Null)
+            }
             "config" => operations.get_config(&auth).await,
             "httpRequest" => http_request(&context.http_allow, &args).await,
             "jobMessage" => {
@@ -76,6 +151,15 @@ pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value
     }
     .await;
     result.map_err(|error| CloudFailure::from_op_error(&error))
+}
+
+/// The address of the request that started the call (log-in limits count per address).
+fn client_ip(auth: &Auth) -> std::net::IpAddr {
+    auth.request
+        .as_ref()
+        .and_then(|meta| meta.ip.as_deref())
+        .and_then(|ip| ip.parse().ok())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
 }
 
 /// The rights an operation runs with: the call's own, the master key's, or a session's;

@@ -214,16 +214,59 @@
     toJSON() { return { __type: "GeoPoint", latitude: this.latitude, longitude: this.longitude }; }
   }
 
+  // Bytes as base64, for files (QuickJS has no btoa).
+  const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  function bytesToBase64(bytes) {
+    let out = "";
+    for (let i = 0; i < bytes.length; i += 3) {
+      const a = bytes[i] & 255, b = bytes[i + 1] & 255, c = bytes[i + 2] & 255;
+      out += BASE64[a >> 2] + BASE64[((a & 3) << 4) | (b >> 4)];
+      out += i + 1 < bytes.length ? BASE64[((b & 15) << 2) | (c >> 6)] : "=";
+      out += i + 2 < bytes.length ? BASE64[c & 63] : "=";
+    }
+    return out;
+  }
+
   class ParseFile {
+    // data: an array of bytes, a Uint8Array or `{base64}` (a data: URL too), as the SDK takes.
     constructor(name, data, type, url) {
       this._name = name;
       this._url = url;
-      if (data !== undefined) {
-        throw new ParseError(ParseError.SCRIPT_FAILED, "Saving a Parse.File from Cloud Code is not supported by Parlor");
+      this._type = type;
+      if (data === undefined) return;
+      if (Array.isArray(data) || data instanceof Uint8Array) {
+        this._base64 = bytesToBase64(data);
+      } else if (data && typeof data.base64 === "string") {
+        const dataUrl = /^data:([^;,]*)[^,]*,(.*)$/s.exec(data.base64);
+        if (dataUrl) this._type = this._type || dataUrl[1];
+        this._base64 = dataUrl ? dataUrl[2] : data.base64;
+      } else if (data && data.uri) {
+        throw new ParseError(ParseError.FILE_SAVE_ERROR, "Parse.File from a uri is not supported in Parlor's Cloud Code: fetch it with Parse.Cloud.httpRequest and pass {base64}");
+      } else {
+        throw new ParseError(ParseError.FILE_SAVE_ERROR, "Cannot create a Parse.File with that data.");
       }
     }
     name() { return this._name; }
     url() { return this._url; }
+    async save(options) {
+      if (this._url) return this;
+      if (this._base64 === undefined) throw new ParseError(ParseError.FILE_SAVE_ERROR, "This Parse.File has no data to save.");
+      const reply = await op("saveFile", Object.assign({ name: this._name, base64: this._base64, type: this._type }, rights(options)));
+      this._name = reply.name;
+      this._url = reply.url;
+      return this;
+    }
+    async getData() {
+      if (this._base64 !== undefined) return this._base64;
+      const reply = await op("readFile", { name: this._name });
+      this._base64 = reply.base64;
+      return this._base64;
+    }
+    async destroy(options) {
+      await op("deleteFile", Object.assign({ name: this._name }, rights(options)));
+      this._url = undefined;
+      return this;
+    }
     toJSON() { return { __type: "File", name: this._name, url: this._url }; }
   }
 
@@ -426,7 +469,10 @@
       for (const change of Object.values(this._changes)) {
         const inner = change.set;
         const list = Array.isArray(inner) ? inner : [inner];
-        for (const item of list) if (item instanceof ParseObject && !item.id && item !== this) await item.save(null, options);
+        for (const item of list) {
+          if (item instanceof ParseObject && !item.id && item !== this) await item.save(null, options);
+          if (item instanceof ParseFile && !item.url()) await item.save(options);
+        }
       }
       const args = Object.assign({ className: this.className, body: this._body(), context: options && options.context }, rights(options));
       let reply;
@@ -507,13 +553,36 @@
     setEmail(email) { return this.set("email", email); }
     getSessionToken() { return this._sessionToken; }
     authenticated() { return !!this._sessionToken; }
-    async signUp(attrs, options) { return this.save(attrs, options); }
-    static current() { return null; }
-    static async logIn() {
-      throw new ParseError(ParseError.SCRIPT_FAILED, "Parse.User.logIn is not available in Cloud Code (there is no current user on the server)");
+    // Signs up through the sign-up operation: the user gets a session (`getSessionToken()`).
+    async signUp(attrs, options) {
+      if (attrs) this.set(attrs);
+      const reply = await op("signUp", Object.assign({ body: this._body() }, rights(options)));
+      this._changes = {};
+      this._finishSave(reply);
+      return this;
     }
+    static current() { return null; }
+    static async logIn(username, password) {
+      return userFrom(await op("logIn", { username, password }));
+    }
+    static async become(sessionToken) {
+      return userFrom(await op("become", { sessionToken }));
+    }
+    static async requestPasswordReset(email) {
+      await op("requestPasswordReset", { email });
+    }
+    static async logOut() {}
   }
   ParseUser._parseClassName = "_User";
+  function userFrom(json) {
+    const user = objectOf("_User", json.objectId);
+    user._finish(json);
+    user._existed = true;
+    if (json.sessionToken) user._sessionToken = json.sessionToken;
+    delete user._data.sessionToken;
+    user._server = Object.assign({}, user._data);
+    return user;
+  }
   subclasses.set("_User", ParseUser);
 
   class ParseRole extends ParseObject {
@@ -1109,6 +1178,21 @@
     _decode: decode,
   };
   globalThis.Parse = Parse;
+  // Timers live as long as the call that set them: one still pending when its call has
+  // answered never fires (there is no event loop between calls).
+  const timers = new Map();
+  let nextTimer = 1;
+  globalThis.setTimeout = (fn, ms, ...args) => {
+    const id = nextTimer++;
+    timers.set(id, true);
+    op("sleep", { ms: Number(ms) || 0 }).then(() => {
+      if (timers.delete(id) && typeof fn === "function") fn(...args);
+    }, () => timers.delete(id));
+    return id;
+  };
+  globalThis.clearTimeout = (id) => { timers.delete(id); };
+  globalThis.setImmediate = (fn, ...args) => globalThis.setTimeout(fn, 0, ...args);
+  globalThis.clearImmediate = globalThis.clearTimeout;
   globalThis.require = requireFrom("/");
   globalThis.module = { exports: {} };
   globalThis.process = { env: {} };

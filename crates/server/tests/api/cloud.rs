@@ -1066,3 +1066,83 @@ async fn job_schedules_are_kept_for_the_dashboard() {
     let listed = server.master(Method::GET, "/cloud_code/jobs", None).await;
     assert_eq!(listed.body, json!([]));
 }
+
+#[tokio::test]
+async fn files_users_and_timers_work_inside_cloud_code() {
+    let server = cloud_server(ServeOptions {
+        allow_client_class_creation: Some(true),
+        ..ServeOptions::default()
+    })
+    .await;
+    let files = call(&server, "fileRoundTrip", json!({}), &PUBLIC_HEADERS).await;
+    assert_eq!(files.status, StatusCode::OK, "{:?}", files.body);
+    let result = &files.body["result"];
+    assert!(
+        result["name"].as_str().unwrap().ends_with("_hello.txt"),
+        "{result}"
+    );
+    assert_eq!(result["data"], "aGVsbG8gd29ybGQ=");
+    assert_eq!(result["bytes"], "aGk=");
+    // The file is served like one a client uploaded.
+    let url = result["url"].as_str().unwrap();
+    let served = reqwest::get(url).await.unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(served.text().await.unwrap(), "hello world");
+    // Without the master key or a user, an upload obeys the server's rule (no public uploads).
+    let refused = call(&server, "anonymousFile", json!({}), &PUBLIC_HEADERS).await;
+    assert_parse_error(
+        &refused,
+        400,
+        130,
+        Some("File upload by public is disabled."),
+    );
+
+    // Sign-up, log-in and become give real sessions.
+    let signed = call(
+        &server,
+        "signUpUser",
+        json!({"username": "eve"}),
+        &PUBLIC_HEADERS,
+    )
+    .await;
+    assert_eq!(signed.status, StatusCode::OK, "{:?}", signed.body);
+    let token = signed.body["result"]["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("r:"), "{token}");
+    let me = server
+        .send(
+            Method::GET,
+            "/users/me",
+            None,
+            &[
+                ("x-parse-application-id", APP_ID),
+                ("x-parse-session-token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(me.body["username"], "eve");
+    let logged = call(
+        &server,
+        "logInAs",
+        json!({"username": "eve", "password": "pw"}),
+        &PUBLIC_HEADERS,
+    )
+    .await;
+    assert_eq!(logged.body["result"]["same"], true, "{:?}", logged.body);
+    assert_eq!(logged.body["result"]["username"], "eve");
+    assert_ne!(logged.body["result"]["token"], json!(token));
+    let wrong = call(
+        &server,
+        "logInAs",
+        json!({"username": "eve", "password": "nope"}),
+        &PUBLIC_HEADERS,
+    )
+    .await;
+    assert_parse_error(&wrong, 404, 101, Some("Invalid username/password."));
+
+    // setTimeout waits; clearTimeout cancels.
+    let waited = call(&server, "wait", json!({}), &PUBLIC_HEADERS).await;
+    assert_eq!(
+        waited.body["result"],
+        json!({"waited": true, "cancelledRan": false})
+    );
+}
