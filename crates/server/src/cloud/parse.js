@@ -956,18 +956,34 @@
 
   // ---- dispatch ----------------------------------------------------------------------------
 
+  // A property computed on first use (then an ordinary one): most triggers never read
+  // `request.user` or `request.log`, and building them is most of a small trigger's cost.
+  function lazy(object, key, make) {
+    const settle = (value) => Object.defineProperty(object, key, { value, writable: true, configurable: true, enumerable: true });
+    Object.defineProperty(object, key, {
+      configurable: true,
+      enumerable: true,
+      get() { const value = make(); settle(value); return value; },
+      set(value) { settle(value); },
+    });
+  }
+
   function requestBase(raw, label) {
     const request = {
-      user: raw.user ? decode(raw.user) : undefined,
       master: !!raw.master,
       installationId: raw.installationId || undefined,
       headers: raw.headers || {},
       ip: raw.ip || undefined,
       context: raw.context || {},
-      log: logger(label),
       _roles: raw.roles || [],
     };
-    if (request.user && raw.user.sessionToken) request.user._sessionToken = raw.user.sessionToken;
+    lazy(request, "user", () => {
+      if (!raw.user) return undefined;
+      const user = decode(raw.user);
+      if (raw.user.sessionToken) user._sessionToken = raw.user.sessionToken;
+      return user;
+    });
+    lazy(request, "log", () => logger(label));
     return request;
   }
 
