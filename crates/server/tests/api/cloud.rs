@@ -56,6 +56,13 @@ async fn functions_answer_their_result_and_the_ai_functions_stay() {
         json!({"when": {"__type": "Date", "iso": "2026-01-02T03:04:05.000Z"}, "n": [1, 2]})
     );
 
+    // Nothing returned: `{}`, as Parse Server answers (the SDK then resolves `undefined`);
+    // a null is a result.
+    let nothing = call(&server, "nothing", json!({}), &PUBLIC_HEADERS).await;
+    assert_eq!(nothing.body, json!({}));
+    let null = call(&server, "nothingAtAll", json!({}), &PUBLIC_HEADERS).await;
+    assert_eq!(null.body, json!({"result": null}));
+
     let unknown = call(&server, "nope", json!({}), &PUBLIC_HEADERS).await;
     assert_parse_error(&unknown, 400, 141, Some("Invalid function: \"nope\""));
 
