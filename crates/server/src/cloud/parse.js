@@ -806,7 +806,7 @@
 
   function addTrigger(kind, target, handler, validator) {
     checkHandler(kind, handler);
-    const name = kind === "beforeLogin" || kind === "afterLogin" ? "_User" : kind === "afterLogout" ? "_Session" : className(target);
+    const name = kind === "beforeLogin" || kind === "afterLogin" ? "_User" : kind === "afterLogout" ? "_Session" : kind === "beforeConnect" ? "@Connect" : className(target);
     triggers.set(`${kind}:${name}`, { handler, validator });
   }
 
@@ -844,10 +844,10 @@
   for (const kind of ["beforeSave", "afterSave", "beforeDelete", "afterDelete", "beforeFind", "afterFind", "beforeSubscribe", "afterLiveQueryEvent", "afterEvent"]) {
     Cloud[kind] = (target, handler, validator) => addTrigger(kind === "afterEvent" ? "afterLiveQueryEvent" : kind, target, handler, validator);
   }
-  for (const kind of ["beforeLogin", "afterLogin", "afterLogout"]) {
+  for (const kind of ["beforeLogin", "afterLogin", "afterLogout", "beforeConnect"]) {
     Cloud[kind] = (handler, validator) => addTrigger(kind, null, handler, validator);
   }
-  for (const kind of ["beforeConnect", "beforeSaveFile", "afterSaveFile", "beforeDeleteFile", "afterDeleteFile", "beforePasswordResetRequest", "sendEmail"]) {
+  for (const kind of ["beforeSaveFile", "afterSaveFile", "beforeDeleteFile", "afterDeleteFile", "beforePasswordResetRequest", "sendEmail"]) {
     Cloud[kind] = () => { throw new Error(`Parse.Cloud.${kind} is not supported by Parlor`); };
   }
 
@@ -1086,6 +1086,15 @@
       case "afterLogout":
         request.object = objectFromJSON(className, raw.object);
         if (kind !== "afterLogout") request.user = request.object;
+        await guarded(entry, request);
+        return null;
+      case "beforeConnect":
+        // A LiveQuery client's `connect`: throwing refuses it.
+        request.event = "connect";
+        request.sessionToken = raw.sessionToken || undefined;
+        request.useMasterKey = !!raw.master;
+        request.clients = raw.clients || 0;
+        request.subscriptions = raw.subscriptions || 0;
         await guarded(entry, request);
         return null;
       case "beforeSubscribe": {

@@ -395,6 +395,22 @@ async fn connect(
     if let Some(token) = text("sessionToken") {
         (auth, expires_at) = subscriber_auth(state, &token, &auth).await;
     }
+    // The app's `beforeConnect` may refuse the client: an error frame with its code (141 for
+    // a thrown string), and no reconnecting, as Parse Server answers.
+    if let Err(error) = state
+        .operations
+        .before_connect(
+            &auth,
+            text("sessionToken").as_deref(),
+            state.live.connection_count(),
+        )
+        .await
+    {
+        let error = error
+            .to_parse_error()
+            .unwrap_or_else(|| Error::forbidden("unauthorized: master key is required"));
+        return vec![error_from(&error, None)];
+    }
     // A reconnecting client's `connect` replaces its earlier one; its slot moves with it.
     client.slot = None;
     if let Some(user_id) = &auth.user_id {

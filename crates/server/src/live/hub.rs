@@ -127,6 +127,14 @@ impl Hub {
         }
     }
 
+    /// How many connections are open (`request.clients` of `beforeConnect`).
+    pub fn connection_count(&self) -> usize {
+        self.connections
+            .lock()
+            .map(|connections| connections.len())
+            .unwrap_or_default()
+    }
+
     /// The open connections and their subscriptions: totals, subscriptions per class, and
     /// the `limit` connections opened last (`clientId`, `userId`, `address`, `openedAt`,
     /// `subscriptions` by class).

@@ -167,6 +167,9 @@ impl AfterSaveAnswer {
     }
 }
 
+/// The class name `beforeConnect` is registered under.
+const CONNECT: &str = "@Connect";
+
 /// The triggers an app's code may define (§10.3, §11.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -181,6 +184,8 @@ pub enum Trigger {
     AfterLogout,
     BeforeSubscribe,
     AfterLiveQueryEvent,
+    /// A LiveQuery client's `connect` (on the pseudo-class `@Connect`, as Parse Server names it).
+    BeforeConnect,
 }
 
 impl Trigger {
@@ -198,6 +203,7 @@ impl Trigger {
             Trigger::AfterLogout => "afterLogout",
             Trigger::BeforeSubscribe => "beforeSubscribe",
             Trigger::AfterLiveQueryEvent => "afterLiveQueryEvent",
+            Trigger::BeforeConnect => "beforeConnect",
         }
     }
 }
@@ -429,6 +435,27 @@ impl Operations {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// `beforeConnect`: the app may refuse a LiveQuery client's `connect` by throwing.
+    /// `auth` is the connection's (its user when its session token resolved); `session_token`
+    /// the token the client sent, resolved or not.
+    pub async fn before_connect(
+        &self,
+        auth: &Auth,
+        session_token: Option<&str>,
+        clients: usize,
+    ) -> OpResult<()> {
+        if !self.has_trigger(Trigger::BeforeConnect, CONNECT) {
+            return Ok(());
+        }
+        let payload = serde_json::json!({
+            "sessionToken": session_token,
+            "clients": clients,
+        });
+        self.run_trigger(auth, Trigger::BeforeConnect, CONNECT, payload)
+            .await?;
         Ok(())
     }
 

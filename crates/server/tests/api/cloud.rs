@@ -845,6 +845,35 @@ async fn live_query_subscriptions_and_events_take_the_apps_triggers() {
     assert_eq!(event["object"]["title"], "blue one");
     assert_eq!(event["object"]["seenLive"], true);
     live::quiet(&mut socket).await;
+
+    // beforeConnect: a refused client gets an error frame with the trigger's code and is not
+    // told to reconnect; the others connect.
+    for (token, code, message) in [
+        ("banned-token", 141, "not allowed to connect"),
+        ("", 119, "This account may not connect"),
+    ] {
+        let token = if token.is_empty() {
+            let eve = server
+                .sign_up_with(json!({"username": "eve", "password": "pw", "banned": true}))
+                .await;
+            eve.token
+        } else {
+            token.to_owned()
+        };
+        let mut refused = live::open(&server).await;
+        live::send(
+            &mut refused,
+            json!({"op": "connect", "applicationId": APP_ID, "sessionToken": token}),
+        )
+        .await;
+        let frame = live::next(&mut refused).await;
+        assert_eq!(frame["op"], "error", "{frame}");
+        assert_eq!(frame["code"], code);
+        assert_eq!(frame["error"], message);
+        assert_eq!(frame["reconnect"], false);
+    }
+    let ada = server.sign_up("ada").await;
+    live::connected(&server, Some(&ada.token)).await;
 }
 
 #[tokio::test]
