@@ -11,6 +11,7 @@
 //! count translated to SQL; no backend filters rows in Rust.
 //! **Invariant:** one call to [`Store::write`] is one transaction: all of it or none of it.
 
+mod ddl;
 pub mod error;
 mod layout;
 pub mod postgres;

@@ -1,7 +1,9 @@
 //! Tables, columns and indexes of classes, and the `_SCHEMA` and `_Files` tables.
 //!
 //! The layout is SQLite's (see `crate::layout`): a table per class, a join table per
-//! relation, `_SCHEMA` holding each class's schema JSON. PostgreSQL specifics:
+//! relation, `_SCHEMA` holding each class's schema JSON. The statements of a schema change
+//! are built by `crate::ddl` from the [`DdlDialect`] words below; this module runs them.
+//! PostgreSQL specifics:
 //! - every DDL statement runs inside the caller's transaction (PostgreSQL DDL is
 //!   transactional), so a failed schema change leaves nothing behind;
 //! - `_User.username`/`email` are unique on `lower(col)`: their columns are in the `"C"`
@@ -18,7 +20,6 @@
 
 use parlor_core::Error;
 use parlor_core::schema::{ClassSchema, FieldType};
-use serde_json::Value;
 use sqlx_core::executor::Executor;
 use sqlx_core::query::query;
 use sqlx_core::query_scalar::query_scalar;
@@ -26,21 +27,12 @@ use sqlx_core::raw_sql::raw_sql;
 use sqlx_core::sql_str::AssertSqlSafe;
 use sqlx_postgres::PgConnection;
 
+use crate::ddl::{self as shared, DdlDialect, SchemaChange, TableChanges, quote_index};
 use crate::error::{StoreError, StoreResult};
-use crate::layout::{
-    CASE_INSENSITIVE_UNIQUE, FieldChanges, NULLS_COLUMN, SYSTEM_UNIQUE, UNIQUE_INDEX_KEY,
-    check_column_count, field_columns, geo_index, join_table, pointer_index, schema_index,
-    unique_index,
-};
+use crate::layout::{NULLS_COLUMN, join_table};
+use crate::postgres::dialect::PgDialect;
 use crate::postgres::rows::column_type;
 use crate::sql::quote_ident;
-
-/// Tables a job created or dropped, applied to the store's table list once committed.
-#[derive(Debug, Default)]
-pub(crate) struct TableChanges {
-    pub(crate) created: Vec<String>,
-    pub(crate) dropped: Vec<String>,
-}
 
 /// PostgreSQL's longest identifier, in bytes.
 const MAX_IDENTIFIER: usize = 63;
@@ -50,9 +42,72 @@ const MAX_IDENTIFIER: usize = 63;
 /// (`54011`) is mapped to the same error.
 const MAX_COLUMNS: usize = 1600;
 
+/// PostgreSQL's words for the shared DDL text (`crate::ddl`).
+impl DdlDialect for PgDialect {
+    const MAX_COLUMNS: usize = MAX_COLUMNS;
+    // Byte order, as SQLite compares: sorting and `lower` then agree across backends.
+    const ID_TYPE: &'static str = "text COLLATE \"C\"";
+    const LIST_TYPE: &'static str = "text[]";
+    const JOIN_TABLE_OPTIONS: &'static str = "";
+
+    fn column_type(field_type: &FieldType) -> Option<&'static str> {
+        column_type(field_type)
+    }
+
+    fn index_name(name: &str) -> String {
+        identifier(name)
+    }
+
+    /// `lower` of a `"C"` column folds ASCII only, like SQLite's `NOCASE`.
+    fn unique_column(column: &str, case_insensitive: bool) -> String {
+        if case_insensitive {
+            format!("lower({column})")
+        } else {
+            column.to_owned()
+        }
+    }
+
+    fn check_names<'s>(
+        class_name: &str,
+        fields: impl IntoIterator<Item = (&'s String, &'s FieldType)>,
+    ) -> StoreResult<()> {
+        check_identifiers(class_name, fields)
+    }
+
+    /// Serves the `&&` of `Readable`.
+    fn class_indexes(class_name: &str) -> Vec<String> {
+        vec![format!(
+            "CREATE INDEX {} ON {} USING gin (\"_rperm\")",
+            quote_index::<PgDialect>(&format!("{class_name}$rperm")),
+            quote_ident(class_name)
+        )]
+    }
+
+    /// Dropping a column drops its indexes (the unique index on `lower(col)` too), so
+    /// nothing runs before; `IF EXISTS` since the count check may see a column the table lost.
+    fn drop_column(table: &str, column: &str) -> String {
+        format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {column}")
+    }
+
+    /// New columns in one statement: the table's exclusive lock is taken once, and the
+    /// catalog is written once, however many fields arrive together.
+    fn add_columns(table: &str, clauses: Vec<String>) -> Vec<String> {
+        vec![format!("ALTER TABLE {table} {}", clauses.join(", "))]
+    }
+}
+
 /// Runs DDL text (simple protocol: each statement runs once, nothing to cache).
 async fn execute(conn: &mut PgConnection, sql: String) -> StoreResult<()> {
     conn.execute(raw_sql(AssertSqlSafe(sql))).await?;
+    Ok(())
+}
+
+/// Runs DDL statements in order; a failure stops at it (the caller's transaction then rolls
+/// all of them back).
+async fn execute_all(conn: &mut PgConnection, statements: Vec<String>) -> StoreResult<()> {
+    for sql in statements {
+        execute(conn, sql).await?;
+    }
     Ok(())
 }
 
@@ -114,10 +169,6 @@ fn check_identifiers<'s>(
     Ok(())
 }
 
-fn quote_index(name: &str) -> String {
-    quote_ident(&identifier(name))
-}
-
 /// Creates `_SCHEMA` and `_Files` if missing.
 pub(crate) async fn create_base_tables(conn: &mut PgConnection) -> StoreResult<()> {
     execute(
@@ -138,105 +189,28 @@ pub(crate) async fn table_names(conn: &mut PgConnection) -> StoreResult<Vec<Stri
     Ok(names)
 }
 
-pub(crate) async fn create_class(
+/// Runs one schema change inside the caller's transaction.
+pub(crate) async fn apply(
+    conn: &mut PgConnection,
+    change: &SchemaChange,
+    changes: &mut TableChanges,
+) -> StoreResult<()> {
+    match change {
+        SchemaChange::Create(schema) => create_class(conn, schema, changes).await,
+        SchemaChange::Update { before, after } => update_class(conn, before, after, changes).await,
+        SchemaChange::Drop(class_name) => drop_class(conn, class_name, changes).await,
+        SchemaChange::Purge(class_name) => purge_class(conn, class_name).await,
+    }
+}
+
+async fn create_class(
     conn: &mut PgConnection,
     schema: &ClassSchema,
     changes: &mut TableChanges,
 ) -> StoreResult<()> {
-    let class_name = &schema.class_name;
-    check_column_count(schema, MAX_COLUMNS)?;
-    check_identifiers(
-        class_name,
-        schema
-            .fields
-            .iter()
-            .map(|(name, field)| (name, &field.field_type)),
-    )?;
-    let table = quote_ident(class_name);
-    let mut sql = format!(
-        "CREATE TABLE {table} (\"objectId\" text COLLATE \"C\" PRIMARY KEY, \
-         \"createdAt\" text COLLATE \"C\", \"updatedAt\" text COLLATE \"C\", \
-         \"_rperm\" text[], \"_wperm\" text[], {} text[]",
-        quote_ident(NULLS_COLUMN)
-    );
-    for (name, field_type) in field_columns(schema) {
-        if let Some(column_type) = column_type(field_type) {
-            sql.push_str(&format!(", {} {column_type}", quote_ident(name)));
-        }
-    }
-    sql.push_str("); ");
-    sql.push_str(&format!(
-        "CREATE INDEX {} ON {table} (\"createdAt\", \"objectId\"); \
-         CREATE INDEX {} ON {table} USING gin (\"_rperm\")",
-        quote_index(&format!("{class_name}$created")),
-        quote_index(&format!("{class_name}$rperm")),
-    ));
-    execute(conn, sql).await?;
-    changes.created.push(class_name.clone());
-    for (name, field) in &schema.fields {
-        add_field_extras(conn, class_name, name, &field.field_type, changes).await?;
-    }
-    for (index_name, spec) in &schema.indexes {
-        create_index(conn, schema, index_name, spec).await?;
-    }
+    let statements = shared::create_class::<PgDialect>(schema, changes)?;
+    execute_all(conn, statements).await?;
     save_schema(conn, schema).await
-}
-
-/// The indexes and join table a field brings besides its column.
-async fn add_field_extras(
-    conn: &mut PgConnection,
-    class_name: &str,
-    name: &str,
-    field_type: &FieldType,
-    changes: &mut TableChanges,
-) -> StoreResult<()> {
-    match field_type {
-        FieldType::Pointer(_) => {
-            execute(
-                conn,
-                format!(
-                    "CREATE INDEX IF NOT EXISTS {} ON {} ({} NULLS FIRST, \"createdAt\", \"objectId\")",
-                    quote_index(&pointer_index(class_name, name)),
-                    quote_ident(class_name),
-                    quote_ident(name)
-                ),
-            )
-            .await?;
-        }
-        FieldType::Relation(_) => ensure_join_table(conn, name, class_name, changes).await?,
-        // The expressions the dialect's geo conditions read (`PgDialect::coordinate`): a
-        // query's latitude band is the range, its longitude band is checked in the index.
-        FieldType::GeoPoint => {
-            execute(
-                conn,
-                format!(
-                    "CREATE INDEX IF NOT EXISTS {} ON {} ((({column} ->> 'latitude')::float8), (({column} ->> 'longitude')::float8))",
-                    quote_index(&geo_index(class_name, name)),
-                    quote_ident(class_name),
-                    column = quote_ident(name)
-                ),
-            )
-            .await?;
-        }
-        _ => {}
-    }
-    if SYSTEM_UNIQUE.contains(&(class_name, name)) {
-        let column = if CASE_INSENSITIVE_UNIQUE.contains(&(class_name, name)) {
-            format!("lower({})", quote_ident(name))
-        } else {
-            quote_ident(name)
-        };
-        execute(
-            conn,
-            format!(
-                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({column})",
-                quote_index(&unique_index(class_name, name)),
-                quote_ident(class_name),
-            ),
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// Creates the join table of relation `field` on `class_name` if it is missing.
@@ -246,156 +220,29 @@ pub(crate) async fn ensure_join_table(
     class_name: &str,
     changes: &mut TableChanges,
 ) -> StoreResult<()> {
-    let table = join_table(field, class_name);
-    execute(
-        conn,
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (\"owningId\" text COLLATE \"C\" NOT NULL, \
-             \"relatedId\" text COLLATE \"C\" NOT NULL, PRIMARY KEY (\"owningId\", \"relatedId\")); \
-             CREATE INDEX IF NOT EXISTS {} ON {} (\"relatedId\")",
-            quote_ident(&table),
-            quote_index(&format!("{table}$related")),
-            quote_ident(&table)
-        ),
-    )
-    .await?;
-    changes.created.push(table);
-    Ok(())
+    let sql = shared::ensure_join_table::<PgDialect>(field, class_name, changes);
+    execute(conn, sql).await
 }
 
-/// Creates one `schema.indexes` entry (`{field: 1 | -1, "$unique"?: true}`); `_id_` and
-/// entries naming no column of the class are skipped.
-async fn create_index(
-    conn: &mut PgConnection,
-    schema: &ClassSchema,
-    index_name: &str,
-    spec: &Value,
-) -> StoreResult<()> {
-    let Some(columns) = index_columns(schema, index_name, spec) else {
-        return Ok(());
-    };
-    let unique = spec.get(UNIQUE_INDEX_KEY) == Some(&Value::Bool(true));
-    execute(
-        conn,
-        format!(
-            "CREATE {}INDEX IF NOT EXISTS {} ON {} ({columns})",
-            if unique { "UNIQUE " } else { "" },
-            quote_index(&schema_index(&schema.class_name, index_name)),
-            quote_ident(&schema.class_name)
-        ),
-    )
-    .await
-}
-
-fn index_columns(schema: &ClassSchema, index_name: &str, spec: &Value) -> Option<String> {
-    if index_name == "_id_" {
-        return None;
-    }
-    let columns: Vec<String> = spec
-        .as_object()?
-        .iter()
-        .filter(|(field, _)| field.as_str() != UNIQUE_INDEX_KEY)
-        .map(|(field, direction)| {
-            let descending = direction.as_f64() == Some(-1.0);
-            // The default columns are never NULL; a find orders them with PostgreSQL's
-            // default NULLS placement, and fields with SQLite's (see `Translator::order` and `Dialect::nulls_order`).
-            let nulls = if matches!(field.as_str(), "objectId" | "createdAt" | "updatedAt") {
-                ""
-            } else if field_columns(schema).any(|(name, _)| name == field) {
-                if descending {
-                    " NULLS LAST"
-                } else {
-                    " NULLS FIRST"
-                }
-            } else {
-                return None;
-            };
-            Some(format!(
-                "{} {}{nulls}",
-                quote_ident(field),
-                if descending { "DESC" } else { "ASC" }
-            ))
-        })
-        .collect::<Option<_>>()?;
-    (!columns.is_empty()).then(|| columns.join(", "))
-}
-
-pub(crate) async fn update_class(
+async fn update_class(
     conn: &mut PgConnection,
     before: &ClassSchema,
     after: &ClassSchema,
     changes: &mut TableChanges,
 ) -> StoreResult<()> {
+    let fields = shared::check_update::<PgDialect>(before, after)?;
     let class_name = &after.class_name;
-    if before.class_name != *class_name {
-        return Err(StoreError::Invalid(Error::invalid_query(
-            "cannot rename a class",
-        )));
-    }
-    check_column_count(after, MAX_COLUMNS)?;
-    let fields = FieldChanges::between(before, after);
-    check_identifiers(class_name, fields.added.iter().copied())?;
-    let table = quote_ident(class_name);
-    for (index_name, spec) in &before.indexes {
-        if after.indexes.get(index_name) != Some(spec) || fields.index_uses_removed(spec) {
-            execute(
-                conn,
-                format!(
-                    "DROP INDEX IF EXISTS {}",
-                    quote_index(&schema_index(class_name, index_name))
-                ),
-            )
-            .await?;
-        }
-    }
+    let drops = shared::drop_changed_indexes::<PgDialect>(before, after, &fields);
+    execute_all(conn, drops).await?;
     for (name, field_type) in &fields.removed {
-        // Dropping a column drops its indexes; the unique index of a system field, on
-        // `lower(col)`, goes with it too.
-        match field_type {
-            FieldType::Relation(_) => {
-                let join = join_table(name, class_name);
-                execute(conn, format!("DROP TABLE IF EXISTS {}", quote_ident(&join))).await?;
-                changes.dropped.push(join);
-            }
-            field_type if column_type(field_type).is_some() => {
-                execute(
-                    conn,
-                    format!(
-                        "ALTER TABLE {table} DROP COLUMN IF EXISTS {}",
-                        quote_ident(name)
-                    ),
-                )
-                .await?;
-                forget_nulls(conn, class_name, name).await?;
-            }
-            _ => {}
+        let statements = shared::remove_field::<PgDialect>(class_name, name, field_type, changes);
+        execute_all(conn, statements).await?;
+        if column_type(field_type).is_some() {
+            forget_nulls(conn, class_name, name).await?;
         }
     }
-    // New columns in one statement: the table's exclusive lock is taken once, and the
-    // catalog is written once, however many fields arrive together.
-    let new_columns: Vec<String> = fields
-        .added
-        .iter()
-        .filter_map(|(name, field_type)| {
-            column_type(field_type)
-                .map(|column_type| format!("ADD COLUMN {} {column_type}", quote_ident(name)))
-        })
-        .collect();
-    if !new_columns.is_empty() {
-        execute(
-            conn,
-            format!("ALTER TABLE {table} {}", new_columns.join(", ")),
-        )
-        .await?;
-    }
-    for (name, field_type) in &fields.added {
-        add_field_extras(conn, class_name, name, field_type, changes).await?;
-    }
-    for (index_name, spec) in &after.indexes {
-        if before.indexes.get(index_name) != Some(spec) || fields.index_uses_removed(spec) {
-            create_index(conn, after, index_name, spec).await?;
-        }
-    }
+    let statements = shared::add_fields::<PgDialect>(before, after, &fields, changes);
+    execute_all(conn, statements).await?;
     save_schema(conn, after).await
 }
 
@@ -428,39 +275,13 @@ async fn save_schema(conn: &mut PgConnection, schema: &ClassSchema) -> StoreResu
     Ok(())
 }
 
-/// The join tables owned by `class_name` (`_Join:<field>:<class_name>`).
-async fn join_tables_of(conn: &mut PgConnection, class_name: &str) -> StoreResult<Vec<String>> {
-    let suffix = format!(":{class_name}");
-    Ok(table_names(conn)
-        .await?
-        .into_iter()
-        .filter(|name| {
-            name.strip_prefix("_Join:")
-                .and_then(|rest| rest.strip_suffix(&suffix))
-                .is_some_and(|field| !field.contains(':'))
-        })
-        .collect())
-}
-
-pub(crate) async fn drop_class(
+async fn drop_class(
     conn: &mut PgConnection,
     class_name: &str,
     changes: &mut TableChanges,
 ) -> StoreResult<()> {
-    for table in join_tables_of(conn, class_name).await? {
-        execute(
-            conn,
-            format!("DROP TABLE IF EXISTS {}", quote_ident(&table)),
-        )
-        .await?;
-        changes.dropped.push(table);
-    }
-    execute(
-        conn,
-        format!("DROP TABLE IF EXISTS {}", quote_ident(class_name)),
-    )
-    .await?;
-    changes.dropped.push(class_name.to_owned());
+    let join_tables = shared::join_tables_of(table_names(conn).await?, class_name);
+    execute_all(conn, shared::drop_class(class_name, join_tables, changes)).await?;
     query("DELETE FROM \"_SCHEMA\" WHERE \"className\" = $1")
         .bind(class_name)
         .execute(conn)
@@ -468,18 +289,11 @@ pub(crate) async fn drop_class(
     Ok(())
 }
 
-pub(crate) async fn purge_class(conn: &mut PgConnection, class_name: &str) -> StoreResult<()> {
-    for table in join_tables_of(conn, class_name).await? {
-        execute(conn, format!("DELETE FROM {}", quote_ident(&table))).await?;
-    }
-    let exists = table_names(conn)
-        .await?
-        .iter()
-        .any(|name| name == class_name);
-    if exists {
-        execute(conn, format!("DELETE FROM {}", quote_ident(class_name))).await?;
-    }
-    Ok(())
+async fn purge_class(conn: &mut PgConnection, class_name: &str) -> StoreResult<()> {
+    let tables = table_names(conn).await?;
+    let exists = tables.iter().any(|name| name == class_name);
+    let join_tables = shared::join_tables_of(tables, class_name);
+    execute_all(conn, shared::purge_class(class_name, &join_tables, exists)).await
 }
 
 /// Every stored schema.
@@ -488,12 +302,5 @@ pub(crate) async fn load_schemas(conn: &mut PgConnection) -> StoreResult<Vec<Cla
         query_scalar("SELECT \"schema\" FROM \"_SCHEMA\" ORDER BY \"className\"")
             .fetch_all(conn)
             .await?;
-    texts
-        .iter()
-        .map(|text| {
-            let json: Value = serde_json::from_str(text)
-                .map_err(|error| StoreError::Database(Box::new(error)))?;
-            ClassSchema::from_json(&json).map_err(StoreError::Invalid)
-        })
-        .collect()
+    shared::parse_schemas(&texts)
 }

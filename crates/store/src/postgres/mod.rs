@@ -50,8 +50,8 @@ use crate::error::{StoreError, StoreResult};
 use crate::sql::quote_ident;
 use crate::{Change, ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
+use crate::ddl::{SchemaChange, TableChanges};
 use crate::select::{self, DecodeRow, Projection};
-use ddl::TableChanges;
 use dialect::PgDialect;
 use rows::{PgBind, PgSql};
 use sequencer::{Sequencer, Ticket};
@@ -517,17 +517,10 @@ impl Inner {
 
     /// Runs a schema change in a transaction of its own; on commit, the class's generation
     /// moves and the table list follows.
-    async fn ddl(&self, job: DdlJob) -> StoreResult<()> {
+    async fn ddl(&self, job: SchemaChange) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         let mut changes = TableChanges::default();
-        match &job {
-            DdlJob::Create(schema) => ddl::create_class(&mut tx, schema, &mut changes).await?,
-            DdlJob::Update { before, after } => {
-                ddl::update_class(&mut tx, before, after, &mut changes).await?;
-            }
-            DdlJob::Drop(class_name) => ddl::drop_class(&mut tx, class_name, &mut changes).await?,
-            DdlJob::Purge(class_name) => ddl::purge_class(&mut tx, class_name).await?,
-        }
+        ddl::apply(&mut tx, &job, &mut changes).await?;
         tx.commit().await?;
         next_statement_epoch();
         self.apply_table_changes(changes);
@@ -536,30 +529,10 @@ impl Inner {
     }
 }
 
-/// A schema change, owned so that it can run in a task of its own.
-enum DdlJob {
-    Create(ClassSchema),
-    Update {
-        before: ClassSchema,
-        after: ClassSchema,
-    },
-    Drop(String),
-    Purge(String),
-}
-
-impl DdlJob {
-    fn class_name(&self) -> &str {
-        match self {
-            DdlJob::Create(schema) | DdlJob::Update { after: schema, .. } => &schema.class_name,
-            DdlJob::Drop(class_name) | DdlJob::Purge(class_name) => class_name,
-        }
-    }
-}
-
 impl PostgresStore {
     /// Runs a schema change in a task, so that a caller that stops waiting cannot leave the
     /// table list behind a committed change.
-    async fn ddl(&self, job: DdlJob) -> StoreResult<()> {
+    async fn schema_change(&self, job: SchemaChange) -> StoreResult<()> {
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move { inner.ddl(job).await })
             .await
@@ -575,11 +548,12 @@ impl Store for PostgresStore {
     }
 
     async fn create_class(&self, schema: &ClassSchema) -> StoreResult<()> {
-        self.ddl(DdlJob::Create(schema.clone())).await
+        self.schema_change(SchemaChange::Create(schema.clone()))
+            .await
     }
 
     async fn update_class(&self, before: &ClassSchema, after: &ClassSchema) -> StoreResult<()> {
-        self.ddl(DdlJob::Update {
+        self.schema_change(SchemaChange::Update {
             before: before.clone(),
             after: after.clone(),
         })
@@ -587,11 +561,13 @@ impl Store for PostgresStore {
     }
 
     async fn drop_class(&self, class_name: &str) -> StoreResult<()> {
-        self.ddl(DdlJob::Drop(class_name.to_owned())).await
+        self.schema_change(SchemaChange::Drop(class_name.to_owned()))
+            .await
     }
 
     async fn purge_class(&self, class_name: &str) -> StoreResult<()> {
-        self.ddl(DdlJob::Purge(class_name.to_owned())).await
+        self.schema_change(SchemaChange::Purge(class_name.to_owned()))
+            .await
     }
 
     async fn find(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<Vec<Object>> {

@@ -13,8 +13,9 @@ use parlor_core::query::Filter;
 use parlor_core::schema::ClassSchema;
 use sqlx_postgres::PgConnection;
 
+use crate::ddl::TableChanges;
 use crate::error::{StoreError, StoreResult};
-use crate::postgres::ddl::{TableChanges, ensure_join_table};
+use crate::postgres::ddl::ensure_join_table;
 use crate::postgres::dialect::PgDialect;
 use crate::postgres::rows::{PgBind, PgSql};
 use crate::postgres::{execute, select_objects};

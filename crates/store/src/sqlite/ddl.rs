@@ -11,38 +11,80 @@
 //! ends with `objectId` as tie-breaker, and an index that already holds it serves the whole
 //! ORDER BY, so the chat-history query (`Message` by `session`, newest first) is an index
 //! range scan with no sort step. These functions run on the writer's connection, inside the
-//! writer's transaction (except [`load_schemas`], which runs on a reader).
+//! writer's transaction (except [`load_schemas`], which runs on a reader). The text of a
+//! schema change is `crate::ddl`'s, shared with PostgreSQL; this module runs it and keeps what
+//! only SQLite has (its catalog, the upgrades of older tables).
 
-use parlor_core::Error;
 use parlor_core::schema::{ClassSchema, FieldType};
 use rusqlite::Connection;
-use serde_json::Value;
 
+use crate::ddl::{self as shared, DdlDialect, SchemaChange, TableChanges};
 use crate::error::{StoreError, StoreResult};
 pub use crate::layout::UNIQUE_INDEX_KEY;
-use crate::layout::{
-    CASE_INSENSITIVE_UNIQUE, FieldChanges, SYSTEM_UNIQUE, check_column_count, geo_index,
-    join_table, pointer_index, schema_index, unique_index,
-};
+use crate::layout::{CASE_INSENSITIVE_UNIQUE, geo_index, pointer_index, unique_index};
 use crate::sql::quote_ident;
+use crate::sqlite::dialect::SqliteDialect;
 use crate::sqlite::rows::{NULLS_COLUMN, column_decl, field_columns};
 
 /// The most columns a table holds (`SQLITE_MAX_COLUMN`, which the bundled build keeps at
 /// SQLite's default).
 pub(crate) const MAX_COLUMNS: usize = 2000;
 
-/// Tables a job created or dropped, applied to the store's table list once the job is
-/// committed.
-#[derive(Debug, Default)]
-pub(crate) struct TableChanges {
-    pub(crate) created: Vec<String>,
-    pub(crate) dropped: Vec<String>,
+/// SQLite's words for the shared DDL text (`crate::ddl`).
+impl DdlDialect for SqliteDialect {
+    const MAX_COLUMNS: usize = MAX_COLUMNS;
+    const ID_TYPE: &'static str = "TEXT";
+    const LIST_TYPE: &'static str = "TEXT";
+    // The join table is its primary key: no rowid to store beside it.
+    const JOIN_TABLE_OPTIONS: &'static str = " WITHOUT ROWID";
+
+    fn column_type(field_type: &FieldType) -> Option<&'static str> {
+        column_decl(field_type)
+    }
+
+    fn unique_column(column: &str, case_insensitive: bool) -> String {
+        if case_insensitive {
+            format!("{column} COLLATE NOCASE")
+        } else {
+            column.to_owned()
+        }
+    }
+
+    /// SQLite refuses to drop a column an index uses.
+    fn before_drop_column(class_name: &str, name: &str) -> Vec<String> {
+        [
+            pointer_index(class_name, name),
+            unique_index(class_name, name),
+            geo_index(class_name, name),
+        ]
+        .iter()
+        .map(|index| format!("DROP INDEX IF EXISTS {}", quote_ident(index)))
+        .collect()
+    }
+
+    fn drop_column(table: &str, column: &str) -> String {
+        format!("ALTER TABLE {table} DROP COLUMN {column}")
+    }
+
+    /// One column a statement: SQLite's `ALTER TABLE` takes no list.
+    fn add_columns(table: &str, clauses: Vec<String>) -> Vec<String> {
+        clauses
+            .into_iter()
+            .map(|clause| format!("ALTER TABLE {table} {clause}"))
+            .collect()
+    }
 }
 
 /// Runs DDL text (not worth caching: each statement runs once).
 fn execute(conn: &Connection, sql: String) -> StoreResult<()> {
     conn.execute_batch(&sql)?;
     Ok(())
+}
+
+fn execute_all(conn: &Connection, statements: Vec<String>) -> StoreResult<()> {
+    statements
+        .into_iter()
+        .try_for_each(|sql| execute(conn, sql))
 }
 
 /// Creates `_SCHEMA` if missing.
@@ -122,99 +164,30 @@ pub(crate) fn table_names(conn: &Connection) -> StoreResult<Vec<String>> {
     Ok(names)
 }
 
-pub(crate) fn create_class(
+/// Runs one schema change on the writer's connection, inside the writer's transaction.
+pub(crate) fn apply(
+    conn: &Connection,
+    change: &SchemaChange,
+    changes: &mut TableChanges,
+) -> StoreResult<()> {
+    match change {
+        SchemaChange::Create(schema) => create_class(conn, schema, changes),
+        SchemaChange::Update { before, after } => update_class(conn, before, after, changes),
+        SchemaChange::Drop(class_name) => drop_class(conn, class_name, changes),
+        SchemaChange::Purge(class_name) => purge_class(conn, class_name),
+    }
+}
+
+fn create_class(
     conn: &Connection,
     schema: &ClassSchema,
     changes: &mut TableChanges,
 ) -> StoreResult<()> {
-    let class_name = &schema.class_name;
-    check_column_count(schema, MAX_COLUMNS)?;
-    let mut sql = format!(
-        "CREATE TABLE {} (\"objectId\" TEXT PRIMARY KEY, \"createdAt\" TEXT, \"updatedAt\" TEXT, \
-         \"_rperm\" TEXT, \"_wperm\" TEXT, {} TEXT",
-        quote_ident(class_name),
-        quote_ident(NULLS_COLUMN)
-    );
-    for (name, field_type) in field_columns(schema) {
-        if let Some(decl) = column_decl(field_type) {
-            sql.push_str(&format!(", {} {decl}", quote_ident(name)));
-        }
-    }
-    sql.push(')');
-    execute(conn, sql)?;
-    changes.created.push(class_name.clone());
-    execute(
+    execute_all(
         conn,
-        format!(
-            "CREATE INDEX {} ON {} (\"createdAt\", \"objectId\")",
-            quote_ident(&format!("{class_name}$created")),
-            quote_ident(class_name)
-        ),
+        shared::create_class::<SqliteDialect>(schema, changes)?,
     )?;
-    for (name, field) in &schema.fields {
-        add_field_extras(conn, class_name, name, &field.field_type, changes)?;
-    }
-    for (index_name, spec) in &schema.indexes {
-        create_index(conn, schema, index_name, spec)?;
-    }
     save_schema(conn, schema)
-}
-
-/// The indexes and join table a field brings besides its column.
-fn add_field_extras(
-    conn: &Connection,
-    class_name: &str,
-    name: &str,
-    field_type: &FieldType,
-    changes: &mut TableChanges,
-) -> StoreResult<()> {
-    match field_type {
-        FieldType::Pointer(_) => {
-            execute(
-                conn,
-                format!(
-                    "CREATE INDEX IF NOT EXISTS {} ON {} ({}, \"createdAt\", \"objectId\")",
-                    quote_ident(&pointer_index(class_name, name)),
-                    quote_ident(class_name),
-                    quote_ident(name)
-                ),
-            )?;
-        }
-        FieldType::Relation(_) => ensure_join_table(conn, name, class_name, changes)?,
-        // The expressions the dialect's geo conditions read, literally: a query's latitude
-        // band is the range, its longitude band is checked in the index before a row is read.
-        FieldType::GeoPoint => {
-            execute(
-                conn,
-                format!(
-                    "CREATE INDEX IF NOT EXISTS {} ON {} (json_extract({column}, '$.latitude'), json_extract({column}, '$.longitude'))",
-                    quote_ident(&geo_index(class_name, name)),
-                    quote_ident(class_name),
-                    column = quote_ident(name)
-                ),
-            )?;
-        }
-        _ => {}
-    }
-    if SYSTEM_UNIQUE.contains(&(class_name, name)) {
-        execute(conn, create_unique_index(class_name, name))?;
-    }
-    Ok(())
-}
-
-/// `CREATE UNIQUE INDEX` of a system unique field, `NOCASE` for the case-insensitive ones.
-fn create_unique_index(class_name: &str, name: &str) -> String {
-    let collation = if CASE_INSENSITIVE_UNIQUE.contains(&(class_name, name)) {
-        " COLLATE NOCASE"
-    } else {
-        ""
-    };
-    format!(
-        "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({}{collation})",
-        quote_ident(&unique_index(class_name, name)),
-        quote_ident(class_name),
-        quote_ident(name)
-    )
 }
 
 /// Replaces the case-sensitive unique indexes of [`CASE_INSENSITIVE_UNIQUE`] fields that
@@ -236,8 +209,13 @@ pub(crate) fn upgrade_unique_indexes(conn: &Connection) -> StoreResult<()> {
             continue;
         }
         execute(conn, "SAVEPOINT \"nocase_index\"".to_owned())?;
-        let replaced = execute(conn, format!("DROP INDEX {}", quote_ident(&index)))
-            .and_then(|()| execute(conn, create_unique_index(class_name, name)));
+        let replaced =
+            execute(conn, format!("DROP INDEX {}", quote_ident(&index))).and_then(|()| {
+                execute(
+                    conn,
+                    shared::create_unique_index::<SqliteDialect>(class_name, name),
+                )
+            });
         match replaced {
             Ok(()) => execute(conn, "RELEASE \"nocase_index\"".to_owned())?,
             Err(error) => {
@@ -276,158 +254,38 @@ pub(crate) fn ensure_join_table(
     class_name: &str,
     changes: &mut TableChanges,
 ) -> StoreResult<()> {
-    let table = join_table(field, class_name);
     execute(
         conn,
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (\"owningId\" TEXT NOT NULL, \"relatedId\" TEXT NOT NULL, \
-             PRIMARY KEY (\"owningId\", \"relatedId\")) WITHOUT ROWID",
-            quote_ident(&table)
-        ),
-    )?;
-    execute(
-        conn,
-        format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {} (\"relatedId\")",
-            quote_ident(&format!("{table}$related")),
-            quote_ident(&table)
-        ),
-    )?;
-    changes.created.push(table);
-    Ok(())
-}
-
-/// Creates one `schema.indexes` entry (`{field: 1 | -1, "$unique"?: true}`); `_id_` and
-/// entries naming no column of the class are skipped.
-fn create_index(
-    conn: &Connection,
-    schema: &ClassSchema,
-    index_name: &str,
-    spec: &Value,
-) -> StoreResult<()> {
-    let Some(columns) = index_columns(schema, index_name, spec) else {
-        return Ok(());
-    };
-    let unique = spec.get(UNIQUE_INDEX_KEY) == Some(&Value::Bool(true));
-    execute(
-        conn,
-        format!(
-            "CREATE {}INDEX IF NOT EXISTS {} ON {} ({columns})",
-            if unique { "UNIQUE " } else { "" },
-            quote_ident(&schema_index(&schema.class_name, index_name)),
-            quote_ident(&schema.class_name)
-        ),
+        shared::ensure_join_table::<SqliteDialect>(field, class_name, changes),
     )
 }
 
-fn index_columns(schema: &ClassSchema, index_name: &str, spec: &Value) -> Option<String> {
-    if index_name == "_id_" {
-        return None;
-    }
-    let is_column = |field: &str| {
-        matches!(field, "objectId" | "createdAt" | "updatedAt")
-            || field_columns(schema).any(|(name, _)| name == field)
-    };
-    let columns: Vec<String> = spec
-        .as_object()?
-        .iter()
-        .filter(|(field, _)| field.as_str() != UNIQUE_INDEX_KEY)
-        .map(|(field, direction)| {
-            if !is_column(field) {
-                return None;
-            }
-            let descending = direction.as_f64() == Some(-1.0);
-            Some(format!(
-                "{} {}",
-                quote_ident(field),
-                if descending { "DESC" } else { "ASC" }
-            ))
-        })
-        .collect::<Option<_>>()?;
-    (!columns.is_empty()).then(|| columns.join(", "))
-}
-
-pub(crate) fn update_class(
+fn update_class(
     conn: &Connection,
     before: &ClassSchema,
     after: &ClassSchema,
     changes: &mut TableChanges,
 ) -> StoreResult<()> {
+    let fields = shared::check_update::<SqliteDialect>(before, after)?;
     let class_name = &after.class_name;
-    if before.class_name != *class_name {
-        return Err(StoreError::Invalid(Error::invalid_query(
-            "cannot rename a class",
-        )));
-    }
-    check_column_count(after, MAX_COLUMNS)?;
-    let fields = FieldChanges::between(before, after);
-    let (removed, added) = (&fields.removed, &fields.added);
-
-    // Indexes first: SQLite refuses to drop a column an index uses.
-    for (index_name, spec) in &before.indexes {
-        if after.indexes.get(index_name) != Some(spec) || fields.index_uses_removed(spec) {
-            execute(
-                conn,
-                format!(
-                    "DROP INDEX IF EXISTS {}",
-                    quote_ident(&schema_index(class_name, index_name))
-                ),
-            )?;
-        }
-    }
-    for (name, field_type) in removed {
+    execute_all(
+        conn,
+        shared::drop_changed_indexes::<SqliteDialect>(before, after, &fields),
+    )?;
+    for (name, field_type) in &fields.removed {
         crate::sqlite::search::drop_indexes(conn, class_name, Some(name), changes)?;
-        for index in [
-            pointer_index(class_name, name),
-            unique_index(class_name, name),
-            geo_index(class_name, name),
-        ] {
-            execute(
-                conn,
-                format!("DROP INDEX IF EXISTS {}", quote_ident(&index)),
-            )?;
-        }
-        match field_type {
-            FieldType::Relation(_) => {
-                let table = join_table(name, class_name);
-                execute(
-                    conn,
-                    format!("DROP TABLE IF EXISTS {}", quote_ident(&table)),
-                )?;
-                changes.dropped.push(table);
-            }
-            field_type if column_decl(field_type).is_some() => {
-                execute(
-                    conn,
-                    format!(
-                        "ALTER TABLE {} DROP COLUMN {}",
-                        quote_ident(class_name),
-                        quote_ident(name)
-                    ),
-                )?;
-                forget_nulls(conn, class_name, name)?;
-            }
-            _ => {}
+        execute_all(
+            conn,
+            shared::remove_field::<SqliteDialect>(class_name, name, field_type, changes),
+        )?;
+        if column_decl(field_type).is_some() {
+            forget_nulls(conn, class_name, name)?;
         }
     }
-    for (name, field_type) in added {
-        if let Some(decl) = column_decl(field_type) {
-            execute(
-                conn,
-                format!(
-                    "ALTER TABLE {} ADD COLUMN {} {decl}",
-                    quote_ident(class_name),
-                    quote_ident(name)
-                ),
-            )?;
-        }
-        add_field_extras(conn, class_name, name, field_type, changes)?;
-    }
-    for (index_name, spec) in &after.indexes {
-        if before.indexes.get(index_name) != Some(spec) || fields.index_uses_removed(spec) {
-            create_index(conn, after, index_name, spec)?;
-        }
-    }
+    execute_all(
+        conn,
+        shared::add_fields::<SqliteDialect>(before, after, &fields, changes),
+    )?;
     save_schema(conn, after)
 }
 
@@ -455,51 +313,20 @@ fn save_schema(conn: &Connection, schema: &ClassSchema) -> StoreResult<()> {
     Ok(())
 }
 
-/// The join tables owned by `class_name` (`_Join:<field>:<class_name>`).
-fn join_tables_of(conn: &Connection, class_name: &str) -> StoreResult<Vec<String>> {
-    let suffix = format!(":{class_name}");
-    Ok(table_names(conn)?
-        .into_iter()
-        .filter(|name| {
-            name.strip_prefix("_Join:")
-                .and_then(|rest| rest.strip_suffix(&suffix))
-                .is_some_and(|field| !field.contains(':'))
-        })
-        .collect())
-}
-
-pub(crate) fn drop_class(
-    conn: &Connection,
-    class_name: &str,
-    changes: &mut TableChanges,
-) -> StoreResult<()> {
+fn drop_class(conn: &Connection, class_name: &str, changes: &mut TableChanges) -> StoreResult<()> {
     crate::sqlite::search::drop_indexes(conn, class_name, None, changes)?;
-    for table in join_tables_of(conn, class_name)? {
-        execute(
-            conn,
-            format!("DROP TABLE IF EXISTS {}", quote_ident(&table)),
-        )?;
-        changes.dropped.push(table);
-    }
-    execute(
-        conn,
-        format!("DROP TABLE IF EXISTS {}", quote_ident(class_name)),
-    )?;
-    changes.dropped.push(class_name.to_owned());
+    let join_tables = shared::join_tables_of(table_names(conn)?, class_name);
+    execute_all(conn, shared::drop_class(class_name, join_tables, changes))?;
     conn.prepare_cached("DELETE FROM \"_SCHEMA\" WHERE \"className\" = ?")?
         .execute([class_name])?;
     Ok(())
 }
 
-pub(crate) fn purge_class(conn: &Connection, class_name: &str) -> StoreResult<()> {
-    for table in join_tables_of(conn, class_name)? {
-        execute(conn, format!("DELETE FROM {}", quote_ident(&table)))?;
-    }
-    let exists = table_names(conn)?.iter().any(|name| name == class_name);
-    if exists {
-        execute(conn, format!("DELETE FROM {}", quote_ident(class_name)))?;
-    }
-    Ok(())
+fn purge_class(conn: &Connection, class_name: &str) -> StoreResult<()> {
+    let tables = table_names(conn)?;
+    let exists = tables.iter().any(|name| name == class_name);
+    let join_tables = shared::join_tables_of(tables, class_name);
+    execute_all(conn, shared::purge_class(class_name, &join_tables, exists))
 }
 
 /// Every stored schema.
@@ -509,12 +336,5 @@ pub(crate) fn load_schemas(conn: &Connection) -> StoreResult<Vec<ClassSchema>> {
     let texts: Vec<String> = statement
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
-    texts
-        .iter()
-        .map(|text| {
-            let json: Value = serde_json::from_str(text)
-                .map_err(|error| StoreError::Database(Box::new(error)))?;
-            ClassSchema::from_json(&json).map_err(StoreError::Invalid)
-        })
-        .collect()
+    shared::parse_schemas(&texts)
 }

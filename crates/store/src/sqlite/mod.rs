@@ -49,6 +49,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::sql::{Bind, SqlBuilder};
 use crate::{ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
+use crate::ddl::SchemaChange;
 use crate::select::{self, DecodeRow, Projection};
 pub(crate) use ddl::MAX_COLUMNS;
 pub use ddl::UNIQUE_INDEX_KEY;
@@ -312,6 +313,10 @@ impl SqliteStore {
     async fn ddl(&self, ddl: Ddl) -> StoreResult<()> {
         self.send(|reply| Job::Ddl { ddl, reply }).await
     }
+
+    async fn schema_change(&self, change: SchemaChange) -> StoreResult<()> {
+        self.ddl(Ddl::Schema(change)).await
+    }
 }
 
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> StoreResult<JoinHandle<()>> {
@@ -500,11 +505,12 @@ impl Store for SqliteStore {
     }
 
     async fn create_class(&self, schema: &ClassSchema) -> StoreResult<()> {
-        self.ddl(Ddl::Create(schema.clone())).await
+        self.schema_change(SchemaChange::Create(schema.clone()))
+            .await
     }
 
     async fn update_class(&self, before: &ClassSchema, after: &ClassSchema) -> StoreResult<()> {
-        self.ddl(Ddl::Update {
+        self.schema_change(SchemaChange::Update {
             before: before.clone(),
             after: after.clone(),
         })
@@ -512,11 +518,13 @@ impl Store for SqliteStore {
     }
 
     async fn drop_class(&self, class_name: &str) -> StoreResult<()> {
-        self.ddl(Ddl::Drop(class_name.to_owned())).await
+        self.schema_change(SchemaChange::Drop(class_name.to_owned()))
+            .await
     }
 
     async fn purge_class(&self, class_name: &str) -> StoreResult<()> {
-        self.ddl(Ddl::Purge(class_name.to_owned())).await
+        self.schema_change(SchemaChange::Purge(class_name.to_owned()))
+            .await
     }
 
     async fn find(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<Vec<Object>> {

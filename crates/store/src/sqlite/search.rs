@@ -20,11 +20,11 @@ use parlor_core::schema::ClassSchema;
 use rusqlite::{Connection, params_from_iter};
 
 use crate::SearchHit;
+use crate::ddl::TableChanges;
 use crate::error::StoreResult;
 use crate::layout::DEFAULT_COLUMNS;
 use crate::select::{DecodeRow, Projection};
 use crate::sql::{Bind, SqlBuilder, quote_ident};
-use crate::sqlite::ddl::TableChanges;
 use crate::sqlite::dialect::SqliteTranslator as Translator;
 use crate::text_search;
 

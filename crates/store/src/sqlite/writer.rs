@@ -14,13 +14,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use parlor_core::schema::ClassSchema;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use crate::ddl::{SchemaChange, TableChanges};
 use crate::error::{StoreError, StoreResult};
 use crate::sqlite::ReadJob;
-use crate::sqlite::ddl::{self, TableChanges};
+use crate::sqlite::ddl;
 use crate::sqlite::writes::{self, WriteContext};
 use crate::{Change, ChangeSink, Write, WriteOutcome};
 
@@ -30,13 +30,7 @@ pub(crate) type SharedSink = Arc<RwLock<Option<Arc<dyn ChangeSink>>>>;
 /// A schema change, run by the writer like a write.
 #[derive(Debug)]
 pub(crate) enum Ddl {
-    Create(ClassSchema),
-    Update {
-        before: ClassSchema,
-        after: ClassSchema,
-    },
-    Drop(String),
-    Purge(String),
+    Schema(SchemaChange),
     /// Not a schema change, but a write outside any class: an uploaded file.
     PutFile {
         name: String,
@@ -283,11 +277,8 @@ fn touched_classes(job: &Job) -> Vec<&str> {
     match job {
         Job::Write { writes, .. } => writes.iter().map(Write::class_name).collect(),
         Job::Ddl { ddl, .. } => match ddl {
-            Ddl::Create(schema) => vec![schema.class_name.as_str()],
-            Ddl::Update { after, .. } => vec![after.class_name.as_str()],
-            Ddl::Drop(class_name) | Ddl::Purge(class_name) | Ddl::TextIndex { class_name, .. } => {
-                vec![class_name.as_str()]
-            }
+            Ddl::Schema(change) => vec![change.class_name()],
+            Ddl::TextIndex { class_name, .. } => vec![class_name.as_str()],
             Ddl::PutFile { .. } | Ddl::DeleteFile(_) => Vec::new(),
         },
         Job::Read(_) | Job::Close { .. } => Vec::new(),
@@ -311,12 +302,7 @@ fn run_job(
         }
         Job::Ddl { ddl, .. } => {
             match ddl {
-                Ddl::Create(schema) => ddl::create_class(conn, schema, changes)?,
-                Ddl::Update { before, after } => {
-                    ddl::update_class(conn, before, after, changes)?;
-                }
-                Ddl::Drop(class_name) => ddl::drop_class(conn, class_name, changes)?,
-                Ddl::Purge(class_name) => ddl::purge_class(conn, class_name)?,
+                Ddl::Schema(change) => ddl::apply(conn, change, changes)?,
                 Ddl::PutFile {
                     name,
                     content_type,

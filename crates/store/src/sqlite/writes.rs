@@ -11,10 +11,11 @@ use parlor_core::query::Filter;
 use parlor_core::schema::ClassSchema;
 use rusqlite::Connection;
 
+use crate::ddl::TableChanges;
 use crate::error::{StoreError, StoreResult};
 use crate::select;
 use crate::sql::quote_ident;
-use crate::sqlite::ddl::{TableChanges, ensure_join_table};
+use crate::sqlite::ddl::ensure_join_table;
 use crate::sqlite::dialect::SqliteDialect;
 use crate::sqlite::{execute as run, select_objects};
 use crate::writes::{self, relation_change};
