@@ -5,7 +5,7 @@
 use parlor_core::object::Object;
 use parlor_core::query::{Filter, FindQuery};
 use parlor_core::schema::{ClassSchema, FieldType};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::StoreResult;
 use crate::layout::{DEFAULT_COLUMNS, UntypedNulls, field_columns, relation_marker};
@@ -55,6 +55,31 @@ impl Projection {
     pub(crate) fn column_names(&self) -> impl Iterator<Item = &str> {
         let field_columns = self.columns.iter().map(|(name, _)| name.as_str());
         DEFAULT_COLUMNS.into_iter().chain(field_columns)
+    }
+
+    /// The fields of a selected row: each field column's value as `column` decodes it (given
+    /// the column's index in the row and the field's type), an explicit null where the
+    /// column is NULL and `nulls` (the row's `_nulls`) names the field, the untyped nulls,
+    /// and the relation markers. Reading a column is the backend's; what the columns add up
+    /// to is the same for both, so it is written once here.
+    pub(crate) fn fields(
+        &self,
+        nulls: &[String],
+        mut column: impl FnMut(usize, &FieldType) -> StoreResult<Option<Value>>,
+    ) -> StoreResult<Map<String, Value>> {
+        let mut fields = Map::new();
+        for (index, (name, field_type)) in self.columns.iter().enumerate() {
+            if let Some(value) = column(DEFAULT_COLUMNS.len() + index, field_type)? {
+                fields.insert(name.clone(), value);
+            } else if nulls.iter().any(|null| null == name) {
+                fields.insert(name.clone(), Value::Null);
+            }
+        }
+        self.untyped_nulls.add(nulls, &mut fields);
+        for (name, marker) in &self.relations {
+            fields.insert(name.clone(), marker.clone());
+        }
+        Ok(fields)
     }
 }
 

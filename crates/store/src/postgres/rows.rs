@@ -20,7 +20,7 @@ use sqlx_core::types::Json;
 use sqlx_postgres::PgRow;
 
 use crate::error::{StoreError, StoreResult};
-use crate::layout::{DEFAULT_COLUMNS, Stored, explicit_nulls, stored_value};
+use crate::layout::{Stored, explicit_nulls, stored_value};
 use crate::select::{DecodeRow, Projection};
 use crate::sql::{BindValue, SqlBuilder};
 
@@ -140,18 +140,9 @@ impl DecodeRow<PgRow> for Projection {
         };
         let nulls: Option<Vec<String>> = row.try_get(5)?;
         let nulls = nulls.unwrap_or_default();
-        let mut fields = Map::new();
-        for (index, (name, field_type)) in self.columns.iter().enumerate() {
-            if let Some(value) = decode_column(row, DEFAULT_COLUMNS.len() + index, field_type)? {
-                fields.insert(name.clone(), value);
-            } else if nulls.iter().any(|null| null == name) {
-                fields.insert(name.clone(), Value::Null);
-            }
-        }
-        self.untyped_nulls.add(&nulls, &mut fields);
-        for (name, marker) in &self.relations {
-            fields.insert(name.clone(), marker.clone());
-        }
+        let fields = self.fields(&nulls, |index, field_type| {
+            decode_column(row, index, field_type)
+        })?;
         Ok(Object {
             object_id: object_id.unwrap_or_default(),
             created_at: created_at.unwrap_or_default(),

@@ -18,7 +18,7 @@ use rusqlite::types::ValueRef;
 use serde_json::{Map, Value};
 
 use crate::error::{StoreError, StoreResult};
-pub(crate) use crate::layout::{DEFAULT_COLUMNS, NULLS_COLUMN, field_columns};
+pub(crate) use crate::layout::{NULLS_COLUMN, field_columns};
 use crate::layout::{Stored, explicit_nulls, stored_value};
 use crate::select::{DecodeRow, Projection};
 use crate::sql::Bind;
@@ -91,18 +91,9 @@ impl<'r> DecodeRow<Row<'r>> for Projection {
             None => Vec::new(),
             Some(text) => serde_json::from_str(text).map_err(corrupt)?,
         };
-        let mut fields = Map::new();
-        for (index, (name, field_type)) in self.columns.iter().enumerate() {
-            if let Some(value) = decode_column(row, DEFAULT_COLUMNS.len() + index, field_type)? {
-                fields.insert(name.clone(), value);
-            } else if nulls.iter().any(|null| null == name) {
-                fields.insert(name.clone(), Value::Null);
-            }
-        }
-        self.untyped_nulls.add(&nulls, &mut fields);
-        for (name, marker) in &self.relations {
-            fields.insert(name.clone(), marker.clone());
-        }
+        let fields = self.fields(&nulls, |index, field_type| {
+            decode_column(row, index, field_type)
+        })?;
         Ok(Object {
             object_id,
             created_at,
