@@ -6,6 +6,10 @@
 //! object waits, then reads the state this one committed (PostgreSQL re-checks the WHERE on
 //! it), and increments and array ops compose. The ops themselves are applied in Rust
 //! (`parlor_core::ops`), as in SQLite, so both backends compute the same results.
+//!
+//! The `match` over [`Write`] mirrors SQLite's (`crate::sqlite::writes`) on purpose: what
+//! both compute is `crate::writes`'s; running it (async here, sync there) and the relation
+//! rows (one `unnest` array here, a prepared statement per id there) really differ.
 
 use parlor_core::object::Object;
 use parlor_core::ops::FieldUpdate;

@@ -4,6 +4,13 @@
 //! Updates read the current row inside the transaction and apply the field ops to it, so
 //! concurrent increments and array ops compose; the writer runs one job at a time, so the
 //! read and the write cannot interleave with another job.
+//!
+//! The `match` over [`Write`] mirrors PostgreSQL's (`crate::postgres::writes`) on purpose:
+//! everything both compute (statements, update plans, outcomes) is already `crate::writes`'s;
+//! what remains is running them, synchronously here and asynchronously there, plus what
+//! really differs (relation rows one prepared statement per id here, one `unnest` array there;
+//! the duplicate-key mapping of rusqlite's errors). A shared driver would need an executor
+//! abstraction over sync and async code for a dozen lines, so the dispatch stays per backend.
 
 use parlor_core::object::Object;
 use parlor_core::ops::FieldUpdate;
