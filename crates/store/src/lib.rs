@@ -5,7 +5,9 @@
 //! SQL, transactions, indexes. Each backend is a [`translate::Dialect`] ([`sqlite`],
 //! [`postgres`]): the query translator (`translate`) and the read statements (`select`) are
 //! written once over it. The layout both share (tables, columns, join tables, which value
-//! goes in which storage category) is `layout`, and `sql` builds statements with bound values.
+//! goes in which storage category) is `layout`, the DDL text of a schema change is `ddl` (over
+//! a `ddl::DdlDialect`), the in-memory class generations and table lookups are `state`, and
+//! `sql` builds statements with bound values. Each backend only runs what these build.
 //!
 //! **Invariant:** every query runs in the database, with filters, order, skip, limit and
 //! count translated to SQL; no backend filters rows in Rust.
@@ -18,6 +20,7 @@ pub mod postgres;
 mod select;
 mod sql;
 pub mod sqlite;
+mod state;
 pub mod text_search;
 mod translate;
 mod writes;

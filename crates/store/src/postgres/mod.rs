@@ -27,7 +27,7 @@ mod search;
 mod sequencer;
 mod writes;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +52,7 @@ use crate::{Change, ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcom
 
 use crate::ddl::{SchemaChange, TableChanges};
 use crate::select::{self, DecodeRow, Projection};
+use crate::state::{self, Generations};
 use dialect::PgDialect;
 use rows::{PgBind, PgSql};
 use sequencer::{Sequencer, Ticket};
@@ -113,7 +114,7 @@ struct Inner {
     /// Copy-on-write, so that a transaction takes a snapshot without copying the set.
     tables: RwLock<Arc<HashSet<String>>>,
     /// [`Store::class_generation`]: per class, how many committed changes touched it.
-    generations: RwLock<HashMap<String, u64>>,
+    generations: Generations,
     /// Where committed writes are reported (`Store::set_change_sink`).
     sink: RwLock<Option<Arc<dyn ChangeSink>>>,
     /// Orders the reports of conflicting transactions as they committed.
@@ -359,7 +360,7 @@ impl PostgresStore {
             inner: Arc::new(Inner {
                 pool,
                 tables: RwLock::new(Arc::new(tables)),
-                generations: RwLock::new(HashMap::new()),
+                generations: Generations::default(),
                 sink: RwLock::new(None),
                 sequencer: Arc::new(Sequencer::default()),
             }),
@@ -369,10 +370,7 @@ impl PostgresStore {
 
 impl Inner {
     fn table_exists(&self, name: &str) -> bool {
-        self.tables
-            .read()
-            .map(|tables| tables.contains(name))
-            .unwrap_or(false)
+        state::table_exists(&self.tables, name)
     }
 
     /// Whether the class has a table, asking the catalog when this process does not know
@@ -393,10 +391,7 @@ impl Inner {
     /// Runs `translate` with a view of the existing tables; the lock is released before
     /// any query runs.
     fn with_tables<T>(&self, translate: impl FnOnce(&dyn Fn(&str) -> bool) -> T) -> T {
-        match self.tables.read() {
-            Ok(tables) => translate(&|name: &str| tables.contains(name)),
-            Err(_) => translate(&|_: &str| false),
-        }
+        state::with_tables(&self.tables, translate)
     }
 
     fn apply_table_changes(&self, changes: TableChanges) {
@@ -409,15 +404,6 @@ impl Inner {
                 tables.remove(&table);
             }
             tables.extend(changes.created);
-        }
-    }
-
-    fn bump_generations<'c>(&self, class_names: impl IntoIterator<Item = &'c str>) {
-        if let Ok(mut generations) = self.generations.write() {
-            for class_name in class_names {
-                let generation = generations.entry(class_name.to_owned()).or_insert(0);
-                *generation = generation.wrapping_add(1);
-            }
         }
     }
 
@@ -499,7 +485,7 @@ impl Inner {
     ) {
         self.apply_table_changes(changes);
         ticket.wait_turn().await;
-        self.bump_generations(writes.iter().map(Write::class_name));
+        self.generations.bump(writes.iter().map(Write::class_name));
         let sink = self.sink.read().ok().and_then(|sink| sink.clone());
         if let Some(sink) = sink {
             let changes: Vec<Change<'_>> = writes
@@ -524,7 +510,7 @@ impl Inner {
         tx.commit().await?;
         next_statement_epoch();
         self.apply_table_changes(changes);
-        self.bump_generations([job.class_name()]);
+        self.generations.bump([job.class_name()]);
         Ok(())
     }
 }
@@ -627,12 +613,7 @@ impl Store for PostgresStore {
     }
 
     fn class_generation(&self, class_name: &str) -> u64 {
-        self.inner
-            .generations
-            .read()
-            .map(|generations| generations.get(class_name).copied().unwrap_or(0))
-            // A poisoned lock: a number that matches no cached one.
-            .unwrap_or(u64::MAX)
+        self.inner.generations.get(class_name)
     }
 
     fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {

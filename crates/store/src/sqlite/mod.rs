@@ -29,7 +29,7 @@ mod search;
 mod writer;
 mod writes;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -51,6 +51,7 @@ use crate::{ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
 use crate::ddl::SchemaChange;
 use crate::select::{self, DecodeRow, Projection};
+use crate::state::{self, Generations};
 pub(crate) use ddl::MAX_COLUMNS;
 pub use ddl::UNIQUE_INDEX_KEY;
 use dialect::SqliteDialect;
@@ -95,7 +96,7 @@ pub struct SqliteStore {
     tables: Arc<RwLock<HashSet<String>>>,
     /// [`Store::class_generation`]: per class, how many committed jobs touched it. The
     /// writer bumps it after each commit, before answering the jobs.
-    generations: Arc<RwLock<HashMap<String, u64>>>,
+    generations: Arc<Generations>,
     /// Where the writer reports each commit (`Store::set_change_sink`).
     sink: SharedSink,
     /// Reader connections open, and how many are running a query now (`Store::stats`).
@@ -154,7 +155,7 @@ impl SqliteStore {
     pub async fn open_with(url: &str, options: SqliteOptions) -> StoreResult<SqliteStore> {
         let location = Location::parse(url)?;
         let tables = Arc::new(RwLock::new(HashSet::new()));
-        let generations = Arc::new(RwLock::new(HashMap::new()));
+        let generations = Arc::new(Generations::default());
         let sink: SharedSink = Arc::new(RwLock::new(None));
         let (writer_queue, writer_jobs) = flume::unbounded();
         let (ready, writer_ready) = oneshot::channel();
@@ -256,19 +257,13 @@ impl SqliteStore {
 
     /// Whether a table exists, as of the last commit.
     fn table_exists(&self, name: &str) -> bool {
-        self.tables
-            .read()
-            .map(|tables| tables.contains(name))
-            .unwrap_or(false)
+        state::table_exists(&self.tables, name)
     }
 
     /// Runs `translate` with a view of the existing tables. The lock is released before
     /// any query runs.
     fn with_tables<T>(&self, translate: impl FnOnce(&dyn Fn(&str) -> bool) -> T) -> T {
-        match self.tables.read() {
-            Ok(tables) => translate(&|name: &str| tables.contains(name)),
-            Err(_) => translate(&|_: &str| false),
-        }
+        state::with_tables(&self.tables, translate)
     }
 
     /// Runs `work` on a reader's connection and awaits its result.
@@ -564,11 +559,7 @@ impl Store for SqliteStore {
     }
 
     fn class_generation(&self, class_name: &str) -> u64 {
-        self.generations
-            .read()
-            .map(|generations| generations.get(class_name).copied().unwrap_or(0))
-            // A poisoned lock: a number that matches no cached one.
-            .unwrap_or(u64::MAX)
+        self.generations.get(class_name)
     }
 
     fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {

@@ -22,6 +22,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::sqlite::ReadJob;
 use crate::sqlite::ddl;
 use crate::sqlite::writes::{self, WriteContext};
+use crate::state::Generations;
 use crate::{Change, ChangeSink, Write, WriteOutcome};
 
 /// The change sink, set once the server has wired its event bus.
@@ -79,7 +80,7 @@ pub(crate) struct Writer {
     /// The copy readers consult, refreshed after each commit that changed tables.
     pub(crate) shared: Arc<RwLock<HashSet<String>>>,
     /// Per class, the number of committed jobs that touched it (`Store::class_generation`).
-    pub(crate) generations: Arc<RwLock<HashMap<String, u64>>>,
+    pub(crate) generations: Arc<Generations>,
     pub(crate) sink: SharedSink,
 }
 
@@ -218,16 +219,12 @@ impl Writer {
         }
         // Committed: the classes of the jobs that succeeded have moved on, and their callers
         // are answered only after this.
-        if let Ok(mut generations) = self.generations.write() {
-            for (job, result) in jobs.iter().zip(&results) {
-                if result.is_ok() {
-                    for class_name in touched_classes(job) {
-                        let generation = generations.entry(class_name.to_owned()).or_insert(0);
-                        *generation = generation.wrapping_add(1);
-                    }
-                }
-            }
-        }
+        self.generations.bump(
+            jobs.iter()
+                .zip(&results)
+                .filter(|(_, result)| result.is_ok())
+                .flat_map(|(job, _)| touched_classes(job)),
+        );
         self.report_changes(jobs, &results);
         if !overlay.is_empty() {
             for (table, exists) in overlay {
