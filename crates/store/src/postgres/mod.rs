@@ -1,6 +1,6 @@
 //! The PostgreSQL implementation of [`Store`], on sqlx's PostgreSQL driver.
 //!
-//! - `ddl`: tables, columns, indexes, the `_SCHEMA` and `_Files` tables.
+//! - `ddl`: runs the DDL text of `crate::ddl`; the `_SCHEMA` and `_Files` tables.
 //! - `rows`: column types, bound values, and how rows decode into objects.
 //! - `dialect`: how filters and orders are written in this database (`crate::translate`
 //!   holds the one translator).

@@ -1,6 +1,6 @@
 //! The SQLite implementation of [`Store`].
 //!
-//! - `ddl`: tables, columns, indexes, the `_SCHEMA` table.
+//! - `ddl`: runs the DDL text of `crate::ddl`; the `_SCHEMA` table, upgrades of older tables.
 //! - `rows`: how each field type is stored in a column and read back.
 //! - `dialect`: how filters and orders are written in this database (`crate::translate`
 //!   holds the one translator).
