@@ -102,13 +102,13 @@ async fn execute(conn: &mut PgConnection, sql: String) -> StoreResult<()> {
     Ok(())
 }
 
-/// Runs DDL statements in order; a failure stops at it (the caller's transaction then rolls
-/// all of them back).
+/// Runs DDL statements in order, as one simple-protocol batch: one round trip however many
+/// there are; a failure stops at it (the caller's transaction then rolls all of them back).
 async fn execute_all(conn: &mut PgConnection, statements: Vec<String>) -> StoreResult<()> {
-    for sql in statements {
-        execute(conn, sql).await?;
+    if statements.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    execute(conn, statements.join("; ")).await
 }
 
 /// `name` as PostgreSQL will store it: unchanged when short enough, else a prefix and a hash
