@@ -6,6 +6,7 @@ pub mod ast;
 pub mod geo;
 pub mod matcher;
 pub mod parse;
+pub mod pipeline;
 pub mod regex;
 
 pub use ast::{Cond, FieldRef, Filter, FindQuery, Operand, Pattern, SortKey, SubQuery};

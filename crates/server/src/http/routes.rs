@@ -81,6 +81,10 @@ pub enum Route {
         object_id: String,
     },
     Batch,
+    /// `GET /aggregate/:className`: a pipeline or `distinct` (master key).
+    Aggregate {
+        class_name: String,
+    },
     AllSchemas,
     GetSchema {
         class_name: String,
@@ -199,6 +203,9 @@ impl Route {
                 object_id: owned(object_id),
             },
             ("POST", ["batch"]) => Route::Batch,
+            ("GET", ["aggregate", class_name]) => Route::Aggregate {
+                class_name: owned(class_name),
+            },
             ("GET", ["schemas"]) => Route::AllSchemas,
             ("POST", ["schemas"]) => Route::CreateSchema { class_name: None },
             ("GET", ["schemas", class_name]) => Route::GetSchema {
@@ -337,6 +344,12 @@ pub async fn dispatch(
             object_id,
         } => classes::delete_object(operations, auth, &class_name, &object_id).await,
         Route::Batch => batch::run_batch(state, auth, &request).await,
+        Route::Aggregate { class_name } => {
+            let results = operations
+                .aggregate(auth, &class_name, &request.params)
+                .await?;
+            Ok(ApiResponse::ok(serde_json::json!({ "results": results })))
+        }
         Route::AllSchemas => Ok(ApiResponse::ok(operations.all_schemas(auth).await?)),
         Route::GetSchema { class_name } => Ok(ApiResponse::ok(
             operations.get_schema(auth, &class_name).await?,

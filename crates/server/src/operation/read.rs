@@ -60,9 +60,9 @@ pub struct FindResponse {
 }
 
 /// Resolves subqueries (`$inQuery`, `$select`) with the caller's rights on their classes.
-struct CallerQueryContext<'a> {
-    operations: &'a Operations,
-    auth: &'a Auth,
+pub(super) struct CallerQueryContext<'a> {
+    pub(super) operations: &'a Operations,
+    pub(super) auth: &'a Auth,
 }
 
 impl QueryContext for CallerQueryContext<'_> {

@@ -38,17 +38,20 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use parlor_core::object::Object;
+use parlor_core::query::pipeline::Aggregate;
 use parlor_core::query::{Filter, FindQuery};
 use parlor_core::schema::ClassSchema;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql, params_from_iter};
+use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Bind, SqlBuilder};
 use crate::{ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
+use crate::aggregate;
 use crate::select::{self, DecodeRow, Projection};
 pub(crate) use ddl::MAX_COLUMNS;
 pub use ddl::UNIQUE_INDEX_KEY;
@@ -429,6 +432,18 @@ fn open_reader(path: &std::path::Path, busy_timeout: Duration) -> StoreResult<Co
     Ok(conn)
 }
 
+/// An SQL value as JSON, as a pipeline's rows are read before shaping.
+fn sql_value_json(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null | ValueRef::Blob(_) => Value::Null,
+        ValueRef::Integer(integer) => Value::from(integer),
+        ValueRef::Real(real) => serde_json::Number::from_f64(real)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        ValueRef::Text(text) => Value::String(String::from_utf8_lossy(text).into_owned()),
+    }
+}
+
 /// Registers `regexp(pattern, text)`, which SQLite calls for `text REGEXP pattern`.
 ///
 /// Patterns compile with the matcher's size-limited builder, once per statement execution
@@ -610,6 +625,87 @@ impl Store for SqliteStore {
             Ok(lines.join("\n"))
         })
         .await
+    }
+
+    async fn explain_json(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<Value> {
+        let (mut out, _) = self.with_tables(|table_exists| {
+            select::find::<SqliteDialect>(schema, query, table_exists)
+        })?;
+        out.sql.insert_str(0, "EXPLAIN QUERY PLAN ");
+        let steps = self
+            .read(move |conn| {
+                let mut statement = conn.prepare(&out.sql)?;
+                let steps = statement
+                    .query_map(params_from_iter(&out.binds), |row| {
+                        Ok(serde_json::json!({
+                            "id": row.get::<_, i64>(0)?,
+                            "parent": row.get::<_, i64>(1)?,
+                            "detail": row.get::<_, String>(3)?,
+                        }))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(steps)
+            })
+            .await?;
+        Ok(Value::Array(steps))
+    }
+
+    async fn aggregate(
+        &self,
+        schema: &ClassSchema,
+        pipeline: &Aggregate,
+    ) -> StoreResult<Vec<Map<String, Value>>> {
+        if !self.table_exists(&schema.class_name) {
+            return Ok(Vec::new());
+        }
+        let statement = self.with_tables(|table_exists| {
+            aggregate::statement::<SqliteDialect>(schema, pipeline, table_exists)
+        })?;
+        self.read(move |conn| {
+            let mut prepared = conn.prepare(&statement.out.sql)?;
+            let mut rows = prepared.query(params_from_iter(&statement.out.binds))?;
+            let mut objects = Vec::new();
+            while let Some(row) = rows.next()? {
+                let raw = (0..statement.columns.len())
+                    .map(|index| row.get_ref(index).map(sql_value_json))
+                    .collect::<Result<Vec<_>, _>>()?;
+                objects.push(aggregate::shape_row::<SqliteDialect>(
+                    &statement.columns,
+                    raw,
+                ));
+            }
+            Ok(objects)
+        })
+        .await
+    }
+
+    async fn distinct(
+        &self,
+        schema: &ClassSchema,
+        filter: &Filter,
+        field: &str,
+    ) -> StoreResult<Vec<Value>> {
+        if !self.table_exists(&schema.class_name) {
+            return Ok(Vec::new());
+        }
+        let Some((out, kind)) = self.with_tables(|table_exists| {
+            aggregate::distinct::<SqliteDialect>(schema, filter, field, table_exists)
+        })?
+        else {
+            return Ok(Vec::new());
+        };
+        let raw = self
+            .read(move |conn| {
+                let mut prepared = conn.prepare(&out.sql)?;
+                let values = prepared
+                    .query_map(params_from_iter(&out.binds), |row| {
+                        row.get_ref(0).map(sql_value_json)
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(values)
+            })
+            .await?;
+        Ok(aggregate::distinct_values::<SqliteDialect>(&kind, raw))
     }
 
     async fn put_file(&self, name: &str, content_type: &str, data: Vec<u8>) -> StoreResult<()> {
