@@ -40,6 +40,9 @@ pub struct FindRequest {
     pub include_all: bool,
     /// With `$relatedTo`: answer with the relation's target class (the JS SDK's `relation.query()`).
     pub redirect_class_name_for_key: Option<String>,
+    /// `explain`: answer the database's plan for the find instead of its objects (master
+    /// key only, as Parse Server 9 by default).
+    pub explain: bool,
 }
 
 /// A get by id's options.
@@ -133,6 +136,9 @@ impl Operations {
         mut request: FindRequest,
     ) -> OpResult<FindResponse> {
         refuse_internal_class(class_name, ClassOperation::Find)?;
+        if request.explain && !auth.master {
+            return Err(super::aggregate::explain_refused());
+        }
         self.before_find(auth, class_name, &mut request, false)
             .await?;
         let schema = match &request.redirect_class_name_for_key {
@@ -215,6 +221,24 @@ impl Operations {
             order.push(near);
         }
         let store_keys = request.keys.as_ref().map(|keys| top_level_keys(keys));
+        if request.explain {
+            // The plan of the statement the find would run, as the database gives it
+            // (PostgreSQL's `EXPLAIN (FORMAT JSON)` row, as Parse Server's PostgreSQL
+            // adapter answers; SQLite's `EXPLAIN QUERY PLAN` steps in the same place).
+            let query = FindQuery {
+                filter,
+                order,
+                skip: request.skip,
+                limit: Some(limit),
+                keys: store_keys,
+            };
+            let plan = self.store.explain_json(&schema, &query).await?;
+            return Ok(FindResponse {
+                results: vec![serde_json::json!({ "QUERY PLAN": plan })],
+                count: None,
+                redirected_class_name: None,
+            });
+        }
         let count = if request.count {
             Some(self.store.count(&schema, &filter).await?)
         } else {

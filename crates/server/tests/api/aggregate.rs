@@ -561,3 +561,73 @@ async fn hidden_fields_never_leak() {
     .await;
     assert_eq!(grouped, vec![json!({"objectId": null, "n": 1})]);
 }
+
+/// `explain=true` answers the database's plan instead of objects, to the master key only
+/// (Parse Server 9's default); `hint` is accepted and left to the planner.
+#[tokio::test]
+async fn explain_shows_the_plan() {
+    let server = TestServer::new().await;
+    load(&server).await;
+    let find = |headers: &'static [(&'static str, &'static str)],
+                params: Vec<(&'static str, Value)>| {
+        let server = &server;
+        async move {
+            server
+                .send(
+                    Method::GET,
+                    &format!("/classes/T{}", query_string(&params)),
+                    None,
+                    headers,
+                )
+                .await
+        }
+    };
+    let refused = find(&PUBLIC_HEADERS, vec![("explain", json!(true))]).await;
+    assert_parse_error(
+        &refused,
+        400,
+        102,
+        Some("Using the explain query parameter requires the master key"),
+    );
+    assert!(refused.body.get("results").is_none());
+    for params in [
+        vec![("explain", json!(true)), ("where", json!({"name": "foo"}))],
+        vec![
+            ("explain", json!(true)),
+            ("hint", json!("nosuch_index")),
+            ("order", json!("-views")),
+        ],
+    ] {
+        let reply = find(&MASTER_HEADERS, params).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let results = reply.body["results"].as_array().unwrap();
+        assert_eq!(results.len(), 1, "{:?}", reply.body);
+        let plan = &results[0]["QUERY PLAN"];
+        if on_postgres() {
+            assert!(plan[0]["Plan"]["Node Type"].is_string(), "{plan}");
+        } else {
+            let steps = plan.as_array().unwrap();
+            assert!(!steps.is_empty());
+            assert!(
+                steps.iter().all(|step| step["detail"].is_string()),
+                "{plan}"
+            );
+        }
+        // A plan, not the objects.
+        assert!(!reply.text.contains("\"foo\""));
+    }
+    // A lookup by id uses the primary key, and the plan says so.
+    let reply = find(
+        &MASTER_HEADERS,
+        vec![
+            ("explain", json!(true)),
+            ("where", json!({"objectId": "x"})),
+        ],
+    )
+    .await;
+    let plan = reply.body["results"][0]["QUERY PLAN"].to_string();
+    assert!(
+        plan.contains("INDEX") || plan.contains("Index") || plan.contains("PRIMARY KEY"),
+        "{plan}"
+    );
+}
