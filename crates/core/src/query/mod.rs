@@ -9,5 +9,5 @@ pub mod parse;
 pub mod pipeline;
 pub mod regex;
 
-pub use ast::{Cond, FieldRef, Filter, FindQuery, Operand, Pattern, SortKey, SubQuery};
+pub use ast::{Cond, FieldRef, Filter, FindQuery, Operand, Pattern, SortKey, SubQuery, TextScore};
 pub use parse::{QueryContext, parse_where};

@@ -17,7 +17,8 @@
 //! Compiled regexes are bounded ([`REGEX_SIZE_LIMIT`], [`REGEX_DFA_SIZE_LIMIT`]), so a
 //! hostile pattern is refused instead of exhausting memory.
 
-use regex::{Regex, RegexBuilder};
+pub use regex::Regex;
+use regex::RegexBuilder;
 
 use crate::error::{Error, Result};
 use crate::query::ast::Pattern;
@@ -94,6 +95,95 @@ pub fn expand_quotes(pattern: &str) -> String {
 /// Both evaluators use exactly this string, so they agree on what a "word" is.
 pub fn text_term_pattern(term: &str) -> String {
     format!(r"(?i)\b{}\b", regex::escape(term))
+}
+
+/// The regex source for one `$text` term under the search's options: case-sensitive or
+/// not, and with `fold_diacritics` each Latin letter also matching its accented forms
+/// (`cafe` finds `café`, `CAFÉ` with case folding), as MongoDB's `$diacriticSensitive:
+/// false` does. With neither option it is [`text_term_pattern`].
+pub fn text_term_pattern_with(term: &str, case_sensitive: bool, fold_diacritics: bool) -> String {
+    let flags = if case_sensitive { "" } else { "(?i)" };
+    if !fold_diacritics {
+        return format!(r"{flags}\b{}\b", regex::escape(term));
+    }
+    let mut body = String::new();
+    for letter in term.chars() {
+        match diacritic_class(letter) {
+            Some(class) => body.push_str(&class),
+            None => body.push_str(&regex::escape(letter.encode_utf8(&mut [0; 4]))),
+        }
+    }
+    format!(r"{flags}\b{body}\b")
+}
+
+/// Latin letters and their accented forms (Latin-1 and Latin Extended-A), by base letter.
+const DIACRITICS: [(char, &str); 38] = [
+    ('a', "àáâãäåāăą"),
+    ('c', "çćĉċč"),
+    ('d', "ďđ"),
+    ('e', "èéêëēĕėęě"),
+    ('g', "ĝğġģ"),
+    ('h', "ĥħ"),
+    ('i', "ìíîïĩīĭįı"),
+    ('j', "ĵ"),
+    ('k', "ķ"),
+    ('l', "ĺļľŀł"),
+    ('n', "ñńņňŉ"),
+    ('o', "òóôõöøōŏő"),
+    ('r', "ŕŗř"),
+    ('s', "śŝşš"),
+    ('t', "ţťŧ"),
+    ('u', "ùúûüũūŭůűų"),
+    ('w', "ŵ"),
+    ('y', "ýÿŷ"),
+    ('z', "źżž"),
+    ('A', "ÀÁÂÃÄÅĀĂĄ"),
+    ('C', "ÇĆĈĊČ"),
+    ('D', "ĎĐ"),
+    ('E', "ÈÉÊËĒĔĖĘĚ"),
+    ('G', "ĜĞĠĢ"),
+    ('H', "ĤĦ"),
+    ('I', "ÌÍÎÏĨĪĬĮİ"),
+    ('J', "Ĵ"),
+    ('K', "Ķ"),
+    ('L', "ĹĻĽĿŁ"),
+    ('N', "ÑŃŅŇ"),
+    ('O', "ÒÓÔÕÖØŌŎŐ"),
+    ('R', "ŔŖŘ"),
+    ('S', "ŚŜŞŠ"),
+    ('T', "ŢŤŦ"),
+    ('U', "ÙÚÛÜŨŪŬŮŰŲ"),
+    ('W', "Ŵ"),
+    ('Y', "ÝŸŶ"),
+    ('Z', "ŹŻŽ"),
+];
+
+/// `[eéè…]` for a letter with accented forms (whether the term's letter is the plain or an
+/// accented one), `None` for any other character.
+fn diacritic_class(letter: char) -> Option<String> {
+    let (base, accented) = DIACRITICS
+        .iter()
+        .find(|(base, accented)| *base == letter || accented.contains(letter))?;
+    Some(format!("[{base}{accented}]"))
+}
+
+/// The regex source of a word, as [`text_score`] counts them.
+pub const WORD_PATTERN: &str = r"\w+";
+
+/// The relevance of `text` to a search whose terms' patterns are `terms`, as MongoDB's
+/// `textScore` weighs it without stop words or stemming: for each term found `n` times in a
+/// text of `words` words, `(0.5 · n / words + 0.5) · (1 + 1/2 + … + 1/2ⁿ⁻¹)`, summed. A text
+/// that is exactly one term scores 1, a two-word text holding it once 0.75. Both backends
+/// compute the same formula in SQL.
+pub fn text_score(text: &str, terms: &[Regex], word: &Regex) -> f64 {
+    let words = word.find_iter(text).count().max(1) as f64;
+    terms
+        .iter()
+        .map(|term| {
+            let found = term.find_iter(text).count() as f64;
+            (0.5 * found / words + 0.5) * (2.0 - 2f64.powf(1.0 - found))
+        })
+        .sum()
 }
 
 /// Compiles a source with Parlor's size limits; every regex built from client input goes

@@ -221,6 +221,13 @@ impl Operations {
             order.push(near);
         }
         let store_keys = request.keys.as_ref().map(|keys| top_level_keys(keys));
+        let score = text_score(&request, &schema)?;
+        // `keys=$score` keeps the relevance, which objects carry as `score`.
+        if let Some(keys) = &mut request.keys {
+            for key in keys.iter_mut().filter(|key| *key == "$score") {
+                *key = "score".to_owned();
+            }
+        }
         if request.explain {
             // The plan of the statement the find would run, as the database gives it
             // (PostgreSQL's `EXPLAIN (FORMAT JSON)` row, as Parse Server's PostgreSQL
@@ -231,6 +238,7 @@ impl Operations {
                 skip: request.skip,
                 limit: Some(limit),
                 keys: store_keys,
+                score,
             };
             let plan = self.store.explain_json(&schema, &query).await?;
             return Ok(FindResponse {
@@ -253,6 +261,7 @@ impl Operations {
                 skip: request.skip,
                 limit: Some(limit),
                 keys: store_keys,
+                score,
             };
             self.store.find(&schema, &query).await?
         };
@@ -326,6 +335,7 @@ impl Operations {
             skip: 0,
             limit: Some(1),
             keys: store_keys,
+            score: None,
         };
         let objects = self.store.find(&schema, &query).await?;
         if objects.is_empty() {
@@ -519,6 +529,7 @@ impl Operations {
             skip: 0,
             limit: None,
             keys: keys.clone(),
+            score: None,
         };
         let objects = self.store.find(&schema, &query).await?;
         let public_only = directory_rows(directory, auth, &objects);
@@ -531,6 +542,31 @@ impl Operations {
             object.insert("className".into(), class_name.into());
         }
         Ok(rendered)
+    }
+}
+
+/// The relevance a find asks for with `keys=$score` or `order=$score` (highest first, as
+/// MongoDB's text score sorts, whichever direction is written), from its `$text` search;
+/// asking for it without one is a `102`.
+fn text_score(
+    request: &FindRequest,
+    schema: &ClassSchema,
+) -> OpResult<Option<parlor_core::query::TextScore>> {
+    let in_keys = request.keys.iter().flatten().any(|key| key == "$score");
+    let sort = request
+        .order
+        .iter()
+        .flat_map(|order| order.split(','))
+        .any(|key| matches!(key.trim(), "$score" | "-$score"));
+    if !in_keys && !sort {
+        return Ok(None);
+    }
+    match parlor_core::query::parse::text_score(&request.where_json, schema, sort, in_keys)? {
+        Some(score) => Ok(Some(score)),
+        None => Err(OpError::parse(
+            Code::InvalidQuery,
+            "$score needs a $text search in where",
+        )),
     }
 }
 

@@ -423,6 +423,16 @@ impl Dialect for SqliteDialect {
     }
 
     /// Lists are JSON arrays of strings.
+    /// `parlor_text_score`, registered on each connection, over the patterns as JSON.
+    fn text_score(out: &mut SqlBuilder, expr: &str, patterns: &[String]) -> StoreResult<()> {
+        out.push("COALESCE(parlor_text_score(");
+        out.push(expr);
+        out.push(", ");
+        out.param(Bind::Text(canonical_json(&Value::from(patterns.to_vec()))));
+        out.push("), 0.0)");
+        Ok(())
+    }
+
     fn list_has_any(t: &mut SqliteTranslator<'_>, column: &str, entries: &[String]) {
         t.push("EXISTS (SELECT 1 FROM json_each(");
         t.push(column);

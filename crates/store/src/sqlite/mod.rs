@@ -330,6 +330,7 @@ fn configure(conn: &Connection, busy_timeout: Duration) -> StoreResult<()> {
     conn.pragma_update(None, "foreign_keys", false)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     add_regexp(conn)?;
+    add_text_score(conn)?;
     add_geo_functions(conn)?;
     Ok(())
 }
@@ -442,6 +443,40 @@ fn sql_value_json(value: ValueRef<'_>) -> Value {
             .unwrap_or(Value::Null),
         ValueRef::Text(text) => Value::String(String::from_utf8_lossy(text).into_owned()),
     }
+}
+
+/// Registers `parlor_text_score(text, patterns)`: a `$text` search's relevance
+/// ([`parlor_core::query::regex::text_score`]) for a JSON array of term patterns, compiled
+/// once per statement execution (the patterns argument's auxiliary data). NULL for a NULL
+/// text.
+fn add_text_score(conn: &Connection) -> rusqlite::Result<()> {
+    use parlor_core::query::regex::{Regex, WORD_PATTERN, build, text_score};
+    type Compiled = (Vec<Regex>, Regex);
+    conn.create_scalar_function(
+        "parlor_text_score",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let compiled = ctx.get_or_create_aux(
+                1,
+                |patterns| -> Result<Compiled, Box<dyn std::error::Error + Send + Sync>> {
+                    let sources: Vec<String> = serde_json::from_str(patterns.as_str()?)?;
+                    let terms = sources
+                        .iter()
+                        .map(|source| build(source))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok((terms, build(WORD_PATTERN)?))
+                },
+            )?;
+            match ctx.get_raw(0) {
+                ValueRef::Text(bytes) => {
+                    let text = String::from_utf8_lossy(bytes);
+                    Ok(Some(text_score(&text, &compiled.0, &compiled.1)))
+                }
+                _ => Ok(None),
+            }
+        },
+    )
 }
 
 /// Registers `regexp(pattern, text)`, which SQLite calls for `text REGEXP pattern`.
