@@ -21,8 +21,10 @@ use serde_json::{Map, Value};
 use super::read::CallerQueryContext;
 use super::{Auth, OpError, OpResult, Operations};
 
-/// Request parameters of `/aggregate` that are not pipeline stages.
-const OPTIONS: [&str; 7] = [
+/// Request parameters of `/aggregate` that are not pipeline stages. `rawValues` and
+/// `rawFieldNames` (the SDK's options for Parse Server 9.9's MongoDB-native pipelines) are
+/// accepted and change nothing: values and names are always read as Parse's.
+const OPTIONS: [&str; 9] = [
     "where",
     "distinct",
     "pipeline",
@@ -30,6 +32,8 @@ const OPTIONS: [&str; 7] = [
     "explain",
     "readPreference",
     "comment",
+    "rawValues",
+    "rawFieldNames",
 ];
 
 impl Operations {
