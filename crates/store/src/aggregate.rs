@@ -792,7 +792,7 @@ fn number_json(number: f64) -> Value {
 }
 
 /// A row of the pipeline's statement (values by column, as read) as Parse JSON: group keys
-/// `objectId.<key>` gathered into an `objectId` object, computed `null` group ids kept.
+/// `objectId.<key>` gathered into an `objectId` object, other nulls left out.
 pub(crate) fn shape_row<D: AggregateDialect>(
     columns: &[Column],
     mut raw: Vec<Value>,
@@ -814,6 +814,9 @@ pub(crate) fn shape_row<D: AggregateDialect>(
     if !keys.is_empty() {
         object.insert("objectId".into(), Value::Object(keys));
     }
+    // Every row has an `objectId`, null when the pipeline dropped it (`$project` with
+    // `_id: 0`, `$count`), as Parse Server's PostgreSQL adapter answers.
+    object.entry("objectId").or_insert(Value::Null);
     object
 }
 
@@ -866,10 +869,14 @@ pub(crate) fn distinct<D: AggregateDialect>(
     Ok(Some((out, kind)))
 }
 
-/// The values of a `distinct` statement as Parse JSON, nulls left out.
+/// The values of a `distinct` statement as Parse JSON, nulls left out. Dates are ISO
+/// strings there, as Parse Server answers a distinct (pointers are typed).
 pub(crate) fn distinct_values<D: AggregateDialect>(kind: &Kind, raw: Vec<Value>) -> Vec<Value> {
     raw.into_iter()
-        .map(|value| to_parse_json::<D>("value", kind, value))
+        .map(|value| match kind {
+            Kind::Field(FieldType::Date) => value,
+            _ => to_parse_json::<D>("value", kind, value),
+        })
         .filter(|value| !value.is_null())
         .collect()
 }

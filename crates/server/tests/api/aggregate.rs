@@ -302,7 +302,10 @@ async fn row_stages() {
                {"$project": {"name": 1, "g": "$sender", "_id": 0}}]),
     )
     .await;
-    assert_eq!(rows, vec![json!({"name": "foo", "g": {"group": "A"}})]);
+    assert_eq!(
+        rows,
+        vec![json!({"name": "foo", "g": {"group": "A"}, "objectId": null})]
+    );
     let rows = results(
         &server,
         "T",
@@ -321,7 +324,7 @@ async fn row_stages() {
         json!([{"$match": {"score": 10}}, {"$count": "tens"}]),
     )
     .await;
-    assert_eq!(rows, vec![json!({"tens": 3})]);
+    assert_eq!(rows, vec![json!({"tens": 3, "objectId": null})]);
     // `$unwind`, then grouping the items.
     let rows = results(
         &server,
@@ -349,10 +352,10 @@ async fn row_stages() {
     assert_eq!(
         rows,
         vec![
-            json!({"size": "S", "i": 0}),
-            json!({"size": "M", "i": 1}),
-            json!({"size": "M", "i": 0}),
-            json!({"size": "L", "i": 1}),
+            json!({"size": "S", "i": 0, "objectId": null}),
+            json!({"size": "M", "i": 1, "objectId": null}),
+            json!({"size": "M", "i": 0, "objectId": null}),
+            json!({"size": "L", "i": 1, "objectId": null}),
         ]
     );
 }
@@ -463,7 +466,7 @@ async fn bad_pipelines_are_refused() {
     assert_parse_error(&reply, 400, 102, None);
 }
 
-/// `distinct`: values of a field (pointers and dates typed), of an Array's items, of a
+/// `distinct`: values of a field (pointers typed, dates as ISO strings), of an Array's items, of a
 /// dotted path; with `where`; nothing for missing classes and fields.
 #[tokio::test]
 async fn distinct_values() {
@@ -513,10 +516,11 @@ async fn distinct_values() {
     );
     let dates = distinct(vec![("distinct", json!("createdAt"))]).await;
     assert!(!dates.is_empty());
+    // ISO strings, as Parse Server answers a distinct of dates.
     assert!(
         dates
             .iter()
-            .all(|date| date["__type"] == "Date" && date["iso"].is_string())
+            .all(|date| date.as_str().is_some_and(|iso| iso.ends_with('Z')))
     );
     let target = server.create("P", json!({})).await;
     server
