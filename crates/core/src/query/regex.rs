@@ -392,6 +392,45 @@ mod tests {
         assert!(res.is_err_and(|error| error.message.len() < 200));
     }
 
+    /// MongoDB's text score: 1 for the term alone, 0.75 for one of two words, more for
+    /// repeats, summed over terms, 0 when absent.
+    #[test]
+    fn text_scores() {
+        let word = build(WORD_PATTERN).unwrap();
+        let coffee = [build(&text_term_pattern("coffee")).unwrap()];
+        let score = |text: &str| text_score(text, &coffee, &word);
+        assert_eq!(score("coffee"), 1.0);
+        assert_eq!(score("Coffee Shopping"), 0.75);
+        assert_eq!(score("coffee coffee"), 1.5);
+        assert_eq!(score("tea"), 0.0);
+        assert_eq!(score(""), 0.0);
+        let both = [
+            coffee[0].clone(),
+            build(&text_term_pattern("cream")).unwrap(),
+        ];
+        assert_eq!(text_score("coffee cream", &both, &word), 1.5);
+    }
+
+    /// Options: case-sensitive terms, accents folded both ways.
+    #[test]
+    fn text_term_options() {
+        let matches = |term: &str, case: bool, fold: bool, text: &str| {
+            build(&text_term_pattern_with(term, case, fold))
+                .unwrap()
+                .is_match(text)
+        };
+        assert!(matches("cafe", false, true, "Un CAFÉ"));
+        assert!(matches("café", false, true, "cafe"));
+        assert!(!matches("cafe", false, false, "café"));
+        assert!(!matches("Cafe", true, true, "café"));
+        assert!(matches("Cafe", true, true, "Café"));
+        assert!(!matches("caf", false, true, "café"));
+        assert_eq!(
+            text_term_pattern_with("a.b", false, false),
+            text_term_pattern("a.b")
+        );
+    }
+
     #[test]
     fn text_terms_are_whole_words() {
         let cases: &[(&str, &str, bool)] = &[
