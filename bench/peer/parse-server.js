@@ -1,7 +1,8 @@
 // Launcher for Parse Server (the peer) used by bench/compare. Parse Server itself is installed
 // outside the repo with npm (default /opt/parse-peer, see bench/README.md); same settings as the
 // reference runs in shared/peer-bench: Postgres, LiveQuery on the same port, error-level logs.
-// Env: PARSE_PEER_DIR, DATABASE_URI, PORT, HOST, APP_ID, MASTER_KEY.
+// Env: PARSE_PEER_DIR, DATABASE_URI, PORT, HOST, APP_ID, MASTER_KEY, CLOUD (a cloud/main.js,
+// absolute path: the same file Parlor runs with --cloud).
 'use strict';
 const path = require('path');
 const { createRequire } = require('module');
@@ -34,6 +35,7 @@ ParseServer.startApp({
   // Its GraphQL API beside /parse, for the graphql_history scenario.
   mountGraphQL: true,
   graphQLPath: '/graphql',
+  ...(process.env.CLOUD ? { cloud: process.env.CLOUD } : {}),
 }).then(
   () => process.stdout.write(`parse-server ${req('parse-server/package.json').version} on ${serverURL} pid=${process.pid}\n`),
   (e) => {

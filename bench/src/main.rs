@@ -161,6 +161,13 @@ struct Cli {
     /// Batches in flight at once.
     #[arg(long, default_value_t = 4)]
     seed_parallel: usize,
+    /// geo_near: `Place` objects seeded (random GeoPoints over Europe, roughly).
+    #[arg(long, default_value_t = 1_000_000)]
+    geo_points: usize,
+    /// geo_near: the `$maxDistanceInKilometers` of each query (5 km holds ~9 of a million
+    /// places on average).
+    #[arg(long, default_value_t = 5.0)]
+    geo_radius_km: f64,
 }
 
 /// A Parse Server figure to compare with, and the goal set against it.
@@ -389,7 +396,7 @@ impl Scenario {
     }
 }
 
-const KNOWN_SCENARIOS: &str = "create_message, query_history, graphql_history, get_by_id, health, log_in, sign_up, history_during_log_ins, create_during_field_flood, cloud_function";
+const KNOWN_SCENARIOS: &str = "create_message, query_history, graphql_history, get_by_id, health, log_in, sign_up, history_during_log_ins, create_during_field_flood, cloud_function, geo_near";
 
 /// New fields in each body of the `field_flood` load (more than a client may add by default:
 /// the load measures what refusing them costs; with `--server-arg
@@ -401,12 +408,13 @@ const FLOOD_FIELDS: usize = 1000;
 const MASTER_SUFFIX: &str = "_master";
 
 /// The scenarios sent as the seeded user (session token), which take a `_master` twin.
-const USER_SCENARIOS: [&str; 5] = [
+const USER_SCENARIOS: [&str; 6] = [
     "create_message",
     "query_history",
     "graphql_history",
     "get_by_id",
     "cloud_function",
+    "geo_near",
 ];
 
 /// The history page by GraphQL: the 50 newest messages of a session with their sender and
@@ -487,6 +495,18 @@ fn target(name: &str, base: &str, seeded: &seed::Seeded, user: &Auth) -> anyhow:
                 method: Method::POST,
                 url: format!("{base}/functions/latestMessage"),
                 body: Some(body),
+                auth,
+            }
+        }
+        // `$nearSphere` within `--geo-radius-km` of a random point, 20 nearest, over the
+        // `--geo-points` places seeded for it.
+        "geo_near" => {
+            if seeded.geo_queries.is_empty() {
+                bail!("geo_near needs seeded places");
+            }
+            Target::RandomId {
+                prefix: format!("{base}/classes/Place?limit=20&where="),
+                ids: Arc::new(seeded.geo_queries.clone()),
                 auth,
             }
         }
@@ -1128,6 +1148,27 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         eprintln!("[bench] seeded: {}", seeded.report);
         seed_report = seeded.report.clone();
         tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut seeded = seeded;
+        if cli
+            .scenarios
+            .iter()
+            .any(|name| name.trim_end_matches(MASTER_SUFFIX) == "geo_near")
+        {
+            eprintln!("[bench] seeding {} places ...", cli.geo_points);
+            let (queries, report) = seed::seed_places(
+                &client,
+                &keys,
+                &base,
+                cli.geo_points,
+                cli.seed_batch,
+                cli.seed_parallel,
+                cli.geo_radius_km,
+            )
+            .await?;
+            emit(&report);
+            eprintln!("[bench] seeded: {report}");
+            seeded.geo_queries = queries;
+        }
         mem_seeded = mem("after_seed");
 
         let scenarios = build_scenarios(&cli, &bases, &seeded)?;

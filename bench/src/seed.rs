@@ -121,6 +121,8 @@ pub struct Seeded {
     /// Every seeded message id.
     pub message_ids: Vec<String>,
     pub report: Value,
+    /// `geo_near`'s `where` objects (URL-encoded), once [`seed_places`] has run.
+    pub geo_queries: Vec<String>,
 }
 
 const LOREM: &str = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua ";
@@ -166,6 +168,123 @@ async fn batch_create(
         .collect()
 }
 
+/// Creates `chunks` (each one `/batch` in a transaction) with `parallel` requests at a time;
+/// the objectIds in the order of the bodies.
+async fn create_in_batches(
+    client: &Client,
+    keys: &Keys,
+    base: &str,
+    mount: &str,
+    class_name: &'static str,
+    chunks: Vec<Vec<Value>>,
+    parallel: usize,
+) -> anyhow::Result<Vec<String>> {
+    let chunk_count = chunks.len();
+    let mut queue: Vec<(usize, Vec<Value>)> = chunks.into_iter().enumerate().collect();
+    queue.reverse();
+    let queue = Arc::new(Mutex::new(queue));
+    let ids: Arc<Mutex<Vec<Option<Vec<String>>>>> = Arc::new(Mutex::new(vec![None; chunk_count]));
+    let mut tasks = Vec::new();
+    for _ in 0..parallel.max(1) {
+        let (client, keys, base, mount, queue, ids) = (
+            client.clone(),
+            keys.clone(),
+            base.to_owned(),
+            mount.to_owned(),
+            queue.clone(),
+            ids.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop();
+                let Some((index, bodies)) = next else {
+                    return anyhow::Ok(());
+                };
+                let created =
+                    batch_create(&client, &keys, &base, &mount, class_name, bodies).await?;
+                let mut ids = ids.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                ids[index] = Some(created);
+                let done = ids.iter().filter(|c| c.is_some()).count();
+                if done % 200 == 0 || done == chunk_count {
+                    eprintln!("[seed] {class_name}: {done}/{chunk_count} batches");
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.context("seed task panicked")??;
+    }
+    let ids = ids
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .drain(..)
+        .flatten()
+        .flatten()
+        .collect();
+    Ok(ids)
+}
+
+/// The region `geo_near`'s places are spread over, uniformly: Europe, roughly (latitude 35–60°,
+/// longitude −10–30°), so that a query's neighbourhood holds a realistic number of places.
+const GEO_REGION: ((f64, f64), (f64, f64)) = ((35.0, 60.0), (-10.0, 30.0));
+
+/// Seeds `count` `Place` objects (`location`: a GeoPoint, public read) for `geo_near`; the
+/// queries it sends: `where` objects with `$nearSphere` around random centres of the region,
+/// within `radius_km`, URL-encoded.
+pub async fn seed_places(
+    client: &Client,
+    keys: &Keys,
+    base: &str,
+    count: usize,
+    batch: usize,
+    parallel: usize,
+    radius_km: f64,
+) -> anyhow::Result<(Vec<String>, Value)> {
+    let mount = reqwest::Url::parse(base)?
+        .path()
+        .trim_end_matches('/')
+        .to_owned();
+    let ((lat_low, lat_high), (lng_low, lng_high)) = GEO_REGION;
+    let mut rng = Rng::new(7);
+    let mut point = move || {
+        let unit = |rng: &mut Rng| rng.below(1_000_000_000) as f64 / 1e9;
+        (
+            lat_low + (lat_high - lat_low) * unit(&mut rng),
+            lng_low + (lng_high - lng_low) * unit(&mut rng),
+        )
+    };
+    let bodies: Vec<Value> = (0..count)
+        .map(|i| {
+            let (latitude, longitude) = point();
+            json!({
+                "name": format!("place {i}"),
+                "location": {"__type": "GeoPoint", "latitude": latitude, "longitude": longitude},
+            })
+        })
+        .collect();
+    let chunks: Vec<Vec<Value>> = bodies.chunks(batch.max(1)).map(<[Value]>::to_vec).collect();
+    let started = Instant::now();
+    create_in_batches(client, keys, base, &mount, "Place", chunks, parallel)
+        .await
+        .context("seeding places")?;
+    let seconds = started.elapsed().as_secs_f64();
+    let queries = (0..10_000)
+        .map(|_| {
+            let (latitude, longitude) = point();
+            let filter = json!({"location": {
+                "$nearSphere": {"__type": "GeoPoint", "latitude": latitude, "longitude": longitude},
+                "$maxDistanceInKilometers": radius_km,
+            }});
+            encode(&filter.to_string())
+        })
+        .collect();
+    let report = json!({
+        "event": "seed_places", "places": count, "seconds": (seconds * 10.0).round() / 10.0,
+        "per_second": (count as f64 / seconds.max(1e-9)).round(), "radius_km": radius_km,
+    });
+    Ok((queries, report))
+}
+
 pub async fn seed(
     client: &Client,
     keys: &Keys,
@@ -181,9 +300,12 @@ pub async fn seed(
     // One user: owner and participant of every session, sender of every message.
     let username = format!("bench_{}", std::process::id());
     let password = "bench-pass-1".to_owned();
-    let signed_up = match api(
+    // Signed up as a client does (application id only): Parse Server answers a sign-up made
+    // with the master key without a session token.
+    let signed_up = match api_as(
         client,
         keys,
+        &Auth::Anonymous,
         Method::POST,
         &format!("{base}/users"),
         Some(&json!({ "username": username, "password": password })),
@@ -268,56 +390,19 @@ pub async fn seed(
                 .collect()
         })
         .collect();
-    let chunk_count = chunks.len();
-    let queue = Arc::new(Mutex::new(
-        chunks.into_iter().enumerate().collect::<Vec<_>>(),
-    ));
-    queue
-        .lock()
-        .map_err(|_| anyhow::anyhow!("poisoned"))?
-        .reverse();
-    let ids: Arc<Mutex<Vec<Option<Vec<String>>>>> = Arc::new(Mutex::new(vec![None; chunk_count]));
     let messages_started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..options.parallel.max(1) {
-        let (client, keys, base, mount, queue, ids) = (
-            client.clone(),
-            keys.clone(),
-            base.to_owned(),
-            mount.clone(),
-            queue.clone(),
-            ids.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let next = queue.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop();
-                let Some((index, bodies)) = next else {
-                    return anyhow::Ok(());
-                };
-                let created =
-                    batch_create(&client, &keys, &base, &mount, "Message", bodies).await?;
-                let mut ids = ids.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-                ids[index] = Some(created);
-                let done = ids.iter().filter(|c| c.is_some()).count();
-                if done % 20 == 0 || done == chunk_count {
-                    eprintln!("[seed] {done}/{chunk_count} batches");
-                }
-            }
-        }));
-    }
-    for task in tasks {
-        task.await
-            .context("seed task panicked")?
-            .context("seeding messages")?;
-    }
+    let message_ids = create_in_batches(
+        client,
+        keys,
+        base,
+        &mount,
+        "Message",
+        chunks,
+        options.parallel,
+    )
+    .await
+    .context("seeding messages")?;
     let messages_seconds = messages_started.elapsed().as_secs_f64();
-    let message_ids: Vec<String> = ids
-        .lock()
-        .map_err(|_| anyhow::anyhow!("poisoned"))?
-        .drain(..)
-        .flatten()
-        .flatten()
-        .collect();
 
     // Check the counts the scenarios rely on.
     let count = |filter: Value| {
@@ -355,5 +440,6 @@ pub async fn seed(
         password,
         message_ids,
         report,
+        geo_queries: Vec::new(),
     })
 }

@@ -75,6 +75,18 @@ test('triggers shape what the SDK saves and finds', async () => {
   await expectParseError(locked.destroy(), 119, assert);
 });
 
+test('a save\'s context reaches beforeSave and afterSave, whose changes join the answer', async () => {
+  const note = new Parse.Object('Note');
+  note.set('title', 'sdk');
+  await note.save(null, { context: { tag: 'sdk' } });
+  assert.equal(note.get('contextBefore'), 'sdk');
+  assert.deepEqual(note.get('afterContext'), { tag: 'sdk', seenBefore: true });
+  // Only the answer carries what afterSave set: the stored object does not.
+  const stored = await new Parse.Query('Note').get(note.id, { useMasterKey: true });
+  assert.equal(stored.get('afterContext'), undefined);
+  assert.equal(stored.get('contextBefore'), 'sdk');
+});
+
 test('beforeLogin vetoes a banned user', async () => {
   const name = `banned_${Date.now()}`;
   const user = await Parse.User.signUp(name, 'pw');

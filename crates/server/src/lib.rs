@@ -138,6 +138,9 @@ pub async fn open_operations(config: &Config, server_url: String) -> anyhow::Res
         },
     };
     let mut operations = Operations::new(store, SchemaCache::new(schemas), operation_config);
+    if config.chat_template {
+        operations = operations.with_rules(Arc::new(operation::template_rules::TemplateRules));
+    }
     if let Some(metrics) = metrics {
         operations = operations.with_metrics(metrics);
     }

@@ -6,6 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{CallContext, CloudFailure};
+use crate::operation::class_cache::ClassCache;
 use crate::operation::{Auth, GetRequest, OpError, OpResult, Operations};
 
 /// Runs the operation `name` with `args` (from the shim) for `context`'s call.
@@ -52,6 +53,81 @@ pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value
                 operations.commit_one(planned).await?;
                 Ok(json!({}))
             }
+            "signUp" => Ok(operations.sign_up(&auth, &object("body")).await?.body),
+            "logIn" => {
+                let request = crate::operation::login::LogIn {
+                    username: args.get("username").cloned(),
+                    email: None,
+                    password: args.get("password").cloned(),
+                };
+                operations
+                    .log_in(request, None, client_ip(&context.auth))
+                    .await
+            }
+            "become" => {
+                let token = args
+                    .get("sessionToken")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let user_id = operations.resolve_session(token).await?;
+                let caller = Auth {
+                    roles: operations.roles_of(&user_id).await?,
+                    user_id: Some(user_id),
+                    session_token: Some(token.to_owned()),
+                    ..Auth::default()
+                };
+                operations.current_user(&caller).await
+            }
+            "requestPasswordReset" => {
+                let mut body = Map::new();
+                body.insert(
+                    "email".into(),
+                    args.get("email").cloned().unwrap_or(Value::Null),
+                );
+                operations.request_password_reset(&body).await
+            }
+            "saveFile" => {
+                use base64::Engine as _;
+                let name = args.get("name").and_then(Value::as_str).unwrap_or("");
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(args.get("base64").and_then(Value::as_str).unwrap_or(""))
+                    .map_err(|_| {
+                        OpError::parse(
+                            parlor_core::Code::FileSaveError,
+                            "Parse.File: the data is not valid base64.",
+                        )
+                    })?;
+                let content_type = args.get("type").and_then(Value::as_str);
+                operations
+                    .upload_file(&auth, name, content_type, data)
+                    .await
+            }
+            "readFile" => {
+                use base64::Engine as _;
+                let name = args.get("name").and_then(Value::as_str).unwrap_or("");
+                let Some((_, data)) = operations.read_file(name).await? else {
+                    return Err(OpError::parse(
+                        parlor_core::Code::ObjectNotFound,
+                        "Parse.File: no such file.",
+                    ));
+                };
+                Ok(json!({"base64": base64::engine::general_purpose::STANDARD.encode(data)}))
+            }
+            "deleteFile" => {
+                let name = args.get("name").and_then(Value::as_str).unwrap_or("");
+                operations.delete_file(&auth, name).await
+            }
+            "sleep" => {
+                // setTimeout: bounded by the call's own time limit, which interrupts it.
+                let ms = args.get("ms").and_then(Value::as_f64).unwrap_or(0.0);
+                let ms = if ms.is_finite() {
+                    ms.clamp(0.0, 3_600_000.0)
+                } else {
+                    0.0
+                };
+                tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await;
+                Ok(Value::Null)
+            }
             "config" => operations.get_config(&auth).await,
             "httpRequest" => http_request(&context.http_allow, &args).await,
             "jobMessage" => {
@@ -65,8 +141,7 @@ pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value
             "run" => {
                 let function = args.get("name").and_then(Value::as_str).unwrap_or("");
                 let params = object("params");
-                super::call_function(operations, &auth, function, &params, &Default::default())
-                    .await
+                super::call_function(operations, &auth, function, &params, None).await
             }
             other => Err(CloudFailure::script(format!(
                 "Parse operation \"{other}\" is not supported in Cloud Code"
@@ -78,38 +153,76 @@ pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value
     result.map_err(|error| CloudFailure::from_op_error(&error))
 }
 
-/// The rights an operation runs with: the call's own, the master key's, or a session's.
+/// The address of the request that started the call (log-in limits count per address).
+fn client_ip(auth: &Auth) -> std::net::IpAddr {
+    auth.request
+        .as_ref()
+        .and_then(|meta| meta.ip.as_deref())
+        .and_then(|ip| ip.parse().ok())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
+}
+
+/// The rights an operation runs with: the call's own, the master key's, or a session's;
+/// with the request's headers and the `context` the script passed (`save(…, {context})`).
 async fn rights(context: &CallContext, args: &Value) -> OpResult<Auth> {
-    if args.get("useMasterKey").and_then(Value::as_bool) == Some(true) {
-        return Ok(Auth::master());
-    }
-    if let Some(token) = args.get("sessionToken").and_then(Value::as_str) {
+    let mut auth = if args.get("useMasterKey").and_then(Value::as_bool) == Some(true) {
+        Auth::master()
+    } else if let Some(token) = args.get("sessionToken").and_then(Value::as_str) {
         let operations = &context.operations;
         let user_id = operations.resolve_session(token).await?;
-        return Ok(Auth {
+        Auth {
             roles: operations.roles_of(&user_id).await?,
             user_id: Some(user_id),
             session_token: Some(token.to_owned()),
             ..Auth::default()
-        });
-    }
-    Ok(context.auth.clone())
+        }
+    } else {
+        context.auth.clone()
+    };
+    // A save from cloud code is a request of its own: its context is the one it passes.
+    let mut meta = context.auth.request.as_deref().cloned().unwrap_or_default();
+    meta.context = match args.get("context") {
+        Some(Value::Object(passed)) => passed.clone(),
+        _ => Map::new(),
+    };
+    auth.request = Some(std::sync::Arc::new(meta));
+    Ok(auth)
+}
+
+/// The `_User` objects handed to cloud code as `request.user`, by user id.
+pub type UserCache = ClassCache<Value>;
+
+/// Entries live a few seconds at most: another instance's change to a user is seen within
+/// that (this instance's own changes end them at once: the cache is stamped with `_User`'s
+/// generation).
+pub fn user_cache() -> UserCache {
+    ClassCache::new(std::time::Duration::from_secs(5), 10_000)
 }
 
 /// `request.user`: the caller's `_User` in full (with its session token), or `null`.
-pub async fn user_json(operations: &Operations, auth: &Auth) -> OpResult<Value> {
+pub async fn user_json(operations: &Operations, auth: &Auth, cache: &UserCache) -> OpResult<Value> {
     let Some(user_id) = &auth.user_id else {
         return Ok(Value::Null);
     };
-    let mut user = operations
-        .get(&Auth::master(), "_User", user_id, GetRequest::default())
-        .await?;
-    if let Value::Object(fields) = &mut user {
-        fields.insert("__type".into(), "Object".into());
-        fields.insert("className".into(), "_User".into());
-        if let Some(token) = &auth.session_token {
-            fields.insert("sessionToken".into(), token.clone().into());
+    let stamp = cache.stamp(operations.store.class_generation("_User"));
+    let mut user = match cache.get(user_id, stamp) {
+        Some(user) => user,
+        None => {
+            let mut user = operations
+                .get(&Auth::master(), "_User", user_id, GetRequest::default())
+                .await?;
+            if let Value::Object(fields) = &mut user {
+                fields.insert("__type".into(), "Object".into());
+                fields.insert("className".into(), "_User".into());
+            }
+            cache.insert(user_id, user.clone(), stamp);
+            user
         }
+    };
+    if let Value::Object(fields) = &mut user
+        && let Some(token) = &auth.session_token
+    {
+        fields.insert("sessionToken".into(), token.clone().into());
     }
     Ok(user)
 }

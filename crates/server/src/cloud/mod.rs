@@ -212,6 +212,9 @@ impl std::fmt::Debug for Cloud {
 /// The pool of cloud-code runtimes.
 pub struct Cloud {
     http_allow: Arc<[String]>,
+    /// `request.user` of each caller, kept until `_User` changes (every trigger and function
+    /// call hands it over; reading it each time was a store read per call).
+    users: bridge::UserCache,
     /// This pool itself, for the calls it hands out (`Parse.Cloud.run` reaches it again).
     me: std::sync::Weak<Cloud>,
     shared: Arc<Shared>,
@@ -265,6 +268,7 @@ impl Cloud {
         }
         let cloud = Arc::new_cyclic(|me| Cloud {
             http_allow: settings.http_allow.clone().into(),
+            users: bridge::user_cache(),
             me: me.clone(),
             shared,
             calls_tx: Mutex::new(Some(calls_tx)),
@@ -418,7 +422,7 @@ impl Cloud {
         params: &Map<String, Value>,
         meta: RequestMeta,
     ) -> Result<Value, OpError> {
-        let user = bridge::user_json(operations, auth).await?;
+        let user = bridge::user_json(operations, auth, &self.users).await?;
         let request = serde_json::json!({
             "params": params,
             "user": user,
@@ -457,10 +461,21 @@ impl CloudHooks for Cloud {
             Value::Object(fields) => fields,
             _ => Map::new(),
         };
-        request.insert("user".into(), bridge::user_json(operations, auth).await?);
+        request.insert(
+            "user".into(),
+            bridge::user_json(operations, auth, &self.users).await?,
+        );
         request.insert("master".into(), auth.master.into());
         request.insert("installationId".into(), auth.installation_id.clone().into());
         request.insert("roles".into(), auth.roles.clone().into());
+        if let Some(meta) = &auth.request {
+            request.insert("headers".into(), Value::Object(meta.headers.clone()));
+            request.insert("ip".into(), meta.ip.clone().into());
+            // A write's own context (as a beforeSave left it, for its afterSave) goes first.
+            request
+                .entry("context")
+                .or_insert_with(|| Value::Object(meta.context.clone()));
+        }
         let context = CallContext {
             operations: operations.clone(),
             auth: auth.clone(),
@@ -478,6 +493,10 @@ impl CloudHooks for Cloud {
 
     fn has_job(&self, name: &str) -> bool {
         Cloud::has_job(self, name)
+    }
+
+    fn job_names(&self) -> Vec<String> {
+        self.definitions().jobs.iter().cloned().collect()
     }
 
     fn code_version(&self) -> u64 {
@@ -556,20 +575,24 @@ impl CloudHooks for Cloud {
 
 /// Runs the cloud function `name` — `POST /functions/:name`, GraphQL's `callCloudCode` and
 /// `Parse.Cloud.run` alike: the AI template's built-in functions first (they stay built in),
-/// then the app's own.
+/// then the app's own. `meta` is the request's (`auth.request`) unless given.
 pub async fn call_function(
     operations: &Operations,
     auth: &Auth,
     name: &str,
     params: &Map<String, Value>,
-    meta: &RequestMeta,
+    meta: Option<&RequestMeta>,
 ) -> OpResult<Value> {
     match &operations.cloud {
         Some(cloud)
             if !crate::ai::functions::is_built_in(name) && operations.has_cloud_function(name) =>
         {
+            let meta = meta
+                .or(auth.request.as_deref())
+                .cloned()
+                .unwrap_or_default();
             cloud
-                .call_function(operations, auth, name, params, meta)
+                .call_function(operations, auth, name, params, &meta)
                 .await
         }
         _ => crate::ai::functions::call(operations, auth, name, params).await,

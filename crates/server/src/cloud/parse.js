@@ -214,16 +214,59 @@
     toJSON() { return { __type: "GeoPoint", latitude: this.latitude, longitude: this.longitude }; }
   }
 
+  // Bytes as base64, for files (QuickJS has no btoa).
+  const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  function bytesToBase64(bytes) {
+    let out = "";
+    for (let i = 0; i < bytes.length; i += 3) {
+      const a = bytes[i] & 255, b = bytes[i + 1] & 255, c = bytes[i + 2] & 255;
+      out += BASE64[a >> 2] + BASE64[((a & 3) << 4) | (b >> 4)];
+      out += i + 1 < bytes.length ? BASE64[((b & 15) << 2) | (c >> 6)] : "=";
+      out += i + 2 < bytes.length ? BASE64[c & 63] : "=";
+    }
+    return out;
+  }
+
   class ParseFile {
+    // data: an array of bytes, a Uint8Array or `{base64}` (a data: URL too), as the SDK takes.
     constructor(name, data, type, url) {
       this._name = name;
       this._url = url;
-      if (data !== undefined) {
-        throw new ParseError(ParseError.SCRIPT_FAILED, "Saving a Parse.File from Cloud Code is not supported by Parlor");
+      this._type = type;
+      if (data === undefined) return;
+      if (Array.isArray(data) || data instanceof Uint8Array) {
+        this._base64 = bytesToBase64(data);
+      } else if (data && typeof data.base64 === "string") {
+        const dataUrl = /^data:([^;,]*)[^,]*,(.*)$/s.exec(data.base64);
+        if (dataUrl) this._type = this._type || dataUrl[1];
+        this._base64 = dataUrl ? dataUrl[2] : data.base64;
+      } else if (data && data.uri) {
+        throw new ParseError(ParseError.FILE_SAVE_ERROR, "Parse.File from a uri is not supported in Parlor's Cloud Code: fetch it with Parse.Cloud.httpRequest and pass {base64}");
+      } else {
+        throw new ParseError(ParseError.FILE_SAVE_ERROR, "Cannot create a Parse.File with that data.");
       }
     }
     name() { return this._name; }
     url() { return this._url; }
+    async save(options) {
+      if (this._url) return this;
+      if (this._base64 === undefined) throw new ParseError(ParseError.FILE_SAVE_ERROR, "This Parse.File has no data to save.");
+      const reply = await op("saveFile", Object.assign({ name: this._name, base64: this._base64, type: this._type }, rights(options)));
+      this._name = reply.name;
+      this._url = reply.url;
+      return this;
+    }
+    async getData() {
+      if (this._base64 !== undefined) return this._base64;
+      const reply = await op("readFile", { name: this._name });
+      this._base64 = reply.base64;
+      return this._base64;
+    }
+    async destroy(options) {
+      await op("deleteFile", Object.assign({ name: this._name }, rights(options)));
+      this._url = undefined;
+      return this;
+    }
     toJSON() { return { __type: "File", name: this._name, url: this._url }; }
   }
 
@@ -426,7 +469,10 @@
       for (const change of Object.values(this._changes)) {
         const inner = change.set;
         const list = Array.isArray(inner) ? inner : [inner];
-        for (const item of list) if (item instanceof ParseObject && !item.id && item !== this) await item.save(null, options);
+        for (const item of list) {
+          if (item instanceof ParseObject && !item.id && item !== this) await item.save(null, options);
+          if (item instanceof ParseFile && !item.url()) await item.save(options);
+        }
       }
       const args = Object.assign({ className: this.className, body: this._body(), context: options && options.context }, rights(options));
       let reply;
@@ -507,13 +553,36 @@
     setEmail(email) { return this.set("email", email); }
     getSessionToken() { return this._sessionToken; }
     authenticated() { return !!this._sessionToken; }
-    async signUp(attrs, options) { return this.save(attrs, options); }
-    static current() { return null; }
-    static async logIn() {
-      throw new ParseError(ParseError.SCRIPT_FAILED, "Parse.User.logIn is not available in Cloud Code (there is no current user on the server)");
+    // Signs up through the sign-up operation: the user gets a session (`getSessionToken()`).
+    async signUp(attrs, options) {
+      if (attrs) this.set(attrs);
+      const reply = await op("signUp", Object.assign({ body: this._body() }, rights(options)));
+      this._changes = {};
+      this._finishSave(reply);
+      return this;
     }
+    static current() { return null; }
+    static async logIn(username, password) {
+      return userFrom(await op("logIn", { username, password }));
+    }
+    static async become(sessionToken) {
+      return userFrom(await op("become", { sessionToken }));
+    }
+    static async requestPasswordReset(email) {
+      await op("requestPasswordReset", { email });
+    }
+    static async logOut() {}
   }
   ParseUser._parseClassName = "_User";
+  function userFrom(json) {
+    const user = objectOf("_User", json.objectId);
+    user._finish(json);
+    user._existed = true;
+    if (json.sessionToken) user._sessionToken = json.sessionToken;
+    delete user._data.sessionToken;
+    user._server = Object.assign({}, user._data);
+    return user;
+  }
   subclasses.set("_User", ParseUser);
 
   class ParseRole extends ParseObject {
@@ -887,18 +956,34 @@
 
   // ---- dispatch ----------------------------------------------------------------------------
 
+  // A property computed on first use (then an ordinary one): most triggers never read
+  // `request.user` or `request.log`, and building them is most of a small trigger's cost.
+  function lazy(object, key, make) {
+    const settle = (value) => Object.defineProperty(object, key, { value, writable: true, configurable: true, enumerable: true });
+    Object.defineProperty(object, key, {
+      configurable: true,
+      enumerable: true,
+      get() { const value = make(); settle(value); return value; },
+      set(value) { settle(value); },
+    });
+  }
+
   function requestBase(raw, label) {
     const request = {
-      user: raw.user ? decode(raw.user) : undefined,
       master: !!raw.master,
       installationId: raw.installationId || undefined,
       headers: raw.headers || {},
       ip: raw.ip || undefined,
       context: raw.context || {},
-      log: logger(label),
       _roles: raw.roles || [],
     };
-    if (request.user && raw.user.sessionToken) request.user._sessionToken = raw.user.sessionToken;
+    lazy(request, "user", () => {
+      if (!raw.user) return undefined;
+      const user = decode(raw.user);
+      if (raw.user.sessionToken) user._sessionToken = raw.user.sessionToken;
+      return user;
+    });
+    lazy(request, "log", () => logger(label));
     return request;
   }
 
@@ -960,9 +1045,18 @@
         // What the client sent and the trigger left alone keeps its exact form (ops too).
         for (const key of Object.keys(body)) if (key in out && incoming[key] === JSON.stringify(out[key])) out[key] = body[key];
         const echo = Object.keys(out).filter((key) => incoming[key] !== JSON.stringify(out[key]));
-        return { body: out, echo };
+        return { body: out, echo, context: request.context };
       }
-      case "afterSave":
+      case "afterSave": {
+        request.object = objectFromJSON(className, raw.object);
+        if (raw.original) request.original = objectFromJSON(className, raw.original);
+        const returned = await guarded(entry, request);
+        // A plain object returned is the response; otherwise the object as the trigger left
+        // it (or the one it returns) tells which fields it changed.
+        if (returned && typeof returned === "object" && !(returned instanceof ParseObject)) return { json: encode(returned, true) };
+        const result = returned instanceof ParseObject ? returned : request.object;
+        return { object: result._encodeFull() };
+      }
       case "afterDelete":
       case "beforeDelete":
         request.object = objectFromJSON(className, raw.object);
@@ -1100,6 +1194,21 @@
     _decode: decode,
   };
   globalThis.Parse = Parse;
+  // Timers live as long as the call that set them: one still pending when its call has
+  // answered never fires (there is no event loop between calls).
+  const timers = new Map();
+  let nextTimer = 1;
+  globalThis.setTimeout = (fn, ms, ...args) => {
+    const id = nextTimer++;
+    timers.set(id, true);
+    op("sleep", { ms: Number(ms) || 0 }).then(() => {
+      if (timers.delete(id) && typeof fn === "function") fn(...args);
+    }, () => timers.delete(id));
+    return id;
+  };
+  globalThis.clearTimeout = (id) => { timers.delete(id); };
+  globalThis.setImmediate = (fn, ...args) => globalThis.setTimeout(fn, 0, ...args);
+  globalThis.clearImmediate = globalThis.clearTimeout;
   globalThis.require = requireFrom("/");
   globalThis.module = { exports: {} };
   globalThis.process = { env: {} };

@@ -560,15 +560,10 @@ pub fn register(
                         .map(|params| to_json(params.as_value()))
                         .and_then(|params| params.as_object().cloned())
                         .unwrap_or_default();
-                    let result = crate::cloud::call_function(
-                        operations,
-                        &caller.auth,
-                        &name,
-                        &params,
-                        &Default::default(),
-                    )
-                    .await
-                    .map_err(failure)?;
+                    let result =
+                        crate::cloud::call_function(operations, &caller.auth, &name, &params, None)
+                            .await
+                            .map_err(failure)?;
                     Ok(Some(FieldValue::value(object_value([
                         ("result", to_gql(&result)),
                         ("clientMutationId", client_mutation_id(&ctx)),

@@ -4,12 +4,13 @@
 use std::net::IpAddr;
 
 use parlor_core::Error;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::envelope::Credentials;
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
 use crate::operation::Auth;
+use crate::operation::hooks::RequestMeta;
 
 /// Whether `ip` may use the master key: listed, or inside a listed `addr/prefix` range.
 pub fn ip_allowed(allowed: &[String], ip: IpAddr) -> bool {
@@ -90,21 +91,58 @@ pub async fn authenticate(
     Ok(auth)
 }
 
-/// `X-Parse-Cloud-Context` must be a JSON object when present.
-pub fn check_cloud_context(headers: &axum::http::HeaderMap) -> ApiResult<()> {
-    let Some(raw) = headers.get("x-parse-cloud-context") else {
-        return Ok(());
+/// What a request carries for the app's Cloud Code: its `context` — the
+/// `X-Parse-Cloud-Context` header, else the body's `_context` — which must be a JSON object
+/// (`107 Invalid object for context.` otherwise, checked with or without Cloud Code), and,
+/// when `with_headers`, its headers (names lower-case) and the client's address.
+pub fn request_meta(
+    headers: &axum::http::HeaderMap,
+    body_context: Option<Value>,
+    ip: IpAddr,
+    with_headers: bool,
+) -> ApiResult<RequestMeta> {
+    let malformed = || ApiError::Parse(Error::invalid_json("Invalid object for context."));
+    let context = match headers.get("x-parse-cloud-context") {
+        Some(raw) => raw
+            .to_str()
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(text).ok())
+            .ok_or_else(malformed)?,
+        None => match body_context {
+            // The JS SDK sends an object; other clients may send it as JSON text.
+            Some(Value::String(text)) => serde_json::from_str(&text).map_err(|_| malformed())?,
+            Some(other) => other,
+            None => Value::Object(Map::new()),
+        },
     };
-    let parsed: Option<Value> = raw
-        .to_str()
-        .ok()
-        .and_then(|text| serde_json::from_str(text).ok());
-    match parsed {
-        Some(Value::Object(_)) => Ok(()),
-        _ => Err(ApiError::Parse(Error::invalid_json(
-            "Invalid object for context.",
-        ))),
+    let Value::Object(context) = context else {
+        return Err(malformed());
+    };
+    if !with_headers {
+        return Ok(RequestMeta {
+            context,
+            ..RequestMeta::default()
+        });
     }
+    let mut sent = Map::new();
+    for (name, value) in headers {
+        let Ok(value) = value.to_str() else { continue };
+        match sent.get_mut(name.as_str()) {
+            // Repeated headers read as one, comma-separated, as Node gives them.
+            Some(Value::String(known)) => {
+                known.push_str(", ");
+                known.push_str(value);
+            }
+            _ => {
+                sent.insert(name.as_str().to_owned(), value.into());
+            }
+        }
+    }
+    Ok(RequestMeta {
+        headers: sent,
+        ip: Some(ip.to_string()),
+        context,
+    })
 }
 
 #[cfg(test)]

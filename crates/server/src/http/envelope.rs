@@ -37,6 +37,8 @@ pub struct Credentials {
     pub installation_id: Option<String>,
     /// The `X-Parse-Request-Id` idempotency key.
     pub request_id: Option<String>,
+    /// The body's `_context` (the JS SDK's `save(…, {context})`), as sent.
+    pub context: Option<Value>,
 }
 
 const ENVELOPE_FIELDS: [&str; 12] = [
@@ -95,6 +97,7 @@ pub fn open(
         session_token: header(headers, "x-parse-session-token"),
         installation_id: header(headers, "x-parse-installation-id"),
         request_id: header(headers, "x-parse-request-id"),
+        context: None,
     };
     if credentials.app_id.is_none() {
         read_basic_authorization(headers, &mut credentials);
@@ -126,6 +129,7 @@ pub fn open(
             credentials.session_token = text("_SessionToken").or(credentials.session_token);
             credentials.installation_id = text("_InstallationId").or(credentials.installation_id);
         }
+        credentials.context = envelope.get("_context").cloned();
     }
     let mut params = parse_query(query.unwrap_or_default());
     if (method == Method::GET || method == Method::DELETE)

@@ -7,7 +7,6 @@ use super::classes::body_object;
 use super::envelope::ApiRequest;
 use super::error::ApiResult;
 use super::routes::ApiResponse;
-use crate::operation::hooks::RequestMeta;
 use crate::operation::{Auth, Operations};
 
 /// Runs one cloud function with the request body as its parameters.
@@ -22,11 +21,7 @@ pub async fn call(
     for (key, value) in &request.params {
         params.entry(key.clone()).or_insert_with(|| value.clone());
     }
-    let meta = RequestMeta {
-        ip: Some(request.client_ip.to_string()),
-        ..RequestMeta::default()
-    };
-    let result = crate::cloud::call_function(operations, auth, name, &params, &meta).await?;
+    let result = crate::cloud::call_function(operations, auth, name, &params, None).await?;
     Ok(ApiResponse::ok(json!({"result": result})))
 }
 

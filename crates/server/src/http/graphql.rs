@@ -197,10 +197,17 @@ async fn endpoint(state: &AppState, peer: SocketAddr, request: Request) -> Respo
         Ok((_, credentials)) => credentials,
         Err(error) => return error.into_response(),
     };
-    let auth = match auth::authenticate(state, &credentials, peer.ip()).await {
+    let mut auth = match auth::authenticate(state, &credentials, peer.ip()).await {
         Ok(auth) => auth,
         Err(error) => return error.into_response(),
     };
+    // Cloud Code triggers and functions see the request's headers and context, as over REST.
+    let has_cloud = state.operations.cloud.is_some();
+    match auth::request_meta(request.headers(), None, peer.ip(), has_cloud) {
+        Ok(meta) if has_cloud => auth.request = Some(std::sync::Arc::new(meta)),
+        Ok(_) => {}
+        Err(error) => return error.into_response(),
+    }
     let request = match graphql_request(state, request).await {
         Ok(request) => request,
         Err(response) => return response,

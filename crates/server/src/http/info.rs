@@ -17,9 +17,9 @@ pub fn health() -> ApiResponse {
 /// `GET /serverInfo` (master key): what Parlor really serves, in the shape of Parse Server's
 /// `FeaturesRouter`. Parse Dashboard hides a page whose feature is `false` ("Feature
 /// unavailable"), so each flag must match a route that works: `/config` (read, write and
-/// delete a parameter), the schemas API and `/purge`. There are no cloud jobs, hooks or log
-/// routes, and `POST /push` only records a `_PushStatus` (nothing is delivered, as Parse
-/// Server without a push adapter), so those stay `false`.
+/// delete a parameter), the schemas API, `/purge` and `/cloud_code/jobs` (the job pages). There
+/// are no hooks or log routes, and `POST /push` only records a `_PushStatus` (nothing is
+/// delivered, as Parse Server without a push adapter), so those stay `false`.
 pub fn server_info(auth: &Auth) -> ApiResult<ApiResponse> {
     crate::operation::schema::require_master(auth)?;
     Ok(ApiResponse::ok(json!({
@@ -28,7 +28,7 @@ pub fn server_info(auth: &Auth) -> ApiResult<ApiResponse> {
         "features": {
             "globalConfig": {"create": true, "read": true, "update": true, "delete": true},
             "hooks": {"create": false, "read": false, "update": false, "delete": false},
-            "cloudCode": {"jobs": false},
+            "cloudCode": {"jobs": true},
             "logs": {"level": false, "size": false, "order": false, "until": false, "from": false},
             "push": {"immediatePush": false, "scheduledPush": false, "storedPushData": false, "pushAudiences": false, "localization": false},
             "schemas": {

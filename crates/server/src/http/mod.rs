@@ -250,8 +250,17 @@ async fn answer(
         // A stale token must not stop a log-in (§1.2 step 5).
         credentials.session_token = None;
     }
-    let auth = auth::authenticate(state, &credentials, peer.ip()).await?;
-    auth::check_cloud_context(&parts.headers)?;
+    let mut auth = auth::authenticate(state, &credentials, peer.ip()).await?;
+    let has_cloud = state.operations.cloud.is_some();
+    let meta = auth::request_meta(
+        &parts.headers,
+        credentials.context.take(),
+        peer.ip(),
+        has_cloud,
+    )?;
+    if has_cloud {
+        auth.request = Some(std::sync::Arc::new(meta));
+    }
     if let Some(request_id) = &credentials.request_id {
         check_idempotency(state, &request, request_id).await?;
     }

@@ -112,6 +112,20 @@ pub enum Route {
     RunJob {
         name: String,
     },
+    /// `GET /cloud_code/jobs`: the job schedules (master key).
+    JobSchedules,
+    /// `GET /cloud_code/jobs/data`: the jobs defined and those scheduled (master key).
+    JobsData,
+    /// `POST /cloud_code/jobs`: a new job schedule (master key).
+    CreateJobSchedule,
+    /// `PUT /cloud_code/jobs/:objectId` (master key).
+    UpdateJobSchedule {
+        object_id: String,
+    },
+    /// `DELETE /cloud_code/jobs/:objectId` (master key).
+    DeleteJobSchedule {
+        object_id: String,
+    },
     /// `GET /messages/:objectId/stream`: a reply's tokens as Server-Sent Events; answered
     /// by `http/stream.rs` before the JSON dispatch, since its body is a stream.
     MessageStream {
@@ -227,6 +241,15 @@ impl Route {
             ("POST", ["push"]) => Route::SendPush,
             ("POST", ["functions", name]) => Route::CallFunction { name: owned(name) },
             ("POST", ["jobs", name]) => Route::RunJob { name: owned(name) },
+            ("GET", ["cloud_code", "jobs"]) => Route::JobSchedules,
+            ("GET", ["cloud_code", "jobs", "data"]) => Route::JobsData,
+            ("POST", ["cloud_code", "jobs"]) => Route::CreateJobSchedule,
+            ("PUT", ["cloud_code", "jobs", object_id]) => Route::UpdateJobSchedule {
+                object_id: owned(object_id),
+            },
+            ("DELETE", ["cloud_code", "jobs", object_id]) => Route::DeleteJobSchedule {
+                object_id: owned(object_id),
+            },
             ("GET", ["messages", object_id, "stream"]) => Route::MessageStream {
                 object_id: owned(object_id),
             },
@@ -377,6 +400,25 @@ pub async fn dispatch(
         }
         Route::CallFunction { name } => functions::call(operations, auth, &name, &request).await,
         Route::RunJob { name } => functions::run_job(operations, auth, &name, &request).await,
+        Route::JobSchedules => Ok(ApiResponse::ok(serde_json::Value::Array(
+            operations.job_schedules(auth).await?,
+        ))),
+        Route::JobsData => Ok(ApiResponse::ok(operations.jobs_data(auth).await?)),
+        Route::CreateJobSchedule => {
+            let body = classes::body_object(&request)?;
+            Ok(operations.create_job_schedule(auth, &body).await?.into())
+        }
+        Route::UpdateJobSchedule { object_id } => {
+            let body = classes::body_object(&request)?;
+            let updated = operations
+                .update_job_schedule(auth, &object_id, &body)
+                .await?;
+            Ok(ApiResponse::ok(updated.body))
+        }
+        Route::DeleteJobSchedule { object_id } => {
+            operations.delete_job_schedule(auth, &object_id).await?;
+            Ok(ApiResponse::ok(serde_json::json!({})))
+        }
         // Only reachable from `/batch`, whose answers are JSON.
         Route::MessageStream { .. } => Err(ApiError::NotRouted {
             method: request.method.to_string(),

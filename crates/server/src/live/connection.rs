@@ -382,6 +382,7 @@ async fn connect(
         session_token: None,
         installation_id: text("installationId"),
         request_id: None,
+        context: None,
     };
     let mut auth = match authenticate(state, &credentials, peer).await {
         Ok(auth) => auth,

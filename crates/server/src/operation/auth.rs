@@ -12,6 +12,9 @@ pub struct Auth {
     /// The session token the request carried, if it resolved.
     pub session_token: Option<String>,
     pub installation_id: Option<String>,
+    /// What the request carried besides credentials (headers, address, `context`), for the
+    /// app's Cloud Code; set only when the app has some.
+    pub request: Option<std::sync::Arc<super::hooks::RequestMeta>>,
 }
 
 impl Auth {

@@ -7,6 +7,10 @@
 
 use std::sync::Arc;
 
+use parlor_core::object::Object;
+use parlor_core::ops::FieldUpdate;
+use parlor_core::schema::ClassSchema;
+use parlor_store::Write;
 use serde_json::{Map, Value};
 
 use super::{Auth, OpResult, Operations};
@@ -36,6 +40,46 @@ pub trait CommitHook: Send + Sync + 'static {
     fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
 }
 
+/// Rules the server applies to writes of its own classes — the chat template's
+/// (`template_rules::TemplateRules`) — on the same seam as the app's triggers: after the
+/// app's `beforeSave` and the body's validation, before the commit.
+#[async_trait::async_trait]
+pub trait WriteRules: Send + Sync {
+    /// Checks a create and fills what the server owns on `object`; the filled values, for
+    /// the response.
+    async fn on_create(
+        &self,
+        operations: &Operations,
+        auth: &Auth,
+        schema: &ClassSchema,
+        body: &Map<String, Value>,
+        object: &mut Object,
+    ) -> OpResult<Map<String, Value>>;
+
+    /// Checks an update; it may rewrite the planned field updates.
+    async fn on_update(
+        &self,
+        operations: &Operations,
+        auth: &Auth,
+        schema: &ClassSchema,
+        object_id: &str,
+        updates: &mut Vec<FieldUpdate>,
+    ) -> OpResult<()>;
+
+    /// Checks a delete.
+    async fn on_delete(
+        &self,
+        operations: &Operations,
+        auth: &Auth,
+        schema: &ClassSchema,
+        object_id: &str,
+    ) -> OpResult<()>;
+
+    /// `writes` and what must follow them in the same transaction.
+    async fn follow_ups(&self, operations: &Operations, writes: Vec<Write>)
+    -> OpResult<Vec<Write>>;
+}
+
 /// What a request carries besides its credentials: `request.headers`, `ip`, `context`.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
@@ -43,6 +87,84 @@ pub struct RequestMeta {
     pub ip: Option<String>,
     /// `X-Parse-Cloud-Context` (or the body's `_context`).
     pub context: Map<String, Value>,
+}
+
+/// What a `beforeSave` made of a write.
+#[derive(Debug, Clone)]
+pub struct BeforeSaveAnswer {
+    /// The body to write.
+    pub body: Map<String, Value>,
+    /// The fields the trigger changed, which the response echoes.
+    pub echo: Vec<String>,
+    /// The request's `context` as the trigger left it.
+    pub context: Option<Value>,
+}
+
+/// What an `afterSave`/`afterDelete` of a planned write needs after the commit.
+#[derive(Debug, Clone)]
+pub struct AfterTrigger {
+    /// The caller.
+    pub auth: Auth,
+    /// The request's `context` as the write's beforeSave left it (`None`: the request's own).
+    pub context: Option<Value>,
+    /// The body written (after beforeSave): the response leaves out what the client sent.
+    pub sent: Map<String, Value>,
+}
+
+/// What an `afterSave` makes of a write's response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AfterSaveAnswer {
+    /// The trigger returned a plain object: it is the response.
+    Replace(Value),
+    /// Fields the trigger changed on the object: they join the response.
+    Changed(Map<String, Value>),
+}
+
+impl AfterSaveAnswer {
+    /// Reads the shim's answer: `{json}` when the trigger returned a plain object, `{object}`
+    /// (the object as the trigger left it) otherwise. A field joins the response when it
+    /// is set, not a pointer, and differs both from what was sent and from the stored
+    /// original — Parse Server's rule, so an untouched object changes nothing.
+    fn read(
+        answer: Value,
+        class_name: &str,
+        sent: &Map<String, Value>,
+        outcome: &parlor_store::WriteOutcome,
+    ) -> Option<AfterSaveAnswer> {
+        let Value::Object(mut answer) = answer else {
+            return None;
+        };
+        if let Some(json) = answer.remove("json") {
+            return Some(AfterSaveAnswer::Replace(json));
+        }
+        let Some(Value::Object(object)) = answer.remove("object") else {
+            return None;
+        };
+        let original = match outcome {
+            parlor_store::WriteOutcome::Updated { before, .. } => Some(before.to_json()),
+            _ => None,
+        };
+        let mut changed = Map::new();
+        for (key, value) in object {
+            let own = matches!(
+                key.as_str(),
+                "objectId" | "createdAt" | "updatedAt" | "className" | "__type"
+            ) || key.starts_with('_')
+                || (class_name == "_User"
+                    && matches!(key.as_str(), "password" | "sessionToken" | "authData"));
+            let is_pointer = value.get("__type").and_then(Value::as_str) == Some("Pointer");
+            if own
+                || value.is_null()
+                || is_pointer
+                || sent.get(&key) == Some(&value)
+                || original.as_ref().and_then(|original| original.get(&key)) == Some(&value)
+            {
+                continue;
+            }
+            changed.insert(key, value);
+        }
+        (!changed.is_empty()).then_some(AfterSaveAnswer::Changed(changed))
+    }
 }
 
 /// The triggers an app's code may define (§10.3, §11.6).
@@ -118,6 +240,9 @@ pub trait CloudHooks: Send + Sync {
     /// Whether the code defines the job `name`.
     fn has_job(&self, name: &str) -> bool;
 
+    /// The jobs the code defines.
+    fn job_names(&self) -> Vec<String>;
+
     /// Runs the function `name`; its `result`.
     async fn call_function(
         &self,
@@ -154,16 +279,17 @@ impl Operations {
         }
     }
 
-    /// `beforeSave`: the write's body as the trigger left it, and the fields whose value the
-    /// trigger changed (the response echoes them); `None` without a trigger. `original` is
-    /// the stored object of an update.
+    /// `beforeSave`: the write's body as the trigger left it, the fields whose value the
+    /// trigger changed (the response echoes them) and the request's `context` as the trigger
+    /// left it (its afterSave sees that); `None` without a trigger. `original` is the stored
+    /// object of an update.
     pub(super) async fn before_save(
         &self,
         auth: &Auth,
         class_name: &str,
         original: Option<Map<String, Value>>,
         body: &Map<String, Value>,
-    ) -> OpResult<Option<(Map<String, Value>, Vec<String>)>> {
+    ) -> OpResult<Option<BeforeSaveAnswer>> {
         let payload = serde_json::json!({"original": original, "body": body});
         let Some(answer) = self
             .run_trigger(auth, Trigger::BeforeSave, class_name, payload)
@@ -186,19 +312,27 @@ impl Operations {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(Some((body, echo)))
+        let context = answer.get("context").filter(|context| context.is_object());
+        Ok(Some(BeforeSaveAnswer {
+            body,
+            echo,
+            context: context.cloned(),
+        }))
     }
 
-    /// `afterSave` / `afterDelete` of committed writes: awaited, and a failure is only
-    /// logged — the write stands and the client hears of its success (§10.3).
+    /// `afterSave` / `afterDelete` of a committed write: awaited; a failure is only logged
+    /// — the write stands and the client hears of its success (§10.3). What an afterSave
+    /// makes of the response, as Parse Server does: a plain object it returns becomes the
+    /// response; otherwise the fields the trigger changed on the object (or on the object it
+    /// returns) join it.
     pub(super) async fn after_write(
         &self,
-        auth: &Auth,
+        after: &AfterTrigger,
         class_name: &str,
         outcome: &parlor_store::WriteOutcome,
-    ) {
+    ) -> Option<AfterSaveAnswer> {
         use parlor_store::WriteOutcome;
-        let (trigger, payload) = match outcome {
+        let (trigger, mut payload) = match outcome {
             WriteOutcome::Created(object) => (
                 Trigger::AfterSave,
                 serde_json::json!({"object": object.to_json(), "original": null}),
@@ -212,68 +346,26 @@ impl Operations {
                 serde_json::json!({"object": object.to_json()}),
             ),
         };
-        if let Err(error) = self.run_trigger(auth, trigger, class_name, payload).await {
-            tracing::warn!(
-                trigger = trigger.name(),
-                class = class_name,
-                "Cloud Code trigger failed after the write committed: {error}"
-            );
+        if let Some(context) = &after.context {
+            payload["context"] = context.clone();
         }
-    }
-
-    /// `POST /jobs/:name`: records a `_JobStatus` (`running`) and starts the job; the
-    /// status's objectId. Master key only; an unknown job is `141 Invalid job.`
-    pub async fn start_job(
-        &self,
-        auth: &Auth,
-        name: &str,
-        params: &Map<String, Value>,
-    ) -> OpResult<String> {
-        super::schema::require_master(auth)?;
-        let Some(cloud) = self.cloud.as_ref().filter(|cloud| cloud.has_job(name)) else {
-            return Err(super::OpError::parse(
-                parlor_core::Code::ScriptFailed,
-                "Invalid job.",
-            ));
-        };
-        let now = serde_json::json!({"__type": "Date", "iso": parlor_core::value::now_iso()});
-        let status = serde_json::json!({
-            "jobName": name,
-            "source": "api",
-            "status": "running",
-            "params": params,
-            "startedAt": now,
-            "ACL": {},
-        });
-        let planned = self
-            .plan_create(
-                &Auth::master(),
-                "_JobStatus",
-                status.as_object().unwrap_or(&Map::new()),
-            )
-            .await?;
-        let created = self.commit_one(planned).await?;
-        let job_id = created
-            .body
-            .get("objectId")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        cloud.start_job(self, auth, name, params, &job_id)?;
-        Ok(job_id)
-    }
-
-    /// Updates a job's `_JobStatus` (its `message`, or its end: `succeeded`/`failed`).
-    pub async fn update_job_status(&self, job_id: &str, fields: Value) -> OpResult<()> {
-        let body = match fields {
-            Value::Object(body) => body,
-            _ => Map::new(),
-        };
-        let planned = self
-            .plan_update(&Auth::master(), "_JobStatus", job_id, &body)
-            .await?;
-        self.commit_one(planned).await?;
-        Ok(())
+        match self
+            .run_trigger(&after.auth, trigger, class_name, payload)
+            .await
+        {
+            Ok(Some(answer)) if trigger == Trigger::AfterSave => {
+                AfterSaveAnswer::read(answer, class_name, &after.sent, outcome)
+            }
+            Ok(_) => None,
+            Err(error) => {
+                tracing::warn!(
+                    trigger = trigger.name(),
+                    class = class_name,
+                    "Cloud Code trigger failed after the write committed: {error}"
+                );
+                None
+            }
+        }
     }
 
     /// `beforeSubscribe` (LiveQuery and GraphQL subscriptions): the app may change the
@@ -479,6 +571,12 @@ impl Operations {
                 object
             })
             .collect())
+    }
+
+    /// Applies `rules` to every write (the chat template's, when it is on).
+    pub fn with_rules(mut self, rules: Arc<dyn WriteRules>) -> Operations {
+        self.rules = Some(rules);
+        self
     }
 
     /// Runs `app code` hooks through `hooks`.

@@ -36,6 +36,7 @@ pub mod global_config;
 pub mod hooks;
 pub mod idempotency;
 pub mod installations;
+pub mod jobs;
 pub mod login;
 pub mod operator;
 pub mod password;
@@ -112,6 +113,8 @@ pub struct Operations {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The app's Cloud Code (`--cloud`), if any.
     pub cloud: Option<Arc<dyn hooks::CloudHooks>>,
+    /// The server's own rules on writes (the chat template's), if any.
+    pub rules: Option<Arc<dyn hooks::WriteRules>>,
 }
 
 impl Operations {
@@ -132,6 +135,7 @@ impl Operations {
             generation: None,
             metrics: None,
             cloud: None,
+            rules: None,
         }
     }
 

@@ -8,7 +8,7 @@
 //! - `ChatSession`: the creator becomes `owner` and a participant; the ACL is owner
 //!   read+write, each participant read; listed `personas` must be readable by the owner.
 //!   When `participants` change, the session's ACL and those of its Messages and Context
-//!   objects follow, in the same transaction ([`Operations::template_follow_ups`]).
+//!   objects follow, in the same transaction ([`TemplateRules::follow_ups`]).
 //!   The server gives each new session its `Context` (`sessionId`, `data: {}`, `session`,
 //!   the members' ACL) in the same transaction and sets the session's `context` pointer;
 //!   clients cannot choose `context` themselves.
@@ -44,6 +44,7 @@ use parlor_store::Write;
 use serde_json::{Map, Value, json};
 
 use super::access::{ClassOperation, check_class_permission, read_filter, write_filter};
+use super::hooks::WriteRules;
 use super::{Auth, OpError, OpResult, Operations};
 
 /// The fields of a Message that describe a generation and its cost: only the server (the
@@ -78,7 +79,7 @@ fn server_owned_error(field: &str) -> OpError {
 }
 
 /// Fills template values on a new object; what it fills is also returned, for the response.
-pub fn on_create(schema: &ClassSchema, object: &mut Object) -> Map<String, Value> {
+fn fill_defaults(schema: &ClassSchema, object: &mut Object) -> Map<String, Value> {
     let mut filled = Map::new();
     // A Message's `timestamp` defaults to its creation time, so clients can order by a field
     // they may also set themselves (imported history keeps its original times).
@@ -260,72 +261,77 @@ impl Operations {
         }
         Rules { ops: self }.caller_is_admin(auth).await
     }
+}
 
-    /// The template's rules for a create (called by `plan_create` once the object is
-    /// built); what it fills is returned for the response.
-    pub(super) async fn template_create(
+/// The chat template's rules, registered on the write seam ([`WriteRules`]) when the
+/// template is on (`--template chat`, the default).
+pub struct TemplateRules;
+
+#[async_trait::async_trait]
+impl WriteRules for TemplateRules {
+    /// What it fills is returned for the response.
+    async fn on_create(
         &self,
+        ops: &Operations,
         auth: &Auth,
         schema: &ClassSchema,
         body: &Map<String, Value>,
         object: &mut Object,
     ) -> OpResult<Map<String, Value>> {
-        if !self.config.chat_template {
-            return Ok(Map::new());
-        }
-        let rules = Rules { ops: self };
+        let mut filled = fill_defaults(schema, object);
+        let rules = Rules { ops };
         if schema.class_name == "Persona"
             && let Some(tools) = object.fields.get("tools").filter(|tools| !tools.is_null())
         {
             check_tools(tools)?;
         }
-        if auth.master {
-            return match schema.class_name.as_str() {
-                "ChatSession" => rules.master_create_session(object),
-                "Message" => rules.master_create_message(object).await,
-                "Context" => rules.master_create_context(object).await,
-                _ => Ok(Map::new()),
-            };
-        }
-        match schema.class_name.as_str() {
-            "_User" => {
-                if body.contains_key("role") {
-                    rules.check_role_change(auth).await?;
-                }
-                Ok(Map::new())
+        let more = if auth.master {
+            match schema.class_name.as_str() {
+                "ChatSession" => rules.master_create_session(object)?,
+                "Message" => rules.master_create_message(object).await?,
+                "Context" => rules.master_create_context(object).await?,
+                _ => Map::new(),
             }
-            "ChatSession" => rules.create_session(auth, object).await,
-            "Message" => {
-                if let Some(field) = server_owned_field(body.keys().map(String::as_str)) {
-                    return Err(server_owned_error(field));
+        } else {
+            match schema.class_name.as_str() {
+                "_User" => {
+                    if body.contains_key("role") {
+                        rules.check_role_change(auth).await?;
+                    }
+                    Map::new()
                 }
-                rules.create_message(auth, object).await
+                "ChatSession" => rules.create_session(auth, object).await?,
+                "Message" => {
+                    if let Some(field) = server_owned_field(body.keys().map(String::as_str)) {
+                        return Err(server_owned_error(field));
+                    }
+                    rules.create_message(auth, object).await?
+                }
+                "Context" => rules.create_context(auth, object).await?,
+                "Persona" => create_persona(auth, object)?,
+                _ => Map::new(),
             }
-            "Context" => rules.create_context(auth, object).await,
-            "Persona" => create_persona(auth, object),
-            _ => Ok(Map::new()),
-        }
+        };
+        filled.extend(more);
+        Ok(filled)
     }
 
-    /// The template's rules for an update (called by `plan_update` with the planned field
-    /// updates, which it may rewrite: a ChatSession's participants and ACL).
-    pub(super) async fn template_update(
+    /// It may rewrite the planned updates: a ChatSession's participants and ACL.
+    async fn on_update(
         &self,
+        ops: &Operations,
         auth: &Auth,
         schema: &ClassSchema,
         object_id: &str,
         updates: &mut Vec<FieldUpdate>,
     ) -> OpResult<()> {
-        if !self.config.chat_template {
-            return Ok(());
-        }
         if schema.class_name == "Persona" {
             check_tool_updates(updates)?;
         }
         if auth.master {
             return Ok(());
         }
-        let rules = Rules { ops: self };
+        let rules = Rules { ops };
         match schema.class_name.as_str() {
             "_User" if touches(updates, "role") => rules.check_role_change(auth).await,
             "ChatSession" => rules.update_session(auth, schema, object_id, updates).await,
@@ -348,33 +354,28 @@ impl Operations {
         }
     }
 
-    /// The template's rules for a delete: a Message or Context is deleted only by a member
-    /// of its session (its ACL says which member).
-    pub(super) async fn template_delete(
+    /// A Message or Context is deleted only by a member of its session (its ACL says which
+    /// member).
+    async fn on_delete(
         &self,
+        ops: &Operations,
         auth: &Auth,
         schema: &ClassSchema,
         object_id: &str,
     ) -> OpResult<()> {
-        if auth.master
-            || !self.config.chat_template
-            || !matches!(schema.class_name.as_str(), "Message" | "Context")
-        {
+        if auth.master || !matches!(schema.class_name.as_str(), "Message" | "Context") {
             return Ok(());
         }
-        Rules { ops: self }
+        Rules { ops }
             .member_write(auth, schema, ClassOperation::Delete, object_id, &[])
             .await
     }
 
-    /// Adds to `writes` what the template's rules make follow in the same transaction: when
-    /// a ChatSession's participants were set together with its ACL (what
-    /// [`Operations::template_update`] plans), the ACLs of its Messages and Context objects.
-    pub(super) async fn template_follow_ups(&self, mut writes: Vec<Write>) -> OpResult<Vec<Write>> {
-        if !self.config.chat_template {
-            return Ok(writes);
-        }
-        let rules = Rules { ops: self };
+    /// A new ChatSession's Context; when a ChatSession's participants were set together
+    /// with its ACL (what [`TemplateRules::on_update`] plans), the ACLs of its Messages and
+    /// Context objects.
+    async fn follow_ups(&self, ops: &Operations, mut writes: Vec<Write>) -> OpResult<Vec<Write>> {
+        let rules = Rules { ops };
         let mut follow_ups = rules.session_contexts(&mut writes).await?;
         for write in &writes {
             let Write::Update {

@@ -17,8 +17,8 @@ use rand::RngExt;
 use serde_json::{Map, Value};
 
 use super::access::{ClassOperation, check_class_permission, refuse_internal_class, write_filter};
-use super::hooks::Trigger;
-use super::{Auth, GetRequest, OpError, OpResult, Operations, template_rules};
+use super::hooks::{AfterSaveAnswer, AfterTrigger, BeforeSaveAnswer, Trigger};
+use super::{Auth, GetRequest, OpError, OpResult, Operations};
 
 /// A validated write, ready to commit.
 #[derive(Debug, Clone)]
@@ -32,8 +32,8 @@ pub struct PlannedWrite {
     password_changed: bool,
     /// Fields a `beforeSave` trigger changed: the response echoes their stored values.
     trigger_echo: Vec<String>,
-    /// The caller, kept when an `afterSave`/`afterDelete` trigger must run after the commit.
-    after_trigger: Option<Auth>,
+    /// Kept when an `afterSave`/`afterDelete` trigger must run after the commit.
+    after_trigger: Option<AfterTrigger>,
 }
 
 impl PlannedWrite {
@@ -308,13 +308,8 @@ impl Operations {
         }
         // The app's beforeSave runs after the permission check and before validation (§10.3).
         let triggered = self.before_save(auth, class_name, None, body).await?;
-        let (body, trigger_echo) = match &triggered {
-            Some((body, echo)) => (body, echo.clone()),
-            None => (body, Vec::new()),
-        };
-        let after_trigger = self
-            .has_trigger(Trigger::AfterSave, class_name)
-            .then(|| auth.clone());
+        let (body, trigger_echo, after_trigger) =
+            self.after_save_plan(auth, class_name, body, triggered.as_ref());
         let mut parsed = parse_body(body, true, self.config.allow_custom_object_id)?;
         check_user_fields(class_name, auth, &parsed.updates)?;
         check_session_fields(class_name, auth, &parsed.updates, parsed.acl.is_some())?;
@@ -367,13 +362,13 @@ impl Operations {
             acl: parsed.acl.flatten(),
             fields,
         };
-        if self.config.chat_template {
-            extra.extend(template_rules::on_create(&schema, &mut object));
+        if let Some(rules) = &self.rules {
+            extra.extend(
+                rules
+                    .on_create(self, auth, &schema, body, &mut object)
+                    .await?,
+            );
         }
-        extra.extend(
-            self.template_create(auth, &schema, body, &mut object)
-                .await?,
-        );
         let echoed = parsed
             .updates
             .iter()
@@ -392,6 +387,29 @@ impl Operations {
             trigger_echo,
             after_trigger,
         })
+    }
+
+    /// The body to write after a beforeSave, the fields it changed, and what an afterSave
+    /// will need.
+    fn after_save_plan<'a>(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        body: &'a Map<String, Value>,
+        triggered: Option<&'a BeforeSaveAnswer>,
+    ) -> (&'a Map<String, Value>, Vec<String>, Option<AfterTrigger>) {
+        let (body, echo, context) = match triggered {
+            Some(answer) => (&answer.body, answer.echo.clone(), answer.context.clone()),
+            None => (body, Vec::new(), None),
+        };
+        let after = self
+            .has_trigger(Trigger::AfterSave, class_name)
+            .then(|| AfterTrigger {
+                auth: auth.clone(),
+                context,
+                sent: body.clone(),
+            });
+        (body, echo, after)
     }
 
     /// Plans `PUT /classes/:className/:objectId`.
@@ -421,13 +439,8 @@ impl Operations {
         } else {
             None
         };
-        let (body, trigger_echo) = match &triggered {
-            Some((body, echo)) => (body, echo.clone()),
-            None => (body, Vec::new()),
-        };
-        let after_trigger = self
-            .has_trigger(Trigger::AfterSave, class_name)
-            .then(|| auth.clone());
+        let (body, trigger_echo, after_trigger) =
+            self.after_save_plan(auth, class_name, body, triggered.as_ref());
         let mut parsed = parse_body(body, false, false)?;
         check_user_fields(class_name, auth, &parsed.updates)?;
         check_session_fields(class_name, auth, &parsed.updates, parsed.acl.is_some())?;
@@ -475,8 +488,11 @@ impl Operations {
             .filter(|update| update.echoes_result())
             .cloned()
             .collect();
-        self.template_update(auth, &schema, object_id, &mut updates)
-            .await?;
+        if let Some(rules) = &self.rules {
+            rules
+                .on_update(self, auth, &schema, object_id, &mut updates)
+                .await?;
+        }
         let guard = clp_filter.and(write_filter(auth));
         let write = Write::Update {
             schema,
@@ -521,10 +537,16 @@ impl Operations {
             )
             .await?;
         }
-        let after_trigger = self
-            .has_trigger(Trigger::AfterDelete, class_name)
-            .then(|| auth.clone());
-        self.template_delete(auth, &schema, object_id).await?;
+        let after_trigger =
+            self.has_trigger(Trigger::AfterDelete, class_name)
+                .then(|| AfterTrigger {
+                    auth: auth.clone(),
+                    context: None,
+                    sent: Map::new(),
+                });
+        if let Some(rules) = &self.rules {
+            rules.on_delete(self, auth, &schema, object_id).await?;
+        }
         let guard = clp_filter.and(write_filter(auth));
         let write = Write::Delete {
             schema,
@@ -544,13 +566,17 @@ impl Operations {
     /// Commits planned writes in one transaction and builds each one's response.
     pub async fn commit(&self, planned: Vec<PlannedWrite>) -> OpResult<Vec<WriteResponse>> {
         let writes: Vec<Write> = planned.iter().map(|plan| plan.write.clone()).collect();
-        let writes = self.template_follow_ups(writes).await?;
+        let writes = match &self.rules {
+            Some(rules) => rules.follow_ups(self, writes).await?,
+            None => writes,
+        };
         // The store reports the commit to the event bus itself, in commit order.
         let outcomes = self.store.write(writes).await?;
         // afterSave / afterDelete, in the order of the writes, before the client is answered.
-        for (plan, outcome) in planned.iter().zip(&outcomes) {
-            if let Some(auth) = &plan.after_trigger {
-                self.after_write(auth, plan.class_name(), outcome).await;
+        let mut after_answers: Vec<Option<AfterSaveAnswer>> = vec![None; planned.len()];
+        for ((plan, outcome), answer) in planned.iter().zip(&outcomes).zip(&mut after_answers) {
+            if let Some(after) = &plan.after_trigger {
+                *answer = self.after_write(after, plan.class_name(), outcome).await;
             }
         }
         let mut replies: Vec<Vec<String>> = vec![Vec::new(); planned.len()];
@@ -578,8 +604,18 @@ impl Operations {
             .into_iter()
             .zip(outcomes)
             .zip(replies)
-            .map(|((plan, outcome), replies)| {
+            .zip(after_answers)
+            .map(|(((plan, outcome), replies), after_answer)| {
                 let mut response = self.respond(plan, outcome);
+                match after_answer {
+                    Some(AfterSaveAnswer::Replace(json)) => response.body = json,
+                    Some(AfterSaveAnswer::Changed(fields)) => {
+                        if let Value::Object(body) = &mut response.body {
+                            body.extend(fields);
+                        }
+                    }
+                    None => {}
+                }
                 // A user's message names the persona replies it started (README "AI
                 // personas"), so a client can follow them at once.
                 if !replies.is_empty()

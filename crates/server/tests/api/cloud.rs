@@ -91,6 +91,20 @@ async fn request_carries_the_user_and_master_flag() {
         master.body["result"],
         json!({"user": null, "master": true, "functionName": "whoami"})
     );
+    // `request.user` is the user as stored now: a change shows at the next call.
+    let renamed = server
+        .as_user(
+            &ada,
+            Method::PUT,
+            &format!("/users/{}", ada.id),
+            Some(json!({"username": "ada2"})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
+    let reply = server
+        .as_user(&ada, Method::POST, "/functions/whoami", Some(json!({})))
+        .await;
+    assert_eq!(reply.body["result"]["user"], "ada2");
 }
 
 #[tokio::test]
@@ -850,5 +864,285 @@ async fn http_requests_reach_only_allowed_hosts() {
     assert_eq!(
         fetched.body["result"],
         json!({"status": 200, "data": {"status": "ok"}})
+    );
+}
+
+#[tokio::test]
+async fn triggers_see_the_request_context_and_headers_and_after_save_shapes_the_answer() {
+    let server = cloud_server(ServeOptions {
+        allow_client_class_creation: Some(true),
+        ..ServeOptions::default()
+    })
+    .await;
+    let ada = server.sign_up("ada").await;
+    let headers = [
+        ("x-parse-application-id", APP_ID),
+        ("x-parse-session-token", ada.token.as_str()),
+        ("x-parse-cloud-context", r#"{"tag":"t1"}"#),
+        ("x-note-tag", "hello"),
+    ];
+    let created = server
+        .send(
+            Method::POST,
+            "/classes/Note",
+            Some(json!({"title": "a"})),
+            &headers,
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    // beforeSave read the header and the context; its changes are echoed.
+    assert_eq!(created.body["fromHeader"], "hello");
+    assert_eq!(created.body["contextBefore"], "t1");
+    // afterSave saw the context as the beforeSave left it; what it set joins the answer,
+    // what the client sent does not come back.
+    assert_eq!(
+        created.body["afterContext"],
+        json!({"tag": "t1", "seenBefore": true})
+    );
+    assert_eq!(created.body["ip"], "set");
+    assert!(created.body.get("title").is_none(), "{:?}", created.body);
+    // Only the answer: afterSave's own changes are not stored.
+    let id = created.body["objectId"].as_str().unwrap();
+    let stored = server.get("Note", id).await;
+    assert!(stored.get("afterContext").is_none(), "{stored:?}");
+    assert_eq!(stored["fromHeader"], "hello");
+
+    // The SDK's body `_context` counts as the header does.
+    let via_body = server
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/Note",
+            Some(json!({"title": "b", "_context": {"tag": "t2"}})),
+        )
+        .await;
+    assert_eq!(via_body.status, StatusCode::CREATED, "{:?}", via_body.body);
+    assert_eq!(via_body.body["contextBefore"], "t2");
+    assert!(via_body.body.get("_context").is_none());
+
+    // A plain object an afterSave returns is the answer.
+    let replaced = server
+        .send(
+            Method::POST,
+            "/classes/Note",
+            Some(json!({"title": "replace"})),
+            &headers,
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::CREATED, "{:?}", replaced.body);
+    assert_eq!(
+        replaced.body,
+        json!({"custom": "answer", "context": {"tag": "t1", "seenBefore": true}})
+    );
+
+    // A context that is not a JSON object: 107, nothing written.
+    let before = server.count("Note").await;
+    for bad in [r#"[1,2]"#, "not json", r#""text""#] {
+        let refused = server
+            .send(
+                Method::POST,
+                "/classes/Note",
+                Some(json!({"title": "c"})),
+                &[
+                    ("x-parse-application-id", APP_ID),
+                    ("x-parse-cloud-context", bad),
+                ],
+            )
+            .await;
+        assert_parse_error(&refused, 400, 107, Some("Invalid object for context."));
+    }
+    assert_eq!(server.count("Note").await, before);
+
+    // Functions see the same; a save from cloud code carries the context it passes.
+    let who = call(&server, "whoCalls", json!({}), &headers).await;
+    assert_eq!(
+        who.body["result"],
+        json!({"context": {"tag": "t1"}, "tag": "hello"})
+    );
+    let inner = call(&server, "saveNoteWithContext", json!({}), &headers).await;
+    assert_eq!(
+        inner.body["result"],
+        json!({"tag": "inner", "seenBefore": true}),
+        "{:?}",
+        inner.body
+    );
+}
+
+/// Parse Dashboard's job pages: `/cloud_code/jobs` lists, creates, edits and deletes the
+/// schedules kept in `_JobSchedule`, only for jobs the code defines, master key only.
+#[tokio::test]
+async fn job_schedules_are_kept_for_the_dashboard() {
+    let server = cloud_server(ServeOptions::default()).await;
+    let data = server
+        .master(Method::GET, "/cloud_code/jobs/data", None)
+        .await;
+    assert_eq!(data.status, StatusCode::OK, "{:?}", data.body);
+    assert_eq!(data.body["in_use"], json!([]));
+    let mut jobs: Vec<String> = data.body["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job.as_str().unwrap().to_owned())
+        .collect();
+    jobs.sort();
+    assert_eq!(jobs, ["brokenJob", "cleanup"]);
+
+    // Attacker's side: without the master key nothing is listed, created or changed.
+    for (method, path) in [
+        (Method::GET, "/cloud_code/jobs"),
+        (Method::GET, "/cloud_code/jobs/data"),
+        (Method::POST, "/cloud_code/jobs"),
+    ] {
+        let refused = server
+            .public(
+                method,
+                path,
+                Some(json!({"job_schedule": {"jobName": "cleanup"}})),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let unknown = server
+        .master(
+            Method::POST,
+            "/cloud_code/jobs",
+            Some(json!({"job_schedule": {"jobName": "nope"}})),
+        )
+        .await;
+    assert_parse_error(
+        &unknown,
+        400,
+        141,
+        Some("Cannot Schedule a job that is not deployed"),
+    );
+    let shapeless = server
+        .master(
+            Method::POST,
+            "/cloud_code/jobs",
+            Some(json!({"jobName": "cleanup"})),
+        )
+        .await;
+    assert_parse_error(&shapeless, 400, 107, None);
+
+    let created = server
+        .master(
+            Method::POST,
+            "/cloud_code/jobs",
+            Some(json!({"job_schedule": {
+                "jobName": "cleanup", "description": "nightly", "params": "{\"what\":\"tasks\"}",
+                "repeatMinutes": 1440
+            }})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["objectId"].as_str().unwrap().to_owned();
+    let listed = server.master(Method::GET, "/cloud_code/jobs", None).await;
+    let schedules = listed.body.as_array().expect("an array of schedules");
+    assert_eq!(schedules.len(), 1);
+    assert_eq!(schedules[0]["jobName"], "cleanup");
+    assert_eq!(schedules[0]["description"], "nightly");
+    // startAfter defaults to the time of the create.
+    assert!(schedules[0]["startAfter"].as_str().unwrap().ends_with('Z'));
+
+    let edited = server
+        .master(
+            Method::PUT,
+            &format!("/cloud_code/jobs/{id}"),
+            Some(json!({"job_schedule": {"jobName": "cleanup", "description": "weekly"}})),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{:?}", edited.body);
+    let data = server
+        .master(Method::GET, "/cloud_code/jobs/data", None)
+        .await;
+    assert_eq!(data.body["in_use"], json!(["cleanup"]));
+    let listed = server.master(Method::GET, "/cloud_code/jobs", None).await;
+    assert_eq!(listed.body[0]["description"], "weekly");
+
+    let deleted = server
+        .master(Method::DELETE, &format!("/cloud_code/jobs/{id}"), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
+    let listed = server.master(Method::GET, "/cloud_code/jobs", None).await;
+    assert_eq!(listed.body, json!([]));
+}
+
+#[tokio::test]
+async fn files_users_and_timers_work_inside_cloud_code() {
+    let server = cloud_server(ServeOptions {
+        allow_client_class_creation: Some(true),
+        ..ServeOptions::default()
+    })
+    .await;
+    let files = call(&server, "fileRoundTrip", json!({}), &PUBLIC_HEADERS).await;
+    assert_eq!(files.status, StatusCode::OK, "{:?}", files.body);
+    let result = &files.body["result"];
+    assert!(
+        result["name"].as_str().unwrap().ends_with("_hello.txt"),
+        "{result}"
+    );
+    assert_eq!(result["data"], "aGVsbG8gd29ybGQ=");
+    assert_eq!(result["bytes"], "aGk=");
+    // The file is served like one a client uploaded.
+    let url = result["url"].as_str().unwrap();
+    let served = reqwest::get(url).await.unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(served.text().await.unwrap(), "hello world");
+    // Without the master key or a user, an upload obeys the server's rule (no public uploads).
+    let refused = call(&server, "anonymousFile", json!({}), &PUBLIC_HEADERS).await;
+    assert_parse_error(
+        &refused,
+        400,
+        130,
+        Some("File upload by public is disabled."),
+    );
+
+    // Sign-up, log-in and become give real sessions.
+    let signed = call(
+        &server,
+        "signUpUser",
+        json!({"username": "eve"}),
+        &PUBLIC_HEADERS,
+    )
+    .await;
+    assert_eq!(signed.status, StatusCode::OK, "{:?}", signed.body);
+    let token = signed.body["result"]["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("r:"), "{token}");
+    let me = server
+        .send(
+            Method::GET,
+            "/users/me",
+            None,
+            &[
+                ("x-parse-application-id", APP_ID),
+                ("x-parse-session-token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(me.body["username"], "eve");
+    let logged = call(
+        &server,
+        "logInAs",
+        json!({"username": "eve", "password": "pw"}),
+        &PUBLIC_HEADERS,
+    )
+    .await;
+    assert_eq!(logged.body["result"]["same"], true, "{:?}", logged.body);
+    assert_eq!(logged.body["result"]["username"], "eve");
+    assert_ne!(logged.body["result"]["token"], json!(token));
+    let wrong = call(
+        &server,
+        "logInAs",
+        json!({"username": "eve", "password": "nope"}),
+        &PUBLIC_HEADERS,
+    )
+    .await;
+    assert_parse_error(&wrong, 404, 101, Some("Invalid username/password."));
+
+    // setTimeout waits; clearTimeout cancels.
+    let waited = call(&server, "wait", json!({}), &PUBLIC_HEADERS).await;
+    assert_eq!(
+        waited.body["result"],
+        json!({"waited": true, "cancelledRan": false})
     );
 }

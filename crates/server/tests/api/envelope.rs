@@ -900,9 +900,9 @@ async fn server_info_needs_the_master_key() {
 }
 
 /// `/serverInfo` tells Parse Dashboard what Parlor really serves. Global config (create,
-/// read, update, delete: the Dashboard's Config page) and the schema features are on, and
-/// each works as announced; cloud jobs, hooks, logs and push are off, and Parlor has no
-/// route for them.
+/// read, update, delete: the Dashboard's Config page), the schema features and the job
+/// pages are on, and each works as announced; hooks, logs and push are off, and Parlor has
+/// no route for them.
 #[tokio::test]
 async fn server_info_reports_the_features_that_work() {
     let server = TestServer::new().await;
@@ -920,7 +920,11 @@ async fn server_info_reports_the_features_that_work() {
             "editClassLevelPermissions": true, "editPointerPermissions": true
         })
     );
-    assert_eq!(features["cloudCode"], json!({"jobs": false}));
+    assert_eq!(features["cloudCode"], json!({"jobs": true}));
+    let jobs = server
+        .master(Method::GET, "/cloud_code/jobs/data", None)
+        .await;
+    assert_eq!(jobs.body, json!({"in_use": [], "jobs": []}));
     for (group, flags) in [
         ("hooks", features["hooks"].clone()),
         ("logs", features["logs"].clone()),
@@ -1002,7 +1006,6 @@ async fn server_info_reports_the_features_that_work() {
     assert_parse_error(&job, 400, 141, Some("Invalid job."));
     // Off: the routes behind these features do not exist.
     for (method, path) in [
-        (Method::GET, "/cloud_code/jobs"),
         (Method::GET, "/hooks/functions"),
         (Method::GET, "/scriptlog"),
         // `POST /push` exists (it records a `_PushStatus`) but delivers nothing, so the push
