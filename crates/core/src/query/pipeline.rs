@@ -170,10 +170,101 @@ pub enum Stage {
     },
 }
 
+/// The key order of every JSON object in `raw` (JSON text), in document order: what a
+/// `serde_json::Map` (sorted by key here) forgets, and what an object pipeline's stages and a
+/// `$sort`'s keys mean. Not JSON: nothing.
+pub fn key_orders(raw: &str) -> Vec<Vec<String>> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+
+    struct Collect<'a>(&'a RefCell<Vec<Vec<String>>>);
+
+    impl<'de> DeserializeSeed<'de> for Collect<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> std::result::Result<(), D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Collect<'_> {
+        type Value = ();
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+            let index = {
+                let mut lists = self.0.borrow_mut();
+                lists.push(Vec::new());
+                lists.len() - 1
+            };
+            let mut keys = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                keys.push(key);
+                map.next_value_seed(Collect(self.0))?;
+            }
+            self.0.borrow_mut()[index] = keys;
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+            while seq.next_element_seed(Collect(self.0))?.is_some() {}
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> std::result::Result<(), E> {
+            Ok(())
+        }
+    }
+
+    let lists = RefCell::new(Vec::new());
+    let mut deserializer = serde_json::Deserializer::from_str(raw);
+    if Collect(&lists).deserialize(&mut deserializer).is_err() {
+        return Vec::new();
+    }
+    lists.into_inner()
+}
+
+/// The keys of `map` in the order one of `orders` (from [`key_orders`]) gives them, if one
+/// has exactly these keys.
+fn written_order<'m>(
+    map: &'m Map<String, Value>,
+    orders: &[Vec<String>],
+) -> Option<Vec<&'m String>> {
+    let order = orders
+        .iter()
+        .find(|order| order.len() == map.len() && order.iter().all(|key| map.contains_key(key)))?;
+    order
+        .iter()
+        .map(|key| map.get_key_value(key).map(|(key, _)| key))
+        .collect()
+}
+
 /// Reads the pipeline of an aggregate request: `pipeline` when given (an array of stages,
 /// or one object of them), else the request's own `$stage` parameters, in order. Parameters
 /// that are not stages (`where`, `distinct`, …) are the caller's; `others` lists them.
-pub fn parse_pipeline(params: &Map<String, Value>, others: &[&str]) -> Result<Vec<Stage>> {
+/// `orders` ([`key_orders`] of the request's JSON texts) gives the written order of an
+/// object pipeline's stages and of a `$sort`'s keys.
+pub fn parse_pipeline(
+    params: &Map<String, Value>,
+    others: &[&str],
+    orders: &[Vec<String>],
+) -> Result<Vec<Stage>> {
     let stages: Vec<(String, Value)> = match params.get("pipeline") {
         Some(Value::Array(items)) => {
             let mut stages = Vec::new();
@@ -194,7 +285,7 @@ pub fn parse_pipeline(params: &Map<String, Value>, others: &[&str]) -> Result<Ve
             }
             stages
         }
-        Some(Value::Object(map)) => in_stage_order(map),
+        Some(Value::Object(map)) => in_stage_order(map, orders),
         Some(Value::String(text)) => {
             // A query-string `pipeline` that is not JSON at all.
             return Err(Error::invalid_query(format!("Invalid pipeline: {text}")));
@@ -208,7 +299,7 @@ pub fn parse_pipeline(params: &Map<String, Value>, others: &[&str]) -> Result<Ve
                 .filter(|(key, _)| !others.contains(&key.as_str()))
                 .map(|(key, value)| (key.clone(), value.clone()))
                 .collect();
-            in_stage_order(&stages)
+            in_stage_order(&stages, orders)
         }
     };
     if stages.len() > MAX_STAGES {
@@ -219,14 +310,20 @@ pub fn parse_pipeline(params: &Map<String, Value>, others: &[&str]) -> Result<Ve
     stages
         .iter()
         .filter(|(name, _)| !matches!(name.as_str(), "where" | "distinct"))
-        .map(|(name, value)| stage(name, value))
+        .map(|(name, value)| stage(name, value, orders))
         .collect()
 }
 
-/// The stages of an object pipeline (`{"$match": …, "$group": …}`), whose key order JSON
-/// does not keep here: in the order a pipeline runs them (filter, unwind, project, group,
-/// then sort, skip, limit, count). A client needing another order sends an array.
-fn in_stage_order(map: &Map<String, Value>) -> Vec<(String, Value)> {
+/// The stages of an object pipeline (`{"$match": …, "$group": …}`) in their written order;
+/// when that is not known (parameters of the query string), in the order a pipeline runs
+/// them (filter, unwind, project, group, then sort, skip, limit, count).
+fn in_stage_order(map: &Map<String, Value>, orders: &[Vec<String>]) -> Vec<(String, Value)> {
+    if let Some(keys) = written_order(map, orders) {
+        return keys
+            .into_iter()
+            .map(|key| (key.clone(), map[key].clone()))
+            .collect();
+    }
     const ORDER: [&str; 8] = [
         "$match", "$unwind", "$project", "$group", "$sort", "$skip", "$limit", "$count",
     ];
@@ -239,7 +336,7 @@ fn in_stage_order(map: &Map<String, Value>) -> Vec<(String, Value)> {
     stages
 }
 
-fn stage(name: &str, value: &Value) -> Result<Stage> {
+fn stage(name: &str, value: &Value, orders: &[Vec<String>]) -> Result<Stage> {
     if !name.starts_with('$') {
         return Err(Error::invalid_query(format!(
             "Invalid aggregate stage '{name}'."
@@ -252,7 +349,7 @@ fn stage(name: &str, value: &Value) -> Result<Stage> {
         },
         "$group" => group(value),
         "$project" => project(value),
-        "$sort" => sort(value),
+        "$sort" => sort(value, orders),
         "$limit" => Ok(Stage::Limit(count_of("$limit", value)?)),
         "$skip" => Ok(Stage::Skip(count_of("$skip", value)?)),
         "$count" => match value.as_str() {
@@ -464,12 +561,14 @@ fn project(value: &Value) -> Result<Stage> {
     }))
 }
 
-fn sort(value: &Value) -> Result<Stage> {
+fn sort(value: &Value, orders: &[Vec<String>]) -> Result<Stage> {
     let Some(map) = value.as_object().filter(|map| !map.is_empty()) else {
         return Err(Error::invalid_query("$sort should be an object of fields."));
     };
+    let written = written_order(map, orders).unwrap_or_else(|| map.keys().collect());
     let mut keys = Vec::new();
-    for (name, direction) in map {
+    for name in written {
+        let direction = &map[name];
         let descending = match direction.as_i64() {
             Some(1) => false,
             Some(-1) => true,
@@ -536,7 +635,7 @@ mod tests {
     use super::*;
 
     fn parse(params: Value) -> Result<Vec<Stage>> {
-        parse_pipeline(params.as_object().unwrap_or(&Map::new()), &["where"])
+        parse_pipeline(params.as_object().unwrap_or(&Map::new()), &["where"], &[])
     }
 
     #[test]
@@ -595,6 +694,31 @@ mod tests {
                 fields: vec![],
             }
         );
+    }
+
+    /// The written order of an object pipeline's stages and of `$sort` keys is kept when the
+    /// raw JSON is known.
+    #[test]
+    fn written_key_order() {
+        let raw = r#"{"pipeline": {"$sort": {"n": -1, "_id": 1}, "$match": {"a": 1}}}"#;
+        let params: Value = serde_json::from_str(raw).unwrap_or_default();
+        let orders = key_orders(raw);
+        let stages = parse_pipeline(params.as_object().unwrap_or(&Map::new()), &[], &orders)
+            .unwrap_or_default();
+        assert_eq!(
+            stages[0],
+            Stage::Sort(vec![("n".into(), true), ("objectId".into(), false)])
+        );
+        assert!(matches!(stages[1], Stage::Match(_)));
+        // Without it: the run order, keys sorted.
+        let stages =
+            parse_pipeline(params.as_object().unwrap_or(&Map::new()), &[], &[]).unwrap_or_default();
+        assert!(matches!(stages[0], Stage::Match(_)));
+        assert_eq!(
+            stages[1],
+            Stage::Sort(vec![("objectId".into(), false), ("n".into(), true)])
+        );
+        assert!(key_orders("not json").is_empty());
     }
 
     /// Everything outside the subset is a 102 naming it.

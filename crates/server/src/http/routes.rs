@@ -368,8 +368,13 @@ pub async fn dispatch(
         } => classes::delete_object(operations, auth, &class_name, &object_id).await,
         Route::Batch => batch::run_batch(state, auth, &request).await,
         Route::Aggregate { class_name } => {
+            let orders: Vec<Vec<String>> = request
+                .raw_json
+                .iter()
+                .flat_map(|text| parlor_core::query::pipeline::key_orders(text))
+                .collect();
             let results = operations
-                .aggregate(auth, &class_name, &request.params)
+                .aggregate(auth, &class_name, &request.params, &orders)
                 .await?;
             Ok(ApiResponse::ok(serde_json::json!({ "results": results })))
         }

@@ -38,12 +38,14 @@ const OPTIONS: [&str; 9] = [
 
 impl Operations {
     /// `GET /aggregate/:className` with `pipeline` (or `$stage` parameters), or `distinct`.
-    /// The results of a class that does not exist are empty.
+    /// The results of a class that does not exist are empty. `orders`: the key orders of the
+    /// request's JSON as written ([`parlor_core::query::pipeline::key_orders`]).
     pub async fn aggregate(
         &self,
         auth: &Auth,
         class_name: &str,
         params: &Map<String, Value>,
+        orders: &[Vec<String>],
     ) -> OpResult<Vec<Value>> {
         if !auth.master {
             return Err(OpError::MasterKeyRequired);
@@ -66,7 +68,7 @@ impl Operations {
         let stages = if distinct.is_some() {
             Vec::new()
         } else {
-            parse_pipeline(params, &OPTIONS)?
+            parse_pipeline(params, &OPTIONS, orders)?
         };
         let Some(schema) = self.schemas.get(class_name) else {
             return Ok(Vec::new());

@@ -234,6 +234,22 @@ async fn row_stages() {
             .map(|row| row["name"].as_str().unwrap_or("-").to_owned())
             .collect()
     };
+    // `$sort` keys apply in the order written (`views` before `name` here; the JSON text is
+    // written by hand, as serializing a map would sort its keys).
+    let written = r#"[{"$sort":{"views":1,"name":-1}}]"#;
+    let reply = server
+        .send(
+            Method::GET,
+            &format!("/aggregate/T?pipeline={}", encode(written)),
+            None,
+            &MASTER_HEADERS,
+        )
+        .await;
+    let rows = reply.body["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(names(&rows), ["dpl", "bar", "foo", "foo"]);
     let rows = results(&server, "T", json!([{"$sort": {"name": 1, "views": -1}}])).await;
     assert_eq!(names(&rows), ["bar", "dpl", "foo", "foo"]);
     assert_eq!(rows[2]["views"], 900);
@@ -397,6 +413,65 @@ async fn pipeline_forms() {
         )
         .await;
     assert_eq!(reply.body["results"], json!([{"objectId": "foo"}]));
+    // An object pipeline runs its stages in the order written: a `$limit` before a `$sort`
+    // limits first (JSON text written by hand, as key order is the point).
+    let body = r#"{"_method":"GET","pipeline":{"$sort":{"views":-1},"$limit":1,"$project":{"views":1,"_id":0}}}"#;
+    let reply = server
+        .send_raw(
+            Method::POST,
+            "/aggregate/T",
+            Some(body.as_bytes().to_vec()),
+            Some("text/plain"),
+            &MASTER_HEADERS,
+        )
+        .await;
+    assert_eq!(
+        reply.body["results"],
+        json!([{"views": 900, "objectId": null}])
+    );
+    // `$project` before `$match`: the match sees no `name` (the run order would match first).
+    let body = r#"{"_method":"GET","pipeline":{"$project":{"views":1},"$match":{"name":"foo"}}}"#;
+    let reply = server
+        .send_raw(
+            Method::POST,
+            "/aggregate/T",
+            Some(body.as_bytes().to_vec()),
+            Some("text/plain"),
+            &MASTER_HEADERS,
+        )
+        .await;
+    assert_eq!(reply.body["results"], json!([]));
+    // Stages as query parameters, in the order given.
+    let reply = aggregate(
+        &server,
+        "T",
+        &[
+            ("$sort", json!({"views": -1})),
+            ("$limit", json!(1)),
+            ("$project", json!({"views": 1})),
+        ],
+    )
+    .await;
+    assert_eq!(reply.body["results"][0]["views"], 900);
+    for (params, found) in [
+        (
+            [
+                ("$project", json!({"views": 1})),
+                ("$match", json!({"name": "foo"})),
+            ],
+            0,
+        ),
+        (
+            [
+                ("$match", json!({"name": "foo"})),
+                ("$project", json!({"views": 1})),
+            ],
+            2,
+        ),
+    ] {
+        let reply = aggregate(&server, "T", &params).await;
+        assert_eq!(reply.body["results"].as_array().map(Vec::len), Some(found));
+    }
 }
 
 /// What is outside the supported subset, or malformed, is a 102 naming it — never a 500.
