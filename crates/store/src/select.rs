@@ -113,7 +113,8 @@ pub(crate) fn find<D: Dialect>(
             match &score.field.field_type {
                 Some(FieldType::String) if score.field.path.is_empty() => {
                     let text = format!("{alias}.{}", quote_ident(&score.field.field));
-                    scored = D::text_score(out, &text, &score.patterns);
+                    scored =
+                        D::text_score(out, &text, &score.patterns, score.stop_words.as_deref());
                 }
                 _ => {
                     out.push("0.0");

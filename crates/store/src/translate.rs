@@ -123,12 +123,13 @@ pub(crate) trait Dialect: Sized {
     fn list_has_any(t: &mut Translator<'_, Self>, column: &str, entries: &[String]);
 
     /// Appends the `$text` relevance of the String column `expr` to a search whose terms
-    /// are the regex sources `patterns`, as `parlor_core::query::regex::text_score`
-    /// computes it (a float; 0 for NULL).
+    /// are the regex sources `patterns` (stop words matched by `stop`), as
+    /// `parlor_core::query::regex::text_score` computes it (a float; 0 for NULL).
     fn text_score(
         out: &mut SqlBuilder<Self::Bind>,
         expr: &str,
         patterns: &[String],
+        stop: Option<&str>,
     ) -> StoreResult<()>;
 }
 

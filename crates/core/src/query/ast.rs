@@ -183,6 +183,8 @@ pub struct TextScore {
     pub field: FieldRef,
     /// Each term's regex source, the search's options folded in.
     pub patterns: Vec<String>,
+    /// The regex source of the search language's stop words, which do not count as words.
+    pub stop_words: Option<String>,
     /// Most relevant first, before the query's own order.
     pub sort: bool,
     /// Whether the objects carry it (`keys=$score`); else it only orders them.

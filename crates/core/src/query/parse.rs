@@ -718,6 +718,7 @@ pub fn text_score(
         return Ok(Some(crate::query::ast::TextScore {
             field,
             patterns: search.patterns(),
+            stop_words: regex::stop_word_pattern(search.language.as_deref()),
             sort,
             keep,
         }));
@@ -735,6 +736,8 @@ pub struct TextSearch {
     /// `$diacriticSensitive: false`: letters also match their accented forms. Absent, the
     /// search is diacritic-sensitive, as on Parse Server's PostgreSQL adapter.
     pub fold_diacritics: bool,
+    /// `$language`.
+    pub language: Option<String>,
 }
 
 impl TextSearch {
@@ -755,7 +758,8 @@ impl TextSearch {
 }
 
 /// `{"$search":{"$term":"a b","$language":"en","$caseSensitive":false,"$diacriticSensitive":false}}`.
-/// `$language` is accepted and ignored: terms are matched as written, without stemming.
+/// `$language` does not change matching (terms are matched as written, without stemming); it
+/// picks the stop words the relevance score leaves out.
 pub fn text_search(value: &Value) -> Result<TextSearch> {
     let Some(search) = value
         .as_object()
@@ -809,6 +813,10 @@ pub fn text_search(value: &Value) -> Result<TextSearch> {
         terms,
         case_sensitive: flags[0],
         fold_diacritics: !flags[1],
+        language: search
+            .get("$language")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     };
     for source in search.patterns() {
         if regex::build(&source).is_err() {

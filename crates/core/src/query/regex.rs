@@ -170,13 +170,38 @@ fn diacritic_class(letter: char) -> Option<String> {
 /// The regex source of a word, as [`text_score`] counts them.
 pub const WORD_PATTERN: &str = r"\w+";
 
+/// English stop words, which MongoDB's text index (and so its text score) leaves out of a
+/// text's word count for the default language.
+const ENGLISH_STOP_WORDS: &str = "a about above after again against all am an and any are as at be because been before \
+     being below between both but by cannot could did do does doing down during each few for \
+     from further had has have having he her here hers herself him himself his how i if in \
+     into is it its itself me more most my myself no nor not of off on once only or other \
+     ought our ours ourselves out over own same she should so some such than that the their \
+     theirs them themselves then there these they this those through to too under until up \
+     very was we were what when where which while who whom why with would";
+
+/// The regex source matching the stop words of a `$text` search's `$language` (English
+/// when none is given, as MongoDB's default), or `None` for a language without a list here
+/// (`none`, or any other).
+pub fn stop_word_pattern(language: Option<&str>) -> Option<String> {
+    match language.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("english") | Some("en") => {
+            let words: Vec<&str> = ENGLISH_STOP_WORDS.split_whitespace().collect();
+            Some(format!(r"(?i)\b(?:{})\b", words.join("|")))
+        }
+        _ => None,
+    }
+}
+
 /// The relevance of `text` to a search whose terms' patterns are `terms`, as MongoDB's
-/// `textScore` weighs it without stop words or stemming: for each term found `n` times in a
-/// text of `words` words, `(0.5 · n / words + 0.5) · (1 + 1/2 + … + 1/2ⁿ⁻¹)`, summed. A text
-/// that is exactly one term scores 1, a two-word text holding it once 0.75. Both backends
-/// compute the same formula in SQL.
-pub fn text_score(text: &str, terms: &[Regex], word: &Regex) -> f64 {
-    let words = word.find_iter(text).count().max(1) as f64;
+/// `textScore` weighs it (without stemming): for each term found `n` times in a text of
+/// `words` words (stop words, matched by `stop`, left out), `(0.5 · n / words + 0.5) ·
+/// (1 + 1/2 + … + 1/2ⁿ⁻¹)`, summed. A text that is exactly one term scores 1, a two-word
+/// text holding it once 0.75. Both backends compute the same formula in SQL.
+pub fn text_score(text: &str, terms: &[Regex], word: &Regex, stop: Option<&Regex>) -> f64 {
+    let all = word.find_iter(text).count();
+    let stopped = stop.map_or(0, |stop| stop.find_iter(text).count());
+    let words = all.saturating_sub(stopped).max(1) as f64;
     terms
         .iter()
         .map(|term| {
@@ -398,7 +423,8 @@ mod tests {
     fn text_scores() {
         let word = build(WORD_PATTERN).unwrap();
         let coffee = [build(&text_term_pattern("coffee")).unwrap()];
-        let score = |text: &str| text_score(text, &coffee, &word);
+        let stop = build(&stop_word_pattern(None).unwrap_or_default()).unwrap();
+        let score = |text: &str| text_score(text, &coffee, &word, Some(&stop));
         assert_eq!(score("coffee"), 1.0);
         assert_eq!(score("Coffee Shopping"), 0.75);
         assert_eq!(score("coffee coffee"), 1.5);
@@ -408,7 +434,18 @@ mod tests {
             coffee[0].clone(),
             build(&text_term_pattern("cream")).unwrap(),
         ];
-        assert_eq!(text_score("coffee cream", &both, &word), 1.5);
+        assert_eq!(text_score("coffee cream", &both, &word, None), 1.5);
+        // Stop words do not count as words: "and" here.
+        assert_eq!(score("coffee and cream"), 0.75);
+        assert_eq!(
+            text_score("coffee and cream", &coffee, &word, None),
+            0.5 / 3.0 + 0.5
+        );
+        assert_eq!(stop_word_pattern(Some("portuguese")), None);
+        for word in ["before", "being", "for", "from", "The"] {
+            assert!(stop.is_match(word), "{word}");
+        }
+        assert!(!stop.is_match("beforebeing") && !stop.is_match("coffee"));
     }
 
     /// Options: case-sensitive terms, accents folded both ways.

@@ -449,26 +449,34 @@ impl Dialect for PgDialect {
     /// Lists are `text[]`; overlap is served by the ACL columns' GIN indexes.
     /// The formula in SQL: `regexp_count` of each term's pattern and of words, the patterns
     /// rewritten for PostgreSQL as `~` uses them.
-    fn text_score(out: &mut PgSql, expr: &str, patterns: &[String]) -> StoreResult<()> {
+    fn text_score(
+        out: &mut PgSql,
+        expr: &str,
+        patterns: &[String],
+        stop: Option<&str>,
+    ) -> StoreResult<()> {
         let word = to_postgres(parlor_core::query::regex::WORD_PATTERN)?;
+        let stop = stop.map(to_postgres).transpose()?;
+        let count = |out: &mut PgSql, pattern: &str| {
+            out.push("regexp_count(");
+            out.push(expr);
+            out.push(", ");
+            out.param(PgBind::Text(pattern.to_owned()));
+            out.push(")::float8");
+        };
         out.push("COALESCE((0.0");
         for source in patterns {
             let term = to_postgres(source)?;
-            let count = |out: &mut PgSql| {
-                out.push("regexp_count(");
-                out.push(expr);
-                out.push(", ");
-                out.param(PgBind::Text(term.clone()));
-                out.push(")::float8");
-            };
             out.push(" + (0.5 * ");
-            count(out);
-            out.push(" / greatest(regexp_count(");
-            out.push(expr);
-            out.push(", ");
-            out.param(PgBind::Text(word.clone()));
-            out.push("), 1) + 0.5) * (2.0 - power(2.0::float8, 1.0 - ");
-            count(out);
+            count(out, &term);
+            out.push(" / greatest(");
+            count(out, &word);
+            if let Some(stop) = &stop {
+                out.push(" - ");
+                count(out, stop);
+            }
+            out.push(", 1.0) + 0.5) * (2.0 - power(2.0::float8, 1.0 - ");
+            count(out, &term);
             out.push("))");
         }
         out.push("), 0.0)");

@@ -423,12 +423,20 @@ impl Dialect for SqliteDialect {
     }
 
     /// Lists are JSON arrays of strings.
-    /// `parlor_text_score`, registered on each connection, over the patterns as JSON.
-    fn text_score(out: &mut SqlBuilder, expr: &str, patterns: &[String]) -> StoreResult<()> {
+    /// `parlor_text_score`, registered on each connection, over the patterns as JSON (and
+    /// the stop words' pattern, empty for none).
+    fn text_score(
+        out: &mut SqlBuilder,
+        expr: &str,
+        patterns: &[String],
+        stop: Option<&str>,
+    ) -> StoreResult<()> {
         out.push("COALESCE(parlor_text_score(");
         out.push(expr);
         out.push(", ");
         out.param(Bind::Text(canonical_json(&Value::from(patterns.to_vec()))));
+        out.push(", ");
+        out.param(Bind::Text(stop.unwrap_or_default().to_owned()));
         out.push("), 0.0)");
         Ok(())
     }

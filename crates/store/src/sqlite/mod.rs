@@ -445,33 +445,42 @@ fn sql_value_json(value: ValueRef<'_>) -> Value {
     }
 }
 
-/// Registers `parlor_text_score(text, patterns)`: a `$text` search's relevance
-/// ([`parlor_core::query::regex::text_score`]) for a JSON array of term patterns, compiled
-/// once per statement execution (the patterns argument's auxiliary data). NULL for a NULL
-/// text.
+/// Registers `parlor_text_score(text, patterns, stop)`: a `$text` search's relevance
+/// ([`parlor_core::query::regex::text_score`]) for a JSON array of term patterns and a stop
+/// words' pattern (empty: none), compiled once per statement execution (the arguments'
+/// auxiliary data). NULL for a NULL text.
 fn add_text_score(conn: &Connection) -> rusqlite::Result<()> {
     use parlor_core::query::regex::{Regex, WORD_PATTERN, build, text_score};
+    type Boxed = Box<dyn std::error::Error + Send + Sync>;
     type Compiled = (Vec<Regex>, Regex);
     conn.create_scalar_function(
         "parlor_text_score",
-        2,
+        3,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
-            let compiled = ctx.get_or_create_aux(
-                1,
-                |patterns| -> Result<Compiled, Box<dyn std::error::Error + Send + Sync>> {
-                    let sources: Vec<String> = serde_json::from_str(patterns.as_str()?)?;
-                    let terms = sources
-                        .iter()
-                        .map(|source| build(source))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok((terms, build(WORD_PATTERN)?))
-                },
-            )?;
+            let compiled = ctx.get_or_create_aux(1, |patterns| -> Result<Compiled, Boxed> {
+                let sources: Vec<String> = serde_json::from_str(patterns.as_str()?)?;
+                let terms = sources
+                    .iter()
+                    .map(|source| build(source))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((terms, build(WORD_PATTERN)?))
+            })?;
+            let stop = ctx.get_or_create_aux(2, |pattern| -> Result<Option<Regex>, Boxed> {
+                match pattern.as_str()? {
+                    "" => Ok(None),
+                    source => Ok(Some(build(source)?)),
+                }
+            })?;
             match ctx.get_raw(0) {
                 ValueRef::Text(bytes) => {
                     let text = String::from_utf8_lossy(bytes);
-                    Ok(Some(text_score(&text, &compiled.0, &compiled.1)))
+                    Ok(Some(text_score(
+                        &text,
+                        &compiled.0,
+                        &compiled.1,
+                        stop.as_ref().as_ref(),
+                    )))
                 }
                 _ => Ok(None),
             }
