@@ -128,6 +128,8 @@ pub enum Match {
 pub struct Aggregate {
     pub filter: Filter,
     pub stages: Vec<Stage>,
+    /// `explain`: one row, `{"QUERY PLAN": …}`, the database's plan of the statement.
+    pub explain: bool,
 }
 
 impl Stage {

@@ -111,6 +111,7 @@ impl Operations {
         let pipeline = Aggregate {
             filter,
             stages: resolved,
+            explain: params.get("explain").is_some_and(truthy),
         };
         let rows = self.store.aggregate(&schema, &pipeline).await?;
         Ok(rows.into_iter().map(Value::Object).collect())
@@ -226,4 +227,14 @@ pub fn explain_refused() -> OpError {
         Code::InvalidQuery,
         "Using the explain query parameter requires the master key",
     )
+}
+
+/// A flag parameter: `true`, a non-zero number, or a string other than `""`, `0`, `false`.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Bool(flag) => *flag,
+        Value::Number(number) => number.as_f64().is_some_and(|n| n != 0.0),
+        Value::String(text) => !text.is_empty() && text != "0" && text != "false",
+        _ => false,
+    }
 }

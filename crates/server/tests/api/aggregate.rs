@@ -695,6 +695,20 @@ async fn explain_shows_the_plan() {
         // A plan, not the objects.
         assert!(!reply.text.contains("\"foo\""));
     }
+    // A pipeline's plan, the same way.
+    let reply = aggregate(
+        &server,
+        "T",
+        &[
+            ("pipeline", json!([{"$group": {"_id": "$name"}}])),
+            ("explain", json!(true)),
+        ],
+    )
+    .await;
+    let results = reply.body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{:?}", reply.body);
+    assert!(!results[0]["QUERY PLAN"].is_null(), "{:?}", reply.body);
+    assert!(!reply.text.contains("\"foo\""));
     // A lookup by id uses the primary key, and the plan says so.
     let reply = find(
         &MASTER_HEADERS,

@@ -309,6 +309,17 @@ pub(crate) async fn select_objects<'c>(
 }
 
 impl PostgresStore {
+    /// `EXPLAIN (FORMAT JSON)` of a statement: the database's plan as JSON.
+    async fn plan(&self, mut out: PgSql) -> StoreResult<serde_json::Value> {
+        out.sql.insert_str(0, "EXPLAIN (FORMAT JSON) ");
+        let row = bound(&out)
+            .persistent(false)
+            .fetch_one(&self.inner.pool)
+            .await?;
+        let plan: Json<serde_json::Value> = sqlx_core::row::Row::try_get(&row, 0)?;
+        Ok(plan.0)
+    }
+
     /// Connects to `postgres://…` (a `schema` query parameter names the schema to use when
     /// `options.schema` does not), creates the schema and the base tables if missing, and
     /// loads the list of tables.
@@ -687,16 +698,10 @@ impl Store for PostgresStore {
         schema: &ClassSchema,
         query: &FindQuery,
     ) -> StoreResult<serde_json::Value> {
-        let (mut out, _) = self
+        let (out, _) = self
             .inner
             .with_tables(|table_exists| select::find::<PgDialect>(schema, query, table_exists))?;
-        out.sql.insert_str(0, "EXPLAIN (FORMAT JSON) ");
-        let row = bound(&out)
-            .persistent(false)
-            .fetch_one(&self.inner.pool)
-            .await?;
-        let plan: Json<serde_json::Value> = sqlx_core::row::Row::try_get(&row, 0)?;
-        Ok(plan.0)
+        self.plan(out).await
     }
 
     async fn aggregate(
@@ -710,6 +715,12 @@ impl Store for PostgresStore {
         let mut statement = self.inner.with_tables(|table_exists| {
             aggregate::statement::<PgDialect>(schema, pipeline, table_exists)
         })?;
+        if pipeline.explain {
+            let plan = self.plan(statement.out).await?;
+            let mut row = serde_json::Map::new();
+            row.insert("QUERY PLAN".into(), plan);
+            return Ok(vec![row]);
+        }
         // Each row as one JSON object, whatever the types its columns computed.
         statement.out.sql = format!(
             "SELECT row_to_json(r)::text FROM ({}) AS r",

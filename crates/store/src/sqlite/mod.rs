@@ -433,6 +433,21 @@ fn open_reader(path: &std::path::Path, busy_timeout: Duration) -> StoreResult<Co
     Ok(conn)
 }
 
+/// The steps of `EXPLAIN QUERY PLAN` of a statement, as JSON objects.
+fn plan_steps(conn: &Connection, out: &SqlBuilder) -> StoreResult<Value> {
+    let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", out.sql))?;
+    let steps = statement
+        .query_map(params_from_iter(&out.binds), |row| {
+            Ok(serde_json::json!({
+                "id": row.get::<_, i64>(0)?,
+                "parent": row.get::<_, i64>(1)?,
+                "detail": row.get::<_, String>(3)?,
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Value::Array(steps))
+}
+
 /// An SQL value as JSON, as a pipeline's rows are read before shaping.
 fn sql_value_json(value: ValueRef<'_>) -> Value {
     match value {
@@ -672,26 +687,10 @@ impl Store for SqliteStore {
     }
 
     async fn explain_json(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<Value> {
-        let (mut out, _) = self.with_tables(|table_exists| {
+        let (out, _) = self.with_tables(|table_exists| {
             select::find::<SqliteDialect>(schema, query, table_exists)
         })?;
-        out.sql.insert_str(0, "EXPLAIN QUERY PLAN ");
-        let steps = self
-            .read(move |conn| {
-                let mut statement = conn.prepare(&out.sql)?;
-                let steps = statement
-                    .query_map(params_from_iter(&out.binds), |row| {
-                        Ok(serde_json::json!({
-                            "id": row.get::<_, i64>(0)?,
-                            "parent": row.get::<_, i64>(1)?,
-                            "detail": row.get::<_, String>(3)?,
-                        }))
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(steps)
-            })
-            .await?;
-        Ok(Value::Array(steps))
+        self.read(move |conn| plan_steps(conn, &out)).await
     }
 
     async fn aggregate(
@@ -705,6 +704,14 @@ impl Store for SqliteStore {
         let statement = self.with_tables(|table_exists| {
             aggregate::statement::<SqliteDialect>(schema, pipeline, table_exists)
         })?;
+        if pipeline.explain {
+            let plan = self
+                .read(move |conn| plan_steps(conn, &statement.out))
+                .await?;
+            let mut row = Map::new();
+            row.insert("QUERY PLAN".into(), plan);
+            return Ok(vec![row]);
+        }
         self.read(move |conn| {
             let mut prepared = conn.prepare(&statement.out.sql)?;
             let mut rows = prepared.query(params_from_iter(&statement.out.binds))?;
