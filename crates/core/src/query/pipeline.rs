@@ -396,8 +396,12 @@ pub fn field_reference(value: &Value) -> Option<String> {
     Some(api_field_name(name))
 }
 
-/// Parse's storage names of the default fields and pointers, as API names.
+/// Parse's storage names of the default fields and pointers, as API names (`_id.key`, a key
+/// of a grouped `_id`, is `objectId.key`).
 pub fn api_field_name(name: &str) -> String {
+    if let Some(key) = name.strip_prefix("_id.") {
+        return format!("objectId.{key}");
+    }
     match name {
         "_id" => "objectId".to_owned(),
         "_created_at" => "createdAt".to_owned(),

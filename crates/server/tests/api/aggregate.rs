@@ -137,6 +137,16 @@ async fn group_stages() {
             json!({"objectId": {"score": 20, "views": 700}, "n": 1}),
         ])
     );
+    // A key of a grouped `_id` is `_id.<key>` to later stages.
+    let top = results(
+        &server,
+        "T",
+        json!([{"$group": {"_id": {"score": "$score", "views": "$views"}}},
+               {"$sort": {"_id.views": -1}}, {"$limit": 1},
+               {"$match": {"_id.score": 10}}]),
+    )
+    .await;
+    assert_eq!(top, vec![json!({"objectId": {"score": 10, "views": 900}})]);
     let by_number = results(&server, "T", json!({"$group": {"_id": "$score"}})).await;
     assert_eq!(
         sorted(by_number),
