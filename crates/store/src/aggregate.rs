@@ -254,10 +254,8 @@ pub(crate) fn statement<D: AggregateDialect>(
     }
     let mut out = SqlBuilder::new();
     emit::<D>(&mut out, schema, pipeline, &levels, table_exists)?;
-    let columns = columns
-        .into_iter()
-        .filter(|column| column.kind != Kind::Nulls)
-        .collect();
+    // Every selected column, in select order (`_nulls` included: rows are read by
+    // position); `shape_row` leaves `_nulls` out of the objects.
     Ok(Statement { out, columns })
 }
 
@@ -800,6 +798,9 @@ pub(crate) fn shape_row<D: AggregateDialect>(
     let mut object = Map::new();
     let mut keys = Map::new();
     for (column, value) in columns.iter().zip(raw.drain(..)) {
+        if column.kind == Kind::Nulls {
+            continue;
+        }
         let value = to_parse_json::<D>(&column.name, &column.kind, value);
         match column.name.strip_prefix("objectId.") {
             Some(key) => {

@@ -351,6 +351,17 @@ async fn row_stages() {
     )
     .await;
     assert_eq!(rows, vec![json!({"tens": 3, "objectId": null})]);
+    // `$unwind` alone: one row per item, the item in the field's place.
+    let rows = results(
+        &server,
+        "T",
+        json!([{"$match": {"name": "bar"}}, {"$unwind": "$size"}]),
+    )
+    .await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["size"], "S");
+    assert_eq!(rows[0]["views"], 700);
+    assert!(rows[0].get("_nulls").is_none());
     // `$unwind`, then grouping the items.
     let rows = results(
         &server,
