@@ -362,6 +362,22 @@ async fn row_stages() {
     assert_eq!(rows[0]["size"], "S");
     assert_eq!(rows[0]["views"], 700);
     assert!(rows[0].get("_nulls").is_none());
+    // `preserveNullAndEmptyArrays` keeps objects without items, the field then absent.
+    server
+        .create("T", json!({"name": "empty", "size": []}))
+        .await;
+    server.create("T", json!({"name": "none"})).await;
+    for (preserve, expected) in [(false, 0), (true, 2)] {
+        let rows = results(
+            &server,
+            "T",
+            json!([{"$match": {"name": {"$in": ["empty", "none"]}}},
+                   {"$unwind": {"path": "$size", "preserveNullAndEmptyArrays": preserve}}]),
+        )
+        .await;
+        assert_eq!(rows.len(), expected, "{rows:?}");
+        assert!(rows.iter().all(|row| row.get("size").is_none()), "{rows:?}");
+    }
     // `$unwind`, then grouping the items.
     let rows = results(
         &server,
