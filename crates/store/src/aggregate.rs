@@ -29,6 +29,11 @@ use crate::layout::{NULLS_COLUMN, field_columns, is_json_column};
 use crate::sql::{BindValue, SqlBuilder, quote_ident};
 use crate::translate::{Dialect, Translator};
 
+/// A NULL of the [`Kind::Number`] it stands for (a field the rows lack): typed, so that
+/// PostgreSQL compares it with numbers in a later `$match` (an untyped NULL in a subquery
+/// becomes `text`). SQLite reads the same cast.
+const NULL_NUMBER: &str = "CAST(NULL AS double precision)";
+
 /// What an output column holds, as the database stores it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Kind {
@@ -40,8 +45,9 @@ pub(crate) enum Kind {
     Json,
     /// The bare id of a pointer (a group key).
     Id,
-    /// `_nulls`, carried while the rows have the class's fields, never output.
-    Nulls,
+    /// A column the statement needs but no object shows: `_nulls` (carried while the rows
+    /// have the class's fields), a group's row count.
+    Hidden,
 }
 
 impl Kind {
@@ -161,7 +167,7 @@ fn class_columns(schema: &ClassSchema) -> Vec<Column> {
     }));
     columns.push(Column {
         name: NULLS_COLUMN.into(),
-        kind: Kind::Nulls,
+        kind: Kind::Hidden,
     });
     columns
 }
@@ -312,7 +318,7 @@ fn expression<D: AggregateDialect>(columns: &[Column], expr: &Expr, alias: &str)
         Expr::DatePart(part, name) => (name, Some(*part)),
     };
     let Some(column) = find(columns, name) else {
-        return ("NULL".into(), Kind::Number);
+        return (NULL_NUMBER.into(), Kind::Number);
     };
     let sql = format!("{alias}.{}", quote_ident(&column.name));
     match part {
@@ -320,7 +326,7 @@ fn expression<D: AggregateDialect>(columns: &[Column], expr: &Expr, alias: &str)
         Some(part) if column.kind == Kind::Field(FieldType::Date) => {
             (D::date_part(part, &sql), Kind::Number)
         }
-        Some(_) => ("NULL".into(), Kind::Number),
+        Some(_) => (NULL_NUMBER.into(), Kind::Number),
     }
 }
 
@@ -350,7 +356,7 @@ fn group<D: AggregateDialect>(
     };
     match id {
         GroupId::All => {
-            select.push(("NULL".into(), "objectId".into()));
+            select.push((NULL_NUMBER.into(), "objectId".into()));
             output.push(Column {
                 name: "objectId".into(),
                 kind: Kind::Number,
@@ -359,7 +365,7 @@ fn group<D: AggregateDialect>(
         }
         GroupId::Key(expr) => {
             let (sql, kind) = expression::<D>(columns, expr, alias);
-            if sql != "NULL" {
+            if sql != NULL_NUMBER {
                 group_by.push(sql.clone());
             }
             select.push((sql, "objectId".into()));
@@ -374,7 +380,7 @@ fn group<D: AggregateDialect>(
                 let output_name = format!("objectId.{name}");
                 // A constant key (a field the rows lack) groups nothing apart, and
                 // PostgreSQL refuses a constant in GROUP BY.
-                if sql != "NULL" {
+                if sql != NULL_NUMBER {
                     group_by.push(sql.clone());
                 }
                 select.push((sql, output_name.clone()));
@@ -402,7 +408,7 @@ fn group<D: AggregateDialect>(
             },
             Accumulator::Avg(field) => match column(field) {
                 Some(c) if c.kind.is_number() => (format!("AVG({})", source(field)), Kind::Number),
-                _ => ("NULL".to_owned(), Kind::Number),
+                _ => (NULL_NUMBER.to_owned(), Kind::Number),
             },
             Accumulator::Min(field) | Accumulator::Max(field) => {
                 let function = if matches!(accumulator, Accumulator::Min(_)) {
@@ -421,7 +427,7 @@ fn group<D: AggregateDialect>(
                             function.to_lowercase()
                         )));
                     }
-                    None => ("NULL".to_owned(), Kind::Number),
+                    None => (NULL_NUMBER.to_owned(), Kind::Number),
                 }
             }
         };
@@ -432,6 +438,14 @@ fn group<D: AggregateDialect>(
         });
     }
     level.only_if_rows = group_by.is_empty();
+    if level.only_if_rows {
+        // `HAVING` needs an aggregate query, which a group of constants alone is not.
+        select.push(("COUNT(*)".into(), "$rows".into()));
+        output.push(Column {
+            name: "$rows".into(),
+            kind: Kind::Hidden,
+        });
+    }
     level.select = select;
     level.columns = output;
     level.group_by = group_by;
@@ -582,7 +596,7 @@ fn simple_match<D: AggregateDialect>(
             }
             _ => {
                 let name = api_field_name(key);
-                let column = find(columns, &name).filter(|column| column.kind != Kind::Nulls);
+                let column = find(columns, &name).filter(|column| column.kind != Kind::Hidden);
                 let expr = column.map(|column| format!("{alias}.{}", quote_ident(&column.name)));
                 let kind = column.map(|column| column.kind.clone());
                 condition::<D>(out, expr.as_deref(), kind.as_ref(), value)?;
@@ -774,7 +788,7 @@ pub(crate) fn to_parse_json<D: AggregateDialect>(name: &str, kind: &Kind, raw: V
             Some(id) => value::pointer_value(target, id),
             None => raw,
         },
-        Kind::Field(FieldType::String) | Kind::Id | Kind::Nulls => raw,
+        Kind::Field(FieldType::String) | Kind::Id | Kind::Hidden => raw,
         Kind::Field(_) | Kind::Json => D::json_column(raw),
     }
 }
@@ -798,7 +812,7 @@ pub(crate) fn shape_row<D: AggregateDialect>(
     let mut object = Map::new();
     let mut keys = Map::new();
     for (column, value) in columns.iter().zip(raw.drain(..)) {
-        if column.kind == Kind::Nulls {
+        if column.kind == Kind::Hidden {
             continue;
         }
         let value = to_parse_json::<D>(&column.name, &column.kind, value);
@@ -835,7 +849,7 @@ pub(crate) fn distinct<D: AggregateDialect>(
         None => (field, Vec::new()),
     };
     let columns = class_columns(schema);
-    let Some(column) = find(&columns, top).filter(|column| column.kind != Kind::Nulls) else {
+    let Some(column) = find(&columns, top).filter(|column| column.kind != Kind::Hidden) else {
         return Ok(None);
     };
     let mut out = SqlBuilder::new();
@@ -886,7 +900,7 @@ pub(crate) fn distinct_values<D: AggregateDialect>(kind: &Kind, raw: Vec<Value>)
 /// order on PostgreSQL's `jsonb` that matches Parse's) nor to booleans.
 pub(crate) fn orders_kind(kind: &Kind) -> bool {
     match kind {
-        Kind::Json | Kind::Nulls | Kind::Field(FieldType::Boolean) => false,
+        Kind::Json | Kind::Hidden | Kind::Field(FieldType::Boolean) => false,
         Kind::Field(field_type) => !is_json_column(field_type),
         Kind::Number | Kind::Id => true,
     }

@@ -185,6 +185,22 @@ async fn group_stages() {
     )
     .await;
     assert!(none.is_empty());
+    // A constant key and accumulators of missing fields: one group, of nulls.
+    let constants = results(
+        &server,
+        "T",
+        json!([{"$group": {"_id": "all", "m": {"$max": "$nothing"}}}]),
+    )
+    .await;
+    assert_eq!(constants, vec![json!({"objectId": null})]);
+    // A later `$match` compares those nulls as numbers (nothing is greater than 3).
+    let none = results(
+        &server,
+        "T",
+        json!([{"$group": {"_id": "$name", "m": {"$max": "$nothing"}}}, {"$match": {"m": {"$gt": 3}}}]),
+    )
+    .await;
+    assert!(none.is_empty());
     // A class that does not exist answers empty.
     assert!(
         results(&server, "Nothing", json!([{"$group": {"_id": null}}]))
