@@ -9,7 +9,7 @@
 //   database, which leaves nothing behind either.
 // - `reconfigureServer(changes)` restarts the server with the changes Parlor can express
 //   (allowCustomObjectId); others are ignored, so the specs that depend on them fail.
-// - Cloud Code (`cloud/main.js`), push adapters and custom auth adapters are not loaded.
+// - Push adapters and custom auth adapters are not loaded (Cloud Code, `cloud/main.js`, is).
 
 jasmine.DEFAULT_TIMEOUT_INTERVAL = 20000;
 
@@ -39,6 +39,8 @@ const defaultArgs = [
   '--idempotency-ttl', '120',
   '--file-upload-public', 'true',
   '--template', 'none',
+  // The suite's own Cloud Code, as upstream's helper gives Parse Server.
+  '--cloud', path.join(__dirname, 'cloud', 'main.js'),
 ];
 
 let server = null;
@@ -56,9 +58,23 @@ async function healthy() {
   }
 }
 
+// The database the server runs on: kept across `reconfigureServer` (a restart, as upstream's
+// helper keeps its database), replaced by `destroyAllDataPermanently` after each spec.
+let store = null;
+
+function freshStore() {
+  if (store) fs.rmSync(store.dir, { recursive: true, force: true });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'parlor-parse-sdk-'));
+  generation += 1;
+  const db = database
+    ? `${database}${database.includes('?') ? '&' : '?'}schema=parse_sdk_suite_${process.pid}_${generation}`
+    : `sqlite://${path.join(dir, 'parlor.db')}`;
+  store = { dir, db };
+}
+
 async function stopServer() {
   if (!server) return;
-  const { child, dir } = server;
+  const { child } = server;
   server = null;
   if (child.exitCode === null) {
     const exited = new Promise(resolve => child.once('exit', resolve));
@@ -66,15 +82,11 @@ async function stopServer() {
     await Promise.race([exited, sleep(5000)]);
     if (child.exitCode === null) child.kill('SIGKILL');
   }
-  fs.rmSync(dir, { recursive: true, force: true });
 }
 
 async function startServer(extraArgs) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'parlor-parse-sdk-'));
-  generation += 1;
-  const db = database
-    ? `${database}${database.includes('?') ? '&' : '?'}schema=parse_sdk_suite_${process.pid}_${generation}`
-    : `sqlite://${path.join(dir, 'parlor.db')}`;
+  if (!store) freshStore();
+  const { dir, db } = store;
   const args = ['serve', '--host', '127.0.0.1', '--port', String(port), '--database', db, ...defaultArgs, ...extraArgs];
   const child = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'ignore', process.env.PARLOR_SUITE_SERVER_LOG ? 'inherit' : 'ignore'] });
   server = { child, dir };
@@ -112,8 +124,16 @@ global.Child = Parse.Object.extend('Child');
 global.Container = Parse.Object.extend('Container');
 global.TestPoint = Parse.Object.extend('TestPoint');
 global.TestObject = Parse.Object.extend('TestObject');
+// A fresh database, with the default configuration.
+const destroyAllDataPermanently = async () => {
+  await stopServer();
+  freshStore();
+  didChangeConfiguration = false;
+  await startServer([]);
+};
+
 global.reconfigureServer = reconfigureServer;
-global.destroyAllDataPermanently = () => reconfigureServer();
+global.destroyAllDataPermanently = destroyAllDataPermanently;
 
 beforeAll(async () => {
   await reconfigureServer();
@@ -129,12 +149,12 @@ afterEach(async () => {
     // A spec may leave a session the server no longer knows.
   }
   Parse.Storage._clear();
-  await reconfigureServer();
-  didChangeConfiguration = false;
+  await destroyAllDataPermanently();
 });
 
 afterAll(async () => {
   await stopServer();
+  if (store) fs.rmSync(store.dir, { recursive: true, force: true });
 });
 
 // The upstream helper's export (a Twitter app's test credentials, only meaningful with its

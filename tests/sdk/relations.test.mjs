@@ -41,6 +41,12 @@ test('relation.query() on a parent that was never fetched uses redirectClassName
   const res = await rq.find();
   assert.deepEqual(names(res), ['m2', 'm4']);
   for (const o of res) assert.equal(o.className, Member);
+  // get() and first() read the class from the object itself, not from the response.
+  const one = await parent.relation('members').query().get(res[0].id);
+  assert.equal(one.className, Member);
+  assert.equal(one.id, res[0].id);
+  const first = await parent.relation('members').query().first();
+  assert.equal(first.className, Member);
 });
 
 test('a fetched parent shows the field as a Parse.Relation of the target class; REST shows {__type:"Relation"}', async () => {

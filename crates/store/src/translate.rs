@@ -678,6 +678,10 @@ impl<'a, D: Dialect> Translator<'a, D> {
             t.push("(");
             between(t, &latitude, low, high);
             t.push(" AND ");
+            if let Some((west, east)) = longitude_band(center, radius) {
+                between(t, &longitude, west, east);
+                t.push(" AND ");
+            }
             D::distance(t, expr, center);
             t.push(" <= ");
             t.out.param(D::float(radius));
@@ -975,6 +979,23 @@ pub(crate) fn latitude_band(center: GeoPoint, radius: f64) -> (f64, f64) {
     )
 }
 
+/// The longitudes (degrees) a point within `radius` radians of `center` can have — the
+/// spherical bounding box's, exact: the widest reach east or west is `asin(sin r / cos φ)` —
+/// widened by a hair; `None` when the circle reaches a pole or crosses the ±180° meridian
+/// (every longitude may then be in).
+pub(crate) fn longitude_band(center: GeoPoint, radius: f64) -> Option<(f64, f64)> {
+    let latitude = center.latitude.to_radians();
+    if radius <= 0.0 {
+        return Some((center.longitude - 1e-9, center.longitude + 1e-9));
+    }
+    if latitude.abs() + radius >= std::f64::consts::FRAC_PI_2 {
+        return None;
+    }
+    let reach = (radius.sin() / latitude.cos()).asin().to_degrees() + 1e-9;
+    let (west, east) = (center.longitude - reach, center.longitude + reach);
+    (west >= -180.0 && east <= 180.0).then_some((west, east))
+}
+
 /// Resolves a field reference to where its value lives. As in the matcher, a field the
 /// schema does not have is absent, and a path reaches only into Object fields.
 fn source(field: &FieldRef, alias: &str) -> Source {
@@ -1004,5 +1025,63 @@ fn source(field: &FieldRef, alias: &str) -> Source {
     Source::Json {
         column: expr,
         path: field.path.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every point within the radius lies inside both bands (the SQL prefilter never drops a
+    /// point the distance keeps), checked on a grid around centres at many latitudes.
+    #[test]
+    fn the_bounding_bands_hold_every_point_within_the_radius() {
+        let mut checked = 0;
+        for center_latitude in [-80.0, -45.0, -10.0, 0.0, 33.3, 60.0, 85.0] {
+            for radius in [1e-4, 1e-3, 0.01, 0.1, 0.5] {
+                let center = GeoPoint {
+                    latitude: center_latitude,
+                    longitude: 20.0,
+                };
+                let (low, high) = latitude_band(center, radius);
+                let band = longitude_band(center, radius);
+                let reach = radius.to_degrees() * 3.0;
+                for i in 0..=200 {
+                    for j in 0..=200 {
+                        let point = GeoPoint {
+                            latitude: (center.latitude - reach
+                                + reach * 2.0 * f64::from(i) / 200.0)
+                                .clamp(-90.0, 90.0),
+                            longitude: center.longitude
+                                + (-reach * 20.0 + reach * 40.0 * f64::from(j) / 200.0)
+                                    .clamp(-179.0, 179.0),
+                        };
+                        if parlor_core::query::geo::distance(center, point) > radius {
+                            continue;
+                        }
+                        checked += 1;
+                        assert!((low..=high).contains(&point.latitude), "{point:?}");
+                        if let Some((west, east)) = band {
+                            assert!(
+                                (west..=east).contains(&point.longitude),
+                                "{point:?} outside {west}..{east} (centre {center:?}, r {radius})"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "the grid reached too few points: {checked}");
+        // Near a pole, or across the ±180° meridian, no longitude band is used.
+        let polar = GeoPoint {
+            latitude: 89.0,
+            longitude: 0.0,
+        };
+        assert_eq!(longitude_band(polar, 0.1), None);
+        let dateline = GeoPoint {
+            latitude: 0.0,
+            longitude: 179.9,
+        };
+        assert_eq!(longitude_band(dateline, 0.01), None);
     }
 }

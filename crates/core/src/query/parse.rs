@@ -300,6 +300,16 @@ impl Parser<'_> {
         };
         let owner = map.get("object").and_then(value::as_pointer);
         let key = map.get("key").and_then(Value::as_str);
+        // A pointer to an object never saved (the SDK's relation on a clone): nothing is
+        // related to it, as Parse Server answers.
+        let unsaved = map.get("object").is_some_and(|object| {
+            object.get("__type").and_then(Value::as_str) == Some("Pointer")
+                && object.get("className").is_some_and(Value::is_string)
+                && object.get("objectId").is_none_or(Value::is_null)
+        });
+        if unsaved && key.is_some() {
+            return Ok(Filter::False);
+        }
         let (Some((owner_class, owner_id)), Some(key)) = (owner, key) else {
             return Err(improper());
         };
@@ -1547,6 +1557,11 @@ mod tests {
             "!102 improper usage of $relatedTo",
         );
         check(r#"{"$relatedTo":1}"#, "!102 improper usage of $relatedTo");
+        // An owner never saved (no objectId): nothing.
+        check(
+            r#"{"$relatedTo":{"object":{"__type":"Pointer","className":"Team"},"key":"members"}}"#,
+            "false",
+        );
         check(
             r#"{"$relatedTo":{"object":"o1","key":"members"}}"#,
             "!102 improper usage",

@@ -141,7 +141,9 @@ pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value
             "run" => {
                 let function = args.get("name").and_then(Value::as_str).unwrap_or("");
                 let params = object("params");
-                super::call_function(operations, &auth, function, &params, None).await
+                let result =
+                    super::call_function(operations, &auth, function, &params, None).await?;
+                Ok(result.unwrap_or(Value::Null))
             }
             other => Err(CloudFailure::script(format!(
                 "Parse operation \"{other}\" is not supported in Cloud Code"

@@ -413,7 +413,8 @@ impl Cloud {
         result
     }
 
-    /// `POST /functions/:name` for a function the code defines: its `result`.
+    /// `POST /functions/:name` for a function the code defines: its `result` (`None` when it
+    /// returned nothing).
     pub async fn run_function(
         self: &Arc<Self>,
         operations: &Operations,
@@ -421,7 +422,7 @@ impl Cloud {
         name: &str,
         params: &Map<String, Value>,
         meta: RequestMeta,
-    ) -> Result<Value, OpError> {
+    ) -> Result<Option<Value>, OpError> {
         let user = bridge::user_json(operations, auth, &self.users).await?;
         let request = serde_json::json!({
             "params": params,
@@ -439,7 +440,11 @@ impl Cloud {
             auth: auth.clone(),
             http_allow: Arc::clone(&self.http_allow),
         };
-        Ok(self.call("function", name, request, context).await?)
+        let answer = self.call("function", name, request, context).await?;
+        Ok(match answer {
+            Value::Object(mut answer) => answer.remove("value"),
+            _ => None,
+        })
     }
 }
 
@@ -562,7 +567,7 @@ impl CloudHooks for Cloud {
         name: &str,
         params: &Map<String, Value>,
         meta: &RequestMeta,
-    ) -> OpResult<Value> {
+    ) -> OpResult<Option<Value>> {
         let cloud = self
             .me
             .upgrade()
@@ -575,14 +580,15 @@ impl CloudHooks for Cloud {
 
 /// Runs the cloud function `name` — `POST /functions/:name`, GraphQL's `callCloudCode` and
 /// `Parse.Cloud.run` alike: the AI template's built-in functions first (they stay built in),
-/// then the app's own. `meta` is the request's (`auth.request`) unless given.
+/// then the app's own. `meta` is the request's (`auth.request`) unless given. `None`: the
+/// function returned nothing (`undefined`), which Parse answers as `{}`.
 pub async fn call_function(
     operations: &Operations,
     auth: &Auth,
     name: &str,
     params: &Map<String, Value>,
     meta: Option<&RequestMeta>,
-) -> OpResult<Value> {
+) -> OpResult<Option<Value>> {
     match &operations.cloud {
         Some(cloud)
             if !crate::ai::functions::is_built_in(name) && operations.has_cloud_function(name) =>
@@ -595,7 +601,9 @@ pub async fn call_function(
                 .call_function(operations, auth, name, params, &meta)
                 .await
         }
-        _ => crate::ai::functions::call(operations, auth, name, params).await,
+        _ => crate::ai::functions::call(operations, auth, name, params)
+            .await
+            .map(Some),
     }
 }
 

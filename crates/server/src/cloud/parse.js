@@ -998,7 +998,10 @@
     } catch (e) {
       throw failure(e, ParseError.VALIDATION_ERROR);
     }
-    return encode(await entry.handler(request), true);
+    // `{}` tells a function that returned nothing (Parse answers `{}`, no `result`) from one
+    // that returned null.
+    const value = await entry.handler(request);
+    return value === undefined ? {} : { value: encode(value, true) };
   }
 
   // The request of a trigger on an object; `json` is the REST shape of the object.

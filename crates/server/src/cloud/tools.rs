@@ -78,6 +78,7 @@ impl ToolRunner for CloudTools {
         self.0
             .run_function(operations, &call.caller, &call.name, &params, meta)
             .await
+            .map(|result| result.unwrap_or(Value::Null))
             .map_err(|error| error.to_string())
     }
 }

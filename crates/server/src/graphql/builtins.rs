@@ -563,7 +563,8 @@ pub fn register(
                     let result =
                         crate::cloud::call_function(operations, &caller.auth, &name, &params, None)
                             .await
-                            .map_err(failure)?;
+                            .map_err(failure)?
+                            .unwrap_or(Value::Null);
                     Ok(Some(FieldValue::value(object_value([
                         ("result", to_gql(&result)),
                         ("clientMutationId", client_mutation_id(&ctx)),

@@ -21,8 +21,12 @@ pub async fn call(
     for (key, value) in &request.params {
         params.entry(key.clone()).or_insert_with(|| value.clone());
     }
-    let result = crate::cloud::call_function(operations, auth, name, &params, None).await?;
-    Ok(ApiResponse::ok(json!({"result": result})))
+    let answer = match crate::cloud::call_function(operations, auth, name, &params, None).await? {
+        Some(result) => json!({"result": result}),
+        // A function that returns nothing: `{}`, as Parse Server answers.
+        None => json!({}),
+    };
+    Ok(ApiResponse::ok(answer))
 }
 
 /// Starts the cloud job `name` (master key only): `200 {}` and `X-Parse-Job-Status-Id`.

@@ -257,7 +257,9 @@ impl Route {
         })
     }
 
-    /// Whether the route writes, for `X-Parse-Request-Id` idempotency.
+    /// Whether the route writes (or runs code that may), for `X-Parse-Request-Id`
+    /// idempotency: the routes Parse Server guards (objects, users, installations, cloud
+    /// functions and jobs).
     pub fn is_idempotent_write(&self) -> bool {
         matches!(
             self,
@@ -265,6 +267,9 @@ impl Route {
                 | Route::UpdateObject { .. }
                 | Route::SignUp
                 | Route::UpdateUser { .. }
+                | Route::SaveInstallation
+                | Route::CallFunction { .. }
+                | Route::RunJob { .. }
         )
     }
 }

@@ -243,7 +243,7 @@ pub trait CloudHooks: Send + Sync {
     /// The jobs the code defines.
     fn job_names(&self) -> Vec<String>;
 
-    /// Runs the function `name`; its `result`.
+    /// Runs the function `name`; its `result` (`None`: it returned nothing).
     async fn call_function(
         &self,
         operations: &Operations,
@@ -251,7 +251,7 @@ pub trait CloudHooks: Send + Sync {
         name: &str,
         params: &Map<String, Value>,
         meta: &RequestMeta,
-    ) -> OpResult<Value>;
+    ) -> OpResult<Option<Value>>;
 }
 
 impl Operations {

@@ -286,11 +286,20 @@ impl Operations {
             && schema.class_name != class_name)
             .then(|| schema.class_name.clone());
         let results = results.into_iter().map(Value::Object).collect();
-        let results = if limit > 0 {
+        let mut results = if limit > 0 {
             self.after_find(auth, &schema.class_name, results).await?
         } else {
             results
         };
+        // Each result names the class it was redirected to, as Parse Server answers: the JS
+        // SDK's `first()` (and `get()`) read it from the object, not from the response.
+        if let Some(redirected) = &redirected_class_name {
+            for result in &mut results {
+                if let Value::Object(fields) = result {
+                    fields.insert("className".into(), redirected.clone().into());
+                }
+            }
+        }
         Ok(FindResponse {
             results,
             count,

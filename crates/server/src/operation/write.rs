@@ -345,8 +345,14 @@ impl Operations {
             if let Some(default_value) = &field.default_value
                 && fields.get(name).is_none_or(Value::is_null)
             {
-                fields.insert(name.clone(), default_value.clone());
-                extra.insert(name.clone(), default_value.clone());
+                // Stored as a written value would be (a polygon closed, …); the schema keeps
+                // the default as it was given, as Parse Server does.
+                let value = match default_value.get("__type") {
+                    Some(_) => parlor_core::value::validate_typed(default_value)?,
+                    None => default_value.clone(),
+                };
+                fields.insert(name.clone(), value.clone());
+                extra.insert(name.clone(), value);
             }
         }
         for (name, field) in &schema.fields {

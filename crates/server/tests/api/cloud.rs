@@ -56,6 +56,13 @@ async fn functions_answer_their_result_and_the_ai_functions_stay() {
         json!({"when": {"__type": "Date", "iso": "2026-01-02T03:04:05.000Z"}, "n": [1, 2]})
     );
 
+    // Nothing returned: `{}`, as Parse Server answers (the SDK then resolves `undefined`);
+    // a null is a result.
+    let nothing = call(&server, "nothing", json!({}), &PUBLIC_HEADERS).await;
+    assert_eq!(nothing.body, json!({}));
+    let null = call(&server, "nothingAtAll", json!({}), &PUBLIC_HEADERS).await;
+    assert_eq!(null.body, json!({"result": null}));
+
     let unknown = call(&server, "nope", json!({}), &PUBLIC_HEADERS).await;
     assert_parse_error(&unknown, 400, 141, Some("Invalid function: \"nope\""));
 
@@ -1145,4 +1152,46 @@ async fn files_users_and_timers_work_inside_cloud_code() {
         waited.body["result"],
         json!({"waited": true, "cancelledRan": false})
     );
+}
+
+/// With idempotency on for them, a repeated `X-Parse-Request-Id` runs a function or a job
+/// once: the second request gets `159` and runs nothing.
+#[tokio::test]
+async fn idempotency_covers_functions_and_jobs() {
+    let server = cloud_server(ServeOptions {
+        idempotency_paths: Some(vec!["functions/.*".into(), "jobs/.*".into()]),
+        ..ServeOptions::default()
+    })
+    .await;
+    let function = |id: &'static str| {
+        [
+            ("x-parse-application-id", APP_ID),
+            ("x-parse-request-id", id),
+        ]
+    };
+    let first = call(&server, "hello", json!({"name": "Ada"}), &function("fn-1")).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    let again = call(&server, "hello", json!({"name": "Ada"}), &function("fn-1")).await;
+    assert_parse_error(&again, 400, 159, Some("Duplicate request"));
+    let other = call(&server, "hello", json!({"name": "Ada"}), &function("fn-2")).await;
+    assert_eq!(other.status, StatusCode::OK);
+
+    let job = [
+        ("x-parse-application-id", APP_ID),
+        ("x-parse-master-key", MASTER_KEY),
+        ("x-parse-request-id", "job-1"),
+    ];
+    let started = server
+        .send(Method::POST, "/jobs/cleanup", Some(json!({})), &job)
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+    let repeated = server
+        .send(Method::POST, "/jobs/cleanup", Some(json!({})), &job)
+        .await;
+    assert_parse_error(&repeated, 400, 159, Some("Duplicate request"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let runs = server
+        .master(Method::GET, "/classes/_JobStatus?count=1&limit=0", None)
+        .await;
+    assert_eq!(runs.body["count"], 1, "{:?}", runs.body);
 }

@@ -509,6 +509,12 @@ async fn relations_add_query_and_remove() {
         )
         .await;
     assert_eq!(values(&redirected, "name"), vec![json!("p1"), json!("p2")]);
+    // Each result names the class it was redirected to (the SDK's `first()` reads it there).
+    assert!(
+        redirected
+            .iter()
+            .all(|player| player["className"] == "Player")
+    );
 
     // Adding an existing member again changes nothing.
     let again = server

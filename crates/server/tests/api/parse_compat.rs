@@ -345,3 +345,31 @@ async fn geo_queries_over_rest() {
         .await;
     assert_parse_error(&reply, 400, 107, None);
 }
+
+/// A typed default is stored as a written value would be — a polygon closed — while the
+/// schema keeps it as given (Parse Server's answers, the SDK suite's
+/// "set multiple required and default values").
+#[tokio::test]
+async fn typed_defaults_are_stored_like_written_values() {
+    let server = TestServer::new().await;
+    let square = json!({"__type": "Polygon", "coordinates": [[0, 0], [0, 1], [1, 1], [1, 0]]});
+    let made = server
+        .master(
+            Method::POST,
+            "/schemas/Zone",
+            Some(json!({"className": "Zone", "fields": {
+                "area": {"type": "Polygon", "required": true, "defaultValue": square}
+            }})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::OK, "{:?}", made.body);
+    assert_eq!(made.body["fields"]["area"]["defaultValue"], square);
+    let created = server
+        .master(Method::POST, "/classes/Zone", Some(json!({})))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let closed = json!({"__type": "Polygon", "coordinates": [[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]]});
+    assert_eq!(created.body["area"], closed);
+    let id = created.body["objectId"].as_str().unwrap();
+    assert_eq!(server.get("Zone", id).await["area"], closed);
+}

@@ -29,7 +29,8 @@ use sqlx_postgres::PgConnection;
 use crate::error::{StoreError, StoreResult};
 use crate::layout::{
     CASE_INSENSITIVE_UNIQUE, FieldChanges, NULLS_COLUMN, SYSTEM_UNIQUE, UNIQUE_INDEX_KEY,
-    check_column_count, field_columns, join_table, pointer_index, schema_index, unique_index,
+    check_column_count, field_columns, geo_index, join_table, pointer_index, schema_index,
+    unique_index,
 };
 use crate::postgres::rows::column_type;
 use crate::sql::quote_ident;
@@ -203,6 +204,20 @@ async fn add_field_extras(
             .await?;
         }
         FieldType::Relation(_) => ensure_join_table(conn, name, class_name, changes).await?,
+        // The expressions the dialect's geo conditions read (`PgDialect::coordinate`): a
+        // query's latitude band is the range, its longitude band is checked in the index.
+        FieldType::GeoPoint => {
+            execute(
+                conn,
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {} ((({column} ->> 'latitude')::float8), (({column} ->> 'longitude')::float8))",
+                    quote_index(&geo_index(class_name, name)),
+                    quote_ident(class_name),
+                    column = quote_ident(name)
+                ),
+            )
+            .await?;
+        }
         _ => {}
     }
     if SYSTEM_UNIQUE.contains(&(class_name, name)) {

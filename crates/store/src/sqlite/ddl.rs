@@ -181,15 +181,16 @@ fn add_field_extras(
             )?;
         }
         FieldType::Relation(_) => ensure_join_table(conn, name, class_name, changes)?,
-        // The expression the dialect's geo conditions and distance order read, literally.
+        // The expressions the dialect's geo conditions read, literally: a query's latitude
+        // band is the range, its longitude band is checked in the index before a row is read.
         FieldType::GeoPoint => {
             execute(
                 conn,
                 format!(
-                    "CREATE INDEX IF NOT EXISTS {} ON {} (json_extract({}, '$.latitude'))",
+                    "CREATE INDEX IF NOT EXISTS {} ON {} (json_extract({column}, '$.latitude'), json_extract({column}, '$.longitude'))",
                     quote_ident(&geo_index(class_name, name)),
                     quote_ident(class_name),
-                    quote_ident(name)
+                    column = quote_ident(name)
                 ),
             )?;
         }
