@@ -777,3 +777,64 @@ async fn explain_shows_the_plan() {
         "{plan}"
     );
 }
+
+/// Cloud Code's `Parse.Query#aggregate` and `#distinct` run the same operation, with the
+/// master key unless told otherwise (as the SDK), keeping the written order of `$sort` keys.
+#[tokio::test]
+async fn cloud_code_aggregates() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.js"),
+        "Parse.Cloud.define('totals', async () => {\n\
+           const rows = await new Parse.Query('T').greaterThan('score', 5).aggregate([\n\
+             { $group: { _id: '$name', views: { $sum: '$views' }, n: { $sum: 1 } } },\n\
+             { $sort: { n: -1, _id: 1 } },\n\
+           ]);\n\
+           const scores = await new Parse.Query('T').distinct('score');\n\
+           return { rows, scores: scores.sort((a, b) => a - b) };\n\
+         });\n\
+         Parse.Cloud.define('asUser', async () => new Parse.Query('T').aggregate([{ $count: 'n' }], { useMasterKey: false }));\n",
+    )
+    .unwrap();
+    let server = TestServer::with(parlor_server::config::ServeOptions {
+        cloud: Some(dir.path().join("main.js")),
+        ..parlor_server::config::ServeOptions::default()
+    })
+    .await;
+    load(&server).await;
+    let reply = server
+        .send(
+            Method::POST,
+            "/functions/totals",
+            Some(json!({})),
+            &PUBLIC_HEADERS,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(
+        reply.body["result"],
+        json!({
+            "rows": [
+                {"objectId": "foo", "views": 1700, "n": 2},
+                {"objectId": "bar", "views": 700, "n": 1},
+                {"objectId": "dpl", "views": 700, "n": 1},
+            ],
+            "scores": [10, 20],
+        })
+    );
+    // Without the master key, the server's refusal reaches the script.
+    let reply = server
+        .send(
+            Method::POST,
+            "/functions/asUser",
+            Some(json!({})),
+            &PUBLIC_HEADERS,
+        )
+        .await;
+    assert_parse_error(
+        &reply,
+        400,
+        119,
+        Some("unauthorized: master key is required"),
+    );
+}
