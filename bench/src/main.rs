@@ -12,6 +12,7 @@
 
 mod fanout;
 mod generation;
+mod growth;
 mod load;
 mod report;
 mod seed;
@@ -164,6 +165,11 @@ struct Cli {
     /// geo_near: `Place` objects seeded (random GeoPoints over Europe, roughly).
     #[arg(long, default_value_t = 1_000_000)]
     geo_points: usize,
+    /// Message counts to grow the database to, in turn (e.g. 100000,1000000,10000000): before
+    /// each, messages are copied straight into the database (see `growth`), then the
+    /// scenarios run; each line carries the size and the database's size.
+    #[arg(long, value_delimiter = ',')]
+    growth: Vec<u64>,
     /// geo_near: the `$maxDistanceInKilometers` of each query (5 km holds ~9 of a million
     /// places on average).
     #[arg(long, default_value_t = 5.0)]
@@ -1171,51 +1177,110 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
         mem_seeded = mem("after_seed");
 
-        let scenarios = build_scenarios(&cli, &bases, &seeded)?;
-        for scenario in &scenarios {
-            let loads = std::iter::once(&scenario.main).chain(scenario.background.as_ref());
-            let parts =
-                loads.flat_map(|load| load.target.parts().into_iter().map(move |t| (load, t)));
-            for (load, target) in parts {
-                if let Err(error) = sanity(&client, &keys, load.check, target).await {
-                    let error = format!("{}: {error}", load.name);
-                    eprintln!(
-                        "[bench] {} fails its check, not measured: {error}",
-                        scenario.name
-                    );
-                    emit(
-                        &json!({ "scenario": scenario.name, "label": cli.label, "skipped": true, "error": error }),
-                    );
-                    broken.push((scenario.name.clone(), error));
-                    break;
+        let growth_db = if cli.growth.is_empty() {
+            None
+        } else {
+            let postgres = match &database {
+                Some(topology::Database::Postgres {
+                    admin_url, schema, ..
+                }) => Some((admin_url.clone(), schema.clone())),
+                _ => None,
+            };
+            let server_database = servers
+                .first()
+                .map(|s| s.database.clone())
+                .unwrap_or_default();
+            Some(growth::GrowthDb::new(&server_database, postgres)?)
+        };
+        let history_message = match &growth_db {
+            Some(_) => {
+                let filter = json!({ "session": pointer("ChatSession", &seeded.history_session) });
+                let url = format!(
+                    "{base}/classes/Message?where={}&limit=1",
+                    encode(&filter.to_string())
+                );
+                let found = seed::api_ok(&client, &keys, Method::GET, &url, None).await?;
+                found
+                    .pointer("/results/0/objectId")
+                    .and_then(Value::as_str)
+                    .context("no message in the history session")?
+                    .to_owned()
+            }
+            None => String::new(),
+        };
+        let stages: Vec<Option<u64>> = match cli.growth.is_empty() {
+            true => vec![None],
+            false => cli.growth.iter().copied().map(Some).collect(),
+        };
+        for stage in stages {
+            let mut grown = Value::Null;
+            if let (Some(size), Some(db)) = (stage, growth_db.clone()) {
+                eprintln!("[bench] growing the database to {size} messages ...");
+                let history_message = history_message.clone();
+                let (report, ids) = tokio::task::spawn_blocking(move || {
+                    let report = db.grow(size, &history_message)?;
+                    anyhow::Ok((report, db.sample_ids(10_000)?))
+                })
+                .await
+                .context("growth task")??;
+                seeded.message_ids = ids;
+                let mut line = json!({ "event": "growth", "label": cli.label, "memory": mem("after_growth")["memory"].clone() });
+                if let (Value::Object(line), Value::Object(fields)) = (&mut line, &report) {
+                    line.extend(fields.clone());
+                }
+                emit(&line);
+                eprintln!("[bench] grown: {line}");
+                grown = report;
+            }
+            let scenarios = build_scenarios(&cli, &bases, &seeded)?;
+            for scenario in &scenarios {
+                let loads = std::iter::once(&scenario.main).chain(scenario.background.as_ref());
+                let parts =
+                    loads.flat_map(|load| load.target.parts().into_iter().map(move |t| (load, t)));
+                for (load, target) in parts {
+                    if let Err(error) = sanity(&client, &keys, load.check, target).await {
+                        let error = format!("{}: {error}", load.name);
+                        eprintln!(
+                            "[bench] {} fails its check, not measured: {error}",
+                            scenario.name
+                        );
+                        emit(
+                            &json!({ "scenario": scenario.name, "label": cli.label, "skipped": true, "error": error }),
+                        );
+                        broken.push((scenario.name.clone(), error));
+                        break;
+                    }
                 }
             }
-        }
 
-        for run in 1..=cli.runs {
-            for &connections in &cli.connections {
-                for scenario in &scenarios {
-                    if broken.iter().any(|(name, _)| name == &scenario.name) {
-                        continue;
-                    }
-                    eprintln!(
-                        "[bench] run {run}: {} with {connections} connections for {:.0} s ...",
-                        scenario.name, cli.duration
-                    );
-                    let lines =
-                        measure(&cli, &client, &keys, scenario, connections, run, &pids).await;
-                    for line in lines {
-                        emit(&line);
+            for run in 1..=cli.runs {
+                for &connections in &cli.connections {
+                    for scenario in &scenarios {
+                        if broken.iter().any(|(name, _)| name == &scenario.name) {
+                            continue;
+                        }
                         eprintln!(
-                            "[bench]   {} ({} conns): {:.0} req/s, p50 {} ms, p99 {} ms, errors {}",
-                            line["scenario"].as_str().unwrap_or_default(),
-                            line["connections"],
-                            line["rps"].as_f64().unwrap_or(0.0),
-                            line["latency_ms"]["p50"],
-                            line["latency_ms"]["p99"],
-                            line["errors"]
+                            "[bench] run {run}: {} with {connections} connections for {:.0} s ...",
+                            scenario.name, cli.duration
                         );
-                        results.push(line);
+                        let lines =
+                            measure(&cli, &client, &keys, scenario, connections, run, &pids).await;
+                        for mut line in lines {
+                            if !grown.is_null() {
+                                line["growth"] = grown.clone();
+                            }
+                            emit(&line);
+                            eprintln!(
+                                "[bench]   {} ({} conns): {:.0} req/s, p50 {} ms, p99 {} ms, errors {}",
+                                line["scenario"].as_str().unwrap_or_default(),
+                                line["connections"],
+                                line["rps"].as_f64().unwrap_or(0.0),
+                                line["latency_ms"]["p50"],
+                                line["latency_ms"]["p99"],
+                                line["errors"]
+                            );
+                            results.push(line);
+                        }
                     }
                 }
             }

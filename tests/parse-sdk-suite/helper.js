@@ -39,9 +39,23 @@ const defaultArgs = [
   '--idempotency-ttl', '120',
   '--file-upload-public', 'true',
   '--template', 'none',
-  // The suite's own Cloud Code, as upstream's helper gives Parse Server.
-  '--cloud', path.join(__dirname, 'cloud', 'main.js'),
 ];
+
+// The suite's own Cloud Code, as upstream's helper gives Parse Server, unless a spec passes
+// its own (`reconfigureServer({cloud({Cloud}) {…}})`): that function is written to a file
+// and run with `Parse.Cloud` as upstream's Parse Server does.
+let cloudFile = path.join(__dirname, 'cloud', 'main.js');
+
+function cloudArgs(cloud) {
+  if (typeof cloud !== 'function') return ['--cloud', cloudFile];
+  const source = cloud.toString();
+  const callable = /^(async\s+)?(function\b|\(|[A-Za-z_$][\w$]*\s*=>)/.test(source)
+    ? `(${source})`
+    : `({ ${source} })[${JSON.stringify(cloud.name)}]`;
+  const file = path.join(os.tmpdir(), `parlor-parse-sdk-cloud-${process.pid}.js`);
+  fs.writeFileSync(file, `${callable}({ Cloud: Parse.Cloud });\n`);
+  return ['--cloud', file];
+}
 
 let server = null;
 let didChangeConfiguration = false;
@@ -88,6 +102,7 @@ async function startServer(extraArgs) {
   if (!store) freshStore();
   const { dir, db } = store;
   const args = ['serve', '--host', '127.0.0.1', '--port', String(port), '--database', db, ...defaultArgs, ...extraArgs];
+  if (!extraArgs.includes('--cloud')) args.push(...cloudArgs(null));
   const child = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'ignore', process.env.PARLOR_SUITE_SERVER_LOG ? 'inherit' : 'ignore'] });
   server = { child, dir };
   const deadline = Date.now() + 20000;
@@ -102,6 +117,7 @@ async function startServer(extraArgs) {
 function argsFor(changes) {
   const args = [];
   if (changes.allowCustomObjectId) args.push('--allow-custom-object-id', 'true');
+  if (typeof changes.cloud === 'function') args.push(...cloudArgs(changes.cloud));
   return args;
 }
 

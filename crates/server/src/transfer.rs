@@ -242,6 +242,7 @@ fn page_query(schema: &ClassSchema, after: Option<&str>, limit: usize) -> FindQu
         skip: 0,
         limit: Some(limit as u64),
         keys: None,
+        score: None,
     }
 }
 
@@ -273,6 +274,7 @@ async fn object_json(
             skip: 0,
             limit: None,
             keys: Some(Vec::new()),
+            score: None,
         };
         let members = store
             .find(target_schema, &query)

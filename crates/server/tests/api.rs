@@ -20,6 +20,9 @@ mod acl;
 #[path = "api/queries.rs"]
 mod queries;
 
+#[path = "api/aggregate.rs"]
+mod aggregate;
+
 #[path = "api/batch.rs"]
 mod batch;
 

@@ -13,6 +13,7 @@
 //! count translated to SQL; no backend filters rows in Rust.
 //! **Invariant:** one call to [`Store::write`] is one transaction: all of it or none of it.
 
+mod aggregate;
 mod ddl;
 pub mod error;
 mod layout;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parlor_core::object::Object;
 use parlor_core::ops::FieldUpdate;
+use parlor_core::query::pipeline::Aggregate;
 use parlor_core::query::{Filter, FindQuery};
 use parlor_core::schema::ClassSchema;
 
@@ -163,6 +165,32 @@ pub trait Store: Send + Sync + 'static {
 
     /// The database's plan for a find, for tests and diagnostics.
     async fn explain(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<String>;
+
+    /// The database's plan for a find as JSON (`explain=true`): PostgreSQL's
+    /// `EXPLAIN (FORMAT JSON)`, SQLite's `EXPLAIN QUERY PLAN` rows as objects.
+    async fn explain_json(
+        &self,
+        schema: &ClassSchema,
+        query: &FindQuery,
+    ) -> StoreResult<serde_json::Value>;
+
+    /// Runs an aggregation pipeline in the database; its rows as Parse JSON (see
+    /// `aggregate` for the subset and how values are shaped). Empty when the class has no
+    /// table.
+    async fn aggregate(
+        &self,
+        schema: &ClassSchema,
+        pipeline: &Aggregate,
+    ) -> StoreResult<Vec<serde_json::Map<String, serde_json::Value>>>;
+
+    /// The distinct non-null values of `field` (a field, the items of an Array field, or a
+    /// dotted path into an Object field) among the objects matching `filter`, as Parse JSON.
+    async fn distinct(
+        &self,
+        schema: &ClassSchema,
+        filter: &Filter,
+        field: &str,
+    ) -> StoreResult<Vec<serde_json::Value>>;
 
     /// Stores (or replaces) a file's bytes under `name`.
     async fn put_file(&self, name: &str, content_type: &str, data: Vec<u8>) -> StoreResult<()>;

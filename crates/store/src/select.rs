@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::error::StoreResult;
 use crate::layout::{DEFAULT_COLUMNS, UntypedNulls, field_columns, relation_marker};
-use crate::sql::{BindValue, SqlBuilder};
+use crate::sql::{BindValue, SqlBuilder, quote_ident};
 use crate::translate::{Dialect, Translator};
 
 /// What a select returns, in column order after the default columns.
@@ -95,6 +95,17 @@ pub(crate) fn select_from<B: BindValue>(
     class_name: &str,
     projection: &Projection,
 ) -> String {
+    select_from_with(out, class_name, projection, |_, _| {})
+}
+
+/// [`select_from`], with `more` appending further select items (reading the table as the
+/// alias it is given) after the projection's columns.
+pub(crate) fn select_from_with<B: BindValue>(
+    out: &mut SqlBuilder<B>,
+    class_name: &str,
+    projection: &Projection,
+    more: impl FnOnce(&mut SqlBuilder<B>, &str),
+) -> String {
     let alias = out.alias("t");
     out.push("SELECT ");
     for (index, column) in projection.column_names().enumerate() {
@@ -103,6 +114,7 @@ pub(crate) fn select_from<B: BindValue>(
         }
         out.column(&alias, column);
     }
+    more(out, &alias);
     out.push(" FROM ");
     out.ident(class_name);
     out.push(" AS ");
@@ -116,13 +128,38 @@ pub(crate) fn find<D: Dialect>(
     query: &FindQuery,
     table_exists: &dyn Fn(&str) -> bool,
 ) -> StoreResult<(SqlBuilder<D::Bind>, Projection)> {
-    let projection = Projection::new(schema, query.keys.as_deref());
+    let mut projection = Projection::new(schema, query.keys.as_deref());
     let mut out = SqlBuilder::new();
-    let alias = select_from(&mut out, &schema.class_name, &projection);
+    let mut scored = Ok(());
+    let alias = select_from_with(&mut out, &schema.class_name, &projection, |out, alias| {
+        if let Some(score) = &query.score {
+            // The relevance, read back as the Number field `score`, as Parse answers it.
+            out.push(", ");
+            match &score.field.field_type {
+                Some(FieldType::String) if score.field.path.is_empty() => {
+                    let text = format!("{alias}.{}", quote_ident(&score.field.field));
+                    scored =
+                        D::text_score(out, &text, &score.patterns, score.stop_words.as_deref());
+                }
+                _ => {
+                    out.push("0.0");
+                }
+            }
+            out.push(" AS \"$score\"");
+        }
+    });
+    scored?;
+    // Read back only when asked for: an order by it needs the column, not the field.
+    if query.score.as_ref().is_some_and(|score| score.keep) {
+        projection
+            .columns
+            .push(("score".to_owned(), FieldType::Number));
+    }
     out.push(" WHERE ");
     let mut translator = Translator::<D>::new(out, table_exists);
     translator.filter(&query.filter, &schema.class_name, &alias);
-    translator.order(&query.order, &alias);
+    let by_score = query.score.as_ref().is_some_and(|score| score.sort);
+    translator.order(&query.order, &alias, by_score);
     let mut out = translator.finish()?;
     D::limit_offset(&mut out, query.limit, query.skip);
     Ok((out, projection))

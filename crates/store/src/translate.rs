@@ -121,6 +121,16 @@ pub(crate) trait Dialect: Sized {
 
     /// The list column `column` (an ACL or `_nulls`) holds one of `entries`.
     fn list_has_any(t: &mut Translator<'_, Self>, column: &str, entries: &[String]);
+
+    /// Appends the `$text` relevance of the String column `expr` to a search whose terms
+    /// are the regex sources `patterns` (stop words matched by `stop`), as
+    /// `parlor_core::query::regex::text_score` computes it (a float; 0 for NULL).
+    fn text_score(
+        out: &mut SqlBuilder<Self::Bind>,
+        expr: &str,
+        patterns: &[String],
+        stop: Option<&str>,
+    ) -> StoreResult<()>;
 }
 
 /// Where a condition's value comes from.
@@ -239,10 +249,18 @@ impl<'a, D: Dialect> Translator<'a, D> {
 
     /// Appends `ORDER BY …`: each key, then `objectId` as the tie-breaker in the direction
     /// of the last key, so that an index ending in `(…, createdAt, objectId)` serves it.
-    pub(crate) fn order(&mut self, order: &[SortKey], alias: &str) {
+    ///
+    /// With `by_score`, the select list's `"$score"` (a `$text` relevance) comes first,
+    /// highest first.
+    pub(crate) fn order(&mut self, order: &[SortKey], alias: &str, by_score: bool) {
         self.push(" ORDER BY ");
         let mut last_descending = false;
         let mut wrote_any = false;
+        if by_score {
+            self.push("\"$score\" DESC");
+            last_descending = true;
+            wrote_any = true;
+        }
         let mut ends_with_object_id = false;
         for key in order {
             let source = source(&key.field, alias);

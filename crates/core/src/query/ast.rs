@@ -171,6 +171,24 @@ pub struct FindQuery {
     pub limit: Option<u64>,
     /// Top-level fields to load; `None` loads all. The default fields always come back.
     pub keys: Option<Vec<String>>,
+    /// The relevance of the filter's `$text` search, added to each object as `score`
+    /// (`keys=$score`), and with `sort` the first order key (`order=$score`).
+    pub score: Option<TextScore>,
+}
+
+/// How relevant an object is to a `$text` search ([`crate::query::regex::text_score`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextScore {
+    /// The String field searched.
+    pub field: FieldRef,
+    /// Each term's regex source, the search's options folded in.
+    pub patterns: Vec<String>,
+    /// The regex source of the search language's stop words, which do not count as words.
+    pub stop_words: Option<String>,
+    /// Most relevant first, before the query's own order.
+    pub sort: bool,
+    /// Whether the objects carry it (`keys=$score`); else it only orders them.
+    pub keep: bool,
 }
 
 impl FindQuery {
@@ -181,6 +199,7 @@ impl FindQuery {
             skip: 0,
             limit: None,
             keys: None,
+            score: None,
         }
     }
 }

@@ -6,7 +6,8 @@ pub mod ast;
 pub mod geo;
 pub mod matcher;
 pub mod parse;
+pub mod pipeline;
 pub mod regex;
 
-pub use ast::{Cond, FieldRef, Filter, FindQuery, Operand, Pattern, SortKey, SubQuery};
+pub use ast::{Cond, FieldRef, Filter, FindQuery, Operand, Pattern, SortKey, SubQuery, TextScore};
 pub use parse::{QueryContext, parse_where};

@@ -391,7 +391,27 @@ impl Parser<'_> {
                         "Bad $options value for query: $options is only valid with $regex",
                     ));
                 }
-                "$text" => Cond::Text(text_terms(value)?),
+                "$text" => {
+                    let search = text_search(value)?;
+                    if search.is_plain() {
+                        Cond::Text(search.terms)
+                    } else if search.terms.is_empty() {
+                        Cond::Text(Vec::new())
+                    } else {
+                        // Options change each term's pattern: a regex per term, which
+                        // both evaluators already agree on.
+                        for source in search.patterns() {
+                            let regex = regex::build(&source).map_err(|_| {
+                                Error::invalid_json("bad $text: $term, a term is too long")
+                            })?;
+                            filter = filter.and(Filter::Cond {
+                                field: field.clone(),
+                                cond: Cond::Regex(Pattern { source, regex }),
+                            });
+                        }
+                        continue;
+                    }
+                }
                 "$select" | "$dontSelect" => {
                     let select = self.select(field.clone(), name, value)?;
                     filter = filter.and(select);
@@ -675,8 +695,82 @@ fn operand_list(operator: &str, value: &Value, message: &'static str) -> Result<
     items.iter().map(operand).collect()
 }
 
+/// The relevance of the `$text` search in `where_json` (a top-level key, or one inside a
+/// top-level `$and`), for `keys=$score` and `order=$score` (`sort`); `None` when the where
+/// has no `$text`. `keep`: the objects carry it (`keys=$score`).
+pub fn text_score(
+    where_json: &Value,
+    schema: &ClassSchema,
+    sort: bool,
+    keep: bool,
+) -> Result<Option<crate::query::ast::TextScore>> {
+    let Some(map) = where_json.as_object() else {
+        return Ok(None);
+    };
+    for (key, value) in map {
+        if key == "$and" {
+            for item in value.as_array().into_iter().flatten() {
+                if let Some(score) = text_score(item, schema, sort, keep)? {
+                    return Ok(Some(score));
+                }
+            }
+            continue;
+        }
+        let Some(text) = value.as_object().and_then(|map| map.get("$text")) else {
+            continue;
+        };
+        let search = text_search(text)?;
+        let field = FieldRef {
+            field: key.clone(),
+            path: Vec::new(),
+            field_type: schema.field_type(key).cloned(),
+        };
+        return Ok(Some(crate::query::ast::TextScore {
+            field,
+            patterns: search.patterns(),
+            stop_words: regex::stop_word_pattern(search.language.as_deref()),
+            sort,
+            keep,
+        }));
+    }
+    Ok(None)
+}
+
+/// A `$text` search: its terms and options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextSearch {
+    /// The terms, split on whitespace, as written; every one must be found as a word.
+    pub terms: Vec<String>,
+    /// `$caseSensitive: true`.
+    pub case_sensitive: bool,
+    /// `$diacriticSensitive: false`: letters also match their accented forms. Absent, the
+    /// search is diacritic-sensitive, as on Parse Server's PostgreSQL adapter.
+    pub fold_diacritics: bool,
+    /// `$language`.
+    pub language: Option<String>,
+}
+
+impl TextSearch {
+    /// Without options: [`Cond::Text`].
+    pub fn is_plain(&self) -> bool {
+        !self.case_sensitive && !self.fold_diacritics
+    }
+
+    /// Each term's regex source, options folded in.
+    pub fn patterns(&self) -> Vec<String> {
+        self.terms
+            .iter()
+            .map(|term| {
+                regex::text_term_pattern_with(term, self.case_sensitive, self.fold_diacritics)
+            })
+            .collect()
+    }
+}
+
 /// `{"$search":{"$term":"a b","$language":"en","$caseSensitive":false,"$diacriticSensitive":false}}`.
-fn text_terms(value: &Value) -> Result<Vec<String>> {
+/// `$language` does not change matching (terms are matched as written, without stemming); it
+/// picks the stop words the relevance score leaves out.
+pub fn text_search(value: &Value) -> Result<TextSearch> {
     let Some(search) = value
         .as_object()
         .and_then(|map| map.get("$search"))
@@ -695,17 +789,28 @@ fn text_terms(value: &Value) -> Result<Vec<String>> {
             "bad $text: $language, should be string",
         ));
     }
-    for flag in ["$caseSensitive", "$diacriticSensitive"] {
-        match search.get(flag) {
-            None | Some(Value::Bool(false)) => {}
-            Some(Value::Bool(true)) => {
-                return Err(Error::invalid_json(format!(
-                    "bad $text: {flag} not supported"
-                )));
-            }
+    if let Some(unknown) = search.keys().find(|key| {
+        !matches!(
+            key.as_str(),
+            "$term" | "$language" | "$caseSensitive" | "$diacriticSensitive"
+        )
+    }) {
+        return Err(Error::invalid_json(format!(
+            "bad $text: {} not supported",
+            clip(unknown)
+        )));
+    }
+    let mut flags = [false, true];
+    for (flag, name) in flags
+        .iter_mut()
+        .zip(["$caseSensitive", "$diacriticSensitive"])
+    {
+        match search.get(name) {
+            None => {}
+            Some(Value::Bool(set)) => *flag = *set,
             Some(_) => {
                 return Err(Error::invalid_json(format!(
-                    "bad $text: {flag}, should be boolean"
+                    "bad $text: {name}, should be boolean"
                 )));
             }
         }
@@ -714,12 +819,21 @@ fn text_terms(value: &Value) -> Result<Vec<String>> {
     if terms.len() > MAX_LIST_ITEMS {
         return Err(too_many("$text"));
     }
-    for term in &terms {
-        if regex::build(&regex::text_term_pattern(term)).is_err() {
+    let search = TextSearch {
+        terms,
+        case_sensitive: flags[0],
+        fold_diacritics: !flags[1],
+        language: search
+            .get("$language")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    };
+    for source in search.patterns() {
+        if regex::build(&source).is_err() {
             return Err(Error::invalid_json("bad $text: $term, a term is too long"));
         }
     }
-    Ok(terms)
+    Ok(search)
 }
 
 /// Typed values nested in an array or object operand, in their stored form (dates normalised,
@@ -1295,7 +1409,7 @@ mod tests {
         check(r#"{"text":{"$regex":"("}}"#, "!102");
         check(r#"{"text":{"$regex":"(?<=a)b"}}"#, "!102");
         check(
-            r#"{"text":{"$text":{"$search":{"$term":"  rust  async ","$language":"en","$caseSensitive":false,"$diacriticSensitive":false}}}}"#,
+            r#"{"text":{"$text":{"$search":{"$term":"  rust  async ","$language":"en","$caseSensitive":false,"$diacriticSensitive":true}}}}"#,
             r#"text text ["rust", "async"]"#,
         );
         check(
@@ -1332,7 +1446,15 @@ mod tests {
         );
         check(
             r#"{"text":{"$text":{"$search":{"$term":"a","$caseSensitive":true}}}}"#,
-            "!107 bad $text: $caseSensitive not supported",
+            r"text ~ /\ba\b/",
+        );
+        check(
+            r#"{"text":{"$text":{"$search":{"$term":"Ce","$diacriticSensitive":false}}}}"#,
+            r"text ~ /(?i)\b[CÇĆĈĊČ][eèéêëēĕėęě]\b/",
+        );
+        check(
+            r#"{"text":{"$text":{"$search":{"$term":"a","$stem":true}}}}"#,
+            "!107 bad $text: $stem not supported",
         );
         check(
             r#"{"text":{"$text":{"$search":{"$term":"a","$caseSensitive":"no"}}}}"#,
@@ -1340,7 +1462,7 @@ mod tests {
         );
         check(
             r#"{"text":{"$text":{"$search":{"$term":"a","$diacriticSensitive":true}}}}"#,
-            "!107 bad $text: $diacriticSensitive not supported",
+            r#"text text ["a"]"#,
         );
     }
 

@@ -17,7 +17,8 @@
 //! Compiled regexes are bounded ([`REGEX_SIZE_LIMIT`], [`REGEX_DFA_SIZE_LIMIT`]), so a
 //! hostile pattern is refused instead of exhausting memory.
 
-use regex::{Regex, RegexBuilder};
+pub use regex::Regex;
+use regex::RegexBuilder;
 
 use crate::error::{Error, Result};
 use crate::query::ast::Pattern;
@@ -94,6 +95,120 @@ pub fn expand_quotes(pattern: &str) -> String {
 /// Both evaluators use exactly this string, so they agree on what a "word" is.
 pub fn text_term_pattern(term: &str) -> String {
     format!(r"(?i)\b{}\b", regex::escape(term))
+}
+
+/// The regex source for one `$text` term under the search's options: case-sensitive or
+/// not, and with `fold_diacritics` each Latin letter also matching its accented forms
+/// (`cafe` finds `café`, `CAFÉ` with case folding), as MongoDB's `$diacriticSensitive:
+/// false` does. With neither option it is [`text_term_pattern`].
+pub fn text_term_pattern_with(term: &str, case_sensitive: bool, fold_diacritics: bool) -> String {
+    let flags = if case_sensitive { "" } else { "(?i)" };
+    if !fold_diacritics {
+        return format!(r"{flags}\b{}\b", regex::escape(term));
+    }
+    let mut body = String::new();
+    for letter in term.chars() {
+        match diacritic_class(letter) {
+            Some(class) => body.push_str(&class),
+            None => body.push_str(&regex::escape(letter.encode_utf8(&mut [0; 4]))),
+        }
+    }
+    format!(r"{flags}\b{body}\b")
+}
+
+/// Latin letters and their accented forms (Latin-1 and Latin Extended-A), by base letter.
+const DIACRITICS: [(char, &str); 38] = [
+    ('a', "àáâãäåāăą"),
+    ('c', "çćĉċč"),
+    ('d', "ďđ"),
+    ('e', "èéêëēĕėęě"),
+    ('g', "ĝğġģ"),
+    ('h', "ĥħ"),
+    ('i', "ìíîïĩīĭįı"),
+    ('j', "ĵ"),
+    ('k', "ķ"),
+    ('l', "ĺļľŀł"),
+    ('n', "ñńņňŉ"),
+    ('o', "òóôõöøōŏő"),
+    ('r', "ŕŗř"),
+    ('s', "śŝşš"),
+    ('t', "ţťŧ"),
+    ('u', "ùúûüũūŭůűų"),
+    ('w', "ŵ"),
+    ('y', "ýÿŷ"),
+    ('z', "źżž"),
+    ('A', "ÀÁÂÃÄÅĀĂĄ"),
+    ('C', "ÇĆĈĊČ"),
+    ('D', "ĎĐ"),
+    ('E', "ÈÉÊËĒĔĖĘĚ"),
+    ('G', "ĜĞĠĢ"),
+    ('H', "ĤĦ"),
+    ('I', "ÌÍÎÏĨĪĬĮİ"),
+    ('J', "Ĵ"),
+    ('K', "Ķ"),
+    ('L', "ĹĻĽĿŁ"),
+    ('N', "ÑŃŅŇ"),
+    ('O', "ÒÓÔÕÖØŌŎŐ"),
+    ('R', "ŔŖŘ"),
+    ('S', "ŚŜŞŠ"),
+    ('T', "ŢŤŦ"),
+    ('U', "ÙÚÛÜŨŪŬŮŰŲ"),
+    ('W', "Ŵ"),
+    ('Y', "ÝŸŶ"),
+    ('Z', "ŹŻŽ"),
+];
+
+/// `[eéè…]` for a letter with accented forms (whether the term's letter is the plain or an
+/// accented one), `None` for any other character.
+fn diacritic_class(letter: char) -> Option<String> {
+    let (base, accented) = DIACRITICS
+        .iter()
+        .find(|(base, accented)| *base == letter || accented.contains(letter))?;
+    Some(format!("[{base}{accented}]"))
+}
+
+/// The regex source of a word, as [`text_score`] counts them.
+pub const WORD_PATTERN: &str = r"\w+";
+
+/// English stop words, which MongoDB's text index (and so its text score) leaves out of a
+/// text's word count for the default language.
+const ENGLISH_STOP_WORDS: &str = "a about above after again against all am an and any are as at be because been before \
+     being below between both but by cannot could did do does doing down during each few for \
+     from further had has have having he her here hers herself him himself his how i if in \
+     into is it its itself me more most my myself no nor not of off on once only or other \
+     ought our ours ourselves out over own same she should so some such than that the their \
+     theirs them themselves then there these they this those through to too under until up \
+     very was we were what when where which while who whom why with would";
+
+/// The regex source matching the stop words of a `$text` search's `$language` (English
+/// when none is given, as MongoDB's default), or `None` for a language without a list here
+/// (`none`, or any other).
+pub fn stop_word_pattern(language: Option<&str>) -> Option<String> {
+    match language.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("english") | Some("en") => {
+            let words: Vec<&str> = ENGLISH_STOP_WORDS.split_whitespace().collect();
+            Some(format!(r"(?i)\b(?:{})\b", words.join("|")))
+        }
+        _ => None,
+    }
+}
+
+/// The relevance of `text` to a search whose terms' patterns are `terms`, as MongoDB's
+/// `textScore` weighs it (without stemming): for each term found `n` times in a text of
+/// `words` words (stop words, matched by `stop`, left out), `(0.5 · n / words + 0.5) ·
+/// (1 + 1/2 + … + 1/2ⁿ⁻¹)`, summed. A text that is exactly one term scores 1, a two-word
+/// text holding it once 0.75. Both backends compute the same formula in SQL.
+pub fn text_score(text: &str, terms: &[Regex], word: &Regex, stop: Option<&Regex>) -> f64 {
+    let all = word.find_iter(text).count();
+    let stopped = stop.map_or(0, |stop| stop.find_iter(text).count());
+    let words = all.saturating_sub(stopped).max(1) as f64;
+    terms
+        .iter()
+        .map(|term| {
+            let found = term.find_iter(text).count() as f64;
+            (0.5 * found / words + 0.5) * (2.0 - 2f64.powf(1.0 - found))
+        })
+        .sum()
 }
 
 /// Compiles a source with Parlor's size limits; every regex built from client input goes
@@ -300,6 +415,57 @@ mod tests {
         // The message does not echo the whole pattern.
         let res = compile(&format!("{}(", "a".repeat(100_000)), "");
         assert!(res.is_err_and(|error| error.message.len() < 200));
+    }
+
+    /// MongoDB's text score: 1 for the term alone, 0.75 for one of two words, more for
+    /// repeats, summed over terms, 0 when absent.
+    #[test]
+    fn text_scores() {
+        let word = build(WORD_PATTERN).unwrap();
+        let coffee = [build(&text_term_pattern("coffee")).unwrap()];
+        let stop = build(&stop_word_pattern(None).unwrap_or_default()).unwrap();
+        let score = |text: &str| text_score(text, &coffee, &word, Some(&stop));
+        assert_eq!(score("coffee"), 1.0);
+        assert_eq!(score("Coffee Shopping"), 0.75);
+        assert_eq!(score("coffee coffee"), 1.5);
+        assert_eq!(score("tea"), 0.0);
+        assert_eq!(score(""), 0.0);
+        let both = [
+            coffee[0].clone(),
+            build(&text_term_pattern("cream")).unwrap(),
+        ];
+        assert_eq!(text_score("coffee cream", &both, &word, None), 1.5);
+        // Stop words do not count as words: "and" here.
+        assert_eq!(score("coffee and cream"), 0.75);
+        assert_eq!(
+            text_score("coffee and cream", &coffee, &word, None),
+            0.5 / 3.0 + 0.5
+        );
+        assert_eq!(stop_word_pattern(Some("portuguese")), None);
+        for word in ["before", "being", "for", "from", "The"] {
+            assert!(stop.is_match(word), "{word}");
+        }
+        assert!(!stop.is_match("beforebeing") && !stop.is_match("coffee"));
+    }
+
+    /// Options: case-sensitive terms, accents folded both ways.
+    #[test]
+    fn text_term_options() {
+        let matches = |term: &str, case: bool, fold: bool, text: &str| {
+            build(&text_term_pattern_with(term, case, fold))
+                .unwrap()
+                .is_match(text)
+        };
+        assert!(matches("cafe", false, true, "Un CAFÉ"));
+        assert!(matches("café", false, true, "cafe"));
+        assert!(!matches("cafe", false, false, "café"));
+        assert!(!matches("Cafe", true, true, "café"));
+        assert!(matches("Cafe", true, true, "Café"));
+        assert!(!matches("caf", false, true, "café"));
+        assert_eq!(
+            text_term_pattern_with("a.b", false, false),
+            text_term_pattern("a.b")
+        );
     }
 
     #[test]

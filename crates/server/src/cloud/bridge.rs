@@ -32,6 +32,18 @@ pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value
                 }
                 Ok(body)
             }
+            "aggregate" => {
+                // The key order of the pipeline as the script wrote it (`$sort` keys).
+                let orders = args
+                    .get("raw")
+                    .and_then(Value::as_str)
+                    .map(parlor_core::query::pipeline::key_orders)
+                    .unwrap_or_default();
+                let results = operations
+                    .aggregate(&auth, class_name, &object("query"), &orders)
+                    .await?;
+                Ok(json!({ "results": results }))
+            }
             "get" => {
                 let get = crate::http::params::get_request(&object("query"))?;
                 operations.get(&auth, class_name, object_id, get).await

@@ -758,8 +758,24 @@
     async map(callback, options) { const out = []; let i = 0; await this.each(async (o) => out.push(await callback(o, i++)), options); return out; }
     async filter(callback, options) { const out = []; let i = 0; await this.each(async (o) => { if (await callback(o, i++)) out.push(o); }, options); return out; }
     async reduce(callback, initial, options) { let acc = initial; let i = 0; await this.each(async (o) => { acc = await callback(acc, o, i++); }, options); return acc; }
-    async distinct() { throw new ParseError(ParseError.COMMAND_UNAVAILABLE, "Parse.Query.distinct is not supported by Parlor"); }
-    async aggregate() { throw new ParseError(ParseError.COMMAND_UNAVAILABLE, "Parse.Query.aggregate is not supported by Parlor"); }
+    // As in the SDK, both run with the master key unless `useMasterKey: false` is given
+    // (then the server refuses them); the pipeline also travels as JSON text, whose key
+    // order (`$sort` keys) a parsed object would lose.
+    async distinct(key, options) {
+      const query = { distinct: key, where: this._where };
+      return (await op("aggregate", Object.assign({ className: this.className, query }, rights(Object.assign({ useMasterKey: true }, options))))).results;
+    }
+    async aggregate(pipeline, options) {
+      if (!Array.isArray(pipeline) && (typeof pipeline !== "object" || pipeline === null)) throw new Error("Invalid pipeline must be Array or Object");
+      let stages = pipeline;
+      if (Object.keys(this._where).length) {
+        stages = Array.isArray(stages) ? stages.slice() : [stages];
+        stages.unshift({ $match: this._where });
+      }
+      const query = { pipeline: encode(stages) };
+      const args = { className: this.className, query, raw: JSON.stringify(query.pipeline) };
+      return (await op("aggregate", Object.assign(args, rights(Object.assign({ useMasterKey: true }, options))))).results;
+    }
     static or(...queries) { return ParseQuery._combine("$or", queries); }
     static and(...queries) { return ParseQuery._combine("$and", queries); }
     static nor(...queries) { return ParseQuery._combine("$nor", queries); }

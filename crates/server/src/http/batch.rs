@@ -76,6 +76,7 @@ fn parse_items(
                     params,
                     body,
                     client_ip,
+                    raw_json: Vec::new(),
                 },
             })
         })

@@ -24,6 +24,9 @@ pub struct ApiRequest {
     pub body: Value,
     /// The client's address (log-in limits count per address).
     pub client_ip: std::net::IpAddr,
+    /// The JSON texts the parameters were read from (query values, a `_method: GET` body),
+    /// kept where key order matters (`/aggregate`: [`raw_json_texts`]); empty elsewhere.
+    pub raw_json: Vec<String>,
 }
 
 /// Credentials a request presents.
@@ -144,6 +147,7 @@ pub fn open(
             params,
             body,
             client_ip,
+            raw_json: Vec::new(),
         },
         credentials,
     ))
@@ -174,6 +178,25 @@ fn read_basic_authorization(headers: &HeaderMap, credentials: &mut Credentials) 
         Some(js_key) => credentials.client_keys.push(js_key.to_owned()),
         None => credentials.master_key = Some(key.to_owned()),
     }
+}
+
+/// The JSON texts of a request's parameters — their names in order, each query-string value,
+/// and the body — whose key order a parsed [`Value`] does not keep.
+pub fn raw_json_texts(query: Option<&str>, body: &[u8]) -> Vec<String> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    // The parameters' own order, as an object of their names (`?$match=…&$group=…`).
+    let names: Vec<String> = pairs
+        .iter()
+        .map(|(key, _)| format!("{}:0", Value::from(key.as_str())))
+        .collect();
+    let mut texts = vec![format!("{{{}}}", names.join(","))];
+    texts.extend(pairs.into_iter().map(|(_, value)| value));
+    if !body.is_empty() {
+        texts.push(String::from_utf8_lossy(body).into_owned());
+    }
+    texts
 }
 
 /// Query-string parameters; each value is parsed as JSON when it can be (§3.1).

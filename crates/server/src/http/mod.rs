@@ -230,7 +230,7 @@ async fn answer(
     }
     let bytes = read_body(body, state.config.max_body_bytes).await?;
     let json_body = envelope::parse_body(&bytes)?;
-    let (request, credentials) = envelope::open(
+    let (mut request, credentials) = envelope::open(
         parts.method.clone(),
         path,
         parts.uri.query(),
@@ -238,6 +238,10 @@ async fn answer(
         json_body,
         peer.ip(),
     )?;
+    if request.path.starts_with("/aggregate/") {
+        // A pipeline's stages and `$sort` keys are in the order they are written.
+        request.raw_json = envelope::raw_json_texts(parts.uri.query(), &bytes);
+    }
     *effective = Some(observe::EffectiveRoute {
         route: observe::api_template(&request.path),
         method: observe::method_label(&request.method),

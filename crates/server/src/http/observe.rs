@@ -67,6 +67,7 @@ pub fn api_template(path: &str) -> &'static str {
         ("schemas", []) => "/schemas",
         ("schemas", [_]) => "/schemas/:className",
         ("purge", [_]) => "/purge/:className",
+        ("aggregate", [_]) => "/aggregate/:className",
         ("events", [_]) => "/events/:name",
         ("files", [_]) => "/files/:name",
         ("files", [_, _]) => "/files/:appId/:name",

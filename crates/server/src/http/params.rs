@@ -105,6 +105,11 @@ pub fn find_request(params: &Map<String, Value>) -> Result<FindRequest, Error> {
             "excludeKeys" => request.exclude_keys = list(value),
             "include" => request.include = list(value),
             "includeAll" => request.include_all = truthy(value),
+            "explain" => request.explain = truthy(value),
+            // An index hint is accepted and left to the database's planner, as Parse
+            // Server's PostgreSQL adapter does (neither SQLite nor PostgreSQL takes hints
+            // by name); `explain` shows which index the planner chose.
+            "hint" => {}
             "redirectClassNameForKey" => {
                 request.redirect_class_name_for_key = value.as_str().map(str::to_owned)
             }

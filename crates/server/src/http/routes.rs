@@ -81,6 +81,10 @@ pub enum Route {
         object_id: String,
     },
     Batch,
+    /// `GET /aggregate/:className`: a pipeline or `distinct` (master key).
+    Aggregate {
+        class_name: String,
+    },
     AllSchemas,
     GetSchema {
         class_name: String,
@@ -213,6 +217,9 @@ impl Route {
                 object_id: owned(object_id),
             },
             ("POST", ["batch"]) => Route::Batch,
+            ("GET", ["aggregate", class_name]) => Route::Aggregate {
+                class_name: owned(class_name),
+            },
             ("GET", ["schemas"]) => Route::AllSchemas,
             ("POST", ["schemas"]) => Route::CreateSchema { class_name: None },
             ("GET", ["schemas", class_name]) => Route::GetSchema {
@@ -365,6 +372,17 @@ pub async fn dispatch(
             object_id,
         } => classes::delete_object(operations, auth, &class_name, &object_id).await,
         Route::Batch => batch::run_batch(state, auth, &request).await,
+        Route::Aggregate { class_name } => {
+            let orders: Vec<Vec<String>> = request
+                .raw_json
+                .iter()
+                .flat_map(|text| parlor_core::query::pipeline::key_orders(text))
+                .collect();
+            let results = operations
+                .aggregate(auth, &class_name, &request.params, &orders)
+                .await?;
+            Ok(ApiResponse::ok(serde_json::json!({ "results": results })))
+        }
         Route::AllSchemas => Ok(ApiResponse::ok(operations.all_schemas(auth).await?)),
         Route::GetSchema { class_name } => Ok(ApiResponse::ok(
             operations.get_schema(auth, &class_name).await?,

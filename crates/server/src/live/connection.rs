@@ -311,16 +311,6 @@ async fn subscribe(
         )];
     }
     let query = message.get("query").cloned().unwrap_or(Value::Null);
-    if let Some(class_name) = query.get("className").and_then(Value::as_str)
-        && !state.live.serves(class_name)
-    {
-        return vec![error_frame(
-            119,
-            &format!("Live queries are not enabled for class {class_name}"),
-            false,
-            Some(request_id),
-        )];
-    }
     let (auth, expires_at) = match message.get("sessionToken").and_then(Value::as_str) {
         Some(token) => subscriber_auth(state, token, &connection_auth).await,
         None => (connection_auth, client.expires_at.clone()),
@@ -339,6 +329,17 @@ async fn subscribe(
             .to_parse_error()
             .unwrap_or_else(|| Error::forbidden("unauthorized: master key is required"));
         return vec![error_from(&error, Some(request_id))];
+    }
+    // After the app's beforeSubscribe, as Parse Server orders them: its refusal comes first.
+    if let Some(class_name) = query.get("className").and_then(Value::as_str)
+        && !state.live.serves(class_name)
+    {
+        return vec![error_frame(
+            119,
+            &format!("Live queries are not enabled for class {class_name}"),
+            false,
+            Some(request_id),
+        )];
     }
     match Subscription::new(&state.operations, request_id, &query, auth, expires_at) {
         Ok(subscription) => {

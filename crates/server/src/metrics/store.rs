@@ -6,9 +6,12 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use parlor_core::object::Object;
+use parlor_core::query::pipeline::Aggregate;
 use parlor_core::query::{Filter, FindQuery};
 use parlor_core::schema::ClassSchema;
 use parlor_store::{ChangeSink, SearchHit, Store, StoreResult, StoreStats, Write, WriteOutcome};
+
+use serde_json::{Map, Value};
 
 use super::Metrics;
 
@@ -90,6 +93,33 @@ impl Store for MeteredStore {
 
     async fn explain(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<String> {
         self.inner.explain(schema, query).await
+    }
+
+    async fn explain_json(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<Value> {
+        self.inner.explain_json(schema, query).await
+    }
+
+    async fn aggregate(
+        &self,
+        schema: &ClassSchema,
+        pipeline: &Aggregate,
+    ) -> StoreResult<Vec<Map<String, Value>>> {
+        let started = Instant::now();
+        let rows = self.inner.aggregate(schema, pipeline).await;
+        self.metrics.record_store("read", started.elapsed());
+        rows
+    }
+
+    async fn distinct(
+        &self,
+        schema: &ClassSchema,
+        filter: &Filter,
+        field: &str,
+    ) -> StoreResult<Vec<Value>> {
+        let started = Instant::now();
+        let values = self.inner.distinct(schema, filter, field).await;
+        self.metrics.record_store("read", started.elapsed());
+        values
     }
 
     async fn put_file(&self, name: &str, content_type: &str, data: Vec<u8>) -> StoreResult<()> {

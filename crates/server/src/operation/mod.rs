@@ -7,7 +7,8 @@
 //!
 //! - [`access`]: CLP and ACL evaluation → allow, deny, or extra filter conditions.
 //! - [`schema`]: the schema cache, schema-on-write and the schemas API.
-//! - [`read`]: find, get, count, `include`, `keys`.
+//! - [`read`]: find, get, count, `include`, `keys`, `explain`.
+//! - [`aggregate`]: aggregation pipelines and `distinct` (master key).
 //! - [`write`]: create, update, delete, batches of writes in one transaction.
 //! - [`users`]: sign-up and one's own user; [`login`]: log-in, lockout, rate limit;
 //!   [`sessions`]: session tokens; [`password`] hashes; [`auth_data`] checks third-party and
@@ -24,6 +25,7 @@
 
 pub mod access;
 pub mod account_email;
+pub mod aggregate;
 pub mod auth;
 pub mod auth_data;
 pub mod class_cache;

@@ -40,6 +40,9 @@ pub struct FindRequest {
     pub include_all: bool,
     /// With `$relatedTo`: answer with the relation's target class (the JS SDK's `relation.query()`).
     pub redirect_class_name_for_key: Option<String>,
+    /// `explain`: answer the database's plan for the find instead of its objects (master
+    /// key only, as Parse Server 9 by default).
+    pub explain: bool,
 }
 
 /// A get by id's options.
@@ -60,9 +63,9 @@ pub struct FindResponse {
 }
 
 /// Resolves subqueries (`$inQuery`, `$select`) with the caller's rights on their classes.
-struct CallerQueryContext<'a> {
-    operations: &'a Operations,
-    auth: &'a Auth,
+pub(super) struct CallerQueryContext<'a> {
+    pub(super) operations: &'a Operations,
+    pub(super) auth: &'a Auth,
 }
 
 impl QueryContext for CallerQueryContext<'_> {
@@ -133,6 +136,9 @@ impl Operations {
         mut request: FindRequest,
     ) -> OpResult<FindResponse> {
         refuse_internal_class(class_name, ClassOperation::Find)?;
+        if request.explain && !auth.master {
+            return Err(super::aggregate::explain_refused());
+        }
         self.before_find(auth, class_name, &mut request, false)
             .await?;
         let schema = match &request.redirect_class_name_for_key {
@@ -215,6 +221,32 @@ impl Operations {
             order.push(near);
         }
         let store_keys = request.keys.as_ref().map(|keys| top_level_keys(keys));
+        let score = text_score(&request, &schema)?;
+        // `keys=$score` keeps the relevance, which objects carry as `score`.
+        if let Some(keys) = &mut request.keys {
+            for key in keys.iter_mut().filter(|key| *key == "$score") {
+                *key = "score".to_owned();
+            }
+        }
+        if request.explain {
+            // The plan of the statement the find would run, as the database gives it
+            // (PostgreSQL's `EXPLAIN (FORMAT JSON)` row, as Parse Server's PostgreSQL
+            // adapter answers; SQLite's `EXPLAIN QUERY PLAN` steps in the same place).
+            let query = FindQuery {
+                filter,
+                order,
+                skip: request.skip,
+                limit: Some(limit),
+                keys: store_keys,
+                score,
+            };
+            let plan = self.store.explain_json(&schema, &query).await?;
+            return Ok(FindResponse {
+                results: vec![serde_json::json!({ "QUERY PLAN": plan })],
+                count: None,
+                redirected_class_name: None,
+            });
+        }
         let count = if request.count {
             Some(self.store.count(&schema, &filter).await?)
         } else {
@@ -229,6 +261,7 @@ impl Operations {
                 skip: request.skip,
                 limit: Some(limit),
                 keys: store_keys,
+                score,
             };
             self.store.find(&schema, &query).await?
         };
@@ -311,6 +344,7 @@ impl Operations {
             skip: 0,
             limit: Some(1),
             keys: store_keys,
+            score: None,
         };
         let objects = self.store.find(&schema, &query).await?;
         if objects.is_empty() {
@@ -504,6 +538,7 @@ impl Operations {
             skip: 0,
             limit: None,
             keys: keys.clone(),
+            score: None,
         };
         let objects = self.store.find(&schema, &query).await?;
         let public_only = directory_rows(directory, auth, &objects);
@@ -516,6 +551,31 @@ impl Operations {
             object.insert("className".into(), class_name.into());
         }
         Ok(rendered)
+    }
+}
+
+/// The relevance a find asks for with `keys=$score` or `order=$score` (highest first, as
+/// MongoDB's text score sorts, whichever direction is written), from its `$text` search;
+/// asking for it without one is a `102`.
+fn text_score(
+    request: &FindRequest,
+    schema: &ClassSchema,
+) -> OpResult<Option<parlor_core::query::TextScore>> {
+    let in_keys = request.keys.iter().flatten().any(|key| key == "$score");
+    let sort = request
+        .order
+        .iter()
+        .flat_map(|order| order.split(','))
+        .any(|key| matches!(key.trim(), "$score" | "-$score"));
+    if !in_keys && !sort {
+        return Ok(None);
+    }
+    match parlor_core::query::parse::text_score(&request.where_json, schema, sort, in_keys)? {
+        Some(score) => Ok(Some(score)),
+        None => Err(OpError::parse(
+            Code::InvalidQuery,
+            "$score needs a $text search in where",
+        )),
     }
 }
 

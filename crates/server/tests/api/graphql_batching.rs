@@ -69,6 +69,24 @@ impl Store for Counting {
     async fn explain(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<String> {
         self.inner.explain(schema, query).await
     }
+    async fn explain_json(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<Value> {
+        self.inner.explain_json(schema, query).await
+    }
+    async fn aggregate(
+        &self,
+        schema: &ClassSchema,
+        pipeline: &parlor_core::query::pipeline::Aggregate,
+    ) -> StoreResult<Vec<serde_json::Map<String, Value>>> {
+        self.inner.aggregate(schema, pipeline).await
+    }
+    async fn distinct(
+        &self,
+        schema: &ClassSchema,
+        filter: &Filter,
+        field: &str,
+    ) -> StoreResult<Vec<Value>> {
+        self.inner.distinct(schema, filter, field).await
+    }
     async fn put_file(&self, name: &str, content_type: &str, data: Vec<u8>) -> StoreResult<()> {
         self.inner.put_file(name, content_type, data).await
     }

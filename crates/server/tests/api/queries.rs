@@ -1324,6 +1324,147 @@ async fn full_text_search() {
     .await;
 }
 
+/// `$text` options — `$caseSensitive`, `$diacriticSensitive: false` (accents folded) — and
+/// relevance: `keys=$score` gives each result a `score` (MongoDB's text score: 1 for a text
+/// that is exactly the term, less the longer the text), `order=$score` sorts by it.
+#[tokio::test]
+async fn full_text_options_and_score() {
+    let server = TestServer::new().await;
+    for subject in [
+        "coffee",
+        "Coffee Shopping",
+        "Baking a cake",
+        "baking",
+        "Café Con Leche",
+        "Сырники",
+        "coffee and cream",
+        "Cafe con Leche",
+    ] {
+        server
+            .create("T", json!({"subject": subject, "name": subject}))
+            .await;
+    }
+    let text = |search: Value| json!({"subject": {"$text": {"$search": search}}});
+    assert_eq!(
+        names(&server, "T", text(json!({"$term": "coffee"}))).await,
+        strings(&["Coffee Shopping", "coffee", "coffee and cream"])
+    );
+    assert_eq!(
+        names(
+            &server,
+            "T",
+            text(json!({"$term": "Coffee", "$caseSensitive": true}))
+        )
+        .await,
+        strings(&["Coffee Shopping"])
+    );
+    assert_eq!(
+        names(&server, "T", text(json!({"$term": "cafe"}))).await,
+        strings(&["Cafe con Leche"])
+    );
+    assert_eq!(
+        names(
+            &server,
+            "T",
+            text(json!({"$term": "cafe", "$diacriticSensitive": false}))
+        )
+        .await,
+        strings(&["Cafe con Leche", "Café Con Leche"])
+    );
+    assert_eq!(
+        names(
+            &server,
+            "T",
+            text(json!({"$term": "CAFE", "$diacriticSensitive": false, "$caseSensitive": true}))
+        )
+        .await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        names(
+            &server,
+            "T",
+            text(json!({"$term": "Cafe", "$diacriticSensitive": false, "$caseSensitive": true}))
+        )
+        .await,
+        strings(&["Cafe con Leche", "Café Con Leche"])
+    );
+    for order in ["$score", "-$score"] {
+        let reply = server
+            .find_as(
+                true,
+                "T",
+                &[
+                    ("where", text(json!({"$term": "coffee"}))),
+                    ("order", json!(order)),
+                    ("keys", json!("$score,name")),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let results = reply.body["results"].as_array().unwrap();
+        let scored: Vec<(String, f64)> = results
+            .iter()
+            .map(|object| {
+                assert!(object.get("subject").is_none());
+                (
+                    object["name"].as_str().unwrap().to_owned(),
+                    object["score"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(scored.len(), 3);
+        assert_eq!(scored[0], ("coffee".to_owned(), 1.0));
+        // "and" is a stop word: two words each, as MongoDB counts them.
+        let mut rest = scored[1..].to_vec();
+        rest.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            rest,
+            [
+                ("Coffee Shopping".to_owned(), 0.75),
+                ("coffee and cream".to_owned(), 0.75)
+            ]
+        );
+    }
+    // Without `keys=$score` the order applies and no score is added.
+    let reply = server
+        .find_as(
+            true,
+            "T",
+            &[
+                ("where", text(json!({"$term": "coffee cream"}))),
+                ("order", json!("$score")),
+            ],
+        )
+        .await;
+    assert_eq!(reply.body["results"].as_array().unwrap().len(), 1);
+    assert!(reply.body["results"][0].get("score").is_none());
+    let reply = server
+        .find_as(
+            true,
+            "T",
+            &[
+                ("where", json!({"name": "coffee"})),
+                ("keys", json!("$score")),
+            ],
+        )
+        .await;
+    assert_parse_error(
+        &reply,
+        400,
+        102,
+        Some("$score needs a $text search in where"),
+    );
+    refused(
+        &server,
+        "T",
+        text(json!({"$term": "coffee", "$stemming": true})),
+        107,
+        Some("bad $text: $stemming not supported"),
+    )
+    .await;
+}
+
 /// `includeAll=true` expands every pointer one level, like `include=*` (§3.1); a malformed
 /// `$relatedTo` → `102 "improper usage of $relatedTo"`.
 #[tokio::test]

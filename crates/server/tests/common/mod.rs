@@ -161,7 +161,7 @@ impl TestServer {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client");
-        let server = TestServer {
+        let mut server = TestServer {
             base,
             client,
             data_dir,
@@ -169,7 +169,9 @@ impl TestServer {
             task: Some(task),
             pg_schema,
         };
-        for _ in 0..200 {
+        // Generous: a fresh PostgreSQL schema takes seconds to set up on a loaded machine.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
             if let Ok(response) = server
                 .client
                 .get(format!("{}/parse/health", server.base))
@@ -179,9 +181,12 @@ impl TestServer {
             {
                 return server;
             }
+            if let Some(task) = server.task.take_if(|task| task.is_finished()) {
+                panic!("the server stopped while starting: {:?}", task.await);
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("server did not start");
+        panic!("server did not start within 30 s");
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -14,13 +14,16 @@
 
 use parlor_core::object::Acl;
 use parlor_core::query::geo::GeoPoint;
+use parlor_core::query::pipeline::DatePart;
 use parlor_core::query::{Operand, SubQuery};
 use parlor_core::schema::{ClassSchema, FieldType};
 use serde_json::{Map, Value};
 
+use crate::aggregate::{self, AggregateDialect, Kind};
 use crate::error::{StoreError, StoreResult};
 use crate::postgres::regex::to_postgres;
 use crate::postgres::rows::{self, PgBind, PgSql};
+use crate::sql::quote_ident;
 use crate::translate::{Dialect, JsonLoc, ScalarKind, Translator};
 
 /// The PostgreSQL dialect.
@@ -444,9 +447,105 @@ impl Dialect for PgDialect {
     }
 
     /// Lists are `text[]`; overlap is served by the ACL columns' GIN indexes.
+    /// The formula in SQL: `regexp_count` of each term's pattern and of words, the patterns
+    /// rewritten for PostgreSQL as `~` uses them.
+    fn text_score(
+        out: &mut PgSql,
+        expr: &str,
+        patterns: &[String],
+        stop: Option<&str>,
+    ) -> StoreResult<()> {
+        let word = to_postgres(parlor_core::query::regex::WORD_PATTERN)?;
+        let stop = stop.map(to_postgres).transpose()?;
+        let count = |out: &mut PgSql, pattern: &str| {
+            out.push("regexp_count(");
+            out.push(expr);
+            out.push(", ");
+            out.param(PgBind::Text(pattern.to_owned()));
+            out.push(")::float8");
+        };
+        out.push("COALESCE((0.0");
+        for source in patterns {
+            let term = to_postgres(source)?;
+            out.push(" + (0.5 * ");
+            count(out, &term);
+            out.push(" / greatest(");
+            count(out, &word);
+            if let Some(stop) = &stop {
+                out.push(" - ");
+                count(out, stop);
+            }
+            out.push(", 1.0) + 0.5) * (2.0 - power(2.0::float8, 1.0 - ");
+            count(out, &term);
+            out.push("))");
+        }
+        out.push("), 0.0)");
+        Ok(())
+    }
+
     fn list_has_any(t: &mut PgTranslator<'_>, column: &str, entries: &[String]) {
         t.push(column);
         t.push(" && ");
         t.out.param(PgBind::TextArray(entries.to_vec()));
+    }
+}
+
+impl AggregateDialect for PgDialect {
+    /// The stored ISO text as a UTC timestamp; `floor` so that seconds do not round up.
+    fn date_part(part: DatePart, expr: &str) -> String {
+        let utc = format!("(({expr})::timestamptz AT TIME ZONE 'UTC')");
+        let (field, offset) = match part {
+            DatePart::Year => ("YEAR", 0),
+            DatePart::Month => ("MONTH", 0),
+            DatePart::DayOfMonth => ("DAY", 0),
+            DatePart::Hour => ("HOUR", 0),
+            DatePart::Minute => ("MINUTE", 0),
+            DatePart::Second => ("SECOND", 0),
+            // `DOW` counts from Sunday = 0; MongoDB's `$dayOfWeek` from Sunday = 1.
+            DatePart::DayOfWeek => ("DOW", 1),
+            DatePart::DayOfYear => ("DOY", 0),
+            DatePart::Millisecond => {
+                return format!("(floor(EXTRACT(MILLISECONDS FROM {utc}))::integer % 1000)");
+            }
+        };
+        format!("(floor(EXTRACT({field} FROM {utc}))::integer + {offset})")
+    }
+
+    fn join_items(out: &mut PgSql, alias: &str, column: &str, keep_empty: bool, items: &str) {
+        let array = format!("{alias}.{}", quote_ident(column));
+        out.push(if keep_empty {
+            " LEFT JOIN LATERAL "
+        } else {
+            " CROSS JOIN LATERAL "
+        });
+        out.push(&format!(
+            "jsonb_array_elements(CASE WHEN jsonb_typeof({array}) = 'array' THEN {array} END) \
+             WITH ORDINALITY AS {items}(value, position)"
+        ));
+        if keep_empty {
+            out.push(" ON TRUE");
+        }
+    }
+
+    fn item_exprs(items: &str) -> (String, String) {
+        (format!("{items}.value"), format!("({items}.position - 1)"))
+    }
+
+    fn json_at(out: &mut PgSql, expr: &str, path: &[String]) {
+        out.push("(");
+        out.push(expr);
+        for key in path {
+            out.push(" -> ");
+            out.text(key);
+        }
+        out.push(")");
+    }
+
+    fn orders_kind(kind: &Kind) -> bool {
+        aggregate::orders_kind(kind)
+    }
+
+    fn json_column(value: Value) -> Value {
+        value
     }
 }

@@ -35,6 +35,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use parlor_core::object::Object;
+use parlor_core::query::pipeline::Aggregate;
 use parlor_core::query::{Filter, FindQuery};
 use parlor_core::schema::ClassSchema;
 use sqlx_core::connection::Connection;
@@ -50,6 +51,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::sql::quote_ident;
 use crate::{Change, ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
+use crate::aggregate;
 use crate::ddl::{SchemaChange, TableChanges};
 use crate::select::{self, DecodeRow, Projection};
 use crate::state::{self, Generations};
@@ -308,6 +310,17 @@ pub(crate) async fn select_objects<'c>(
 }
 
 impl PostgresStore {
+    /// `EXPLAIN (FORMAT JSON)` of a statement: the database's plan as JSON.
+    async fn plan(&self, mut out: PgSql) -> StoreResult<serde_json::Value> {
+        out.sql.insert_str(0, "EXPLAIN (FORMAT JSON) ");
+        let row = bound(&out)
+            .persistent(false)
+            .fetch_one(&self.inner.pool)
+            .await?;
+        let plan: Json<serde_json::Value> = sqlx_core::row::Row::try_get(&row, 0)?;
+        Ok(plan.0)
+    }
+
     /// Connects to `postgres://…` (a `schema` query parameter names the schema to use when
     /// `options.schema` does not), creates the schema and the base tables if missing, and
     /// loads the list of tables.
@@ -635,6 +648,97 @@ impl Store for PostgresStore {
             .map(|row| sqlx_core::row::Row::try_get::<String, _>(row, 0))
             .collect::<Result<_, _>>()?;
         Ok(lines.join("\n"))
+    }
+
+    async fn explain_json(
+        &self,
+        schema: &ClassSchema,
+        query: &FindQuery,
+    ) -> StoreResult<serde_json::Value> {
+        let (out, _) = self
+            .inner
+            .with_tables(|table_exists| select::find::<PgDialect>(schema, query, table_exists))?;
+        self.plan(out).await
+    }
+
+    async fn aggregate(
+        &self,
+        schema: &ClassSchema,
+        pipeline: &Aggregate,
+    ) -> StoreResult<Vec<serde_json::Map<String, serde_json::Value>>> {
+        if !self.inner.class_table_exists(&schema.class_name).await? {
+            return Ok(Vec::new());
+        }
+        let mut statement = self.inner.with_tables(|table_exists| {
+            aggregate::statement::<PgDialect>(schema, pipeline, table_exists)
+        })?;
+        if pipeline.explain {
+            let plan = self.plan(statement.out).await?;
+            let mut row = serde_json::Map::new();
+            row.insert("QUERY PLAN".into(), plan);
+            return Ok(vec![row]);
+        }
+        // Each row as one JSON object, whatever the types its columns computed.
+        statement.out.sql = format!(
+            "SELECT row_to_json(r)::text FROM ({}) AS r",
+            statement.out.sql
+        );
+        let rows = read(|| async {
+            Ok(bound(&statement.out)
+                .persistent(false)
+                .fetch_all(&self.inner.pool)
+                .await?)
+        })
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let text: String = sqlx_core::row::Row::try_get(row, 0)?;
+                let mut object: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(&text)
+                        .map_err(|error| StoreError::Database(Box::new(error)))?;
+                let raw = statement
+                    .columns
+                    .iter()
+                    .map(|column| object.remove(&column.name).unwrap_or_default())
+                    .collect();
+                Ok(aggregate::shape_row::<PgDialect>(&statement.columns, raw))
+            })
+            .collect()
+    }
+
+    async fn distinct(
+        &self,
+        schema: &ClassSchema,
+        filter: &Filter,
+        field: &str,
+    ) -> StoreResult<Vec<serde_json::Value>> {
+        if !self.inner.class_table_exists(&schema.class_name).await? {
+            return Ok(Vec::new());
+        }
+        let Some((mut out, kind)) = self.inner.with_tables(|table_exists| {
+            aggregate::distinct::<PgDialect>(schema, filter, field, table_exists)
+        })?
+        else {
+            return Ok(Vec::new());
+        };
+        out.sql = format!("SELECT to_json(d.\"value\")::text FROM ({}) AS d", out.sql);
+        let rows = read(|| async {
+            Ok(bound(&out)
+                .persistent(false)
+                .fetch_all(&self.inner.pool)
+                .await?)
+        })
+        .await?;
+        let raw = rows
+            .iter()
+            .map(|row| {
+                let text: Option<String> = sqlx_core::row::Row::try_get(row, 0)?;
+                Ok(text
+                    .and_then(|text| serde_json::from_str(&text).ok())
+                    .unwrap_or_default())
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(aggregate::distinct_values::<PgDialect>(&kind, raw))
     }
 
     async fn put_file(&self, name: &str, content_type: &str, data: Vec<u8>) -> StoreResult<()> {

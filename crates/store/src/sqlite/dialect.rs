@@ -8,11 +8,14 @@
 
 use parlor_core::object::Acl;
 use parlor_core::query::geo::GeoPoint;
+use parlor_core::query::pipeline::DatePart;
 use parlor_core::query::{Operand, SubQuery};
 use parlor_core::schema::{ClassSchema, FieldType};
 use serde_json::{Map, Value};
 
+use crate::aggregate::{self, AggregateDialect, Kind};
 use crate::error::StoreResult;
+use crate::sql::quote_ident;
 use crate::sql::{Bind, SqlBuilder};
 use crate::sqlite::rows::{self, canonical_json};
 use crate::translate::{Dialect, JsonLoc, ScalarKind, Translator};
@@ -420,6 +423,24 @@ impl Dialect for SqliteDialect {
     }
 
     /// Lists are JSON arrays of strings.
+    /// `parlor_text_score`, registered on each connection, over the patterns as JSON (and
+    /// the stop words' pattern, empty for none).
+    fn text_score(
+        out: &mut SqlBuilder,
+        expr: &str,
+        patterns: &[String],
+        stop: Option<&str>,
+    ) -> StoreResult<()> {
+        out.push("COALESCE(parlor_text_score(");
+        out.push(expr);
+        out.push(", ");
+        out.param(Bind::Text(canonical_json(&Value::from(patterns.to_vec()))));
+        out.push(", ");
+        out.param(Bind::Text(stop.unwrap_or_default().to_owned()));
+        out.push("), 0.0)");
+        Ok(())
+    }
+
     fn list_has_any(t: &mut SqliteTranslator<'_>, column: &str, entries: &[String]) {
         t.push("EXISTS (SELECT 1 FROM json_each(");
         t.push(column);
@@ -438,5 +459,67 @@ impl Dialect for SqliteDialect {
             t.push(")");
         }
         t.push(")");
+    }
+}
+
+impl AggregateDialect for SqliteDialect {
+    /// `strftime` reads the stored ISO text (`…T…Z`) as UTC.
+    fn date_part(part: DatePart, expr: &str) -> String {
+        let (format, offset) = match part {
+            DatePart::Year => ("%Y", 0),
+            DatePart::Month => ("%m", 0),
+            DatePart::DayOfMonth => ("%d", 0),
+            DatePart::Hour => ("%H", 0),
+            DatePart::Minute => ("%M", 0),
+            DatePart::Second => ("%S", 0),
+            // `%w` counts from Sunday = 0; MongoDB's `$dayOfWeek` from Sunday = 1.
+            DatePart::DayOfWeek => ("%w", 1),
+            DatePart::DayOfYear => ("%j", 0),
+            DatePart::Millisecond => {
+                return format!("(CAST(round(strftime('%f', {expr}) * 1000) AS INTEGER) % 1000)");
+            }
+        };
+        format!("(CAST(strftime('{format}', {expr}) AS INTEGER) + {offset})")
+    }
+
+    fn join_items(out: &mut SqlBuilder, alias: &str, column: &str, keep_empty: bool, items: &str) {
+        let array = format!("{alias}.{}", quote_ident(column));
+        out.push(if keep_empty { " LEFT JOIN " } else { " JOIN " });
+        out.push(&format!(
+            "json_each(CASE WHEN json_type({array}) = 'array' THEN {array} END) AS {items} ON 1"
+        ));
+    }
+
+    /// An item as JSON text: `json_each` gives strings as plain text and booleans as 1/0,
+    /// so the item's type says how to write it.
+    fn item_exprs(items: &str) -> (String, String) {
+        (
+            format!(
+                "CASE WHEN {items}.type IS NULL THEN NULL \
+                 WHEN {items}.type IN ('object', 'array') THEN {items}.value \
+                 WHEN {items}.type IN ('true', 'false', 'null') THEN {items}.type \
+                 ELSE json_quote({items}.value) END"
+            ),
+            format!("{items}.key"),
+        )
+    }
+
+    fn json_at(out: &mut SqlBuilder, expr: &str, path: &[String]) {
+        out.push("(");
+        out.push(expr);
+        out.push(" -> ");
+        out.text(&json_path(path));
+        out.push(")");
+    }
+
+    fn orders_kind(kind: &Kind) -> bool {
+        aggregate::orders_kind(kind)
+    }
+
+    fn json_column(value: Value) -> Value {
+        match value {
+            Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            other => other,
+        }
     }
 }

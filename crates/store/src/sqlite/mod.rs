@@ -38,17 +38,20 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use parlor_core::object::Object;
+use parlor_core::query::pipeline::Aggregate;
 use parlor_core::query::{Filter, FindQuery};
 use parlor_core::schema::ClassSchema;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql, params_from_iter};
+use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Bind, SqlBuilder};
 use crate::{ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
+use crate::aggregate;
 use crate::ddl::SchemaChange;
 use crate::select::{self, DecodeRow, Projection};
 use crate::state::{self, Generations};
@@ -327,6 +330,7 @@ fn configure(conn: &Connection, busy_timeout: Duration) -> StoreResult<()> {
     conn.pragma_update(None, "foreign_keys", false)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     add_regexp(conn)?;
+    add_text_score(conn)?;
     add_geo_functions(conn)?;
     Ok(())
 }
@@ -427,6 +431,76 @@ fn open_reader(path: &std::path::Path, busy_timeout: Duration) -> StoreResult<Co
     )?;
     configure(&conn, busy_timeout)?;
     Ok(conn)
+}
+
+/// The steps of `EXPLAIN QUERY PLAN` of a statement, as JSON objects.
+fn plan_steps(conn: &Connection, out: &SqlBuilder) -> StoreResult<Value> {
+    let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", out.sql))?;
+    let steps = statement
+        .query_map(params_from_iter(&out.binds), |row| {
+            Ok(serde_json::json!({
+                "id": row.get::<_, i64>(0)?,
+                "parent": row.get::<_, i64>(1)?,
+                "detail": row.get::<_, String>(3)?,
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Value::Array(steps))
+}
+
+/// An SQL value as JSON, as a pipeline's rows are read before shaping.
+fn sql_value_json(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null | ValueRef::Blob(_) => Value::Null,
+        ValueRef::Integer(integer) => Value::from(integer),
+        ValueRef::Real(real) => serde_json::Number::from_f64(real)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        ValueRef::Text(text) => Value::String(String::from_utf8_lossy(text).into_owned()),
+    }
+}
+
+/// Registers `parlor_text_score(text, patterns, stop)`: a `$text` search's relevance
+/// ([`parlor_core::query::regex::text_score`]) for a JSON array of term patterns and a stop
+/// words' pattern (empty: none), compiled once per statement execution (the arguments'
+/// auxiliary data). NULL for a NULL text.
+fn add_text_score(conn: &Connection) -> rusqlite::Result<()> {
+    use parlor_core::query::regex::{Regex, WORD_PATTERN, build, text_score};
+    type Boxed = Box<dyn std::error::Error + Send + Sync>;
+    type Compiled = (Vec<Regex>, Regex);
+    conn.create_scalar_function(
+        "parlor_text_score",
+        3,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let compiled = ctx.get_or_create_aux(1, |patterns| -> Result<Compiled, Boxed> {
+                let sources: Vec<String> = serde_json::from_str(patterns.as_str()?)?;
+                let terms = sources
+                    .iter()
+                    .map(|source| build(source))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((terms, build(WORD_PATTERN)?))
+            })?;
+            let stop = ctx.get_or_create_aux(2, |pattern| -> Result<Option<Regex>, Boxed> {
+                match pattern.as_str()? {
+                    "" => Ok(None),
+                    source => Ok(Some(build(source)?)),
+                }
+            })?;
+            match ctx.get_raw(0) {
+                ValueRef::Text(bytes) => {
+                    let text = String::from_utf8_lossy(bytes);
+                    Ok(Some(text_score(
+                        &text,
+                        &compiled.0,
+                        &compiled.1,
+                        stop.as_ref().as_ref(),
+                    )))
+                }
+                _ => Ok(None),
+            }
+        },
+    )
 }
 
 /// Registers `regexp(pattern, text)`, which SQLite calls for `text REGEXP pattern`.
@@ -609,6 +683,79 @@ impl Store for SqliteStore {
             Ok(lines.join("\n"))
         })
         .await
+    }
+
+    async fn explain_json(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<Value> {
+        let (out, _) = self.with_tables(|table_exists| {
+            select::find::<SqliteDialect>(schema, query, table_exists)
+        })?;
+        self.read(move |conn| plan_steps(conn, &out)).await
+    }
+
+    async fn aggregate(
+        &self,
+        schema: &ClassSchema,
+        pipeline: &Aggregate,
+    ) -> StoreResult<Vec<Map<String, Value>>> {
+        if !self.table_exists(&schema.class_name) {
+            return Ok(Vec::new());
+        }
+        let statement = self.with_tables(|table_exists| {
+            aggregate::statement::<SqliteDialect>(schema, pipeline, table_exists)
+        })?;
+        if pipeline.explain {
+            let plan = self
+                .read(move |conn| plan_steps(conn, &statement.out))
+                .await?;
+            let mut row = Map::new();
+            row.insert("QUERY PLAN".into(), plan);
+            return Ok(vec![row]);
+        }
+        self.read(move |conn| {
+            let mut prepared = conn.prepare(&statement.out.sql)?;
+            let mut rows = prepared.query(params_from_iter(&statement.out.binds))?;
+            let mut objects = Vec::new();
+            while let Some(row) = rows.next()? {
+                let raw = (0..statement.columns.len())
+                    .map(|index| row.get_ref(index).map(sql_value_json))
+                    .collect::<Result<Vec<_>, _>>()?;
+                objects.push(aggregate::shape_row::<SqliteDialect>(
+                    &statement.columns,
+                    raw,
+                ));
+            }
+            Ok(objects)
+        })
+        .await
+    }
+
+    async fn distinct(
+        &self,
+        schema: &ClassSchema,
+        filter: &Filter,
+        field: &str,
+    ) -> StoreResult<Vec<Value>> {
+        if !self.table_exists(&schema.class_name) {
+            return Ok(Vec::new());
+        }
+        let Some((out, kind)) = self.with_tables(|table_exists| {
+            aggregate::distinct::<SqliteDialect>(schema, filter, field, table_exists)
+        })?
+        else {
+            return Ok(Vec::new());
+        };
+        let raw = self
+            .read(move |conn| {
+                let mut prepared = conn.prepare(&out.sql)?;
+                let values = prepared
+                    .query_map(params_from_iter(&out.binds), |row| {
+                        row.get_ref(0).map(sql_value_json)
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(values)
+            })
+            .await?;
+        Ok(aggregate::distinct_values::<SqliteDialect>(&kind, raw))
     }
 
     async fn put_file(&self, name: &str, content_type: &str, data: Vec<u8>) -> StoreResult<()> {

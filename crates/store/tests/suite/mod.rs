@@ -2133,6 +2133,7 @@ pub async fn chat_history(store: &dyn Store) -> (ClassSchema, FindQuery) {
         skip: 0,
         limit: Some(50),
         keys: None,
+        score: None,
     };
     insert(
         store,
