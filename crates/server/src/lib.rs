@@ -356,12 +356,12 @@ pub async fn run(
         )?)),
         None => None,
     };
-    let state = AppState {
+    let state = AppState::new(http::Served {
         operations,
         config: Arc::new(http_config),
         live,
         graphql,
-    };
+    });
     let metrics_server = match &config.metrics_addr {
         Some(address) => Some(
             http::observe::serve_on(address, state.clone(), config.connections)

@@ -50,7 +50,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use self::error::ApiError;
 use self::routes::{ApiResponse, Route};
-pub use self::state::{AppState, HttpConfig};
+pub use self::state::{AppState, HttpConfig, Served};
 
 const ALLOWED_HEADERS: [&str; 16] = [
     "x-parse-master-key",
