@@ -16,11 +16,7 @@ pub async fn call(
     name: &str,
     request: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
-    let mut params = body_object(request)?;
-    // Query-string fields are parameters too (§10.1).
-    for (key, value) in &request.params {
-        params.entry(key.clone()).or_insert_with(|| value.clone());
-    }
+    let params = params_of(request)?;
     let answer = match crate::cloud::call_function(operations, auth, name, &params, None).await? {
         Some(result) => json!({"result": result}),
         // A function that returns nothing: `{}`, as Parse Server answers.
@@ -36,12 +32,19 @@ pub async fn run_job(
     name: &str,
     request: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
-    let mut params = body_object(request)?;
-    for (key, value) in &request.params {
-        params.entry(key.clone()).or_insert_with(|| value.clone());
-    }
+    let params = params_of(request)?;
     let job_id = operations.start_job(auth, name, &params).await?;
     let mut response = ApiResponse::ok(json!({}));
     response.headers.push(("x-parse-job-status-id", job_id));
     Ok(response)
+}
+
+/// A function's or job's parameters: the body's fields, and the query string's where the body
+/// does not name them (§10.1).
+fn params_of(request: &ApiRequest) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
+    let mut params = body_object(request)?;
+    for (key, value) in &request.params {
+        params.entry(key.clone()).or_insert_with(|| value.clone());
+    }
+    Ok(params)
 }
