@@ -5,6 +5,13 @@
 //! `*`, `NEAR(`, `-` or `OR` as operators (and fail on unbalanced ones), PostgreSQL's
 //! `to_tsquery` likewise. Both backends instead search for *any* of these words, each quoted
 //! as a literal, and rank the objects containing more (and rarer) of them first.
+//!
+//! The same indexes also speed up a find's `$text` condition (the regex per term stays the
+//! exact test; the index only narrows the rows it runs on): [`text_conditions`] names the
+//! fields a filter searches so that the store can create their index first.
+
+use parlor_core::query::{Cond, Filter};
+use parlor_core::schema::FieldType;
 
 /// The most words a query is reduced to: enough for a long chat message, small enough that
 /// a pasted essay does not become a query with thousands of terms.
@@ -36,6 +43,37 @@ fn words(query: &str, most: usize) -> Vec<String> {
         }
     }
     terms
+}
+
+/// The String fields of the queried class that `filter` puts a `$text` condition on, where
+/// every object must meet it (not under `$or`/`$nor`, where an index would not narrow the
+/// rows). Those are the fields worth an index.
+pub fn text_fields(filter: &Filter) -> Vec<&str> {
+    let mut fields = Vec::new();
+    collect_text_fields(filter, &mut fields);
+    fields
+}
+
+fn collect_text_fields<'f>(filter: &'f Filter, fields: &mut Vec<&'f str>) {
+    match filter {
+        Filter::And(items) => {
+            for item in items {
+                collect_text_fields(item, fields);
+            }
+        }
+        Filter::Cond {
+            field,
+            cond: Cond::Text(terms),
+        } if is_indexable(field, terms) && !fields.contains(&field.field.as_str()) => {
+            fields.push(&field.field);
+        }
+        _ => {}
+    }
+}
+
+/// A `$text` condition on a top-level String column with at least one term.
+pub(crate) fn is_indexable(field: &parlor_core::query::FieldRef, terms: &[String]) -> bool {
+    field.path.is_empty() && field.field_type == Some(FieldType::String) && !terms.is_empty()
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 use crate::error::{StoreError, StoreResult};
 use crate::layout::{NULLS_COLUMN, has_column, is_default_field, is_json_column, join_table};
 use crate::sql::{BindValue, SqlBuilder, quote_ident};
+use crate::text_search;
 
 /// What a column's values compare as in `$select`: equal kinds compare by stored value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +123,18 @@ pub(crate) trait Dialect: Sized {
     /// The list column `column` (an ACL or `_nulls`) holds one of `entries`.
     fn list_has_any(t: &mut Translator<'_, Self>, column: &str, entries: &[String]);
 
+    /// Appends a condition that holds for every row of `class_name` (as `alias`) whose
+    /// String column `field` contains each `$text` term as a word, and for few others,
+    /// served by an index; the exact test is written beside it. False when the database
+    /// has no such index for the field (nothing appended).
+    fn text_prefilter(
+        t: &mut Translator<'_, Self>,
+        class_name: &str,
+        alias: &str,
+        field: &str,
+        terms: &[String],
+    ) -> bool;
+
     /// Appends the `$text` relevance of the String column `expr` to a search whose terms
     /// are the regex sources `patterns` (stop words matched by `stop`), as
     /// `parlor_core::query::regex::text_score` computes it (a float; 0 for NULL).
@@ -179,6 +192,11 @@ impl<'a, D: Dialect> Translator<'a, D> {
         }
     }
 
+    /// Whether the table `name` exists.
+    pub(crate) fn has_table(&self, name: &str) -> bool {
+        (self.table_exists)(name)
+    }
+
     /// Records why a part of the filter cannot be translated; the first one wins.
     pub(crate) fn fail(&mut self, error: StoreError) {
         self.error.get_or_insert(error);
@@ -207,6 +225,18 @@ impl<'a, D: Dialect> Translator<'a, D> {
                 } else {
                     self.not(|t| t.column_present("NULL", &nulls, &field.field));
                 }
+            }
+            Filter::Cond {
+                field,
+                cond: cond @ Cond::Text(terms),
+            } if text_search::is_indexable(field, terms) => {
+                let source = source(field, alias);
+                self.push("(");
+                if D::text_prefilter(self, class_name, alias, &field.field, terms) {
+                    self.push(" AND ");
+                }
+                self.cond(&source, cond);
+                self.push(")");
             }
             Filter::Cond { field, cond } => {
                 let source = source(field, alias);

@@ -19,7 +19,22 @@ use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use serde_json::{Map, Value, json};
 
-const STRINGS: [&str; 9] = ["", "a", "b", "ab", "A", "Ab", "x y", "é", "É"];
+const STRINGS: [&str; 14] = [
+    "",
+    "a",
+    "b",
+    "ab",
+    "A",
+    "Ab",
+    "x y",
+    "é",
+    "É",
+    "x²",
+    "a_b",
+    "a-b Y",
+    "λόγος",
+    "ſ",
+];
 /// Operands of `EqIgnoreCase`: case variants of [`STRINGS`], and non-ASCII letters that
 /// only a Unicode-aware folding would equate.
 const CASE_STRINGS: [&str; 8] = ["", "a", "A", "AB", "aB", "X Y", "é", "É"];
@@ -34,7 +49,7 @@ const CLASSES: [&str; 2] = ["_User", "Other"];
 const OBJECT_KEYS: [&str; 3] = ["k", "m", "we\"ird.'"];
 const ACL_ENTRIES: [&str; 3] = ["*", "u1", "role:r"];
 const PATTERNS: [&str; 6] = ["^a", "b$", "(?i)^a", "x y", "é", "^$"];
-const TERMS: [&str; 4] = ["a", "ab", "x", "Y"];
+const TERMS: [&str; 10] = ["a", "ab", "x", "Y", "a_b", "a-b", "ΛΌΓΟΣ", "S", "-", "e"];
 
 fn schema() -> ClassSchema {
     let mut schema = ClassSchema::new("Prop");

@@ -87,6 +87,40 @@ async fn chat_history_uses_the_pointer_index() {
     assert!(!plan.contains("Sort"), "{plan}");
 }
 
+/// A `$text` condition is served by the trigram index the first such find creates: the
+/// planner runs the word regex through it (a bitmap index scan), not on every row.
+#[tokio::test]
+async fn text_conditions_use_a_trigram_index() {
+    let Some((guard, store)) = open().await else {
+        return;
+    };
+    let schema = class("Doc", &[("body", FieldType::String)]);
+    store.create_class(&schema).await.unwrap();
+    insert(
+        &store,
+        &schema,
+        (0..3000)
+            .map(|i| {
+                object(
+                    &format!("d{i:04}"),
+                    i,
+                    json!({"body": format!("message number {i} about the weather")}),
+                )
+            })
+            .collect(),
+    )
+    .await;
+    let query = parlor_core::query::FindQuery::filter(cond(
+        &schema,
+        "body",
+        Cond::Text(vec!["1234".into()]),
+    ));
+    assert_eq!(store.find(&schema, &query).await.unwrap().len(), 1);
+    guard.execute("ANALYZE \"Doc\"").await;
+    let plan = store.explain(&schema, &query).await.unwrap();
+    assert!(plan.contains("Doc_body_trgm"), "{plan}");
+}
+
 /// Stores in different schemas of one database do not see each other's classes, and
 /// `?schema=` in the URL picks the schema as `PostgresOptions::schema` does.
 #[tokio::test]

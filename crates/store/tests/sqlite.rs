@@ -63,6 +63,47 @@ async fn chat_history_uses_the_pointer_index() {
     assert!(!plan.contains("TEMP B-TREE"), "{plan}");
 }
 
+/// A `$text` condition reads the rows its words' FTS5 index names (made by the first such
+/// find), not every row of the class, and an index from an older build (tokenized without
+/// the word categories `$text` relies on) is made again when the store opens.
+#[tokio::test]
+async fn text_conditions_use_the_full_text_index() {
+    let (dir, store) = open().await.unwrap();
+    let schema = class("Doc", &[("body", FieldType::String)]);
+    store.create_class(&schema).await.unwrap();
+    insert(
+        &store,
+        &schema,
+        vec![object("a", 1, json!({"body": "x² here"}))],
+    )
+    .await;
+    let query = parlor_core::query::FindQuery::filter(cond(
+        &schema,
+        "body",
+        Cond::Text(vec!["here".into()]),
+    ));
+    assert_eq!(store.find(&schema, &query).await.unwrap().len(), 1);
+    let plan = store.explain(&schema, &query).await.unwrap();
+    assert!(plan.contains("_Fts:body:Doc VIRTUAL TABLE INDEX"), "{plan}");
+    store.close().await;
+
+    // An index as an older build made it: FTS5's default tokenizer, where `²` is a letter.
+    let path = dir.path().join("nested/dir/parlor.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE \"_Fts:body:Doc\";
+         CREATE VIRTUAL TABLE \"_Fts:body:Doc\" USING fts5(\"body\", content='Doc', content_rowid='rowid');
+         INSERT INTO \"_Fts:body:Doc\"(\"_Fts:body:Doc\") VALUES ('rebuild');",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let x =
+        parlor_core::query::FindQuery::filter(cond(&schema, "body", Cond::Text(vec!["x".into()])));
+    assert_eq!(store.find(&schema, &x).await.unwrap().len(), 1);
+    store.close().await;
+}
+
 /// `sqlite::memory:` works with its single shared connection.
 #[tokio::test]
 async fn in_memory_database() {

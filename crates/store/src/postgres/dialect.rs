@@ -359,6 +359,17 @@ impl Dialect for PgDialect {
         t.push(")");
     }
 
+    /// The trigram index (`search::ensure_trigram_index`) serves the regex itself.
+    fn text_prefilter(
+        _t: &mut PgTranslator<'_>,
+        _class_name: &str,
+        _alias: &str,
+        _field: &str,
+        _terms: &[String],
+    ) -> bool {
+        false
+    }
+
     fn column_matches(t: &mut PgTranslator<'_>, expr: &str, source: &str) {
         t.push(expr);
         t.push(" ~ ");

@@ -30,7 +30,7 @@ mod writes;
 use std::collections::HashSet;
 use std::future::Future;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -55,6 +55,7 @@ use crate::aggregate;
 use crate::ddl::{SchemaChange, TableChanges};
 use crate::select::{self, DecodeRow, Projection};
 use crate::state::{self, Generations};
+use crate::text_search;
 use dialect::PgDialect;
 use rows::{PgBind, PgSql};
 use sequencer::{Sequencer, Ticket};
@@ -121,6 +122,8 @@ struct Inner {
     sink: RwLock<Option<Arc<dyn ChangeSink>>>,
     /// Orders the reports of conflicting transactions as they committed.
     sequencer: Arc<Sequencer>,
+    /// `pg_trgm` could not be created here: `$text` scans (`search::ensure_trigram_index`).
+    trigrams_unavailable: AtomicBool,
 }
 
 impl From<sqlx_core::Error> for StoreError {
@@ -376,6 +379,7 @@ impl PostgresStore {
                 generations: Generations::default(),
                 sink: RwLock::new(None),
                 sequencer: Arc::new(Sequencer::default()),
+                trigrams_unavailable: AtomicBool::new(false),
             }),
         })
     }
@@ -384,6 +388,15 @@ impl PostgresStore {
 impl Inner {
     fn table_exists(&self, name: &str) -> bool {
         state::table_exists(&self.tables, name)
+    }
+
+    /// Creates the trigram index of each field `filter` has a `$text` condition on.
+    async fn ensure_text_indexes(&self, class_name: &str, filter: &Filter) -> StoreResult<()> {
+        for field in text_search::text_fields(filter) {
+            search::ensure_trigram_index(&self.pool, class_name, field, &self.trigrams_unavailable)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Whether the class has a table, asking the catalog when this process does not know
@@ -573,6 +586,9 @@ impl Store for PostgresStore {
         if !self.inner.class_table_exists(&schema.class_name).await? {
             return Ok(Vec::new());
         }
+        self.inner
+            .ensure_text_indexes(&schema.class_name, &query.filter)
+            .await?;
         let (out, projection) = self
             .inner
             .with_tables(|table_exists| select::find::<PgDialect>(schema, query, table_exists))?;
@@ -604,6 +620,9 @@ impl Store for PostgresStore {
         if !self.inner.class_table_exists(&schema.class_name).await? {
             return Ok(0);
         }
+        self.inner
+            .ensure_text_indexes(&schema.class_name, filter)
+            .await?;
         let out = self
             .inner
             .with_tables(|table_exists| select::count::<PgDialect>(schema, filter, table_exists))?;

@@ -9,6 +9,10 @@
 //! The index (`<class>_<field>_fts`, a GIN index on the same expression the search uses,
 //! so the planner can use it) is created on the first search of a field that lacks it.
 //! Dropping the field or the class drops it with the column or the table.
+//!
+//! A find's `$text` condition uses another index, a trigram one ([`ensure_trigram_index`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parlor_core::query::Filter;
 use parlor_core::schema::ClassSchema;
@@ -32,10 +36,10 @@ const MAX_IDENTIFIER: usize = 63;
 /// `ts_headline` reads them; quoted as an SQL literal where used).
 const HEADLINE_OPTIONS: &str = "StartSel='', StopSel='', MaxWords=35, MinWords=15, ShortWord=2";
 
-/// The name of the GIN index on `class_name.field`; long names are shortened with a hash
-/// so that two fields never share one.
-fn index_name(class_name: &str, field: &str) -> String {
-    let name = format!("{class_name}_{field}_fts");
+/// The name of the GIN index on `class_name.field` (`kind`: `fts` or `trgm`); long names
+/// are shortened with a hash so that two fields never share one.
+fn index_name(class_name: &str, field: &str, kind: &str) -> String {
+    let name = format!("{class_name}_{field}_{kind}");
     if name.len() <= MAX_IDENTIFIER {
         return name;
     }
@@ -47,7 +51,7 @@ fn index_name(class_name: &str, field: &str) -> String {
     while prefix.len() > 40 {
         prefix.pop();
     }
-    format!("{prefix}_{hash:016x}_fts")
+    format!("{prefix}_{hash:016x}_{kind}")
 }
 
 /// The indexed expression; the search repeats it verbatim so that the index applies.
@@ -62,31 +66,88 @@ fn document(alias: Option<&str>, field: &str) -> String {
 /// Creates the field's GIN index unless it exists. Two instances racing to create it both
 /// succeed (`IF NOT EXISTS`, and a duplicate-name error from the loser is ignored).
 pub(crate) async fn ensure_index(pool: &PgPool, class_name: &str, field: &str) -> StoreResult<()> {
-    let name = index_name(class_name, field);
-    let exists: bool = sqlx_core::query_scalar::query_scalar(
+    let name = index_name(class_name, field, "fts");
+    create_gin_index(pool, &name, class_name, &document(None, field)).await
+}
+
+/// A find's `$text` condition is a regex per term (the exact test both backends share); a
+/// trigram GIN index on the column (`pg_trgm`) lets PostgreSQL run it on the rows whose
+/// trigrams fit, instead of on every row. Created on the first `$text` of a field that
+/// lacks it. `pg_trgm` ships with PostgreSQL but must be created in the database: where
+/// this role may not, `$text` still answers, by a scan (`unavailable` remembers it, so
+/// later searches do not try again).
+pub(crate) async fn ensure_trigram_index(
+    pool: &PgPool,
+    class_name: &str,
+    field: &str,
+    unavailable: &AtomicBool,
+) -> StoreResult<()> {
+    if unavailable.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let name = index_name(class_name, field, "trgm");
+    // Checked first: the extension's `CREATE` takes a lock even when it exists.
+    if index_exists(pool, &name).await? {
+        return Ok(());
+    }
+    let created = async {
+        raw_sql(AssertSqlSafe("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+            .execute(pool)
+            .await
+            .map(drop)
+            .or_else(ignore_race)?;
+        let column = format!("{} gin_trgm_ops", quote_ident(field));
+        create_gin_index(pool, &name, class_name, &column).await
+    };
+    if let Err(error) = created.await {
+        tracing::warn!(%error, "no trigram index for $text (pg_trgm unavailable): searches scan");
+        unavailable.store(true, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+async fn index_exists(pool: &PgPool, name: &str) -> StoreResult<bool> {
+    Ok(sqlx_core::query_scalar::query_scalar(
         "SELECT to_regclass(quote_ident($1::text)) IS NOT NULL",
     )
-    .bind(&name)
+    .bind(name)
     .fetch_one(pool)
-    .await?;
-    if exists {
+    .await?)
+}
+
+/// Creates the GIN index `name` on `expression` unless it exists. Two instances racing to
+/// create it both succeed.
+async fn create_gin_index(
+    pool: &PgPool,
+    name: &str,
+    class_name: &str,
+    expression: &str,
+) -> StoreResult<()> {
+    if index_exists(pool, name).await? {
         return Ok(());
     }
     let sql = format!(
-        "CREATE INDEX IF NOT EXISTS {} ON {} USING GIN ({})",
-        quote_ident(&name),
+        "CREATE INDEX IF NOT EXISTS {} ON {} USING GIN ({expression})",
+        quote_ident(name),
         quote_ident(class_name),
-        document(None, field)
     );
-    match raw_sql(AssertSqlSafe(sql)).execute(pool).await {
-        Ok(_) => Ok(()),
-        // 23505/42P07: another connection created it between our check and our create.
-        Err(sqlx_core::Error::Database(error))
-            if matches!(error.code().as_deref(), Some("23505") | Some("42P07")) =>
+    raw_sql(AssertSqlSafe(sql))
+        .execute(pool)
+        .await
+        .map(drop)
+        .or_else(ignore_race)?;
+    Ok(())
+}
+
+/// 23505/42P07: another connection created the same object between our check and ours.
+fn ignore_race(error: sqlx_core::Error) -> Result<(), sqlx_core::Error> {
+    match &error {
+        sqlx_core::Error::Database(database)
+            if matches!(database.code().as_deref(), Some("23505") | Some("42P07")) =>
         {
             Ok(())
         }
-        Err(error) => Err(error.into()),
+        _ => Err(error),
     }
 }
 
@@ -170,10 +231,13 @@ mod tests {
     /// Long index names stay within PostgreSQL's limit and stay distinct.
     #[test]
     fn index_names_fit() {
-        assert_eq!(index_name("Message", "content"), "Message_content_fts");
+        assert_eq!(
+            index_name("Message", "content", "fts"),
+            "Message_content_fts"
+        );
         let long = "C".repeat(80);
-        let a = index_name(&long, "a");
-        let b = index_name(&long, "b");
+        let a = index_name(&long, "a", "fts");
+        let b = index_name(&long, "b", "fts");
         assert!(a.len() <= MAX_IDENTIFIER && b.len() <= MAX_IDENTIFIER);
         assert_ne!(a, b);
     }

@@ -18,6 +18,7 @@ use crate::error::StoreResult;
 use crate::sql::quote_ident;
 use crate::sql::{Bind, SqlBuilder};
 use crate::sqlite::rows::{self, canonical_json};
+use crate::sqlite::search;
 use crate::translate::{Dialect, JsonLoc, ScalarKind, Translator};
 
 /// The SQLite dialect.
@@ -333,6 +334,33 @@ impl Dialect for SqliteDialect {
         t.push(" IN ");
         t.subquery(query, "objectId", false);
         t.push(")");
+    }
+
+    /// The field's FTS5 index (`search`), when it exists: the rows whose tokens hold each
+    /// term's tokens as a phrase.
+    fn text_prefilter(
+        t: &mut SqliteTranslator<'_>,
+        class_name: &str,
+        alias: &str,
+        field: &str,
+        terms: &[String],
+    ) -> bool {
+        let index = search::index_table(class_name, field);
+        if !t.has_table(&index) {
+            return false;
+        }
+        let Some(phrases) = search::phrase_query(terms) else {
+            return false;
+        };
+        t.push(alias);
+        t.push(".rowid IN (SELECT rowid FROM ");
+        t.out.ident(&index);
+        t.push(" WHERE ");
+        t.out.ident(&index);
+        t.push(" MATCH ");
+        t.out.text(&phrases);
+        t.push(")");
+        true
     }
 
     fn column_matches(t: &mut SqliteTranslator<'_>, expr: &str, pattern: &str) {

@@ -55,6 +55,7 @@ use crate::aggregate;
 use crate::ddl::SchemaChange;
 use crate::select::{self, DecodeRow, Projection};
 use crate::state::{self, Generations};
+use crate::text_search;
 pub(crate) use ddl::MAX_COLUMNS;
 pub use ddl::UNIQUE_INDEX_KEY;
 use dialect::SqliteDialect;
@@ -308,6 +309,21 @@ impl SqliteStore {
         answer.await.unwrap_or_else(|_| Err(closed()))
     }
 
+    /// Creates the FTS5 index of each field `filter` has a `$text` condition on, unless it
+    /// exists (the translation uses it once it does).
+    async fn ensure_text_indexes(&self, class_name: &str, filter: &Filter) -> StoreResult<()> {
+        for field in text_search::text_fields(filter) {
+            if !self.table_exists(&search::index_table(class_name, field)) {
+                self.ddl(Ddl::TextIndex {
+                    class_name: class_name.to_owned(),
+                    field: field.to_owned(),
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn ddl(&self, ddl: Ddl) -> StoreResult<()> {
         self.send(|reply| Job::Ddl { ddl, reply }).await
     }
@@ -417,6 +433,7 @@ fn open_writer(
     ddl::create_schema_table(&conn)?;
     ddl::upgrade_class_tables(&conn)?;
     ddl::upgrade_unique_indexes(&conn)?;
+    search::upgrade_indexes(&conn)?;
     let committed: HashSet<String> = ddl::table_names(&conn)?.into_iter().collect();
     if let Ok(mut tables) = shared.write() {
         tables.clone_from(&committed);
@@ -600,6 +617,8 @@ impl Store for SqliteStore {
         if !self.table_exists(&schema.class_name) {
             return Ok(Vec::new());
         }
+        self.ensure_text_indexes(&schema.class_name, &query.filter)
+            .await?;
         let (out, projection) = self.with_tables(|table_exists| {
             select::find::<SqliteDialect>(schema, query, table_exists)
         })?;
@@ -611,6 +630,7 @@ impl Store for SqliteStore {
         if !self.table_exists(&schema.class_name) {
             return Ok(0);
         }
+        self.ensure_text_indexes(&schema.class_name, filter).await?;
         let out = self.with_tables(|table_exists| {
             select::count::<SqliteDialect>(schema, filter, table_exists)
         })?;

@@ -11,6 +11,15 @@
 //! filled then from the rows already stored (`rebuild`). Dropping the class or the field
 //! drops it too (`drop_indexes`), so a class created again gets a fresh one.
 //!
+//! The same index narrows a find's `$text` condition to the rows holding each term's words
+//! ([`phrase_query`]), before the exact regex test runs on them. That is only sound if every
+//! row the regex matches is among them, so the tokenizer ([`TOKENIZER`]) treats as part of a
+//! word only characters the regex's `\w` also counts (letters, marks, decimal and letter
+//! numbers, connectors); everything else separates words, as `\b` does. Its case folding
+//! covers the regex's (`σ`/`ς`, `ſ`, the Kelvin sign… fold alike), and its removal of
+//! diacritics only widens what is found. Accented forms the regex folds and the tokenizer
+//! does not (`ł` → `l`) are why a `$diacriticSensitive: false` search is not narrowed.
+//!
 //! Class tables have no `INTEGER PRIMARY KEY`, so their rowids are only stable as long as
 //! nobody runs `VACUUM` on the database; the store never does. After a manual `VACUUM`,
 //! `INSERT INTO "_Fts:field:Class"("_Fts:field:Class") VALUES ('rebuild')` repairs it.
@@ -30,6 +39,9 @@ use crate::text_search;
 
 /// Words of context on each side of the match in a snippet (FTS5 counts tokens).
 const SNIPPET_TOKENS: i64 = 24;
+
+/// How every index splits and folds words (see the module's doc for why these categories).
+const TOKENIZER: &str = "unicode61 remove_diacritics 2 categories ''L* M* Nd Nl Pc''";
 
 /// The FTS5 table indexing `class_name.field`.
 pub(crate) fn index_table(class_name: &str, field: &str) -> String {
@@ -59,7 +71,7 @@ pub(crate) fn ensure_index(
     let trigger = |suffix: &str| quote_ident(&format!("{table}:{suffix}"));
     conn.execute_batch(&format!(
         "CREATE VIRTUAL TABLE {fts} USING fts5({column}, content='{content}', \
-         content_rowid='rowid', tokenize='unicode61 remove_diacritics 2');
+         content_rowid='rowid', tokenize='{TOKENIZER}');
          CREATE TRIGGER {insert} AFTER INSERT ON {class} BEGIN
            INSERT INTO {fts}(rowid, {column}) VALUES (new.rowid, new.{column});
          END;
@@ -113,6 +125,47 @@ pub(crate) fn drop_indexes(
         changes.dropped.push(table);
     }
     Ok(())
+}
+
+/// Indexes made before `$text` used them split words on FTS5's default categories (which
+/// count `²` or private-use characters as letters): they are made again, once, at start.
+pub(crate) fn upgrade_indexes(conn: &Connection) -> StoreResult<()> {
+    let outdated: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND name LIKE '\\_Fts:%' ESCAPE '\\' AND sql LIKE 'CREATE VIRTUAL TABLE%' \
+             AND sql NOT LIKE '%categories%'",
+        )?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut changes = TableChanges::default();
+    for table in outdated {
+        let Some((field, class_name)) = table
+            .strip_prefix("_Fts:")
+            .and_then(|rest| rest.split_once(':'))
+        else {
+            continue;
+        };
+        tracing::info!(class = class_name, field, "rebuilding a full-text index");
+        drop_indexes(conn, class_name, Some(field), &mut changes)?;
+        ensure_index(conn, class_name, field, &mut changes)?;
+    }
+    Ok(())
+}
+
+/// The FTS5 query a row must match to possibly meet the `$text` `terms`: each term (with
+/// at least one letter or digit) as a quoted phrase, all of them required. `None` when no
+/// term has one (an empty phrase would match nothing).
+pub(crate) fn phrase_query(terms: &[String]) -> Option<String> {
+    let phrases: Vec<String> = terms
+        .iter()
+        .filter(|term| {
+            term.chars()
+                .any(|c| c.is_alphabetic() || c.is_ascii_digit())
+        })
+        .map(|term| format!("\"{}\"", term.replace('"', "\"\"")))
+        .collect();
+    (!phrases.is_empty()).then(|| phrases.join(" AND "))
 }
 
 /// The FTS5 query for `query`: any of its words, each a quoted string (FTS5's literal

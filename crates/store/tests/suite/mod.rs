@@ -40,6 +40,7 @@ macro_rules! store_tests {
             files_round_trip,
             field_type_changes_do_not_reuse_stale_statements,
             geo_queries_and_distance_order,
+            text_conditions_find_what_their_regex_finds,
         );
         $crate::suite::store_tests!(@multi_thread $open;
             concurrent_updates_compose,
@@ -2147,4 +2148,89 @@ pub async fn chat_history(store: &dyn Store) -> (ClassSchema, FindQuery) {
     assert_eq!(found.len(), 30);
     assert_eq!(found[0].object_id, "m58");
     (schema, query)
+}
+
+/// `$text` on a String column: the store narrows the rows with its index (FTS5, trigrams)
+/// and still answers exactly what each term's word regex answers, whatever the scripts,
+/// case foldings and punctuation around the words; updates and deletes keep the index.
+pub async fn text_conditions_find_what_their_regex_finds(store: &dyn Store) {
+    let sc = class(
+        "Doc",
+        &[("body", FieldType::String), ("other", FieldType::String)],
+    );
+    store.create_class(&sc).await.unwrap();
+    insert(
+        store,
+        &sc,
+        vec![
+            object("greek", 1, json!({"body": "ο λόγος του"})),
+            object("square", 2, json!({"body": "x² and y"})),
+            object("snake", 3, json!({"body": "call foo_bar now"})),
+            object("dash", 4, json!({"body": "a well-known fact"})),
+            object("kelvin", 5, json!({"body": "300 \u{212A} is warm"})),
+            object("cafe", 6, json!({"body": "Café au lait", "other": "café"})),
+            object("inside", 7, json!({"body": "xylophone"})),
+            object("empty", 8, json!({"other": "x"})),
+        ],
+    )
+    .await;
+    let text = |terms: &[&str]| {
+        cond(
+            &sc,
+            "body",
+            Cond::Text(terms.iter().map(|term| (*term).to_owned()).collect()),
+        )
+    };
+    let cases: Vec<(Filter, Vec<&str>)> = vec![
+        (text(&["ΛΌΓΟΣ"]), vec!["greek"]),
+        (text(&["λόγοσ"]), vec!["greek"]),
+        (text(&["x"]), vec!["square"]),
+        (text(&["x²"]), vec![]),
+        (text(&["foo_bar"]), vec!["snake"]),
+        (text(&["foo"]), vec![]),
+        (text(&["well-known"]), vec!["dash"]),
+        (text(&["known", "FACT"]), vec!["dash"]),
+        (text(&["known", "nothing"]), vec![]),
+        (text(&["k"]), vec!["kelvin"]),
+        (text(&["CAFÉ"]), vec!["cafe"]),
+        // The regex is diacritic-sensitive: the index's folding only narrows.
+        (text(&["cafe"]), vec![]),
+        // No word to look up: the regex alone decides (`\b-\b` inside `well-known`).
+        (text(&["-"]), vec!["dash"]),
+        (text(&["xylo"]), vec![]),
+        (
+            Filter::Or(vec![text(&["lait"]), cond(&sc, "other", Cond::Eq(s("x")))]),
+            vec!["cafe", "empty"],
+        ),
+        (
+            Filter::Nor(vec![text(&["x", "y"])]),
+            vec![
+                "cafe", "dash", "empty", "greek", "inside", "kelvin", "snake",
+            ],
+        ),
+    ];
+    for (filter, expected) in &cases {
+        assert_eq!(
+            ids(store, &sc, filter.clone()).await,
+            *expected,
+            "{filter:?}"
+        );
+    }
+    // Writes after the index exists are searched too.
+    insert(
+        store,
+        &sc,
+        vec![object("late", 9, json!({"body": "a late λόγος"}))],
+    )
+    .await;
+    store
+        .write(vec![Write::Delete {
+            schema: Arc::new(sc.clone()),
+            object_id: "greek".into(),
+            guard: Filter::True,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(ids(store, &sc, text(&["λόγος"])).await, vec!["late"]);
+    assert_eq!(store.count(&sc, &text(&["LATE"])).await.unwrap(), 1);
 }
