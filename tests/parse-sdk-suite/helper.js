@@ -9,7 +9,10 @@
 //   database, which leaves nothing behind either.
 // - `reconfigureServer(changes)` restarts the server with the changes Parlor can express
 //   (allowCustomObjectId); others are ignored, so the specs that depend on them fail.
-// - Push adapters and custom auth adapters are not loaded (Cloud Code, `cloud/main.js`, is).
+// - The upstream helper's custom auth adapter (`myAuth`, its `CustomAuth.js`) is loaded with
+//   `--auth-adapters`; its facebook and twitter adapters are not (facebook's checks the token
+//   with Facebook over the network; the twitter specs spy on the in-process adapter object).
+//   Push adapters are not loaded either (Cloud Code, `cloud/main.js`, is).
 
 jasmine.DEFAULT_TIMEOUT_INTERVAL = 20000;
 
@@ -39,6 +42,7 @@ const defaultArgs = [
   '--idempotency-ttl', '120',
   '--file-upload-public', 'true',
   '--template', 'none',
+  '--auth-adapters', `myAuth=${path.join(__dirname, 'CustomAuth.js')}`,
 ];
 
 // The suite's own Cloud Code, as upstream's helper gives Parse Server, unless a spec passes

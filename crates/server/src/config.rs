@@ -301,6 +301,12 @@ pub struct ServeOptions {
     #[arg(long, env = "PARLOR_CLOUD_HTTP_ALLOW", value_delimiter = ',')]
     pub cloud_http_allow: Option<Vec<String>>,
 
+    /// `authData` providers the app validates with a module of its own, Parse Server's `auth`
+    /// adapters: `name=path/to/module.js` (comma list; CommonJS exporting
+    /// `validateAuthData(authData, options, request)`, run in Cloud Code) [default: none].
+    #[arg(long, env = "PARLOR_AUTH_ADAPTERS", value_delimiter = ',')]
+    pub auth_adapters: Option<Vec<String>>,
+
     /// Times one reply may send tool results back to the model; a reply whose model still
     /// calls tools after that many rounds ends `failed` [default: 5].
     #[arg(long, env = "PARLOR_AI_TOOL_ROUNDS")]
@@ -648,6 +654,7 @@ impl ServeOptions {
             cloud_memory_limit: self.cloud_memory_limit.or(other.cloud_memory_limit),
             cloud_runtimes: self.cloud_runtimes.or(other.cloud_runtimes),
             cloud_http_allow: self.cloud_http_allow.or(other.cloud_http_allow),
+            auth_adapters: self.auth_adapters.or(other.auth_adapters),
             session_length: self.session_length.or(other.session_length),
             account_lockout_threshold: self
                 .account_lockout_threshold
@@ -668,11 +675,27 @@ impl ServeOptions {
 
 /// The Cloud Code settings of `options`; `None` without `--cloud`.
 fn resolve_cloud(options: &ServeOptions) -> anyhow::Result<Option<crate::cloud::CloudSettings>> {
+    let mut auth_adapters = Vec::new();
+    for adapter in options.auth_adapters.iter().flatten() {
+        let adapter = adapter.trim();
+        if adapter.is_empty() {
+            continue;
+        }
+        match adapter.split_once('=') {
+            Some((name, module)) if !name.trim().is_empty() && !module.trim().is_empty() => {
+                auth_adapters.push((name.trim().to_owned(), PathBuf::from(module.trim())));
+            }
+            _ => bail!("--auth-adapters: {adapter} should be name=path/to/module.js"),
+        }
+    }
     let Some(entry) = options
         .cloud
         .clone()
         .filter(|path| !path.as_os_str().is_empty())
     else {
+        if !auth_adapters.is_empty() {
+            bail!("--auth-adapters runs the modules in Cloud Code: set --cloud too");
+        }
         return Ok(None);
     };
     let timeout = options.cloud_timeout.unwrap_or(15.0);
@@ -696,6 +719,7 @@ fn resolve_cloud(options: &ServeOptions) -> anyhow::Result<Option<crate::cloud::
             .map(|host| host.trim().to_ascii_lowercase())
             .filter(|host| !host.is_empty())
             .collect(),
+        auth_adapters,
     }))
 }
 

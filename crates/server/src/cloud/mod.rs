@@ -19,7 +19,7 @@ pub mod tools;
 pub mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,9 @@ pub struct CloudSettings {
     pub watch: bool,
     /// Hosts `Parse.Cloud.httpRequest` may reach (`*` for any); empty: none.
     pub http_allow: Vec<String>,
+    /// `authData` providers validated by a module of the app (Parse Server's `auth`
+    /// adapters): provider name → the module exporting `validateAuthData`.
+    pub auth_adapters: Vec<(String, PathBuf)>,
 }
 
 /// A failed call, as cloud code reports it: a Parse code and a message.
@@ -230,9 +233,19 @@ impl Cloud {
         if !entry.is_file() {
             anyhow::bail!("Cloud Code: {} is not a file", entry.display());
         }
+        let mut auth_adapters = Vec::new();
+        for (provider, module) in &settings.auth_adapters {
+            let path = std::path::absolute(module)
+                .map_err(|error| anyhow::anyhow!("{}: {error}", module.display()))?;
+            if !path.is_file() {
+                anyhow::bail!("auth adapter {provider}: {} is not a file", path.display());
+            }
+            auth_adapters.push((provider.clone(), path));
+        }
         let settings = CloudSettings {
             entry: entry.clone(),
             runtimes: settings.runtimes.max(1),
+            auth_adapters,
             ..settings
         };
         let (calls_tx, calls_rx) = flume::unbounded();
@@ -327,6 +340,16 @@ impl Cloud {
 
     pub fn has_job(&self, name: &str) -> bool {
         self.definitions().jobs.contains(name)
+    }
+
+    /// The module validating `provider`'s `authData`, when the app has one.
+    fn auth_adapter(&self, provider: &str) -> Option<&Path> {
+        self.shared
+            .settings
+            .auth_adapters
+            .iter()
+            .find(|(name, _)| name == provider)
+            .map(|(_, module)| module.as_path())
     }
 
     /// Reloads the code when one of its files changed; a broken edit keeps the last good
@@ -506,6 +529,42 @@ impl CloudHooks for Cloud {
 
     fn code_version(&self) -> u64 {
         self.shared.generation()
+    }
+
+    fn has_auth_adapter(&self, provider: &str) -> bool {
+        self.auth_adapter(provider).is_some()
+    }
+
+    /// Runs the adapter module's `validateAuthData(authData, options, request)` (and
+    /// `validateAppId` when its options name `appIds`), with the caller's rights.
+    async fn validate_auth_data(
+        &self,
+        operations: &Operations,
+        auth: &Auth,
+        provider: &str,
+        auth_data: &Value,
+    ) -> OpResult<()> {
+        let Some(module) = self.auth_adapter(provider) else {
+            return Err(OpError::parse(
+                parlor_core::Code::UnsupportedService,
+                "This authentication method is unsupported.",
+            ));
+        };
+        let request = serde_json::json!({
+            "authData": auth_data,
+            "module": module.to_string_lossy(),
+            "options": {},
+            "user": bridge::user_json(operations, auth, &self.users).await?,
+            "master": auth.master,
+            "installationId": auth.installation_id,
+        });
+        let context = CallContext {
+            operations: operations.clone(),
+            auth: auth.clone(),
+            http_allow: Arc::clone(&self.http_allow),
+        };
+        self.call("auth", provider, request, context).await?;
+        Ok(())
     }
 
     fn start_job(

@@ -1149,7 +1149,24 @@
     return encode(await handler(request), true);
   }
 
-  const kinds = { function: runFunction, trigger: runTrigger, job: runJob };
+  // An app's auth adapter (Parse Server's `auth` option): a module exporting
+  // `validateAuthData(authData, options, request)`, and optionally `validateAppId`.
+  async function runAuth(name, raw) {
+    const module = requireMain(raw.module);
+    const adapter = module && typeof module.validateAuthData !== "function" && module.default ? module.default : module;
+    if (!adapter || typeof adapter.validateAuthData !== "function") {
+      throw new ParseError(ParseError.SCRIPT_FAILED, `the auth adapter of ${name} does not export validateAuthData`);
+    }
+    const options = raw.options || {};
+    const request = requestBase(raw, `auth ${name}`);
+    await adapter.validateAuthData(raw.authData, options, request);
+    if (options.appIds && typeof adapter.validateAppId === "function") {
+      await adapter.validateAppId(options.appIds, raw.authData, options, request);
+    }
+    return {};
+  }
+
+  const kinds = { function: runFunction, trigger: runTrigger, job: runJob, auth: runAuth };
 
   function dispatch(callId, kind, name, json) {
     currentCall = callId;

@@ -232,6 +232,19 @@ pub trait CloudHooks: Send + Sync {
     /// Moves when the code is reloaded (what it defines may have changed).
     fn code_version(&self) -> u64;
 
+    /// Whether the app validates `provider`'s `authData` with a module of its own.
+    fn has_auth_adapter(&self, provider: &str) -> bool;
+
+    /// Validates `auth_data` with the app's module for `provider`; its refusal (a Parse
+    /// error it throws) is the answer.
+    async fn validate_auth_data(
+        &self,
+        operations: &Operations,
+        auth: &Auth,
+        provider: &str,
+        auth_data: &Value,
+    ) -> OpResult<()>;
+
     /// Starts the job `name` in the background, its progress recorded in `_JobStatus`
     /// object `job_id`.
     fn start_job(

@@ -236,12 +236,12 @@ impl Operations {
                     "This authentication method is unsupported.",
                 )
             })?;
-        let mut linked: Option<(String, String)> = None;
+        let mut linked: Option<(String, Value)> = None;
         for (provider, data) in providers {
             if data.is_null() {
                 continue;
             }
-            let id = self.auth_providers.validate(provider, data).await?;
+            let id = self.validate_auth_data(auth, provider, data).await?;
             linked.get_or_insert((provider.clone(), id));
         }
         let Some((provider, id)) = linked else {
@@ -251,19 +251,7 @@ impl Operations {
             ));
         };
         let users = self.class("_User")?;
-        let by_link = Filter::Cond {
-            field: FieldRef {
-                field: "authData".into(),
-                path: vec![provider.clone(), "id".into()],
-                field_type: Some(FieldType::Object),
-            },
-            cond: Cond::Eq(Operand::String(id.clone())),
-        };
-        let query = FindQuery {
-            limit: Some(1),
-            ..FindQuery::filter(by_link)
-        };
-        if let Some(user) = self.store.find(&users, &query).await?.into_iter().next() {
+        if let Some(user) = self.linked_user(&users, &provider, &id).await? {
             let (session, token) = self
                 .plan_session(
                     &user.object_id,
@@ -409,10 +397,8 @@ impl Operations {
             );
             body.insert("ACL".into(), acl.to_json());
         }
-        if let Some(Value::Object(links)) = body.get("authData")
-            && links.values().any(Value::is_null)
-        {
-            let merged = self.unlinked_auth_data(user_id, links).await?;
+        if let Some(Value::Object(links)) = body.get("authData") {
+            let merged = self.linked_auth_data(auth, user_id, links).await?;
             body.insert("authData".into(), merged);
         }
         let plan = self.plan_update(auth, "_User", user_id, &body).await?;
@@ -429,11 +415,35 @@ impl Operations {
         Ok(responses.swap_remove(0))
     }
 
-    /// The user's `authData` with the providers given as `null` removed and the others set
-    /// (Parse's unlink: the SDK signs an anonymous user up with `{"anonymous": null}`); a
-    /// `Delete` when no provider is left.
-    async fn unlinked_auth_data(
+    /// The user whose `authData.<provider>.id` is `id`, if any.
+    async fn linked_user(
         &self,
+        users: &ClassSchema,
+        provider: &str,
+        id: &Value,
+    ) -> OpResult<Option<Object>> {
+        let id = match id {
+            Value::Number(number) => Operand::Number(number.as_f64().unwrap_or_default()),
+            other => Operand::String(other.as_str().unwrap_or_default().to_owned()),
+        };
+        let by_link = Filter::Cond {
+            field: FieldRef {
+                field: "authData".into(),
+                path: vec![provider.to_owned(), "id".into()],
+                field_type: Some(FieldType::Object),
+            },
+            cond: Cond::Eq(id),
+        };
+        self.find_first(users, by_link).await
+    }
+
+    /// The user's `authData` after an update's links (Parse's link and unlink): a provider
+    /// given as `null` is removed, another is set — its data validated (unless unchanged or
+    /// set with the master key) and refused with `208` when another user holds that
+    /// account — and the providers not named are kept. A `Delete` when none is left.
+    async fn linked_auth_data(
+        &self,
+        auth: &Auth,
         user_id: &str,
         links: &Map<String, Value>,
     ) -> OpResult<Value> {
@@ -451,9 +461,19 @@ impl Operations {
         for (provider, data) in links {
             if data.is_null() {
                 merged.remove(provider);
-            } else {
-                merged.insert(provider.clone(), data.clone());
+                continue;
             }
+            if !auth.master && merged.get(provider) != Some(data) {
+                let id = self.validate_auth_data(auth, provider, data).await?;
+                let holder = self.linked_user(&users, provider, &id).await?;
+                if holder.is_some_and(|holder| holder.object_id != user_id) {
+                    return Err(OpError::parse(
+                        Code::AccountAlreadyLinked,
+                        "this auth is already used",
+                    ));
+                }
+            }
+            merged.insert(provider.clone(), data.clone());
         }
         Ok(if merged.is_empty() {
             json!({"__op": "Delete"})

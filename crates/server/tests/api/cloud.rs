@@ -337,6 +337,7 @@ fn settings(entry: PathBuf) -> parlor_server::cloud::CloudSettings {
         memory_limit: 64 * 1024 * 1024,
         watch: false,
         http_allow: Vec::new(),
+        auth_adapters: Vec::new(),
     }
 }
 
@@ -1223,4 +1224,110 @@ async fn idempotency_covers_functions_and_jobs() {
         .master(Method::GET, "/classes/_JobStatus?count=1&limit=0", None)
         .await;
     assert_eq!(runs.body["count"], 1, "{:?}", runs.body);
+}
+
+/// An app's auth adapter (`--auth-adapters ticket=…`): sign-up and log-in with its
+/// `authData`, links made by an update, string and number ids; from the attacker's side, a
+/// refused ticket, another user's account and an unknown provider change nothing.
+#[tokio::test]
+async fn auth_adapters_validate_log_ins_and_links() {
+    let adapter = fixture().parent().unwrap().join("auth/ticket.js");
+    let server = cloud_server(ServeOptions {
+        auth_adapters: Some(vec![format!("ticket={}", adapter.display())]),
+        ..ServeOptions::default()
+    })
+    .await;
+    let log_in = |auth_data: Value| {
+        let server = &server;
+        async move {
+            server
+                .public(Method::POST, "/users", Some(json!({"authData": auth_data})))
+                .await
+        }
+    };
+    // Sign-up, then log-in, with the adapter's own proof; a number id works as Parse's.
+    let first = log_in(json!({"ticket": {"id": "a1", "ticket": "ok-a1"}})).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    let again = log_in(json!({"ticket": {"id": "a1", "ticket": "ok-a1"}})).await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+    assert_eq!(again.body["objectId"], first.body["objectId"]);
+    assert!(
+        again.body["sessionToken"]
+            .as_str()
+            .unwrap()
+            .starts_with("r:")
+    );
+    let number = log_in(json!({"ticket": {"id": 1234, "ticket": "ok-1234"}})).await;
+    assert_eq!(number.status, StatusCode::CREATED, "{:?}", number.body);
+    let number_again = log_in(json!({"ticket": {"id": 1234, "ticket": "ok-1234"}})).await;
+    assert_eq!(number_again.body["objectId"], number.body["objectId"]);
+
+    // A refused ticket: the adapter's error, and no user.
+    let users_before = server.count("_User").await;
+    let forged = log_in(json!({"ticket": {"id": "a1", "ticket": "guess"}})).await;
+    assert_parse_error(
+        &forged,
+        404,
+        101,
+        Some("ticket auth is invalid for this user."),
+    );
+    let unknown = log_in(json!({"facebook": {"id": "a1", "access_token": "x"}})).await;
+    assert_parse_error(&unknown, 400, 252, None);
+    assert_eq!(server.count("_User").await, users_before);
+
+    // Linking by an update: validated, kept beside the other providers, unlinked by null.
+    let bob = server.sign_up("bob").await;
+    let bob_headers = [
+        ("x-parse-application-id", APP_ID),
+        ("x-parse-session-token", bob.token.as_str()),
+    ];
+    let path = format!("/users/{}", bob.id);
+    let link = |auth_data: Value| {
+        let (server, path, headers) = (&server, &path, &bob_headers);
+        async move {
+            server
+                .send(
+                    Method::PUT,
+                    path,
+                    Some(json!({"authData": auth_data})),
+                    headers,
+                )
+                .await
+        }
+    };
+    let linked = link(json!({"ticket": {"id": "b1", "ticket": "ok-b1"}})).await;
+    assert_eq!(linked.status, StatusCode::OK, "{:?}", linked.body);
+    let as_bob = log_in(json!({"ticket": {"id": "b1", "ticket": "ok-b1"}})).await;
+    assert_eq!(as_bob.status, StatusCode::OK, "{:?}", as_bob.body);
+    assert_eq!(as_bob.body["objectId"], bob.id.as_str());
+    let anonymous = link(json!({"anonymous": {"id": "bob-device"}})).await;
+    assert_eq!(anonymous.status, StatusCode::OK, "{:?}", anonymous.body);
+    let stored = || async { server.get("_User", &bob.id).await["authData"].clone() };
+    assert_eq!(
+        stored().await,
+        json!({"ticket": {"id": "b1", "ticket": "ok-b1"}, "anonymous": {"id": "bob-device"}})
+    );
+
+    // The attacker's side: someone else's account, a forged ticket, an unknown provider.
+    let taken = link(json!({"ticket": {"id": "a1", "ticket": "ok-a1"}})).await;
+    assert_parse_error(&taken, 400, 208, Some("this auth is already used"));
+    let forged = link(json!({"ticket": {"id": "b2", "ticket": "nope"}})).await;
+    assert_parse_error(&forged, 404, 101, None);
+    let unknown = link(json!({"facebook": {"id": "b1"}})).await;
+    assert_parse_error(&unknown, 400, 252, None);
+    assert_eq!(
+        stored().await,
+        json!({"ticket": {"id": "b1", "ticket": "ok-b1"}, "anonymous": {"id": "bob-device"}})
+    );
+
+    let unlinked = link(json!({"ticket": null})).await;
+    assert_eq!(unlinked.status, StatusCode::OK, "{:?}", unlinked.body);
+    assert_eq!(stored().await, json!({"anonymous": {"id": "bob-device"}}));
+    let gone = log_in(json!({"ticket": {"id": "b1", "ticket": "ok-b1"}})).await;
+    assert_eq!(
+        gone.status,
+        StatusCode::CREATED,
+        "a new account: {:?}",
+        gone.body
+    );
 }
