@@ -54,6 +54,13 @@ use crate::operation::{Auth, FindRequest, OpError, OpResult, Operations};
 /// second rather than one per token.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(75);
 
+/// The most text writes per second all streaming replies together make: past ~150 replies
+/// each one writes less often than [`FLUSH_EVERY`], so that a thousand streams cost the
+/// database what a hundred and fifty do (and leave it room for the users' own writes).
+/// Token-level clients (SSE) are not slowed; LiveQuery subscribers see the text grow in
+/// larger steps.
+pub const MAX_FLUSHES_PER_SECOND: u32 = 2_000;
+
 /// The output budget of a persona that sets no `maxTokens`.
 pub const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 1024;
 
@@ -415,6 +422,14 @@ impl Generator {
     /// The replies running on this instance, oldest first: `messageId`, `sessionId`,
     /// `personaId`, `persona` (its name), `userId`, `provider`, `model`, `startedAt`,
     /// `seconds` running and `characters` streamed so far.
+    /// How long a streaming reply waits between two writes of its text: [`FLUSH_EVERY`],
+    /// longer when so many replies stream that together they would pass
+    /// [`MAX_FLUSHES_PER_SECOND`].
+    fn flush_period(&self) -> Duration {
+        let streaming = u32::try_from(self.counters().total).unwrap_or(u32::MAX);
+        FLUSH_EVERY.max(Duration::from_secs(1) * streaming / MAX_FLUSHES_PER_SECOND)
+    }
+
     pub fn running_list(&self) -> Vec<Value> {
         let running: Vec<(String, Arc<Running>)> = self
             .counters()
@@ -802,6 +817,7 @@ impl Generator {
                 operations.clone(),
                 message_id.clone(),
                 Arc::clone(&running),
+                Arc::clone(&self),
             )
             .in_current_span(),
         );
@@ -1195,6 +1211,7 @@ async fn write_text_while_streaming(
     operations: Operations,
     message_id: String,
     running: Arc<Running>,
+    generator: Arc<Generator>,
 ) {
     let mut view = running.view.subscribe();
     let mut written = 0;
@@ -1216,7 +1233,7 @@ async fn write_text_while_streaming(
             }
             written = text.len();
         }
-        tokio::time::sleep(FLUSH_EVERY).await;
+        tokio::time::sleep(generator.flush_period()).await;
     }
 }
 

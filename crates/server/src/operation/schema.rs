@@ -310,10 +310,11 @@ impl Operations {
                         self.schemas.put(after);
                     }
                 }
-                // A template class made by an older version: the fields the template has
-                // gained since are added (none is changed or removed, nor the CLPs), so what
-                // the server reads from them (a persona's `tools`, a tool call's `toolCall`)
-                // exists, and clients may write them as on a new database.
+                // A template class made by an older version: the fields and indexes the
+                // template has gained since are added (none is changed or removed, nor the
+                // CLPs), so what the server reads from them (a persona's `tools`, a tool
+                // call's `toolCall`) exists, clients may write them as on a new database,
+                // and the server's own queries (the sweep of orphaned replies) have their index.
                 Some(existing) => {
                     let missing: Vec<(String, FieldSchema)> = wanted
                         .fields
@@ -321,12 +322,19 @@ impl Operations {
                         .filter(|(name, _)| !existing.fields.contains_key(*name))
                         .map(|(name, field)| (name.clone(), field.clone()))
                         .collect();
-                    if missing.is_empty() {
+                    let missing_indexes: Vec<(String, Value)> = wanted
+                        .indexes
+                        .iter()
+                        .filter(|(name, _)| !existing.indexes.contains_key(*name))
+                        .map(|(name, index)| (name.clone(), index.clone()))
+                        .collect();
+                    if missing.is_empty() && missing_indexes.is_empty() {
                         continue;
                     }
                     let _guard = self.schemas.changes.lock().await;
                     let mut after = (*existing).clone();
                     after.fields.extend(missing);
+                    after.indexes.extend(missing_indexes);
                     self.store.update_class(&existing, &after).await?;
                     self.schemas.put(after);
                 }

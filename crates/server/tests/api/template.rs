@@ -626,3 +626,43 @@ async fn the_old_user_clp_is_upgraded_on_start() {
         "{schema}"
     );
 }
+
+/// The server's sweep for orphaned replies (`status: "streaming"` and an old `updatedAt`,
+/// every few seconds) reads the template's `streaming_replies` index, not every message.
+#[tokio::test]
+async fn the_sweep_of_orphaned_replies_has_its_index() {
+    let server = TestServer::new().await;
+    let schema = server.master(Method::GET, "/schemas/Message", None).await;
+    assert_eq!(
+        schema.body["indexes"]["streaming_replies"],
+        json!({"status": 1, "updatedAt": 1}),
+        "{:?}",
+        schema.body
+    );
+    if crate::common::on_postgres() {
+        return; // A small table is scanned whatever the indexes; SQLite's plan says more.
+    }
+    let query = crate::common::query_string(&[
+        ("explain", json!(true)),
+        (
+            "where",
+            json!({"status": "streaming", "updatedAt": {"$lt": {"__type": "Date", "iso": "2026-01-01T00:00:00.000Z"}}}),
+        ),
+        ("limit", json!(100)),
+    ]);
+    let plan = server
+        .master(Method::GET, &format!("/classes/Message{query}"), None)
+        .await;
+    let details: Vec<&str> = plan.body["results"][0]["QUERY PLAN"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|step| step["detail"].as_str())
+        .collect();
+    assert!(
+        details
+            .iter()
+            .any(|detail| detail.contains("Message$idx$streaming_replies")),
+        "{details:?}"
+    );
+}

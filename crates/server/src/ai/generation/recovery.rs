@@ -121,7 +121,8 @@ pub async fn sweep_forever(operations: Operations, generator: std::sync::Weak<Ge
     }
 }
 
-/// One sweep; returns how many replies it marked failed.
+/// One sweep; returns how many replies it marked failed. The template's `streaming_replies`
+/// index (`status`, `updatedAt`) keeps it a range read however many messages there are.
 pub async fn sweep(operations: &Operations, generator: &Arc<Generator>) -> OpResult<usize> {
     let Some(schema) = operations.schemas.get("Message") else {
         return Ok(0);
