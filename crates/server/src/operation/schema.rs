@@ -283,12 +283,8 @@ impl Operations {
                 }
                 Some(existing) if BUILT_IN_CLASSES.contains(&class_name.as_str()) => {
                     // A template extends a built-in class: add its fields once, keep the rest.
-                    let missing: Vec<(String, FieldSchema)> = wanted
-                        .fields
-                        .iter()
-                        .filter(|(name, _)| !existing.fields.contains_key(*name))
-                        .map(|(name, field)| (name.clone(), field.clone()))
-                        .collect();
+                    let missing =
+                        missing_entries(&wanted.fields, |name| existing.fields.contains_key(name));
                     let has_template_clp = raw.get("classLevelPermissions").is_some();
                     if missing.is_empty() && !has_template_clp {
                         continue;
@@ -316,18 +312,11 @@ impl Operations {
                 // call's `toolCall`) exists, clients may write them as on a new database,
                 // and the server's own queries (the sweep of orphaned replies) have their index.
                 Some(existing) => {
-                    let missing: Vec<(String, FieldSchema)> = wanted
-                        .fields
-                        .iter()
-                        .filter(|(name, _)| !existing.fields.contains_key(*name))
-                        .map(|(name, field)| (name.clone(), field.clone()))
-                        .collect();
-                    let missing_indexes: Vec<(String, Value)> = wanted
-                        .indexes
-                        .iter()
-                        .filter(|(name, _)| !existing.indexes.contains_key(*name))
-                        .map(|(name, index)| (name.clone(), index.clone()))
-                        .collect();
+                    let missing =
+                        missing_entries(&wanted.fields, |name| existing.fields.contains_key(name));
+                    let missing_indexes = missing_entries(&wanted.indexes, |name| {
+                        existing.indexes.contains_key(name)
+                    });
                     if missing.is_empty() && missing_indexes.is_empty() {
                         continue;
                     }
@@ -863,4 +852,17 @@ fn apply_index_changes(
         schema.indexes.insert(name.clone(), definition.clone());
     }
     Ok(())
+}
+
+/// The entries of `wanted` whose name `has` does not know: what a template adds to a class
+/// made before it had them.
+fn missing_entries<'w, V: Clone + 'w>(
+    wanted: impl IntoIterator<Item = (&'w String, &'w V)>,
+    has: impl Fn(&str) -> bool,
+) -> Vec<(String, V)> {
+    wanted
+        .into_iter()
+        .filter(|(name, _)| !has(name))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
