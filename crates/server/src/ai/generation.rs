@@ -542,11 +542,22 @@ impl Generator {
                 _ => None,
             })
             .collect();
+        // The template's rules update a message's session in the same commit
+        // (`lastMessageAt`): its state after the commit is here, no need to read it again.
+        let sessions: HashMap<String, Object> = committed
+            .iter()
+            .filter_map(|(class_name, outcome)| match (&**class_name, outcome) {
+                ("ChatSession", WriteOutcome::Updated { after, .. }) => {
+                    Some((after.object_id.clone(), after.clone()))
+                }
+                _ => None,
+            })
+            .collect();
         let mut started = Vec::with_capacity(committed.len());
         for ((class_name, outcome), turn) in committed.into_iter().zip(turns) {
             let plan = match (&*class_name, &outcome) {
                 ("Message", WriteOutcome::Created(message)) => {
-                    match self.plan_answer(operations, message).await {
+                    match self.plan_answer(operations, message, &sessions).await {
                         Ok(plan) => plan,
                         Err(error) => {
                             tracing::warn!(%error, "choosing the personas that answer failed");
@@ -612,6 +623,7 @@ impl Generator {
         &self,
         operations: &Operations,
         message: &Object,
+        committed_sessions: &HashMap<String, Object>,
     ) -> OpResult<Option<AnswerPlan>> {
         let role = message.fields.get("role").and_then(Value::as_str);
         if role.is_some_and(|role| role != "user") {
@@ -623,8 +635,12 @@ impl Generator {
         let Some(session_id) = pointer_id(message.fields.get("session"), "ChatSession") else {
             return Ok(None);
         };
-        let Some(session) = load_object(operations, "ChatSession", session_id).await? else {
-            return Ok(None);
+        let session = match committed_sessions.get(session_id) {
+            Some(session) => session.clone(),
+            None => match load_object(operations, "ChatSession", session_id).await? {
+                Some(session) => session,
+                None => return Ok(None),
+            },
         };
         let personas = session_personas(operations, &session).await?;
         if personas.is_empty() {
