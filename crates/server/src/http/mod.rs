@@ -135,12 +135,15 @@ async fn handle_request(
                 // tungstenite's default 128 KiB read buffer stays resident (and is zeroed on
                 // every read) per connection; clients send small frames (a larger one is
                 // read in several steps), so 1 KiB is plenty and 10,000 subscribers fit in a
-                // small heap.
+                // small heap. Writes wait in the write buffer until the connection flushes its
+                // batch, so several frames leave in one system call.
                 upgrade
                     .read_buffer_size(1024)
-                    .write_buffer_size(0)
-                    .on_upgrade(move |socket| {
-                        crate::live::serve_socket(socket, live_state, peer.ip())
+                    .write_buffer_size(crate::live::WRITE_BUFFER)
+                    .on_upgrade(move |socket| async move {
+                        let connection =
+                            crate::live::serve_socket(socket, live_state.clone(), peer.ip());
+                        crate::live::spawn(&live_state, connection);
                     })
             }
             Err(rejection) => rejection.into_response(),

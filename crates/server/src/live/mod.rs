@@ -22,3 +22,63 @@ mod subscription;
 pub use connection::serve_socket;
 pub use hub::{Hub, LiveConfig};
 pub use subscription::{EventKind, Subscription};
+
+use crate::http::AppState;
+
+/// Bytes of frames a connection buffers before its flush writes them: a connection that fell
+/// behind catches up with about three events per write. The buffer keeps the size it grew
+/// to, so it stays small: 10,000 connections × this much at most.
+pub const WRITE_BUFFER: usize = 2 * 1024;
+
+/// Runs a connection's task on the live-query runtime, away from the request path.
+///
+/// One event wakes every subscriber's task at once (10,000 of them for one message in a busy
+/// chat). On the runtime that serves requests they would queue ahead of the request that
+/// committed the change and of every request after it, so a create would wait for its own
+/// fan-out. On their own threads, at a lower priority, they take the cores the requests leave
+/// (the kernel's scheduler runs a woken request worker first), and the changes reach them
+/// through a task of that runtime rather than from the commit path (`EventBus::hand_off`).
+/// The sockets stay registered with the server's reactor, which wakes these tasks across
+/// runtimes.
+pub fn spawn(state: &AppState, connection: impl Future<Output = ()> + Send + 'static) {
+    match runtime() {
+        Some(runtime) => {
+            state.operations.events.hand_off(runtime.handle());
+            runtime.spawn(connection);
+        }
+        None => {
+            tokio::spawn(connection);
+        }
+    }
+}
+
+/// How much lower than the request workers the live-query threads run (a `nice` value):
+/// under contention the kernel gives a request worker about three times their share.
+const NICENESS: libc::c_int = 5;
+
+/// The process's live-query runtime, started with the first connection; `None` when the
+/// system refuses its threads (connections then run on the caller's runtime).
+fn runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Runtime>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .thread_name("parlor-live")
+                .on_thread_start(lower_priority)
+                .enable_all()
+                .build()
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Lowers the calling thread's priority by [`NICENESS`]; best effort.
+fn lower_priority() {
+    // SAFETY: gettid and setpriority only read their arguments; on Linux PRIO_PROCESS with a
+    // thread id sets that thread's own niceness.
+    unsafe {
+        let thread = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, NICENESS);
+    }
+}
