@@ -135,8 +135,7 @@ async fn handle_request(
                 // tungstenite's default 128 KiB read buffer stays resident (and is zeroed on
                 // every read) per connection; clients send small frames (a larger one is
                 // read in several steps), so 1 KiB is plenty and 10,000 subscribers fit in a
-                // small heap. Writes wait in the write buffer until the connection flushes its
-                // batch, so several frames leave in one system call.
+                // small heap.
                 upgrade
                     .read_buffer_size(1024)
                     .write_buffer_size(crate::live::WRITE_BUFFER)

@@ -39,9 +39,9 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(35);
 /// How long a write may find the socket full before the client counts as stuck.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Frames written with one flush, and events taken from the bus before writing: enough to
-/// let a connection that fell behind catch up in a few system calls, few enough that a
-/// stalled write is a small one.
+/// Frames handed to the socket before one flush, and events taken from the bus at one wake-up:
+/// a connection that fell behind catches up in one turn of its task, and a stalled write is a
+/// small one.
 const WRITE_BATCH: usize = 32;
 
 const NOT_CONNECTED: &str =
@@ -134,9 +134,8 @@ impl Outbox {
     }
 
     /// Hands the pending frames to the socket, a bounded batch at a time, and flushes each
-    /// batch with one write: a connection behind by several events catches up in one system
-    /// call instead of one per frame. Cancel-safe: what it took from `pending` is in the
-    /// socket's buffer and `unflushed` says so.
+    /// batch. Cancel-safe: what it took from `pending` is in the socket's hands and
+    /// `unflushed` says so.
     fn write(&mut self, sink: &mut WebSocket, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
         loop {
             let mut batch = 0;

@@ -25,10 +25,12 @@ pub use subscription::{EventKind, Subscription};
 
 use crate::http::AppState;
 
-/// Bytes of frames a connection buffers before its flush writes them: a connection that fell
-/// behind catches up with about three events per write. The buffer keeps the size it grew
-/// to, so it stays small: 10,000 connections × this much at most.
-pub const WRITE_BUFFER: usize = 2 * 1024;
+/// Bytes of frames a connection buffers before writing them: an event frame is ~700 bytes,
+/// so a connection that fell behind writes two events per system call, and catches up (a
+/// starved fan-out without it fell seconds behind at 10,000 subscribers). tungstenite's write
+/// buffer keeps the size it once grew to, so it stays this small: a 32 KiB one let every
+/// connection keep a few KB after a busy fan-out.
+pub const WRITE_BUFFER: usize = 1024;
 
 /// Runs a connection's task on the live-query runtime, away from the request path.
 ///
