@@ -1,7 +1,7 @@
 //! LiveQuery (parse-protocol.md §11) over WebSocket, on the REST port and mount path.
 //!
-//! Each connection runs one task that reads client frames and the change-event bus, and a
-//! writer task that drains a bounded queue of outgoing frames to the socket. For every
+//! Each connection runs one task, on the live-query runtime (`spawn`), that reads client frames
+//! and the change-event bus and writes to the socket through a bounded queue. For every
 //! committed change of a subscribed class it evaluates the subscription's filter with the same
 //! in-memory matcher as the property test checks against SQL, against the state before and
 //! after, each time together with *that subscriber's* read rights (ACL, CLP pointer
@@ -9,7 +9,7 @@
 //! rendered through the operation layer for that subscriber, so protectedFields and server-only
 //! fields never leave.
 //!
-//! - `hub`: settings and the per-user connection count.
+//! - `hub`: settings, the per-user connection count and the shared subscription shapes.
 //! - `connection`: one client's protocol state machine and its queue.
 //! - `frame`: the shape each client frame must have, checked as Parse Server checks it.
 //! - `subscription`: one query, its rights and the event a change gives it.
