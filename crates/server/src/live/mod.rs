@@ -56,6 +56,7 @@ pub fn spawn(state: &AppState, connection: impl Future<Output = ()> + Send + 'st
 
 /// How much lower than the request workers the live-query threads run (a `nice` value):
 /// under contention the kernel gives a request worker about three times their share.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const NICENESS: libc::c_int = 5;
 
 /// The process's live-query runtime, started with the first connection; `None` when the
@@ -75,8 +76,10 @@ fn runtime() -> Option<&'static tokio::runtime::Runtime> {
         .as_ref()
 }
 
-/// Lowers the calling thread's priority by [`NICENESS`]; best effort.
+/// Lowers the calling thread's priority by [`NICENESS`]; best effort. Elsewhere than Linux a
+/// niceness is the whole process's, so the threads keep the default there.
 fn lower_priority() {
+    #[cfg(target_os = "linux")]
     // SAFETY: gettid and setpriority only read their arguments; on Linux PRIO_PROCESS with a
     // thread id sets that thread's own niceness.
     unsafe {
