@@ -211,6 +211,11 @@ pub async fn serve(
                 continue;
             }
         };
+        // Streamed answers (SSE tokens, LiveQuery frames) are small writes that must leave at
+        // once: Nagle's algorithm would hold one back until the previous is acknowledged.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set on an accepted connection");
+        }
         if registry.len() >= max_connections && !registry.evict_oldest_waiting() {
             capacity_warning.warn(|suppressed| {
                 tracing::warn!(
