@@ -661,7 +661,15 @@ async fn reset_link_answers_json_to_api_clients() {
 /// one use sets its password.
 #[tokio::test]
 async fn reset_link_works_once_under_concurrent_use() {
-    let (server, mut mails) = server_with_mail().await;
+    // Which of the six passwords won is found by logging in with each: five wrong ones in a
+    // row must not lock the account (the default threshold is 5) before the right one.
+    let (port, mut mails) = fake_smtp().await;
+    let server = TestServer::with(ServeOptions {
+        smtp_url: Some(format!("smtp://127.0.0.1:{port}")),
+        account_lockout_threshold: Some(100),
+        ..ServeOptions::default()
+    })
+    .await;
     let (_, link) = reset_link_for(&server, &mut mails, "dave", "dave@example.com").await;
     let (token, action) = token_and_action(&link);
     let attempts = (0..6).map(|n| {
