@@ -342,6 +342,15 @@ impl Cloud {
         self.definitions().jobs.contains(name)
     }
 
+    /// What a call made for `auth` through `operations` runs with.
+    fn context(&self, operations: &Operations, auth: &Auth) -> CallContext {
+        CallContext {
+            operations: operations.clone(),
+            auth: auth.clone(),
+            http_allow: Arc::clone(&self.http_allow),
+        }
+    }
+
     /// The module validating `provider`'s `authData`, when the app has one.
     fn auth_adapter(&self, provider: &str) -> Option<&Path> {
         self.shared
@@ -458,11 +467,7 @@ impl Cloud {
             "context": meta.context,
             "roles": auth.roles,
         });
-        let context = CallContext {
-            operations: operations.clone(),
-            auth: auth.clone(),
-            http_allow: Arc::clone(&self.http_allow),
-        };
+        let context = self.context(operations, auth);
         let answer = self.call("function", name, request, context).await?;
         Ok(match answer {
             Value::Object(mut answer) => answer.remove("value"),
@@ -504,11 +509,7 @@ impl CloudHooks for Cloud {
                 .entry("context")
                 .or_insert_with(|| Value::Object(meta.context.clone()));
         }
-        let context = CallContext {
-            operations: operations.clone(),
-            auth: auth.clone(),
-            http_allow: Arc::clone(&self.http_allow),
-        };
+        let context = self.context(operations, auth);
         let name = format!("{}:{class_name}", trigger.name());
         Ok(self
             .call("trigger", &name, Value::Object(request), context)
@@ -558,11 +559,7 @@ impl CloudHooks for Cloud {
             "master": auth.master,
             "installationId": auth.installation_id,
         });
-        let context = CallContext {
-            operations: operations.clone(),
-            auth: auth.clone(),
-            http_allow: Arc::clone(&self.http_allow),
-        };
+        let context = self.context(operations, auth);
         self.call("auth", provider, request, context).await?;
         Ok(())
     }
@@ -585,11 +582,7 @@ impl CloudHooks for Cloud {
             "jobId": job_id,
             "user": null,
         });
-        let context = CallContext {
-            operations: operations.clone(),
-            auth: auth.clone(),
-            http_allow: Arc::clone(&self.http_allow),
-        };
+        let context = self.context(operations, auth);
         let operations = operations.clone();
         let name = name.to_owned();
         let job_id = job_id.to_owned();
