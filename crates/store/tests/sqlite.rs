@@ -239,3 +239,54 @@ async fn case_sensitive_unique_indexes_are_upgraded() {
     assert!(index_sql("email").contains("COLLATE NOCASE"));
     store.close().await;
 }
+
+/// A find by `objectId` runs on the caller's thread, on connections of its own: each sees
+/// every commit before it, many at once all answer (more than it opens connections for:
+/// the rest go to the reader threads), and none answers once the store is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lookups_by_id_see_each_commit_and_stop_at_close() {
+    use parlor_core::ops::FieldOp;
+    use parlor_core::query::FindQuery;
+    let (_dir, store) = open().await.unwrap();
+    let schema = suite::things(&store).await;
+    let name = |object: Option<parlor_core::object::Object>| {
+        object.unwrap().fields.get("name").cloned().unwrap()
+    };
+    let before = store.stats().connections;
+    assert_eq!(name(get(&store, &schema, "a").await), json!("alpha"));
+    for round in 0..20 {
+        let renamed = format!("name {round}");
+        store
+            .write(vec![suite::update(
+                &schema,
+                "a",
+                vec![suite::set("name", FieldOp::Set(json!(renamed)))],
+            )])
+            .await
+            .unwrap();
+        assert_eq!(name(get(&store, &schema, "a").await), json!(renamed));
+    }
+    assert!(
+        store.stats().connections > before,
+        "no connection of its own"
+    );
+
+    let store = Arc::new(store);
+    let lookups: Vec<_> = (0..64)
+        .map(|index| {
+            let store = Arc::clone(&store);
+            let schema = schema.clone();
+            let id = ["a", "b", "c", "d", "e"][index % 5];
+            tokio::spawn(async move { get(&*store, &schema, id).await.map(|o| o.object_id) })
+        })
+        .collect();
+    for (index, lookup) in lookups.into_iter().enumerate() {
+        let id = ["a", "b", "c", "d", "e"][index % 5];
+        assert_eq!(lookup.await.unwrap().as_deref(), Some(id));
+    }
+
+    store.close().await;
+    let by_id = cond(&schema, "objectId", Cond::Eq(suite::s("a")));
+    let closed = store.find(&schema, &FindQuery::filter(by_id)).await;
+    assert!(closed.is_err(), "a lookup answered after close: {closed:?}");
+}
