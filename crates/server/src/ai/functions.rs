@@ -381,7 +381,7 @@ async fn regenerate(
     let (message, session) = readable_message(operations, auth, message_id).await?;
     let persona_id = pointer_id(message.get("persona"), "Persona")
         .ok_or_else(|| failed("only a persona's reply can be regenerated"))?;
-    let persona = load_object(operations, "Persona", persona_id)
+    let persona = generation::load_persona(operations, persona_id)
         .await?
         .ok_or_else(|| failed("the persona of this message no longer exists"))?;
     let user = auth.user_id.clone();

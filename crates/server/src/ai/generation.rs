@@ -1337,7 +1337,7 @@ async fn touch_session(operations: &Operations, session_id: &str) -> OpResult<()
 /// Posts the greeting of each of `persona_ids` that has one, as a finished assistant message.
 async fn greet(operations: &Operations, session: &Object, persona_ids: &[String]) -> OpResult<()> {
     for persona_id in persona_ids {
-        let Some(persona) = load_object(operations, "Persona", persona_id).await? else {
+        let Some(persona) = load_persona(operations, persona_id).await? else {
             continue;
         };
         let Some(greeting) = persona
@@ -1382,8 +1382,8 @@ async fn regeneration_root(operations: &Operations, message_id: &str) -> Option<
 /// The personas a session lists, in its order, skipping those that no longer exist.
 pub async fn session_personas(operations: &Operations, session: &Object) -> OpResult<Vec<Object>> {
     let mut personas = Vec::new();
-    for id in pointer_ids(session.fields.get("personas"), "Persona") {
-        if let Some(persona) = load_object(operations, "Persona", &id).await? {
+    for id in pointer_ids(session.fields.get("personas"), PERSONA_CLASS) {
+        if let Some(persona) = load_persona(operations, &id).await? {
             personas.push(persona);
         }
     }
@@ -1454,6 +1454,22 @@ pub async fn load_object(
     };
     let by_id = equals(&schema, "objectId", Operand::String(object_id.to_owned()));
     operations.find_first(&schema, by_id).await
+}
+
+/// The class of the personas that answer.
+pub const PERSONA_CLASS: &str = "Persona";
+
+/// Persona `persona_id` as the server reads it to answer, from `operations.personas` while
+/// nothing has been written to the class since it was read.
+pub async fn load_persona(operations: &Operations, persona_id: &str) -> OpResult<Option<Object>> {
+    let cache = &operations.personas;
+    let stamp = cache.stamp(operations.store.class_generation(PERSONA_CLASS));
+    if let Some(persona) = cache.get(persona_id, stamp) {
+        return Ok(persona);
+    }
+    let persona = load_object(operations, PERSONA_CLASS, persona_id).await?;
+    cache.insert(persona_id, persona.clone(), stamp);
+    Ok(persona)
 }
 
 /// Creates an object as the master key (the server speaking for a persona); its objectId.

@@ -101,6 +101,9 @@ pub struct Operations {
     pub roles: Arc<roles::RoleCache>,
     /// The session each token names, shared by every request ([`sessions`]).
     pub sessions: Arc<sessions::SessionCache>,
+    /// Personas by id, as the server reads them to answer (`ai::generation::load_persona`):
+    /// every user message reads its session's personas, which rarely change.
+    pub personas: Arc<class_cache::ClassCache<Option<parlor_core::object::Object>>>,
     /// Where password-reset and verification mails go.
     pub mailer: Arc<dyn crate::mail::Mailer>,
     /// Committed changes, for live queries.
@@ -117,6 +120,13 @@ pub struct Operations {
     pub rules: Option<Arc<dyn hooks::WriteRules>>,
 }
 
+/// How long a persona read for an answer is reused at most (another instance's change is
+/// also heard through the relay, which clears the cache).
+const PERSONA_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The most personas kept.
+const PERSONA_CACHE_ENTRIES: usize = 10_000;
+
 impl Operations {
     pub fn new(store: Arc<dyn Store>, schemas: SchemaCache, config: OperationConfig) -> Operations {
         let events = events::EventBus::default();
@@ -130,6 +140,10 @@ impl Operations {
             auth_providers: Arc::default(),
             roles: Arc::new(roles::role_cache()),
             sessions: Arc::new(sessions::session_cache()),
+            personas: Arc::new(class_cache::ClassCache::new(
+                PERSONA_CACHE_TTL,
+                PERSONA_CACHE_ENTRIES,
+            )),
             mailer: Arc::new(crate::mail::LogMailer),
             events,
             generation: None,

@@ -160,6 +160,7 @@ async fn receive(operations: &Operations, instance: &str, text: &str) {
     match class_name.as_str() {
         "_Role" => operations.invalidate_roles(),
         "_Session" => operations.invalidate_sessions(),
+        crate::ai::generation::PERSONA_CLASS => operations.personas.clear(),
         _ => {}
     }
     operations

@@ -872,6 +872,60 @@ async fn a_sessions_messages_are_answered_in_order() {
     );
 }
 
+/// The personas a reply is made from are read once and reused, but an edit (or a deletion)
+/// is what the very next message is answered with.
+#[tokio::test]
+async fn the_next_reply_uses_the_persona_as_edited() {
+    let fake = FakeLlm::start().await;
+    let server = server_with(&fake, ServeOptions::default()).await;
+    let ada = server.sign_up("ada").await;
+    let bot = persona(
+        &server,
+        json!({"name": "Bot", "systemPrompt": "Speak like a pirate."}),
+    )
+    .await;
+    let chat = session(&server, &ada, &[&bot], json!({})).await;
+    let system_prompt =
+        |index: usize| fake.requests()[index].body["messages"][0]["content"].clone();
+    post(&server, &ada, &chat, "one").await;
+    finished_replies(&server, &chat, 1).await;
+    post(&server, &ada, &chat, "two").await;
+    finished_replies(&server, &chat, 2).await;
+    assert!(
+        system_prompt(1)
+            .to_string()
+            .contains("Speak like a pirate."),
+        "{}",
+        system_prompt(1)
+    );
+    let edited = server
+        .master(
+            Method::PUT,
+            &format!("/classes/Persona/{bot}"),
+            Some(json!({"systemPrompt": "Speak like a poet."})),
+        )
+        .await;
+    assert_eq!(edited.status.as_u16(), 200, "{:?}", edited.body);
+    post(&server, &ada, &chat, "three").await;
+    finished_replies(&server, &chat, 3).await;
+    let prompt = system_prompt(2).to_string();
+    assert!(
+        prompt.contains("Speak like a poet.") && !prompt.contains("pirate"),
+        "{prompt}"
+    );
+    let deleted = server
+        .master(Method::DELETE, &format!("/classes/Persona/{bot}"), None)
+        .await;
+    assert_eq!(deleted.status.as_u16(), 200, "{:?}", deleted.body);
+    post(&server, &ada, &chat, "four").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        fake.requests().len(),
+        3,
+        "a deleted persona does not answer"
+    );
+}
+
 /// A user's message answers with `replies`: the objectIds of the persona replies it started,
 /// in the order they answer, before any of them is written; each reply appears under its id.
 /// Messages posted back to back in a `round_robin` session alternate personas even while

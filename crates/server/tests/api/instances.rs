@@ -558,3 +558,78 @@ async fn a_schema_change_reaches_the_other_instances_graphql() {
     }
     panic!("the second instance never saw the field: {last}");
 }
+
+/// A persona edited through one instance is what the other answers with next, though it
+/// keeps the personas it read (the relay clears them).
+#[tokio::test]
+async fn a_persona_edited_on_one_instance_answers_so_on_the_other() {
+    let Some(url) = postgres_or_skip() else {
+        return;
+    };
+    let fake = FakeLlm::start().await;
+    let (schema, database) = fresh_database(&url, "persona");
+    let options = || ServeOptions {
+        database: Some(database.clone()),
+        llm_base_url: Some(fake.base_url.clone()),
+        llm_model: Some("fake-model".into()),
+        ..ServeOptions::default()
+    };
+    let editor = TestServer::with(options()).await;
+    let answerer = TestServer::with(options()).await;
+    let ada = answerer.sign_up("ada").await;
+    let persona = editor
+        .create(
+            "Persona",
+            json!({"name": "Sage", "systemPrompt": "Speak like a pirate."}),
+        )
+        .await;
+    let session = answerer
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/ChatSession",
+            Some(json!({"participants": [pointer("_User", &ada.id)], "personas": [pointer("Persona", &persona)]})),
+        )
+        .await;
+    assert_eq!(session.status, 201, "{:?}", session.body);
+    let session = session.body["objectId"].as_str().unwrap().to_owned();
+    let asked = |count: usize| {
+        let fake = &fake;
+        async move {
+            for _ in 0..500 {
+                if fake.requests().len() >= count {
+                    return fake.requests()[count - 1].body["messages"][0]["content"].to_string();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("the provider was not asked {count} times");
+        }
+    };
+    say(&answerer, &ada.token, &session).await;
+    assert!(asked(1).await.contains("pirate"));
+    let edited = editor
+        .master(
+            Method::PUT,
+            &format!("/classes/Persona/{persona}"),
+            Some(json!({"systemPrompt": "Speak like a poet."})),
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{:?}", edited.body);
+    // The change reaches the answerer through the relay, a moment after the commit.
+    let mut prompt = String::new();
+    for attempt in 2..12 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        say(&answerer, &ada.token, &session).await;
+        prompt = asked(attempt).await;
+        if prompt.contains("poet") {
+            break;
+        }
+    }
+    assert!(
+        prompt.contains("poet") && !prompt.contains("pirate"),
+        "{prompt}"
+    );
+    drop(editor);
+    drop(answerer);
+    drop_pg_schema(&schema, true);
+}
