@@ -22,6 +22,25 @@ pub struct ChangeEvent {
     /// The states as JSON text, per reader's rights: thousands of subscribers with the same
     /// rights share one rendering instead of each building its own.
     pub renderings: Mutex<HashMap<String, Arc<str>>>,
+    /// What each live-query subscription shape (`Subscription::shape`) gets of this change,
+    /// `None` for nothing: thousands of subscribers with the same query and rights share one
+    /// match and one rendering. A short list, searched in order (one entry per shape).
+    pub deliveries: Mutex<Vec<ShapeDelivery>>,
+}
+
+/// A subscription shape and what it gets of a change (`None`: nothing).
+pub type ShapeDelivery = (Arc<str>, Option<Arc<Delivery>>);
+
+/// The event one subscription shape gets of a change, before the app's afterLiveQueryEvent
+/// (which runs per subscriber).
+#[derive(Debug)]
+pub struct Delivery {
+    /// `create`, `update`, `enter`, `leave` or `delete`.
+    pub op: &'static str,
+    /// The object as JSON text, as the subscriber may see it.
+    pub object: Arc<str>,
+    /// The state before the change, for `update`, `enter` and `leave`.
+    pub original: Option<Arc<str>>,
 }
 
 impl ChangeEvent {
@@ -32,6 +51,7 @@ impl ChangeEvent {
             after,
             at: parlor_core::value::now_iso(),
             renderings: Mutex::default(),
+            deliveries: Mutex::default(),
         }
     }
 }
@@ -43,6 +63,9 @@ pub struct EventBus {
     sender: broadcast::Sender<Arc<ChangeEvent>>,
     /// Where this instance's own changes also go, for other instances (see `relay`).
     outlet: Arc<OnceLock<mpsc::UnboundedSender<Arc<ChangeEvent>>>>,
+    /// The task that publishes this instance's changes to the subscribers, once the live
+    /// queries have one (`hand_off`).
+    handoff: Arc<OnceLock<mpsc::UnboundedSender<Arc<ChangeEvent>>>>,
 }
 
 impl Default for EventBus {
@@ -51,6 +74,7 @@ impl Default for EventBus {
         EventBus {
             sender,
             outlet: Arc::default(),
+            handoff: Arc::default(),
         }
     }
 }
@@ -63,6 +87,24 @@ impl EventBus {
     /// Also hands every change committed here to `outlet`, in commit order. Set once.
     pub fn set_outlet(&self, outlet: mpsc::UnboundedSender<Arc<ChangeEvent>>) {
         let _ = self.outlet.set(outlet);
+    }
+
+    /// From now on, changes committed here reach the subscribers through a task on `runtime`
+    /// instead of the commit path itself. Publishing wakes every subscriber (10,000 wake-ups
+    /// for one message in a busy chat); the thread that commits, which the writer who made
+    /// the change and every writer after it wait on, then only queues the change. Order is
+    /// kept: one queue, one task. Set once.
+    pub fn hand_off(&self, runtime: &tokio::runtime::Handle) {
+        self.handoff.get_or_init(|| {
+            let (queue, mut queued) = mpsc::unbounded_channel::<Arc<ChangeEvent>>();
+            let sender = self.sender.clone();
+            runtime.spawn(async move {
+                while let Some(event) = queued.recv().await {
+                    let _ = sender.send(event);
+                }
+            });
+            queue
+        });
     }
 
     /// Publishes a change committed by another instance to this instance's subscribers.
@@ -95,7 +137,14 @@ impl ChangeSink for EventBus {
             if let Some(outlet) = outlet {
                 let _ = outlet.send(Arc::clone(&event));
             }
-            let _ = self.sender.send(event);
+            match self.handoff.get() {
+                Some(handoff) => {
+                    let _ = handoff.send(event);
+                }
+                None => {
+                    let _ = self.sender.send(event);
+                }
+            }
         }
     }
 }
