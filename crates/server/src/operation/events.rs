@@ -117,8 +117,12 @@ impl EventBus {
 impl ChangeSink for EventBus {
     fn committed(&self, changes: &[Change<'_>]) {
         let outlet = self.outlet.get();
-        // Nobody listening: skip the copies.
-        if self.sender.receiver_count() == 0 && outlet.is_none() {
+        let handoff = self.handoff.get();
+        // Nobody listening: skip the copies. Not once changes go through the hand-off: who
+        // listens is then known only when the queued change is published, and a subscriber
+        // arriving meanwhile receives the queued changes, so it must receive this later one too
+        // (skipped, it would be left with an older state and nothing to correct it).
+        if handoff.is_none() && self.sender.receiver_count() == 0 && outlet.is_none() {
             return;
         }
         for change in changes {
@@ -137,7 +141,7 @@ impl ChangeSink for EventBus {
             if let Some(outlet) = outlet {
                 let _ = outlet.send(Arc::clone(&event));
             }
-            match self.handoff.get() {
+            match handoff {
                 Some(handoff) => {
                     let _ = handoff.send(event);
                 }
@@ -146,5 +150,54 @@ impl ChangeSink for EventBus {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn commit(bus: &EventBus, object_id: &str) {
+        let outcome = WriteOutcome::Created(Object {
+            object_id: object_id.to_owned(),
+            ..Object::default()
+        });
+        bus.committed(&[Change {
+            class_name: "Note",
+            outcome: &outcome,
+        }]);
+    }
+
+    async fn next_id(events: &mut broadcast::Receiver<Arc<ChangeEvent>>) -> Option<String> {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .ok()?
+            .ok()?;
+        event.after.as_ref().map(|object| object.object_id.clone())
+    }
+
+    /// Every client reconnects at once (nobody listens for a moment) while changes wait in the
+    /// hand-off's queue: a client back before they are published receives them, and then the
+    /// changes committed while nobody listened, or its view would go back in time for good.
+    #[test]
+    fn a_subscriber_receives_what_follows_the_queued_changes_it_receives() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let bus = EventBus::default();
+        let gone = bus.subscribe();
+        // The runtime is not driven yet: what is handed off waits in the queue.
+        bus.hand_off(runtime.handle());
+        commit(&bus, "older");
+        drop(gone);
+        commit(&bus, "newer");
+        let mut back = bus.subscribe();
+        runtime.block_on(async {
+            assert_eq!(next_id(&mut back).await.as_deref(), Some("older"));
+            assert_eq!(next_id(&mut back).await.as_deref(), Some("newer"));
+        });
     }
 }
