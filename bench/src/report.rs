@@ -64,11 +64,11 @@ fn fanout_table(summaries: &[Value], out: &mut String) {
     if !out.is_empty() {
         out.push('\n');
     }
-    out.push_str("| live_fanout | subscribers (connected) | delivered / expected (missing, dup.) | commit→receipt p50 / p99 / max ms | server RSS idle / subscribed / after / disconnected MB | server / load-gen CPU s | goal met |\n|---|---|---|---|---|---|---|\n");
+    out.push_str("| live_fanout | subscribers (connected) | delivered / expected (missing, dup.) | commit→receipt p50 / p99 / max ms | POST p99 ms | server RSS idle / subscribed / after / disconnected MB | server / load-gen CPU s | goal met |\n|---|---|---|---|---|---|---|---|\n");
     for (label, row) in rows {
         let rss = &row["rss_mb"];
         out.push_str(&format!(
-            "| {label} | {} ({}) | {} / {} ({}, {}) | {} / {} / {} | {} / {} / {} / {} | {} / {} | {} |\n",
+            "| {label} | {} ({}) | {} / {} ({}, {}) | {} / {} / {} | {} | {} / {} / {} / {} | {} / {} | {} |\n",
             row["subscribers"],
             row["connected"],
             row["delivered"],
@@ -78,6 +78,7 @@ fn fanout_table(summaries: &[Value], out: &mut String) {
             fmt_num(&row["p50_ms"]),
             fmt_num(&row["p99_ms"]),
             fmt_num(&row["max_ms"]),
+            fmt_num(&row["post_p99_ms"]),
             fmt_num(&rss["idle"]),
             fmt_num(&rss["subscribed"]),
             fmt_num(&rss["after"]),

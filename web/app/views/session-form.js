@@ -34,6 +34,10 @@ export function sessionFormView(sessionId) {
   const policy = h('select', { id: 'session-policy' }, ...POLICIES.map(([value, label]) => h('option', { value, text: label })));
   const submit = h('button', { type: 'submit', class: 'button primary' }, editing ? 'Save changes' : 'Create session');
   const danger = h('div', { class: 'danger-zone', hidden: !editing });
+  // The settings fill in once the session is loaded: until then they take no input, which the
+  // load would overwrite (a title typed at once was saved as the old one).
+  const loading = editing ? [title, peopleInput, addButton, policy, submit] : [];
+  for (const control of loading) control.disabled = true;
 
   const renderChips = () => {
     chips.replaceChildren(...[...state.participants.values()].map((user) => h('li', { class: 'chip' },
@@ -196,7 +200,10 @@ export function sessionFormView(sessionId) {
       for (const persona of session.personas ?? []) state.personas.add(persona.objectId);
       heading.textContent = session.title || 'Untitled session';
       renderDanger();
-      if (!state.owner) {
+      if (state.owner) {
+        for (const control of loading) control.disabled = false;
+        if (document.activeElement === document.body) title.focus();
+      } else {
         for (const control of form.querySelectorAll('input, select, button[type="submit"], .persona-choices input')) control.disabled = true;
         addButton.disabled = true;
         form.prepend(h('p', { class: 'notice', text: 'Only the session\u2019s owner can change these settings.' }));

@@ -138,9 +138,11 @@ async fn handle_request(
                 // small heap.
                 upgrade
                     .read_buffer_size(1024)
-                    .write_buffer_size(0)
-                    .on_upgrade(move |socket| {
-                        crate::live::serve_socket(socket, live_state, peer.ip())
+                    .write_buffer_size(crate::live::WRITE_BUFFER)
+                    .on_upgrade(move |socket| async move {
+                        let connection =
+                            crate::live::serve_socket(socket, live_state.clone(), peer.ip());
+                        crate::live::spawn(&live_state, connection);
                     })
             }
             Err(rejection) => rejection.into_response(),

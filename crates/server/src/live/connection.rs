@@ -1,21 +1,23 @@
 //! One LiveQuery connection: the client's frames in, events out (§11.2–§11.5).
 //!
-//! The reading task owns the protocol state; a writer task owns the socket's sending half
-//! and drains a bounded queue. A client that lets the queue fill (it reads too slowly, or not
-//! at all) is told so and disconnected: its memory never grows past the queue.
+//! One task per connection owns the protocol state and the socket: it reads the client's
+//! frames and the change-event bus, and writes what they give through a bounded queue. A
+//! client that lets the queue fill (it reads too slowly, or not at all) is told so and
+//! disconnected: its memory never grows past the queue.
 
+use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
-use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use parlor_core::Error;
 use rand::RngExt;
 use serde_json::{Map, Value, json};
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
 
 use super::frame::{self, Op};
@@ -25,7 +27,7 @@ use crate::http::AppState;
 use crate::http::auth::authenticate;
 use crate::http::envelope::Credentials;
 use crate::operation::Auth;
-use crate::operation::events::ChangeEvent;
+use crate::operation::events::{ChangeEvent, Delivery};
 use crate::operation::hooks::Trigger;
 
 /// How often the server pings.
@@ -34,8 +36,13 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 /// A client silent this long (not even a pong) is gone.
 const SILENCE_LIMIT: Duration = Duration::from_secs(35);
 
-/// How long one frame may take to reach the socket before the client counts as stuck.
+/// How long a write may find the socket full before the client counts as stuck.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Frames handed to the socket before one flush, and events taken from the bus at one wake-up:
+/// a connection that fell behind catches up in one turn of its task, and a stalled write is a
+/// small one.
+const WRITE_BATCH: usize = 32;
 
 const NOT_CONNECTED: &str =
     "Can not find this client, make sure you connect to server before subscribing";
@@ -72,39 +79,46 @@ impl Client {
     }
 }
 
-/// The sending side of a connection, as the reading task sees it.
+/// What waits to be written to one client, and why the connection must end.
+///
+/// A client that lets `pending` fill (it reads too slowly, or not at all) is told so and
+/// disconnected: its memory never grows past the queue.
 struct Outbox {
-    queue: mpsc::Sender<Message>,
-    /// Ends the writer with a last frame, ahead of whatever is queued.
-    kill: Option<oneshot::Sender<Value>>,
+    pending: VecDeque<Message>,
+    /// Frames handed to the socket but not flushed yet.
+    unflushed: bool,
+    /// Frames one client may have waiting before it counts as too slow.
+    limit: usize,
+    /// When a write last found the socket full, while it still is.
+    stalled_since: Option<Instant>,
+    /// The last frame, sent ahead of whatever is pending, when the server ends the connection.
+    last: Option<Value>,
     /// Counts the slow clients cut off.
     hub: Arc<super::Hub>,
 }
 
-/// Why the reading task stops.
+/// Why the connection stops.
 struct Closed;
 
 impl Outbox {
-    /// Queues a frame; `Err` when the client is gone or too slow (then it has been told).
+    /// Queues a frame; `Err` when the client is too slow (then it will be told).
     fn push(&mut self, frame: Value) -> Result<(), Closed> {
         self.push_text(frame.to_string())
     }
 
     fn push_text(&mut self, frame: String) -> Result<(), Closed> {
-        match self.queue.try_send(Message::Text(frame.into())) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.hub.count_slow_consumer();
-                self.close_with(error_frame(
-                    1,
-                    "The client is too slow reading events; reconnect.",
-                    true,
-                    None,
-                ));
-                Err(Closed)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Closed),
+        if self.pending.len() >= self.limit {
+            self.hub.count_slow_consumer();
+            self.close_with(error_frame(
+                1,
+                "The client is too slow reading events; reconnect.",
+                true,
+                None,
+            ));
+            return Err(Closed);
         }
+        self.pending.push_back(Message::Text(frame.into()));
+        Ok(())
     }
 
     fn push_all(&mut self, frames: Vec<Value>) -> Result<(), Closed> {
@@ -112,22 +126,81 @@ impl Outbox {
     }
 
     fn close_with(&mut self, frame: Value) {
-        if let Some(kill) = self.kill.take() {
-            let _ = kill.send(frame);
+        self.last.get_or_insert(frame);
+    }
+
+    fn has_work(&self) -> bool {
+        self.unflushed || !self.pending.is_empty()
+    }
+
+    /// Hands the pending frames to the socket, a bounded batch at a time, and flushes each
+    /// batch. Cancel-safe: what it took from `pending` is in the socket's hands and
+    /// `unflushed` says so.
+    fn write(&mut self, sink: &mut WebSocket, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+        loop {
+            let mut batch = 0;
+            while batch < WRITE_BATCH && !self.pending.is_empty() {
+                match sink.poll_ready_unpin(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => return Poll::Ready(Err(Closed)),
+                    Poll::Pending => return self.stalled(),
+                }
+                let Some(message) = self.pending.pop_front() else {
+                    break;
+                };
+                if sink.start_send_unpin(message).is_err() {
+                    return Poll::Ready(Err(Closed));
+                }
+                self.unflushed = true;
+                batch += 1;
+            }
+            if self.unflushed {
+                match sink.poll_flush_unpin(cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.unflushed = false;
+                        self.stalled_since = None;
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(Err(Closed)),
+                    Poll::Pending => return self.stalled(),
+                }
+            }
+            if self.pending.is_empty() {
+                // A backlog's room goes with it: ten thousand idle connections would
+                // otherwise each keep the largest queue they once had.
+                if self.pending.capacity() > 4 {
+                    self.pending = VecDeque::new();
+                }
+                return Poll::Ready(Ok(()));
+            }
         }
+    }
+
+    fn stalled(&mut self) -> Poll<Result<(), Closed>> {
+        self.stalled_since.get_or_insert_with(Instant::now);
+        Poll::Pending
     }
 }
 
+/// When a connection's one timer must fire next: the next ping, the client's silence limit,
+/// or a stalled write's limit. The timer is reset only when it fires, not on every frame
+/// heard: it then finds the deadline has moved and sleeps again.
+fn next_deadline(next_ping: Instant, heard: Instant, stalled_since: Option<Instant>) -> Instant {
+    let deadline = next_ping.min(heard + SILENCE_LIMIT);
+    stalled_since.map_or(deadline, |since| deadline.min(since + SEND_TIMEOUT))
+}
+
 /// Serves one upgraded socket until the client leaves, is too slow, or the server stops.
-pub async fn serve_socket(socket: WebSocket, state: AppState, peer: IpAddr) {
+///
+/// One task per connection reads the client's frames and the change-event bus and writes to
+/// the socket: an event costs one wake-up and, when the socket has room, one write.
+pub async fn serve_socket(mut socket: WebSocket, state: AppState, peer: IpAddr) {
     let mut events = state.operations.events.subscribe();
-    let (sink, mut incoming) = socket.split();
-    let (queue, queued) = mpsc::channel(state.live.config.queue);
-    let (kill, killed) = oneshot::channel();
-    let writer = tokio::spawn(write_frames(sink, queued, killed));
     let mut outbox = Outbox {
-        queue,
-        kill: Some(kill),
+        pending: VecDeque::new(),
+        unflushed: false,
+        limit: state.live.config.queue,
+        stalled_since: None,
+        last: None,
         hub: Arc::clone(&state.live),
     };
     let id: String = {
@@ -143,11 +216,17 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, peer: IpAddr) {
         slot: None,
         subscriptions: Subscriptions::new(registration),
     };
-    let mut silent_until = Instant::now() + SILENCE_LIMIT;
+    let mut heard = Instant::now();
+    let mut next_ping = heard + PING_EVERY;
+    let timer = tokio::time::sleep_until(next_deadline(next_ping, heard, None));
+    tokio::pin!(timer);
     loop {
         let step = tokio::select! {
-            frame = incoming.next() => {
-                silent_until = Instant::now() + SILENCE_LIMIT;
+            biased;
+            step = poll_fn(|cx| poll_socket(&mut socket, &mut outbox, cx)) => match step {
+                SocketStep::Written(written) => written,
+                SocketStep::Frame(frame) => {
+                heard = Instant::now();
                 match frame {
                     Some(Ok(Message::Text(text))) => {
                         // Boxed: these futures are large and only live while a frame is handled,
@@ -161,66 +240,118 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, peer: IpAddr) {
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Err(Closed),
                 }
-            }
-            event = events.recv() => match event {
-                Ok(event) => {
-                    let (frames, events) = Box::pin(event_frames(&state, &mut client, &event)).await;
-                    let pushed = frames.into_iter().try_for_each(|frame| outbox.push_text(frame));
-                    if pushed.is_ok() {
-                        state.live.count_events(events);
-                    }
-                    pushed
                 }
-                // The bus moved on more than its capacity past this client.
-                Err(RecvError::Lagged(_)) => {
-                    state.live.count_slow_consumer();
-                    outbox.close_with(error_frame(1, "The client fell behind the event stream; reconnect.", true, None));
-                    Err(Closed)
-                }
-                Err(RecvError::Closed) => Err(Closed),
             },
-            _ = tokio::time::sleep_until(silent_until) => Err(Closed),
+            event = events.recv() => {
+                let mut step = on_event(&state, &mut client, &mut outbox, event).await;
+                // Whatever else the bus already holds joins the same write.
+                for _ in 1..WRITE_BATCH {
+                    if step.is_err() {
+                        break;
+                    }
+                    match events.try_recv() {
+                        Err(TryRecvError::Empty) => break,
+                        Ok(event) => step = on_event(&state, &mut client, &mut outbox, Ok(event)).await,
+                        Err(TryRecvError::Lagged(skipped)) => {
+                            step = on_event(&state, &mut client, &mut outbox, Err(RecvError::Lagged(skipped))).await;
+                        }
+                        Err(TryRecvError::Closed) => {
+                            step = on_event(&state, &mut client, &mut outbox, Err(RecvError::Closed)).await;
+                        }
+                    }
+                }
+                step
+            }
+            () = &mut timer => {
+                let now = Instant::now();
+                if now >= heard + SILENCE_LIMIT
+                    || outbox.stalled_since.is_some_and(|since| now >= since + SEND_TIMEOUT)
+                {
+                    Err(Closed)
+                } else {
+                    if now >= next_ping {
+                        outbox.pending.push_back(Message::Ping(Default::default()));
+                        next_ping = now + PING_EVERY;
+                    }
+                    timer.as_mut().reset(next_deadline(next_ping, heard, outbox.stalled_since));
+                    Ok(())
+                }
+            }
         };
         if step.is_err() {
             break;
         }
     }
-    drop(outbox);
-    // The writer finishes the queued frames (or the last error) and closes the socket; one
-    // stuck on a client that does not read is cut off by its send timeout.
-    let _ = writer.await;
+    // The last error, ahead of whatever is pending; otherwise the pending frames. A client
+    // that does not read is cut off by the send timeout either way.
+    if let Some(frame) = outbox.last.take() {
+        outbox.pending.clear();
+        outbox
+            .pending
+            .push_back(Message::Text(frame.to_string().into()));
+    }
+    if outbox.stalled_since.is_none() {
+        let _ =
+            tokio::time::timeout(SEND_TIMEOUT, poll_fn(|cx| outbox.write(&mut socket, cx))).await;
+    }
+    let _ = tokio::time::timeout(SEND_TIMEOUT, socket.close()).await;
 }
 
-/// Sends queued frames and pings until the queue closes or the connection is killed.
-async fn write_frames(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut queued: mpsc::Receiver<Message>,
-    mut killed: oneshot::Receiver<Value>,
-) {
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
-    loop {
-        let message = tokio::select! {
-            biased;
-            last = &mut killed => {
-                if let Ok(frame) = last {
-                    let text = Message::Text(frame.to_string().into());
-                    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(text)).await;
-                }
-                break;
-            }
-            message = queued.recv() => match message {
-                Some(message) => message,
-                None => break,
-            },
-            _ = ping.tick() => Message::Ping(Vec::new().into()),
-        };
-        match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => return,
-        }
+/// What the socket did: a write finished (or failed), or a frame came in.
+enum SocketStep {
+    Written(Result<(), Closed>),
+    Frame(Option<Result<Message, axum::Error>>),
+}
+
+/// Drives the pending writes, then looks for the client's next frame: one branch for both,
+/// since both need the socket.
+fn poll_socket(
+    socket: &mut WebSocket,
+    outbox: &mut Outbox,
+    cx: &mut Context<'_>,
+) -> Poll<SocketStep> {
+    if outbox.has_work()
+        && let Poll::Ready(written) = outbox.write(socket, cx)
+    {
+        return Poll::Ready(SocketStep::Written(written));
     }
-    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.close()).await;
+    socket.poll_next_unpin(cx).map(SocketStep::Frame)
+}
+
+/// Queues the frames one event (or the bus's failure) gives this client.
+async fn on_event(
+    state: &AppState,
+    client: &mut Client,
+    outbox: &mut Outbox,
+    event: Result<Arc<ChangeEvent>, RecvError>,
+) -> Result<(), Closed> {
+    match event {
+        Ok(event) => {
+            if client.subscriptions.is_empty() {
+                return Ok(());
+            }
+            let (frames, events) = Box::pin(event_frames(state, client, &event)).await;
+            let pushed = frames
+                .into_iter()
+                .try_for_each(|frame| outbox.push_text(frame));
+            if pushed.is_ok() {
+                state.live.count_events(events);
+            }
+            pushed
+        }
+        // The bus moved on more than its capacity past this client.
+        Err(RecvError::Lagged(_)) => {
+            state.live.count_slow_consumer();
+            outbox.close_with(error_frame(
+                1,
+                "The client fell behind the event stream; reconnect.",
+                true,
+                None,
+            ));
+            Err(Closed)
+        }
+        Err(RecvError::Closed) => Err(Closed),
+    }
 }
 
 /// Answers one client frame with zero or more frames.
@@ -575,33 +706,11 @@ async fn event_frames(
         if subscription.schema.class_name != event.class_name {
             continue;
         }
-        let Some(kind) = subscription.event_for(event.before.as_ref(), event.after.as_ref()) else {
+        let Some(delivery) = delivery(state, subscription, event).await else {
             continue;
         };
-        let current = match kind {
-            EventKind::Delete => event.before.as_ref().map(|object| (object, State::Before)),
-            _ => event.after.as_ref().map(|object| (object, State::After)),
-        };
-        let Some((current, which)) = current else {
-            continue;
-        };
-        // A leave because the subscriber lost the right to read the object: its new state
-        // is none of the subscriber's business.
-        let object = if kind == EventKind::Leave && !subscription.may_read(current) {
-            Arc::from(
-                json!({"__type": "Object", "className": event.class_name, "objectId": current.object_id})
-                    .to_string(),
-            )
-        } else {
-            rendering(state, subscription, event, which).await
-        };
-        let mut original = match (kind, &event.before) {
-            (EventKind::Update | EventKind::Enter | EventKind::Leave, Some(_)) => {
-                Some(rendering(state, subscription, event, State::Before).await)
-            }
-            _ => None,
-        };
-        let mut object = object;
+        let mut object = Arc::clone(&delivery.object);
+        let mut original = delivery.original.clone();
         let operations = &state.operations;
         if operations.has_trigger(Trigger::AfterLiveQueryEvent, &event.class_name) {
             // The app's afterLiveQueryEvent, per subscriber: it may change or hold back what
@@ -611,7 +720,7 @@ async fn event_frames(
                 .after_live_event(
                     &subscription.auth,
                     &event.class_name,
-                    kind.op(),
+                    delivery.op,
                     parse(&object),
                     original.as_deref().map(parse),
                 )
@@ -624,7 +733,7 @@ async fn event_frames(
         }
         frames.push(event_frame(
             client,
-            kind.op(),
+            delivery.op,
             subscription.request_id,
             &object,
             original.as_deref(),
@@ -632,6 +741,66 @@ async fn event_frames(
     }
     let events = frames.len() - errors;
     (frames, events)
+}
+
+/// What a change gives a subscription, worked out once per subscription shape and shared by
+/// every subscriber of that shape.
+async fn delivery(
+    state: &AppState,
+    subscription: &Subscription,
+    event: &ChangeEvent,
+) -> Option<Arc<Delivery>> {
+    let known = event.deliveries.lock().ok().and_then(|deliveries| {
+        deliveries
+            .iter()
+            .find(|(shape, _)| {
+                Arc::ptr_eq(shape, &subscription.shape.key) || *shape == subscription.shape.key
+            })
+            .map(|(_, delivery)| delivery.clone())
+    });
+    if let Some(delivery) = known {
+        return delivery;
+    }
+    let delivery = work_out_delivery(state, subscription, event)
+        .await
+        .map(Arc::new);
+    if let Ok(mut deliveries) = event.deliveries.lock() {
+        deliveries.push((Arc::clone(&subscription.shape.key), delivery.clone()));
+    }
+    delivery
+}
+
+async fn work_out_delivery(
+    state: &AppState,
+    subscription: &Subscription,
+    event: &ChangeEvent,
+) -> Option<Delivery> {
+    let kind = subscription.event_for(event.before.as_ref(), event.after.as_ref())?;
+    let (current, which) = match kind {
+        EventKind::Delete => event.before.as_ref().map(|object| (object, State::Before)),
+        _ => event.after.as_ref().map(|object| (object, State::After)),
+    }?;
+    // A leave because the subscriber lost the right to read the object: its new state
+    // is none of the subscriber's business.
+    let object = if kind == EventKind::Leave && !subscription.may_read(current) {
+        Arc::from(
+            json!({"__type": "Object", "className": event.class_name, "objectId": current.object_id})
+                .to_string(),
+        )
+    } else {
+        rendering(state, subscription, event, which).await
+    };
+    let original = match (kind, &event.before) {
+        (EventKind::Update | EventKind::Enter | EventKind::Leave, Some(_)) => {
+            Some(rendering(state, subscription, event, State::Before).await)
+        }
+        _ => None,
+    };
+    Some(Delivery {
+        op: kind.op(),
+        object,
+        original,
+    })
 }
 
 /// Which state of a changed object.
@@ -681,7 +850,7 @@ async fn rendering(
     which: State,
 ) -> Arc<str> {
     let auth = &subscription.auth;
-    let key = &subscription.render_keys[match which {
+    let key = &subscription.shape.render_keys[match which {
         State::Before => 0,
         State::After => 1,
     }];
@@ -708,7 +877,7 @@ async fn rendering(
         "className".into(),
         subscription.schema.class_name.clone().into(),
     );
-    project(&mut json, subscription.keys.as_deref());
+    project(&mut json, subscription.shape.keys.as_deref());
     let text: Arc<str> = Arc::from(Value::Object(json).to_string());
     if let Ok(mut renderings) = event.renderings.lock() {
         renderings.insert(key.clone(), Arc::clone(&text));

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
+use super::subscription::Shape;
 use crate::metrics::Metrics;
 
 /// Live-query settings (`--live-query-*`).
@@ -45,6 +46,10 @@ pub struct Hub {
     /// subscribes, unsubscribes or leaves, never per event.
     connections: Mutex<HashMap<u64, ConnectionRecord>>,
     next_key: AtomicU64,
+    /// One copy of each subscription shape in use: subscribers of the same query with the
+    /// same rights hold one copy between them, and an event's shared deliveries are found
+    /// by comparing pointers.
+    shapes: Mutex<Shapes>,
     /// The server's metrics when they are on: the connection and subscription gauges move
     /// with this register, so they cannot drift from it.
     pub metrics: Option<Arc<Metrics>>,
@@ -57,6 +62,13 @@ impl std::fmt::Debug for Hub {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// The interned shapes, and how many there were after the last sweep of unused ones.
+#[derive(Default)]
+struct Shapes {
+    held: HashMap<Arc<str>, Arc<Shape>>,
+    swept_at: usize,
 }
 
 /// What the register knows of one open connection.
@@ -109,6 +121,26 @@ impl Hub {
         {
             change(record);
         }
+    }
+
+    /// The held copy of `shape`, which becomes the held copy when there is none.
+    pub fn intern(&self, shape: Arc<Shape>) -> Arc<Shape> {
+        let Ok(mut shapes) = self.shapes.lock() else {
+            return shape;
+        };
+        if let Some(held) = shapes.held.get(&shape.key) {
+            return Arc::clone(held);
+        }
+        // Shapes nobody holds any more go when the set has doubled since the last sweep, so
+        // the sweeps cost a constant per shape added.
+        if shapes.held.len() >= 2 * shapes.swept_at.max(64) {
+            shapes.held.retain(|_, held| Arc::strong_count(held) > 1);
+            shapes.swept_at = shapes.held.len();
+        }
+        shapes
+            .held
+            .insert(Arc::clone(&shape.key), Arc::clone(&shape));
+        shape
     }
 
     /// Counts a slow client cut off (its queue filled, or it fell behind the event bus).
@@ -270,6 +302,11 @@ impl Registration {
         if added && let Some(metrics) = &self.hub.metrics {
             metrics.live_subscriptions.inc();
         }
+    }
+
+    /// The hub's copy of a subscription shape.
+    pub fn intern(&self, shape: Arc<Shape>) -> Arc<Shape> {
+        self.hub.intern(shape)
     }
 
     /// A subscription ended.

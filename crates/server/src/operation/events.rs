@@ -22,6 +22,25 @@ pub struct ChangeEvent {
     /// The states as JSON text, per reader's rights: thousands of subscribers with the same
     /// rights share one rendering instead of each building its own.
     pub renderings: Mutex<HashMap<String, Arc<str>>>,
+    /// What each live-query subscription shape (`Subscription::shape`) gets of this change,
+    /// `None` for nothing: thousands of subscribers with the same query and rights share one
+    /// match and one rendering. A short list, searched in order (one entry per shape).
+    pub deliveries: Mutex<Vec<ShapeDelivery>>,
+}
+
+/// A subscription shape and what it gets of a change (`None`: nothing).
+pub type ShapeDelivery = (Arc<str>, Option<Arc<Delivery>>);
+
+/// The event one subscription shape gets of a change, before the app's afterLiveQueryEvent
+/// (which runs per subscriber).
+#[derive(Debug)]
+pub struct Delivery {
+    /// `create`, `update`, `enter`, `leave` or `delete`.
+    pub op: &'static str,
+    /// The object as JSON text, as the subscriber may see it.
+    pub object: Arc<str>,
+    /// The state before the change, for `update`, `enter` and `leave`.
+    pub original: Option<Arc<str>>,
 }
 
 impl ChangeEvent {
@@ -32,6 +51,7 @@ impl ChangeEvent {
             after,
             at: parlor_core::value::now_iso(),
             renderings: Mutex::default(),
+            deliveries: Mutex::default(),
         }
     }
 }
@@ -43,6 +63,9 @@ pub struct EventBus {
     sender: broadcast::Sender<Arc<ChangeEvent>>,
     /// Where this instance's own changes also go, for other instances (see `relay`).
     outlet: Arc<OnceLock<mpsc::UnboundedSender<Arc<ChangeEvent>>>>,
+    /// The task that publishes this instance's changes to the subscribers, once the live
+    /// queries have one (`hand_off`).
+    handoff: Arc<OnceLock<mpsc::UnboundedSender<Arc<ChangeEvent>>>>,
 }
 
 impl Default for EventBus {
@@ -51,6 +74,7 @@ impl Default for EventBus {
         EventBus {
             sender,
             outlet: Arc::default(),
+            handoff: Arc::default(),
         }
     }
 }
@@ -65,6 +89,24 @@ impl EventBus {
         let _ = self.outlet.set(outlet);
     }
 
+    /// From now on, changes committed here reach the subscribers through a task on `runtime`
+    /// instead of the commit path itself. Publishing wakes every subscriber (10,000 wake-ups
+    /// for one message in a busy chat); the thread that commits, which the writer who made
+    /// the change and every writer after it wait on, then only queues the change. Order is
+    /// kept: one queue, one task. Set once.
+    pub fn hand_off(&self, runtime: &tokio::runtime::Handle) {
+        self.handoff.get_or_init(|| {
+            let (queue, mut queued) = mpsc::unbounded_channel::<Arc<ChangeEvent>>();
+            let sender = self.sender.clone();
+            runtime.spawn(async move {
+                while let Some(event) = queued.recv().await {
+                    let _ = sender.send(event);
+                }
+            });
+            queue
+        });
+    }
+
     /// Publishes a change committed by another instance to this instance's subscribers.
     pub fn publish_remote(&self, event: ChangeEvent) {
         let _ = self.sender.send(Arc::new(event));
@@ -75,8 +117,12 @@ impl EventBus {
 impl ChangeSink for EventBus {
     fn committed(&self, changes: &[Change<'_>]) {
         let outlet = self.outlet.get();
-        // Nobody listening: skip the copies.
-        if self.sender.receiver_count() == 0 && outlet.is_none() {
+        let handoff = self.handoff.get();
+        // Nobody listening: skip the copies. Not once changes go through the hand-off: who
+        // listens is then known only when the queued change is published, and a subscriber
+        // arriving meanwhile receives the queued changes, so it must receive this later one too
+        // (skipped, it would be left with an older state and nothing to correct it).
+        if handoff.is_none() && self.sender.receiver_count() == 0 && outlet.is_none() {
             return;
         }
         for change in changes {
@@ -95,7 +141,63 @@ impl ChangeSink for EventBus {
             if let Some(outlet) = outlet {
                 let _ = outlet.send(Arc::clone(&event));
             }
-            let _ = self.sender.send(event);
+            match handoff {
+                Some(handoff) => {
+                    let _ = handoff.send(event);
+                }
+                None => {
+                    let _ = self.sender.send(event);
+                }
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn commit(bus: &EventBus, object_id: &str) {
+        let outcome = WriteOutcome::Created(Object {
+            object_id: object_id.to_owned(),
+            ..Object::default()
+        });
+        bus.committed(&[Change {
+            class_name: "Note",
+            outcome: &outcome,
+        }]);
+    }
+
+    async fn next_id(events: &mut broadcast::Receiver<Arc<ChangeEvent>>) -> Option<String> {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .ok()?
+            .ok()?;
+        event.after.as_ref().map(|object| object.object_id.clone())
+    }
+
+    /// Every client reconnects at once (nobody listens for a moment) while changes wait in the
+    /// hand-off's queue: a client back before they are published receives them, and then the
+    /// changes committed while nobody listened, or its view would go back in time for good.
+    #[test]
+    fn a_subscriber_receives_what_follows_the_queued_changes_it_receives() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let bus = EventBus::default();
+        let gone = bus.subscribe();
+        // The runtime is not driven yet: what is handed off waits in the queue.
+        bus.hand_off(runtime.handle());
+        commit(&bus, "older");
+        drop(gone);
+        commit(&bus, "newer");
+        let mut back = bus.subscribe();
+        runtime.block_on(async {
+            assert_eq!(next_id(&mut back).await.as_deref(), Some("older"));
+            assert_eq!(next_id(&mut back).await.as_deref(), Some("newer"));
+        });
     }
 }
