@@ -368,3 +368,55 @@ async fn change_sink_hears_commits_in_order() {
     assert_eq!(counts, (1..=40).map(|n| json!(n)).collect::<Vec<_>>());
     store.close().await;
 }
+
+/// Finds borrow connections that skip the pool's checks; when the server ends them (as at
+/// a restart, or an administrator's `pg_terminate_backend`), the next finds still answer,
+/// and nothing answers once the store is closed.
+#[tokio::test]
+async fn finds_survive_connections_the_server_ended() {
+    let Some(url) = pg::database_url() else {
+        return;
+    };
+    let guard = TestSchema::new(&url, "lost");
+    let application = guard.name.clone();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let store = PostgresStore::connect(
+        &format!("{url}{separator}application_name={application}"),
+        PostgresOptions {
+            max_connections: 4,
+            schema: Some(guard.name.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    let schema = suite::things(&store).await;
+    let store = Arc::new(store);
+    let warm: Vec<_> = (0..12)
+        .map(|_| {
+            let (store, schema) = (Arc::clone(&store), schema.clone());
+            tokio::spawn(async move { suite::get(&*store, &schema, "a").await.is_some() })
+        })
+        .collect();
+    for found in warm {
+        assert!(found.await.unwrap());
+    }
+    guard
+        .execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = '{application}'"
+        ))
+        .await;
+    for _ in 0..3 {
+        for id in ["a", "b", "c", "d", "e"] {
+            let found = suite::get(&*store, &schema, id).await;
+            assert_eq!(found.map(|object| object.object_id).as_deref(), Some(id));
+        }
+    }
+    assert_eq!(ids(&*store, &schema, Filter::True).await.len(), 5);
+    store.close().await;
+    let by_id = cond(&schema, "objectId", Cond::Eq(suite::s("a")));
+    let closed = store
+        .find(&schema, &parlor_core::query::FindQuery::filter(by_id))
+        .await;
+    assert!(closed.is_err(), "a find answered after close: {closed:?}");
+}

@@ -21,6 +21,7 @@
 pub mod channel;
 mod ddl;
 mod dialect;
+mod lending;
 mod regex;
 mod rows;
 mod search;
@@ -124,6 +125,8 @@ struct Inner {
     sequencer: Arc<Sequencer>,
     /// `pg_trgm` could not be created here: `$text` scans (`search::ensure_trigram_index`).
     trigrams_unavailable: AtomicBool,
+    /// Connections lent to finds without the pool's pings.
+    lending: lending::Lending,
 }
 
 impl From<sqlx_core::Error> for StoreError {
@@ -380,6 +383,7 @@ impl PostgresStore {
                 sink: RwLock::new(None),
                 sequencer: Arc::new(Sequencer::default()),
                 trigrams_unavailable: AtomicBool::new(false),
+                lending: lending::Lending::default(),
             }),
         })
     }
@@ -592,6 +596,18 @@ impl Store for PostgresStore {
         let (out, projection) = self
             .inner
             .with_tables(|table_exists| select::find::<PgDialect>(schema, query, table_exists))?;
+        if let Some(mut lent) = self.inner.lending.lend(&self.inner.pool).await {
+            let found = select_objects(lent.conn(), &out, &projection).await;
+            lent.finish(found.as_ref().err());
+            match found {
+                Err(error) if lending::is_lost_connection(&error) || is_stale_statement(&error) => {
+                    if is_stale_statement(&error) {
+                        next_statement_epoch();
+                    }
+                }
+                found => return found,
+            }
+        }
         read(|| select_objects(&self.inner.pool, &out, &projection)).await
     }
 
@@ -811,12 +827,13 @@ impl Store for PostgresStore {
             // Writers run concurrently on pool connections; their order is kept by tickets.
             writer_queue: 0,
             connections_in_use: open.saturating_sub(idle),
-            connections: open,
+            connections: open + u64::try_from(self.inner.lending.open()).unwrap_or(u64::MAX),
             backend: "postgresql",
         }
     }
 
     async fn close(&self) {
+        self.inner.lending.close();
         self.inner.pool.close().await;
     }
 }
