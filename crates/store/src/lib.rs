@@ -17,6 +17,7 @@ mod aggregate;
 mod ddl;
 pub mod error;
 mod layout;
+mod lending;
 pub mod postgres;
 mod select;
 mod sql;

@@ -1,4 +1,4 @@
-//! Connections lent to finds without the pool's pings.
+//! Connections lent to finds without the pool's pings (the shared [`Lending`] holds them).
 //!
 //! sqlx (0.9) pings a pooled connection when it lends it (`test_before_acquire`) and again
 //! when it is given back: two round trips to PostgreSQL around every query, 22 % of a get's
@@ -12,105 +12,32 @@
 //! the pool; one whose read was abandoned mid-way (its caller went away) is closed, since
 //! the protocol state it was left in is unknown.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use sqlx_postgres::{PgConnection, PgPool};
 
 use crate::error::StoreError;
+use crate::lending::{Lending, Lent};
 
 /// The most connections lent or kept idle here, on top of the pool's.
 pub(super) const LENT_MAX: usize = 8;
 
-#[derive(Default)]
-pub(super) struct Lending {
-    idle: Mutex<Vec<PgConnection>>,
-    /// Connections that exist here (idle or lent).
-    open: AtomicUsize,
-    closed: AtomicBool,
-}
-
-/// A connection lent by [`Lending`]; given back when [`Lent::finish`]ed, closed otherwise.
-pub(super) struct Lent<'a> {
-    home: &'a Lending,
-    conn: Option<PgConnection>,
-    finished: bool,
-}
-
-impl Lending {
-    /// An idle connection, or one taken from `pool` while fewer than [`LENT_MAX`] exist;
-    /// `None`: use the pool.
-    pub(super) async fn lend<'a>(&'a self, pool: &PgPool) -> Option<Lent<'a>> {
-        if self.closed.load(Ordering::Acquire) {
-            return None;
+/// An idle connection, or one taken out of `pool` while fewer than [`LENT_MAX`] exist;
+/// `None`: use the pool.
+pub(super) async fn lend<'a>(
+    lending: &'a Lending<PgConnection>,
+    pool: &PgPool,
+) -> Option<Lent<'a, PgConnection>> {
+    if let Some(lent) = lending.idle() {
+        return Some(lent);
+    }
+    if !lending.reserve() {
+        return None;
+    }
+    match pool.acquire().await {
+        Ok(conn) => Some(lending.adopt(conn.detach())),
+        Err(_) => {
+            lending.unreserve();
+            None
         }
-        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let conn = match idle {
-            Some(conn) => conn,
-            None => {
-                if self.open.fetch_add(1, Ordering::AcqRel) >= LENT_MAX {
-                    self.open.fetch_sub(1, Ordering::AcqRel);
-                    return None;
-                }
-                match pool.acquire().await {
-                    Ok(conn) => conn.detach(),
-                    Err(_) => {
-                        self.open.fetch_sub(1, Ordering::AcqRel);
-                        return None;
-                    }
-                }
-            }
-        };
-        Some(Lent {
-            home: self,
-            conn: Some(conn),
-            finished: false,
-        })
-    }
-
-    /// Closes the idle connections; later finds use the (closed) pool.
-    pub(super) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        if let Ok(mut idle) = self.idle.lock() {
-            let dropped = idle.len();
-            idle.clear();
-            self.open.fetch_sub(dropped, Ordering::AcqRel);
-        }
-    }
-
-    /// Connections that exist here (`Store::stats`).
-    pub(super) fn open(&self) -> usize {
-        self.open.load(Ordering::Acquire)
-    }
-}
-
-impl Lent<'_> {
-    pub(super) fn conn(&mut self) -> &mut PgConnection {
-        // Set from creation until drop.
-        self.conn.as_mut().expect("a lent connection")
-    }
-
-    /// The read ran to its end: the connection may be lent again, unless it failed in a way
-    /// that says it is gone.
-    pub(super) fn finish(mut self, error: Option<&StoreError>) {
-        self.finished = !error.is_some_and(is_lost_connection);
-    }
-}
-
-impl Drop for Lent<'_> {
-    fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else {
-            return;
-        };
-        if self.finished
-            && !self.home.closed.load(Ordering::Acquire)
-            && let Ok(mut idle) = self.home.idle.lock()
-        {
-            idle.push(conn);
-            return;
-        }
-        drop(conn);
-        self.home.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -125,8 +125,8 @@ struct Inner {
     sequencer: Arc<Sequencer>,
     /// `pg_trgm` could not be created here: `$text` scans (`search::ensure_trigram_index`).
     trigrams_unavailable: AtomicBool,
-    /// Connections lent to finds without the pool's pings.
-    lending: lending::Lending,
+    /// Connections lent to finds without the pool's pings (`lending`).
+    lending: crate::lending::Lending<PgConnection>,
 }
 
 impl From<sqlx_core::Error> for StoreError {
@@ -383,7 +383,7 @@ impl PostgresStore {
                 sink: RwLock::new(None),
                 sequencer: Arc::new(Sequencer::default()),
                 trigrams_unavailable: AtomicBool::new(false),
-                lending: lending::Lending::default(),
+                lending: crate::lending::Lending::new(lending::LENT_MAX),
             }),
         })
     }
@@ -596,9 +596,9 @@ impl Store for PostgresStore {
         let (out, projection) = self
             .inner
             .with_tables(|table_exists| select::find::<PgDialect>(schema, query, table_exists))?;
-        if let Some(mut lent) = self.inner.lending.lend(&self.inner.pool).await {
+        if let Some(mut lent) = lending::lend(&self.inner.lending, &self.inner.pool).await {
             let found = select_objects(lent.conn(), &out, &projection).await;
-            lent.finish(found.as_ref().err());
+            lent.finish(!found.as_ref().is_err_and(lending::is_lost_connection));
             match found {
                 Err(error) if lending::is_lost_connection(&error) || is_stale_statement(&error) => {
                     if is_stale_statement(&error) {
@@ -827,7 +827,7 @@ impl Store for PostgresStore {
             // Writers run concurrently on pool connections; their order is kept by tickets.
             writer_queue: 0,
             connections_in_use: open.saturating_sub(idle),
-            connections: open + u64::try_from(self.inner.lending.open()).unwrap_or(u64::MAX),
+            connections: open + self.inner.lending.open(),
             backend: "postgresql",
         }
     }

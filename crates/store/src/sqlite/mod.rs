@@ -34,7 +34,7 @@ mod writes;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -52,6 +52,7 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use crate::error::{StoreError, StoreResult};
+use crate::lending::{Lending, Lent};
 use crate::sql::{Bind, SqlBuilder};
 use crate::{ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
@@ -125,74 +126,28 @@ pub struct SqliteStore {
 struct InlineReaders {
     path: PathBuf,
     busy_timeout: Duration,
-    idle: Mutex<Vec<Connection>>,
-    opened: AtomicUsize,
-    closed: AtomicBool,
+    connections: Lending<Connection>,
 }
 
 /// The most connections [`InlineReaders`] opens: one per request worker of a small
 /// machine, and a few for workers that lend theirs to a long poll.
 const INLINE_CONNECTIONS: usize = 8;
 
-/// A connection lent by [`InlineReaders`]; given back when dropped.
-struct LentConnection<'a> {
-    readers: &'a InlineReaders,
-    conn: Option<Connection>,
-}
-
-impl std::ops::Deref for LentConnection<'_> {
-    type Target = Connection;
-
-    fn deref(&self) -> &Connection {
-        // Set from creation until drop.
-        self.conn.as_ref().expect("a lent connection")
-    }
-}
-
-impl Drop for LentConnection<'_> {
-    fn drop(&mut self) {
-        if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.readers.idle.lock())
-            && !self.readers.closed.load(Ordering::Acquire)
-        {
-            idle.push(conn);
-        }
-    }
-}
-
 impl InlineReaders {
     /// An idle connection, or a new one while fewer than [`INLINE_CONNECTIONS`] are open.
-    fn lend(&self) -> Option<LentConnection<'_>> {
-        if self.closed.load(Ordering::Acquire) {
+    fn lend(&self) -> Option<Lent<'_, Connection>> {
+        if let Some(lent) = self.connections.idle() {
+            return Some(lent);
+        }
+        if !self.connections.reserve() {
             return None;
         }
-        let idle = self.idle.lock().ok()?.pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => {
-                if self.opened.fetch_add(1, Ordering::Relaxed) >= INLINE_CONNECTIONS {
-                    self.opened.fetch_sub(1, Ordering::Relaxed);
-                    return None;
-                }
-                match open_reader(&self.path, self.busy_timeout) {
-                    Ok(conn) => conn,
-                    Err(_) => {
-                        self.opened.fetch_sub(1, Ordering::Relaxed);
-                        return None;
-                    }
-                }
+        match open_reader(&self.path, self.busy_timeout) {
+            Ok(conn) => Some(self.connections.adopt(conn)),
+            Err(_) => {
+                self.connections.unreserve();
+                None
             }
-        };
-        Some(LentConnection {
-            readers: self,
-            conn: Some(conn),
-        })
-    }
-
-    /// Closes the idle connections; later lookups go to the (closed) reader queue.
-    fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.clear();
         }
     }
 }
@@ -359,9 +314,7 @@ impl SqliteStore {
             Location::File(path) => Some(InlineReaders {
                 path,
                 busy_timeout: options.busy_timeout,
-                idle: Mutex::default(),
-                opened: AtomicUsize::new(0),
-                closed: AtomicBool::new(false),
+                connections: Lending::new(INLINE_CONNECTIONS),
             }),
         };
         Ok(SqliteStore {
@@ -747,11 +700,12 @@ impl Store for SqliteStore {
             select::find::<SqliteDialect>(schema, query, table_exists)
         })?;
         if is_point_lookup(&query.filter)
-            && let Some(conn) = self.inline.as_ref().and_then(InlineReaders::lend)
+            && let Some(mut lent) = self.inline.as_ref().and_then(InlineReaders::lend)
         {
             self.busy_readers.fetch_add(1, Ordering::Relaxed);
-            let found = select_objects(&conn, &out, &projection);
+            let found = select_objects(lent.conn(), &out, &projection);
             self.busy_readers.fetch_sub(1, Ordering::Relaxed);
+            lent.finish(true);
             return found;
         }
         self.read(move |conn| select_objects(conn, &out, &projection))
@@ -978,15 +932,10 @@ impl Store for SqliteStore {
                 + u64::from(writer_queue > 0),
             connections: self.readers
                 + 1
-                + self.inline.as_ref().map_or(0, |inline| {
-                    u64::try_from(
-                        inline
-                            .opened
-                            .load(Ordering::Relaxed)
-                            .min(INLINE_CONNECTIONS),
-                    )
-                    .unwrap_or(0)
-                }),
+                + self
+                    .inline
+                    .as_ref()
+                    .map_or(0, |inline| inline.connections.open()),
             backend: "sqlite",
         }
     }
@@ -1009,7 +958,7 @@ impl Store for SqliteStore {
         // The writer is the first thread spawned.
         let writer = (!threads.is_empty()).then(|| threads.remove(0));
         if let Some(inline) = &self.inline {
-            inline.close();
+            inline.connections.close();
         }
         if let Some(queues) = queues {
             drop(queues.readers);
