@@ -46,6 +46,7 @@ use crate::ai::provider::{
 use crate::ai::tools::{self, ToolRunner};
 use crate::ai::{context, tokens};
 use crate::config::GenerationLimits;
+use crate::operation::hooks::Committed;
 use crate::operation::write::equals;
 use crate::operation::{Auth, FindRequest, OpError, OpResult, Operations};
 
@@ -123,7 +124,7 @@ impl crate::operation::hooks::CommitHook for Generator {
     fn after_commit<'a>(
         self: Arc<Self>,
         operations: &'a Operations,
-        committed: Vec<(String, WriteOutcome)>,
+        committed: Vec<Committed>,
     ) -> futures::future::BoxFuture<'a, Vec<Vec<String>>> {
         Box::pin(async move { Generator::after_commit(&self, operations, committed).await })
     }
@@ -521,7 +522,7 @@ impl Generator {
     pub fn after_commit<'a>(
         self: &'a Arc<Self>,
         operations: &'a Operations,
-        committed: Vec<(String, WriteOutcome)>,
+        committed: Vec<Committed>,
     ) -> futures::future::BoxFuture<'a, Vec<Vec<String>>> {
         Box::pin(self.start_answers(operations, committed))
     }
@@ -529,12 +530,12 @@ impl Generator {
     async fn start_answers(
         self: &Arc<Self>,
         operations: &Operations,
-        committed: Vec<(String, WriteOutcome)>,
+        mut committed: Vec<Committed>,
     ) -> Vec<Vec<String>> {
         // Turns are taken first, in the order of the commits, before anything awaits.
         let turns: Vec<Option<Turn>> = committed
             .iter()
-            .map(|(class_name, outcome)| match (&**class_name, outcome) {
+            .map(|write| match (&*write.class_name, &write.outcome) {
                 ("Message", WriteOutcome::Created(message)) => {
                     pointer_id(message.fields.get("session"), "ChatSession")
                         .map(|session_id| self.take_turn(session_id))
@@ -542,19 +543,34 @@ impl Generator {
                 _ => None,
             })
             .collect();
-        // The template's rules update a message's session in the same commit
-        // (`lastMessageAt`): its state after the commit is here, no need to read it again.
-        let sessions: HashMap<String, Object> = committed
-            .iter()
-            .filter_map(|(class_name, outcome)| match (&**class_name, outcome) {
-                ("ChatSession", WriteOutcome::Updated { after, .. }) => {
-                    Some((after.object_id.clone(), after.clone()))
-                }
-                _ => None,
-            })
-            .collect();
+        // A message's session as the template's rules read it to allow the message, just
+        // before the commit, or as the commit left it (a batch that also updated it): no
+        // need to read it again.
+        let mut sessions: HashMap<String, Object> = HashMap::new();
+        for write in &mut committed {
+            if write.class_name == "Message"
+                && let Some(session) = write.read.take()
+            {
+                sessions.insert(session.object_id.clone(), session);
+            }
+        }
+        for write in &committed {
+            if let ("ChatSession", WriteOutcome::Updated { after, .. }) =
+                (&*write.class_name, &write.outcome)
+            {
+                sessions.insert(after.object_id.clone(), after.clone());
+            }
+        }
         let mut started = Vec::with_capacity(committed.len());
-        for ((class_name, outcome), turn) in committed.into_iter().zip(turns) {
+        for (
+            Committed {
+                class_name,
+                outcome,
+                ..
+            },
+            turn,
+        ) in committed.into_iter().zip(turns)
+        {
             let plan = match (&*class_name, &outcome) {
                 ("Message", WriteOutcome::Created(message)) => {
                     match self.plan_answer(operations, message, &sessions).await {

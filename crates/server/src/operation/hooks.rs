@@ -27,7 +27,7 @@ pub trait CommitHook: Send + Sync + 'static {
     fn after_commit<'a>(
         self: Arc<Self>,
         operations: &'a Operations,
-        committed: Vec<(String, parlor_store::WriteOutcome)>,
+        committed: Vec<Committed>,
     ) -> futures::future::BoxFuture<'a, Vec<Vec<String>>>;
 
     /// Its figures for `/serverStatus`.
@@ -40,13 +40,37 @@ pub trait CommitHook: Send + Sync + 'static {
     fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
 }
 
+/// A committed write, as a [`CommitHook`] hears of it.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub class_name: String,
+    pub outcome: parlor_store::WriteOutcome,
+    /// The object the [`WriteRules`] read to allow the write (a Message's ChatSession), as
+    /// it stood just before the commit: a hook may take it rather than read it again.
+    pub read: Option<Object>,
+}
+
+/// What the [`WriteRules`] made of a create.
+#[derive(Debug, Default)]
+pub struct CheckedCreate {
+    /// The values they filled, which the response carries.
+    pub filled: Map<String, Value>,
+    /// The object they read to allow it (see [`Committed::read`]).
+    pub read: Option<Object>,
+}
+
+impl From<Map<String, Value>> for CheckedCreate {
+    fn from(filled: Map<String, Value>) -> CheckedCreate {
+        CheckedCreate { filled, read: None }
+    }
+}
+
 /// Rules the server applies to writes of its own classes — the chat template's
 /// (`template_rules::TemplateRules`) — on the same seam as the app's triggers: after the
 /// app's `beforeSave` and the body's validation, before the commit.
 #[async_trait::async_trait]
 pub trait WriteRules: Send + Sync {
-    /// Checks a create and fills what the server owns on `object`; the filled values, for
-    /// the response.
+    /// Checks a create and fills what the server owns on `object`.
     async fn on_create(
         &self,
         operations: &Operations,
@@ -54,7 +78,7 @@ pub trait WriteRules: Send + Sync {
         schema: &ClassSchema,
         body: &Map<String, Value>,
         object: &mut Object,
-    ) -> OpResult<Map<String, Value>>;
+    ) -> OpResult<CheckedCreate>;
 
     /// Checks an update; it may rewrite the planned field updates.
     async fn on_update(

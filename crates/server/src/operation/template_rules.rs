@@ -44,7 +44,7 @@ use parlor_store::Write;
 use serde_json::{Map, Value, json};
 
 use super::access::{ClassOperation, check_class_permission, read_filter, write_filter};
-use super::hooks::WriteRules;
+use super::hooks::{CheckedCreate, WriteRules};
 use super::{Auth, OpError, OpResult, Operations};
 
 /// The fields of a Message that describe a generation and its cost: only the server (the
@@ -277,7 +277,7 @@ impl WriteRules for TemplateRules {
         schema: &ClassSchema,
         body: &Map<String, Value>,
         object: &mut Object,
-    ) -> OpResult<Map<String, Value>> {
+    ) -> OpResult<CheckedCreate> {
         let mut filled = fill_defaults(schema, object);
         let rules = Rules { ops };
         if schema.class_name == "Persona"
@@ -285,12 +285,12 @@ impl WriteRules for TemplateRules {
         {
             check_tools(tools)?;
         }
-        let more = if auth.master {
+        let checked: CheckedCreate = if auth.master {
             match schema.class_name.as_str() {
-                "ChatSession" => rules.master_create_session(object)?,
+                "ChatSession" => rules.master_create_session(object)?.into(),
                 "Message" => rules.master_create_message(object).await?,
-                "Context" => rules.master_create_context(object).await?,
-                _ => Map::new(),
+                "Context" => rules.master_create_context(object).await?.into(),
+                _ => CheckedCreate::default(),
             }
         } else {
             match schema.class_name.as_str() {
@@ -298,22 +298,25 @@ impl WriteRules for TemplateRules {
                     if body.contains_key("role") {
                         rules.check_role_change(auth).await?;
                     }
-                    Map::new()
+                    CheckedCreate::default()
                 }
-                "ChatSession" => rules.create_session(auth, object).await?,
+                "ChatSession" => rules.create_session(auth, object).await?.into(),
                 "Message" => {
                     if let Some(field) = server_owned_field(body.keys().map(String::as_str)) {
                         return Err(server_owned_error(field));
                     }
                     rules.create_message(auth, object).await?
                 }
-                "Context" => rules.create_context(auth, object).await?,
-                "Persona" => create_persona(auth, object)?,
-                _ => Map::new(),
+                "Context" => rules.create_context(auth, object).await?.into(),
+                "Persona" => create_persona(auth, object)?.into(),
+                _ => CheckedCreate::default(),
             }
         };
-        filled.extend(more);
-        Ok(filled)
+        filled.extend(checked.filled);
+        Ok(CheckedCreate {
+            filled,
+            read: checked.read,
+        })
     }
 
     /// It may rewrite the planned updates: a ChatSession's participants and ACL.
@@ -531,6 +534,11 @@ impl Rules<'_> {
     /// The members of the session `session_id` if the caller may read it and belongs to
     /// it; otherwise `119`, the same whether the session exists or not.
     async fn members_for(&self, auth: &Auth, session_id: &str) -> OpResult<Members> {
+        Ok(self.session_for(auth, session_id).await?.0)
+    }
+
+    /// [`Rules::members_for`], with the session as read.
+    async fn session_for(&self, auth: &Auth, session_id: &str) -> OpResult<(Members, Object)> {
         let user_id = auth.user_id.as_deref().ok_or_else(not_a_participant)?;
         let sessions = self.template_schema("ChatSession")?;
         let clp = check_class_permission(&sessions, ClassOperation::Get, auth)
@@ -542,7 +550,7 @@ impl Rules<'_> {
             .ok_or_else(not_a_participant)?;
         let members = Members::of(&session);
         if members.includes(user_id) {
-            Ok(members)
+            Ok((members, session))
         } else {
             Err(not_a_participant())
         }
@@ -657,16 +665,12 @@ impl Rules<'_> {
         Ok(filled)
     }
 
-    async fn create_message(
-        &self,
-        auth: &Auth,
-        object: &mut Object,
-    ) -> OpResult<Map<String, Value>> {
+    async fn create_message(&self, auth: &Auth, object: &mut Object) -> OpResult<CheckedCreate> {
         let user_id = auth.user_id.clone().ok_or_else(not_a_participant)?;
         let session_id = pointer_id(object.fields.get("session"), "ChatSession")
             .ok_or_else(not_a_participant)?
             .to_owned();
-        let members = self.members_for(auth, &session_id).await?;
+        let (members, session) = self.session_for(auth, &session_id).await?;
         let sender = object.fields.get("sender");
         if !is_unset(sender) && pointer_id(sender, "_User") != Some(user_id.as_str()) {
             return Err(forbidden("The sender of a Message must be the caller."));
@@ -684,7 +688,10 @@ impl Rules<'_> {
         let acl = members.message_acl(Some(&user_id));
         filled.insert("ACL".into(), acl.to_json());
         object.acl = Some(acl);
-        Ok(filled)
+        Ok(CheckedCreate {
+            filled,
+            read: Some(session),
+        })
     }
 
     async fn create_context(
@@ -756,19 +763,22 @@ impl Rules<'_> {
 
     /// A Message the master (or a persona's reply) creates: its session must exist, and
     /// unless the master gave an ACL it gets the one a member's message gets.
-    async fn master_create_message(&self, object: &mut Object) -> OpResult<Map<String, Value>> {
+    async fn master_create_message(&self, object: &mut Object) -> OpResult<CheckedCreate> {
         let session_id = pointer_id(object.fields.get("session"), "ChatSession")
             .ok_or_else(|| missing_session("session"))?
             .to_owned();
-        let members = self.stored_members(&session_id).await?;
+        let session = self.stored_session(&session_id).await?;
         let mut filled = Map::new();
         if object.acl.is_none() {
             let sender = pointer_id(object.fields.get("sender"), "_User");
-            let acl = members.message_acl(sender);
+            let acl = Members::of(&session).message_acl(sender);
             filled.insert("ACL".into(), acl.to_json());
             object.acl = Some(acl);
         }
-        Ok(filled)
+        Ok(CheckedCreate {
+            filled,
+            read: Some(session),
+        })
     }
 
     /// A Context the master creates: the same rules as a member's, but no membership.
@@ -780,12 +790,15 @@ impl Rules<'_> {
 
     /// The members of a stored session, read by the server; `142` if it does not exist.
     async fn stored_members(&self, session_id: &str) -> OpResult<Members> {
+        Ok(Members::of(&self.stored_session(session_id).await?))
+    }
+
+    /// A stored session, read by the server; `142` if it does not exist.
+    async fn stored_session(&self, session_id: &str) -> OpResult<Object> {
         let sessions = self.template_schema("ChatSession")?;
-        let session = self
-            .load_one(&sessions, id_is(&sessions, session_id))
+        self.load_one(&sessions, id_is(&sessions, session_id))
             .await?
-            .ok_or_else(|| missing_session("session"))?;
-        Ok(Members::of(&session))
+            .ok_or_else(|| missing_session("session"))
     }
 
     /// The object as it stands if the caller may `operation` it (update or delete); `None`

@@ -17,7 +17,7 @@ use rand::RngExt;
 use serde_json::{Map, Value};
 
 use super::access::{ClassOperation, check_class_permission, refuse_internal_class, write_filter};
-use super::hooks::{AfterSaveAnswer, AfterTrigger, BeforeSaveAnswer, Trigger};
+use super::hooks::{AfterSaveAnswer, AfterTrigger, BeforeSaveAnswer, Committed, Trigger};
 use super::{Auth, GetRequest, OpError, OpResult, Operations};
 
 /// A validated write, ready to commit.
@@ -34,6 +34,8 @@ pub struct PlannedWrite {
     trigger_echo: Vec<String>,
     /// Kept when an `afterSave`/`afterDelete` trigger must run after the commit.
     after_trigger: Option<AfterTrigger>,
+    /// What the write rules read to allow it ([`Committed::read`]).
+    read_by_rules: Option<Object>,
 }
 
 impl PlannedWrite {
@@ -368,12 +370,13 @@ impl Operations {
             acl: parsed.acl.flatten(),
             fields,
         };
+        let mut read_by_rules = None;
         if let Some(rules) = &self.rules {
-            extra.extend(
-                rules
-                    .on_create(self, auth, &schema, body, &mut object)
-                    .await?,
-            );
+            let checked = rules
+                .on_create(self, auth, &schema, body, &mut object)
+                .await?;
+            extra.extend(checked.filled);
+            read_by_rules = checked.read;
         }
         let echoed = parsed
             .updates
@@ -392,6 +395,7 @@ impl Operations {
             password_changed,
             trigger_echo,
             after_trigger,
+            read_by_rules,
         })
     }
 
@@ -514,6 +518,7 @@ impl Operations {
             password_changed,
             trigger_echo,
             after_trigger,
+            read_by_rules: None,
         })
     }
 
@@ -566,11 +571,12 @@ impl Operations {
             password_changed: false,
             trigger_echo: Vec::new(),
             after_trigger,
+            read_by_rules: None,
         })
     }
 
     /// Commits planned writes in one transaction and builds each one's response.
-    pub async fn commit(&self, planned: Vec<PlannedWrite>) -> OpResult<Vec<WriteResponse>> {
+    pub async fn commit(&self, mut planned: Vec<PlannedWrite>) -> OpResult<Vec<WriteResponse>> {
         let writes: Vec<Write> = planned.iter().map(|plan| plan.write.clone()).collect();
         let writes = match &self.rules {
             Some(rules) => rules.follow_ups(self, writes).await?,
@@ -591,12 +597,17 @@ impl Operations {
             // under load; the generator only chooses who answers and spawns the replies, so
             // the caller is not delayed by them.
             let (indexes, committed): (Vec<usize>, Vec<_>) = planned
-                .iter()
+                .iter_mut()
                 .zip(&outcomes)
                 .enumerate()
                 .filter(|(_, (plan, _))| generator.watches(plan.class_name()))
                 .map(|(index, (plan, outcome))| {
-                    (index, (plan.class_name().to_owned(), outcome.clone()))
+                    let committed = Committed {
+                        class_name: plan.class_name().to_owned(),
+                        outcome: outcome.clone(),
+                        read: plan.read_by_rules.take(),
+                    };
+                    (index, committed)
                 })
                 .unzip();
             if !committed.is_empty() {

@@ -507,6 +507,10 @@ fn open_writer(
         }
     };
     configure(&conn, busy_timeout)?;
+    // The writer runs each job of a group under a savepoint, so every page it changes is
+    // copied to a statement journal first; kept in memory (its size is bounded by one
+    // group's pages), not in a temporary file written on each insert (~6% of a create's CPU).
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     ddl::create_schema_table(&conn)?;
     ddl::upgrade_class_tables(&conn)?;
     ddl::upgrade_unique_indexes(&conn)?;
