@@ -148,6 +148,56 @@ async fn live_events_cross_instances_in_order() {
     drop_pg_schema(&schema, true);
 }
 
+/// A burst of concurrent writes on one instance (sent to the others in batches of what
+/// queued up meanwhile) reaches the other's subscribers whole: every change once, each
+/// object's changes in their commit order.
+#[tokio::test]
+async fn a_burst_of_writes_crosses_instances_whole_and_in_order() {
+    let Some((first, second, schema)) = two_instances().await else {
+        return;
+    };
+    first.create("Counter", json!({"n": 0})).await;
+    let mut socket = connected(&first, None).await;
+    subscribe_all(&mut socket, 1, "Counter").await;
+    const OBJECTS: usize = 20;
+    const STEPS: i64 = 15;
+    let mut ids = Vec::new();
+    for _ in 0..OBJECTS {
+        ids.push(second.create("Counter", json!({"n": 0})).await);
+    }
+    for _ in 0..OBJECTS {
+        let event = next(&mut socket).await;
+        assert_eq!(event["op"], "create", "{event}");
+    }
+    let writers = ids.iter().map(|id| {
+        let second = &second;
+        async move {
+            let path = format!("/classes/Counter/{id}");
+            for _ in 0..STEPS {
+                let body = json!({"n": {"__op": "Increment", "amount": 1}});
+                let reply = second.master(Method::PUT, &path, Some(body)).await;
+                assert_eq!(reply.status, 200, "{:?}", reply.body);
+            }
+        }
+    });
+    futures::future::join_all(writers).await;
+    let mut seen: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for _ in 0..OBJECTS * STEPS as usize {
+        let event = next(&mut socket).await;
+        assert_eq!(event["op"], "update", "{event}");
+        let id = event["object"]["objectId"].as_str().unwrap().to_owned();
+        let last = seen.entry(id).or_insert(0);
+        assert_eq!(event["object"]["n"], json!(*last + 1), "in commit order");
+        *last += 1;
+    }
+    assert_eq!(seen.len(), OBJECTS);
+    assert!(seen.values().all(|n| *n == STEPS));
+    drop(socket);
+    drop(first);
+    drop(second);
+    drop_pg_schema(&schema, true);
+}
+
 /// A schema change and a role change made through one instance hold on the other.
 #[tokio::test]
 async fn schema_and_role_changes_cross_instances() {
