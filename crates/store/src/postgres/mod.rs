@@ -126,7 +126,7 @@ struct Inner {
     /// `pg_trgm` could not be created here: `$text` scans (`search::ensure_trigram_index`).
     trigrams_unavailable: AtomicBool,
     /// Connections lent to finds without the pool's pings (`lending`).
-    lending: crate::lending::Lending<PgConnection>,
+    lending: lending::Lender,
 }
 
 impl From<sqlx_core::Error> for StoreError {
@@ -383,7 +383,7 @@ impl PostgresStore {
                 sink: RwLock::new(None),
                 sequencer: Arc::new(Sequencer::default()),
                 trigrams_unavailable: AtomicBool::new(false),
-                lending: crate::lending::Lending::new(lending::LENT_MAX),
+                lending: lending::Lender::new(),
             }),
         })
     }
@@ -596,7 +596,7 @@ impl Store for PostgresStore {
         let (out, projection) = self
             .inner
             .with_tables(|table_exists| select::find::<PgDialect>(schema, query, table_exists))?;
-        if let Some(mut lent) = lending::lend(&self.inner.lending, &self.inner.pool).await {
+        if let Some(mut lent) = self.inner.lending.lend(&self.inner.pool).await {
             let found = select_objects(lent.conn(), &out, &projection).await;
             lent.finish(!found.as_ref().is_err_and(lending::is_lost_connection));
             match found {
