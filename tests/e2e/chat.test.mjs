@@ -435,6 +435,8 @@ test('the web app', { timeout: 600_000 }, async (t) => {
     const failed = page.locator('article.message.assistant.status-failed');
     await failed.first().waitFor({ timeout: 30_000 });
     await failed.first().locator('.message-error').filter({ hasText: 'The reply failed' }).waitFor();
+    // The screenshot shows the failed reply itself, wherever the list was scrolled to.
+    await failed.first().scrollIntoViewIfNeeded();
     await screenshot(page, 'reply-failed');
     await failed.first().getByRole('button', { name: 'Retry' }).click();
     await lastReply(page).filter({ hasText: 'word59' }).waitFor({ timeout: 20_000 });

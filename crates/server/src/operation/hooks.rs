@@ -333,6 +333,10 @@ impl Operations {
         original: Option<Map<String, Value>>,
         body: &Map<String, Value>,
     ) -> OpResult<Option<BeforeSaveAnswer>> {
+        // The payload copies the whole body: not built for a class without the trigger.
+        if !self.has_trigger(Trigger::BeforeSave, class_name) {
+            return Ok(None);
+        }
         let payload = serde_json::json!({"original": original, "body": body});
         let Some(answer) = self
             .run_trigger(auth, Trigger::BeforeSave, class_name, payload)
