@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{CallContext, CloudFailure};
 use crate::operation::class_cache::ClassCache;
-use crate::operation::{Auth, GetRequest, OpError, OpResult, Operations};
+use crate::operation::{Auth, GetRequest, OpError, OpResult, Operations, results_body};
 
 /// Runs the operation `name` with `args` (from the shim) for `context`'s call.
 pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value, CloudFailure> {
@@ -26,7 +26,7 @@ pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value
             "find" => {
                 let find = crate::http::params::find_request(&object("query"))?;
                 let response = operations.find(&auth, class_name, find).await?;
-                let mut body = json!({"results": response.results});
+                let mut body = results_body(response.results);
                 if let Some(count) = response.count {
                     body["count"] = count.into();
                 }
@@ -42,7 +42,7 @@ pub async fn run(context: &CallContext, name: &str, args: Value) -> Result<Value
                 let results = operations
                     .aggregate(&auth, class_name, &object("query"), &orders)
                     .await?;
-                Ok(json!({ "results": results }))
+                Ok(results_body(results))
             }
             "get" => {
                 let get = crate::http::params::get_request(&object("query"))?;

@@ -7,7 +7,7 @@ use super::envelope::ApiRequest;
 use super::error::ApiResult;
 use super::params::{find_request, get_request};
 use super::routes::ApiResponse;
-use crate::operation::{Auth, Operations, WriteResponse};
+use crate::operation::{Auth, Operations, WriteResponse, results_body};
 
 /// A write's body must be a JSON object.
 pub fn body_object(request: &ApiRequest) -> ApiResult<Map<String, Value>> {
@@ -38,7 +38,7 @@ pub async fn find_objects(
 ) -> ApiResult<ApiResponse> {
     let find = find_request(&request.params)?;
     let response = operations.find(auth, class_name, find).await?;
-    let mut body = json!({ "results": response.results });
+    let mut body = results_body(response.results);
     if let Some(count) = response.count {
         body["count"] = count.into();
     }

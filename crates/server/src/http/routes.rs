@@ -8,7 +8,7 @@ use super::envelope::ApiRequest;
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
 use super::{batch, classes, functions, info, openapi, schemas, users};
-use crate::operation::Auth;
+use crate::operation::{Auth, results_body};
 
 /// A handler's answer before it becomes an HTTP response.
 #[derive(Debug, Clone)]
@@ -381,7 +381,7 @@ pub async fn dispatch(
             let results = operations
                 .aggregate(auth, &class_name, &request.params, &orders)
                 .await?;
-            Ok(ApiResponse::ok(serde_json::json!({ "results": results })))
+            Ok(ApiResponse::ok(results_body(results)))
         }
         Route::AllSchemas => Ok(ApiResponse::ok(operations.all_schemas(auth).await?)),
         Route::GetSchema { class_name } => Ok(ApiResponse::ok(

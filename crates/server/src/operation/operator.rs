@@ -118,6 +118,6 @@ impl Operations {
             entry.insert("here".into(), false.into());
             results.push(Value::Object(entry));
         }
-        Ok(json!({ "results": results }))
+        Ok(super::read::results_body(results))
     }
 }

@@ -62,6 +62,14 @@ pub struct FindResponse {
     pub redirected_class_name: Option<String>,
 }
 
+/// `{"results": [...]}`, built around `results`: `json!` would copy every object of them
+/// (a fifth of a 50-row history page's CPU).
+pub fn results_body(results: Vec<Value>) -> Value {
+    let mut body = serde_json::Map::new();
+    body.insert("results".into(), Value::Array(results));
+    Value::Object(body)
+}
+
 /// Resolves subqueries (`$inQuery`, `$select`) with the caller's rights on their classes.
 pub(super) struct CallerQueryContext<'a> {
     pub(super) operations: &'a Operations,

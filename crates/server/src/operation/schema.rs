@@ -530,7 +530,7 @@ impl Operations {
             .iter()
             .map(|schema| schema.to_json())
             .collect();
-        Ok(json!({ "results": results }))
+        Ok(super::read::results_body(results))
     }
 
     /// The classes `GET /schemas` lists (and `parlor schema` prints): the visible ones but the
