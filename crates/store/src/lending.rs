@@ -25,6 +25,18 @@ pub(crate) struct Lent<'a, C> {
     reusable: bool,
 }
 
+/// What [`Lending::lend`] has: an idle connection, or room for the caller to open one.
+pub(crate) enum Lend<'a, C> {
+    Idle(Lent<'a, C>),
+    Room(Room<'a, C>),
+}
+
+/// Room for one more connection: the caller opens it and hands it to [`Room::adopt`];
+/// dropped unused (the connection could not be opened), the room is given back.
+pub(crate) struct Room<'a, C> {
+    home: &'a Lending<C>,
+}
+
 impl<C> Lending<C> {
     /// At most `max` connections.
     pub(crate) fn new(max: usize) -> Lending<C> {
@@ -36,36 +48,24 @@ impl<C> Lending<C> {
         }
     }
 
-    /// An idle connection, if any.
-    pub(crate) fn idle(&self) -> Option<Lent<'_, C>> {
+    /// An idle connection, or room to open one while fewer than the most exist; `None`
+    /// when neither (or once closed).
+    pub(crate) fn lend(&self) -> Option<Lend<'_, C>> {
         if self.closed.load(Ordering::Acquire) {
             return None;
         }
-        let conn = self.idle.lock().ok()?.pop()?;
-        Some(self.lent(conn))
-    }
-
-    /// Room for one more connection: `true` while fewer than the most exist. The caller
-    /// opens it and hands it to [`Lending::adopt`], or gives the room back with
-    /// [`Lending::unreserve`] if it could not.
-    pub(crate) fn reserve(&self) -> bool {
-        if self.closed.load(Ordering::Acquire) {
-            return false;
+        if let Some(conn) = self.idle.lock().ok()?.pop() {
+            return Some(Lend::Idle(self.lent(conn)));
         }
         if self.open.fetch_add(1, Ordering::AcqRel) >= self.max {
             self.unreserve();
-            return false;
+            return None;
         }
-        true
+        Some(Lend::Room(Room { home: self }))
     }
 
-    pub(crate) fn unreserve(&self) {
+    fn unreserve(&self) {
         self.open.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Lends a connection opened in reserved room.
-    pub(crate) fn adopt(&self, conn: C) -> Lent<'_, C> {
-        self.lent(conn)
     }
 
     fn lent(&self, conn: C) -> Lent<'_, C> {
@@ -89,6 +89,22 @@ impl<C> Lending<C> {
     /// Connections that exist here (`Store::stats`).
     pub(crate) fn open(&self) -> u64 {
         u64::try_from(self.open.load(Ordering::Acquire).min(self.max)).unwrap_or(u64::MAX)
+    }
+}
+
+impl<'a, C> Room<'a, C> {
+    /// Lends the connection opened in this room.
+    pub(crate) fn adopt(self, conn: C) -> Lent<'a, C> {
+        let home = self.home;
+        // The room is now the connection's: not given back.
+        std::mem::forget(self);
+        home.lent(conn)
+    }
+}
+
+impl<C> Drop for Room<'_, C> {
+    fn drop(&mut self) {
+        self.home.unreserve();
     }
 }
 
@@ -118,5 +134,38 @@ impl<C> Drop for Lent<'_, C> {
         }
         drop(conn);
         self.home.unreserve();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(lending: &Lending<u32>) -> Room<'_, u32> {
+        match lending.lend() {
+            Some(Lend::Room(room)) => room,
+            _ => panic!("expected room to open a connection"),
+        }
+    }
+
+    /// Room that was never filled (the connection could not be opened, or the caller went
+    /// away while opening it) is given back; a connection finished cleanly is lent again.
+    #[test]
+    fn unused_room_is_given_back_and_finished_connections_are_lent_again() {
+        let lending = Lending::new(2);
+        let first = room(&lending).adopt(1);
+        drop(room(&lending));
+        assert_eq!(lending.open(), 1, "the unused room was given back");
+        let second = room(&lending).adopt(2);
+        assert!(lending.lend().is_none(), "at most two");
+        first.finish(true);
+        match lending.lend() {
+            Some(Lend::Idle(mut lent)) => assert_eq!(*lent.conn(), 1),
+            _ => panic!("expected the idle connection"),
+        }
+        // Dropped without `finish`: closed, its room free again.
+        assert_eq!(lending.open(), 1);
+        drop(second);
+        assert_eq!(lending.open(), 0);
     }
 }

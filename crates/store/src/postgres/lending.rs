@@ -20,7 +20,7 @@ use sqlx_postgres::{PgConnection, PgPool};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::StoreError;
-use crate::lending::{Lending, Lent};
+use crate::lending::{Lend, Lending, Lent};
 
 /// The most connections lent or kept idle here, on top of the pool's.
 pub(super) const LENT_MAX: usize = 8;
@@ -55,16 +55,9 @@ impl Lender {
             .await
             .ok()?
             .ok()?;
-        let lent = match self.connections.idle() {
-            Some(lent) => lent,
-            None if self.connections.reserve() => match pool.acquire().await {
-                Ok(conn) => self.connections.adopt(conn.detach()),
-                Err(_) => {
-                    self.connections.unreserve();
-                    return None;
-                }
-            },
-            None => return None,
+        let lent = match self.connections.lend()? {
+            Lend::Idle(lent) => lent,
+            Lend::Room(room) => room.adopt(pool.acquire().await.ok()?.detach()),
         };
         Some(Loan { lent, _turn: turn })
     }

@@ -52,7 +52,7 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use crate::error::{StoreError, StoreResult};
-use crate::lending::{Lending, Lent};
+use crate::lending::{Lend, Lending, Lent};
 use crate::sql::{Bind, SqlBuilder};
 use crate::{ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
@@ -136,18 +136,11 @@ const INLINE_CONNECTIONS: usize = 8;
 impl InlineReaders {
     /// An idle connection, or a new one while fewer than [`INLINE_CONNECTIONS`] are open.
     fn lend(&self) -> Option<Lent<'_, Connection>> {
-        if let Some(lent) = self.connections.idle() {
-            return Some(lent);
-        }
-        if !self.connections.reserve() {
-            return None;
-        }
-        match open_reader(&self.path, self.busy_timeout) {
-            Ok(conn) => Some(self.connections.adopt(conn)),
-            Err(_) => {
-                self.connections.unreserve();
-                None
-            }
+        match self.connections.lend()? {
+            Lend::Idle(lent) => Some(lent),
+            Lend::Room(room) => open_reader(&self.path, self.busy_timeout)
+                .ok()
+                .map(|conn| room.adopt(conn)),
         }
     }
 }
