@@ -294,13 +294,18 @@ impl UntypedNulls {
         }
     }
 
-    /// Adds to `fields` the untyped nulls among `listed` (a row's [`NULLS_COLUMN`]).
-    pub(crate) fn add(&self, listed: &[String], fields: &mut Map<String, Value>) {
-        for name in listed {
+    /// The untyped nulls among `listed` (a row's [`NULLS_COLUMN`]).
+    pub(crate) fn names<'a>(&'a self, listed: &'a [String]) -> impl Iterator<Item = &'a String> {
+        listed.iter().filter(|name| {
             let wanted = self.keys.as_ref().is_none_or(|keys| keys.contains(name));
-            if wanted && !self.known.contains(name) {
-                fields.insert(name.clone(), Value::Null);
-            }
+            wanted && !self.known.contains(*name)
+        })
+    }
+
+    /// Adds to `fields` the untyped nulls among `listed`.
+    pub(crate) fn add(&self, listed: &[String], fields: &mut Map<String, Value>) {
+        for name in self.names(listed) {
+            fields.insert(name.clone(), Value::Null);
         }
     }
 }

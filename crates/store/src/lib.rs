@@ -20,6 +20,7 @@ mod layout;
 mod lending;
 pub mod postgres;
 mod select;
+mod selected;
 mod sql;
 pub mod sqlite;
 mod state;
@@ -37,6 +38,7 @@ use parlor_core::query::{Filter, FindQuery};
 use parlor_core::schema::ClassSchema;
 
 pub use error::{StoreError, StoreResult};
+pub use selected::JsonRows;
 
 /// One write inside a transaction.
 #[derive(Debug, Clone)]
@@ -130,6 +132,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Runs a find.
     async fn find(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<Vec<Object>>;
+
+    /// Runs a find and answers its objects as the JSON array a client reads: each object as
+    /// [`Object::into_json`] of [`Store::find`]'s would serialise (field order aside), written
+    /// straight from the rows by the backends.
+    async fn find_json(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<JsonRows>;
 
     /// Counts the objects matching `filter`.
     async fn count(&self, schema: &ClassSchema, filter: &Filter) -> StoreResult<u64>;

@@ -1,8 +1,7 @@
 //! Whole read statements for every backend: the select list of a projection, WHERE,
-//! ORDER BY, LIMIT/OFFSET, written once over a [`Dialect`]. How a row is decoded back into
-//! an object is each backend's (`rows.rs`).
+//! ORDER BY, LIMIT/OFFSET, written once over a [`Dialect`]. What a selected row is read back
+//! as is `selected`; how a column is read, each backend's (`rows.rs`).
 
-use parlor_core::object::Object;
 use parlor_core::query::{Filter, FindQuery};
 use parlor_core::schema::{ClassSchema, FieldType};
 use serde_json::{Map, Value};
@@ -81,11 +80,6 @@ impl Projection {
         }
         Ok(fields)
     }
-}
-
-/// How a backend reads one selected row (of type `R`) back into an object.
-pub(crate) trait DecodeRow<R: ?Sized> {
-    fn decode(&self, row: &R) -> StoreResult<Object>;
 }
 
 /// Appends `SELECT <projection> FROM "class" AS t0`, leaving the builder ready for a WHERE;

@@ -1,6 +1,7 @@
 //! The SQL translation agrees with the in-memory matcher: random objects, random filters,
 //! and the same set of matches from `find` as from `parlor_core::query::matcher::matches`,
-//! on SQLite and (when `PARLOR_TEST_POSTGRES_URL` is set) on PostgreSQL.
+//! on SQLite and (when `PARLOR_TEST_POSTGRES_URL` is set) on PostgreSQL. And `find_json`
+//! (rows written straight as client JSON) answers what `find`'s objects serialise to.
 #![allow(clippy::unwrap_used)]
 
 mod pg;
@@ -19,8 +20,9 @@ use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use serde_json::{Map, Value, json};
 
-const STRINGS: [&str; 14] = [
+const STRINGS: [&str; 15] = [
     "",
+    "q\"\\\n\t</script>\u{1}",
     "a",
     "b",
     "ab",
@@ -63,6 +65,7 @@ fn schema() -> ClassSchema {
         ("o", FieldType::Object),
         ("g", FieldType::GeoPoint),
         ("y", FieldType::Polygon),
+        ("r", FieldType::Relation("Other".into())),
     ] {
         schema
             .fields
@@ -259,8 +262,9 @@ fn fields_strategy() -> impl Strategy<Value = Map<String, Value>> {
                 .prop_map(|points| polygon_json(&points))
                 .boxed(),
         ),
+        any::<bool>(),
     )
-        .prop_map(|(s, n, b, d, p, a, o, g, y)| {
+        .prop_map(|(s, n, b, d, p, a, o, g, y, loose)| {
             let mut fields = Map::new();
             for (name, value) in [
                 ("s", s),
@@ -276,6 +280,10 @@ fn fields_strategy() -> impl Strategy<Value = Map<String, Value>> {
                 if let Some(value) = value {
                     fields.insert(name.to_owned(), value);
                 }
+            }
+            // An explicit null of a field the schema does not know.
+            if loose {
+                fields.insert("loose".to_owned(), Value::Null);
             }
             fields
         })
@@ -453,6 +461,14 @@ async fn compare(
             .filter(|object| matches(filter, object))
             .map(|object| object.object_id.clone())
             .collect();
+        let json_found = written_as_json(store, schema, filter).await?;
+        if json_found.len() != found.len() {
+            return Err(TestCaseError::fail(format!(
+                "find_json found {} objects, find {} for {filter:?}",
+                json_found.len(),
+                found.len()
+            )));
+        }
         if found != expected {
             let differing: Vec<String> = found.symmetric_difference(&expected).cloned().collect();
             let shown: Vec<Value> = objects
@@ -469,6 +485,38 @@ async fn compare(
         }
     }
     Ok(())
+}
+
+/// `find_json`'s objects for `filter`, checked against `find`'s serialised (by objectId).
+async fn written_as_json(
+    store: &dyn Store,
+    schema: &ClassSchema,
+    filter: &Filter,
+) -> Result<Vec<Value>, TestCaseError> {
+    let query = FindQuery::filter(filter.clone());
+    let failed =
+        |error: parlor_store::StoreError| TestCaseError::fail(format!("{error} for {filter:?}"));
+    let mut decoded: Vec<Value> = store
+        .find(schema, &query)
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .map(|object| Value::Object(object.into_json()))
+        .collect();
+    let rows = store.find_json(schema, &query).await.map_err(failed)?;
+    let mut written: Vec<Value> = serde_json::from_str(&rows.json)
+        .map_err(|error| TestCaseError::fail(format!("find_json wrote invalid JSON: {error}")))?;
+    prop_assert_eq!(rows.len, written.len());
+    let by_id = |value: &Value| value["objectId"].as_str().unwrap_or_default().to_owned();
+    decoded.sort_by_key(by_id);
+    written.sort_by_key(by_id);
+    prop_assert_eq!(
+        &written,
+        &decoded,
+        "find_json differs from find for {:?}",
+        filter
+    );
+    Ok(written)
 }
 
 /// The same property on PostgreSQL, with fewer cases (each one is a round trip to a server):

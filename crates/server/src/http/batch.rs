@@ -114,10 +114,12 @@ pub async fn run_batch(
             },
             Err(error) => Err(error),
         };
-        results.push(match outcome {
-            Ok(response) => json!({ "success": response.body }),
-            Err(error) => json!({ "error": error.to_batch_error() }),
-        });
+        results.push(
+            match outcome.and_then(|response| response.body.into_value()) {
+                Ok(body) => json!({ "success": body }),
+                Err(error) => json!({ "error": error.to_batch_error() }),
+            },
+        );
     }
     Ok(ApiResponse::ok(Value::Array(results)))
 }

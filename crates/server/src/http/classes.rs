@@ -6,8 +6,8 @@ use serde_json::{Map, Value, json};
 use super::envelope::ApiRequest;
 use super::error::ApiResult;
 use super::params::{find_request, get_request};
-use super::routes::ApiResponse;
-use crate::operation::{Auth, Operations, WriteResponse, results_body};
+use super::routes::{ApiResponse, Body};
+use crate::operation::{Auth, Found, Operations, WriteResponse, results_body};
 
 /// A write's body must be a JSON object.
 pub fn body_object(request: &ApiRequest) -> ApiResult<Map<String, Value>> {
@@ -22,7 +22,7 @@ impl From<WriteResponse> for ApiResponse {
     fn from(response: WriteResponse) -> ApiResponse {
         ApiResponse {
             status: response.status,
-            body: response.body,
+            body: Body::Value(response.body),
             location: response.location,
             headers: Vec::new(),
         }
@@ -37,15 +37,32 @@ pub async fn find_objects(
     request: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
     let find = find_request(&request.params)?;
-    let response = operations.find(auth, class_name, find).await?;
-    let mut body = results_body(response.results);
-    if let Some(count) = response.count {
-        body["count"] = count.into();
-    }
-    if let Some(redirected) = response.redirected_class_name {
-        body["className"] = redirected.into();
-    }
-    Ok(ApiResponse::ok(body))
+    let page = operations.find_text(auth, class_name, find).await?;
+    let body = match page.results {
+        Found::Values(results) => {
+            let mut body = results_body(results);
+            if let Some(count) = page.count {
+                body["count"] = count.into();
+            }
+            if let Some(redirected) = page.redirected_class_name {
+                body["className"] = redirected.into();
+            }
+            Body::Value(body)
+        }
+        // The store's page, wrapped as it is: no redirect comes this way.
+        Found::Text(rows) => {
+            let mut body = String::with_capacity(rows.json.len() + 40);
+            body.push_str("{\"results\":");
+            body.push_str(&rows.json);
+            if let Some(count) = page.count {
+                body.push_str(",\"count\":");
+                body.push_str(&count.to_string());
+            }
+            body.push('}');
+            Body::Text(body)
+        }
+    };
+    Ok(ApiResponse::ok_body(body))
 }
 
 /// `GET /classes/:className/:objectId`
@@ -57,9 +74,15 @@ pub async fn get_object(
     request: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
     let get = get_request(&request.params)?;
-    Ok(ApiResponse::ok(
-        operations.get(auth, class_name, object_id, get).await?,
-    ))
+    let body = match operations
+        .get_text(auth, class_name, object_id, get)
+        .await?
+    {
+        Found::Text(rows) => rows.single_object().map(Body::Text),
+        Found::Values(mut values) => values.pop().map(Body::Value),
+    };
+    let body = body.ok_or_else(Error::object_not_found)?;
+    Ok(ApiResponse::ok_body(body))
 }
 
 /// `POST /classes/:className`

@@ -340,15 +340,19 @@ async fn check_idempotency(
 
 pub(super) fn into_http(response: ApiResponse) -> Response {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
-    if response.body.is_null() {
-        return status.into_response();
-    }
-    // Sized for a page of results up front: growing the buffer from axum's default 128 bytes
-    // copied a 50-object history page several times over.
-    let mut bytes = Vec::with_capacity(16 * 1024);
-    if serde_json::to_writer(&mut bytes, &response.body).is_err() {
-        return ApiError::Internal("response serialisation failed".into()).into_response();
-    }
+    let bytes = match response.body {
+        routes::Body::Value(serde_json::Value::Null) => return status.into_response(),
+        routes::Body::Value(body) => {
+            // Sized for a page of results up front: growing the buffer from axum's default
+            // 128 bytes copied a 50-object history page several times over.
+            let mut bytes = Vec::with_capacity(16 * 1024);
+            if serde_json::to_writer(&mut bytes, &body).is_err() {
+                return ApiError::Internal("response serialisation failed".into()).into_response();
+            }
+            bytes
+        }
+        routes::Body::Text(text) => text.into_bytes(),
+    };
     let mut http = (status, bytes).into_response();
     http.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -14,14 +14,37 @@ use crate::operation::{Auth, results_body};
 #[derive(Debug, Clone)]
 pub struct ApiResponse {
     pub status: u16,
-    pub body: Value,
+    pub body: Body,
     pub location: Option<String>,
     /// Further headers (`X-Parse-Job-Status-Id`).
     pub headers: Vec<(&'static str, String)>,
 }
 
+/// A response body: a JSON value (`null`: no body), or JSON text already written (a page of
+/// objects the store wrote straight from its rows).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Value(Value),
+    Text(String),
+}
+
+impl Body {
+    /// The body as a value, for a caller that nests it in another answer (`/batch`).
+    pub fn into_value(self) -> Result<Value, ApiError> {
+        match self {
+            Body::Value(value) => Ok(value),
+            Body::Text(text) => serde_json::from_str(&text)
+                .map_err(|error| ApiError::Internal(format!("a written body: {error}"))),
+        }
+    }
+}
+
 impl ApiResponse {
     pub fn ok(body: Value) -> ApiResponse {
+        ApiResponse::ok_body(Body::Value(body))
+    }
+
+    pub fn ok_body(body: Body) -> ApiResponse {
         ApiResponse {
             status: 200,
             body,

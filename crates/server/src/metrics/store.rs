@@ -9,7 +9,9 @@ use parlor_core::object::Object;
 use parlor_core::query::pipeline::Aggregate;
 use parlor_core::query::{Filter, FindQuery};
 use parlor_core::schema::ClassSchema;
-use parlor_store::{ChangeSink, SearchHit, Store, StoreResult, StoreStats, Write, WriteOutcome};
+use parlor_store::{
+    ChangeSink, JsonRows, SearchHit, Store, StoreResult, StoreStats, Write, WriteOutcome,
+};
 
 use serde_json::{Map, Value};
 
@@ -51,6 +53,13 @@ impl Store for MeteredStore {
     async fn find(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<Vec<Object>> {
         let started = Instant::now();
         let found = self.inner.find(schema, query).await;
+        self.metrics.record_store("read", started.elapsed());
+        found
+    }
+
+    async fn find_json(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<JsonRows> {
+        let started = Instant::now();
+        let found = self.inner.find_json(schema, query).await;
         self.metrics.record_store("read", started.elapsed());
         found
     }

@@ -274,6 +274,19 @@ impl ProtectedFields {
         intersect(self.fixed.iter())
     }
 
+    /// Whether no object has a field hidden from the reader: the lists that apply whatever
+    /// the object already intersect to nothing (a `userField:` list can only narrow that),
+    /// or no list applies but `userField:` lists that are empty.
+    pub fn hides_nothing(&self) -> bool {
+        if self.fixed.is_empty() {
+            self.by_user_field
+                .iter()
+                .all(|(_, fields)| fields.is_empty())
+        } else {
+            self.always_hidden().is_empty()
+        }
+    }
+
     /// Fields hidden from the reader in this object (the intersection of every list that applies).
     pub fn hidden_in(&self, object: &Object) -> BTreeSet<String> {
         if self.own_user_class && self.user_id.as_deref() == Some(object.object_id.as_str()) {
@@ -388,5 +401,47 @@ mod tests {
         };
         let admin = ProtectedFields::for_reader(&schema, &admin).unwrap();
         assert_eq!(admin.always_hidden(), BTreeSet::from(["other".to_owned()]));
+    }
+
+    /// What lets a read answer the store's rows as they are: a field hidden from this reader
+    /// in any object, or only in objects that point to the reader, is something hidden.
+    #[test]
+    fn hides_nothing_only_when_no_object_can_lose_a_field() {
+        let hides_nothing = |clp: Value, auth: &Auth| {
+            ProtectedFields::for_reader(&schema_with_clp(json!({ "protectedFields": clp })), auth)
+                .is_none_or(|protected| protected.hides_nothing())
+        };
+        let reader = user("u1");
+        let admin = Auth {
+            roles: vec!["Admin".into()],
+            ..user("a")
+        };
+        // The chat template's `{"*": []}`.
+        assert!(hides_nothing(json!({"*": []}), &reader));
+        assert!(hides_nothing(json!({}), &reader));
+        assert!(!hides_nothing(json!({"*": ["secret"]}), &reader));
+        // Lists that apply intersect: an Admin sees what `*` hides.
+        assert!(hides_nothing(
+            json!({"*": ["secret"], "role:Admin": []}),
+            &admin
+        ));
+        assert!(!hides_nothing(
+            json!({"*": ["secret"], "role:Admin": ["secret"]}),
+            &admin
+        ));
+        // A list for another reader does not apply.
+        assert!(hides_nothing(json!({"u2": ["secret"]}), &reader));
+        assert!(!hides_nothing(json!({"u1": ["secret"]}), &reader));
+        // Hidden only in objects whose `owner` is the reader: still something hidden.
+        assert!(!hides_nothing(
+            json!({"userField:owner": ["secret"]}),
+            &reader
+        ));
+        assert!(hides_nothing(json!({"userField:owner": []}), &reader));
+        // With `*` hiding nothing, a `userField:` list can only narrow that further.
+        assert!(hides_nothing(
+            json!({"*": [], "userField:owner": ["secret"]}),
+            &reader
+        ));
     }
 }

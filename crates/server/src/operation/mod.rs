@@ -57,7 +57,7 @@ use parlor_store::Store;
 
 pub use auth::Auth;
 pub use error::{OpError, OpResult};
-pub use read::{FindRequest, FindResponse, GetRequest, results_body};
+pub use read::{FindPage, FindRequest, FindResponse, Found, GetRequest, results_body};
 pub use schema::SchemaCache;
 pub use write::{PlannedWrite, WriteResponse};
 

@@ -13,6 +13,7 @@ use parlor_core::query::{Cond, FieldRef, Filter, FindQuery, Operand, QueryContex
 use parlor_core::schema::{ClassSchema, FieldType};
 use parlor_core::value::as_pointer;
 use parlor_core::{Code, Error};
+use parlor_store::JsonRows;
 use serde_json::{Map, Value};
 
 use super::access::{
@@ -62,6 +63,32 @@ pub struct FindResponse {
     pub redirected_class_name: Option<String>,
 }
 
+/// A find's answer for an edge that writes it out as JSON text ([`Operations::find_text`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindPage {
+    pub results: Found,
+    pub count: Option<u64>,
+    pub redirected_class_name: Option<String>,
+}
+
+/// A find's objects: rendered values, or, when rendering would leave every object as the
+/// store holds it, the JSON array the store wrote straight from its rows (a history page's
+/// objects are then never built as values only to be serialised).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    Values(Vec<Value>),
+    Text(JsonRows),
+}
+
+impl Found {
+    pub fn into_values(self) -> OpResult<Vec<Value>> {
+        match self {
+            Found::Values(values) => Ok(values),
+            Found::Text(rows) => Ok(rows.into_values()?),
+        }
+    }
+}
+
 /// `{"results": [...]}`, built around `results`: `json!` would copy every object of them
 /// (a fifth of a 50-row history page's CPU).
 pub fn results_body(results: Vec<Value>) -> Value {
@@ -101,6 +128,11 @@ struct IncludeTree {
 }
 
 impl IncludeTree {
+    /// Nothing to expand.
+    fn is_empty(&self) -> bool {
+        self.children.is_empty() && !self.all
+    }
+
     fn build(include: &[String], include_all: bool, keys: Option<&[String]>) -> IncludeTree {
         let mut tree = IncludeTree {
             all: include_all,
@@ -141,8 +173,34 @@ impl Operations {
         &self,
         auth: &Auth,
         class_name: &str,
-        mut request: FindRequest,
+        request: FindRequest,
     ) -> OpResult<FindResponse> {
+        let page = self.find_page(auth, class_name, request, false).await?;
+        Ok(FindResponse {
+            results: page.results.into_values()?,
+            count: page.count,
+            redirected_class_name: page.redirected_class_name,
+        })
+    }
+
+    /// [`Operations::find`] for an edge that writes the answer as JSON text (REST): the
+    /// objects come as the store's text when rendering would not change them.
+    pub async fn find_text(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        request: FindRequest,
+    ) -> OpResult<FindPage> {
+        self.find_page(auth, class_name, request, true).await
+    }
+
+    async fn find_page(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        mut request: FindRequest,
+        text_wanted: bool,
+    ) -> OpResult<FindPage> {
         refuse_internal_class(class_name, ClassOperation::Find)?;
         if request.explain && !auth.master {
             return Err(super::aggregate::explain_refused());
@@ -161,8 +219,8 @@ impl Operations {
                 auth,
             };
             parse_where(&request.where_json, &ClassSchema::new(class_name), &context)?;
-            return Ok(FindResponse {
-                results: Vec::new(),
+            return Ok(FindPage {
+                results: Found::Values(Vec::new()),
                 count: request.count.then_some(0),
                 redirected_class_name: None,
             });
@@ -249,8 +307,8 @@ impl Operations {
                 score,
             };
             let plan = self.store.explain_json(&schema, &query).await?;
-            return Ok(FindResponse {
-                results: vec![serde_json::json!({ "QUERY PLAN": plan })],
+            return Ok(FindPage {
+                results: Found::Values(vec![serde_json::json!({ "QUERY PLAN": plan })]),
                 count: None,
                 redirected_class_name: None,
             });
@@ -260,24 +318,40 @@ impl Operations {
         } else {
             None
         };
-        let objects = if limit == 0 {
-            Vec::new()
-        } else {
-            let query = FindQuery {
-                filter,
-                order,
-                skip: request.skip,
-                limit: Some(limit),
-                keys: store_keys,
-                score,
-            };
-            self.store.find(&schema, &query).await?
-        };
         let tree = IncludeTree::build(
             &request.include,
             request.include_all,
             request.keys.as_deref(),
         );
+        let as_stored = text_wanted
+            && score.is_none()
+            && request.redirect_class_name_for_key.is_none()
+            && self.renders_as_stored(auth, &schema, &tree, &request.exclude_keys, directory);
+        let query = FindQuery {
+            filter,
+            order,
+            skip: request.skip,
+            limit: Some(limit),
+            keys: store_keys,
+            score,
+        };
+        if as_stored {
+            let rows = if limit == 0 {
+                JsonRows::default()
+            } else {
+                self.store.find_json(&schema, &query).await?
+            };
+            return Ok(FindPage {
+                results: Found::Text(rows),
+                count,
+                redirected_class_name: None,
+            });
+        }
+        let objects = if limit == 0 {
+            Vec::new()
+        } else {
+            self.store.find(&schema, &query).await?
+        };
         let public_only = directory_rows(directory, auth, &objects);
         let mut results = self
             .render(
@@ -308,11 +382,32 @@ impl Operations {
                 }
             }
         }
-        Ok(FindResponse {
-            results,
+        Ok(FindPage {
+            results: Found::Values(results),
             count,
             redirected_class_name,
         })
+    }
+
+    /// Whether [`Operations::render`] and `afterFind` would leave every object of a read as
+    /// the store holds it, so that the store's JSON text can be the answer: no field hidden
+    /// from this reader, no secrets in the class, nothing to include or exclude, no cut to
+    /// public profiles (`directory`), no `afterFind` trigger. Any rule added to rendering must
+    /// be added here too.
+    fn renders_as_stored(
+        &self,
+        auth: &Auth,
+        schema: &ClassSchema,
+        tree: &IncludeTree,
+        exclude_keys: &[String],
+        directory: bool,
+    ) -> bool {
+        ProtectedFields::for_reader(schema, auth).is_none_or(|protected| protected.hides_nothing())
+            && !has_secrets(schema)
+            && tree.is_empty()
+            && exclude_keys.is_empty()
+            && !directory
+            && !self.has_trigger(super::hooks::Trigger::AfterFind, &schema.class_name)
     }
 
     /// `GET /classes/:className/:objectId`.
@@ -321,8 +416,38 @@ impl Operations {
         auth: &Auth,
         class_name: &str,
         object_id: &str,
-        mut request: GetRequest,
+        request: GetRequest,
     ) -> OpResult<Value> {
+        let found = self
+            .get_found(auth, class_name, object_id, request, false)
+            .await?;
+        found
+            .into_values()?
+            .pop()
+            .ok_or_else(|| Error::object_not_found().into())
+    }
+
+    /// [`Operations::get`] for an edge that writes the answer as JSON text (REST): the one
+    /// object, as the store's text when rendering would not change it.
+    pub async fn get_text(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        object_id: &str,
+        request: GetRequest,
+    ) -> OpResult<Found> {
+        self.get_found(auth, class_name, object_id, request, true)
+            .await
+    }
+
+    async fn get_found(
+        &self,
+        auth: &Auth,
+        class_name: &str,
+        object_id: &str,
+        mut request: GetRequest,
+        text_wanted: bool,
+    ) -> OpResult<Found> {
         refuse_internal_class(class_name, ClassOperation::Get)?;
         if self.has_trigger(super::hooks::Trigger::BeforeFind, class_name) {
             // A get's beforeFind may veto it or change its keys and include.
@@ -354,15 +479,24 @@ impl Operations {
             keys: store_keys,
             score: None,
         };
-        let objects = self.store.find(&schema, &query).await?;
-        if objects.is_empty() {
-            return Err(Error::object_not_found().into());
-        }
         let tree = IncludeTree::build(
             &request.include,
             request.include_all,
             request.keys.as_deref(),
         );
+        if text_wanted
+            && self.renders_as_stored(auth, &schema, &tree, &request.exclude_keys, directory)
+        {
+            let rows = self.store.find_json(&schema, &query).await?;
+            if rows.len == 0 {
+                return Err(Error::object_not_found().into());
+            }
+            return Ok(Found::Text(rows));
+        }
+        let objects = self.store.find(&schema, &query).await?;
+        if objects.is_empty() {
+            return Err(Error::object_not_found().into());
+        }
         let public_only = directory_rows(directory, auth, &objects);
         let mut results = self
             .render(
@@ -377,9 +511,8 @@ impl Operations {
         to_public_profiles(&mut results, &public_only);
         let results = results.into_iter().map(Value::Object).collect();
         let mut results = self.after_find(auth, class_name, results).await?;
-        results
-            .pop()
-            .ok_or_else(|| Error::object_not_found().into())
+        let object = results.pop().ok_or_else(Error::object_not_found)?;
+        Ok(Found::Values(vec![object]))
     }
 
     /// The first object matching `filter`, for lookups the server makes on its own behalf
@@ -699,6 +832,15 @@ fn replace_pointers(
 }
 
 /// Fields no client may ever read back.
+/// Whether [`strip_secrets`] may remove anything from this class's objects.
+fn has_secrets(schema: &ClassSchema) -> bool {
+    schema.class_name == "_User"
+        || schema
+            .fields
+            .keys()
+            .any(|field| parlor_core::schema::is_internal_field(field))
+}
+
 fn strip_secrets(schema: &ClassSchema, auth: &Auth, json: &mut Map<String, Value>) {
     // Server-only fields (`_hashed_password`, lockout counters, …) never leave the server.
     json.retain(|key, _| !parlor_core::schema::is_internal_field(key));

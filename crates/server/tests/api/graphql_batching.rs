@@ -12,7 +12,7 @@ use parlor_core::schema::ClassSchema;
 use parlor_server::config::ServeOptions;
 use parlor_server::graphql::{Caller, GraphQl, Limits};
 use parlor_server::operation::{Auth, Operations};
-use parlor_store::{ChangeSink, SearchHit, Store, StoreResult, Write, WriteOutcome};
+use parlor_store::{ChangeSink, JsonRows, SearchHit, Store, StoreResult, Write, WriteOutcome};
 use serde_json::{Value, json};
 
 /// A store that counts the queries it answers.
@@ -41,6 +41,10 @@ impl Store for Counting {
     async fn find(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<Vec<Object>> {
         self.finds.fetch_add(1, Ordering::SeqCst);
         self.inner.find(schema, query).await
+    }
+    async fn find_json(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<JsonRows> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        self.inner.find_json(schema, query).await
     }
     async fn count(&self, schema: &ClassSchema, filter: &Filter) -> StoreResult<u64> {
         self.finds.fetch_add(1, Ordering::SeqCst);

@@ -964,6 +964,88 @@ async fn protected_fields_are_hidden_from_the_public() {
     );
 }
 
+/// protectedFields that hide a field only in some objects (`userField:owner`: from the user
+/// the object points to) or only from one user hold in find and get alike; a reader from whom
+/// nothing is hidden gets every field. (A read whose rendering changes nothing is answered
+/// with the store's rows as written; these are the cases where rendering does change them.)
+#[tokio::test]
+async fn protected_fields_for_pointed_users_and_named_users_hold_in_find_and_get() {
+    let server = TestServer::new().await;
+    let alice = server.sign_up("alice").await;
+    let bob = server.sign_up("bob").await;
+    let cards = [
+        server
+            .create(
+                "Card",
+                json!({"owner": pointer("_User", &alice.id), "secret": "a"}),
+            )
+            .await,
+        server
+            .create(
+                "Card",
+                json!({"owner": pointer("_User", &bob.id), "secret": "b"}),
+            )
+            .await,
+    ];
+    // Which cards show `secret` to `user`, by find and by get.
+    let shown = async |user: &User| {
+        let found = server
+            .as_user(user, Method::GET, "/classes/Card", None)
+            .await;
+        assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
+        let mut by_find = Vec::new();
+        for card in found.body["results"].as_array().unwrap() {
+            if card.get("secret").is_some() {
+                by_find.push(card["objectId"].as_str().unwrap().to_owned());
+            }
+        }
+        by_find.sort();
+        let mut by_get = Vec::new();
+        for id in &cards {
+            let got = server
+                .as_user(user, Method::GET, &format!("/classes/Card/{id}"), None)
+                .await;
+            assert_eq!(got.status, StatusCode::OK, "{:?}", got.body);
+            assert_eq!(got.body["owner"]["__type"], "Pointer");
+            if got.body.get("secret").is_some() {
+                by_get.push(id.clone());
+            }
+        }
+        by_get.sort();
+        assert_eq!(by_find, by_get, "find and get disagree");
+        by_find
+    };
+    let mut all = cards.to_vec();
+    all.sort();
+
+    server
+        .set_clp(
+            "Card",
+            open_clp_with(json!({"protectedFields": {"userField:owner": ["secret"]}})),
+        )
+        .await;
+    assert_eq!(shown(&alice).await, vec![cards[1].clone()]);
+    assert_eq!(shown(&bob).await, vec![cards[0].clone()]);
+
+    server
+        .set_clp(
+            "Card",
+            open_clp_with(json!({"protectedFields": {alice.id.clone(): ["secret"]}})),
+        )
+        .await;
+    assert_eq!(shown(&alice).await, Vec::<String>::new());
+    assert_eq!(shown(&bob).await, all);
+
+    // Lists that apply intersect: `*` hiding nothing leaves nothing hidden.
+    server
+        .set_clp(
+            "Card",
+            open_clp_with(json!({"protectedFields": {"*": [], alice.id.clone(): ["secret"]}})),
+        )
+        .await;
+    assert_eq!(shown(&alice).await, all);
+}
+
 /// `PUT /schemas` adds and deletes indexes; the schema lists them; adding an existing one
 /// or deleting a missing one → 255; an index on a missing field is refused.
 #[tokio::test]

@@ -45,16 +45,17 @@ use sqlx_core::raw_sql::raw_sql;
 use sqlx_core::sql_str::AssertSqlSafe;
 use sqlx_core::types::Json;
 use sqlx_postgres::{
-    PgArguments, PgConnectOptions, PgConnection, PgExecutor, PgPool, PgPoolOptions, Postgres,
+    PgArguments, PgConnectOptions, PgConnection, PgExecutor, PgPool, PgPoolOptions, PgRow, Postgres,
 };
 
 use crate::error::{StoreError, StoreResult};
 use crate::sql::quote_ident;
-use crate::{Change, ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
+use crate::{Change, ChangeSink, JsonRows, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
 use crate::aggregate;
 use crate::ddl::{SchemaChange, TableChanges};
-use crate::select::{self, DecodeRow, Projection};
+use crate::select::{self, Projection};
+use crate::selected::JsonRowsWriter;
 use crate::state::{self, Generations};
 use crate::text_search;
 use dialect::PgDialect;
@@ -313,6 +314,42 @@ pub(crate) async fn select_objects<'c>(
 ) -> StoreResult<Vec<Object>> {
     let rows = bound(out).fetch_all(executor).await?;
     rows.iter().map(|row| projection.decode(row)).collect()
+}
+
+impl PostgresStore {
+    /// A find's statement run, on a lent connection when one is free (else the pool), its
+    /// rows made into a `T` by `collect`.
+    async fn select<T: Default>(
+        &self,
+        schema: &ClassSchema,
+        query: &FindQuery,
+        collect: impl Fn(&[PgRow], &Projection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        if !self.inner.class_table_exists(&schema.class_name).await? {
+            return Ok(T::default());
+        }
+        self.inner
+            .ensure_text_indexes(&schema.class_name, &query.filter)
+            .await?;
+        let (out, projection) = self
+            .inner
+            .with_tables(|table_exists| select::find::<PgDialect>(schema, query, table_exists))?;
+        if let Some(mut lent) = self.inner.lending.lend(&self.inner.pool).await {
+            let fetched = bound(&out).fetch_all(lent.conn()).await;
+            let fetched = fetched.map_err(StoreError::from);
+            lent.finish(!fetched.as_ref().is_err_and(lending::is_lost_connection));
+            match fetched {
+                Err(error) if lending::is_lost_connection(&error) || is_stale_statement(&error) => {
+                    if is_stale_statement(&error) {
+                        next_statement_epoch();
+                    }
+                }
+                fetched => return collect(&fetched?, &projection),
+            }
+        }
+        let rows = read(|| async { Ok(bound(&out).fetch_all(&self.inner.pool).await?) }).await?;
+        collect(&rows, &projection)
+    }
 }
 
 impl PostgresStore {
@@ -587,28 +624,21 @@ impl Store for PostgresStore {
     }
 
     async fn find(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<Vec<Object>> {
-        if !self.inner.class_table_exists(&schema.class_name).await? {
-            return Ok(Vec::new());
-        }
-        self.inner
-            .ensure_text_indexes(&schema.class_name, &query.filter)
-            .await?;
-        let (out, projection) = self
-            .inner
-            .with_tables(|table_exists| select::find::<PgDialect>(schema, query, table_exists))?;
-        if let Some(mut lent) = self.inner.lending.lend(&self.inner.pool).await {
-            let found = select_objects(lent.conn(), &out, &projection).await;
-            lent.finish(!found.as_ref().is_err_and(lending::is_lost_connection));
-            match found {
-                Err(error) if lending::is_lost_connection(&error) || is_stale_statement(&error) => {
-                    if is_stale_statement(&error) {
-                        next_statement_epoch();
-                    }
-                }
-                found => return found,
+        self.select(schema, query, |rows, projection| {
+            rows.iter().map(|row| projection.decode(row)).collect()
+        })
+        .await
+    }
+
+    async fn find_json(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<JsonRows> {
+        self.select(schema, query, |rows, projection| {
+            let mut page = JsonRowsWriter::new();
+            for row in rows {
+                page.push(projection, row)?;
             }
-        }
-        read(|| select_objects(&self.inner.pool, &out, &projection)).await
+            page.finish()
+        })
+        .await
     }
 
     async fn search(

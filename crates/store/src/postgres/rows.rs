@@ -11,17 +11,16 @@
 //! text always has the same parameter types: sqlx caches prepared statements by text.
 
 use parlor_core::Error;
-use parlor_core::object::{Acl, Object};
+use parlor_core::object::Acl;
 use parlor_core::schema::{ClassSchema, FieldType};
-use parlor_core::value;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sqlx_core::row::Row;
-use sqlx_core::types::Json;
 use sqlx_postgres::PgRow;
 
 use crate::error::{StoreError, StoreResult};
 use crate::layout::{Stored, explicit_nulls, stored_value};
-use crate::select::{DecodeRow, Projection};
+use crate::selected::{Cell, SelectedRow};
 use crate::sql::{BindValue, SqlBuilder};
 
 /// A value bound to a PostgreSQL statement.
@@ -123,73 +122,48 @@ pub(crate) fn encode_nulls(schema: &ClassSchema, fields: &Map<String, Value>) ->
     }
 }
 
-impl DecodeRow<PgRow> for Projection {
-    /// Decodes one row selected with this projection.
-    fn decode(&self, row: &PgRow) -> StoreResult<Object> {
-        let object_id: Option<String> = row.try_get(0)?;
-        let created_at: Option<String> = row.try_get(1)?;
-        let updated_at: Option<String> = row.try_get(2)?;
-        let readers: Option<Vec<String>> = row.try_get(3)?;
-        let writers: Option<Vec<String>> = row.try_get(4)?;
-        let acl = match (&readers, &writers) {
-            (None, None) => None,
-            _ => Some(Acl::from_perms(
-                readers.as_deref().unwrap_or_default(),
-                writers.as_deref().unwrap_or_default(),
-            )),
+impl SelectedRow for PgRow {
+    fn text(&self, index: usize) -> StoreResult<Option<&str>> {
+        Ok(self.try_get(index)?)
+    }
+
+    /// `_rperm`, `_wperm` and `_nulls` are `text[]`.
+    fn names(&self, index: usize) -> StoreResult<Option<Vec<String>>> {
+        Ok(self.try_get(index)?)
+    }
+
+    fn cell(&self, index: usize, field_type: &FieldType) -> StoreResult<Cell<'_>> {
+        let cell = match field_type {
+            FieldType::Number => self.try_get::<Option<f64>, _>(index)?.map(number_cell),
+            FieldType::Boolean => self.try_get::<Option<bool>, _>(index)?.map(Cell::Bool),
+            FieldType::String | FieldType::Date | FieldType::Pointer(_) => {
+                self.try_get::<Option<&str>, _>(index)?.map(Cell::Text)
+            }
+            FieldType::Object
+            | FieldType::Array
+            | FieldType::File
+            | FieldType::GeoPoint
+            | FieldType::Bytes
+            | FieldType::Polygon => self
+                .try_get::<Option<&RawValue>, _>(index)?
+                .map(|json| Cell::Json(json.get())),
+            FieldType::Relation(_) | FieldType::Acl => None,
         };
-        let nulls: Option<Vec<String>> = row.try_get(5)?;
-        let nulls = nulls.unwrap_or_default();
-        let fields = self.fields(&nulls, |index, field_type| {
-            decode_column(row, index, field_type)
-        })?;
-        Ok(Object {
-            object_id: object_id.unwrap_or_default(),
-            created_at: created_at.unwrap_or_default(),
-            updated_at: updated_at.unwrap_or_default(),
-            acl,
-            fields,
-        })
+        Ok(cell.unwrap_or(Cell::Null))
     }
 }
 
-fn decode_column(row: &PgRow, index: usize, field_type: &FieldType) -> StoreResult<Option<Value>> {
-    let value = match field_type {
-        FieldType::Number => row.try_get::<Option<f64>, _>(index)?.map(number_value),
-        FieldType::Boolean => row.try_get::<Option<bool>, _>(index)?.map(Value::Bool),
-        FieldType::String => row.try_get::<Option<String>, _>(index)?.map(Value::String),
-        FieldType::Date => row
-            .try_get::<Option<&str>, _>(index)?
-            .map(value::date_value),
-        FieldType::Pointer(target) => row
-            .try_get::<Option<&str>, _>(index)?
-            .map(|id| value::pointer_value(target, id)),
-        FieldType::Object
-        | FieldType::Array
-        | FieldType::File
-        | FieldType::GeoPoint
-        | FieldType::Bytes
-        | FieldType::Polygon => row
-            .try_get::<Option<Json<Value>>, _>(index)?
-            .map(|json| json.0),
-        FieldType::Relation(_) | FieldType::Acl => None,
-    };
-    Ok(value)
-}
-
-/// A stored double as JSON: integral values that fit `i64` as integers, as SQLite's NUMERIC
+/// A stored double as a cell: integral values that fit `i64` as integers, as SQLite's NUMERIC
 /// affinity keeps them, so integer-ness round-trips.
-pub(crate) fn number_value(number: f64) -> Value {
+fn number_cell(number: f64) -> Cell<'static> {
     // i64::MAX as f64 rounds up to 2^63, which is outside i64; the strict bound keeps the
     // conversion lossless.
     if number.fract() == 0.0
         && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&number)
     {
-        return Value::from(number as i64);
+        return Cell::Integer(number as i64);
     }
-    serde_json::Number::from_f64(number)
-        .map(Value::Number)
-        .unwrap_or(Value::Null)
+    Cell::Real(number)
 }
 
 /// The error a value PostgreSQL cannot store is (a NUL character in text or JSON).

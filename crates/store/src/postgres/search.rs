@@ -25,7 +25,7 @@ use crate::error::StoreResult;
 use crate::layout::DEFAULT_COLUMNS;
 use crate::postgres::dialect::PgTranslator as Translator;
 use crate::postgres::rows::{PgBind, PgSql};
-use crate::select::{DecodeRow, Projection};
+use crate::select::Projection;
 use crate::sql::quote_ident;
 use crate::text_search;
 

@@ -54,11 +54,12 @@ use tokio::sync::oneshot;
 use crate::error::{StoreError, StoreResult};
 use crate::lending::{Lend, Lending, Lent};
 use crate::sql::{Bind, SqlBuilder};
-use crate::{ChangeSink, SearchHit, Store, StoreStats, Write, WriteOutcome};
+use crate::{ChangeSink, JsonRows, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
 use crate::aggregate;
 use crate::ddl::SchemaChange;
-use crate::select::{self, DecodeRow, Projection};
+use crate::select::{self, Projection};
+use crate::selected::JsonRowsWriter;
 use crate::state::{self, Generations};
 use crate::text_search;
 pub(crate) use ddl::MAX_COLUMNS;
@@ -658,6 +659,51 @@ pub(crate) fn select_objects(
     Ok(objects)
 }
 
+/// Runs a select of `projection` and writes every row as client JSON.
+fn select_json(
+    conn: &Connection,
+    out: &SqlBuilder,
+    projection: &Projection,
+) -> StoreResult<JsonRows> {
+    let mut statement = conn.prepare_cached(&out.sql)?;
+    let mut rows = statement.query(params_from_iter(&out.binds))?;
+    let mut page = JsonRowsWriter::new();
+    while let Some(row) = rows.next()? {
+        page.push(projection, row)?;
+    }
+    page.finish()
+}
+
+impl SqliteStore {
+    /// A find's statement run, its rows made into a `T` by `select`: on the caller's thread
+    /// for a lookup by id when a read-only connection is idle, else on a reader thread.
+    async fn select<T: Default + Send + 'static>(
+        &self,
+        schema: &ClassSchema,
+        query: &FindQuery,
+        select: fn(&Connection, &SqlBuilder, &Projection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        if !self.table_exists(&schema.class_name) {
+            return Ok(T::default());
+        }
+        self.ensure_text_indexes(&schema.class_name, &query.filter)
+            .await?;
+        let (out, projection) = self.with_tables(|table_exists| {
+            select::find::<SqliteDialect>(schema, query, table_exists)
+        })?;
+        if is_point_lookup(&query.filter)
+            && let Some(mut lent) = self.inline.as_ref().and_then(InlineReaders::lend)
+        {
+            self.busy_readers.fetch_add(1, Ordering::Relaxed);
+            let found = select(lent.conn(), &out, &projection);
+            self.busy_readers.fetch_sub(1, Ordering::Relaxed);
+            lent.finish(true);
+            return found;
+        }
+        self.read(move |conn| select(conn, &out, &projection)).await
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn load_schemas(&self) -> StoreResult<Vec<ClassSchema>> {
@@ -688,25 +734,11 @@ impl Store for SqliteStore {
     }
 
     async fn find(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<Vec<Object>> {
-        if !self.table_exists(&schema.class_name) {
-            return Ok(Vec::new());
-        }
-        self.ensure_text_indexes(&schema.class_name, &query.filter)
-            .await?;
-        let (out, projection) = self.with_tables(|table_exists| {
-            select::find::<SqliteDialect>(schema, query, table_exists)
-        })?;
-        if is_point_lookup(&query.filter)
-            && let Some(mut lent) = self.inline.as_ref().and_then(InlineReaders::lend)
-        {
-            self.busy_readers.fetch_add(1, Ordering::Relaxed);
-            let found = select_objects(lent.conn(), &out, &projection);
-            self.busy_readers.fetch_sub(1, Ordering::Relaxed);
-            lent.finish(true);
-            return found;
-        }
-        self.read(move |conn| select_objects(conn, &out, &projection))
-            .await
+        self.select(schema, query, select_objects).await
+    }
+
+    async fn find_json(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<JsonRows> {
+        self.select(schema, query, select_json).await
     }
 
     async fn count(&self, schema: &ClassSchema, filter: &Filter) -> StoreResult<u64> {

@@ -1,4 +1,4 @@
-//! Objects ↔ rows: how each schema type is stored in its column and read back.
+//! Objects ↔ rows in SQLite: how each schema type is stored in its column and read back.
 //!
 //! The encoding is the contract the translator relies on: strings, numbers and booleans are
 //! native SQL values, dates are normalised ISO text (which sorts as the instant), pointers
@@ -10,17 +10,16 @@
 //! explicitly null (SQL NULL when there are none). A null *inside* an Object or Array value
 //! is part of that value's JSON text and needs no entry.
 
-use parlor_core::object::{Acl, Object};
+use parlor_core::object::Acl;
 use parlor_core::schema::{ClassSchema, FieldType};
-use parlor_core::value;
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
 use serde_json::{Map, Value};
 
-use crate::error::{StoreError, StoreResult};
+use crate::error::StoreResult;
 pub(crate) use crate::layout::{NULLS_COLUMN, field_columns};
 use crate::layout::{Stored, explicit_nulls, stored_value};
-use crate::select::{DecodeRow, Projection};
+use crate::selected::{Cell, SelectedRow, corrupt};
 use crate::sql::Bind;
 
 /// The SQL declaration of a field's column; `None` for types without a column
@@ -80,101 +79,65 @@ pub(crate) fn encode_nulls(schema: &ClassSchema, fields: &Map<String, Value>) ->
     }
 }
 
-impl<'r> DecodeRow<Row<'r>> for Projection {
-    /// Decodes one row selected with this projection, reading each column in place.
-    fn decode(&self, row: &Row<'r>) -> StoreResult<Object> {
-        let object_id = text(row, 0)?.unwrap_or_default().to_owned();
-        let created_at = text(row, 1)?.unwrap_or_default().to_owned();
-        let updated_at = text(row, 2)?.unwrap_or_default().to_owned();
-        let acl = decode_acl(text(row, 3)?, text(row, 4)?)?;
-        let nulls: Vec<String> = match text(row, 5)? {
-            None => Vec::new(),
-            Some(text) => serde_json::from_str(text).map_err(corrupt)?,
-        };
-        let fields = self.fields(&nulls, |index, field_type| {
-            decode_column(row, index, field_type)
-        })?;
-        Ok(Object {
-            object_id,
-            created_at,
-            updated_at,
-            acl,
-            fields,
+impl SelectedRow for Row<'_> {
+    fn text(&self, index: usize) -> StoreResult<Option<&str>> {
+        match self.get_ref(index)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(bytes) => std::str::from_utf8(bytes).map(Some).map_err(corrupt),
+            other => Err(corrupt(format!(
+                "column {index} holds {}, expected TEXT",
+                other.data_type()
+            ))),
+        }
+    }
+
+    /// `_rperm`, `_wperm` and `_nulls` hold JSON arrays of names.
+    fn names(&self, index: usize) -> StoreResult<Option<Vec<String>>> {
+        match self.text(index)? {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(text).map(Some).map_err(corrupt),
+        }
+    }
+
+    fn cell(&self, index: usize, field_type: &FieldType) -> StoreResult<Cell<'_>> {
+        let raw = self.get_ref(index)?;
+        if let ValueRef::Null = raw {
+            return Ok(Cell::Null);
+        }
+        // NUMERIC columns keep integral values as INTEGER and the rest as REAL; the storage
+        // class decides the JSON number's form.
+        Ok(match field_type {
+            FieldType::Number => match raw {
+                ValueRef::Integer(integer) => Cell::Integer(integer),
+                ValueRef::Real(real) => Cell::Real(real),
+                other => {
+                    return Err(corrupt(format!(
+                        "Number column holds {}",
+                        other.data_type()
+                    )));
+                }
+            },
+            FieldType::Boolean => match raw {
+                ValueRef::Integer(integer) => Cell::Bool(integer != 0),
+                other => {
+                    return Err(corrupt(format!(
+                        "Boolean column holds {}",
+                        other.data_type()
+                    )));
+                }
+            },
+            FieldType::String | FieldType::Date | FieldType::Pointer(_) => {
+                Cell::Text(column_text(raw, field_type)?)
+            }
+            FieldType::Object
+            | FieldType::Array
+            | FieldType::File
+            | FieldType::GeoPoint
+            | FieldType::Bytes
+            | FieldType::Polygon => Cell::Json(column_text(raw, field_type)?),
+            FieldType::Relation(_) | FieldType::Acl => Cell::Null,
         })
     }
-}
-
-/// A TEXT (or NULL) column, borrowed from the statement.
-fn text<'r>(row: &'r Row<'_>, index: usize) -> StoreResult<Option<&'r str>> {
-    match row.get_ref(index)? {
-        ValueRef::Null => Ok(None),
-        ValueRef::Text(bytes) => std::str::from_utf8(bytes).map(Some).map_err(corrupt),
-        other => Err(corrupt(format!(
-            "column {index} holds {}, expected TEXT",
-            other.data_type()
-        ))),
-    }
-}
-
-fn decode_acl(readers: Option<&str>, writers: Option<&str>) -> StoreResult<Option<Acl>> {
-    if readers.is_none() && writers.is_none() {
-        return Ok(None);
-    }
-    let parse = |text: Option<&str>| -> StoreResult<Vec<String>> {
-        match text {
-            None => Ok(Vec::new()),
-            Some(text) => serde_json::from_str(text).map_err(corrupt),
-        }
-    };
-    Ok(Some(Acl::from_perms(&parse(readers)?, &parse(writers)?)))
-}
-
-fn decode_column(
-    row: &Row<'_>,
-    index: usize,
-    field_type: &FieldType,
-) -> StoreResult<Option<Value>> {
-    let raw = row.get_ref(index)?;
-    if let ValueRef::Null = raw {
-        return Ok(None);
-    }
-    let as_text = |raw| column_text(raw, field_type);
-    // NUMERIC columns keep integral values as INTEGER and the rest as REAL; the storage
-    // class decides the JSON number's form.
-    let value = match field_type {
-        FieldType::Number => match raw {
-            ValueRef::Integer(integer) => Value::from(integer),
-            ValueRef::Real(real) => serde_json::Number::from_f64(real)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
-            other => {
-                return Err(corrupt(format!(
-                    "Number column holds {}",
-                    other.data_type()
-                )));
-            }
-        },
-        FieldType::Boolean => match raw {
-            ValueRef::Integer(integer) => Value::Bool(integer != 0),
-            other => {
-                return Err(corrupt(format!(
-                    "Boolean column holds {}",
-                    other.data_type()
-                )));
-            }
-        },
-        FieldType::String => Value::String(as_text(raw)?.to_owned()),
-        FieldType::Date => value::date_value(as_text(raw)?),
-        FieldType::Pointer(target) => value::pointer_value(target, as_text(raw)?),
-        FieldType::Object
-        | FieldType::Array
-        | FieldType::File
-        | FieldType::GeoPoint
-        | FieldType::Bytes
-        | FieldType::Polygon => serde_json::from_str(as_text(raw)?).map_err(corrupt)?,
-        FieldType::Relation(_) | FieldType::Acl => return Ok(None),
-    };
-    Ok(Some(value))
 }
 
 /// The text of a column that should hold TEXT.
@@ -187,9 +150,4 @@ fn column_text<'r>(raw: ValueRef<'r>, field_type: &FieldType) -> StoreResult<&'r
             other.data_type()
         ))),
     }
-}
-
-/// A stored value that does not decode: the database was written by something else.
-fn corrupt(error: impl std::fmt::Display) -> StoreError {
-    StoreError::database(format!("corrupt stored value: {error}"))
 }

@@ -32,7 +32,7 @@ use crate::SearchHit;
 use crate::ddl::TableChanges;
 use crate::error::StoreResult;
 use crate::layout::DEFAULT_COLUMNS;
-use crate::select::{DecodeRow, Projection};
+use crate::select::Projection;
 use crate::sql::{Bind, SqlBuilder, quote_ident};
 use crate::sqlite::dialect::SqliteTranslator as Translator;
 use crate::text_search;
