@@ -160,13 +160,13 @@ impl Acl {
     }
 
     /// Rebuilds an ACL from `_rperm`/`_wperm` lists.
-    pub fn from_perms(readers: &[String], writers: &[String]) -> Acl {
+    pub fn from_perms<S: AsRef<str>>(readers: &[S], writers: &[S]) -> Acl {
         let mut entries: BTreeMap<String, Permission> = BTreeMap::new();
         for reader in readers {
-            entries.entry(reader.clone()).or_default().read = true;
+            entries.entry(reader.as_ref().to_owned()).or_default().read = true;
         }
         for writer in writers {
-            entries.entry(writer.clone()).or_default().write = true;
+            entries.entry(writer.as_ref().to_owned()).or_default().write = true;
         }
         Acl { entries }
     }

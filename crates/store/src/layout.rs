@@ -295,17 +295,23 @@ impl UntypedNulls {
     }
 
     /// The untyped nulls among `listed` (a row's [`NULLS_COLUMN`]).
-    pub(crate) fn names<'a>(&'a self, listed: &'a [String]) -> impl Iterator<Item = &'a String> {
-        listed.iter().filter(|name| {
-            let wanted = self.keys.as_ref().is_none_or(|keys| keys.contains(name));
+    pub(crate) fn names<'a, S: AsRef<str>>(
+        &'a self,
+        listed: &'a [S],
+    ) -> impl Iterator<Item = &'a str> {
+        listed.iter().map(AsRef::as_ref).filter(|name| {
+            let wanted = self
+                .keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|key| key == name));
             wanted && !self.known.contains(*name)
         })
     }
 
     /// Adds to `fields` the untyped nulls among `listed`.
-    pub(crate) fn add(&self, listed: &[String], fields: &mut Map<String, Value>) {
+    pub(crate) fn add<S: AsRef<str>>(&self, listed: &[S], fields: &mut Map<String, Value>) {
         for name in self.names(listed) {
-            fields.insert(name.clone(), Value::Null);
+            fields.insert(name.to_owned(), Value::Null);
         }
     }
 }

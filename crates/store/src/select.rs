@@ -2,6 +2,8 @@
 //! ORDER BY, LIMIT/OFFSET, written once over a [`Dialect`]. What a selected row is read back
 //! as is `selected`; how a column is read, each backend's (`rows.rs`).
 
+use std::borrow::Cow;
+
 use parlor_core::query::{Filter, FindQuery};
 use parlor_core::schema::{ClassSchema, FieldType};
 use serde_json::{Map, Value};
@@ -63,7 +65,7 @@ impl Projection {
     /// to is the same for both, so it is written once here.
     pub(crate) fn fields(
         &self,
-        nulls: &[String],
+        nulls: &[Cow<'_, str>],
         mut column: impl FnMut(usize, &FieldType) -> StoreResult<Option<Value>>,
     ) -> StoreResult<Map<String, Value>> {
         let mut fields = Map::new();

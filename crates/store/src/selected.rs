@@ -1,9 +1,11 @@
 //! A selected row, as each backend hands it over ([`SelectedRow`]), and the two things a read
 //! makes of it: an [`Object`] ([`Projection::decode`]) or the JSON text a client reads
-//! ([`Projection::write_json`]). The text is written straight from the row's cells, so a page
+//! ([`JsonRowsWriter`]). The text is written straight from the row's cells, so a page
 //! of results is not built as objects and values only to be serialised again (that building
 //! was most of a history page's CPU). Both read the same cells through [`Cell`], so they
 //! answer the same, field order aside.
+
+use std::borrow::Cow;
 
 use parlor_core::object::{Acl, Object};
 use parlor_core::schema::FieldType;
@@ -33,9 +35,12 @@ pub(crate) enum Cell<'r> {
 /// field column as a [`Cell`] of its type.
 pub(crate) trait SelectedRow {
     fn text(&self, index: usize) -> StoreResult<Option<&str>>;
-    fn names(&self, index: usize) -> StoreResult<Option<Vec<String>>>;
+    fn names(&self, index: usize) -> StoreResult<Option<Names<'_>>>;
     fn cell(&self, index: usize, field_type: &FieldType) -> StoreResult<Cell<'_>>;
 }
+
+/// A list of names read from a row, borrowed from it where the backend can.
+pub(crate) type Names<'r> = Vec<Cow<'r, str>>;
 
 const OBJECT_ID: usize = 0;
 const CREATED_AT: usize = 1;
@@ -80,28 +85,89 @@ impl JsonRows {
 }
 
 /// Writes a page of rows as a JSON array.
-pub(crate) struct JsonRowsWriter {
+pub(crate) struct JsonRowsWriter<'p> {
+    projection: &'p Projection,
+    /// `,"name":` of each field column, escaped once for the page rather than once per row.
+    column_keys: Vec<Vec<u8>>,
+    /// `,"name":{"__type":"Relation",…}` of each relation field: the same in every object.
+    relation_entries: Vec<u8>,
     out: Vec<u8>,
     len: usize,
 }
 
-impl JsonRowsWriter {
-    pub(crate) fn new() -> JsonRowsWriter {
+impl<'p> JsonRowsWriter<'p> {
+    pub(crate) fn new(projection: &'p Projection) -> StoreResult<JsonRowsWriter<'p>> {
+        let key = |name: &str| -> StoreResult<Vec<u8>> {
+            let mut key = Vec::with_capacity(name.len() + 4);
+            write_key(&mut key, name, false)?;
+            Ok(key)
+        };
+        let column_keys = projection
+            .columns
+            .iter()
+            .map(|(name, _)| key(name))
+            .collect::<StoreResult<_>>()?;
+        let mut relation_entries = Vec::new();
+        for (name, marker) in &projection.relations {
+            relation_entries.extend(key(name)?);
+            write(&mut relation_entries, marker)?;
+        }
         // Sized for a page of messages: growing from empty copied the page several times.
-        let mut out = Vec::with_capacity(16 * 1024);
+        let mut out = Vec::with_capacity(32 * 1024);
         out.push(b'[');
-        JsonRowsWriter { out, len: 0 }
+        Ok(JsonRowsWriter {
+            projection,
+            column_keys,
+            relation_entries,
+            out,
+            len: 0,
+        })
     }
 
-    pub(crate) fn push(
-        &mut self,
-        projection: &Projection,
-        row: &impl SelectedRow,
-    ) -> StoreResult<()> {
+    /// Appends the object in `row`: what [`Object::into_json`] of [`Projection::decode`]
+    /// serialises to, field order aside.
+    pub(crate) fn push(&mut self, row: &impl SelectedRow) -> StoreResult<()> {
+        let out = &mut self.out;
         if self.len > 0 {
-            self.out.push(b',');
+            out.push(b',');
         }
-        projection.write_json(row, &mut self.out)?;
+        out.extend_from_slice(br#"{"objectId":"#);
+        write(out, row.text(OBJECT_ID)?.unwrap_or_default())?;
+        out.extend_from_slice(br#","createdAt":"#);
+        write(out, row.text(CREATED_AT)?.unwrap_or_default())?;
+        out.extend_from_slice(br#","updatedAt":"#);
+        write(out, row.text(UPDATED_AT)?.unwrap_or_default())?;
+        let readers = row.names(READERS)?;
+        let writers = row.names(WRITERS)?;
+        if readers.is_some() || writers.is_some() {
+            out.extend_from_slice(br#","ACL":"#);
+            write_acl(
+                out,
+                readers.as_deref().unwrap_or_default(),
+                writers.as_deref().unwrap_or_default(),
+            )?;
+        }
+        let nulls = row.names(NULLS)?.unwrap_or_default();
+        let columns = self.projection.columns.iter().zip(&self.column_keys);
+        for (index, ((name, field_type), key)) in columns.enumerate() {
+            match row.cell(DEFAULT_COLUMNS.len() + index, field_type)? {
+                Cell::Null if nulls.iter().any(|null| null == name) => {
+                    out.extend_from_slice(key);
+                    out.extend_from_slice(b"null");
+                }
+                Cell::Null => {}
+                cell => {
+                    out.extend_from_slice(key);
+                    write_cell(out, cell, field_type)?;
+                }
+            }
+        }
+        for name in self.projection.untyped_nulls.names(&nulls) {
+            write_key(out, name, false)?;
+            out.extend_from_slice(b"null");
+        }
+        out.extend_from_slice(&self.relation_entries);
+        out.push(b'}');
         self.len += 1;
         Ok(())
     }
@@ -132,46 +198,6 @@ impl Projection {
             fields,
         })
     }
-
-    /// The object in `row` as JSON text, appended to `out`: what [`Object::into_json`] of
-    /// [`Projection::decode`] serialises to, field order aside.
-    pub(crate) fn write_json(&self, row: &impl SelectedRow, out: &mut Vec<u8>) -> StoreResult<()> {
-        out.push(b'{');
-        write_key(out, "objectId", true)?;
-        write(out, row.text(OBJECT_ID)?.unwrap_or_default())?;
-        write_key(out, "createdAt", false)?;
-        write(out, row.text(CREATED_AT)?.unwrap_or_default())?;
-        write_key(out, "updatedAt", false)?;
-        write(out, row.text(UPDATED_AT)?.unwrap_or_default())?;
-        if let Some(acl) = row_acl(row)? {
-            write_key(out, "ACL", false)?;
-            write(out, &acl.to_json())?;
-        }
-        let nulls = row.names(NULLS)?.unwrap_or_default();
-        for (index, (name, field_type)) in self.columns.iter().enumerate() {
-            match row.cell(DEFAULT_COLUMNS.len() + index, field_type)? {
-                Cell::Null if nulls.iter().any(|null| null == name) => {
-                    write_key(out, name, false)?;
-                    out.extend_from_slice(b"null");
-                }
-                Cell::Null => {}
-                cell => {
-                    write_key(out, name, false)?;
-                    write_cell(out, cell, field_type)?;
-                }
-            }
-        }
-        for name in self.untyped_nulls.names(&nulls) {
-            write_key(out, name, false)?;
-            out.extend_from_slice(b"null");
-        }
-        for (name, marker) in &self.relations {
-            write_key(out, name, false)?;
-            write(out, marker)?;
-        }
-        out.push(b'}');
-        Ok(())
-    }
 }
 
 /// The row's ACL: none when both `_rperm` and `_wperm` are NULL.
@@ -183,6 +209,27 @@ fn row_acl(row: &impl SelectedRow) -> StoreResult<Option<Acl>> {
             &writers.unwrap_or_default(),
         ))),
     }
+}
+
+/// The ACL of `_rperm`/`_wperm` as [`Acl::to_json`] of [`Acl::from_perms`] writes it, without
+/// building either: entries in order, each with the grants it has.
+fn write_acl(out: &mut Vec<u8>, readers: &[Cow<str>], writers: &[Cow<str>]) -> StoreResult<()> {
+    let mut entries: Vec<&str> = readers.iter().chain(writers).map(AsRef::as_ref).collect();
+    entries.sort_unstable();
+    entries.dedup();
+    out.push(b'{');
+    for (index, entry) in entries.into_iter().enumerate() {
+        write_key(out, entry, index == 0)?;
+        let read = readers.iter().any(|reader| reader == entry);
+        let write = writers.iter().any(|writer| writer == entry);
+        out.extend_from_slice(match (read, write) {
+            (true, true) => br#"{"read":true,"write":true}"#.as_slice(),
+            (true, false) => br#"{"read":true}"#.as_slice(),
+            _ => br#"{"write":true}"#.as_slice(),
+        });
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// A field column's cell as the Parse value of its field type; `None` for SQL NULL.
@@ -276,8 +323,13 @@ mod tests {
         fn text(&self, index: usize) -> StoreResult<Option<&str>> {
             Ok(self.texts[index])
         }
-        fn names(&self, index: usize) -> StoreResult<Option<Vec<String>>> {
-            Ok(self.names[index - READERS].clone())
+        fn names(&self, index: usize) -> StoreResult<Option<Names<'_>>> {
+            Ok(self.names[index - READERS].as_ref().map(|names| {
+                names
+                    .iter()
+                    .map(|name| Cow::Borrowed(name.as_str()))
+                    .collect()
+            }))
         }
         fn cell(&self, index: usize, _: &FieldType) -> StoreResult<Cell<'_>> {
             Ok(match self.cells.get(&index) {
@@ -316,9 +368,14 @@ mod tests {
     }
 
     fn json_of(projection: &Projection, row: &Row) -> Value {
-        let mut out = Vec::new();
-        projection.write_json(row, &mut out).unwrap();
-        serde_json::from_slice(&out).unwrap()
+        let mut page = JsonRowsWriter::new(projection).unwrap();
+        page.push(row).unwrap();
+        page.push(row).unwrap();
+        let rows = page.finish().unwrap();
+        assert_eq!(rows.len, 2);
+        let mut objects: Vec<Value> = serde_json::from_str(&rows.json).unwrap();
+        assert_eq!(objects[0], objects[1]);
+        objects.pop().unwrap()
     }
 
     #[test]
@@ -404,8 +461,12 @@ mod tests {
             names: [None, None, None],
             cells: HashMap::from([(DEFAULT_COLUMNS.len(), Cell::Json(r#"1}, {"x": 2"#))]),
         };
-        let mut out = Vec::new();
-        assert!(projection.write_json(&row, &mut out).is_err());
+        assert!(
+            JsonRowsWriter::new(&projection)
+                .unwrap()
+                .push(&row)
+                .is_err()
+        );
         assert!(projection.decode(&row).is_err());
     }
 }

@@ -3,10 +3,11 @@
 use parlor_core::Error;
 use serde_json::{Map, Value, json};
 
+use super::body::Body;
 use super::envelope::ApiRequest;
 use super::error::ApiResult;
 use super::params::{find_request, get_request};
-use super::routes::{ApiResponse, Body};
+use super::routes::ApiResponse;
 use crate::operation::{Auth, Found, Operations, WriteResponse, results_body};
 
 /// A write's body must be a JSON object.
@@ -51,15 +52,11 @@ pub async fn find_objects(
         }
         // The store's page, wrapped as it is: no redirect comes this way.
         Found::Text(rows) => {
-            let mut body = String::with_capacity(rows.json.len() + 40);
-            body.push_str("{\"results\":");
-            body.push_str(&rows.json);
-            if let Some(count) = page.count {
-                body.push_str(",\"count\":");
-                body.push_str(&count.to_string());
-            }
-            body.push('}');
-            Body::Text(body)
+            let tail = match page.count {
+                Some(count) => format!(",\"count\":{count}}}"),
+                None => "}".to_owned(),
+            };
+            Body::Text(vec!["{\"results\":".to_owned(), rows.json, tail])
         }
     };
     Ok(ApiResponse::ok_body(body))
@@ -78,7 +75,7 @@ pub async fn get_object(
         .get_text(auth, class_name, object_id, get)
         .await?
     {
-        Found::Text(rows) => rows.single_object().map(Body::Text),
+        Found::Text(rows) => rows.single_object().map(|object| Body::Text(vec![object])),
         Found::Values(mut values) => values.pop().map(Body::Value),
     };
     let body = body.ok_or_else(Error::object_not_found)?;

@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod body;
 pub mod classes;
 pub mod envelope;
 pub mod error;
@@ -341,17 +342,17 @@ async fn check_idempotency(
 pub(super) fn into_http(response: ApiResponse) -> Response {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
     let bytes = match response.body {
-        routes::Body::Value(serde_json::Value::Null) => return status.into_response(),
-        routes::Body::Value(body) => {
+        body::Body::Value(serde_json::Value::Null) => return status.into_response(),
+        body::Body::Value(body) => {
             // Sized for a page of results up front: growing the buffer from axum's default
             // 128 bytes copied a 50-object history page several times over.
             let mut bytes = Vec::with_capacity(16 * 1024);
             if serde_json::to_writer(&mut bytes, &body).is_err() {
                 return ApiError::Internal("response serialisation failed".into()).into_response();
             }
-            bytes
+            Body::from(bytes)
         }
-        routes::Body::Text(text) => text.into_bytes(),
+        body::Body::Text(parts) => Body::new(body::TextParts::new(parts)),
     };
     let mut http = (status, bytes).into_response();
     http.headers_mut().insert(

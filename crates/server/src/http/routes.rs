@@ -4,6 +4,7 @@
 use axum::http::Method;
 use serde_json::Value;
 
+use super::body::Body;
 use super::envelope::ApiRequest;
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
@@ -18,25 +19,6 @@ pub struct ApiResponse {
     pub location: Option<String>,
     /// Further headers (`X-Parse-Job-Status-Id`).
     pub headers: Vec<(&'static str, String)>,
-}
-
-/// A response body: a JSON value (`null`: no body), or JSON text already written (a page of
-/// objects the store wrote straight from its rows).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Body {
-    Value(Value),
-    Text(String),
-}
-
-impl Body {
-    /// The body as a value, for a caller that nests it in another answer (`/batch`).
-    pub fn into_value(self) -> Result<Value, ApiError> {
-        match self {
-            Body::Value(value) => Ok(value),
-            Body::Text(text) => serde_json::from_str(&text)
-                .map_err(|error| ApiError::Internal(format!("a written body: {error}"))),
-        }
-    }
 }
 
 impl ApiResponse {

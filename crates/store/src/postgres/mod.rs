@@ -632,9 +632,9 @@ impl Store for PostgresStore {
 
     async fn find_json(&self, schema: &ClassSchema, query: &FindQuery) -> StoreResult<JsonRows> {
         self.select(schema, query, |rows, projection| {
-            let mut page = JsonRowsWriter::new();
+            let mut page = JsonRowsWriter::new(projection)?;
             for row in rows {
-                page.push(projection, row)?;
+                page.push(row)?;
             }
             page.finish()
         })

@@ -10,6 +10,8 @@
 //! Every bound value carries its type in the statement text (`$3::text`), so a statement's
 //! text always has the same parameter types: sqlx caches prepared statements by text.
 
+use std::borrow::Cow;
+
 use parlor_core::Error;
 use parlor_core::object::Acl;
 use parlor_core::schema::{ClassSchema, FieldType};
@@ -20,7 +22,7 @@ use sqlx_postgres::PgRow;
 
 use crate::error::{StoreError, StoreResult};
 use crate::layout::{Stored, explicit_nulls, stored_value};
-use crate::selected::{Cell, SelectedRow};
+use crate::selected::{Cell, Names, SelectedRow};
 use crate::sql::{BindValue, SqlBuilder};
 
 /// A value bound to a PostgreSQL statement.
@@ -128,8 +130,9 @@ impl SelectedRow for PgRow {
     }
 
     /// `_rperm`, `_wperm` and `_nulls` are `text[]`.
-    fn names(&self, index: usize) -> StoreResult<Option<Vec<String>>> {
-        Ok(self.try_get(index)?)
+    fn names(&self, index: usize) -> StoreResult<Option<Names<'_>>> {
+        let names: Option<Vec<String>> = self.try_get(index)?;
+        Ok(names.map(|names| names.into_iter().map(Cow::Owned).collect()))
     }
 
     fn cell(&self, index: usize, field_type: &FieldType) -> StoreResult<Cell<'_>> {

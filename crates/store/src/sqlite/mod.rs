@@ -667,9 +667,9 @@ fn select_json(
 ) -> StoreResult<JsonRows> {
     let mut statement = conn.prepare_cached(&out.sql)?;
     let mut rows = statement.query(params_from_iter(&out.binds))?;
-    let mut page = JsonRowsWriter::new();
+    let mut page = JsonRowsWriter::new(projection)?;
     while let Some(row) = rows.next()? {
-        page.push(projection, row)?;
+        page.push(row)?;
     }
     page.finish()
 }

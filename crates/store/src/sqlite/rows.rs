@@ -10,16 +10,19 @@
 //! explicitly null (SQL NULL when there are none). A null *inside* an Object or Array value
 //! is part of that value's JSON text and needs no entry.
 
+use std::borrow::Cow;
+
 use parlor_core::object::Acl;
 use parlor_core::schema::{ClassSchema, FieldType};
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::StoreResult;
 pub(crate) use crate::layout::{NULLS_COLUMN, field_columns};
 use crate::layout::{Stored, explicit_nulls, stored_value};
-use crate::selected::{Cell, SelectedRow, corrupt};
+use crate::selected::{Cell, Names, SelectedRow, corrupt};
 use crate::sql::Bind;
 
 /// The SQL declaration of a field's column; `None` for types without a column
@@ -91,12 +94,17 @@ impl SelectedRow for Row<'_> {
         }
     }
 
-    /// `_rperm`, `_wperm` and `_nulls` hold JSON arrays of names.
-    fn names(&self, index: usize) -> StoreResult<Option<Vec<String>>> {
-        match self.text(index)? {
-            None => Ok(None),
-            Some(text) => serde_json::from_str(text).map(Some).map_err(corrupt),
-        }
+    /// `_rperm`, `_wperm` and `_nulls` hold JSON arrays of names, read in place unless a
+    /// name has an escape.
+    fn names(&self, index: usize) -> StoreResult<Option<Names<'_>>> {
+        /// One name of the array, borrowed from the text when it can be.
+        #[derive(Deserialize)]
+        struct Name<'a>(#[serde(borrow)] Cow<'a, str>);
+        let Some(text) = self.text(index)? else {
+            return Ok(None);
+        };
+        let names: Vec<Name<'_>> = serde_json::from_str(text).map_err(corrupt)?;
+        Ok(Some(names.into_iter().map(|name| name.0).collect()))
     }
 
     fn cell(&self, index: usize, field_type: &FieldType) -> StoreResult<Cell<'_>> {
