@@ -294,18 +294,19 @@ impl Operations {
                 *key = "score".to_owned();
             }
         }
+        let text_score_asked = score.is_some();
+        let query = FindQuery {
+            filter,
+            order,
+            skip: request.skip,
+            limit: Some(limit),
+            keys: store_keys,
+            score,
+        };
         if request.explain {
             // The plan of the statement the find would run, as the database gives it
             // (PostgreSQL's `EXPLAIN (FORMAT JSON)` row, as Parse Server's PostgreSQL
             // adapter answers; SQLite's `EXPLAIN QUERY PLAN` steps in the same place).
-            let query = FindQuery {
-                filter,
-                order,
-                skip: request.skip,
-                limit: Some(limit),
-                keys: store_keys,
-                score,
-            };
             let plan = self.store.explain_json(&schema, &query).await?;
             return Ok(FindPage {
                 results: Found::Values(vec![serde_json::json!({ "QUERY PLAN": plan })]),
@@ -314,7 +315,7 @@ impl Operations {
             });
         }
         let count = if request.count {
-            Some(self.store.count(&schema, &filter).await?)
+            Some(self.store.count(&schema, &query.filter).await?)
         } else {
             None
         };
@@ -324,17 +325,9 @@ impl Operations {
             request.keys.as_deref(),
         );
         let as_stored = text_wanted
-            && score.is_none()
+            && !text_score_asked
             && request.redirect_class_name_for_key.is_none()
             && self.renders_as_stored(auth, &schema, &tree, &request.exclude_keys, directory);
-        let query = FindQuery {
-            filter,
-            order,
-            skip: request.skip,
-            limit: Some(limit),
-            keys: store_keys,
-            score,
-        };
         if as_stored {
             let rows = if limit == 0 {
                 JsonRows::default()
