@@ -453,6 +453,21 @@ mod tests {
     }
 
     #[test]
+    fn default_column_indexes_follow_the_layout() {
+        let indexes = [OBJECT_ID, CREATED_AT, UPDATED_AT, READERS, WRITERS, NULLS];
+        let names = indexes.map(|index| DEFAULT_COLUMNS[index]);
+        let meant = [
+            "objectId",
+            "createdAt",
+            "updatedAt",
+            "_rperm",
+            "_wperm",
+            "_nulls",
+        ];
+        assert_eq!(names, meant);
+    }
+
+    #[test]
     fn a_stored_value_that_is_not_json_is_refused_not_copied() {
         let schema = schema();
         let projection = Projection::new(&schema, Some(&["meta".to_owned()]));

@@ -327,7 +327,13 @@ impl Operations {
         let as_stored = text_wanted
             && !text_score_asked
             && request.redirect_class_name_for_key.is_none()
-            && self.renders_as_stored(auth, &schema, &tree, &request.exclude_keys, directory);
+            && self.renders_as_stored(
+                protected.as_ref(),
+                &schema,
+                &tree,
+                &request.exclude_keys,
+                directory,
+            );
         if as_stored {
             let rows = if limit == 0 {
                 JsonRows::default()
@@ -389,13 +395,13 @@ impl Operations {
     /// be added here too.
     fn renders_as_stored(
         &self,
-        auth: &Auth,
+        protected: Option<&ProtectedFields>,
         schema: &ClassSchema,
         tree: &IncludeTree,
         exclude_keys: &[String],
         directory: bool,
     ) -> bool {
-        ProtectedFields::for_reader(schema, auth).is_none_or(|protected| protected.hides_nothing())
+        protected.is_none_or(ProtectedFields::hides_nothing)
             && !has_secrets(schema)
             && tree.is_empty()
             && exclude_keys.is_empty()
@@ -477,8 +483,15 @@ impl Operations {
             request.include_all,
             request.keys.as_deref(),
         );
+        let protected = ProtectedFields::for_reader(&schema, auth);
         if text_wanted
-            && self.renders_as_stored(auth, &schema, &tree, &request.exclude_keys, directory)
+            && self.renders_as_stored(
+                protected.as_ref(),
+                &schema,
+                &tree,
+                &request.exclude_keys,
+                directory,
+            )
         {
             let rows = self.store.find_json(&schema, &query).await?;
             if rows.len == 0 {
