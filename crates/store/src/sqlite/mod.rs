@@ -6,6 +6,7 @@
 //!   holds the one translator).
 //! - `writes`: creates, updates and deletes inside a transaction.
 //! - `writer`: the single writer thread and its group commit.
+//! - `checkpointer`: the WAL's checkpoints, off the writer's thread.
 //! - `search`: full-text search through FTS5 indexes kept by triggers.
 //!
 //! Execution is synchronous `rusqlite` on dedicated OS threads: statements come from each
@@ -25,6 +26,7 @@
 //! serves the reads, since each connection to `:memory:` would otherwise be a database of its
 //! own.
 
+mod checkpointer;
 mod ddl;
 mod dialect;
 mod rows;
@@ -54,6 +56,7 @@ use tokio::sync::oneshot;
 use crate::error::{StoreError, StoreResult};
 use crate::lending::{Lend, Lending, Lent};
 use crate::sql::{Bind, SqlBuilder};
+use crate::sqlite::checkpointer::Checkpointer;
 use crate::{ChangeSink, JsonRows, SearchHit, Store, StoreStats, Write, WriteOutcome};
 
 use crate::aggregate;
@@ -232,10 +235,18 @@ impl SqliteStore {
             let generations = Arc::clone(&generations);
             let sink = Arc::clone(&sink);
             spawn("parlor-sqlite-writer", move || {
-                let conn = match open_writer(path, busy_timeout, &shared) {
-                    Ok((conn, committed)) => {
+                let opened = open_writer(path.clone(), busy_timeout, &shared).and_then(
+                    |(mut conn, committed)| {
+                        let checkpointer = path
+                            .map(|path| Checkpointer::start(&path, busy_timeout, &mut conn))
+                            .transpose()?;
+                        Ok((conn, committed, checkpointer))
+                    },
+                );
+                let (conn, committed, checkpointer) = match opened {
+                    Ok(opened) => {
                         let _ = ready.send(Ok(()));
-                        (conn, committed)
+                        opened
                     }
                     Err(error) => {
                         let _ = ready.send(Err(error));
@@ -243,13 +254,14 @@ impl SqliteStore {
                     }
                 };
                 Writer {
-                    conn: conn.0,
+                    conn,
                     jobs: writer_jobs,
                     max_group,
-                    committed: conn.1,
+                    committed,
                     shared,
                     generations,
                     sink,
+                    checkpointer,
                 }
                 .run();
             })?

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use crate::ddl::{SchemaChange, TableChanges};
 use crate::error::{StoreError, StoreResult};
 use crate::sqlite::ReadJob;
+use crate::sqlite::checkpointer::Checkpointer;
 use crate::sqlite::ddl;
 use crate::sqlite::writes::{self, WriteContext};
 use crate::state::Generations;
@@ -82,6 +83,8 @@ pub(crate) struct Writer {
     /// Per class, the number of committed jobs that touched it (`Store::class_generation`).
     pub(crate) generations: Arc<Generations>,
     pub(crate) sink: SharedSink,
+    /// Checkpoints the WAL off this thread; `None` for an in-memory database.
+    pub(crate) checkpointer: Option<Checkpointer>,
 }
 
 /// A failure that hits every job of a group, given to each of them.
@@ -121,6 +124,9 @@ impl Writer {
             if !close_replies.is_empty() {
                 break;
             }
+        }
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.stop(&mut self.conn);
         }
         if let Err((_, error)) = self.conn.close() {
             tracing::error!(%error, "closing the writer connection failed");
