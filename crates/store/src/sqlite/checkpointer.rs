@@ -111,9 +111,21 @@ mod tests {
     use crate::Store;
     use crate::sqlite::SqliteStore;
 
-    /// Commits past the mark reach the database file while the store is open (the writer no
-    /// longer checkpoints; if this thread did not either, the WAL would grow without end),
-    /// and closing leaves everything in the file, no WAL.
+    /// Commits `data` (2 MiB in these tests: 512 pages) as the file `f<index>`.
+    async fn put_blob(store: &SqliteStore, index: usize, data: &[u8]) {
+        store
+            .put_file(
+                &format!("f{index}"),
+                "application/octet-stream",
+                data.to_vec(),
+            )
+            .await
+            .expect("put");
+    }
+
+    /// Commits past the mark reach the database file while the store is open (below its own
+    /// mark the writer does not checkpoint: this thread does), and closing leaves everything
+    /// in the file, no WAL.
     #[tokio::test]
     async fn commits_are_checkpointed_while_the_store_is_open() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -122,14 +134,7 @@ mod tests {
         let store = SqliteStore::open(&url).await.expect("open");
         let data = vec![7_u8; 2 << 20];
         for index in 0..3 {
-            store
-                .put_file(
-                    &format!("f{index}"),
-                    "application/octet-stream",
-                    data.clone(),
-                )
-                .await
-                .expect("put");
+            put_blob(&store, index, &data).await;
         }
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         let file_size = || std::fs::metadata(&path).map_or(0, |meta| meta.len());
@@ -164,14 +169,7 @@ mod tests {
         let mut written = 0;
         let mut started_over = false;
         for index in 0..64 {
-            store
-                .put_file(
-                    &format!("f{index}"),
-                    "application/octet-stream",
-                    data.clone(),
-                )
-                .await
-                .expect("put");
+            put_blob(&store, index, &data).await;
             written += data.len() as u64;
             if wal_size() < written {
                 started_over = true;
