@@ -323,8 +323,7 @@ async fn load_context(operations: &Operations, session: &Object) -> OpResult<Opt
         .and_then(|value| value.get("objectId"))
         .and_then(Value::as_str);
     if let Some(context_id) = pointed
-        && let Some(context) =
-            crate::ai::generation::load_object(operations, "Context", context_id).await?
+        && let Some(context) = operations.load_object("Context", context_id).await?
     {
         return Ok(Some(context));
     }
@@ -602,7 +601,8 @@ fn summary_error(message: impl Into<std::borrow::Cow<'static, str>>) -> OpError 
 /// The server calls it in the background when a prompt had to leave turns out; the
 /// `summarizeSession` cloud function calls it on demand (after checking membership).
 pub async fn summarize_session(operations: &Operations, session_id: &str) -> OpResult<Summarized> {
-    let session = crate::ai::generation::load_object(operations, "ChatSession", session_id)
+    let session = operations
+        .load_object("ChatSession", session_id)
         .await?
         .ok_or_else(|| OpError::from(Error::new(Code::ObjectNotFound, "Object not found.")))?;
     let Some(context) = load_context(operations, &session).await? else {

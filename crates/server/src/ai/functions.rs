@@ -16,7 +16,7 @@ use parlor_core::{Code, Error};
 use serde_json::{Map, Value, json};
 
 use crate::ai::context::Summarized;
-use crate::ai::generation::{self, Generator, Job, load_object, pointer_id};
+use crate::ai::generation::{self, Generator, Job, pointer_id};
 use crate::ai::provider::ChatRole;
 use crate::ai::{context, search, tokens};
 use crate::operation::template_rules::is_session_member;
@@ -92,7 +92,8 @@ async fn member_session(
     operations
         .get(auth, "ChatSession", session_id, GetRequest::default())
         .await?;
-    let session = load_object(operations, "ChatSession", session_id)
+    let session = operations
+        .load_object("ChatSession", session_id)
         .await?
         .ok_or_else(Error::object_not_found)?;
     let member = auth.master

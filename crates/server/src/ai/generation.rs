@@ -30,7 +30,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use parlor_core::object::Object;
-use parlor_core::query::Operand;
 use parlor_core::value::{as_pointer, now_iso};
 use parlor_core::{Code, Error};
 use parlor_store::WriteOutcome;
@@ -47,7 +46,6 @@ use crate::ai::tools::{self, ToolRunner};
 use crate::ai::{context, tokens};
 use crate::config::GenerationLimits;
 use crate::operation::hooks::Committed;
-use crate::operation::write::equals;
 use crate::operation::{Auth, FindRequest, OpError, OpResult, Operations};
 
 /// How often the growing text is written to the Message: often enough that a LiveQuery
@@ -653,7 +651,7 @@ impl Generator {
         };
         let session = match committed_sessions.get(session_id) {
             Some(session) => session.clone(),
-            None => match load_object(operations, "ChatSession", session_id).await? {
+            None => match operations.load_object("ChatSession", session_id).await? {
                 Some(session) => session,
                 None => return Ok(None),
             },
@@ -694,7 +692,9 @@ impl Generator {
         for (persona, message_id) in plan.replies {
             // Reloaded for each reply: `lastMessageAt` and the history moved meanwhile, and a
             // session deleted meanwhile gets no more replies.
-            let Some(session) = load_object(operations, "ChatSession", &plan.session_id).await?
+            let Some(session) = operations
+                .load_object("ChatSession", &plan.session_id)
+                .await?
             else {
                 return Ok(());
             };
@@ -1380,14 +1380,12 @@ async fn greet(operations: &Operations, session: &Object, persona_ids: &[String]
 /// leads to the answer it replaced, and the first one's history is what every sibling
 /// answers. Bounded, so a `parent` cycle written by the master key cannot loop.
 async fn regeneration_root(operations: &Operations, message_id: &str) -> Option<Object> {
-    let mut current = load_object(operations, "Message", message_id)
-        .await
-        .ok()??;
+    let mut current = operations.load_object("Message", message_id).await.ok()??;
     for _ in 0..64 {
         let Some(parent) = pointer_id(current.fields.get("parent"), "Message") else {
             break;
         };
-        match load_object(operations, "Message", parent).await {
+        match operations.load_object("Message", parent).await {
             Ok(Some(older)) => current = older,
             _ => break,
         }
@@ -1458,34 +1456,15 @@ pub fn pointer_ids(value: Option<&Value>, class_name: &str) -> Vec<String> {
     ids
 }
 
-/// An object as stored, for the server's own use: no access rule applies, so it must not
-/// reach a client unrendered.
-pub async fn load_object(
-    operations: &Operations,
-    class_name: &str,
-    object_id: &str,
-) -> OpResult<Option<Object>> {
-    let Some(schema) = operations.schemas.get(class_name) else {
-        return Ok(None);
-    };
-    let by_id = equals(&schema, "objectId", Operand::String(object_id.to_owned()));
-    operations.find_first(&schema, by_id).await
-}
-
 /// The class of the personas that answer.
 pub const PERSONA_CLASS: &str = "Persona";
 
 /// Persona `persona_id` as the server reads it to answer, from `operations.personas` while
 /// nothing has been written to the class since it was read.
 pub async fn load_persona(operations: &Operations, persona_id: &str) -> OpResult<Option<Object>> {
-    let cache = &operations.personas;
-    let stamp = cache.stamp(operations.store.class_generation(PERSONA_CLASS));
-    if let Some(persona) = cache.get(persona_id, stamp) {
-        return Ok(persona);
-    }
-    let persona = load_object(operations, PERSONA_CLASS, persona_id).await?;
-    cache.insert(persona_id, persona.clone(), stamp);
-    Ok(persona)
+    operations
+        .load_cached(&operations.personas, PERSONA_CLASS, persona_id)
+        .await
 }
 
 /// Creates an object as the master key (the server speaking for a persona); its objectId.

@@ -104,6 +104,9 @@ pub struct Operations {
     /// Personas by id, as the server reads them to answer (`ai::generation::load_persona`):
     /// every user message reads its session's personas, which rarely change.
     pub personas: Arc<class_cache::ClassCache<Option<parlor_core::object::Object>>>,
+    /// ChatSessions by id, as the chat template's rules read them to check that the sender of
+    /// a message belongs to its session: every message asks, and sessions change seldom.
+    pub chat_sessions: Arc<class_cache::ClassCache<Option<parlor_core::object::Object>>>,
     /// Where password-reset and verification mails go.
     pub mailer: Arc<dyn crate::mail::Mailer>,
     /// Committed changes, for live queries.
@@ -127,6 +130,14 @@ const PERSONA_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60
 /// The most personas kept.
 const PERSONA_CACHE_ENTRIES: usize = 10_000;
 
+/// How long a ChatSession read for a membership check is reused at most: it decides who may
+/// post, so another instance's change that the relay failed to carry is seen as soon as a
+/// session token's would be.
+const CHAT_SESSION_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The most ChatSessions kept.
+const CHAT_SESSION_CACHE_ENTRIES: usize = 10_000;
+
 impl Operations {
     pub fn new(store: Arc<dyn Store>, schemas: SchemaCache, config: OperationConfig) -> Operations {
         let events = events::EventBus::default();
@@ -143,6 +154,10 @@ impl Operations {
             personas: Arc::new(class_cache::ClassCache::new(
                 PERSONA_CACHE_TTL,
                 PERSONA_CACHE_ENTRIES,
+            )),
+            chat_sessions: Arc::new(class_cache::ClassCache::new(
+                CHAT_SESSION_CACHE_TTL,
+                CHAT_SESSION_CACHE_ENTRIES,
             )),
             mailer: Arc::new(crate::mail::LogMailer),
             events,

@@ -20,6 +20,7 @@ use super::access::{
     ClassOperation, ProtectedFields, check_class_permission, read_filter, read_operation,
     refuse_internal_class,
 };
+use super::class_cache::ClassCache;
 use super::{Auth, OpError, OpResult, Operations, user_directory};
 
 /// The results of a find before the default limit: Parse's is 100.
@@ -534,6 +535,32 @@ impl Operations {
             ..FindQuery::filter(filter)
         };
         Ok(self.store.find(schema, &query).await?.into_iter().next())
+    }
+
+    /// Object `object_id` of `class_name` as stored, for the server's own use: no access rule
+    /// applies, so it must not reach a client unrendered. `None` for an unknown class or id.
+    pub async fn load_object(&self, class_name: &str, object_id: &str) -> OpResult<Option<Object>> {
+        let Some(schema) = self.schemas.get(class_name) else {
+            return Ok(None);
+        };
+        self.find_first(&schema, id_filter(object_id)).await
+    }
+
+    /// [`Operations::load_object`] through `cache`: the answer read earlier, while nothing has
+    /// committed to the class since (see [`ClassCache`] for another instance's writes).
+    pub async fn load_cached(
+        &self,
+        cache: &ClassCache<Option<Object>>,
+        class_name: &str,
+        object_id: &str,
+    ) -> OpResult<Option<Object>> {
+        let stamp = cache.stamp(self.store.class_generation(class_name));
+        if let Some(object) = cache.get(object_id, stamp) {
+            return Ok(object);
+        }
+        let object = self.load_object(class_name, object_id).await?;
+        cache.insert(object_id, object.clone(), stamp);
+        Ok(object)
     }
 
     /// One object as `auth` reads it (protectedFields, secrets removed, another user cut to

@@ -36,6 +36,7 @@ use std::sync::Arc;
 
 use parlor_core::object::{Acl, Object, Permission};
 use parlor_core::ops::{FieldOp, FieldUpdate, apply_at_path};
+use parlor_core::query::matcher::matches;
 use parlor_core::query::{Cond, FieldRef, Filter, FindQuery, Operand};
 use parlor_core::schema::{ClassSchema, FieldType};
 use parlor_core::value::{as_pointer, date_value};
@@ -544,10 +545,17 @@ impl Rules<'_> {
         let clp = check_class_permission(&sessions, ClassOperation::Get, auth)
             .map_err(|_| not_a_participant())?;
         let filter = id_is(&sessions, session_id).and(clp).and(read_filter(auth));
-        let session = self
-            .load_one(&sessions, filter)
-            .await?
-            .ok_or_else(not_a_participant)?;
+        // Every message asks this, so the session comes from the cache and the same filter
+        // (CLP and ACL) is evaluated here; one the matcher cannot decide goes to the store.
+        let session = if filter.is_matchable() {
+            self.ops
+                .load_cached(&self.ops.chat_sessions, "ChatSession", session_id)
+                .await?
+                .filter(|session| matches(&filter, session))
+        } else {
+            self.load_one(&sessions, filter).await?
+        };
+        let session = session.ok_or_else(not_a_participant)?;
         let members = Members::of(&session);
         if members.includes(user_id) {
             Ok((members, session))

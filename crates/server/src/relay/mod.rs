@@ -248,6 +248,7 @@ async fn receive_item(operations: &Operations, mut message: serde_json::Map<Stri
         "_Role" => operations.invalidate_roles(),
         "_Session" => operations.invalidate_sessions(),
         crate::ai::generation::PERSONA_CLASS => operations.personas.clear(),
+        "ChatSession" => operations.chat_sessions.clear(),
         _ => {}
     }
     operations

@@ -6,7 +6,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, User, assert_parse_error, pointer};
+use crate::common::{Reply, TestServer, User, assert_parse_error, pointer};
 
 /// `owner`'s session with `others` as participants, created by `owner`; its objectId.
 async fn session_of(server: &TestServer, owner: &User, others: &[&User]) -> String {
@@ -390,6 +390,69 @@ async fn membership_holds_for_updates_and_deletes() {
     assert_eq!(server.get("Message", &ids[0]).await["content"], "one");
     assert_eq!(server.get("Message", &ids[1]).await["content"], "two");
     assert_eq!(server.get("Context", &context_id).await["data"], json!({}));
+}
+
+/// `user` posts `content` to session `session_id`.
+async fn post_message(server: &TestServer, user: &User, session_id: &str, content: &str) -> Reply {
+    let body = json!({"session": pointer("ChatSession", session_id), "content": content});
+    server
+        .as_user(user, Method::POST, "/classes/Message", Some(body))
+        .await
+}
+
+/// Who may post is decided by the session as it is now: a participant who posted (so its
+/// session was read and kept for the next message) is refused as soon as the owner removes
+/// it, or the master takes its read away while it stays listed, and may post again once let
+/// back in; an outsider never may.
+#[tokio::test]
+async fn posting_follows_the_session_as_it_is_now() {
+    let server = TestServer::new().await;
+    let ada = server.sign_up("ada").await;
+    let bob = server.sign_up("bob").await;
+    let eve = server.sign_up("eve").await;
+    let session_id = session_of(&server, &ada, &[&bob]).await;
+    let session_path = format!("/classes/ChatSession/{session_id}");
+    for content in ["one", "two"] {
+        let reply = post_message(&server, &bob, &session_id, content).await;
+        assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
+    }
+    let outsider = post_message(&server, &eve, &session_id, "let me in").await;
+    assert_parse_error(&outsider, 400, 119, None);
+
+    let bob_pointer = pointer("_User", &bob.id);
+    for (op, allowed) in [("Remove", false), ("AddUnique", true)] {
+        let body = json!({"participants": {"__op": op, "objects": [bob_pointer]}});
+        let reply = server
+            .as_user(&ada, Method::PUT, &session_path, Some(body))
+            .await;
+        assert_eq!(reply.status.as_u16(), 200, "{:?}", reply.body);
+        let post = post_message(&server, &bob, &session_id, op).await;
+        if allowed {
+            assert_eq!(post.status.as_u16(), 201, "{:?}", post.body);
+        } else {
+            assert_parse_error(&post, 400, 119, None);
+        }
+    }
+
+    // Still listed, but the ACL the master wrote no longer lets Bob read the session.
+    let acl = json!({"ACL": {ada.id.clone(): {"read": true, "write": true}}});
+    let reply = server.master(Method::PUT, &session_path, Some(acl)).await;
+    assert_eq!(reply.status.as_u16(), 200, "{:?}", reply.body);
+    let unread = post_message(&server, &bob, &session_id, "unread").await;
+    assert_parse_error(&unread, 400, 119, None);
+
+    let stored = server.master(Method::GET, "/classes/Message", None).await;
+    let contents: Vec<&Value> = stored.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| &message["content"])
+        .collect();
+    assert_eq!(
+        contents,
+        ["one", "two", "AddUnique"],
+        "only accepted posts are stored"
+    );
 }
 
 /// `participants` and `personas` take pointers; a plain objectId string is refused with a

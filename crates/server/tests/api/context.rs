@@ -131,7 +131,8 @@ async fn library(server: TestServer, dir: &tempfile::TempDir, fake: &FakeLlm) ->
 }
 
 async fn load(operations: &Operations, class_name: &str, object_id: &str) -> Object {
-    parlor_server::ai::generation::load_object(operations, class_name, object_id)
+    operations
+        .load_object(class_name, object_id)
         .await
         .expect("load")
         .unwrap_or_else(|| panic!("{class_name}/{object_id} exists"))

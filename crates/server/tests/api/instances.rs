@@ -330,6 +330,68 @@ async fn a_log_out_on_one_instance_ends_the_session_on_the_other() {
     drop_pg_schema(&schema, true);
 }
 
+/// A participant that posted through one instance (which so keeps its session for the next
+/// message) is refused there once the owner removes it through the other.
+#[tokio::test]
+async fn a_participant_removed_on_one_instance_cannot_post_on_the_other() {
+    let Some((first, second, schema)) = two_instances().await else {
+        return;
+    };
+    let ada = first.sign_up("ada").await;
+    let bob = first.sign_up("bob").await;
+    let session = first
+        .as_user(
+            &ada,
+            Method::POST,
+            "/classes/ChatSession",
+            Some(json!({"participants": [pointer("_User", &bob.id)]})),
+        )
+        .await;
+    assert_eq!(session.status, 201, "{:?}", session.body);
+    let session_id = session.body["objectId"].as_str().unwrap().to_owned();
+    let post = || async {
+        first
+            .as_user(
+                &bob,
+                Method::POST,
+                "/classes/Message",
+                Some(json!({"session": pointer("ChatSession", &session_id), "content": "hi"})),
+            )
+            .await
+    };
+    let posted = post().await;
+    assert_eq!(posted.status, 201, "{:?}", posted.body);
+    let removed = second
+        .as_user(
+            &ada,
+            Method::PUT,
+            &format!("/classes/ChatSession/{session_id}"),
+            Some(
+                json!({"participants": {"__op": "Remove", "objects": [pointer("_User", &bob.id)]}}),
+            ),
+        )
+        .await;
+    assert_eq!(removed.status, 200, "{:?}", removed.body);
+    // The relay carries the change within milliseconds; the cache's own time limit (5 s) is
+    // longer than this wait, so passing here means the relay cleared it.
+    let mut refused = false;
+    for _ in 0..40 {
+        let reply = post().await;
+        if reply.body["code"] == 119 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        refused,
+        "the other instance still lets a removed participant post"
+    );
+    drop(first);
+    drop(second);
+    drop_pg_schema(&schema, true);
+}
+
 /// The Redis alternative carries the same events (`--pubsub redis://…`).
 #[tokio::test]
 async fn live_events_cross_instances_over_redis() {

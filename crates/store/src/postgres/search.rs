@@ -91,12 +91,23 @@ pub(crate) async fn ensure_trigram_index(
         return Ok(());
     }
     let created = async {
-        raw_sql(AssertSqlSafe("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
-            .execute(pool)
-            .await
-            .map(drop)
-            .or_else(ignore_race)?;
-        let column = format!("{} gin_trgm_ops", quote_ident(field));
+        // In `public`, not in this instance's schema: the extension is one per database, and
+        // made inside a schema it would vanish with it (and be out of the other instances'
+        // search path). Where it already lives elsewhere, its operator class is named there.
+        raw_sql(AssertSqlSafe(
+            "CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public",
+        ))
+        .execute(pool)
+        .await
+        .map(drop)
+        .or_else(ignore_race)?;
+        let home: String = sqlx_core::query_scalar::query_scalar(
+            "SELECT n.nspname::text FROM pg_extension e \
+             JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'",
+        )
+        .fetch_one(pool)
+        .await?;
+        let column = format!("{} {}.gin_trgm_ops", quote_ident(field), quote_ident(&home));
         create_gin_index(pool, &name, class_name, &column).await
     };
     if let Err(error) = created.await {
