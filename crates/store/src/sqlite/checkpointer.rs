@@ -8,7 +8,10 @@
 //! checkpoint (never blocks the writer or a reader). Copying while the writer goes on, the
 //! thread never catches up with the WAL's end, and only a checkpoint that has copied all of it
 //! lets the next transaction start the WAL over; so at [`RESTART_PAGES`] the writer checkpoints
-//! the little the thread has not copied yet, as SQLite would, four times less often.
+//! the little the thread has not copied yet, as SQLite would, sixteen times less often. That
+//! checkpoint is short, but its two `fsync`s still stall every queued write: at 4,000 pages
+//! (a 16 MB WAL) it cost an eighth of the creates per second on a virtual disk; at 16,000 the
+//! WAL file stays under 64 MB.
 //! The last connection to close still checkpoints everything, so a closed database has no WAL.
 
 use std::path::Path;
@@ -25,7 +28,7 @@ use crate::error::{StoreError, StoreResult};
 pub(crate) const CHECKPOINT_PAGES: i32 = 1_000;
 
 /// The WAL size, in pages, at which the writer checkpoints itself, so that the WAL starts over.
-pub(crate) const RESTART_PAGES: i32 = 4 * CHECKPOINT_PAGES;
+pub(crate) const RESTART_PAGES: i32 = 16 * CHECKPOINT_PAGES;
 
 /// The checkpoint thread of one database; dropping the writer's connection stops it.
 pub(crate) struct Checkpointer {

@@ -776,7 +776,13 @@ impl Store for SqliteStore {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
-        self.send(|reply| Job::Write { writes, reply }).await
+        let prepared = writes::prepare(&writes);
+        self.send(|reply| Job::Write {
+            writes,
+            prepared,
+            reply,
+        })
+        .await
     }
 
     fn class_generation(&self, class_name: &str) -> u64 {

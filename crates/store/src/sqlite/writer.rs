@@ -22,7 +22,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::sqlite::ReadJob;
 use crate::sqlite::checkpointer::Checkpointer;
 use crate::sqlite::ddl;
-use crate::sqlite::writes::{self, WriteContext};
+use crate::sqlite::writes::{self, PreparedCreate, WriteContext};
 use crate::state::Generations;
 use crate::{Change, ChangeSink, Write, WriteOutcome};
 
@@ -51,6 +51,9 @@ pub(crate) enum Ddl {
 pub(crate) enum Job {
     Write {
         writes: Vec<Write>,
+        /// Beside each write, what its caller already worked out ([`writes::prepare`]);
+        /// taken when the write runs.
+        prepared: Vec<Option<PreparedCreate>>,
         reply: oneshot::Sender<StoreResult<Vec<WriteOutcome>>>,
     },
     Ddl {
@@ -136,8 +139,8 @@ impl Writer {
         }
     }
 
-    fn run_group(&mut self, jobs: Vec<Job>) {
-        let results = self.run_in_transaction(&jobs);
+    fn run_group(&mut self, mut jobs: Vec<Job>) {
+        let results = self.run_in_transaction(&mut jobs);
         for (job, result) in jobs.into_iter().zip(results) {
             // A caller that gave up waiting has dropped its receiver; nothing to tell it.
             match job {
@@ -156,7 +159,7 @@ impl Writer {
     }
 
     /// Runs the jobs in one transaction, each under a savepoint when there are several.
-    fn run_in_transaction(&mut self, jobs: &[Job]) -> Vec<StoreResult<Output>> {
+    fn run_in_transaction(&mut self, jobs: &mut [Job]) -> Vec<StoreResult<Output>> {
         let conn = &self.conn;
         let several = jobs.len() > 1;
         let begin = if several {
@@ -175,7 +178,8 @@ impl Writer {
         let mut overlay: HashMap<String, bool> = HashMap::new();
         let mut results = Vec::with_capacity(jobs.len());
         let mut broken: Option<String> = None;
-        for (index, job) in jobs.iter().enumerate() {
+        let count = jobs.len();
+        for (index, job) in jobs.iter_mut().enumerate() {
             let mut changes = TableChanges::default();
             let result = {
                 let committed = &self.committed;
@@ -188,7 +192,7 @@ impl Writer {
                 };
                 run_job(conn, job, &table_exists, &mut changes)
             };
-            let last = index + 1 == jobs.len();
+            let last = index + 1 == count;
             let end = match (several, result.is_ok(), last) {
                 (false, true, _) => "COMMIT",
                 (false, false, _) => "ROLLBACK",
@@ -290,21 +294,24 @@ fn touched_classes(job: &Job) -> Vec<&str> {
 
 fn run_job(
     conn: &Connection,
-    job: &Job,
+    job: &mut Job,
     table_exists: &(dyn Fn(&str) -> bool + Sync),
     changes: &mut TableChanges,
 ) -> StoreResult<Output> {
     match job {
-        Job::Write { writes, .. } => {
+        Job::Write {
+            writes, prepared, ..
+        } => {
             let context = WriteContext { table_exists };
             let mut outcomes = Vec::with_capacity(writes.len());
-            for write in writes {
-                outcomes.push(writes::execute(conn, write, &context, changes)?);
+            for (index, write) in writes.iter().enumerate() {
+                let prepared = prepared.get_mut(index).and_then(Option::take);
+                outcomes.push(writes::execute(conn, write, prepared, &context, changes)?);
             }
             Ok(Output::Outcomes(outcomes))
         }
         Job::Ddl { ddl, .. } => {
-            match ddl {
+            match &*ddl {
                 Ddl::Schema(change) => ddl::apply(conn, change, changes)?,
                 Ddl::PutFile {
                     name,

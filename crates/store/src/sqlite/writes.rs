@@ -21,12 +21,38 @@ use rusqlite::Connection;
 use crate::ddl::TableChanges;
 use crate::error::{StoreError, StoreResult};
 use crate::select;
+use crate::sql::SqlBuilder;
 use crate::sql::quote_ident;
 use crate::sqlite::ddl::ensure_join_table;
 use crate::sqlite::dialect::SqliteDialect;
 use crate::sqlite::{execute as run, select_objects};
 use crate::writes::{self, relation_change};
 use crate::{Write, WriteOutcome};
+
+/// A create's statement and outcome, worked out on the caller's thread before its job is
+/// queued: every commit waits for the one writer thread, so that thread only runs them.
+pub(crate) struct PreparedCreate {
+    statement: SqlBuilder,
+    outcome: WriteOutcome,
+}
+
+/// For each of `writes`, its [`PreparedCreate`] if it is a create whose statement builds
+/// (`None` otherwise: the writer builds it, and reports its error in the job's order).
+pub(crate) fn prepare(writes: &[Write]) -> Vec<Option<PreparedCreate>> {
+    writes
+        .iter()
+        .map(|write| match write {
+            Write::Create { schema, object, .. } => {
+                let statement = writes::insert::<SqliteDialect>(schema, object).ok()?;
+                Some(PreparedCreate {
+                    statement,
+                    outcome: writes::created(schema, object),
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
 
 /// What the writes of a job may consult: which tables exist (for guards with subqueries).
 pub(crate) struct WriteContext<'a> {
@@ -36,6 +62,7 @@ pub(crate) struct WriteContext<'a> {
 pub(crate) fn execute(
     conn: &Connection,
     write: &Write,
+    prepared: Option<PreparedCreate>,
     context: &WriteContext<'_>,
     changes: &mut TableChanges,
 ) -> StoreResult<WriteOutcome> {
@@ -45,12 +72,18 @@ pub(crate) fn execute(
             object,
             relations,
         } => {
-            let out = writes::insert::<SqliteDialect>(schema, object)?;
-            run(conn, &out).map_err(on_duplicate)?;
+            let prepared = match prepared {
+                Some(prepared) => prepared,
+                None => PreparedCreate {
+                    statement: writes::insert::<SqliteDialect>(schema, object)?,
+                    outcome: writes::created(schema, object),
+                },
+            };
+            run(conn, &prepared.statement).map_err(on_duplicate)?;
             for relation in relations {
                 apply_relation(conn, schema, &object.object_id, relation, context, changes)?;
             }
-            Ok(writes::created(schema, object))
+            Ok(prepared.outcome)
         }
         Write::Update {
             schema,
