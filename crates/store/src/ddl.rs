@@ -166,8 +166,12 @@ fn field_extras<D: DdlDialect>(
     let mut statements = Vec::new();
     match field_type {
         // Ordered like a find on the pointer orders it, ending in the find's tie-breakers.
+        // Only rows that have the pointer: a find compares it with an id (`=`, `IN`, a
+        // subquery), which both databases know excludes NULL, while a chat message leaves most
+        // of its pointers (parent, persona, reply) unset and would pay for an entry in each.
         FieldType::Pointer(_) => statements.push(format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {table} ({column}{}, \"createdAt\", \"objectId\")",
+            "CREATE INDEX IF NOT EXISTS {} ON {table} ({column}{}, \"createdAt\", \"objectId\") \
+             WHERE {column} IS NOT NULL",
             quote_index::<D>(&pointer_index(class_name, name)),
             D::nulls_order(false)
         )),

@@ -87,6 +87,18 @@ async fn chat_history_uses_the_pointer_index() {
     assert!(!plan.contains("Sort"), "{plan}");
 }
 
+/// A find by a pointer that most rows leave unset reads the pointer's index.
+#[tokio::test]
+async fn finds_by_a_mostly_unset_pointer_use_its_index() {
+    let Some((guard, store)) = open().await else {
+        return;
+    };
+    let (schema, query) = suite::pointers_mostly_unset(&store).await;
+    guard.execute("ANALYZE \"Message\"").await;
+    let plan = store.explain(&schema, &query).await.unwrap();
+    assert!(plan.contains("\"Message$ptr$parent\""), "{plan}");
+}
+
 /// A `$text` condition is served by the trigram index the first such find creates: the
 /// planner runs the word regex through it (a bitmap index scan), not on every row.
 #[tokio::test]

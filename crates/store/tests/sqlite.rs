@@ -63,6 +63,15 @@ async fn chat_history_uses_the_pointer_index() {
     assert!(!plan.contains("TEMP B-TREE"), "{plan}");
 }
 
+/// A find by a pointer that most rows leave unset reads the pointer's index.
+#[tokio::test]
+async fn finds_by_a_mostly_unset_pointer_use_its_index() {
+    let (_dir, store) = open().await.unwrap();
+    let (schema, query) = suite::pointers_mostly_unset(&store).await;
+    let plan = store.explain(&schema, &query).await.unwrap();
+    assert!(plan.contains("USING INDEX Message$ptr$parent"), "{plan}");
+}
+
 /// A `$text` condition reads the rows its words' FTS5 index names (made by the first such
 /// find), not every row of the class, and an index from an older build (tokenized without
 /// the word categories `$text` relies on) is made again when the store opens.

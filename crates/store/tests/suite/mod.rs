@@ -2150,6 +2150,63 @@ pub async fn chat_history(store: &dyn Store) -> (ClassSchema, FindQuery) {
     (schema, query)
 }
 
+/// Replies (`parent` set) among 3,000 messages that mostly have none: finds by the pointer,
+/// by a list of pointers, and for the unset pointer (`null`, `$exists: false`) answer exactly
+/// those rows, whatever the pointer index leaves out. The find by a list is returned, for its
+/// plan.
+pub async fn pointers_mostly_unset(store: &dyn Store) -> (ClassSchema, FindQuery) {
+    let schema = class(
+        "Message",
+        &[("parent", FieldType::Pointer("Message".into()))],
+    );
+    store.create_class(&schema).await.unwrap();
+    insert(
+        store,
+        &schema,
+        (0..3000)
+            .map(|i| {
+                let fields = if i % 100 == 0 {
+                    json!({"parent": {"__type": "Pointer", "className": "Message", "objectId": format!("p{}", i % 300)}})
+                } else {
+                    json!({})
+                };
+                object(&format!("m{i:04}"), i, fields)
+            })
+            .collect(),
+    )
+    .await;
+    let count = |filter: Filter| {
+        let schema = &schema;
+        async move {
+            store
+                .find(schema, &FindQuery::filter(filter))
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(
+        count(cond(&schema, "parent", Cond::Eq(ptr("Message", "p100")))).await,
+        10
+    );
+    let by_list = cond(
+        &schema,
+        "parent",
+        Cond::In(vec![ptr("Message", "p0"), ptr("Message", "p200")]),
+    );
+    assert_eq!(count(by_list.clone()).await, 20);
+    assert_eq!(
+        count(cond(&schema, "parent", Cond::Eq(Operand::Null))).await,
+        2970
+    );
+    assert_eq!(
+        count(cond(&schema, "parent", Cond::Exists(false))).await,
+        2970
+    );
+    assert_eq!(count(cond(&schema, "parent", Cond::Exists(true))).await, 30);
+    (schema, FindQuery::filter(by_list))
+}
+
 /// `$text` on a String column: the store narrows the rows with its index (FTS5, trigrams)
 /// and still answers exactly what each term's word regex answers, whatever the scripts,
 /// case foldings and punctuation around the words; updates and deletes keep the index.
