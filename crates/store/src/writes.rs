@@ -33,6 +33,15 @@ pub(crate) fn insert<D: Dialect>(
     schema: &ClassSchema,
     object: &Object,
 ) -> StoreResult<SqlBuilder<D::Bind>> {
+    let (columns, values) = row::<D>(schema, object)?;
+    Ok(insert_rows::<D>(&schema.class_name, &columns, vec![values]))
+}
+
+/// The columns a new object's row fills and their values, in the same order.
+pub(crate) fn row<'o, D: Dialect>(
+    schema: &ClassSchema,
+    object: &'o Object,
+) -> StoreResult<(Vec<&'o str>, Vec<D::Bind>)> {
     let mut columns: Vec<&str> = DEFAULT_COLUMNS.to_vec();
     let (readers, writers) = D::encode_acl(object.acl.as_ref());
     let mut values = vec![
@@ -64,9 +73,18 @@ pub(crate) fn insert<D: Dialect>(
             }
         }
     }
+    Ok((columns, values))
+}
+
+/// One `INSERT` of `rows` into `class_name`'s table, each row's values in `columns` order.
+pub(crate) fn insert_rows<D: Dialect>(
+    class_name: &str,
+    columns: &[&str],
+    rows: Vec<Vec<D::Bind>>,
+) -> SqlBuilder<D::Bind> {
     let mut out = SqlBuilder::new();
     out.push("INSERT INTO ");
-    out.ident(&schema.class_name);
+    out.ident(class_name);
     out.push(" (");
     out.push(
         &columns
@@ -75,10 +93,16 @@ pub(crate) fn insert<D: Dialect>(
             .collect::<Vec<_>>()
             .join(", "),
     );
-    out.push(") VALUES (");
-    out.param_list(values);
-    out.push(")");
-    Ok(out)
+    out.push(") VALUES ");
+    for (index, values) in rows.into_iter().enumerate() {
+        if index > 0 {
+            out.push(", ");
+        }
+        out.push("(");
+        out.param_list(values);
+        out.push(")");
+    }
+    out
 }
 
 /// A create's outcome: the object as reads return it, with a `{"__type":"Relation"}`

@@ -381,6 +381,129 @@ async fn change_sink_hears_commits_in_order() {
     store.close().await;
 }
 
+/// Creates sent together go to PostgreSQL together (`merged_creates`), and each still gets its
+/// own answer: of 300 concurrent creates into two classes with three column lists, a few
+/// reuse an objectId and fail alone with `DuplicateValue` (the others of their statement
+/// land), every other one is stored with its fields, and the change sink hears each stored
+/// create once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn creates_sent_together_each_get_their_own_answer() {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use parlor_store::{Change, ChangeSink};
+
+    #[derive(Default)]
+    struct Recorder {
+        created: Mutex<Vec<String>>,
+    }
+    impl ChangeSink for Recorder {
+        fn committed(&self, changes: &[Change<'_>]) {
+            let mut created = self.created.lock().unwrap();
+            for change in changes {
+                if let WriteOutcome::Created(object) = change.outcome {
+                    created.push(format!("{}/{}", change.class_name, object.object_id));
+                }
+            }
+        }
+    }
+
+    let Some((_guard, store)) = open().await else {
+        return;
+    };
+    let store = Arc::new(store);
+    let recorder = Arc::new(Recorder::default());
+    store.set_change_sink(recorder.clone());
+    let note = Arc::new(class(
+        "Note",
+        &[("text", FieldType::String), ("n", FieldType::Number)],
+    ));
+    let tag = Arc::new(class("Tag", &[("name", FieldType::String)]));
+    store.create_class(&note).await.unwrap();
+    store.create_class(&tag).await.unwrap();
+    insert(
+        &*store,
+        &note,
+        vec![object("taken", 1, json!({"text": "first"}))],
+    )
+    .await;
+
+    let mut tasks = Vec::new();
+    for i in 0..300_u32 {
+        let (schema, id, fields) = match i % 3 {
+            0 => (&note, format!("n{i}"), json!({"text": format!("t{i}")})),
+            1 => (
+                &note,
+                format!("n{i}"),
+                json!({"text": format!("t{i}"), "n": i}),
+            ),
+            _ => (&tag, format!("g{i}"), json!({"name": format!("g{i}")})),
+        };
+        // Four Notes reuse the one id already stored.
+        let id = if i % 50 == 7 && i % 3 != 2 {
+            "taken".to_owned()
+        } else {
+            id
+        };
+        let write = Write::Create {
+            schema: Arc::clone(schema),
+            object: object(&id, i, fields),
+            relations: Vec::new(),
+        };
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(
+            async move { (id, store.write(vec![write]).await) },
+        ));
+    }
+    let mut stored = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            (id, Ok(outcomes)) => {
+                assert_eq!(outcomes.len(), 1);
+                let WriteOutcome::Created(object) = &outcomes[0] else {
+                    panic!("{outcomes:?}")
+                };
+                assert_eq!(object.object_id, id);
+                stored.push(id);
+            }
+            (id, Err(StoreError::DuplicateValue)) => {
+                assert_eq!(id, "taken");
+                refused += 1;
+            }
+            (id, Err(error)) => panic!("{id}: {error}"),
+        }
+    }
+    assert_eq!(refused, 4);
+    assert_eq!(stored.len(), 296);
+    let mut texts: HashMap<String, Value> = HashMap::new();
+    for found in store
+        .find(&note, &parlor_core::query::FindQuery::filter(Filter::True))
+        .await
+        .unwrap()
+    {
+        texts.insert(found.object_id.clone(), json!(found.fields));
+    }
+    assert_eq!(texts.len(), 1 + 196, "the stored Notes");
+    assert_eq!(texts["n4"]["text"], "t4");
+    assert_eq!(texts["n4"]["n"].as_f64(), Some(4.0));
+    assert_eq!(texts["n3"], json!({"text": "t3"}));
+    assert_eq!(texts["taken"], json!({"text": "first"}));
+    let tags = ids(&*store, &tag, Filter::True).await;
+    assert_eq!(tags.len(), 100, "the stored Tags");
+    let mut heard = recorder.created.lock().unwrap().clone();
+    heard.sort();
+    let before = heard.len();
+    heard.dedup();
+    assert_eq!(before, heard.len(), "each create heard once");
+    assert_eq!(
+        heard.len(),
+        1 + 296,
+        "the first Note and every stored create"
+    );
+    store.close().await;
+}
+
 /// Finds borrow connections that skip the pool's checks; when the server ends them (as at
 /// a restart, or an administrator's `pg_terminate_backend`), the next finds still answer,
 /// and nothing answers once the store is closed.

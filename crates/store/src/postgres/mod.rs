@@ -8,6 +8,7 @@
 //! - `search`: full-text search (`to_tsvector`, a GIN expression index made on first use).
 //! - `writes`: creates, updates and deletes inside a transaction.
 //! - `sequencer`: commit order for the change sink.
+//! - `merged_creates`: lone creates that arrive together, sent as one multi-row `INSERT`.
 //!
 //! The layout and the semantics are SQLite's (the same tests run against both, and the
 //! agreement property test checks both against the matcher); only the dialect differs.
@@ -22,6 +23,7 @@ pub mod channel;
 mod ddl;
 mod dialect;
 mod lending;
+mod merged_creates;
 mod regex;
 mod rows;
 mod search;
@@ -128,6 +130,8 @@ struct Inner {
     trigrams_unavailable: AtomicBool,
     /// Connections lent to finds without the pool's pings (`lending`).
     lending: lending::Lender,
+    /// Lone creates waiting to go to the database together (`merged_creates`).
+    merger: merged_creates::Merger,
 }
 
 impl From<sqlx_core::Error> for StoreError {
@@ -421,6 +425,7 @@ impl PostgresStore {
                 sequencer: Arc::new(Sequencer::default()),
                 trigrams_unavailable: AtomicBool::new(false),
                 lending: lending::Lender::new(),
+                merger: merged_creates::Merger::default(),
             }),
         })
     }
@@ -476,7 +481,7 @@ impl Inner {
 
     /// Runs `writes` in one transaction, retrying when PostgreSQL rolled it back to break a
     /// deadlock.
-    async fn write(&self, writes: Vec<Write>) -> StoreResult<Vec<WriteOutcome>> {
+    async fn write(self: &Arc<Self>, writes: Vec<Write>) -> StoreResult<Vec<WriteOutcome>> {
         let mut attempt = 1;
         loop {
             match self.write_once(&writes).await {
@@ -491,7 +496,7 @@ impl Inner {
         }
     }
 
-    async fn write_once(&self, writes: &[Write]) -> StoreResult<Vec<WriteOutcome>> {
+    async fn write_once(self: &Arc<Self>, writes: &[Write]) -> StoreResult<Vec<WriteOutcome>> {
         // Another instance may have created a class's table since this one last looked;
         // writes to a table this process does not know of would otherwise miss their rows.
         for write in writes {
@@ -499,25 +504,11 @@ impl Inner {
         }
         // A lone create without relations is a single statement, committed as it runs: it
         // conflicts with another transaction only on a unique key, where the loser fails and
-        // reports nothing, so its ticket can be taken before it is sent.
-        if let [
-            Write::Create {
-                schema,
-                object,
-                relations,
-            },
-        ] = writes
+        // reports nothing. It goes with the creates waiting beside it (`merged_creates`).
+        if let [write @ Write::Create { relations, .. }] = writes
             && relations.is_empty()
         {
-            let statement = crate::writes::insert::<PgDialect>(schema, object)?;
-            let mut conn = self.pool.acquire().await?;
-            let ticket = self.sequencer.ticket();
-            execute(&mut conn, &statement).await?;
-            drop(conn);
-            let outcomes = vec![crate::writes::created(schema, object)];
-            self.report(ticket, writes, &outcomes, TableChanges::default())
-                .await;
-            return Ok(outcomes);
+            return Ok(vec![self.create_merged(write.clone()).await?]);
         }
         let mut tx = self.pool.begin().await?;
         let mut changes = TableChanges::default();

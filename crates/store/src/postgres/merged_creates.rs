@@ -1,0 +1,227 @@
+//! Lone creates that arrive together, sent as one multi-row `INSERT` per class and column list.
+//!
+//! PostgreSQL spends on a one-row statement and its commit about three times what it spends on
+//! each row of a ten-row `INSERT` (pgbench on the 2-core machine: 14.4k one-row inserts/s
+//! against 51.6k rows/s in tens). So the creates waiting for the database go together: the
+//! first one starts a drain task at once (a create alone waits for nothing), and those that
+//! arrive while a statement runs go in the next one. At most [`MAX_RUNNING`] drains run.
+//!
+//! A merged statement is still one autocommitted statement, so (as for a lone create) its
+//! ticket is taken before it is sent and every row commits or none does. One that fails is
+//! retried row by row, so that each create gets its own answer: a duplicate key fails only its
+//! own row. Callers are answered after the report, as every other write is.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+use crate::ddl::TableChanges;
+use crate::error::{StoreError, StoreResult};
+use crate::postgres::dialect::PgDialect;
+use crate::postgres::rows::{PgBind, PgSql};
+use crate::postgres::{Inner, execute};
+use crate::writes::{created, insert_rows, row};
+use crate::{Write, WriteOutcome};
+
+/// Drains sending statements at the same time: two keep PostgreSQL busy while the next
+/// statement's rows gather.
+const MAX_RUNNING: usize = 2;
+
+/// The most rows one drain takes.
+const MAX_ROWS: usize = 64;
+
+/// The most bound values one statement carries (PostgreSQL takes 65,535).
+const MAX_BINDS: usize = 30_000;
+
+/// The creates waiting, and how many drains run.
+#[derive(Default)]
+pub(crate) struct Merger {
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<Pending>,
+    running: usize,
+}
+
+struct Pending {
+    write: Write,
+    reply: oneshot::Sender<StoreResult<WriteOutcome>>,
+}
+
+impl Inner {
+    /// Commits `write`, a create without relations, merged with those waiting beside it.
+    pub(crate) async fn create_merged(self: &Arc<Self>, write: Write) -> StoreResult<WriteOutcome> {
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut queue = lock(&self.merger);
+            queue.pending.push(Pending { write, reply });
+            let start = queue.running < MAX_RUNNING;
+            if start {
+                queue.running += 1;
+            }
+            start
+        };
+        if start {
+            let inner = Arc::clone(self);
+            tokio::spawn(async move { inner.drain().await });
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::database("a merged create was dropped"))?
+    }
+
+    /// Sends what is waiting, a statement per class and column list, until nothing is.
+    async fn drain(self: Arc<Self>) {
+        loop {
+            let batch = {
+                let mut queue = lock(&self.merger);
+                if queue.pending.is_empty() {
+                    queue.running -= 1;
+                    return;
+                }
+                let take = queue.pending.len().min(MAX_ROWS);
+                queue.pending.drain(..take).collect::<Vec<_>>()
+            };
+            self.send_batch(batch).await;
+        }
+    }
+
+    async fn send_batch(&self, batch: Vec<Pending>) {
+        let mut groups: Vec<Group> = Vec::new();
+        let mut group_of: HashMap<(String, Vec<String>), usize> = HashMap::new();
+        for pending in batch {
+            let row = match &pending.write {
+                Write::Create { schema, object, .. } => {
+                    row::<PgDialect>(schema, object).map(|(columns, values)| {
+                        let columns: Vec<String> = columns.into_iter().map(str::to_owned).collect();
+                        ((schema.class_name.clone(), columns), values)
+                    })
+                }
+                _ => Err(StoreError::database("only creates are merged")),
+            };
+            match row {
+                Ok((key, values)) => {
+                    let index = *group_of.entry(key.clone()).or_insert_with(|| {
+                        groups.push(Group {
+                            class_name: key.0,
+                            columns: key.1,
+                            rows: Vec::new(),
+                        });
+                        groups.len() - 1
+                    });
+                    groups[index].rows.push((pending, values));
+                }
+                Err(error) => {
+                    let _ = pending.reply.send(Err(error));
+                }
+            }
+        }
+        let mut conn = match self.pool.acquire().await {
+            Ok(conn) => conn,
+            Err(error) => {
+                let message = error.to_string();
+                for group in groups {
+                    for (pending, _) in group.rows {
+                        let _ = pending
+                            .reply
+                            .send(Err(StoreError::database(message.clone())));
+                    }
+                }
+                return;
+            }
+        };
+        let ticket = self.sequencer.ticket();
+        let mut committed: Vec<Pending> = Vec::new();
+        for group in groups {
+            for chunk in group.chunks() {
+                let Group {
+                    class_name,
+                    columns,
+                    rows,
+                } = chunk;
+                let merged = rows.len() > 1 && {
+                    let values = rows.iter().map(|(_, values)| values.clone()).collect();
+                    let statement = insert(&class_name, &columns, values);
+                    execute(&mut conn, &statement).await.is_ok()
+                };
+                for (pending, values) in rows {
+                    let result = if merged {
+                        Ok(())
+                    } else {
+                        let statement = insert(&class_name, &columns, vec![values]);
+                        execute(&mut conn, &statement).await.map(drop)
+                    };
+                    match result {
+                        Ok(()) => committed.push(pending),
+                        Err(error) => {
+                            let _ = pending.reply.send(Err(error));
+                        }
+                    }
+                }
+            }
+        }
+        drop(conn);
+        let (writes, replies): (Vec<Write>, Vec<_>) = committed
+            .into_iter()
+            .map(|pending| (pending.write, pending.reply))
+            .unzip();
+        let outcomes: Vec<WriteOutcome> = writes
+            .iter()
+            .filter_map(|write| match write {
+                Write::Create { schema, object, .. } => Some(created(schema, object)),
+                _ => None,
+            })
+            .collect();
+        if writes.is_empty() {
+            // Nothing committed: the place in the commit order is given up.
+            drop(ticket);
+            return;
+        }
+        self.report(ticket, &writes, &outcomes, TableChanges::default())
+            .await;
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            let _ = reply.send(Ok(outcome));
+        }
+    }
+}
+
+/// Rows for one table and column list, in arrival order.
+struct Group {
+    class_name: String,
+    columns: Vec<String>,
+    rows: Vec<(Pending, Vec<PgBind>)>,
+}
+
+impl Group {
+    /// The group cut so that no statement carries more than [`MAX_BINDS`] values.
+    fn chunks(self) -> Vec<Group> {
+        let size = (MAX_BINDS / self.columns.len().max(1)).max(1);
+        let mut chunks = Vec::new();
+        let mut rows = self.rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            chunks.push(Group {
+                class_name: self.class_name.clone(),
+                columns: self.columns.clone(),
+                rows: rows.by_ref().take(size).collect(),
+            });
+        }
+        chunks
+    }
+}
+
+/// The `INSERT` of `rows` into `class_name`'s table, each in `columns` order.
+fn insert(class_name: &str, columns: &[String], rows: Vec<Vec<PgBind>>) -> PgSql {
+    let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+    insert_rows::<PgDialect>(class_name, &columns, rows)
+}
+
+fn lock(merger: &Merger) -> std::sync::MutexGuard<'_, Queue> {
+    // Held only to push or take, never across an await; a panic cannot leave it half done.
+    merger
+        .queue
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
