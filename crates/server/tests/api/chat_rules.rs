@@ -8,21 +8,6 @@ use serde_json::{Value, json};
 
 use crate::common::{Reply, TestServer, User, assert_parse_error, pointer};
 
-/// `owner`'s session with `others` as participants, created by `owner`; its objectId.
-async fn session_of(server: &TestServer, owner: &User, others: &[&User]) -> String {
-    let participants: Vec<Value> = others.iter().map(|u| pointer("_User", &u.id)).collect();
-    let reply = server
-        .as_user(
-            owner,
-            Method::POST,
-            "/classes/ChatSession",
-            Some(json!({"participants": participants})),
-        )
-        .await;
-    assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
-    reply.body["objectId"].as_str().unwrap().to_owned()
-}
-
 /// What `user` can see of `class_name`/`object_id`: by get, by find and by count.
 async fn visible_to(server: &TestServer, user: &User, class_name: &str, object_id: &str) -> bool {
     let get = server
@@ -54,7 +39,7 @@ async fn master_creates_get_the_session_acl() {
     let ada = server.sign_up("ada").await;
     let bob = server.sign_up("bob").await;
     let eve = server.sign_up("eve").await;
-    let session_id = session_of(&server, &ada, &[&bob]).await;
+    let session_id = server.session_with(&ada, &[&bob]).await;
     let session = pointer("ChatSession", &session_id);
 
     let created = server
@@ -230,7 +215,7 @@ async fn writes_must_name_an_existing_session() {
 async fn clients_cannot_set_server_owned_message_fields() {
     let server = TestServer::new().await;
     let ada = server.sign_up("ada").await;
-    let session_id = session_of(&server, &ada, &[]).await;
+    let session_id = server.session_with(&ada, &[]).await;
     let session = pointer("ChatSession", &session_id);
     let persona = server.create("Persona", json!({"name": "Bot"})).await;
     let forged = [
@@ -302,7 +287,7 @@ async fn membership_holds_for_updates_and_deletes() {
     let server = TestServer::new().await;
     let ada = server.sign_up("ada").await;
     let bob = server.sign_up("bob").await;
-    let session_id = session_of(&server, &ada, &[&bob]).await;
+    let session_id = server.session_with(&ada, &[&bob]).await;
     let session = pointer("ChatSession", &session_id);
     let mut ids = Vec::new();
     for content in ["one", "two"] {
@@ -322,14 +307,7 @@ async fn membership_holds_for_updates_and_deletes() {
         .unwrap()
         .to_owned();
     let removed = server
-        .as_user(
-            &ada,
-            Method::PUT,
-            &format!("/classes/ChatSession/{session_id}"),
-            Some(
-                json!({"participants": {"__op": "Remove", "objects": [pointer("_User", &bob.id)]}}),
-            ),
-        )
+        .change_participants(&ada, &session_id, "Remove", &bob)
         .await;
     assert_eq!(removed.status.as_u16(), 200, "{:?}", removed.body);
     // The master hands Bob write on his second message and on the Context again.
@@ -410,7 +388,7 @@ async fn posting_follows_the_session_as_it_is_now() {
     let ada = server.sign_up("ada").await;
     let bob = server.sign_up("bob").await;
     let eve = server.sign_up("eve").await;
-    let session_id = session_of(&server, &ada, &[&bob]).await;
+    let session_id = server.session_with(&ada, &[&bob]).await;
     let session_path = format!("/classes/ChatSession/{session_id}");
     for content in ["one", "two"] {
         let reply = post_message(&server, &bob, &session_id, content).await;
@@ -419,11 +397,9 @@ async fn posting_follows_the_session_as_it_is_now() {
     let outsider = post_message(&server, &eve, &session_id, "let me in").await;
     assert_parse_error(&outsider, 400, 119, None);
 
-    let bob_pointer = pointer("_User", &bob.id);
     for (op, allowed) in [("Remove", false), ("AddUnique", true)] {
-        let body = json!({"participants": {"__op": op, "objects": [bob_pointer]}});
         let reply = server
-            .as_user(&ada, Method::PUT, &session_path, Some(body))
+            .change_participants(&ada, &session_id, op, &bob)
             .await;
         assert_eq!(reply.status.as_u16(), 200, "{:?}", reply.body);
         let post = post_message(&server, &bob, &session_id, op).await;

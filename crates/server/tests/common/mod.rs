@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use parlor_server::config::ServeOptions;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -647,6 +647,40 @@ impl TestServer {
                 ("x-parse-application-id", APP_ID),
                 ("x-parse-session-token", user.session_token()),
             ],
+        )
+        .await
+    }
+
+    /// `owner`'s session with `others` as participants, created by `owner`; its objectId.
+    pub async fn session_with(&self, owner: &User, others: &[&User]) -> String {
+        let participants: Vec<Value> = others.iter().map(|u| pointer("_User", &u.id)).collect();
+        let reply = self
+            .as_user(
+                owner,
+                Method::POST,
+                "/classes/ChatSession",
+                Some(json!({"participants": participants})),
+            )
+            .await;
+        assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
+        reply.body["objectId"].as_str().unwrap().to_owned()
+    }
+
+    /// `owner` applies `op` (`Remove`, `AddUnique`, …) with `user` to the `participants` of
+    /// session `session_id`.
+    pub async fn change_participants(
+        &self,
+        owner: &User,
+        session_id: &str,
+        op: &str,
+        user: &User,
+    ) -> Reply {
+        let body = json!({"participants": {"__op": op, "objects": [pointer("_User", &user.id)]}});
+        self.as_user(
+            owner,
+            Method::PUT,
+            &format!("/classes/ChatSession/{session_id}"),
+            Some(body),
         )
         .await
     }
