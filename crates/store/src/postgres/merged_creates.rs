@@ -14,6 +14,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use parlor_core::object::Object;
+use parlor_core::schema::ClassSchema;
+
 use tokio::sync::oneshot;
 
 use crate::ddl::TableChanges;
@@ -46,18 +49,28 @@ struct Queue {
     running: usize,
 }
 
+/// A create waiting: its class, its object, and where its answer goes.
 struct Pending {
-    write: Write,
+    schema: Arc<ClassSchema>,
+    object: Object,
     reply: oneshot::Sender<StoreResult<WriteOutcome>>,
 }
 
 impl Inner {
-    /// Commits `write`, a create without relations, merged with those waiting beside it.
-    pub(crate) async fn create_merged(self: &Arc<Self>, write: Write) -> StoreResult<WriteOutcome> {
+    /// Commits `object`, created without relations, merged with the creates waiting beside it.
+    pub(crate) async fn create_merged(
+        self: &Arc<Self>,
+        schema: Arc<ClassSchema>,
+        object: Object,
+    ) -> StoreResult<WriteOutcome> {
         let (reply, answer) = oneshot::channel();
         let start = {
             let mut queue = lock(&self.merger);
-            queue.pending.push(Pending { write, reply });
+            queue.pending.push(Pending {
+                schema,
+                object,
+                reply,
+            });
             let start = queue.running < MAX_RUNNING;
             if start {
                 queue.running += 1;
@@ -93,15 +106,11 @@ impl Inner {
         let mut groups: Vec<Group> = Vec::new();
         let mut group_of: HashMap<(String, Vec<String>), usize> = HashMap::new();
         for pending in batch {
-            let row = match &pending.write {
-                Write::Create { schema, object, .. } => {
-                    row::<PgDialect>(schema, object).map(|(columns, values)| {
-                        let columns: Vec<String> = columns.into_iter().map(str::to_owned).collect();
-                        ((schema.class_name.clone(), columns), values)
-                    })
-                }
-                _ => Err(StoreError::database("only creates are merged")),
-            };
+            let row =
+                row::<PgDialect>(&pending.schema, &pending.object).map(|(columns, values)| {
+                    let columns: Vec<String> = columns.into_iter().map(str::to_owned).collect();
+                    ((pending.schema.class_name.clone(), columns), values)
+                });
             match row {
                 Ok((key, values)) => {
                     let index = *group_of.entry(key.clone()).or_insert_with(|| {
@@ -164,17 +173,21 @@ impl Inner {
             }
         }
         drop(conn);
+        let outcomes: Vec<WriteOutcome> = committed
+            .iter()
+            .map(|pending| created(&pending.schema, &pending.object))
+            .collect();
         let (writes, replies): (Vec<Write>, Vec<_>) = committed
             .into_iter()
-            .map(|pending| (pending.write, pending.reply))
-            .unzip();
-        let outcomes: Vec<WriteOutcome> = writes
-            .iter()
-            .filter_map(|write| match write {
-                Write::Create { schema, object, .. } => Some(created(schema, object)),
-                _ => None,
+            .map(|pending| {
+                let write = Write::Create {
+                    schema: pending.schema,
+                    object: pending.object,
+                    relations: Vec::new(),
+                };
+                (write, pending.reply)
             })
-            .collect();
+            .unzip();
         if writes.is_empty() {
             // Nothing committed: the place in the commit order is given up.
             drop(ticket);

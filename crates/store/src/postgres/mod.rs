@@ -505,10 +505,19 @@ impl Inner {
         // A lone create without relations is a single statement, committed as it runs: it
         // conflicts with another transaction only on a unique key, where the loser fails and
         // reports nothing. It goes with the creates waiting beside it (`merged_creates`).
-        if let [write @ Write::Create { relations, .. }] = writes
+        if let [
+            Write::Create {
+                schema,
+                object,
+                relations,
+            },
+        ] = writes
             && relations.is_empty()
         {
-            return Ok(vec![self.create_merged(write.clone()).await?]);
+            let created = self
+                .create_merged(Arc::clone(schema), object.clone())
+                .await?;
+            return Ok(vec![created]);
         }
         let mut tx = self.pool.begin().await?;
         let mut changes = TableChanges::default();
