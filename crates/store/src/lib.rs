@@ -16,6 +16,7 @@
 mod aggregate;
 mod ddl;
 pub mod error;
+mod gathering;
 mod layout;
 mod lending;
 pub mod postgres;

@@ -45,7 +45,7 @@ pub(crate) type Names<'r> = Vec<Cow<'r, str>>;
 const OBJECT_ID: usize = 0;
 const CREATED_AT: usize = 1;
 const UPDATED_AT: usize = 2;
-const READERS: usize = 3;
+pub(crate) const READERS: usize = 3;
 const WRITERS: usize = 4;
 const NULLS: usize = 5;
 

@@ -555,3 +555,126 @@ async fn finds_survive_connections_the_server_ended() {
         .await;
     assert!(closed.is_err(), "a find answered after close: {closed:?}");
 }
+
+/// Gets by id that arrive together go as one statement (`merged_reads`), and each still gets
+/// its own answer: 600 concurrent gets by four callers (the master key, two users, one with a
+/// role) of public, private, role-only and nobody-readable objects, ids asked many times and
+/// ids that do not exist, with and without `keys`, as objects and as JSON text, each answer
+/// the one its own filter gives on the stored objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gets_sent_together_each_get_their_own_answer() {
+    use parlor_core::object::{Acl, Object};
+    use parlor_core::query::matcher::matches;
+    use parlor_core::query::{FieldRef, FindQuery, Operand};
+
+    let Some((_guard, store)) = open().await else {
+        return;
+    };
+    let store = Arc::new(store);
+    let note = class(
+        "Note",
+        &[("text", FieldType::String), ("n", FieldType::Number)],
+    );
+    store.create_class(&note).await.unwrap();
+    let acls = [
+        None,
+        Some(json!({"u1": {"read": true, "write": true}})),
+        Some(json!({"role:admin": {"read": true}, "u1": {"write": true}})),
+        Some(json!({"u2": {"write": true}})),
+        Some(json!({"*": {"read": true}})),
+    ];
+    let stored: Vec<Object> = (0..40_u32)
+        .map(|i| {
+            let mut object = object(
+                &format!("o{i:02}"),
+                i,
+                json!({"text": format!("t{i}"), "n": i}),
+            );
+            object.acl = acls[i as usize % acls.len()]
+                .as_ref()
+                .map(|acl| Acl::from_json(acl).unwrap());
+            object
+        })
+        .collect();
+    insert(&*store, &note, stored.clone()).await;
+    let note = Arc::new(note);
+    let callers: [Option<Vec<String>>; 4] = [
+        None,
+        Some(vec!["*".into(), "u1".into()]),
+        Some(vec!["*".into(), "u2".into()]),
+        Some(vec!["*".into(), "u2".into(), "role:admin".into()]),
+    ];
+
+    let mut tasks = Vec::new();
+    for i in 0..600_usize {
+        // Ids o00..o44: the last five do not exist; each existing one is asked ~14 times.
+        let id = format!("o{:02}", (i * 7) % 45);
+        let readers = callers[i % callers.len()].clone();
+        let keys = (i % 3 == 0).then(|| vec!["text".to_owned()]);
+        let id_filter = Filter::Cond {
+            field: FieldRef {
+                field: "objectId".into(),
+                path: Vec::new(),
+                field_type: Some(FieldType::String),
+            },
+            cond: Cond::Eq(Operand::String(id.clone())),
+        };
+        let filter = match &readers {
+            None => id_filter,
+            Some(group) => id_filter.and(Filter::Readable(group.clone())),
+        };
+        let query = FindQuery {
+            limit: Some(1),
+            keys: keys.clone(),
+            ..FindQuery::filter(filter.clone())
+        };
+        let store = Arc::clone(&store);
+        let note = Arc::clone(&note);
+        tasks.push(tokio::spawn(async move {
+            let found: Vec<Value> = if i % 2 == 0 {
+                let objects = store.find(&note, &query).await.unwrap();
+                objects
+                    .into_iter()
+                    .map(|object| json!([object.object_id, object.fields]))
+                    .collect()
+            } else {
+                let rows = store.find_json(&note, &query).await.unwrap();
+                rows.into_values()
+                    .unwrap()
+                    .into_iter()
+                    .map(|mut object| {
+                        let object = object.as_object_mut().unwrap();
+                        let id = object.remove("objectId").unwrap();
+                        for default in ["createdAt", "updatedAt", "ACL"] {
+                            object.remove(default);
+                        }
+                        json!([id, object])
+                    })
+                    .collect()
+            };
+            (filter, keys, found)
+        }));
+    }
+    let mut seen = [0_usize; 2];
+    for task in tasks {
+        let (filter, keys, found) = task.await.unwrap();
+        let expected: Vec<Value> = stored
+            .iter()
+            .filter(|object| matches(&filter, object))
+            .map(|object| {
+                let mut fields = object.fields.clone();
+                if keys.is_some() {
+                    fields.remove("n");
+                }
+                json!([object.object_id, fields])
+            })
+            .collect();
+        assert_eq!(found, expected, "{filter:?} keys {keys:?}");
+        seen[expected.len().min(1)] += 1;
+    }
+    assert!(
+        seen[0] > 100 && seen[1] > 100,
+        "both found and refused gets: {seen:?}"
+    );
+    store.close().await;
+}

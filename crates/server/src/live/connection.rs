@@ -283,17 +283,18 @@ pub async fn serve_socket(mut socket: WebSocket, state: AppState, peer: IpAddr) 
         }
     }
     // The last error, ahead of whatever is pending; otherwise the pending frames. A client
-    // that does not read is cut off by the send timeout either way.
+    // whose socket is full still gets them if it reads before its stall's limit (a slow
+    // client is told why it was cut off); one that does not read is cut off at that limit.
     if let Some(frame) = outbox.last.take() {
         outbox.pending.clear();
         outbox
             .pending
             .push_back(Message::Text(frame.to_string().into()));
     }
-    if outbox.stalled_since.is_none() {
-        let _ =
-            tokio::time::timeout(SEND_TIMEOUT, poll_fn(|cx| outbox.write(&mut socket, cx))).await;
-    }
+    let limit = outbox.stalled_since.map_or(SEND_TIMEOUT, |since| {
+        (since + SEND_TIMEOUT).saturating_duration_since(Instant::now())
+    });
+    let _ = tokio::time::timeout(limit, poll_fn(|cx| outbox.write(&mut socket, cx))).await;
     let _ = tokio::time::timeout(SEND_TIMEOUT, socket.close()).await;
 }
 

@@ -4,7 +4,7 @@
 //! each row of a ten-row `INSERT` (pgbench on the 2-core machine: 14.4k one-row inserts/s
 //! against 51.6k rows/s in tens). So the creates waiting for the database go together: the
 //! first one starts a drain task at once (a create alone waits for nothing), and those that
-//! arrive while a statement runs go in the next one. At most [`MAX_RUNNING`] drains run.
+//! arrive while a statement runs go in the next one ([`Gathering`]).
 //!
 //! A merged statement is still one autocommitted statement, so (as for a lone create) its
 //! ticket is taken before it is sent and every row commits or none does. One that fails is
@@ -12,7 +12,7 @@
 //! own row. Callers are answered after the report, as every other write is.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use parlor_core::object::Object;
 use parlor_core::schema::ClassSchema;
@@ -21,15 +21,18 @@ use tokio::sync::oneshot;
 
 use crate::ddl::TableChanges;
 use crate::error::{StoreError, StoreResult};
+use crate::gathering::Gathering;
 use crate::postgres::dialect::PgDialect;
 use crate::postgres::rows::{PgBind, PgSql};
 use crate::postgres::{Inner, execute};
 use crate::writes::{created, insert_rows, row};
 use crate::{Write, WriteOutcome};
 
-/// Drains sending statements at the same time: two keep PostgreSQL busy while the next
-/// statement's rows gather.
-const MAX_RUNNING: usize = 2;
+/// Drains sending statements at the same time. One: the next statement's rows gather while
+/// the last one commits. Two made statements smaller and cost more per create, in the
+/// server and in PostgreSQL (bench/README, "eighth sitting"); the price of one is that a
+/// statement stuck behind a lock (a schema change's) holds every lone create until it ends.
+const MAX_RUNNING: usize = 1;
 
 /// The most rows one drain takes.
 const MAX_ROWS: usize = 64;
@@ -37,16 +40,13 @@ const MAX_ROWS: usize = 64;
 /// The most bound values one statement carries (PostgreSQL takes 65,535).
 const MAX_BINDS: usize = 30_000;
 
-/// The creates waiting, and how many drains run.
-#[derive(Default)]
-pub(crate) struct Merger {
-    queue: Mutex<Queue>,
-}
+/// The creates waiting, and the drains sending them.
+pub(crate) struct Merger(Gathering<Pending>);
 
-#[derive(Default)]
-struct Queue {
-    pending: Vec<Pending>,
-    running: usize,
+impl Default for Merger {
+    fn default() -> Merger {
+        Merger(Gathering::new(MAX_RUNNING))
+    }
 }
 
 /// A create waiting: its class, its object, and where its answer goes.
@@ -64,19 +64,11 @@ impl Inner {
         object: Object,
     ) -> StoreResult<WriteOutcome> {
         let (reply, answer) = oneshot::channel();
-        let start = {
-            let mut queue = lock(&self.merger);
-            queue.pending.push(Pending {
-                schema,
-                object,
-                reply,
-            });
-            let start = queue.running < MAX_RUNNING;
-            if start {
-                queue.running += 1;
-            }
-            start
-        };
+        let start = self.merger.0.push(Pending {
+            schema,
+            object,
+            reply,
+        });
         if start {
             let inner = Arc::clone(self);
             tokio::spawn(async move { inner.drain().await });
@@ -88,16 +80,7 @@ impl Inner {
 
     /// Sends what is waiting, a statement per class and column list, until nothing is.
     async fn drain(self: Arc<Self>) {
-        loop {
-            let batch = {
-                let mut queue = lock(&self.merger);
-                if queue.pending.is_empty() {
-                    queue.running -= 1;
-                    return;
-                }
-                let take = queue.pending.len().min(MAX_ROWS);
-                queue.pending.drain(..take).collect::<Vec<_>>()
-            };
+        while let Some(batch) = self.merger.0.take(MAX_ROWS) {
             self.send_batch(batch).await;
         }
     }
@@ -229,12 +212,4 @@ impl Group {
 fn insert(class_name: &str, columns: &[String], rows: Vec<Vec<PgBind>>) -> PgSql {
     let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
     insert_rows::<PgDialect>(class_name, &columns, rows)
-}
-
-fn lock(merger: &Merger) -> std::sync::MutexGuard<'_, Queue> {
-    // Held only to push or take, never across an await; a panic cannot leave it half done.
-    merger
-        .queue
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

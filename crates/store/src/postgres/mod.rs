@@ -9,6 +9,7 @@
 //! - `writes`: creates, updates and deletes inside a transaction.
 //! - `sequencer`: commit order for the change sink.
 //! - `merged_creates`: lone creates that arrive together, sent as one multi-row `INSERT`.
+//! - `merged_reads`: gets by id that arrive together, sent as one statement.
 //!
 //! The layout and the semantics are SQLite's (the same tests run against both, and the
 //! agreement property test checks both against the matcher); only the dialect differs.
@@ -24,6 +25,7 @@ mod ddl;
 mod dialect;
 mod lending;
 mod merged_creates;
+mod merged_reads;
 mod regex;
 mod rows;
 mod search;
@@ -61,6 +63,7 @@ use crate::selected::JsonRowsWriter;
 use crate::state::{self, Generations};
 use crate::text_search;
 use dialect::PgDialect;
+use merged_reads::PointRead;
 use rows::{PgBind, PgSql};
 use sequencer::{Sequencer, Ticket};
 
@@ -132,6 +135,8 @@ struct Inner {
     lending: lending::Lender,
     /// Lone creates waiting to go to the database together (`merged_creates`).
     merger: merged_creates::Merger,
+    /// Gets by id waiting to go to the database together (`merged_reads`).
+    read_merger: merged_reads::ReadMerger,
 }
 
 impl From<sqlx_core::Error> for StoreError {
@@ -321,8 +326,8 @@ pub(crate) async fn select_objects<'c>(
 }
 
 impl PostgresStore {
-    /// A find's statement run, on a lent connection when one is free (else the pool), its
-    /// rows made into a `T` by `collect`.
+    /// A find's statement run, its rows made into a `T` by `collect`. A get by id goes
+    /// together with the gets waiting beside it (`merged_reads`).
     async fn select<T: Default>(
         &self,
         schema: &ClassSchema,
@@ -332,14 +337,32 @@ impl PostgresStore {
         if !self.inner.class_table_exists(&schema.class_name).await? {
             return Ok(T::default());
         }
+        if let Some(read) = PointRead::of(query) {
+            let projection = Arc::new(Projection::new(schema, query.keys.as_deref()));
+            let row = self
+                .inner
+                .read_merged(&schema.class_name, Arc::clone(&projection), read)
+                .await?;
+            let rows: Vec<PgRow> = row.into_iter().collect();
+            return collect(&rows, &projection);
+        }
         self.inner
             .ensure_text_indexes(&schema.class_name, &query.filter)
             .await?;
         let (out, projection) = self
             .inner
             .with_tables(|table_exists| select::find::<PgDialect>(schema, query, table_exists))?;
-        if let Some(mut lent) = self.inner.lending.lend(&self.inner.pool).await {
-            let fetched = bound(&out).fetch_all(lent.conn()).await;
+        let rows = self.inner.fetch_rows(&out).await?;
+        collect(&rows, &projection)
+    }
+}
+
+impl Inner {
+    /// The rows of a read statement, run on a lent connection when one is free (else the
+    /// pool), once more with fresh statements if a cached one went stale.
+    async fn fetch_rows(&self, out: &PgSql) -> StoreResult<Vec<PgRow>> {
+        if let Some(mut lent) = self.lending.lend(&self.pool).await {
+            let fetched = bound(out).fetch_all(lent.conn()).await;
             let fetched = fetched.map_err(StoreError::from);
             lent.finish(!fetched.as_ref().is_err_and(lending::is_lost_connection));
             match fetched {
@@ -348,11 +371,10 @@ impl PostgresStore {
                         next_statement_epoch();
                     }
                 }
-                fetched => return collect(&fetched?, &projection),
+                fetched => return fetched,
             }
         }
-        let rows = read(|| async { Ok(bound(&out).fetch_all(&self.inner.pool).await?) }).await?;
-        collect(&rows, &projection)
+        read(|| async { Ok(bound(out).fetch_all(&self.pool).await?) }).await
     }
 }
 
@@ -426,6 +448,7 @@ impl PostgresStore {
                 trigrams_unavailable: AtomicBool::new(false),
                 lending: lending::Lender::new(),
                 merger: merged_creates::Merger::default(),
+                read_merger: merged_reads::ReadMerger::default(),
             }),
         })
     }
