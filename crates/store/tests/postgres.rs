@@ -678,3 +678,54 @@ async fn gets_sent_together_each_get_their_own_answer() {
     );
     store.close().await;
 }
+
+/// The pub/sub channel between instances: small messages ride in the notification, large ones
+/// are stored (uncompressed) and read back; a listener that skips a prefix (its own messages)
+/// hears neither kind of those, and still hears every other message, in order.
+#[tokio::test]
+async fn the_channel_skips_its_own_messages_without_reading_them_back() {
+    use futures::StreamExt;
+    use parlor_store::postgres::channel::PgChannel;
+
+    let Some(url) = pg::database_url() else {
+        return;
+    };
+    let guard = TestSchema::new(&url, "channel");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{separator}schema={}", guard.name);
+    let channel = PgChannel::connect(&url).await.unwrap();
+    let mut everything = channel.subscribe(None).await.unwrap();
+    let mut others = channel.subscribe(Some("me:".to_owned())).await.unwrap();
+    let large = |who: &str| format!("{who}:{}", "é".repeat(10_000));
+    let sent = [
+        "me:small".to_owned(),
+        large("me"),
+        "you:small".to_owned(),
+        large("you"),
+        "meh".to_owned(),
+    ];
+    for message in &sent {
+        channel.publish(message).await.unwrap();
+    }
+    let mut heard = Vec::new();
+    for _ in 0..sent.len() {
+        heard.push(everything.next().await.unwrap());
+    }
+    assert_eq!(heard, sent);
+    let mut heard = Vec::new();
+    for _ in 0..3 {
+        heard.push(others.next().await.unwrap());
+    }
+    assert_eq!(
+        heard,
+        vec![sent[2].clone(), sent[3].clone(), sent[4].clone()]
+    );
+
+    let storage = guard
+        .text(
+            "SELECT attstorage::text FROM pg_attribute \
+             WHERE attrelid = '\"_ChannelMessages\"'::regclass AND attname = 'payload'",
+        )
+        .await;
+    assert_eq!(storage, "e", "stored uncompressed");
+}

@@ -61,10 +61,15 @@ impl Channel {
         }
     }
 
-    async fn subscribe(&self) -> anyhow::Result<futures::stream::BoxStream<'static, String>> {
+    /// The messages from now on; those starting with `own_head` may be left out (PostgreSQL
+    /// then does not read a stored one back).
+    async fn subscribe(
+        &self,
+        own_head: &str,
+    ) -> anyhow::Result<futures::stream::BoxStream<'static, String>> {
         match self {
             Channel::Postgres(channel) => channel
-                .subscribe()
+                .subscribe(Some(own_head.to_owned()))
                 .await
                 .map_err(|error| anyhow::anyhow!("{error}")),
             Channel::Redis(channel) => Ok(channel.subscribe().await?),
@@ -112,9 +117,9 @@ pub async fn start(operations: &Operations, url: &str) -> anyhow::Result<()> {
     });
 
     // Listen before answering requests, so nothing sent from now on is missed.
-    let mut messages = channel.subscribe().await?;
-    let operations = operations.clone();
     let own_head = message_head(&instance);
+    let mut messages = channel.subscribe(&own_head).await?;
+    let operations = operations.clone();
     tokio::spawn(async move {
         loop {
             while let Some(text) = messages.next().await {
@@ -123,7 +128,7 @@ pub async fn start(operations: &Operations, url: &str) -> anyhow::Result<()> {
             tracing::warn!("lost the pub/sub connection; reconnecting");
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                match channel.subscribe().await {
+                match channel.subscribe(&own_head).await {
                     Ok(stream) => {
                         messages = stream;
                         break;

@@ -1,10 +1,14 @@
 //! A pub/sub channel over PostgreSQL's LISTEN/NOTIFY, for instances sharing one database.
 //!
 //! NOTIFY payloads are limited to 8000 bytes, and a change event carries whole objects, so a
-//! larger message is written to the `_ChannelMessages` table and only its id is notified; the
-//! listener reads it back. Rows older than a few minutes are removed by the publisher now and
-//! then. The channel is named after the schema (`?schema=`), so instances in different schemas
-//! of one database do not hear each other.
+//! larger message is written to the `_ChannelMessages` table and only its id is notified,
+//! with the message's first bytes; the listener reads it back unless those bytes show it is
+//! one it skips (an instance's own: [`PgChannel::subscribe`]). The table's payloads are
+//! stored uncompressed (`STORAGE EXTERNAL`): they are read once or never and pruned after a
+//! few minutes, and compressing them was a tenth of PostgreSQL's CPU under a burst of
+//! creates. Rows older than a few minutes are removed by the publisher now and then. The
+//! channel is named after the schema (`?schema=`), so instances in different schemas of one
+//! database do not hear each other.
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -18,6 +22,9 @@ use crate::sql::quote_ident;
 
 /// Payloads up to this size go in the notification itself.
 const INLINE_LIMIT: usize = 7900;
+
+/// How many of a stored payload's first bytes its notification carries.
+const HEAD_BYTES: usize = 128;
 
 /// One database's channel.
 #[derive(Clone)]
@@ -55,6 +62,10 @@ impl PgChannel {
         }
         statements.push(format!(
             "CREATE TABLE IF NOT EXISTS {table} (id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now(), payload TEXT NOT NULL)"
+        ));
+        // Also for a table an earlier version made (a catalog change only).
+        statements.push(format!(
+            "ALTER TABLE {table} ALTER COLUMN payload SET STORAGE EXTERNAL"
         ));
         for statement in statements {
             // `IF NOT EXISTS` is not atomic in PostgreSQL: instances starting together can
@@ -104,7 +115,7 @@ impl PgChannel {
                     .execute(&self.pool)
                     .await?;
             }
-            format!("r{id}")
+            format!("r{id} {}", head(payload))
         };
         query("SELECT pg_notify($1, $2)")
             .bind(&self.name)
@@ -114,9 +125,10 @@ impl PgChannel {
         Ok(())
     }
 
-    /// Every message published from now on, in the order they were sent. The stream ends
-    /// when the listening connection is lost.
-    pub async fn subscribe(&self) -> StoreResult<BoxStream<'static, String>> {
+    /// Every message published from now on, in the order they were sent, but those that
+    /// start with `skip` (when given, at most [`HEAD_BYTES`] long): a stored one is then not
+    /// read back. The stream ends when the listening connection is lost.
+    pub async fn subscribe(&self, skip: Option<String>) -> StoreResult<BoxStream<'static, String>> {
         let mut listener = PgListener::connect(&self.url)
             .await
             .map_err(|error| StoreError::database(format!("pub/sub listener: {error}")))?;
@@ -129,13 +141,20 @@ impl PgChannel {
             .filter_map(move |item| {
                 let pool = pool.clone();
                 let table = table.clone();
+                let skip = skip.clone();
                 async move {
                     let notification = item.ok()?;
                     let text = notification.payload();
+                    let skipped =
+                        |start: &str| skip.as_deref().is_some_and(|skip| start.starts_with(skip));
                     if let Some(inline) = text.strip_prefix('m') {
-                        return Some(inline.to_owned());
+                        return (!skipped(inline)).then(|| inline.to_owned());
                     }
-                    let id: i64 = text.strip_prefix('r')?.parse().ok()?;
+                    let (id, start) = text.strip_prefix('r')?.split_once(' ')?;
+                    if skipped(start) {
+                        return None;
+                    }
+                    let id: i64 = id.parse().ok()?;
                     let select = format!("SELECT payload FROM {table} WHERE id = $1");
                     let row: Option<(String,)> =
                         query_as(sqlx_core::sql_str::AssertSqlSafe(select))
@@ -148,4 +167,13 @@ impl PgChannel {
             })
             .boxed())
     }
+}
+
+/// The first [`HEAD_BYTES`] of `payload`, or fewer to end on a character boundary.
+fn head(payload: &str) -> &str {
+    let mut end = payload.len().min(HEAD_BYTES);
+    while !payload.is_char_boundary(end) {
+        end -= 1;
+    }
+    &payload[..end]
 }

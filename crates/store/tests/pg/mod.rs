@@ -75,6 +75,22 @@ impl TestSchema {
             .unwrap();
         conn.close().await.unwrap();
     }
+
+    /// The first column of the first row of `sql` (run in this schema), as text.
+    pub async fn text(&self, sql: &str) -> String {
+        let mut conn = PgConnection::connect(&self.url).await.unwrap();
+        let search_path = format!("SET search_path TO \"{}\"", self.name);
+        raw_sql(AssertSqlSafe(search_path))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let text: String = sqlx_core::query_scalar::query_scalar(AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        text
+    }
 }
 
 impl Drop for TestSchema {
