@@ -68,7 +68,9 @@ impl PointRead {
         else {
             return None;
         };
-        (field == "objectId" && path.is_empty()).then(|| PointRead {
+        // PostgreSQL refuses text with NUL, and would refuse the whole statement for it: such
+        // an id takes its own statement (and its own error), never its neighbours'.
+        (field == "objectId" && path.is_empty() && !object_id.contains('\0')).then(|| PointRead {
             object_id: object_id.clone(),
             readers,
         })
@@ -261,6 +263,8 @@ mod tests {
         let refused = [
             // Another field, or a condition beside the read check (a CLP pointer permission).
             query(by_id("owner", "a")),
+            // An id PostgreSQL cannot take would fail every get of the statement.
+            query(by_id("objectId", "a\0b")),
             query(
                 by_id("objectId", "a")
                     .and(by_id("owner", "u1"))

@@ -171,7 +171,9 @@ mod tests {
         let data = vec![7_u8; 2 << 20];
         let mut written = 0;
         let mut started_over = false;
-        for index in 0..64 {
+        // Up to 256 MiB: four times `RESTART_PAGES`, as a busy machine (other tests running)
+        // can keep the thread from finding an idle moment for a while.
+        for index in 0..128 {
             put_blob(&store, index, &data).await;
             written += data.len() as u64;
             if wal_size() < written {
